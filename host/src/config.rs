@@ -1,0 +1,176 @@
+//! Configuration: the TOML file, validated into typed settings.
+//!
+//! `raw` mirrors the file and rejects unknown keys; `validate` resolves references, addresses and
+//! defaults; `server_spec` parses twemproxy-style `host:port[:weight] [name]` server strings.
+//! Every error names the file, the line and the key (see [`ConfigError`]).
+
+mod raw;
+mod server_spec;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use server_spec::ServerSpec;
+
+/// Per-request connect timeout to a backend when the pool does not set one. A memcached on the
+/// same network answers a SYN in well under a millisecond; half a second covers a loaded host
+/// without letting a dead one stall clients for long.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Time a backend has to answer one request when the pool does not set it: mcrouter's default
+/// server timeout, long enough for a multi-megabyte value over a busy link.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Epoch budget of one plugin `route` call. A routing decision takes microseconds; ten
+/// milliseconds is far beyond any honest policy and caps what a runaway loop costs a worker.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
+/// Budget of one plugin `init` call, which may build tables (a ketama continuum) once.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Linear-memory cap per plugin instance: room for large lookup tables, small enough that one
+/// leaking plugin cannot take the host's memory.
+pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 64 << 20;
+/// Largest value a client may store: memcached's own default item size limit.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+/// Hard ceiling for `server.max_value_bytes`.
+pub const MAX_VALUE_BYTES_CEILING: usize = 1 << 30;
+/// Hashing plugin of a pool that names none: what twemproxy and libmemcached users expect.
+pub const DEFAULT_HASH_PLUGIN: &str = "ketama";
+
+/// A validated configuration, ready to be built into a generation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from; names it in errors and anchors relative plugin paths.
+    pub origin: PathBuf,
+    /// Process-wide settings.
+    pub server: ServerSettings,
+    /// Sandbox budgets applied to every plugin instance.
+    pub plugins: PluginSettings,
+    /// Client-facing sockets, in file order (a plugin sees the index as `listener`).
+    pub listeners: Vec<ListenerConfig>,
+    /// Pools of memcached servers, each with its hashing plugin.
+    pub pools: Vec<PoolConfig>,
+    /// Named route nodes.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Worker threads, each with its own runtime, plugin instances and backend connections.
+    pub workers: usize,
+    /// Largest value a client may store; larger ones get memcached's `SERVER_ERROR object too
+    /// large for cache`.
+    pub max_value_bytes: usize,
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    /// Epoch deadline of one `route` call.
+    pub call_timeout: Duration,
+    /// Epoch deadline of one `init` call.
+    pub init_timeout: Duration,
+    /// Linear-memory cap per instance.
+    pub memory_limit_bytes: usize,
+}
+
+/// One `[[listeners]]` entry.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Where to accept clients; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// The pool or route that receives this listener's requests.
+    pub route: String,
+}
+
+/// One `[pools.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The table's name.
+    pub name: String,
+    /// Line of the table, for errors found while building.
+    pub line: usize,
+    /// The servers, in file order; the hashing plugin addresses them by this index.
+    pub servers: Vec<ServerSpec>,
+    /// The plugin that picks a server for each key.
+    pub hash: PluginSource,
+    /// Its configuration table.
+    pub hash_config: toml::Table,
+    /// Connect timeout to each server.
+    pub connect_timeout: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// One `[routes.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// The table's name.
+    pub name: String,
+    /// Line of the table's `plugin` key, for errors found while building.
+    pub line: usize,
+    /// The policy.
+    pub plugin: PluginSource,
+    /// Children, by name (pools or routes); the plugin addresses them by index.
+    pub children: Vec<String>,
+    /// The table handed to the plugin's `init`.
+    pub config: toml::Table,
+}
+
+/// Where a plugin's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PluginSource {
+    /// A plugin compiled into the binary, by name (`ketama`, `prefix`, ...).
+    Bundled(String),
+    /// A `.wasm` file, resolved against the config file's directory.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginSource::Bundled(name) => f.write_str(name),
+            PluginSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A configuration problem: which file, which line, which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, when the problem has one.
+    pub line: Option<usize>,
+    /// The dotted key (`pools.main.servers`), or the offending token.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Validates config text; `origin` names it in errors and anchors relative plugin paths.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        validate::validate(text, origin)
+    }
+
+    /// Directory that relative paths in this config are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.origin
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."))
+    }
+}

@@ -1,0 +1,74 @@
+//! The config file exactly as written: serde structs that reject unknown keys.
+//!
+//! Nothing here is validated beyond its TOML type; `super::validate` turns a [`RawConfig`] into
+//! a [`super::Config`]. Every reference and address is kept [`Spanned`] so that errors found
+//! after parsing can still name the line they came from.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub plugins: RawPlugins,
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub pools: BTreeMap<Spanned<String>, RawPool>,
+    #[serde(default)]
+    pub routes: BTreeMap<Spanned<String>, RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub workers: Option<Spanned<i64>>,
+    pub max_value_bytes: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    pub call_timeout_ms: Option<Spanned<i64>>,
+    pub init_timeout_ms: Option<Spanned<i64>>,
+    pub memory_limit_mb: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub address: Spanned<String>,
+    pub route: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub servers: Spanned<Vec<Spanned<String>>>,
+    pub hash: Option<RawPluginRef>,
+    pub connect_timeout_ms: Option<Spanned<i64>>,
+    pub timeout_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPluginRef {
+    pub plugin: Spanned<String>,
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub plugin: Spanned<String>,
+    #[serde(default)]
+    pub children: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub config: toml::Table,
+}

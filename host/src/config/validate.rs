@@ -1,0 +1,443 @@
+//! From [`RawConfig`] to [`Config`]: defaults, ranges, addresses, references, cycles.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawPluginRef};
+use super::{
+    Config, ConfigError, ListenerConfig, PluginSettings, PluginSource, PoolConfig, RouteConfig,
+    ServerSettings,
+};
+
+/// Builds errors that point into one file.
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(
+        &self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: span.map(|s| self.line_of(s.start)),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn at<T>(
+        &self,
+        spanned: &Spanned<T>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        self.err(Some(spanned.span()), key, message)
+    }
+
+    fn int_in(
+        &self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ConfigError> {
+        match value {
+            None => Ok(None),
+            Some(v) if range.contains(v.get_ref()) => Ok(Some(*v.get_ref())),
+            Some(v) => Err(self.at(
+                v,
+                key,
+                format!(
+                    "{} is out of range ({}..={})",
+                    v.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
+    fn millis(
+        &self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        Ok(self
+            .int_in(value, key, 1..=3_600_000)?
+            .map_or(default, |ms| Duration::from_millis(ms.unsigned_abs())))
+    }
+}
+
+pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+    let cx = Ctx { text, file: origin };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let key = e
+            .span()
+            .and_then(|s| text.get(s))
+            .map(|t| t.trim().trim_matches('"').to_string())
+            .unwrap_or_default();
+        cx.err(e.span(), key, e.message().trim().to_string())
+    })?;
+
+    let server = ServerSettings {
+        workers: cx
+            .int_in(&raw.server.workers, "server.workers", 1..=1024)?
+            .map_or_else(default_workers, |w| w.unsigned_abs() as usize),
+        max_value_bytes: cx
+            .int_in(
+                &raw.server.max_value_bytes,
+                "server.max_value_bytes",
+                1..=super::MAX_VALUE_BYTES_CEILING as i64,
+            )?
+            .map_or(super::DEFAULT_MAX_VALUE_BYTES, |v| {
+                v.unsigned_abs() as usize
+            }),
+    };
+    let plugins = PluginSettings {
+        call_timeout: cx.millis(
+            &raw.plugins.call_timeout_ms,
+            "plugins.call_timeout_ms",
+            super::DEFAULT_CALL_TIMEOUT,
+        )?,
+        init_timeout: cx.millis(
+            &raw.plugins.init_timeout_ms,
+            "plugins.init_timeout_ms",
+            super::DEFAULT_INIT_TIMEOUT,
+        )?,
+        memory_limit_bytes: cx
+            .int_in(
+                &raw.plugins.memory_limit_mb,
+                "plugins.memory_limit_mb",
+                1..=4096,
+            )?
+            .map_or(super::DEFAULT_MEMORY_LIMIT_BYTES, |mb| {
+                (mb.unsigned_abs() as usize) << 20
+            }),
+    };
+
+    // Pools and routes share one namespace: a reference is a bare name.
+    let mut names: HashMap<&str, Range<usize>> = HashMap::new();
+    for name in raw.pools.keys().chain(raw.routes.keys()) {
+        if name.get_ref().is_empty() {
+            return Err(cx.at(name, "", "empty pool or route name"));
+        }
+        if let Some(first) = names.insert(name.get_ref(), name.span()) {
+            return Err(cx.at(
+                name,
+                name.get_ref().clone(),
+                format!(
+                    "`{}` is defined twice (first at line {}); pools and routes share one namespace",
+                    name.get_ref(),
+                    cx.line_of(first.start)
+                ),
+            ));
+        }
+    }
+
+    let mut pools = Vec::with_capacity(raw.pools.len());
+    for (name, pool) in &raw.pools {
+        let key = format!("pools.{}", name.get_ref());
+        if pool.servers.get_ref().is_empty() {
+            return Err(cx.at(
+                &pool.servers,
+                format!("{key}.servers"),
+                "a pool needs at least one server",
+            ));
+        }
+        let mut servers = Vec::with_capacity(pool.servers.get_ref().len());
+        for s in pool.servers.get_ref() {
+            let spec = super::server_spec::parse(s.get_ref())
+                .map_err(|m| cx.at(s, format!("{key}.servers"), m))?;
+            if servers
+                .iter()
+                .any(|o: &super::ServerSpec| o.address == spec.address)
+            {
+                return Err(cx.at(
+                    s,
+                    format!("{key}.servers"),
+                    format!("{} is listed twice", spec.address),
+                ));
+            }
+            servers.push(spec);
+        }
+        let (hash, hash_config) = match &pool.hash {
+            Some(RawPluginRef { plugin, config }) => (
+                plugin_source(&cx, plugin, &format!("{key}.hash.plugin"))?,
+                config.clone(),
+            ),
+            None => (
+                PluginSource::Bundled(super::DEFAULT_HASH_PLUGIN.to_string()),
+                toml::Table::new(),
+            ),
+        };
+        pools.push(PoolConfig {
+            name: name.get_ref().clone(),
+            line: cx.line_of(name.span().start),
+            servers,
+            hash,
+            hash_config,
+            connect_timeout: cx.millis(
+                &pool.connect_timeout_ms,
+                &format!("{key}.connect_timeout_ms"),
+                super::DEFAULT_CONNECT_TIMEOUT,
+            )?,
+            timeout: cx.millis(
+                &pool.timeout_ms,
+                &format!("{key}.timeout_ms"),
+                super::DEFAULT_REQUEST_TIMEOUT,
+            )?,
+        });
+    }
+
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (name, route) in &raw.routes {
+        let key = format!("routes.{}", name.get_ref());
+        for child in &route.children {
+            if !names.contains_key(child.get_ref().as_str()) {
+                return Err(cx.at(
+                    child,
+                    format!("{key}.children"),
+                    format!("no pool or route is named `{}`", child.get_ref()),
+                ));
+            }
+        }
+        routes.push(RouteConfig {
+            name: name.get_ref().clone(),
+            line: cx.line_of(route.plugin.span().start),
+            plugin: plugin_source(&cx, &route.plugin, &format!("{key}.plugin"))?,
+            children: route.children.iter().map(|c| c.get_ref().clone()).collect(),
+            config: route.config.clone(),
+        });
+    }
+    check_acyclic(&cx, &raw.routes)?;
+
+    if raw.listeners.is_empty() {
+        return Err(cx.err(
+            None,
+            "listeners",
+            "at least one [[listeners]] entry is required",
+        ));
+    }
+    let mut listeners = Vec::with_capacity(raw.listeners.len());
+    for (i, l) in raw.listeners.iter().enumerate() {
+        let key = format!("listeners[{i}]");
+        let address = resolve_listen(l.address.get_ref())
+            .map_err(|m| cx.at(&l.address, format!("{key}.address"), m))?;
+        if !names.contains_key(l.route.get_ref().as_str()) {
+            return Err(cx.at(
+                &l.route,
+                format!("{key}.route"),
+                format!("no pool or route is named `{}`", l.route.get_ref()),
+            ));
+        }
+        listeners.push(ListenerConfig {
+            address,
+            route: l.route.get_ref().clone(),
+        });
+    }
+
+    Ok(Config {
+        origin: origin.to_path_buf(),
+        server,
+        plugins,
+        listeners,
+        pools,
+        routes,
+    })
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn resolve_listen(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("`{addr}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{addr}` resolves to no address"))
+}
+
+/// A value naming a file (a `/` or a `.wasm` ending) is a path; anything else is the name of a
+/// bundled plugin, which must exist.
+fn plugin_source(
+    cx: &Ctx<'_>,
+    value: &Spanned<String>,
+    key: &str,
+) -> Result<PluginSource, ConfigError> {
+    let v = value.get_ref();
+    if v.contains('/') || v.ends_with(".wasm") {
+        let path = PathBuf::from(v);
+        let path = if path.is_absolute() {
+            path
+        } else {
+            cx.file.parent().unwrap_or(Path::new("")).join(path)
+        };
+        return Ok(PluginSource::File(path));
+    }
+    if crate::plugin::bundled::get(v).is_none() {
+        return Err(cx.at(
+            value,
+            key,
+            format!(
+                "no bundled plugin is named `{v}` (bundled: {}); a path to a .wasm file must contain `/` or end in `.wasm`",
+                crate::plugin::bundled::names().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    Ok(PluginSource::Bundled(v.clone()))
+}
+
+/// Routes form a tree (a DAG, children may be shared): a route that reaches itself would route
+/// forever.
+fn check_acyclic(
+    cx: &Ctx<'_>,
+    routes: &BTreeMap<Spanned<String>, super::raw::RawRoute>,
+) -> Result<(), ConfigError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    let by_name: HashMap<&str, &super::raw::RawRoute> = routes
+        .iter()
+        .map(|(k, v)| (k.get_ref().as_str(), v))
+        .collect();
+    let mut marks: HashMap<&str, Mark> = HashMap::new();
+    // Iterative DFS: (route, index of next child to visit).
+    for start in by_name.keys() {
+        if marks.contains_key(start) {
+            continue;
+        }
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        marks.insert(start, Mark::Visiting);
+        while let Some((name, next)) = stack.pop() {
+            let route = by_name[name];
+            if let Some(child) = route.children.get(next) {
+                stack.push((name, next + 1));
+                let child_name = child.get_ref().as_str();
+                if !by_name.contains_key(child_name) {
+                    continue; // a pool: a leaf
+                }
+                match marks.get(child_name) {
+                    Some(Mark::Visiting) => {
+                        return Err(cx.at(
+                            child,
+                            format!("routes.{name}.children"),
+                            format!("`{child_name}` leads back to `{name}`: routes must not form a cycle"),
+                        ));
+                    }
+                    Some(Mark::Done) => {}
+                    None => {
+                        marks.insert(child_name, Mark::Visiting);
+                        stack.push((child_name, 0));
+                    }
+                }
+            } else {
+                marks.insert(name, Mark::Done);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, ConfigError> {
+        validate(text, Path::new("test.toml"))
+    }
+
+    const POOL: &str = "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n[pools.main]\nservers = [\"127.0.0.1:21211\"]\n";
+
+    #[test]
+    fn minimal_config_gets_named_defaults() {
+        let c = check(POOL).expect("valid");
+        assert_eq!(c.pools[0].timeout, super::super::DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(c.pools[0].hash, PluginSource::Bundled("ketama".into()));
+        assert_eq!(c.server.max_value_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = check(&format!("{POOL}colour = \"blue\"\n")).expect_err("unknown key");
+        assert_eq!(e.line, Some(7));
+        assert_eq!(e.key, "colour");
+        assert!(
+            e.to_string()
+                .starts_with("test.toml:7: colour: unknown field `colour`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_reference_names_line_and_key() {
+        let text = POOL.replace("route = \"main\"", "route = \"nope\"");
+        let e = check(&text).expect_err("bad ref");
+        assert_eq!((e.line, e.key.as_str()), (Some(3), "listeners[0].route"));
+        assert!(e.message.contains("`nope`"), "{e}");
+    }
+
+    #[test]
+    fn route_children_must_exist_and_not_cycle() {
+        let e = check(&format!(
+            "{POOL}[routes.r]\nplugin = \"prefix\"\nchildren = [\"main\", \"ghost\"]\n"
+        ))
+        .expect_err("ghost");
+        assert_eq!((e.line, e.key.as_str()), (Some(9), "routes.r.children"));
+
+        let e = check(&format!(
+            "{POOL}[routes.a]\nplugin = \"prefix\"\nchildren = [\"b\"]\n[routes.b]\nplugin = \"prefix\"\nchildren = [\"a\"]\n"
+        ))
+        .expect_err("cycle");
+        assert!(e.message.contains("cycle"), "{e}");
+    }
+
+    #[test]
+    fn names_are_one_namespace() {
+        let e = check(&format!("{POOL}[routes.main]\nplugin = \"prefix\"\n")).expect_err("dup");
+        assert!(e.message.contains("defined twice"), "{e}");
+    }
+
+    #[test]
+    fn unknown_bundled_plugin_and_bad_numbers() {
+        let e = check(&format!("{POOL}[routes.r]\nplugin = \"ketamaa\"\n")).expect_err("unknown");
+        assert_eq!(e.key, "routes.r.plugin");
+        let e = check(&format!("{POOL}timeout_ms = 0\n")).expect_err("range");
+        assert_eq!((e.line, e.key.as_str()), (Some(7), "pools.main.timeout_ms"));
+        let e = check(&POOL.replace("21211", "21211:0")).expect_err("weight");
+        assert_eq!(e.key, "pools.main.servers");
+    }
+
+    #[test]
+    fn plugin_paths_are_relative_to_the_config_file() {
+        let c = validate(
+            &format!("{POOL}[routes.r]\nplugin = \"plugins/mine.wasm\"\n"),
+            Path::new("/etc/switchyard/main.toml"),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.routes[0].plugin,
+            PluginSource::File("/etc/switchyard/plugins/mine.wasm".into())
+        );
+    }
+}

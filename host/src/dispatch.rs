@@ -1,0 +1,281 @@
+//! From one parsed client request to a [`Pending`] reply: which commands are answered locally,
+//! which are routed by key, and how a multi-key retrieval is split per destination.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request};
+use switchyard_sdk::abi::op;
+
+use crate::executor::{Outcome, Pending, Resolved, merge_retrieval, worst_of};
+use crate::plugin::RouteInput;
+use crate::wire::Wire;
+use crate::worker::{LocalGeneration, Worker};
+
+const CRLF: Bytes = Bytes::from_static(b"\r\n");
+
+/// What the session does after a request.
+#[derive(Debug)]
+pub enum Next {
+    /// Queue this reply and keep reading.
+    Reply(Pending),
+    /// Nothing to answer (`noreply`); keep reading.
+    Silent,
+    /// Answer what is queued, then close (`quit`).
+    Close,
+}
+
+/// Handles one request. `frame` holds exactly the request's bytes (line and data block), and
+/// the request's ranges index into it.
+pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, listener: u32) -> Next {
+    let generation = worker.generation();
+    let stats = &worker.stats;
+    let command = request.command;
+    let pending = match command {
+        Command::Quit => return Next::Close,
+        Command::Version => Pending::Ready(Outcome {
+            frame: Bytes::from(format!("VERSION {}\r\n", crate::VERSION_STRING)),
+            status: ReplyStatus::Version,
+        }),
+        Command::Verbosity => Pending::Ready(Outcome::fixed(b"OK\r\n", ReplyStatus::Ok)),
+        Command::Stats => Pending::Ready(Outcome {
+            frame: Bytes::from(worker.router_stats.render(generation.shared.number)),
+            status: ReplyStatus::Ok,
+        }),
+        Command::FlushAll => flush_all(&generation, listener, request, &frame),
+        Command::Get | Command::Gets | Command::Gat | Command::Gats => {
+            stats.cmd_get.inc();
+            retrieval(&generation, listener, request, &frame)
+        }
+        _ => {
+            if is_storage(command) {
+                stats.cmd_set.inc();
+            } else {
+                stats.cmd_other.inc();
+            }
+            let input = route_input(request, &frame, &request.key, listener);
+            let root = generation.shared.roots[listener as usize];
+            generation.execute(root, &input, &forwarded(request, &frame), ReplyKind::Line)
+        }
+    };
+    if request.noreply {
+        Next::Silent
+    } else {
+        Next::Reply(pending)
+    }
+}
+
+fn is_storage(c: Command) -> bool {
+    matches!(
+        c,
+        Command::Set
+            | Command::Add
+            | Command::Replace
+            | Command::Append
+            | Command::Prepend
+            | Command::Cas
+    )
+}
+
+fn op_code(c: Command) -> u32 {
+    match c {
+        Command::Get => op::GET,
+        Command::Gets => op::GETS,
+        Command::Gat => op::GAT,
+        Command::Gats => op::GATS,
+        Command::Set => op::SET,
+        Command::Add => op::ADD,
+        Command::Replace => op::REPLACE,
+        Command::Append => op::APPEND,
+        Command::Prepend => op::PREPEND,
+        Command::Cas => op::CAS,
+        Command::Delete => op::DELETE,
+        Command::Incr => op::INCR,
+        Command::Decr => op::DECR,
+        Command::Touch => op::TOUCH,
+        _ => 0,
+    }
+}
+
+fn route_input<'a>(
+    request: &Request,
+    frame: &'a [u8],
+    key: &Range<usize>,
+    listener: u32,
+) -> RouteInput<'a> {
+    RouteInput {
+        op: op_code(request.command),
+        key: &frame[key.clone()],
+        flags: request.flags,
+        exptime: request.exptime,
+        value_len: request.value.len() as u32,
+        listener,
+    }
+}
+
+/// The bytes a backend receives for a single-key command: the client's own bytes, minus
+/// `noreply` (the router always reads the backend's reply itself, to keep the connection's
+/// replies in step; the client still gets nothing).
+fn forwarded(request: &Request, frame: &Bytes) -> Wire {
+    match request.noreply_at {
+        None => Wire::one(frame.clone()),
+        Some(at) => {
+            let mut w = Wire::one(frame.slice(request.line.start..at));
+            w.push(CRLF);
+            if is_storage(request.command) {
+                // The data block and its terminator, exactly as the client sent them.
+                w.push(frame.slice(request.value.start..frame.len()));
+            }
+            w
+        }
+    }
+}
+
+/// `get`/`gets`/`gat`/`gats`: every key is routed on its own; keys bound for the same server are
+/// sent as one request, and the replies are merged back into the client's key order.
+fn retrieval(
+    generation: &LocalGeneration,
+    listener: u32,
+    request: &Request,
+    frame: &Bytes,
+) -> Pending {
+    let root = generation.shared.roots[listener as usize];
+    let mut keys = request.keys(frame);
+    let Some(first) = keys.next() else {
+        return Pending::Ready(Outcome::fixed(b"ERROR\r\n", ReplyStatus::Error));
+    };
+    let Some(second) = keys.next() else {
+        // One key: the client's bytes go through unchanged.
+        generation.stats_keys(1);
+        let input = route_input(request, frame, &first, listener);
+        return generation.execute(
+            root,
+            &input,
+            &forwarded(request, frame),
+            ReplyKind::Retrieval,
+        );
+    };
+
+    // Several keys: resolve each, batch the ones that end at a single server.
+    struct Part {
+        dest: Option<(usize, std::time::Duration)>,
+        line: BytesMut,
+        pending: Option<Pending>,
+    }
+    let verb = &frame[request.line.start..request.keys.start];
+    let mut parts: Vec<Part> = Vec::new();
+    let mut order: Vec<(Bytes, usize)> = Vec::new();
+    for key in [first, second].into_iter().chain(keys) {
+        let input = route_input(request, frame, &key, listener);
+        let key_bytes = frame.slice(key.clone());
+        match generation.resolve(root, &input) {
+            Resolved::Server { dest, timeout } => {
+                let idx = match parts
+                    .iter()
+                    .position(|p| p.dest.is_some_and(|(d, _)| d == dest))
+                {
+                    Some(i) => i,
+                    None => {
+                        let mut line = BytesMut::with_capacity(verb.len() + 64);
+                        line.extend_from_slice(verb);
+                        parts.push(Part {
+                            dest: Some((dest, timeout)),
+                            line,
+                            pending: None,
+                        });
+                        parts.len() - 1
+                    }
+                };
+                let line = &mut parts[idx].line;
+                if line.len() > verb.len() {
+                    line.extend_from_slice(b" ");
+                }
+                line.extend_from_slice(&key_bytes);
+                order.push((key_bytes, idx));
+            }
+            other => {
+                // A reply or a fan-out for this key alone.
+                let mut line = BytesMut::with_capacity(verb.len() + key_bytes.len() + 2);
+                line.extend_from_slice(verb);
+                line.extend_from_slice(&key_bytes);
+                line.extend_from_slice(b"\r\n");
+                let wire = Wire::one(line.freeze());
+                let pending = match other {
+                    Resolved::Reply(o) => Pending::Ready(o),
+                    Resolved::FanOut(targets) => {
+                        let parts: Vec<Pending> = targets
+                            .into_iter()
+                            .map(|t| generation.execute(t, &input, &wire, ReplyKind::Retrieval))
+                            .collect();
+                        worst_of(parts)
+                    }
+                    Resolved::Server { dest, timeout } => {
+                        generation.send(dest, timeout, &wire, ReplyKind::Retrieval)
+                    }
+                };
+                parts.push(Part {
+                    dest: None,
+                    line: BytesMut::new(),
+                    pending: Some(pending),
+                });
+                order.push((key_bytes, parts.len() - 1));
+            }
+        }
+    }
+    generation.stats_keys(order.len() as u64);
+
+    if let [
+        Part {
+            dest: Some((dest, timeout)),
+            ..
+        },
+    ] = &parts[..]
+    {
+        // Every key lives on one server: forward the client's bytes unchanged.
+        return generation.send(
+            *dest,
+            *timeout,
+            &forwarded(request, frame),
+            ReplyKind::Retrieval,
+        );
+    }
+    let sent: Vec<Pending> = parts
+        .into_iter()
+        .map(|p| match (p.pending, p.dest) {
+            (Some(pending), _) => pending,
+            (None, Some((dest, timeout))) => {
+                let mut line = p.line;
+                line.extend_from_slice(b"\r\n");
+                generation.send(
+                    dest,
+                    timeout,
+                    &Wire::one(line.freeze()),
+                    ReplyKind::Retrieval,
+                )
+            }
+            (None, None) => Pending::Ready(Outcome::server_error("internal: empty part")),
+        })
+        .collect();
+    Pending::Combined(Box::pin(merge_retrieval(order, sent)))
+}
+
+/// `flush_all` goes to every server the listener's route can reach; the reply is the worst.
+fn flush_all(
+    generation: &LocalGeneration,
+    listener: u32,
+    request: &Request,
+    frame: &Bytes,
+) -> Pending {
+    let root = generation.shared.roots[listener as usize];
+    let wire = forwarded(request, frame);
+    let parts: Vec<Pending> = generation
+        .shared
+        .reachable_servers(root)
+        .into_iter()
+        .map(|(dest, timeout)| generation.send(dest, timeout, &wire, ReplyKind::Line))
+        .collect();
+    if parts.is_empty() {
+        return Pending::Ready(Outcome::fixed(b"OK\r\n", ReplyStatus::Ok));
+    }
+    worst_of(parts)
+}

@@ -1,0 +1,257 @@
+//! A generation: one configuration, built and validated into a route tree with compiled
+//! plugins. Immutable and shared by every worker; reloading builds a new one and publishes it
+//! with a single atomic store.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::backend::DestinationSpec;
+use crate::config::{Config, PluginSource};
+use crate::plugin::{
+    ChildInfo, NodeContext, PluginEngine, PluginError, PluginInstance, PluginModule, bundled,
+};
+
+/// Where a request goes next: a route node (a plugin) or a backend server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A route or pool node, by index into [`Generation::nodes`].
+    Node(usize),
+    /// A server, by index into [`Generation::destinations`], with the request timeout of the
+    /// pool that reached it.
+    Server {
+        /// Destination index.
+        dest: usize,
+        /// Request timeout.
+        timeout: Duration,
+    },
+}
+
+/// A node of the route tree: a plugin instance's blueprint and its children.
+#[derive(Debug)]
+pub struct Node {
+    /// What the plugin sees: label, children's names and weights, config.
+    pub context: Arc<NodeContext>,
+    /// The compiled plugin.
+    pub module: Arc<PluginModule>,
+    /// Children in index order.
+    pub children: Vec<Target>,
+}
+
+/// One built configuration.
+#[derive(Debug)]
+pub struct Generation {
+    /// Increases by one with every published generation.
+    pub number: u64,
+    /// When it was built.
+    pub loaded_at: SystemTime,
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Route and pool nodes.
+    pub nodes: Vec<Node>,
+    /// Backend servers, deduplicated by address.
+    pub destinations: Vec<DestinationSpec>,
+    /// The root of each listener, in config order.
+    pub roots: Vec<Target>,
+}
+
+/// Why a configuration could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A plugin could not be read, compiled or initialised.
+    #[error("{file}:{line}: {node}: {source}")]
+    Plugin {
+        /// The config file.
+        file: String,
+        /// Line of the node.
+        line: usize,
+        /// The node's key (`routes.root`, `pools.main.hash`).
+        node: String,
+        /// What the plugin runtime said.
+        source: PluginError,
+    },
+}
+
+impl Generation {
+    /// Compiles every plugin the config names (each distinct source once), builds the tree, and
+    /// instantiates and `init`s every node once, so that a configuration a plugin rejects never
+    /// gets published.
+    pub fn build(
+        config: Config,
+        engine: &PluginEngine,
+        number: u64,
+    ) -> Result<Generation, BuildError> {
+        let file = config.origin.display().to_string();
+        let mut modules: HashMap<PluginSource, Arc<PluginModule>> = HashMap::new();
+        let mut compile = |source: &PluginSource,
+                           node: &str,
+                           line: usize|
+         -> Result<Arc<PluginModule>, BuildError> {
+            if let Some(m) = modules.get(source) {
+                return Ok(m.clone());
+            }
+            let fail = |message: String| BuildError::Plugin {
+                file: file.clone(),
+                line,
+                node: node.to_string(),
+                source: PluginError {
+                    plugin: source.to_string(),
+                    message,
+                },
+            };
+            let bytes: std::borrow::Cow<'static, [u8]> = match source {
+                PluginSource::Bundled(name) => bundled::get(name)
+                    .ok_or_else(|| fail("no such bundled plugin".into()))?
+                    .into(),
+                PluginSource::File(path) => std::fs::read(path)
+                    .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?
+                    .into(),
+            };
+            let module = PluginModule::compile(engine, &source.to_string(), &bytes)
+                .map_err(|e| fail(e.message))?;
+            let module = Arc::new(module);
+            modules.insert(source.clone(), module.clone());
+            Ok(module)
+        };
+
+        // Node indexes: pools first, then routes, in config order.
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in config
+            .pools
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(config.routes.iter().map(|r| r.name.as_str()))
+            .enumerate()
+        {
+            index.insert(name, i);
+        }
+
+        let mut destinations: Vec<DestinationSpec> = Vec::new();
+        let mut dest_index: HashMap<SocketAddr, usize> = HashMap::new();
+        let mut nodes = Vec::with_capacity(index.len());
+        for pool in &config.pools {
+            let label = format!("pools.{}", pool.name);
+            let module = compile(&pool.hash, &format!("{label}.hash"), pool.line)?;
+            let mut children = Vec::with_capacity(pool.servers.len());
+            let mut infos = Vec::with_capacity(pool.servers.len());
+            for s in &pool.servers {
+                let dest = *dest_index.entry(s.address).or_insert_with(|| {
+                    destinations.push(DestinationSpec {
+                        address: s.address,
+                        connect_timeout: pool.connect_timeout,
+                    });
+                    destinations.len() - 1
+                });
+                let spec = &mut destinations[dest];
+                spec.connect_timeout = spec.connect_timeout.min(pool.connect_timeout);
+                children.push(Target::Server {
+                    dest,
+                    timeout: pool.timeout,
+                });
+                infos.push(ChildInfo {
+                    name: s.name.clone(),
+                    weight: s.weight,
+                });
+            }
+            nodes.push(Node {
+                context: Arc::new(NodeContext {
+                    label,
+                    children: infos,
+                    config_toml: table_text(&pool.hash_config),
+                }),
+                module,
+                children,
+            });
+        }
+        for route in &config.routes {
+            let label = format!("routes.{}", route.name);
+            let module = compile(&route.plugin, &label, route.line)?;
+            let children = route
+                .children
+                .iter()
+                .map(|c| Target::Node(index[c.as_str()]))
+                .collect();
+            let infos = route
+                .children
+                .iter()
+                .map(|c| ChildInfo {
+                    name: c.clone(),
+                    weight: 1,
+                })
+                .collect();
+            nodes.push(Node {
+                context: Arc::new(NodeContext {
+                    label,
+                    children: infos,
+                    config_toml: table_text(&route.config),
+                }),
+                module,
+                children,
+            });
+        }
+        let roots = config
+            .listeners
+            .iter()
+            .map(|l| Target::Node(index[l.route.as_str()]))
+            .collect();
+
+        // Every node must accept its configuration now, not on a worker at the first request.
+        let lines: Vec<usize> = config
+            .pools
+            .iter()
+            .map(|p| p.line)
+            .chain(config.routes.iter().map(|r| r.line))
+            .collect();
+        for (node, line) in nodes.iter().zip(lines) {
+            PluginInstance::new(&node.module, node.context.clone(), None, &config.plugins, 1)
+                .map_err(|source| BuildError::Plugin {
+                    file: file.clone(),
+                    line,
+                    node: node.context.label.clone(),
+                    source,
+                })?;
+        }
+
+        Ok(Generation {
+            number,
+            loaded_at: SystemTime::now(),
+            config,
+            nodes,
+            destinations,
+            roots,
+        })
+    }
+}
+
+impl Generation {
+    /// Every server reachable from `target`, each once, with the timeout of the first pool
+    /// that reaches it: where a `flush_all` must go.
+    pub fn reachable_servers(&self, target: Target) -> Vec<(usize, Duration)> {
+        let mut out: Vec<(usize, Duration)> = Vec::new();
+        let mut seen_nodes = vec![false; self.nodes.len()];
+        let mut stack = vec![target];
+        while let Some(t) = stack.pop() {
+            match t {
+                Target::Server { dest, timeout } => {
+                    if !out.iter().any(|(d, _)| *d == dest) {
+                        out.push((dest, timeout));
+                    }
+                }
+                Target::Node(n) => {
+                    if let Some(seen) = seen_nodes.get_mut(n) {
+                        if !*seen {
+                            *seen = true;
+                            stack.extend(self.nodes[n].children.iter().rev().copied());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn table_text(table: &toml::Table) -> String {
+    toml::to_string(table).unwrap_or_default()
+}

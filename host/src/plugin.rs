@@ -1,0 +1,104 @@
+//! The WebAssembly plugin runtime.
+//!
+//! One [`PluginEngine`] per process (a wasmtime `Engine` plus the thread that advances its
+//! epoch); a [`PluginModule`] per compiled plugin, shared by every worker; a [`PluginInstance`]
+//! per worker and route node, since a wasmtime `Store` is not `Sync`. The ABI these speak is
+//! `sdk/ABI.md`; its constants come from `switchyard_sdk::abi`.
+//!
+//! - `bundled`: the plugins compiled into the binary by `build.rs`, by name.
+//! - `module`: compile and vet a module (imports, exports) into an `InstancePre`.
+//! - `host_fns`: the functions a plugin may import.
+//! - `instance`: instantiate, `init`, `route` under an epoch deadline and a memory cap.
+//! - `plan`: the host's reading of what `route` returned.
+
+pub mod bundled;
+mod host_fns;
+mod instance;
+mod module;
+mod plan;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use instance::{ChildInfo, HealthView, NodeContext, PluginFault, PluginInstance, RouteInput};
+pub use module::PluginModule;
+pub use plan::{Plan, PluginReply, Wait};
+
+/// How often the engine's epoch advances. Deadlines are counted in these ticks, so this is the
+/// granularity of `call_timeout_ms`; a thousand wake-ups a second cost nothing measurable.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// An error loading, vetting or initialising a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plugin `{plugin}`: {message}")]
+pub struct PluginError {
+    /// The plugin's name or path.
+    pub plugin: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The process-wide wasmtime engine and its epoch ticker.
+#[derive(Debug)]
+pub struct PluginEngine {
+    engine: wasmtime::Engine,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl PluginEngine {
+    /// Creates the engine (epoch interruption on) and starts its ticker thread.
+    pub fn new() -> Result<PluginEngine, PluginError> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = wasmtime::Engine::new(&config).map_err(|e| PluginError {
+            plugin: String::new(),
+            message: format!("cannot create the wasm engine: {e}"),
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("switchyard-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| PluginError {
+                    plugin: String::new(),
+                    message: format!("cannot start the epoch thread: {e}"),
+                })?
+        };
+        Ok(PluginEngine {
+            engine,
+            stop,
+            ticker: Some(ticker),
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Epoch ticks for a budget: rounded up, plus one because the current tick is already partly
+/// spent.
+pub(crate) fn ticks(budget: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos().max(1);
+    (budget.as_nanos().div_ceil(tick) as u64).saturating_add(1)
+}

@@ -1,0 +1,289 @@
+//! One plugin instance: a wasmtime `Store` owned by one worker, `init`-ed once, then asked to
+//! `route` requests under an epoch deadline.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use switchyard_sdk::abi::{self, export};
+use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
+
+use super::plan::{self, Plan};
+use super::{PluginError, PluginModule};
+use crate::config::PluginSettings;
+
+/// What a plugin is told about one of its children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildInfo {
+    /// For a pool's servers, the ketama name; for route children, the pool or route name.
+    pub name: String,
+    /// A server's weight; 1 for route children.
+    pub weight: u32,
+}
+
+/// The node an instance serves: shared by that node's instances on every worker.
+#[derive(Debug)]
+pub struct NodeContext {
+    /// How the node is named in logs and errors, e.g. `routes.root`.
+    pub label: String,
+    /// Its children, in index order.
+    pub children: Vec<ChildInfo>,
+    /// The node's `config` table as TOML text, handed to `init`.
+    pub config_toml: String,
+}
+
+/// Answers `child_healthy` for one worker; absent, every child is healthy.
+pub type HealthView = Rc<dyn Fn(usize) -> bool>;
+
+/// The data a `Store` carries for host functions.
+pub struct HostState {
+    limits: StoreLimits,
+    pub(super) node: Arc<NodeContext>,
+    health: Option<HealthView>,
+    pub(super) memory: Option<Memory>,
+    pub(super) init_error: Option<String>,
+    rng: u64,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState")
+            .field("node", &self.node.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostState {
+    pub(super) fn healthy(&self, child: usize) -> bool {
+        self.health.as_ref().is_none_or(|h| h(child))
+    }
+
+    /// xorshift64*: a plugin's `random` needs spread, not secrecy.
+    pub(super) fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// One request as a plugin sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInput<'a> {
+    /// ABI operation code.
+    pub op: u32,
+    /// The key (decoded bytes for base64 keys).
+    pub key: &'a [u8],
+    /// Client flags of a storage command.
+    pub flags: u32,
+    /// Expiry of a storage command, `touch` or `gat`.
+    pub exptime: i64,
+    /// Length of a storage command's value.
+    pub value_len: u32,
+    /// Index of the listener the request came in on.
+    pub listener: u32,
+}
+
+/// Why a `route` call produced no usable plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginFault {
+    /// The guest trapped (including running out of its memory cap).
+    Trap(String),
+    /// The guest ran past its epoch deadline.
+    Timeout,
+    /// The guest returned a plan the host cannot execute.
+    BadPlan(String),
+}
+
+impl PluginFault {
+    /// Whether the instance must be discarded: after a trap its state is unknown.
+    pub fn poisons(&self) -> bool {
+        !matches!(self, PluginFault::BadPlan(_))
+    }
+}
+
+impl std::fmt::Display for PluginFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginFault::Trap(m) => write!(f, "trapped: {m}"),
+            PluginFault::Timeout => f.write_str("exceeded its time budget"),
+            PluginFault::BadPlan(m) => write!(f, "returned an invalid plan: {m}"),
+        }
+    }
+}
+
+type RouteFn = TypedFunc<(i32, i32, i32, i64, i32, i32), i64>;
+
+/// A live, initialised instance.
+pub struct PluginInstance {
+    store: Store<HostState>,
+    memory: Memory,
+    route_fn: RouteFn,
+    key_buf: usize,
+    plan_buf: usize,
+    call_ticks: u64,
+}
+
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("node", &self.store.data().node.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginInstance {
+    /// Instantiates `module` for `node` and runs its `init` with the node's config.
+    pub fn new(
+        module: &PluginModule,
+        node: Arc<NodeContext>,
+        health: Option<HealthView>,
+        settings: &PluginSettings,
+        seed: u64,
+    ) -> Result<PluginInstance, PluginError> {
+        let err = |message: String| PluginError {
+            plugin: format!("{} ({})", node.label, module.name()),
+            message,
+        };
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(settings.memory_limit_bytes)
+            .instances(1)
+            .tables(4)
+            .memories(1)
+            .build();
+        let state = HostState {
+            limits,
+            node: node.clone(),
+            health,
+            memory: None,
+            init_error: None,
+            rng: seed | 1,
+        };
+        let mut store = Store::new(module.pre().module().engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(super::ticks(settings.init_timeout));
+
+        let instance = module
+            .pre()
+            .instantiate(&mut store)
+            .map_err(|e| err(format!("cannot be instantiated: {}", describe(&e))))?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| err("exports no memory".into()))?;
+        store.data_mut().memory = Some(memory);
+
+        let call0 = |store: &mut Store<HostState>, name: &str| -> Result<i32, PluginError> {
+            instance
+                .get_typed_func::<(), i32>(&mut *store, name)
+                .map_err(|e| err(format!("`{name}` has the wrong signature: {e}")))?
+                .call(&mut *store, ())
+                .map_err(|e| err(format!("`{name}` failed: {}", describe(&e))))
+        };
+        let version = call0(&mut store, export::ABI_VERSION)?;
+        if version as u32 != abi::ABI_VERSION {
+            return Err(err(format!(
+                "speaks plugin ABI version {version}, this host speaks version {}; rebuild it against a matching switchyard-sdk",
+                abi::ABI_VERSION
+            )));
+        }
+        let key_buf = call0(&mut store, export::KEY_BUFFER)? as u32 as usize;
+        let plan_buf = call0(&mut store, export::PLAN_BUFFER)? as u32 as usize;
+        let mem_len = memory.data_size(&store);
+        if key_buf.saturating_add(abi::KEY_CAPACITY) > mem_len
+            || plan_buf.saturating_add(abi::PLAN_CAPACITY) > mem_len
+        {
+            return Err(err("key or plan buffer lies outside its memory".into()));
+        }
+
+        let config = node.config_toml.as_bytes();
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, export::ALLOC)
+            .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::ALLOC)))?;
+        let len = i32::try_from(config.len()).map_err(|_| err("config too large".into()))?;
+        let ptr = alloc
+            .call(&mut store, len)
+            .map_err(|e| err(format!("`{}` failed: {}", export::ALLOC, describe(&e))))?;
+        memory
+            .data_mut(&mut store)
+            .get_mut(ptr as u32 as usize..(ptr as u32 as usize).saturating_add(config.len()))
+            .ok_or_else(|| err("could not allocate room for its config".into()))?
+            .copy_from_slice(config);
+        let init = instance
+            .get_typed_func::<(i32, i32), i32>(&mut store, export::INIT)
+            .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::INIT)))?;
+        let rc = init
+            .call(&mut store, (ptr, len))
+            .map_err(|e| err(format!("`init` failed: {}", describe(&e))))?;
+        if rc != 0 {
+            let reason = store
+                .data_mut()
+                .init_error
+                .take()
+                .unwrap_or_else(|| format!("`init` returned {rc} without a reason"));
+            return Err(err(format!("rejected its config: {reason}")));
+        }
+
+        let route_fn = instance
+            .get_typed_func(&mut store, export::ROUTE)
+            .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::ROUTE)))?;
+        Ok(PluginInstance {
+            store,
+            memory,
+            route_fn,
+            key_buf,
+            plan_buf,
+            call_ticks: super::ticks(settings.call_timeout),
+        })
+    }
+
+    /// Asks the plugin what to do with one request.
+    pub fn route(&mut self, input: &RouteInput<'_>) -> Result<Plan, PluginFault> {
+        let key_len = input.key.len();
+        if key_len > abi::KEY_CAPACITY {
+            return Err(PluginFault::BadPlan(format!(
+                "key of {key_len} bytes exceeds the ABI key capacity"
+            )));
+        }
+        let dst = self
+            .memory
+            .data_mut(&mut self.store)
+            .get_mut(self.key_buf..self.key_buf + key_len)
+            .ok_or_else(|| PluginFault::Trap("key buffer lies outside memory".into()))?;
+        dst.copy_from_slice(input.key);
+        self.store.set_epoch_deadline(self.call_ticks);
+        let word = self
+            .route_fn
+            .call(
+                &mut self.store,
+                (
+                    input.op as i32,
+                    key_len as i32,
+                    input.flags as i32,
+                    input.exptime,
+                    input.value_len as i32,
+                    input.listener as i32,
+                ),
+            )
+            .map_err(|e| match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => PluginFault::Timeout,
+                _ => PluginFault::Trap(describe(&e)),
+            })?;
+        plan::decode(
+            word as u64,
+            self.memory.data(&self.store),
+            self.plan_buf,
+            self.store.data().node.children.len(),
+        )
+        .map_err(PluginFault::BadPlan)
+    }
+}
+
+/// A trap's one-line description.
+fn describe(e: &wasmtime::Error) -> String {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "exceeded its time budget".into(),
+        Some(t) => format!("wasm trap: {t}"),
+        None => format!("{e}"),
+    }
+}

@@ -1,0 +1,116 @@
+//! Counters: one set per worker, written only by that worker (relaxed atomics on its own cache
+//! lines), summed when a client asks for `stats`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+/// A counter written by one thread and read by any.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Subtracts one (for gauges).
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One worker's counters.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    /// Client connections open now.
+    pub curr_connections: Counter,
+    /// Client connections accepted.
+    pub total_connections: Counter,
+    /// Retrieval commands (one per command, not per key).
+    pub cmd_get: Counter,
+    /// Keys looked up by retrieval commands.
+    pub get_keys: Counter,
+    /// Storage commands.
+    pub cmd_set: Counter,
+    /// Deletes, arithmetic and touches.
+    pub cmd_other: Counter,
+    /// Requests answered with an error because a backend failed or timed out.
+    pub backend_errors: Counter,
+    /// Plugin traps, timeouts and invalid plans.
+    pub plugin_faults: Counter,
+    /// Malformed client requests.
+    pub client_errors: Counter,
+}
+
+/// Everything `stats` reports.
+#[derive(Debug)]
+pub struct RouterStats {
+    /// When the router started.
+    pub started: SystemTime,
+    /// Per-worker counters.
+    pub workers: Vec<Arc<WorkerStats>>,
+}
+
+impl RouterStats {
+    /// Counters for `workers` workers.
+    pub fn new(workers: usize) -> RouterStats {
+        RouterStats {
+            started: SystemTime::now(),
+            workers: (0..workers)
+                .map(|_| Arc::new(WorkerStats::default()))
+                .collect(),
+        }
+    }
+
+    /// Sum of one counter over all workers.
+    pub fn sum(&self, f: impl Fn(&WorkerStats) -> &Counter) -> u64 {
+        self.workers.iter().map(|w| f(w).get()).sum()
+    }
+
+    /// The `STAT name value` lines of a `stats` reply, ending with `END`.
+    pub fn render(&self, generation: u64) -> String {
+        let now = SystemTime::now();
+        let unix = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let uptime = now.duration_since(self.started).map_or(0, |d| d.as_secs());
+        let mut out = String::with_capacity(512);
+        let mut stat = |name: &str, value: &dyn std::fmt::Display| {
+            out.push_str("STAT ");
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(&value.to_string());
+            out.push_str("\r\n");
+        };
+        stat("pid", &std::process::id());
+        stat("uptime", &uptime);
+        stat("time", &unix);
+        stat("version", &crate::VERSION_STRING);
+        stat("threads", &self.workers.len());
+        stat("curr_connections", &self.sum(|w| &w.curr_connections));
+        stat("total_connections", &self.sum(|w| &w.total_connections));
+        stat("cmd_get", &self.sum(|w| &w.cmd_get));
+        stat("get_keys", &self.sum(|w| &w.get_keys));
+        stat("cmd_set", &self.sum(|w| &w.cmd_set));
+        stat("cmd_other", &self.sum(|w| &w.cmd_other));
+        stat("backend_errors", &self.sum(|w| &w.backend_errors));
+        stat("plugin_faults", &self.sum(|w| &w.plugin_faults));
+        stat("client_errors", &self.sum(|w| &w.client_errors));
+        stat("generation", &generation);
+        out.push_str("END\r\n");
+        out
+    }
+}

@@ -1,0 +1,174 @@
+//! One worker thread's view of the router: its own plugin instances and backend connections
+//! for the current generation, and its counters.
+//!
+//! Nothing here is shared with other workers except through `Arc`s of immutable data and the
+//! atomic counters in [`crate::stats`]; a worker never takes a lock on the request path.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::backend::Destination;
+use crate::generation::Generation;
+use crate::plugin::{Plan, PluginFault, PluginInstance, RouteInput};
+use crate::stats::{RouterStats, WorkerStats};
+
+/// State a worker's sessions share.
+#[derive(Debug)]
+pub struct Worker {
+    /// Index of this worker (seeds plugin random generators, names the thread).
+    pub id: usize,
+    /// The published generation, shared by every worker.
+    current: Arc<ArcSwap<Generation>>,
+    /// This worker's instantiation of the generation it last saw.
+    local: RefCell<Option<Rc<LocalGeneration>>>,
+    /// This worker's counters.
+    pub stats: Arc<WorkerStats>,
+    /// Every worker's counters, for `stats`.
+    pub router_stats: Arc<RouterStats>,
+}
+
+impl Worker {
+    /// A worker reading generations from `current`.
+    pub fn new(
+        id: usize,
+        current: Arc<ArcSwap<Generation>>,
+        router_stats: Arc<RouterStats>,
+    ) -> Worker {
+        let stats = router_stats.workers[id].clone();
+        Worker {
+            id,
+            current,
+            local: RefCell::new(None),
+            stats,
+            router_stats,
+        }
+    }
+
+    /// The generation a new request starts on, instantiated for this worker. The request keeps
+    /// the returned `Rc` until it is answered, so a swap never changes a request midway.
+    pub fn generation(&self) -> Rc<LocalGeneration> {
+        let published = self.current.load();
+        if let Some(local) = self.local.borrow().as_ref() {
+            if Arc::ptr_eq(&local.shared, &published) {
+                return local.clone();
+            }
+        }
+        let local = Rc::new(LocalGeneration::new(
+            Arc::clone(&published),
+            self.id,
+            self.stats.clone(),
+        ));
+        *self.local.borrow_mut() = Some(local.clone());
+        local
+    }
+}
+
+/// A generation as instantiated on one worker.
+#[derive(Debug)]
+pub struct LocalGeneration {
+    /// The shared, immutable generation.
+    pub shared: Arc<Generation>,
+    /// One plugin slot per node (instantiated on first use).
+    slots: Vec<RefCell<Slot>>,
+    /// One connection driver per destination.
+    pub destinations: Vec<Rc<Destination>>,
+    pub(crate) stats: Arc<WorkerStats>,
+    worker: usize,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    instance: Option<PluginInstance>,
+    /// Instances created so far: the first, then one per replacement after a fault.
+    created: u64,
+}
+
+impl LocalGeneration {
+    fn new(shared: Arc<Generation>, worker: usize, stats: Arc<WorkerStats>) -> LocalGeneration {
+        let destinations = shared
+            .destinations
+            .iter()
+            .map(|d| Destination::spawn(d.clone()))
+            .collect();
+        let slots = shared
+            .nodes
+            .iter()
+            .map(|_| RefCell::new(Slot::default()))
+            .collect();
+        LocalGeneration {
+            shared,
+            slots,
+            destinations,
+            stats,
+            worker,
+        }
+    }
+
+    /// Runs node `n`'s plugin on one request. A fault fails only this request; a trapped or
+    /// timed-out instance is dropped and replaced before the node's next request.
+    pub fn route(&self, n: usize, input: &RouteInput<'_>) -> Result<Plan, String> {
+        let node = &self.shared.nodes[n];
+        let mut slot = self.slots[n].borrow_mut();
+        if slot.instance.is_none() {
+            let health = self.health_view(n);
+            let seed = (self.worker as u64) << 32 | slot.created;
+            match PluginInstance::new(
+                &node.module,
+                node.context.clone(),
+                Some(health),
+                &self.shared.config.plugins,
+                seed,
+            ) {
+                Ok(instance) => {
+                    slot.instance = Some(instance);
+                    slot.created += 1;
+                }
+                Err(e) => {
+                    self.stats.plugin_faults.inc();
+                    tracing::error!(node = %node.context.label, error = %e, "cannot instantiate plugin");
+                    return Err(format!("plugin {} unavailable", node.context.label));
+                }
+            }
+        }
+        let Some(instance) = slot.instance.as_mut() else {
+            return Err(format!("plugin {} unavailable", node.context.label));
+        };
+        match instance.route(input) {
+            Ok(plan) => Ok(plan),
+            Err(fault) => {
+                self.stats.plugin_faults.inc();
+                tracing::warn!(node = %node.context.label, plugin = %node.module.name(), error = %fault, "plugin fault; request failed");
+                if fault.poisons() {
+                    slot.instance = None;
+                }
+                Err(match fault {
+                    PluginFault::Timeout => format!("plugin {} timed out", node.context.label),
+                    _ => format!("plugin {} failed", node.context.label),
+                })
+            }
+        }
+    }
+
+    /// What `child_healthy` answers for node `n`'s children on this worker.
+    fn health_view(&self, n: usize) -> crate::plugin::HealthView {
+        let targets = self.shared.nodes[n].children.clone();
+        let dests: Vec<Option<Rc<Destination>>> = targets
+            .iter()
+            .map(|t| match t {
+                crate::generation::Target::Server { dest, .. } => {
+                    self.destinations.get(*dest).cloned()
+                }
+                crate::generation::Target::Node(_) => None,
+            })
+            .collect();
+        Rc::new(move |child: usize| {
+            dests
+                .get(child)
+                .and_then(|d| d.as_ref())
+                .is_none_or(|d| d.is_up())
+        })
+    }
+}
