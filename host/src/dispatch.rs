@@ -117,18 +117,35 @@ fn route_input<'a>(
 /// `noreply` (the router always reads the backend's reply itself, to keep the connection's
 /// replies in step; the client still gets nothing).
 fn forwarded(request: &Request, frame: &Bytes) -> Wire {
-    match request.noreply_at {
-        None => Wire::one(frame.clone()),
-        Some(at) => {
-            let mut w = Wire::one(frame.slice(request.line.start..at));
-            w.push(CRLF);
-            if is_storage(request.command) {
-                // The data block and its terminator, exactly as the client sent them.
-                w.push(frame.slice(request.value.start..frame.len()));
-            }
-            w
-        }
+    if request.noreply_at.is_none() {
+        return Wire::one(frame.clone());
     }
+    let mut w = Wire::one(frame.slice(request.forwarded_line()));
+    w.push(CRLF);
+    if is_storage(request.command) {
+        w.push(frame.slice(request.data_block()));
+    }
+    w
+}
+
+/// Deletes `key` through the listener's route without answering anyone: what memcached does to
+/// the old value when it refuses a `set` whose value is too large.
+pub fn delete_quietly(worker: &Worker, key: Bytes, listener: u32) {
+    let generation = worker.generation();
+    let mut line = BytesMut::with_capacity(key.len() + 9);
+    line.extend_from_slice(b"delete ");
+    line.extend_from_slice(&key);
+    line.extend_from_slice(b"\r\n");
+    let input = RouteInput {
+        op: op::DELETE,
+        key: &key,
+        flags: 0,
+        exptime: 0,
+        value_len: 0,
+        listener,
+    };
+    let root = generation.shared.roots[listener as usize];
+    drop(generation.execute(root, &input, &Wire::one(line.freeze()), ReplyKind::Line));
 }
 
 /// `get`/`gets`/`gat`/`gats`: every key is routed on its own; keys bound for the same server are
@@ -142,7 +159,8 @@ fn retrieval(
     let root = generation.shared.roots[listener as usize];
     let mut keys = request.keys(frame);
     let Some(first) = keys.next() else {
-        return Pending::Ready(Outcome::fixed(b"ERROR\r\n", ReplyStatus::Error));
+        // `gat <exptime>` with no key: memcached answers an empty retrieval.
+        return Pending::Ready(Outcome::fixed(b"END\r\n", ReplyStatus::Miss));
     };
     let Some(second) = keys.next() else {
         // One key: the client's bytes go through unchanged.

@@ -239,11 +239,11 @@ impl Generation {
                     }
                 }
                 Target::Node(n) => {
-                    if let Some(seen) = seen_nodes.get_mut(n) {
-                        if !*seen {
-                            *seen = true;
-                            stack.extend(self.nodes[n].children.iter().rev().copied());
-                        }
+                    if let Some(seen) = seen_nodes.get_mut(n)
+                        && !*seen
+                    {
+                        *seen = true;
+                        stack.extend(self.nodes[n].children.iter().rev().copied());
                     }
                 }
             }

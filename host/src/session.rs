@@ -26,6 +26,9 @@ use crate::worker::Worker;
 const MAX_PIPELINE: usize = 1024;
 /// Initial and minimum free space of a client's read buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Room beyond the largest value a client's unparsed input may take: a multi-key `get` line of
+/// several thousand keys.
+const MAX_EXTRA_BUFFER: usize = 1 << 20;
 /// Ready replies gathered before a write is issued anyway.
 const MAX_WRITE_BATCH: usize = 256 * 1024;
 
@@ -57,6 +60,9 @@ async fn read_requests(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     // Bytes of a refused data block still to be dropped as they arrive.
     let mut swallow = 0usize;
+    // The largest request is a maximal value and its line; anything beyond that is a get line
+    // of unbounded length.
+    let max_buffered = limits.max_value_len + MAX_EXTRA_BUFFER;
     loop {
         loop {
             if swallow > 0 {
@@ -84,26 +90,31 @@ async fn read_requests(
                 Parsed::Invalid { reply, consumed } => {
                     worker.stats.client_errors.inc();
                     buf.advance(consumed.min(buf.len()));
-                    if let Some(reply) = reply {
-                        if tx.send(Pending::Ready(error_reply(reply))).await.is_err() {
-                            return;
-                        }
+                    if let Some(reply) = reply
+                        && tx.send(Pending::Ready(error_reply(reply))).await.is_err()
+                    {
+                        return;
                     }
                 }
                 Parsed::Swallow {
                     reply,
                     consumed,
                     discard,
+                    delete,
                 } => {
                     // memcached reads and drops the refused data block; so do we, including
-                    // the part that has not arrived yet.
+                    // the part that has not arrived yet. A refused `set` also deletes the old
+                    // value, as memcached does.
                     worker.stats.client_errors.inc();
-                    buf.advance(consumed.min(buf.len()));
+                    let line = buf.split_to(consumed.min(buf.len())).freeze();
+                    if let Some(key) = delete {
+                        crate::dispatch::delete_quietly(worker, line.slice(key), listener);
+                    }
                     swallow = discard;
-                    if let Some(reply) = reply {
-                        if tx.send(Pending::Ready(error_reply(reply))).await.is_err() {
-                            return;
-                        }
+                    if let Some(reply) = reply
+                        && tx.send(Pending::Ready(error_reply(reply))).await.is_err()
+                    {
+                        return;
                     }
                 }
                 Parsed::Close { reply } => {
@@ -114,6 +125,11 @@ async fn read_requests(
                     return;
                 }
             }
+        }
+        if buf.len() > max_buffered {
+            // Only an endless multi-key get line gets here: memcached would grow without bound.
+            worker.stats.client_errors.inc();
+            return;
         }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);

@@ -51,10 +51,10 @@ impl Worker {
     /// the returned `Rc` until it is answered, so a swap never changes a request midway.
     pub fn generation(&self) -> Rc<LocalGeneration> {
         let published = self.current.load();
-        if let Some(local) = self.local.borrow().as_ref() {
-            if Arc::ptr_eq(&local.shared, &published) {
-                return local.clone();
-            }
+        if let Some(local) = self.local.borrow().as_ref()
+            && Arc::ptr_eq(&local.shared, &published)
+        {
+            return local.clone();
         }
         let local = Rc::new(LocalGeneration::new(
             Arc::clone(&published),

@@ -76,7 +76,7 @@ pub fn decode(word: u64, memory: &[u8], plan_buf: usize, children: usize) -> Res
 }
 
 fn decode_entries(bytes: &[u8], children: usize) -> Result<Plan, String> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err("extended plan is not a whole number of words".into());
     }
     let words: Vec<u32> = bytes
