@@ -1,0 +1,39 @@
+//! The sizes a client request may have.
+
+/// memcached's `KEY_MAX_LENGTH`: a longer key is answered with
+/// `CLIENT_ERROR bad command line format`, so one router key space fits any memcached.
+pub const DEFAULT_MAX_KEY_LEN: usize = 250;
+
+/// memcached's default item size limit (`-I 1m`). memcached itself refuses somewhat less than
+/// this (the limit covers its item header and the key too: with a 3-byte key, 1_048_514 bytes
+/// is the largest value 1.6.18 stores), so values just under the limit reach the backend and
+/// are refused there, with the same reply.
+pub const DEFAULT_MAX_VALUE_LEN: usize = 1024 * 1024;
+
+/// How many bytes memcached buffers without finding a newline before it gives up on a
+/// connection (unless the line is a `get`/`gets`, which may be any length).
+pub const DEFAULT_MAX_LINE_LEN: usize = 2048;
+
+/// The sizes a client request may have. `Default` gives memcached's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest key, in bytes.
+    pub max_key_len: usize,
+    /// Longest value of a storage command, in bytes (without its trailing `\r\n`). A longer one
+    /// is answered with `SERVER_ERROR object too large for cache` and its data swallowed.
+    pub max_value_len: usize,
+    /// Most bytes buffered without a newline before the connection is closed, unless they
+    /// start a `get`/`gets` line. Only checked while no newline has arrived: a longer line
+    /// that arrives whole is parsed, as memcached does.
+    pub max_line_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+            max_line_len: DEFAULT_MAX_LINE_LEN,
+        }
+    }
+}

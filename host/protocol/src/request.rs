@@ -1,0 +1,465 @@
+//! Client requests: what a client may send, and [`parse_request`], which reads one request from
+//! the bytes received so far and says what memcached 1.6 would do with anything else.
+//!
+//! memcached's behaviour on bad input is part of the protocol clients see, so it is reproduced
+//! exactly: the reply, and how many bytes are dropped before the next command is read. A storage
+//! command with a bad line does *not* drop its data block (that is then read as commands); a
+//! bad data block drops exactly the announced length plus two; a value over the size limit has
+//! its data swallowed ([`Parsed::Swallow`]). Errors on a line ending in `noreply` are silent.
+
+mod admin;
+mod keyed;
+mod line;
+mod number;
+mod retrieval;
+mod storage;
+mod tokens;
+
+use std::ops::Range;
+
+use crate::limits::Limits;
+use crate::replies;
+use crate::reply::ReplyKind;
+use line::Framed;
+use tokens::Tokens;
+
+/// A command the router understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// `get <key>+` (also memcached's undocumented alias `bget`).
+    Get,
+    /// `gets <key>+`: like get, with CAS uniques.
+    Gets,
+    /// `gat <exptime> <key>*`: get and touch.
+    Gat,
+    /// `gats <exptime> <key>*`.
+    Gats,
+    /// `set <key> <flags> <exptime> <bytes> [noreply]` + data.
+    Set,
+    /// `add ...` + data: store only if absent.
+    Add,
+    /// `replace ...` + data: store only if present.
+    Replace,
+    /// `append ...` + data.
+    Append,
+    /// `prepend ...` + data.
+    Prepend,
+    /// `cas <key> <flags> <exptime> <bytes> <cas unique> [noreply]` + data.
+    Cas,
+    /// `delete <key> [0] [noreply]`.
+    Delete,
+    /// `incr <key> <delta> [noreply]`.
+    Incr,
+    /// `decr <key> <delta> [noreply]`.
+    Decr,
+    /// `touch <key> <exptime> [noreply]`.
+    Touch,
+    /// `version`.
+    Version,
+    /// `quit`: close the connection once earlier replies are written.
+    Quit,
+    /// `stats [args]`.
+    Stats,
+    /// `flush_all [delay] [noreply]`.
+    FlushAll,
+    /// `verbosity <level> [noreply]`.
+    Verbosity,
+}
+
+impl Command {
+    /// The command's name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Get => "get",
+            Command::Gets => "gets",
+            Command::Gat => "gat",
+            Command::Gats => "gats",
+            Command::Set => "set",
+            Command::Add => "add",
+            Command::Replace => "replace",
+            Command::Append => "append",
+            Command::Prepend => "prepend",
+            Command::Cas => "cas",
+            Command::Delete => "delete",
+            Command::Incr => "incr",
+            Command::Decr => "decr",
+            Command::Touch => "touch",
+            Command::Version => "version",
+            Command::Quit => "quit",
+            Command::Stats => "stats",
+            Command::FlushAll => "flush_all",
+            Command::Verbosity => "verbosity",
+        }
+    }
+
+    /// `get gets gat gats`: any number of keys, answered with `VALUE`s and `END`.
+    pub fn is_retrieval(self) -> bool {
+        matches!(
+            self,
+            Command::Get | Command::Gets | Command::Gat | Command::Gats
+        )
+    }
+
+    /// `set add replace append prepend cas`: a data block follows the line.
+    pub fn is_storage(self) -> bool {
+        matches!(
+            self,
+            Command::Set
+                | Command::Add
+                | Command::Replace
+                | Command::Append
+                | Command::Prepend
+                | Command::Cas
+        )
+    }
+
+    /// How a server's answer to this command is framed; `None` for `quit`, which has none.
+    pub fn reply_kind(self) -> Option<ReplyKind> {
+        match self {
+            _ if self.is_retrieval() => Some(ReplyKind::Retrieval),
+            Command::Stats => Some(ReplyKind::Stats),
+            Command::Quit => None,
+            _ => Some(ReplyKind::Line),
+        }
+    }
+}
+
+/// One well-formed request. Every range indexes the buffer given to [`parse_request`].
+///
+/// A field a command does not have is zero, `false`, or an empty range at `line.end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// What is asked.
+    pub command: Command,
+    /// The command line as memcached reads it: without its `\r\n` or `\n`, and cut at a NUL
+    /// byte if it has one (memcached ignores the rest of such a line).
+    pub line: Range<usize>,
+    /// The key; for the get family, the first key. A `gat`/`gats` may have no key at all
+    /// (memcached answers `END`): then this is empty.
+    pub key: Range<usize>,
+    /// Get family: from the first key to the end of the last, split by [`Request::keys`].
+    /// Other commands: the same as `key`.
+    pub keys: Range<usize>,
+    /// Storage commands: the client flags.
+    pub flags: u32,
+    /// Storage commands, `touch`, `gat`, `gats`: the expiry time; `flush_all`: its delay.
+    /// Always within `i32` (memcached truncates larger numbers to 32 bits, and so does this).
+    pub exptime: i64,
+    /// `cas`: the CAS unique.
+    pub cas: u64,
+    /// `incr`/`decr`: the amount.
+    pub delta: u64,
+    /// `verbosity`: the level.
+    pub level: u32,
+    /// `stats`: its arguments (`items`, `slabs`, `reset` ...), empty for plain `stats`.
+    pub args: Range<usize>,
+    /// Storage commands: the data, without its trailing `\r\n`.
+    pub value: Range<usize>,
+    /// The client asked for no reply. memcached then also keeps its error replies to itself.
+    pub noreply: bool,
+    /// Where ` noreply` starts (an index of the buffer, like the ranges): the line up to here is
+    /// the line without it, as `noreply` is always the last token. The router forwards that, so
+    /// that it always sees the backend's reply.
+    pub noreply_at: Option<usize>,
+}
+
+impl Request {
+    /// A request for `command` on `line`, its other fields still empty.
+    fn new(command: Command, line: Range<usize>) -> Request {
+        let none = line.end..line.end;
+        Request {
+            command,
+            key: none.clone(),
+            keys: none.clone(),
+            flags: 0,
+            exptime: 0,
+            cas: 0,
+            delta: 0,
+            level: 0,
+            args: none.clone(),
+            value: none,
+            noreply: false,
+            noreply_at: None,
+            line,
+        }
+    }
+
+    /// Each key, in the client's order (duplicates kept). `buf` is the parsed buffer, or any
+    /// buffer starting with the same bytes.
+    pub fn keys<'b>(&self, buf: &'b [u8]) -> impl Iterator<Item = Range<usize>> + use<'b> {
+        tokens::words(buf, self.keys.clone())
+    }
+
+    /// The command line without ` noreply`: what a backend is sent.
+    pub fn forwarded_line(&self) -> Range<usize> {
+        self.line.start..self.noreply_at.unwrap_or(self.line.end)
+    }
+
+    /// Storage commands: the data block as sent, `value` and its `\r\n`; empty otherwise.
+    pub fn data_block(&self) -> Range<usize> {
+        if self.command.is_storage() {
+            self.value.start..self.value.end + 2
+        } else {
+            self.value.clone()
+        }
+    }
+}
+
+/// What the start of a client's byte stream holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// Need more bytes; nothing consumed.
+    Incomplete,
+    /// One complete request occupying `buf[..consumed]`.
+    Request {
+        /// The request.
+        request: Request,
+        /// Its length: line, and data block if any.
+        consumed: usize,
+    },
+    /// Bad input: send `reply` (if any: memcached is silent about errors on a `noreply` line),
+    /// drop `consumed` bytes, and carry on parsing.
+    Invalid {
+        /// The exact reply memcached sends, e.g. `ERROR\r\n`; `None` when `noreply` hushes it.
+        reply: Option<&'static [u8]>,
+        /// How many bytes memcached drops: the line, or line and data block for a bad one.
+        consumed: usize,
+    },
+    /// A storage command refused before its data block arrived (a value over the size limit, or
+    /// a meta `ms`, which the router does not serve): send `reply` if any, drop `consumed`
+    /// bytes (the line), then throw away the next `discard` bytes of the stream, some of which
+    /// may not have arrived yet, before parsing again.
+    Swallow {
+        /// What memcached answers (it sends it once the swallowing is over), if anything.
+        reply: Option<&'static [u8]>,
+        /// The command line.
+        consumed: usize,
+        /// The announced data length plus two for its `\r\n`: dropped whatever it holds.
+        discard: usize,
+        /// A `set` refused as too large also deletes the key's old value in memcached, so that
+        /// a stale value does not outlive the failed `set`: the key to delete (with a
+        /// `delete <key> noreply` routed like any request), for `set` only.
+        delete: Option<Range<usize>>,
+    },
+    /// Close the connection, after writing the replies to earlier requests: an unterminated
+    /// line over [`Limits::max_line_len`] that is not a `get`, or an HTTP request line.
+    Close {
+        /// What to send before closing. memcached sends nothing in every case it closes on.
+        reply: Option<&'static [u8]>,
+    },
+}
+
+/// Reads the request at the start of `buf`. Never panics, whatever `buf` holds; anything but
+/// [`Parsed::Incomplete`] and [`Parsed::Close`] consumes at least one byte.
+pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed {
+    let (range, consumed) = match line::frame(buf, limits.max_line_len) {
+        Framed::Incomplete => return Parsed::Incomplete,
+        Framed::Close => return Parsed::Close { reply: None },
+        Framed::Line { line, consumed } => (line, consumed),
+    };
+    let line = Line {
+        buf,
+        tokens: Tokens::split(buf, range.clone()),
+        range,
+        consumed,
+    };
+    let name = line.tokens.get(0);
+    // No command is shorter than two bytes; this also catches empty lines.
+    if name.len() < 2 {
+        return line.error(replies::ERROR);
+    }
+    // memcached dispatches on the first byte, and says ERROR to whatever it does not know in
+    // a family; only names outside those families may be an HTTP request.
+    match name {
+        [b'm', _] => storage::meta(&line),
+        [b'g', ..] if line.tokens.len() < 2 => line.error(replies::ERROR),
+        b"get" => retrieval::parse(&line, Command::Get, limits),
+        b"gets" => retrieval::parse(&line, Command::Gets, limits),
+        b"gat" => retrieval::parse(&line, Command::Gat, limits),
+        b"gats" => retrieval::parse(&line, Command::Gats, limits),
+        b"set" => storage::parse(&line, Command::Set, limits),
+        b"add" => storage::parse(&line, Command::Add, limits),
+        b"append" => storage::parse(&line, Command::Append, limits),
+        b"cas" => storage::parse(&line, Command::Cas, limits),
+        b"stats" => admin::stats(&line),
+        b"incr" => keyed::arithmetic(&line, Command::Incr, limits),
+        b"decr" => keyed::arithmetic(&line, Command::Decr, limits),
+        b"delete" => keyed::delete(&line, limits),
+        b"touch" => keyed::touch(&line, limits),
+        [b'g' | b's' | b'a' | b'c' | b'i' | b'd' | b't', ..] => line.error(replies::ERROR),
+        b"replace" => storage::parse(&line, Command::Replace, limits),
+        b"prepend" => storage::parse(&line, Command::Prepend, limits),
+        b"bget" if line.tokens.len() >= 2 => retrieval::parse(&line, Command::Get, limits),
+        b"flush_all" => admin::flush_all(&line),
+        b"version" => line.request(Request::new(Command::Version, line.range.clone())),
+        b"quit" => line.request(Request::new(Command::Quit, line.range.clone())),
+        b"verbosity" => admin::verbosity(&line),
+        // memcached commands the router does not serve.
+        b"bget" | b"lru_crawler" | b"watch" | b"lru" | b"extstore" | b"refresh_certs" => {
+            line.error(replies::ERROR)
+        }
+        _ if line.tokens.last().starts_with(b"HTTP/") => Parsed::Close { reply: None },
+        _ => line.error(replies::ERROR),
+    }
+}
+
+/// A complete command line, as the command families see it.
+#[derive(Debug)]
+struct Line<'a> {
+    buf: &'a [u8],
+    /// What memcached reads of the line.
+    range: Range<usize>,
+    /// The line's length with its terminator.
+    consumed: usize,
+    tokens: Tokens<'a>,
+}
+
+impl Line<'_> {
+    /// memcached's `set_noreply_maybe`: if the last token is `noreply`, where its space is.
+    fn noreply_at(&self) -> Option<usize> {
+        let last = self.tokens.len().checked_sub(1)?;
+        (last > 0 && self.tokens.get(last) == b"noreply").then(|| self.tokens.span(last).start - 1)
+    }
+
+    /// Answers the line with `reply`, dropping only the line.
+    fn error(&self, reply: &'static [u8]) -> Parsed {
+        Parsed::Invalid {
+            reply: Some(reply),
+            consumed: self.consumed,
+        }
+    }
+
+    /// Answers the line with `reply` unless it asked for no reply, dropping only the line.
+    fn error_unless(&self, noreply: bool, reply: &'static [u8]) -> Parsed {
+        Parsed::Invalid {
+            reply: (!noreply).then_some(reply),
+            consumed: self.consumed,
+        }
+    }
+
+    /// A request of just this line.
+    fn request(&self, request: Request) -> Parsed {
+        Parsed::Request {
+            request,
+            consumed: self.consumed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(buf: &[u8]) -> Parsed {
+        parse_request(buf, &Limits::default())
+    }
+
+    fn error(buf: &[u8]) -> Parsed {
+        Parsed::Invalid {
+            reply: Some(replies::ERROR),
+            consumed: buf.len(),
+        }
+    }
+
+    #[test]
+    fn empty_blank_and_one_letter_lines_are_errors() {
+        for line in [
+            &b"\r\n"[..],
+            b"\n",
+            b"   \r\n",
+            b"a\r\n",
+            b"\0get a\r\n",
+            b"\r\r\n",
+        ] {
+            assert_eq!(parse(line), error(line), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn commands_are_case_sensitive() {
+        assert_eq!(parse(b"GET a\r\n"), error(b"GET a\r\n"));
+        assert_eq!(parse(b"Version\r\n"), error(b"Version\r\n"));
+    }
+
+    #[test]
+    fn unknown_names_in_a_known_family_are_errors_even_for_http() {
+        for line in [
+            &b"gxx a HTTP/1.1\r\n"[..],
+            b"sxx / HTTP/1.1\r\n",
+            b"tx / HTTP/1.1\r\n",
+            b"mx HTTP/1.1\r\n",
+        ] {
+            assert_eq!(parse(line), error(line), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn an_http_request_line_closes_the_connection() {
+        for line in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"xx a HTTP/\r\n",
+            b"HTTP/1.1\r\n",
+            b"mxx / HTTP/1.0\n",
+        ] {
+            assert_eq!(parse(line), Parsed::Close { reply: None }, "{line:?}");
+        }
+        // Only the last token counts.
+        assert_eq!(parse(b"xx HTTP/ a\r\n"), error(b"xx HTTP/ a\r\n"));
+    }
+
+    #[test]
+    fn memcached_commands_the_router_does_not_serve_are_errors() {
+        for line in [
+            &b"mn\r\n"[..],
+            b"mg a v\r\n",
+            b"shutdown\r\n",
+            b"slabs automove 1\r\n",
+            b"watch HTTP/1.1\r\n",
+        ] {
+            assert_eq!(parse(line), error(line), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn version_and_quit_ignore_their_arguments() {
+        let Parsed::Request {
+            request,
+            consumed: 13,
+        } = parse(b"version a b\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(request, Request::new(Command::Version, 0..11));
+        let Parsed::Request {
+            request,
+            consumed: 5,
+        } = parse(b"quit\nget a\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(request.command, Command::Quit);
+    }
+
+    #[test]
+    fn a_request_says_where_its_forwarded_line_and_data_block_are() {
+        let buf = b"set k 0 0 2 noreply\r\nhi\r\n";
+        let Parsed::Request { request, .. } = parse(buf) else {
+            panic!()
+        };
+        assert_eq!(&buf[request.forwarded_line()], b"set k 0 0 2");
+        assert_eq!(&buf[request.data_block()], b"hi\r\n");
+        let Parsed::Request { request, .. } = parse(b"get a\r\n") else {
+            panic!()
+        };
+        assert_eq!(request.forwarded_line(), 0..5);
+        assert_eq!(request.data_block(), 5..5);
+    }
+
+    #[test]
+    fn every_command_knows_its_reply_kind() {
+        assert_eq!(Command::Gats.reply_kind(), Some(ReplyKind::Retrieval));
+        assert_eq!(Command::Stats.reply_kind(), Some(ReplyKind::Stats));
+        assert_eq!(Command::Incr.reply_kind(), Some(ReplyKind::Line));
+        assert_eq!(Command::Quit.reply_kind(), None);
+    }
+}
