@@ -1,0 +1,244 @@
+//! Every constant of the plugin ABI (`sdk/ABI.md`), shared by the guest side (this SDK) and the
+//! host (`switchyard::plugin`), plus the bit layout of the plan word.
+//!
+//! Numeric codes are `u32` (the wasm `i32` reinterpreted), except plan tags, which are the low
+//! byte of the plan word and therefore `u8`.
+
+/// The ABI version this crate implements; `switchyard_abi_version` returns it.
+pub const ABI_VERSION: u32 = 1;
+
+/// The only module a plugin may import from.
+pub const HOST_MODULE: &str = "switchyard";
+
+/// Size in bytes of the area behind `switchyard_key_buffer`; longer keys never reach a plugin.
+pub const KEY_CAPACITY: usize = 1024;
+
+/// Size in bytes of the area behind `switchyard_plan_buffer`.
+pub const PLAN_CAPACITY: usize = 4096;
+
+/// Names of the functions a plugin may import from [`HOST_MODULE`].
+pub mod import {
+    /// `(alg: i32, ptr: i32, len: i32) -> i32`: hash bytes with a [`hash_alg`](super::hash_alg).
+    pub const HASH: &str = "hash";
+    /// `(ptr: i32, len: i32, out: i32)`: write the 16-byte MD5 digest of the bytes to `out`.
+    pub const MD5: &str = "md5";
+    /// `() -> i32`: number of children of this node.
+    pub const CHILD_COUNT: &str = "child_count";
+    /// `(idx: i32, out: i32, cap: i32) -> i32`: copy up to `cap` bytes of the child's name to
+    /// `out`, return its full length.
+    pub const CHILD_NAME: &str = "child_name";
+    /// `(idx: i32) -> i32`: the child's weight (servers: `:weight`; routes: 1).
+    pub const CHILD_WEIGHT: &str = "child_weight";
+    /// `(idx: i32) -> i32`: 1 if the child is usable, 0 if it is marked down.
+    pub const CHILD_HEALTHY: &str = "child_healthy";
+    /// `() -> i64`: 64 random bits.
+    pub const RANDOM: &str = "random";
+    /// `() -> i64`: wall-clock milliseconds since the Unix epoch.
+    pub const NOW_MS: &str = "now_ms";
+    /// `(level: i32, ptr: i32, len: i32)`: log a UTF-8 message at a [`log_level`](super::log_level).
+    pub const LOG: &str = "log";
+    /// `(ptr: i32, len: i32)`: during `init`, the reason the configuration is rejected.
+    pub const SET_ERROR: &str = "set_error";
+
+    /// Every import a version 1 plugin may use; anything else is refused at load.
+    pub const ALL: [&str; 10] = [
+        HASH,
+        MD5,
+        CHILD_COUNT,
+        CHILD_NAME,
+        CHILD_WEIGHT,
+        CHILD_HEALTHY,
+        RANDOM,
+        NOW_MS,
+        LOG,
+        SET_ERROR,
+    ];
+}
+
+/// Names of the plugin's exports.
+pub mod export {
+    /// The plugin's linear memory.
+    pub const MEMORY: &str = "memory";
+    /// `() -> i32`: must return [`ABI_VERSION`](super::ABI_VERSION).
+    pub const ABI_VERSION: &str = "switchyard_abi_version";
+    /// `() -> i32`: address of the [`KEY_CAPACITY`](super::KEY_CAPACITY)-byte key area.
+    pub const KEY_BUFFER: &str = "switchyard_key_buffer";
+    /// `() -> i32`: address of the [`PLAN_CAPACITY`](super::PLAN_CAPACITY)-byte plan area.
+    pub const PLAN_BUFFER: &str = "switchyard_plan_buffer";
+    /// `(len: i32) -> i32`: allocate `len` bytes for the configuration; 0 on failure.
+    pub const ALLOC: &str = "switchyard_alloc";
+    /// `(cfg_ptr: i32, cfg_len: i32) -> i32`: configure the instance; 0 on success.
+    pub const INIT: &str = "switchyard_init";
+    /// `(op: i32, key_len: i32, flags: i32, exptime: i64, value_len: i32, listener: i32) -> i64`:
+    /// route one request; returns a plan word.
+    pub const ROUTE: &str = "switchyard_route";
+    /// Reserved for later versions; ignored by version 1 hosts.
+    pub const ON_REPLY: &str = "switchyard_on_reply";
+}
+
+/// Operation codes, the `op` argument of `route`.
+pub mod op {
+    /// `get`
+    pub const GET: u32 = 1;
+    /// `gets`
+    pub const GETS: u32 = 2;
+    /// `gat`
+    pub const GAT: u32 = 3;
+    /// `gats`
+    pub const GATS: u32 = 4;
+    /// `set`
+    pub const SET: u32 = 5;
+    /// `add`
+    pub const ADD: u32 = 6;
+    /// `replace`
+    pub const REPLACE: u32 = 7;
+    /// `append`
+    pub const APPEND: u32 = 8;
+    /// `prepend`
+    pub const PREPEND: u32 = 9;
+    /// `cas`
+    pub const CAS: u32 = 10;
+    /// `delete`
+    pub const DELETE: u32 = 11;
+    /// `incr`
+    pub const INCR: u32 = 12;
+    /// `decr`
+    pub const DECR: u32 = 13;
+    /// `touch`
+    pub const TOUCH: u32 = 14;
+    /// Codes from this one up are reserved for the meta protocol; plugins route them like `get`.
+    pub const RESERVED_FROM: u32 = 15;
+}
+
+/// Plan tags, the low byte of the plan word.
+pub mod tag {
+    /// `forward(child)`: `small` 0, `arg` the child index.
+    pub const FORWARD: u8 = 1;
+    /// `reply(code)`: `small` a [`reply`](super::reply) code, `arg` the message length.
+    pub const REPLY: u8 = 2;
+    /// Extended plan in the plan buffer: `small` 0, `arg` its length in bytes.
+    pub const PLAN: u8 = 3;
+}
+
+/// Reply codes, the `small` field of a [`crate::abi::tag::REPLY`] plan.
+pub mod reply {
+    /// The key is absent (a miss, `NOT_STORED` or `NOT_FOUND` depending on the operation).
+    pub const MISS: u32 = 0;
+    /// `NOT_STORED`
+    pub const NOT_STORED: u32 = 1;
+    /// `STORED`
+    pub const STORED: u32 = 2;
+    /// `EXISTS`
+    pub const EXISTS: u32 = 3;
+    /// `NOT_FOUND`
+    pub const NOT_FOUND: u32 = 4;
+    /// `DELETED`
+    pub const DELETED: u32 = 5;
+    /// `TOUCHED`
+    pub const TOUCHED: u32 = 6;
+    /// `ERROR`
+    pub const ERROR: u32 = 7;
+    /// `SERVER_ERROR <message>`
+    pub const SERVER_ERROR: u32 = 8;
+    /// `CLIENT_ERROR <message>`
+    pub const CLIENT_ERROR: u32 = 9;
+}
+
+/// Entry opcodes of an extended plan.
+pub mod entry {
+    /// `fan_out` (primary): payload `wait`, then the child indexes.
+    pub const FAN_OUT: u32 = 1;
+    /// Reserved: `call` with a cookie, answered through `switchyard_on_reply`.
+    pub const CALL: u32 = 2;
+    /// Reserved: background send with rewrites.
+    pub const BACKGROUND: u32 = 3;
+}
+
+/// Wait policies of a `fan_out` entry. Version 1 hosts implement only [`ALL`](wait::ALL).
+pub mod wait {
+    /// Wait for every child; reply with the worst reply.
+    pub const ALL: u32 = 0;
+    /// Reserved: the first reply.
+    pub const FIRST: u32 = 1;
+    /// Reserved: the first successful reply.
+    pub const FIRST_GOOD: u32 = 2;
+    /// Reserved: a majority.
+    pub const MAJORITY: u32 = 3;
+    /// Reserved: do not wait.
+    pub const NONE: u32 = 4;
+}
+
+/// Hash algorithms of the `hash` import (see [`crate::hash`]).
+pub mod hash_alg {
+    /// First four bytes of the MD5 digest, little-endian.
+    pub const MD5: u32 = 0;
+    /// CRC-32 (IEEE 802.3, reflected, as zlib).
+    pub const CRC32: u32 = 1;
+    /// 32-bit FNV-1a.
+    pub const FNV1A_32: u32 = 2;
+    /// 64-bit FNV-1a, low 32 bits.
+    pub const FNV1A_64: u32 = 3;
+}
+
+/// Levels of the `log` import.
+pub mod log_level {
+    /// Error.
+    pub const ERROR: u32 = 1;
+    /// Warning.
+    pub const WARN: u32 = 2;
+    /// Information.
+    pub const INFO: u32 = 3;
+    /// Debugging detail.
+    pub const DEBUG: u32 = 4;
+}
+
+/// Largest value of the 24-bit `small` field of a plan word.
+pub const SMALL_MAX: u32 = 0x00ff_ffff;
+
+/// Builds a plan word: `arg` in bits 32..64, `small` in bits 8..32, `tag` in bits 0..8.
+///
+/// `small` must fit in 24 bits (debug builds assert it; release builds mask it).
+pub const fn encode_plan_word(tag: u8, small: u32, arg: u32) -> u64 {
+    debug_assert!(small <= SMALL_MAX, "plan word `small` field is 24 bits");
+    ((arg as u64) << 32) | (((small & SMALL_MAX) as u64) << 8) | tag as u64
+}
+
+/// Splits a plan word into `(tag, small, arg)`; `small` is 24 bits.
+pub const fn decode_plan_word(word: u64) -> (u8, u32, u32) {
+    (
+        (word & 0xff) as u8,
+        ((word >> 8) as u32) & SMALL_MAX,
+        (word >> 32) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_word_round_trips() {
+        for (tag, small, arg) in [
+            (tag::FORWARD, 0, 0),
+            (tag::FORWARD, 0, u32::MAX),
+            (tag::REPLY, reply::CLIENT_ERROR, 17),
+            (tag::PLAN, SMALL_MAX, 4096),
+            (0xff, 0x12_3456, 0xdead_beef),
+        ] {
+            assert_eq!(
+                decode_plan_word(encode_plan_word(tag, small, arg)),
+                (tag, small, arg)
+            );
+        }
+    }
+
+    #[test]
+    fn plan_word_layout_matches_abi_md() {
+        assert_eq!(
+            encode_plan_word(tag::REPLY, reply::SERVER_ERROR, 3),
+            0x0000_0003_0000_0802
+        );
+        // A negative i64 from the wasm side is the same bits.
+        assert_eq!(decode_plan_word(-1_i64 as u64), (0xff, SMALL_MAX, u32::MAX));
+    }
+}

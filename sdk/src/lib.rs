@@ -1,0 +1,44 @@
+//! Write Switchyard routing plugins in safe Rust.
+//!
+//! A plugin is a [`Policy`] exported with [`export_policy!`] and built for
+//! `wasm32-unknown-unknown`; the host calls it for every request and executes the [`Plan`] it
+//! returns. The SDK implements the guest side of the ABI (`sdk/ABI.md`), and the host depends
+//! on this crate for the ABI's constants and hash functions. See `README.md` for an example.
+//!
+//! Codemap:
+//!
+//! - [`abi`]: every constant of ABI.md and the plan word layout (host and guest share these).
+//! - [`hash`]: the hash functions behind the `hash`/`md5` imports, in pure Rust (used by the
+//!   host, and by the SDK natively).
+//! - [`request`]: [`Op`] and [`Request`], what `route` receives.
+//! - [`plan`]: [`Plan`], [`Reply`], [`Child`], ..., what `route` returns, and their encoding.
+//! - [`policy`]: the [`Policy`] trait and [`InitContext`] (the node's children).
+//! - [`host`]: one safe wrapper per host import.
+//! - `export`: [`export_policy!`], which defines the wasm exports.
+//! - [`testing`] (native only): [`testing::Harness`], a fake host for `cargo test`.
+//! - `sys` (wasm32 only): the imports and the shared statics; the SDK's only `unsafe` code.
+#![deny(missing_docs)]
+
+pub mod abi;
+mod export;
+pub mod hash;
+pub mod host;
+pub mod plan;
+pub mod policy;
+pub mod request;
+#[cfg(target_arch = "wasm32")]
+mod sys;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+#[doc(hidden)]
+pub use export::__private;
+pub use hash::HashAlgorithm;
+pub use host::Level;
+pub use plan::{Child, Children, Plan, Reply, Wait};
+pub use policy::{ChildInfo, InitContext, NoConfig, Policy};
+pub use request::{Op, Request};
+
+/// Re-exported so plugins can `#[derive(serde::Deserialize)]` their config without naming the
+/// version.
+pub use serde;

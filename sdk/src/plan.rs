@@ -1,0 +1,346 @@
+//! What [`Policy::route`](crate::Policy::route) returns, and its encoding into the ABI's plan
+//! word and plan buffer.
+//!
+//! Encoding does not allocate: a plan borrows from the policy (`'a`), and the SDK writes it into
+//! the plugin's static plan buffer.
+
+use crate::abi::{self, PLAN_CAPACITY, encode_plan_word, entry, reply, tag, wait};
+
+/// A child of this node, by index (in config order, `0..child_count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Child(pub u32);
+
+impl Child {
+    /// The index.
+    pub const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// What the host does with one request.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan<'a> {
+    /// Send the request to one child; its reply is this node's reply.
+    Forward(Child),
+    /// Answer without contacting any child.
+    Reply(Reply<'a>),
+    /// Send the request to several children and combine their replies.
+    FanOut {
+        /// Which children; must name at least one, without duplicates.
+        children: Children<'a>,
+        /// How the replies are combined.
+        wait: Wait,
+    },
+}
+
+impl From<Child> for Plan<'_> {
+    fn from(child: Child) -> Self {
+        Plan::Forward(child)
+    }
+}
+
+impl<'a> From<Reply<'a>> for Plan<'a> {
+    fn from(reply: Reply<'a>) -> Self {
+        Plan::Reply(reply)
+    }
+}
+
+/// A direct answer. The host renders it as memcached would for the request's operation; a reply
+/// that makes no sense for it (say `Stored` for a `get`) becomes
+/// `SERVER_ERROR plugin reply <name> is not valid for <command>` (see ABI.md).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// The key is absent: a miss for retrievals, `NOT_STORED` for storage commands,
+    /// `NOT_FOUND` for `delete`, `incr`, `decr`, `touch`.
+    Miss,
+    /// `NOT_STORED` (storage commands).
+    NotStored,
+    /// `STORED` (storage commands).
+    Stored,
+    /// `EXISTS` (storage commands).
+    Exists,
+    /// `NOT_FOUND`; a miss for retrievals.
+    NotFound,
+    /// `DELETED` (`delete`).
+    Deleted,
+    /// `TOUCHED` (`touch`).
+    Touched,
+    /// `ERROR`.
+    Error,
+    /// `SERVER_ERROR <message>`. The message must be printable ASCII: the SDK replaces other
+    /// bytes with `?` and cuts it at [`PLAN_CAPACITY`] bytes.
+    ServerError(&'a str),
+    /// `CLIENT_ERROR <message>`, with the same rules as [`Reply::ServerError`].
+    ClientError(&'a str),
+}
+
+impl<'a> Reply<'a> {
+    /// The ABI reply code ([`crate::abi::reply`]).
+    pub const fn code(&self) -> u32 {
+        match self {
+            Self::Miss => reply::MISS,
+            Self::NotStored => reply::NOT_STORED,
+            Self::Stored => reply::STORED,
+            Self::Exists => reply::EXISTS,
+            Self::NotFound => reply::NOT_FOUND,
+            Self::Deleted => reply::DELETED,
+            Self::Touched => reply::TOUCHED,
+            Self::Error => reply::ERROR,
+            Self::ServerError(_) => reply::SERVER_ERROR,
+            Self::ClientError(_) => reply::CLIENT_ERROR,
+        }
+    }
+
+    /// The message of an error reply.
+    pub const fn message(&self) -> Option<&'a str> {
+        match self {
+            Self::ServerError(message) | Self::ClientError(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The reply with this code and, for the error replies, message; `None` for an unknown
+    /// code.
+    pub const fn from_code(code: u32, message: &'a str) -> Option<Self> {
+        Some(match code {
+            reply::MISS => Self::Miss,
+            reply::NOT_STORED => Self::NotStored,
+            reply::STORED => Self::Stored,
+            reply::EXISTS => Self::Exists,
+            reply::NOT_FOUND => Self::NotFound,
+            reply::DELETED => Self::Deleted,
+            reply::TOUCHED => Self::Touched,
+            reply::ERROR => Self::Error,
+            reply::SERVER_ERROR => Self::ServerError(message),
+            reply::CLIENT_ERROR => Self::ClientError(message),
+            _ => return None,
+        })
+    }
+}
+
+/// The children of a [`Plan::FanOut`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Children<'a> {
+    /// Every child of this node, in index order.
+    All,
+    /// These child indexes.
+    List(&'a [u32]),
+}
+
+/// How a [`Plan::FanOut`] combines replies.
+///
+/// ABI.md reserves `first`, `first_good`, `majority` and `none`; version 1 hosts refuse them,
+/// so they are not offered here yet.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Wait {
+    /// Wait for every child; the client gets the worst reply (error < miss/not stored <
+    /// success).
+    #[default]
+    All,
+}
+
+impl Wait {
+    /// The ABI wait code ([`crate::abi::wait`]).
+    pub const fn code(self) -> u32 {
+        match self {
+            Self::All => wait::ALL,
+        }
+    }
+
+    /// The policy with this code, if version 1 hosts implement it.
+    pub const fn from_code(code: u32) -> Option<Self> {
+        match code {
+            wait::ALL => Some(Self::All),
+            _ => None,
+        }
+    }
+}
+
+/// Most children one fan-out can name: the plan buffer holds `[opcode][n][wait]` and the
+/// indexes, one `u32` each.
+pub const MAX_FAN_OUT: usize = PLAN_CAPACITY / 4 - 3;
+
+/// Is `byte` allowed in a reply message (printable ASCII)?
+pub(crate) const fn is_message_byte(byte: u8) -> bool {
+    matches!(byte, 0x20..=0x7e)
+}
+
+impl Plan<'_> {
+    /// Encodes the plan as `route` returns it: the plan word, with extended plans and reply
+    /// messages written to the start of `buf`. `child_count` expands [`Children::All`].
+    ///
+    /// # Panics
+    ///
+    /// If a fan-out names more than [`MAX_FAN_OUT`] children (in a plugin, a panic is a trap:
+    /// the request fails and the instance is replaced).
+    pub fn encode(&self, child_count: u32, buf: &mut [u8; PLAN_CAPACITY]) -> u64 {
+        match *self {
+            Plan::Forward(child) => encode_plan_word(tag::FORWARD, 0, child.0),
+            Plan::Reply(reply) => {
+                let len = reply.message().map_or(0, |message| {
+                    let bytes = &message.as_bytes()[..message.len().min(PLAN_CAPACITY)];
+                    for (out, &byte) in buf.iter_mut().zip(bytes) {
+                        *out = if is_message_byte(byte) { byte } else { b'?' };
+                    }
+                    bytes.len()
+                });
+                encode_plan_word(tag::REPLY, reply.code(), len as u32)
+            }
+            Plan::FanOut { children, wait } => {
+                let count = match children {
+                    Children::All => child_count as usize,
+                    Children::List(list) => list.len(),
+                };
+                assert!(
+                    count <= MAX_FAN_OUT,
+                    "fan-out to {count} children; a plan holds at most {MAX_FAN_OUT}"
+                );
+                let mut words = Words { buf, len: 0 };
+                words.push(entry::FAN_OUT);
+                words.push(1 + count as u32);
+                words.push(wait.code());
+                match children {
+                    Children::All => (0..child_count).for_each(|child| words.push(child)),
+                    Children::List(list) => list.iter().for_each(|&child| words.push(child)),
+                }
+                encode_plan_word(tag::PLAN, 0, words.len as u32)
+            }
+        }
+    }
+}
+
+/// Appends little-endian `u32` words to a plan buffer.
+struct Words<'b> {
+    buf: &'b mut [u8; abi::PLAN_CAPACITY],
+    len: usize,
+}
+
+impl Words<'_> {
+    fn push(&mut self, word: u32) {
+        self.buf[self.len..self.len + 4].copy_from_slice(&word.to_le_bytes());
+        self.len += 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::decode_plan_word;
+
+    fn encode(plan: Plan<'_>, child_count: u32) -> (u64, Vec<u8>) {
+        let mut buf = [0u8; PLAN_CAPACITY];
+        let word = plan.encode(child_count, &mut buf);
+        let (_, _, arg) = decode_plan_word(word);
+        let used = if word as u8 == tag::FORWARD {
+            0
+        } else {
+            arg as usize
+        };
+        (word, buf[..used].to_vec())
+    }
+
+    fn words(bytes: &[u8]) -> Vec<u32> {
+        bytes
+            .chunks(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect()
+    }
+
+    #[test]
+    fn forward() {
+        assert_eq!(
+            encode(Plan::Forward(Child(5)), 8),
+            (encode_plan_word(tag::FORWARD, 0, 5), vec![])
+        );
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(
+            encode(Plan::Reply(Reply::Miss), 1),
+            (encode_plan_word(tag::REPLY, reply::MISS, 0), vec![])
+        );
+        assert_eq!(
+            encode(Plan::Reply(Reply::ServerError("no route")), 1),
+            (
+                encode_plan_word(tag::REPLY, reply::SERVER_ERROR, 8),
+                b"no route".to_vec()
+            )
+        );
+        assert_eq!(
+            encode(Plan::Reply(Reply::ClientError("bad\r\nkey é")), 1),
+            (
+                encode_plan_word(tag::REPLY, reply::CLIENT_ERROR, 11),
+                b"bad??key ??".to_vec()
+            )
+        );
+    }
+
+    #[test]
+    fn long_message_is_cut_to_the_buffer() {
+        let message = "x".repeat(PLAN_CAPACITY + 10);
+        let (word, bytes) = encode(Plan::Reply(Reply::ServerError(&message)), 1);
+        assert_eq!(decode_plan_word(word).2 as usize, PLAN_CAPACITY);
+        assert_eq!(bytes.len(), PLAN_CAPACITY);
+    }
+
+    #[test]
+    fn fan_out() {
+        let (word, bytes) = encode(
+            Plan::FanOut {
+                children: Children::List(&[2, 0]),
+                wait: Wait::All,
+            },
+            3,
+        );
+        assert_eq!(word, encode_plan_word(tag::PLAN, 0, 20));
+        assert_eq!(words(&bytes), [entry::FAN_OUT, 3, wait::ALL, 2, 0]);
+
+        let (word, bytes) = encode(
+            Plan::FanOut {
+                children: Children::All,
+                wait: Wait::All,
+            },
+            3,
+        );
+        assert_eq!(word, encode_plan_word(tag::PLAN, 0, 24));
+        assert_eq!(words(&bytes), [entry::FAN_OUT, 4, wait::ALL, 0, 1, 2]);
+    }
+
+    #[test]
+    fn largest_fan_out_fits() {
+        let (word, bytes) = encode(
+            Plan::FanOut {
+                children: Children::All,
+                wait: Wait::All,
+            },
+            MAX_FAN_OUT as u32,
+        );
+        assert_eq!(decode_plan_word(word).2 as usize, PLAN_CAPACITY);
+        assert_eq!(words(&bytes)[PLAN_CAPACITY / 4 - 1], MAX_FAN_OUT as u32 - 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "at most")]
+    fn oversized_fan_out_panics() {
+        encode(
+            Plan::FanOut {
+                children: Children::All,
+                wait: Wait::All,
+            },
+            MAX_FAN_OUT as u32 + 1,
+        );
+    }
+
+    #[test]
+    fn reply_codes_round_trip() {
+        for code in 0..=9 {
+            let reply = Reply::from_code(code, "m").expect("known code");
+            assert_eq!(reply.code(), code);
+        }
+        assert_eq!(Reply::from_code(10, ""), None);
+    }
+}

@@ -1,0 +1,332 @@
+//! Native test harness: run a [`Policy`] with plain `cargo test`, against a fake host whose
+//! children, health, clock and random generator the test controls.
+//!
+//! The harness goes through the same code as a wasm plugin wherever that is cheap: the config
+//! is parsed from TOML text, the request is rebuilt from the `route` arguments with the key
+//! copied into a key buffer, and the plan is encoded into a plan buffer and decoded back with
+//! the checks a version 1 host applies ([`decode_plan`]), so a test also covers the encoding.
+//!
+//! ```
+//! use switchyard_sdk::testing::{Decision, Harness};
+//! use switchyard_sdk::{Child, InitContext, NoConfig, Op, Plan, Policy, Request};
+//!
+//! struct First;
+//! impl Policy for First {
+//!     type Config = NoConfig;
+//!     fn init(_: NoConfig, _: &InitContext) -> Result<Self, String> {
+//!         Ok(First)
+//!     }
+//!     fn route<'a>(&'a mut self, _: &Request<'_>) -> Plan<'a> {
+//!         Plan::Forward(Child(0))
+//!     }
+//! }
+//!
+//! let mut harness = Harness::<First>::new("", &[("a", 1), ("b", 1)]).expect("valid config");
+//! assert_eq!(harness.route(&Request::new(Op::Get, b"k")), Decision::Forward(0));
+//! ```
+
+mod decode;
+pub(crate) mod fake_host;
+
+use std::fmt;
+
+pub use self::decode::{Decision, OwnedReply, PlanFault, decode_plan};
+use self::fake_host::FakeHost;
+use crate::abi::{KEY_CAPACITY, PLAN_CAPACITY};
+use crate::export::__private::{self, Instance};
+use crate::host::Level;
+use crate::policy::Policy;
+use crate::request::Request;
+
+/// Byte the plan buffer is filled with before each call, so a plan that reads bytes the
+/// policy did not write is noticed.
+const POISON: u8 = 0xa5;
+
+/// A configured policy on a fake host.
+pub struct Harness<P: Policy> {
+    instance: Instance<P>,
+    host: FakeHost,
+    key: Box<[u8; KEY_CAPACITY]>,
+    plan: Box<[u8; PLAN_CAPACITY]>,
+}
+
+impl<P: Policy> fmt::Debug for Harness<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Harness")
+            .field("children", &self.host.children)
+            .field("healthy", &self.host.healthy)
+            .field("now_ms", &self.host.now_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Policy> Harness<P> {
+    /// Configures the policy as a host would: `config_toml` is the node's `config` table as
+    /// TOML text (`""` for none), `children` the `(name, weight)` of each child. Every child
+    /// starts healthy, the clock at 0 and the generator at seed 0.
+    ///
+    /// The error is the reason the plugin would pass to `set_error`.
+    pub fn new(config_toml: &str, children: &[(&str, u32)]) -> Result<Self, String> {
+        let mut host = FakeHost::new(children);
+        let instance = fake_host::enter(&mut host, || {
+            Instance::<P>::configure(config_toml.as_bytes())
+        })?;
+        Ok(Self {
+            instance,
+            host,
+            key: Box::new([0; KEY_CAPACITY]),
+            plan: Box::new([POISON; PLAN_CAPACITY]),
+        })
+    }
+
+    /// Routes one request and decodes the plan.
+    ///
+    /// # Panics
+    ///
+    /// If the host would refuse the plan (a plugin fault), or the key is longer than
+    /// [`KEY_CAPACITY`] (the host never passes one).
+    pub fn route(&mut self, request: &Request<'_>) -> Decision {
+        match self.try_route(request) {
+            Ok(decision) => decision,
+            Err(fault) => panic!("plugin fault: {fault}"),
+        }
+    }
+
+    /// Routes one request; a plan the host would refuse is an error.
+    ///
+    /// # Panics
+    ///
+    /// If the key is longer than [`KEY_CAPACITY`].
+    pub fn try_route(&mut self, request: &Request<'_>) -> Result<Decision, PlanFault> {
+        let key_len = request.key().len();
+        assert!(
+            key_len <= KEY_CAPACITY,
+            "keys longer than {KEY_CAPACITY} bytes never reach a plugin"
+        );
+        self.key[..key_len].copy_from_slice(request.key());
+        self.plan.fill(POISON);
+        let request = __private::request(
+            request.op().code() as i32,
+            &self.key[..key_len],
+            request.flags() as i32,
+            request.exptime(),
+            request.value_len() as i32,
+            request.listener() as i32,
+        );
+        let (instance, plan) = (&mut self.instance, &mut self.plan);
+        let word = fake_host::enter(&mut self.host, || instance.route(&request, plan));
+        decode_plan(word, &self.plan[..], self.instance.child_count)
+    }
+
+    /// Marks a child up or down, as `child_healthy` will report it.
+    ///
+    /// # Panics
+    ///
+    /// If there is no such child.
+    pub fn set_healthy(&mut self, child: u32, healthy: bool) {
+        let count = self.host.healthy.len();
+        match self.host.healthy.get_mut(child as usize) {
+            Some(slot) => *slot = healthy,
+            None => panic!("no child {child}: the node has {count}"),
+        }
+    }
+
+    /// Sets what `now_ms` returns.
+    pub fn set_now_ms(&mut self, now_ms: u64) {
+        self.host.now_ms = now_ms;
+    }
+
+    /// Restarts the `random` sequence from `seed` (a splitmix64 generator).
+    pub fn seed_random(&mut self, seed: u64) {
+        self.host.random_state = seed;
+    }
+
+    /// The messages the policy logged so far.
+    pub fn logs(&self) -> &[(Level, String)] {
+        &self.host.logs
+    }
+
+    /// Takes the messages the policy logged so far.
+    pub fn take_logs(&mut self) -> Vec<(Level, String)> {
+        std::mem::take(&mut self.host.logs)
+    }
+
+    /// The policy, to inspect its state.
+    pub fn policy(&self) -> &P {
+        &self.instance.policy
+    }
+
+    /// Number of children.
+    pub fn child_count(&self) -> u32 {
+        self.instance.child_count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::host;
+    use crate::plan::{Child, Children, Plan, Reply, Wait};
+    use crate::policy::InitContext;
+    use crate::request::Op;
+
+    /// A policy that exercises every plan and every import.
+    struct Probe {
+        message: String,
+        spread: Vec<u32>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ProbeConfig {
+        message: String,
+        #[serde(default)]
+        refuse: bool,
+    }
+
+    impl Policy for Probe {
+        type Config = ProbeConfig;
+
+        fn init(config: ProbeConfig, ctx: &InitContext) -> Result<Self, String> {
+            if config.refuse {
+                return Err(format!("refused with {} children", ctx.child_count()));
+            }
+            host::log(Level::Info, "init");
+            Ok(Probe {
+                message: config.message,
+                spread: ctx.iter().map(|(child, _)| child.0).rev().collect(),
+            })
+        }
+
+        fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
+            match request.key() {
+                b"reply" => Plan::Reply(Reply::ServerError(&self.message)),
+                b"all" => Plan::FanOut {
+                    children: Children::All,
+                    wait: Wait::All,
+                },
+                b"spread" => Plan::FanOut {
+                    children: Children::List(&self.spread),
+                    wait: Wait::All,
+                },
+                b"bad" => Plan::Forward(Child(99)),
+                b"empty" => Plan::FanOut {
+                    children: Children::List(&[]),
+                    wait: Wait::All,
+                },
+                b"health" => Plan::Forward(Child(u32::from(!host::child_healthy(Child(0))))),
+                b"clock" => Plan::Forward(Child((host::now_ms() % 3) as u32)),
+                b"random" => Plan::Forward(Child((host::random() % 3) as u32)),
+                _ => {
+                    let idx = host::hash(crate::HashAlgorithm::Crc32, request.key());
+                    Plan::Forward(Child(idx % 3))
+                }
+            }
+        }
+    }
+
+    const CHILDREN: &[(&str, u32)] = &[("a", 1), ("b", 2), ("c", 3)];
+
+    fn probe() -> Harness<Probe> {
+        Harness::new("message = \"sorry\"", CHILDREN).expect("valid config")
+    }
+
+    fn get(key: &[u8]) -> Request<'_> {
+        Request::new(Op::Get, key)
+    }
+
+    #[test]
+    fn decisions() {
+        let mut h = probe();
+        assert_eq!(
+            h.route(&get(b"reply")),
+            Decision::reply(Reply::ServerError("sorry"))
+        );
+        assert_eq!(
+            h.route(&get(b"all")),
+            Decision::FanOut {
+                children: vec![0, 1, 2],
+                wait: Wait::All
+            }
+        );
+        assert_eq!(
+            h.route(&get(b"spread")),
+            Decision::FanOut {
+                children: vec![2, 1, 0],
+                wait: Wait::All
+            }
+        );
+        let crc = crate::hash::crc32(b"k") % 3;
+        assert_eq!(h.route(&get(b"k")), Decision::Forward(crc));
+        assert_eq!(h.logs(), [(Level::Info, "init".to_owned())]);
+        assert_eq!(h.take_logs().len(), 1);
+        assert!(h.logs().is_empty());
+    }
+
+    #[test]
+    fn faults() {
+        let mut h = probe();
+        let fault = h.try_route(&get(b"bad")).expect_err("out of range");
+        assert!(fault.message().contains("child 99"), "{fault}");
+        let fault = h.try_route(&get(b"empty")).expect_err("empty fan-out");
+        assert!(fault.message().contains("no children"), "{fault}");
+    }
+
+    #[test]
+    #[should_panic(expected = "plugin fault")]
+    fn route_panics_on_fault() {
+        probe().route(&get(b"bad"));
+    }
+
+    #[test]
+    fn host_state() {
+        let mut h = probe();
+        assert_eq!(h.route(&get(b"health")), Decision::Forward(0));
+        h.set_healthy(0, false);
+        assert_eq!(h.route(&get(b"health")), Decision::Forward(1));
+        h.set_now_ms(5);
+        assert_eq!(h.route(&get(b"clock")), Decision::Forward(2));
+
+        h.seed_random(42);
+        let first: Vec<_> = (0..8).map(|_| h.route(&get(b"random"))).collect();
+        h.seed_random(42);
+        let again: Vec<_> = (0..8).map(|_| h.route(&get(b"random"))).collect();
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn two_harnesses_on_one_thread_stay_apart() {
+        let mut one = probe();
+        let mut two = probe();
+        one.set_healthy(0, false);
+        assert_eq!(one.route(&get(b"health")), Decision::Forward(1));
+        assert_eq!(two.route(&get(b"health")), Decision::Forward(0));
+    }
+
+    #[test]
+    fn config_errors() {
+        let err = Harness::<Probe>::new("", CHILDREN).expect_err("missing field");
+        assert!(err.contains("missing field `message`"), "{err}");
+        let err = Harness::<Probe>::new("message = \"x\"\ncolour = 1", CHILDREN)
+            .expect_err("unknown field");
+        assert!(err.contains("unknown field `colour`"), "{err}");
+        let err = Harness::<Probe>::new("message = ", CHILDREN).expect_err("bad TOML");
+        assert!(err.starts_with("invalid config: "), "{err}");
+        let err =
+            Harness::<Probe>::new("message = \"x\"\nrefuse = true", CHILDREN).expect_err("refused");
+        assert_eq!(err, "refused with 3 children");
+    }
+
+    #[test]
+    #[should_panic(expected = "outside switchyard_sdk::testing::Harness")]
+    fn imports_need_a_harness() {
+        host::now_ms();
+    }
+
+    #[test]
+    fn hashes_work_without_a_harness() {
+        assert_eq!(host::md5(b""), crate::hash::md5(b""));
+    }
+}
