@@ -16,6 +16,16 @@ use switchyard::plugin::{
     ChildInfo, NodeContext, PluginEngine, PluginInstance, PluginModule, RouteInput, bundled,
 };
 
+/// A plugin that forwards everything to child 0: what is left is the host's side of a call.
+const NULL_PLUGIN: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "switchyard_abi_version") (result i32) i32.const 1)
+  (func (export "switchyard_key_buffer") (result i32) i32.const 1024)
+  (func (export "switchyard_plan_buffer") (result i32) i32.const 4096)
+  (func (export "switchyard_alloc") (param i32) (result i32) i32.const 8192)
+  (func (export "switchyard_init") (param i32 i32) (result i32) i32.const 0)
+  (func (export "switchyard_route") (param i32 i32 i32 i64 i32 i32) (result i64) i64.const 1))"#;
+
 const CALLS: usize = 200_000;
 const RUNS: usize = 7;
 
@@ -40,7 +50,25 @@ fn main() {
         "default = \"c\"\n[prefixes]\n\"session:\" = \"a\"\n\"user:\" = \"b\"\n\"feed:\" = \"a\"\n",
     );
 
-    for (name, mut inst) in [("ketama", ketama), ("prefix", prefix)] {
+    let null = {
+        let wasm = wat::parse_str(NULL_PLUGIN).expect("wat");
+        let module = PluginModule::compile(&engine, "null", &wasm).expect("compile");
+        let ctx = Arc::new(NodeContext {
+            label: "bench.null".into(),
+            children: vec![ChildInfo {
+                name: "a".into(),
+                weight: 1,
+            }],
+            config_toml: String::new(),
+        });
+        PluginInstance::new(&module, ctx, None, &settings, 1).expect("init")
+    };
+
+    for (name, mut inst) in [
+        ("null (host overhead)", null),
+        ("ketama", ketama),
+        ("prefix", prefix),
+    ] {
         let ns = median(|| {
             let start = Instant::now();
             for i in 0..CALLS {

@@ -1,0 +1,18 @@
+//! End-to-end tests: real memcached (and twemproxy) processes, a real router, real TCP.
+//! One module per concern; the harness is the `switchyard_tests` library (`tests/src/`).
+//!
+//! - [`differential`]: replies through the router are byte-identical to memcached's own.
+//! - [`ketama`]: keys land where twemproxy puts them; adding a server moves about a quarter.
+//! - [`prefix`]: key prefixes choose pools, longest match first.
+//! - [`pipelining`]: pipelined requests and multi-key gets come back in order.
+//! - [`backend_failure`]: a dead or hung backend costs its requests only, within the timeout.
+//! - [`plugin_sandbox`]: traps, endless loops and WASI imports are contained or refused.
+//! - [`check_config`]: `switchyard --check-config` accepts good files and names bad keys.
+
+mod backend_failure;
+mod check_config;
+mod differential;
+mod ketama;
+mod pipelining;
+mod plugin_sandbox;
+mod prefix;

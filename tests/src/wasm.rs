@@ -1,0 +1,87 @@
+//! Hand-written plugins in WebAssembly text, following `sdk/ABI.md` (version 1) directly
+//! rather than through the SDK, so the tests check the host against the written ABI.
+//!
+//! Memory layout of these guests: key buffer at 1024 (1024 bytes), plan buffer at 2048
+//! (4096 bytes), configuration written by the host at 8192.
+
+/// The byte address of the key buffer.
+const KEY_BUFFER: u32 = 1024;
+
+/// A guest that forwards every request to child 0, except that `route` runs `on_match` (WAT
+/// instructions, leaving nothing on the stack) when the key starts with the four bytes
+/// `prefix`. `imports` is spliced in before everything else.
+fn guest(imports: &str, prefix: &[u8; 4], on_match: &str) -> String {
+    let word = u32::from_le_bytes(*prefix);
+    format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") 2)
+  (func (export "switchyard_abi_version") (result i32) (i32.const 1))
+  (func (export "switchyard_key_buffer") (result i32) (i32.const {KEY_BUFFER}))
+  (func (export "switchyard_plan_buffer") (result i32) (i32.const 2048))
+  ;; The configuration goes at 8192, up to the end of the two pages; 0 means "too big".
+  (func (export "switchyard_alloc") (param $len i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $len) (i32.const 122880))
+      (then (i32.const 8192))
+      (else (i32.const 0))))
+  (func (export "switchyard_init") (param $ptr i32) (param $len i32) (result i32)
+    (i32.const 0))
+  (func (export "switchyard_route")
+    (param $op i32) (param $key_len i32) (param $flags i32) (param $exptime i64)
+    (param $value_len i32) (param $listener i32) (result i64)
+    (if (i32.and
+          (i32.ge_u (local.get $key_len) (i32.const 4))
+          (i32.eq (i32.load (i32.const {KEY_BUFFER})) (i32.const {word})))
+      (then {on_match}))
+    ;; Plan tag 1, forward(child 0).
+    (i64.const 1))
+)"#
+    )
+}
+
+fn compile(wat_text: &str) -> Vec<u8> {
+    wat::parse_str(wat_text).unwrap_or_else(|e| panic!("invalid test guest: {e}\n{wat_text}"))
+}
+
+/// Forwards to child 0; a key starting with `trap` executes `unreachable`.
+pub fn trapping_plugin() -> Vec<u8> {
+    compile(&guest("", b"trap", "unreachable"))
+}
+
+/// Forwards to child 0; a key starting with `loop` spins forever, so only the host's epoch
+/// deadline ends the call.
+pub fn looping_plugin() -> Vec<u8> {
+    compile(&guest("", b"loop", "(loop $spin (br $spin))"))
+}
+
+/// Forwards to child 0 and never misbehaves: the control for the two above.
+pub fn forwarding_plugin() -> Vec<u8> {
+    compile(&guest("", b"\0\0\0\0", "nop"))
+}
+
+/// A well-formed guest that also imports WASI's `fd_write`, which the host must refuse.
+pub fn wasi_plugin() -> Vec<u8> {
+    compile(&guest(
+        r#"(import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))"#,
+        b"\0\0\0\0",
+        "nop",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_guests_are_valid_modules() {
+        for module in [
+            trapping_plugin(),
+            looping_plugin(),
+            forwarding_plugin(),
+            wasi_plugin(),
+        ] {
+            assert_eq!(&module[..4], b"\0asm");
+        }
+    }
+}
