@@ -71,6 +71,16 @@ pub enum BuildError {
         /// What the plugin runtime said.
         source: PluginError,
     },
+    /// A reference to a pool or route that does not exist.
+    #[error("{node} (line {line}): no pool or route is named `{name}`")]
+    Reference {
+        /// The referring node.
+        node: String,
+        /// Its line.
+        line: usize,
+        /// The missing name.
+        name: String,
+    },
 }
 
 impl Generation {
@@ -170,8 +180,8 @@ impl Generation {
             let children = route
                 .children
                 .iter()
-                .map(|c| Target::Node(index[c.as_str()]))
-                .collect();
+                .map(|c| lookup(&index, c, &label, route.line))
+                .collect::<Result<Vec<_>, _>>()?;
             let infos = route
                 .children
                 .iter()
@@ -193,8 +203,8 @@ impl Generation {
         let roots = config
             .listeners
             .iter()
-            .map(|l| Target::Node(index[l.route.as_str()]))
-            .collect();
+            .map(|l| lookup(&index, &l.route, "listeners", 0))
+            .collect::<Result<Vec<_>, _>>()?;
 
         // Every node must accept its configuration now, not on a worker at the first request.
         let lines: Vec<usize> = config
@@ -250,6 +260,24 @@ impl Generation {
         }
         out
     }
+}
+
+/// A reference by name; `Config` validation guarantees it exists, but a `Config` built by hand
+/// gets an error rather than a panic.
+fn lookup(
+    index: &HashMap<&str, usize>,
+    name: &str,
+    node: &str,
+    line: usize,
+) -> Result<Target, BuildError> {
+    index
+        .get(name)
+        .map(|&i| Target::Node(i))
+        .ok_or_else(|| BuildError::Reference {
+            node: node.to_string(),
+            line,
+            name: name.to_string(),
+        })
 }
 
 fn table_text(table: &toml::Table) -> String {

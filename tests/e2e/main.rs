@@ -7,11 +7,13 @@
 //! - [`pipelining`]: pipelined requests and multi-key gets come back in order.
 //! - [`backend_failure`]: a dead or hung backend costs its requests only, within the timeout.
 //! - [`plugin_sandbox`]: traps, endless loops and WASI imports are contained or refused.
+//! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
 //! - [`check_config`]: `switchyard --check-config` accepts good files and names bad keys.
 
 mod backend_failure;
 mod check_config;
 mod differential;
+mod fan_out;
 mod ketama;
 mod pipelining;
 mod plugin_sandbox;

@@ -59,6 +59,22 @@ pub fn forwarding_plugin() -> Vec<u8> {
     compile(&guest("", b"\0\0\0\0", "nop"))
 }
 
+/// Sends a key starting with `fan:` to children 0 and 1 at once (`fan_out`, wait for all, worst
+/// reply), everything else to child 0. The plan is written to the plan buffer as ABI.md's
+/// extended plan: `[FAN_OUT=1][n=3][wait ALL=0][0][1]`, 20 bytes, returned as tag 3.
+pub fn fanning_out_plugin() -> Vec<u8> {
+    compile(&guest(
+        "",
+        b"fan:",
+        "(i32.store (i32.const 2048) (i32.const 1))
+      (i32.store (i32.const 2052) (i32.const 3))
+      (i32.store (i32.const 2056) (i32.const 0))
+      (i32.store (i32.const 2060) (i32.const 0))
+      (i32.store (i32.const 2064) (i32.const 1))
+      (return (i64.or (i64.shl (i64.const 20) (i64.const 32)) (i64.const 3)))",
+    ))
+}
+
 /// A well-formed guest that also imports WASI's `fd_write`, which the host must refuse.
 pub fn wasi_plugin() -> Vec<u8> {
     compile(&guest(
