@@ -6,11 +6,15 @@
 //! connection's requests in the order it received them).
 
 mod connection;
+mod health;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use health::{Health, HealthPolicy};
 
 use bytes::Bytes;
 use switchyard_protocol::{ReplyKind, ReplyStatus};
@@ -52,18 +56,31 @@ pub enum BackendError {
     /// The worker is shutting down.
     #[error("router shutting down")]
     Shutdown,
+    /// The server is marked down; nothing was sent.
+    #[error("is down")]
+    Down,
+    /// This worker already has the pool's limit of requests outstanding at the server.
+    #[error("has too many outstanding requests")]
+    Overloaded,
 }
 
 /// The result a request's sender receives.
 pub type BackendResult = Result<BackendReply, BackendError>;
 
-/// Settings of one destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Settings of one destination. A server listed by several pools takes the first pool's
+/// health settings and the smallest connect timeout.
+#[derive(Debug, Clone)]
 pub struct DestinationSpec {
     /// Where the server listens.
     pub address: SocketAddr,
-    /// Connect timeout (the smallest of the pools that list this server).
+    /// Connect timeout.
     pub connect_timeout: Duration,
+    /// When the server counts as down and how it is probed back.
+    pub policy: HealthPolicy,
+    /// Requests one worker may have queued or in flight at this server.
+    pub max_outstanding: usize,
+    /// Shared by every worker.
+    pub health: Arc<Health>,
 }
 
 /// A request queued for a destination.
@@ -71,16 +88,18 @@ pub struct DestinationSpec {
 pub(crate) struct Job {
     wire: Wire,
     kind: ReplyKind,
+    queued: tokio::time::Instant,
     deadline: tokio::time::Instant,
-    reply: Option<oneshot::Sender<BackendResult>>,
+    reply: oneshot::Sender<BackendResult>,
+    outstanding: Rc<Cell<usize>>,
 }
 
 impl Job {
     fn finish(self, result: BackendResult) {
-        if let Some(tx) = self.reply {
-            // The client may have gone; its reply is then simply dropped.
-            let _ = tx.send(result);
-        }
+        self.outstanding
+            .set(self.outstanding.get().saturating_sub(1));
+        // The client may have gone; its reply is then simply dropped.
+        let _ = self.reply.send(result);
     }
 }
 
@@ -89,16 +108,19 @@ impl Job {
 pub struct Destination {
     spec: DestinationSpec,
     tx: mpsc::UnboundedSender<Job>,
-    up: Rc<Cell<bool>>,
+    outstanding: Rc<Cell<usize>>,
 }
 
 impl Destination {
     /// Creates the handle and spawns its driver on the current `LocalSet`.
     pub fn spawn(spec: DestinationSpec) -> Rc<Destination> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let up = Rc::new(Cell::new(true));
-        tokio::task::spawn_local(connection::drive(spec.clone(), rx, up.clone()));
-        Rc::new(Destination { spec, tx, up })
+        tokio::task::spawn_local(connection::drive(spec.clone(), rx));
+        Rc::new(Destination {
+            spec,
+            tx,
+            outstanding: Rc::new(Cell::new(0)),
+        })
     }
 
     /// Where this destination connects.
@@ -106,44 +128,46 @@ impl Destination {
         self.spec.address
     }
 
-    /// Whether the last attempt to reach the server worked.
+    /// Whether the server is in service (not marked down).
     pub fn is_up(&self) -> bool {
-        self.up.get()
+        self.spec.health.is_up()
     }
 
-    /// Queues a request; the receiver yields its reply or why there is none.
+    /// The server's shared health and counters.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.spec.health
+    }
+
+    /// Queues a request; the receiver yields its reply or why there is none. Fails at once,
+    /// sending nothing, when the server is down or this worker's outstanding limit is reached.
     pub fn send(
         &self,
         wire: Wire,
         kind: ReplyKind,
         timeout: Duration,
-    ) -> oneshot::Receiver<BackendResult> {
+    ) -> Result<oneshot::Receiver<BackendResult>, BackendError> {
+        if !self.spec.health.is_up() {
+            self.spec.health.fast_failed.inc();
+            return Err(BackendError::Down);
+        }
+        if self.outstanding.get() >= self.spec.max_outstanding {
+            self.spec.health.fast_failed.inc();
+            return Err(BackendError::Overloaded);
+        }
         let (tx, rx) = oneshot::channel();
-        self.queue(wire, kind, timeout, Some(tx));
-        rx
-    }
-
-    /// Queues a request whose reply nobody waits for (a client's `noreply`): it is still read,
-    /// to keep the connection's replies in step, and then dropped.
-    pub fn send_and_forget(&self, wire: Wire, kind: ReplyKind, timeout: Duration) {
-        self.queue(wire, kind, timeout, None);
-    }
-
-    fn queue(
-        &self,
-        wire: Wire,
-        kind: ReplyKind,
-        timeout: Duration,
-        reply: Option<oneshot::Sender<BackendResult>>,
-    ) {
+        let now = tokio::time::Instant::now();
+        self.outstanding.set(self.outstanding.get() + 1);
         let job = Job {
             wire,
             kind,
-            deadline: tokio::time::Instant::now() + timeout,
-            reply,
+            queued: now,
+            deadline: now + timeout,
+            reply: tx,
+            outstanding: self.outstanding.clone(),
         };
         if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
             job.finish(Err(BackendError::Shutdown));
         }
+        Ok(rx)
     }
 }

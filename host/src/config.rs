@@ -29,6 +29,19 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Linear-memory cap per plugin instance: room for large lookup tables, small enough that one
 /// leaking plugin cannot take the host's memory.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 64 << 20;
+/// Consecutive failures (connect errors, timeouts, resets) that mark a server down. One is too
+/// jumpy for a busy pool (a single slow reply would eject a healthy server); three is mcrouter's
+/// choice too. A refused connect marks a server down at once whatever this says.
+pub const DEFAULT_FAILURE_LIMIT: u32 = 3;
+/// First wait before a down server is probed: short, so a restarted memcached is back quickly.
+pub const DEFAULT_PROBE_FLOOR: Duration = Duration::from_millis(100);
+/// Longest wait between probes of a down server: a dead host costs one connect attempt per
+/// period, and a recovered one is back within it.
+pub const DEFAULT_PROBE_CEILING: Duration = Duration::from_secs(5);
+/// Requests one worker may have queued or in flight at one server. Far above what a healthy
+/// memcached keeps outstanding; reached only when a server stops answering, and then it caps
+/// what the router holds for it.
+pub const DEFAULT_MAX_OUTSTANDING: usize = 4096;
 /// Largest value a client may store: memcached's own default item size limit.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 /// Hard ceiling for `server.max_value_bytes`.
@@ -100,6 +113,14 @@ pub struct PoolConfig {
     pub connect_timeout: Duration,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Consecutive failures that mark a server down.
+    pub failure_limit: u32,
+    /// First wait before probing a down server.
+    pub probe_floor: Duration,
+    /// Longest wait between probes.
+    pub probe_ceiling: Duration,
+    /// Requests one worker may have outstanding at one server.
+    pub max_outstanding: usize,
 }
 
 /// One `[routes.NAME]` table.

@@ -38,10 +38,22 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, listener: u32)
             status: ReplyStatus::Version,
         }),
         Command::Verbosity => Pending::Ready(Outcome::fixed(b"OK\r\n", ReplyStatus::Ok)),
-        Command::Stats => Pending::Ready(Outcome {
-            frame: Bytes::from(worker.router_stats.render(generation.shared.number)),
-            status: ReplyStatus::Ok,
-        }),
+        Command::Stats => {
+            let text = match &frame[request.args.clone()] {
+                b"" => worker.router_stats.render(generation.shared.number),
+                b"backends" => crate::stats::render_backends(&generation.shared.destinations),
+                _ => {
+                    return Next::Reply(Pending::Ready(Outcome::fixed(
+                        b"ERROR\r\n",
+                        ReplyStatus::Error,
+                    )));
+                }
+            };
+            Pending::Ready(Outcome {
+                frame: Bytes::from(text),
+                status: ReplyStatus::Ok,
+            })
+        }
         Command::FlushAll => flush_all(&generation, listener, request, &frame),
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {
             stats.cmd_get.inc();

@@ -209,10 +209,20 @@ impl LocalGeneration {
         let Some(d) = self.destinations.get(dest) else {
             return Pending::Ready(Outcome::server_error("no such destination"));
         };
-        Pending::Backend {
-            rx: d.send(wire.clone(), kind, timeout),
-            dest: d.clone(),
-            stats: self.stats.clone(),
+        match d.send(wire.clone(), kind, timeout) {
+            Ok(rx) => Pending::Backend {
+                rx,
+                dest: d.clone(),
+                stats: self.stats.clone(),
+            },
+            Err(e) => {
+                // Down or over its limit: answered now, nothing sent.
+                self.stats.backend_errors.inc();
+                Pending::Ready(Outcome::server_error(&format!(
+                    "backend {} {e}",
+                    d.address()
+                )))
+            }
         }
     }
 }

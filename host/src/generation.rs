@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::backend::DestinationSpec;
+use crate::backend::{DestinationSpec, Health, HealthPolicy};
 use crate::config::{Config, PluginSource};
 use crate::plugin::{
     ChildInfo, NodeContext, PluginEngine, PluginError, PluginInstance, PluginModule, bundled,
@@ -86,11 +86,12 @@ pub enum BuildError {
 impl Generation {
     /// Compiles every plugin the config names (each distinct source once), builds the tree, and
     /// instantiates and `init`s every node once, so that a configuration a plugin rejects never
-    /// gets published.
+    /// gets published. Servers also in `previous` keep their health.
     pub fn build(
         config: Config,
         engine: &PluginEngine,
         number: u64,
+        previous: Option<&Generation>,
     ) -> Result<Generation, BuildError> {
         let file = config.origin.display().to_string();
         let mut modules: HashMap<PluginSource, Arc<PluginModule>> = HashMap::new();
@@ -147,9 +148,21 @@ impl Generation {
             let mut infos = Vec::with_capacity(pool.servers.len());
             for s in &pool.servers {
                 let dest = *dest_index.entry(s.address).or_insert_with(|| {
+                    // Health outlives generations: a server down before a reload is still down.
+                    let health = previous
+                        .and_then(|p| p.destinations.iter().find(|d| d.address == s.address))
+                        .map_or_else(|| Arc::new(Health::new(s.address)), |d| d.health.clone());
                     destinations.push(DestinationSpec {
                         address: s.address,
                         connect_timeout: pool.connect_timeout,
+                        policy: HealthPolicy {
+                            failure_limit: pool.failure_limit,
+                            probe_floor: pool.probe_floor,
+                            probe_ceiling: pool.probe_ceiling,
+                            probe_timeout: pool.connect_timeout + pool.timeout,
+                        },
+                        max_outstanding: pool.max_outstanding,
+                        health,
                     });
                     destinations.len() - 1
                 });

@@ -94,7 +94,7 @@ fn run() -> anyhow::Result<()> {
         Mode::Check(file) => {
             let config = Config::load(&file)?;
             let engine = PluginEngine::new()?;
-            Generation::build(config, &engine, 0)?;
+            Generation::build(config, &engine, 0, None)?;
             println!("{}: ok", file.display());
             Ok(())
         }

@@ -62,7 +62,7 @@ impl Router {
     /// the workers. Returns once every listener accepts connections.
     pub fn start(config: Config) -> Result<Router, StartError> {
         let engine = Arc::new(PluginEngine::new()?);
-        let generation = Generation::build(config, &engine, 1)?;
+        let generation = Generation::build(config, &engine, 1, None)?;
         let workers = generation.config.server.workers;
         let mut listeners = Vec::with_capacity(generation.config.listeners.len());
         for l in &generation.config.listeners {

@@ -55,6 +55,35 @@ pub struct WorkerStats {
     pub client_errors: Counter,
 }
 
+/// `stats backends`: state and counters of every server, as `STAT <address>:<name> <value>`.
+pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> String {
+    let mut out = String::with_capacity(256 * destinations.len() + 8);
+    for d in destinations {
+        let h = &d.health;
+        let replies = h.replies.get();
+        let avg_us = h.latency_us.get().checked_div(replies).unwrap_or(0);
+        let state = if h.is_up() { "up" } else { "down" };
+        let lines: [(&str, &dyn std::fmt::Display); 10] = [
+            ("state", &state),
+            ("state_since_ms", &h.changed_at_ms()),
+            ("consecutive_failures", &h.failures()),
+            ("failures", &h.failed.get()),
+            ("timeouts", &h.timeouts.get()),
+            ("fast_failed", &h.fast_failed.get()),
+            ("marked_down", &h.marked_down.get()),
+            ("probes_ok", &h.probes_ok.get()),
+            ("probes_failed", &h.probes_failed.get()),
+            ("avg_latency_us", &avg_us),
+        ];
+        for (name, value) in lines {
+            out.push_str(&format!("STAT {}:{name} {value}\r\n", d.address));
+        }
+        out.push_str(&format!("STAT {}:replies {replies}\r\n", d.address));
+    }
+    out.push_str("END\r\n");
+    out
+}
+
 /// Everything `stats` reports.
 #[derive(Debug)]
 pub struct RouterStats {

@@ -6,7 +6,7 @@ use switchyard_tests::{Memcached, Router, TestDir, connect, router_in, show, was
 /// Listener 0: the fanning-out guest over pools `a` and `b` (one server each). Listener 1: a
 /// `prefix` route with no default, so unmatched keys get the plugin's own reply.
 fn fan_router(dir: &TestDir, a: &Memcached, b: &Memcached) -> Router {
-    dir.write("fan.wasm", &wasm::fanning_out_plugin());
+    dir.write("fan.wasm", wasm::fanning_out_plugin());
     router_in(
         dir,
         &format!(

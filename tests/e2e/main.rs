@@ -6,6 +6,7 @@
 //! - [`prefix`]: key prefixes choose pools, longest match first.
 //! - [`pipelining`]: pipelined requests and multi-key gets come back in order.
 //! - [`backend_failure`]: a dead or hung backend costs its requests only, within the timeout.
+//! - [`health`]: servers marked down fail fast, come back by probe, and cannot grow memory.
 //! - [`plugin_sandbox`]: traps, endless loops and WASI imports are contained or refused.
 //! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
 //! - [`check_config`]: `switchyard --check-config` accepts good files and names bad keys.
@@ -14,6 +15,7 @@ mod backend_failure;
 mod check_config;
 mod differential;
 mod fan_out;
+mod health;
 mod ketama;
 mod pipelining;
 mod plugin_sandbox;

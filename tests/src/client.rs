@@ -46,6 +46,14 @@ impl Client {
         self.peer
     }
 
+    /// A second handle on the same socket, to write from another thread while this one reads
+    /// (a pipeline larger than the socket buffers would otherwise deadlock the test).
+    pub fn writer(&self) -> TcpStream {
+        self.stream
+            .try_clone()
+            .unwrap_or_else(|e| panic!("clone socket to {}: {e}", self.peer))
+    }
+
     /// Changes how long one read may wait (default [`REPLY_DEADLINE`]).
     pub fn with_deadline(mut self, deadline: Duration) -> Client {
         self.deadline = deadline;
@@ -176,6 +184,43 @@ impl Client {
         }
     }
 
+    /// Writes `bytes`, returning the error instead of failing: for input the peer may close the
+    /// connection on before reading it all.
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Reads until `terminator` has been seen, the peer closes, or the deadline passes, and
+    /// says which; never fails. For tests whose subject is exactly what arrives, however
+    /// malformed, and whether the connection stays open. The bytes are everything read, the
+    /// terminator included if it came; bytes after it stay for the next read.
+    pub fn read_through(&mut self, terminator: &[u8]) -> (Vec<u8>, Ending) {
+        let started = Instant::now();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(at) = find(&self.pending, terminator) {
+                let bytes = self.pending.drain(..at + terminator.len()).collect();
+                return (bytes, Ending::Terminator);
+            }
+            let left = self.deadline.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return (std::mem::take(&mut self.pending), Ending::TimedOut);
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .unwrap_or_else(|e| panic!("set read timeout on {}: {e}", self.peer));
+            match self.stream.read(&mut buf) {
+                Ok(0) => return (std::mem::take(&mut self.pending), Ending::Closed),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    return (std::mem::take(&mut self.pending), Ending::Closed);
+                }
+                Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => panic!("read from {}: {e}", self.peer),
+            }
+        }
+    }
+
     fn read_line(&mut self, started: Instant) -> Vec<u8> {
         loop {
             if let Some(at) = find(&self.pending, b"\r\n") {
@@ -229,6 +274,17 @@ impl Client {
             }
         }
     }
+}
+
+/// How a [`Client::read_through`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The terminator arrived.
+    Terminator,
+    /// The peer closed the connection (or reset it) first.
+    Closed,
+    /// The deadline passed first, the connection still open.
+    TimedOut,
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {

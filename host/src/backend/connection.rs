@@ -18,9 +18,8 @@
 //!   reset: replies behind a hung request would arrive no sooner, and dropping the socket is the
 //!   only way to bound what the server can make us hold.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
 
 use bytes::BytesMut;
 use switchyard_protocol::{ReplyKind, ReplyParsed, parse_reply};
@@ -29,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 
-use super::{BackendError, BackendReply, DestinationSpec, Job};
+use super::{BackendError, BackendReply, DestinationSpec, Health, Job};
 use crate::wire::WriteQueue;
 
 /// Jobs taken from the queue per `writev` batch: enough to amortise the syscall under load,
@@ -45,45 +44,41 @@ struct InFlight {
     job: Job,
 }
 
-pub(super) async fn drive(
-    spec: DestinationSpec,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    up: Rc<Cell<bool>>,
-) {
+pub(super) async fn drive(spec: DestinationSpec, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = rx.recv().await {
         let connect =
             tokio::time::timeout(spec.connect_timeout, TcpStream::connect(spec.address)).await;
         let stream = match connect {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
-                fail_queued(
-                    first,
-                    &mut rx,
-                    &BackendError::Connect(e.kind().to_string()),
-                    &up,
-                    &spec,
-                );
+                // A refused connect is unambiguous: nothing listens there.
+                let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
+                let err = BackendError::Connect(e.kind().to_string());
+                fail_queued(first, &mut rx, &err, &spec, refused);
                 continue;
             }
             Err(_) => {
-                fail_queued(first, &mut rx, &BackendError::ConnectTimeout, &up, &spec);
+                fail_queued(first, &mut rx, &BackendError::ConnectTimeout, &spec, false);
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        if !up.replace(true) {
-            tracing::info!(backend = %spec.address, "backend reachable again");
-        }
-        let err = serve(stream, first, &mut rx).await;
+        let err = serve(stream, first, &mut rx, &spec.health).await;
         match err {
             BackendError::Shutdown => return,
-            BackendError::Closed => {
-                tracing::debug!(backend = %spec.address, "backend closed the connection")
-            }
-            ref e => {
-                tracing::warn!(backend = %spec.address, error = %e, "backend connection reset")
-            }
+            BackendError::Timeout => spec.health.timeouts.inc(),
+            _ => {}
         }
+        tracing::debug!(backend = %spec.address, error = %err, "backend connection ended");
+        note_failure(&spec, &err, false);
+    }
+}
+
+/// Counts a failure; starts the prober when it marks the server down.
+fn note_failure(spec: &DestinationSpec, err: &BackendError, immediate: bool) {
+    if spec.health.record_failure(&spec.policy, err, immediate) && spec.health.claim_prober() {
+        let probe = super::health::probe_until_up(spec.health.clone(), spec.policy);
+        tokio::task::spawn_local(probe);
     }
 }
 
@@ -91,12 +86,10 @@ fn fail_queued(
     first: Job,
     rx: &mut mpsc::UnboundedReceiver<Job>,
     err: &BackendError,
-    up: &Cell<bool>,
     spec: &DestinationSpec,
+    immediate: bool,
 ) {
-    if up.replace(false) {
-        tracing::warn!(backend = %spec.address, error = %err, "backend unreachable");
-    }
+    note_failure(spec, err, immediate);
     first.finish(Err(err.clone()));
     while let Ok(job) = rx.try_recv() {
         job.finish(Err(err.clone()));
@@ -108,13 +101,14 @@ async fn serve(
     stream: TcpStream,
     first: Job,
     rx: &mut mpsc::UnboundedReceiver<Job>,
+    health: &Health,
 ) -> BackendError {
     let (rd, wr) = stream.into_split();
     let inflight = RefCell::new(VecDeque::<InFlight>::new());
     let wake = Notify::new();
     let err = tokio::select! {
         e = write_jobs(wr, first, rx, &inflight, &wake) => e,
-        e = read_replies(rd, &inflight, &wake) => e,
+        e = read_replies(rd, &inflight, &wake, health) => e,
     };
     for f in inflight.borrow_mut().drain(..) {
         f.job.finish(Err(err.clone()));
@@ -164,6 +158,7 @@ async fn read_replies(
     mut rd: OwnedReadHalf,
     inflight: &RefCell<VecDeque<InFlight>>,
     wake: &Notify,
+    health: &Health,
 ) -> BackendError {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -177,7 +172,9 @@ async fn read_replies(
                 ReplyParsed::Malformed => return BackendError::Protocol("malformed reply"),
                 ReplyParsed::Reply { consumed, status } => {
                     let frame = buf.split_to(consumed).freeze();
-                    if let Some(f) = inflight.borrow_mut().pop_front() {
+                    let done = inflight.borrow_mut().pop_front();
+                    if let Some(f) = done {
+                        health.record_reply(f.job.queued.elapsed());
                         f.job.finish(Ok(BackendReply { frame, status }));
                     }
                 }

@@ -53,6 +53,10 @@ pub struct RawPool {
     pub hash: Option<RawPluginRef>,
     pub connect_timeout_ms: Option<Spanned<i64>>,
     pub timeout_ms: Option<Spanned<i64>>,
+    pub failure_limit: Option<Spanned<i64>>,
+    pub probe_floor_ms: Option<Spanned<i64>>,
+    pub probe_ceiling_ms: Option<Spanned<i64>>,
+    pub max_outstanding: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -189,6 +189,24 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 toml::Table::new(),
             ),
         };
+        let probe_floor = cx.millis(
+            &pool.probe_floor_ms,
+            &format!("{key}.probe_floor_ms"),
+            super::DEFAULT_PROBE_FLOOR,
+        )?;
+        let probe_ceiling = cx.millis(
+            &pool.probe_ceiling_ms,
+            &format!("{key}.probe_ceiling_ms"),
+            super::DEFAULT_PROBE_CEILING.max(probe_floor),
+        )?;
+        if probe_ceiling < probe_floor {
+            let at = pool.probe_ceiling_ms.as_ref().map(|s| s.span());
+            return Err(cx.err(
+                at,
+                format!("{key}.probe_ceiling_ms"),
+                "must not be below probe_floor_ms",
+            ));
+        }
         pools.push(PoolConfig {
             name: name.get_ref().clone(),
             line: cx.line_of(name.span().start),
@@ -205,6 +223,24 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 &format!("{key}.timeout_ms"),
                 super::DEFAULT_REQUEST_TIMEOUT,
             )?,
+            failure_limit: cx
+                .int_in(
+                    &pool.failure_limit,
+                    &format!("{key}.failure_limit"),
+                    1..=1_000_000,
+                )?
+                .map_or(super::DEFAULT_FAILURE_LIMIT, |n| n.unsigned_abs() as u32),
+            probe_floor,
+            probe_ceiling,
+            max_outstanding: cx
+                .int_in(
+                    &pool.max_outstanding,
+                    &format!("{key}.max_outstanding"),
+                    1..=1 << 24,
+                )?
+                .map_or(super::DEFAULT_MAX_OUTSTANDING, |n| {
+                    n.unsigned_abs() as usize
+                }),
         });
     }
 

@@ -21,6 +21,12 @@ pub struct Config {
     /// libketama and twemproxy). Default `"md5"`.
     #[serde(default)]
     pub hash: HashAlgorithm,
+    /// When the server a key hashes to is marked down by the host, send the key to the next
+    /// healthy server clockwise on the circle instead of failing it. Off by default: keys
+    /// never move silently (the down server's requests fail fast and a failover policy above
+    /// decides). Only the down server's keys move, and they move back when it returns.
+    #[serde(default)]
+    pub eject: bool,
 }
 
 /// One point of the continuum.
@@ -34,6 +40,7 @@ struct Point {
 #[derive(Debug)]
 pub struct Ketama {
     hash: HashAlgorithm,
+    eject: bool,
     continuum: Vec<Point>,
 }
 
@@ -76,7 +83,11 @@ impl Ketama {
             }
         }
         continuum.sort_unstable();
-        Ok(Self { hash, continuum })
+        Ok(Self {
+            hash,
+            eject: false,
+            continuum,
+        })
     }
 
     /// The child owning `hash`: the first point with a value at or above it, wrapping around.
@@ -87,6 +98,21 @@ impl Ketama {
     }
 
     /// Number of points on the continuum.
+    /// Like [`lookup`](Self::lookup), but skips points whose server `healthy` rejects, walking
+    /// clockwise; if no server is healthy, the first choice.
+    pub fn lookup_healthy(&self, hash: u32, healthy: impl Fn(Child) -> bool) -> Child {
+        let at = self.continuum.partition_point(|point| point.value < hash);
+        let n = self.continuum.len();
+        let first = self.lookup(hash);
+        if healthy(first) {
+            return first;
+        }
+        (1..n)
+            .map(|step| Child(self.continuum[(at + step) % n].child))
+            .find(|&c| c != first && healthy(c))
+            .unwrap_or(first)
+    }
+
     pub fn points(&self) -> usize {
         self.continuum.len()
     }
@@ -97,14 +123,21 @@ impl Policy for Ketama {
 
     fn init(config: Config, ctx: &InitContext) -> Result<Self, String> {
         let children = ctx.children().iter();
-        Self::new(
+        let mut ketama = Self::new(
             config.hash,
             children.map(|child| (child.name(), child.weight())),
-        )
+        )?;
+        ketama.eject = config.eject;
+        Ok(ketama)
     }
 
     fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
-        Plan::Forward(self.lookup(host::hash(self.hash, request.key())))
+        let hash = host::hash(self.hash, request.key());
+        if self.eject {
+            Plan::Forward(self.lookup_healthy(hash, host::child_healthy))
+        } else {
+            Plan::Forward(self.lookup(hash))
+        }
     }
 }
 
@@ -230,5 +263,48 @@ mod tests {
         assert!(err.contains("at least one child"), "{err}");
         let err = Harness::<Ketama>::new("", &[("a", 1), ("b", 0)]).expect_err("zero weight");
         assert!(err.contains("\"b\" has weight 0"), "{err}");
+    }
+
+    fn route_all(harness: &mut Harness<Ketama>, n: usize) -> Vec<u32> {
+        (0..n)
+            .map(|i| {
+                let key = format!("key:{i}");
+                match harness.route(&Request::new(Op::Get, key.as_bytes())) {
+                    Decision::Forward(child) => child,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_down_server_keeps_its_keys_unless_eject_is_on() {
+        let mut plain = Harness::<Ketama>::new("", THREE).expect("valid config");
+        let before = route_all(&mut plain, 1000);
+        plain.set_healthy(1, false);
+        assert_eq!(route_all(&mut plain, 1000), before, "no silent reshuffle");
+
+        let mut ejecting = Harness::<Ketama>::new("eject = true", THREE).expect("valid config");
+        assert_eq!(route_all(&mut ejecting, 1000), before, "healthy: same ring");
+        ejecting.set_healthy(1, false);
+        let during = route_all(&mut ejecting, 1000);
+        for (b, d) in before.iter().zip(&during) {
+            if *b == 1 {
+                assert_ne!(*d, 1, "a down server's key moves");
+            } else {
+                assert_eq!(b, d, "only the down server's keys move");
+            }
+        }
+        ejecting.set_healthy(1, true);
+        assert_eq!(route_all(&mut ejecting, 1000), before, "and move back");
+
+        for child in 0..3 {
+            ejecting.set_healthy(child, false);
+        }
+        assert_eq!(
+            route_all(&mut ejecting, 1000),
+            before,
+            "none healthy: first choice"
+        );
     }
 }

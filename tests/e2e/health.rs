@@ -1,0 +1,325 @@
+//! Backend health: a failing server is marked down, its requests then fail at once instead of
+//! paying a timeout, a `version` probe brings it back, and a server that never answers cannot
+//! make the router hold an unbounded amount for it.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use switchyard_tests::ports::poll_until;
+use switchyard_tests::{
+    Client, Memcached, Router, connect, locate, router, single_pool_config, specs,
+};
+
+const TIMEOUT_MS: u64 = 300;
+const CONNECT_TIMEOUT_MS: u64 = 200;
+const PROBE_CEILING_MS: u64 = 1000;
+/// Scheduling headroom on a loaded two-core machine.
+const SLACK: Duration = Duration::from_millis(500);
+/// A request refused because its server is down never leaves the router.
+const FAST: Duration = Duration::from_millis(50);
+
+/// Three servers in one ketama pool with short probes and a `timeout_ms` request timeout;
+/// `extra` adds pool keys.
+fn start(timeout_ms: u64, extra: &str) -> ([Memcached; 3], Router) {
+    let servers = [Memcached::start(), Memcached::start(), Memcached::start()];
+    let refs: Vec<&Memcached> = servers.iter().collect();
+    let router = router(&single_pool_config(
+        &specs(&refs),
+        &format!(
+            "connect_timeout_ms = {CONNECT_TIMEOUT_MS}\ntimeout_ms = {timeout_ms}\n\
+             probe_floor_ms = 50\nprobe_ceiling_ms = {PROBE_CEILING_MS}\n{extra}"
+        ),
+    ));
+    (servers, router)
+}
+
+/// A key that lives on `servers[i]`, for each i.
+fn keys_by_server(servers: &[Memcached; 3], router: &Router) -> [String; 3] {
+    let keys: Vec<String> = (0..60).map(|i| format!("h-{i}")).collect();
+    let mut client = connect(router, 0);
+    for key in &keys {
+        client.set(key, key.as_bytes());
+    }
+    let refs: Vec<&Memcached> = servers.iter().collect();
+    let placement = locate(&refs, &keys);
+    let on = |s: usize| {
+        keys.iter()
+            .zip(&placement)
+            .find(|(_, p)| **p == s)
+            .map(|(k, _)| k.clone())
+            .expect("60 keys reach every server")
+    };
+    [on(0), on(1), on(2)]
+}
+
+/// One `stats backends` value of the server at `addr`.
+fn backend_stat(client: &mut Client, addr: &str, name: &str) -> Option<String> {
+    client.send(b"stats backends\r\n");
+    let reply = client.read_until(b"END\r\n");
+    let prefix = format!("STAT {addr}:{name} ");
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+fn timed_get(client: &mut Client, key: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let reply = client.request_str(&format!("get {key}\r\n"));
+    (reply, started.elapsed())
+}
+
+fn wait_for_state(client: &mut Client, addr: &str, state: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    poll_until(within, || {
+        (backend_stat(client, addr, "state").as_deref() == Some(state)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{addr} did not become {state} within {within:?}"));
+    started.elapsed()
+}
+
+#[test]
+fn a_killed_server_fails_fast_once_down_and_is_probed_back_after_restart() {
+    let (mut servers, router) = start(TIMEOUT_MS, "");
+    let [victim, other1, other2] = keys_by_server(&servers, &router);
+    let addr = servers[0].address();
+    let mut client = connect(&router, 0);
+
+    // Load on the healthy servers keeps flowing throughout.
+    let load = {
+        let mut c = connect(&router, 0);
+        let keys = [other1.clone(), other2.clone()];
+        std::thread::spawn(move || {
+            let mut served = 0u32;
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until {
+                for key in &keys {
+                    assert_eq!(
+                        c.get(key).as_deref(),
+                        Some(key.as_bytes()),
+                        "bystander {key}"
+                    );
+                    served += 1;
+                }
+            }
+            served
+        })
+    };
+
+    let killed = Instant::now();
+    servers[0].kill();
+    // First request: the connection notices (refused or closed) within the connect timeout.
+    let (reply, first) = timed_get(&mut client, &victim);
+    assert!(reply.starts_with("SERVER_ERROR "), "{reply:?}");
+    assert!(
+        first <= Duration::from_millis(CONNECT_TIMEOUT_MS) + SLACK,
+        "{first:?}"
+    );
+    // Once refused, the server is down: every request fails at once, naming why.
+    let fail_fast = poll_until(Duration::from_millis(CONNECT_TIMEOUT_MS) + SLACK, || {
+        let (reply, took) = timed_get(&mut client, &victim);
+        (reply.contains("is down") && took < FAST).then(|| killed.elapsed())
+    })
+    .expect("requests to a killed server fail fast");
+    println!("kill -9 to fail-fast: {fail_fast:?} (first error after {first:?})");
+    for _ in 0..20 {
+        let (reply, took) = timed_get(&mut client, &victim);
+        assert!(
+            reply.contains("is down") && took < FAST,
+            "{reply:?} after {took:?}"
+        );
+    }
+    assert_eq!(
+        backend_stat(&mut client, &addr, "state").as_deref(),
+        Some("down")
+    );
+    let served = load.join().expect("load thread");
+    assert!(served > 0, "the bystanders were served under load");
+
+    // Restarted (empty), it is probed back into service: no router restart.
+    let restarted = Instant::now();
+    servers[0].restart();
+    let back = wait_for_state(
+        &mut client,
+        &addr,
+        "up",
+        Duration::from_millis(PROBE_CEILING_MS) + SLACK * 2,
+    );
+    println!("restart to back-in-service: {back:?}");
+    assert_eq!(
+        client.request_str(&format!("set {victim} 0 0 1\r\nv\r\n")),
+        "STORED\r\n"
+    );
+    assert_eq!(client.get(&victim).as_deref(), Some(&b"v"[..]));
+    assert!(restarted.elapsed() < Duration::from_millis(PROBE_CEILING_MS) + SLACK * 3);
+    let probes: u64 = backend_stat(&mut client, &addr, "probes_ok")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(probes >= 1, "it came back through a probe");
+}
+
+#[test]
+fn a_hung_server_times_out_is_marked_down_and_probed_back_after_sigcont() {
+    let (servers, router) = start(TIMEOUT_MS, "failure_limit = 2");
+    let [victim, bystander, _] = keys_by_server(&servers, &router);
+    let addr = servers[0].address();
+    let mut client = connect(&router, 0);
+
+    servers[0].pause();
+    // Each timed-out request resets the connection and counts one failure; two mark it down.
+    for round in 0..2 {
+        let (reply, took) = timed_get(&mut client, &victim);
+        assert!(
+            reply.starts_with("SERVER_ERROR "),
+            "round {round}: {reply:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(TIMEOUT_MS / 2)
+                && took <= Duration::from_millis(TIMEOUT_MS) + SLACK,
+            "round {round}: {took:?}"
+        );
+    }
+    assert_eq!(
+        backend_stat(&mut client, &addr, "state").as_deref(),
+        Some("down")
+    );
+    let (reply, took) = timed_get(&mut client, &victim);
+    assert!(
+        reply.contains("is down") && took < FAST,
+        "{reply:?} after {took:?}"
+    );
+    assert_eq!(
+        client.get(&bystander).as_deref(),
+        Some(bystander.as_bytes())
+    );
+
+    // While it stays stopped, probes keep failing and it stays down.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        backend_stat(&mut client, &addr, "state").as_deref(),
+        Some("down")
+    );
+
+    servers[0].resume();
+    let back = wait_for_state(
+        &mut client,
+        &addr,
+        "up",
+        Duration::from_millis(PROBE_CEILING_MS) + SLACK * 2,
+    );
+    println!("SIGCONT to back-in-service: {back:?}");
+    assert_eq!(client.get(&victim).as_deref(), Some(victim.as_bytes()));
+}
+
+/// Resident memory of this process (the router runs in it), in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
+#[test]
+fn a_server_that_never_answers_cannot_grow_the_router_without_bound() {
+    const LIMIT: usize = 64;
+    const VALUE: usize = 8 * 1024;
+    const REQUESTS: usize = 2000;
+    // A long timeout and a high failure limit: only the outstanding limit protects here.
+    let (servers, router) = start(
+        1000,
+        &format!("max_outstanding = {LIMIT}\nfailure_limit = 1000"),
+    );
+    let [victim, _, _] = keys_by_server(&servers, &router);
+    servers[0].pause();
+
+    let addr = router.local_addrs()[0];
+    let value = vec![b'x'; VALUE];
+    let mut round_rss = Vec::new();
+    for round in 0..3 {
+        // One writer pipelines sets to the hung server; this thread reads the replies.
+        let mut client = Client::connect(addr).with_deadline(Duration::from_secs(20));
+        let mut writer = client.writer();
+        let payload = {
+            let mut one = format!("set {victim} 0 0 {VALUE}\r\n").into_bytes();
+            one.extend_from_slice(&value);
+            one.extend_from_slice(b"\r\n");
+            one
+        };
+        let sender = std::thread::spawn(move || {
+            for _ in 0..REQUESTS {
+                writer.write_all(&payload).expect("send");
+            }
+        });
+        let replies = client.replies(REQUESTS);
+        sender.join().expect("sender");
+        let refused = replies
+            .iter()
+            .filter(|r| {
+                r.starts_with(b"SERVER_ERROR") && r.windows(11).any(|w| w == b"outstanding")
+            })
+            .count();
+        assert!(
+            refused >= REQUESTS - 4 * LIMIT,
+            "round {round}: only {refused} of {REQUESTS} refused at the outstanding limit"
+        );
+        assert!(
+            replies.iter().all(|r| r.starts_with(b"SERVER_ERROR")),
+            "round {round}"
+        );
+        round_rss.push(rss());
+    }
+    let sent_per_round = (REQUESTS * VALUE) as u64;
+    let growth = round_rss[2].saturating_sub(round_rss[0]);
+    println!("rss after rounds: {round_rss:?}; {sent_per_round} bytes sent per round");
+    assert!(
+        growth < sent_per_round / 2,
+        "memory grew by {growth} bytes over two rounds of {sent_per_round} bytes each"
+    );
+    servers[0].resume();
+}
+
+#[test]
+fn with_eject_a_down_servers_keys_move_to_the_next_server_and_back() {
+    let (mut servers, router) = start(
+        TIMEOUT_MS,
+        "hash = { plugin = \"ketama\", config = { eject = true } }",
+    );
+    let [victim, _, _] = keys_by_server(&servers, &router);
+    let addr = servers[0].address();
+    let mut client = connect(&router, 0);
+    servers[0].kill();
+    // The first request finds the server gone (refused: marked down at once); after that its
+    // key is served elsewhere.
+    let _ = client.request_str(&format!("get {victim}\r\n"));
+    wait_for_state(&mut client, &addr, "down", Duration::from_secs(2));
+    let moved = poll_until(Duration::from_secs(2), || {
+        (client.request_str(&format!("set {victim} 0 0 5\r\nmoved\r\n")) == "STORED\r\n")
+            .then_some(())
+    });
+    assert!(
+        moved.is_some(),
+        "an ejected server's key is stored elsewhere"
+    );
+    assert_eq!(client.get(&victim).as_deref(), Some(&b"moved"[..]));
+    let elsewhere: Vec<bool> = servers[1..]
+        .iter()
+        .map(|s| s.holds(std::slice::from_ref(&victim))[0])
+        .collect();
+    assert_eq!(elsewhere.iter().filter(|h| **h).count(), 1, "{elsewhere:?}");
+
+    // Back up, the key hashes to its own server again (which restarted empty).
+    servers[0].restart();
+    wait_for_state(
+        &mut client,
+        &addr,
+        "up",
+        Duration::from_millis(PROBE_CEILING_MS) + SLACK * 2,
+    );
+    assert_eq!(
+        client.get(&victim),
+        None,
+        "the key is read from its own, empty server again"
+    );
+}
