@@ -1,17 +1,45 @@
-//! Writing request lines for a backend: a client's line without `noreply`, the keys of a
-//! multi-get batched per server, a request rewritten by a plugin's plan (another command,
-//! exptime or key). Each function appends one line and its `\r\n` to `out`; a storage
-//! command's data block (the value and `\r\n`) is the caller's to append, so that a value can be
-//! sent straight from the buffer it arrived in.
+//! Writing request lines for a backend: a client's line without `noreply` (or a meta
+//! command's without `q`), the keys of a multi-get batched per server, a request rewritten by
+//! a plugin's plan (another command, exptime or key). Each function appends one line and its
+//! `\r\n` to `out`; the data block of a storage command or `ms` (the value and `\r\n`) is the
+//! caller's to append, so that a value can be sent straight from the buffer it arrived in.
 //!
 //! Nothing is checked: keys are written as given (a key with a space, or over 250 bytes after a
 //! prefix was added, is for the server to refuse).
 
 use crate::request::{Command, Request};
 
-/// `buf[request.forwarded_line()]` and `\r\n`: the client's line minus ` noreply`.
+/// [`Request::forwarded_pieces`] and `\r\n`: the client's line minus ` noreply`, or minus a
+/// meta command's `q` flag.
 pub fn forwarded_line(out: &mut Vec<u8>, buf: &[u8], request: &Request) {
-    out.extend_from_slice(buf.get(request.forwarded_line()).unwrap_or_default());
+    for piece in request.forwarded_pieces() {
+        out.extend_from_slice(buf.get(piece).unwrap_or_default());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `<mg|ms|md|ma|mn|me> <key> [<datalen>] <flag>*`: a meta command, e.g. `md <key> b` to
+/// delete a base64 key. `len` is written for `ms` only (its data block is to follow).
+pub fn meta<'f>(
+    out: &mut Vec<u8>,
+    command: Command,
+    key: &[u8],
+    len: usize,
+    flags: impl IntoIterator<Item = &'f [u8]>,
+) {
+    out.extend_from_slice(command.name().as_bytes());
+    if command != Command::MetaNoop {
+        out.push(b' ');
+        out.extend_from_slice(key);
+    }
+    if command == Command::MetaSet {
+        out.push(b' ');
+        push_u64(out, len as u64);
+    }
+    for flag in flags {
+        out.push(b' ');
+        out.extend_from_slice(flag);
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -233,5 +261,29 @@ mod tests {
         assert_eq!(written(|o| stats(o, b"")), b"stats\r\n");
         assert_eq!(written(|o| stats(o, b"items")), b"stats items\r\n");
         assert_eq!(written(|o| bare(o, Command::Version)), b"version\r\n");
+        assert_eq!(
+            written(|o| meta(o, Command::MetaDelete, b"YQ==", 0, [&b"b"[..]])),
+            b"md YQ== b\r\n"
+        );
+        assert_eq!(
+            written(|o| meta(o, Command::MetaSet, b"k", 5, [&b"T0"[..], b"q"])),
+            b"ms k 5 T0 q\r\n"
+        );
+        assert_eq!(
+            written(|o| meta(o, Command::MetaNoop, b"", 0, [])),
+            b"mn\r\n"
+        );
+    }
+
+    #[test]
+    fn the_forwarded_meta_line_drops_q() {
+        let buf = b"ms k 1 q T0\r\nx\r\n";
+        let Parsed::Request { request, .. } = parse_request(buf, &Limits::default()) else {
+            panic!()
+        };
+        assert_eq!(
+            written(|o| forwarded_line(o, buf, &request)),
+            b"ms k 1 T0\r\n"
+        );
     }
 }

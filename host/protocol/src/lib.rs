@@ -10,13 +10,20 @@
 //!   - `request/line.rs` finds the command line, and closes on a runaway one;
 //!   - `request/tokens.rs` splits it the way memcached does (on spaces only);
 //!   - `request/number.rs` reads numbers the way memcached's `safe_strto*` helpers do;
+//!   - `request/command.rs` the [`Command`]s, and which replies a meta `q` flag hushes
+//!     ([`Command::quiet_hides`]);
 //!   - `request/retrieval.rs` `get gets gat gats`; `request/storage.rs` `set add replace
 //!     append prepend cas`; `request/keyed.rs` `delete incr decr touch`; `request/admin.rs`
-//!     `version quit stats flush_all verbosity`.
+//!     `version quit stats flush_all verbosity`;
+//!   - `request/meta.rs` the meta commands `mg md ma mn me`, `request/meta/set.rs` `ms`,
+//!     `request/meta/flags.rs` their flags.
+//! - [`base64`]: meta keys with the `b` flag, decoded as memcached decodes them
+//!   ([`decode_key`]), for routing.
 //! - [`replies`]: the fixed reply lines, byte for byte.
-//! - [`reply`]: what a memcached server answers ([`parse_reply`], [`ReplyStatus`]);
-//!   `reply/values.rs` the `VALUE` entries of a retrieval reply ([`values`]).
-//! - [`compose`]: writing request lines for a backend (forwarding without `noreply`,
+//! - [`reply`]: what a memcached server answers ([`parse_reply`], [`ReplyStatus`] in
+//!   `reply/status.rs`); `reply/values.rs` the `VALUE` entries of a retrieval reply
+//!   ([`values`]); `reply/meta.rs` the replies to meta commands.
+//! - [`compose`]: writing request lines for a backend (forwarding without `noreply` or `q`,
 //!   batching the keys of a multi-get, rewriting a request).
 //!
 //! Tests: unit tests at the bottom of each file; `tests/memcached.rs`, every wire case checked
@@ -27,12 +34,14 @@
 //! freezes that buffer into a `bytes::Bytes` slices keys and values out of it without copying.
 #![forbid(unsafe_code)]
 
+pub mod base64;
 pub mod compose;
 pub mod limits;
 pub mod replies;
 pub mod reply;
 pub mod request;
 
+pub use base64::{DECODED_KEY_BUF, decode_key};
 pub use limits::Limits;
 pub use reply::{ReplyKind, ReplyParsed, ReplyStatus, ValueEntry, parse_reply, values};
 pub use request::{Command, Parsed, Request, parse_request};

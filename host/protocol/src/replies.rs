@@ -17,3 +17,34 @@ pub const BAD_EXPTIME: &[u8] = b"CLIENT_ERROR invalid exptime argument\r\n";
 pub const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
 /// The end of a retrieval reply, and all of a miss.
 pub const END: &[u8] = b"END\r\n";
+
+// Meta commands. memcached never hushes these, not even for a request with the `q` flag.
+
+/// `mg` with 20 or more tokens (memcached looks at no more than 19).
+pub const META_GET_TOO_LONG: &[u8] = b"CLIENT_ERROR options flags are too long\r\n";
+/// `ms`, `md`, `ma` with 20 or more tokens (`mg` says it differently).
+pub const META_TOO_LONG: &[u8] = b"CLIENT_ERROR options flags too long\r\n";
+/// `mg`, `ms`: a flag given twice, or whose first byte is not ASCII.
+pub const DUPLICATE_FLAG: &[u8] = b"CLIENT_ERROR duplicate flag\r\n";
+/// `mg`, `ms`: a flag memcached does not know.
+pub const INVALID_FLAG: &[u8] = b"CLIENT_ERROR invalid flag\r\n";
+/// `mg`, `ms`: an unreadable number after `N`, `T`, `R` or `C`.
+pub const BAD_TOKEN: &[u8] = b"CLIENT_ERROR bad token in command line format\r\n";
+/// `mg`, `ms`: an `M` flag that is not exactly one more character.
+pub const BAD_MODE_LENGTH: &[u8] = b"CLIENT_ERROR incorrect length for M token\r\n";
+/// `mg`, `ms`: an unreadable `J` flag.
+pub const BAD_INITIAL: &[u8] = b"CLIENT_ERROR invalid numeric initial value\r\n";
+/// `mg`, `ms`: an unreadable `D` flag.
+pub const BAD_META_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta value\r\n";
+/// `mg`, `ms`: a `b` flag on a key memcached cannot decode.
+pub const BAD_KEY_ENCODING: &[u8] = b"CLIENT_ERROR error decoding key\r\n";
+/// `md`, `ma`: any of the flag errors above, whichever it is.
+pub const INVALID_OR_DUPLICATE_FLAG: &[u8] = b"CLIENT_ERROR invalid or duplicate flag\r\n";
+/// An `O` token over 32 bytes, its `O` included.
+pub const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long\r\n";
+/// `ms` with an `M` flag other than `E A P R S`.
+pub const BAD_SET_MODE: &[u8] = b"CLIENT_ERROR invalid mode for ms M token\r\n";
+/// `ma` with an `M` flag other than `I + D -`.
+pub const BAD_ARITHMETIC_MODE: &[u8] = b"CLIENT_ERROR invalid mode for ma M token\r\n";
+/// The answer to `mn`.
+pub const MN: &[u8] = b"MN\r\n";

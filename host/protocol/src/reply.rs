@@ -5,8 +5,11 @@
 //! is [`ReplyParsed::Malformed`]: the connection is out of step or not talking to memcached,
 //! and must be closed. Lines end in `\r\n`, never a bare `\n`.
 
+mod meta;
+mod status;
 mod values;
 
+pub use status::ReplyStatus;
 pub use values::{ValueEntry, values};
 
 /// How the reply to a command is framed: see [`crate::Command::reply_kind`].
@@ -19,69 +22,19 @@ pub enum ReplyKind {
     Line,
     /// `stats`: lines up to `END`, or one line (`RESET`, `OK`, an error).
     Stats,
-}
-
-/// What a reply says, for counting and for combining the replies of a fan-out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReplyStatus {
-    /// A retrieval with at least one `VALUE`.
-    Hit,
-    /// A retrieval with none: just `END`.
-    Miss,
-    /// `STORED`.
-    Stored,
-    /// `NOT_STORED`: `add` of a present key, `replace`/`append`/`prepend` of an absent one.
-    NotStored,
-    /// `EXISTS`: `cas` lost the race.
-    Exists,
-    /// `NOT_FOUND`.
-    NotFound,
-    /// `DELETED`.
-    Deleted,
-    /// `TOUCHED`.
-    Touched,
-    /// The new value of an `incr`/`decr`.
-    Number,
-    /// `VERSION ...`.
-    Version,
-    /// `OK` (`flush_all`, `verbosity`), and a whole `stats` reply or `RESET`.
-    Ok,
-    /// `ERROR`: the server did not know the command.
-    Error,
-    /// `CLIENT_ERROR ...`: the server refused the request.
-    ClientError,
-    /// `SERVER_ERROR ...`: the server failed.
-    ServerError,
-}
-
-impl ReplyStatus {
-    /// How bad the reply is, for answering a fan-out with its worst reply: higher is worse.
-    /// - 0: success (`Hit Stored Deleted Touched Number Version Ok`);
-    /// - 1: a negative answer to a good request (`Miss NotStored NotFound Exists`);
-    /// - 2: the request was refused (`Error ClientError`);
-    /// - 3: the server failed (`ServerError`).
-    pub fn severity(self) -> u8 {
-        match self {
-            ReplyStatus::Hit
-            | ReplyStatus::Stored
-            | ReplyStatus::Deleted
-            | ReplyStatus::Touched
-            | ReplyStatus::Number
-            | ReplyStatus::Version
-            | ReplyStatus::Ok => 0,
-            ReplyStatus::Miss
-            | ReplyStatus::NotStored
-            | ReplyStatus::NotFound
-            | ReplyStatus::Exists => 1,
-            ReplyStatus::Error | ReplyStatus::ClientError => 2,
-            ReplyStatus::ServerError => 3,
-        }
-    }
-
-    /// `Error`, `ClientError` or `ServerError`.
-    pub fn is_error(self) -> bool {
-        self.severity() >= 2
-    }
+    /// `mg`: `VA <size> <flag>*` and a data block, `HD <flag>*`, `EN <flag>*`, or an error.
+    MetaGet,
+    /// `ms`: `HD`, `NS`, `EX` or `NF`, each with `<flag>*`; or an error.
+    MetaSet,
+    /// `md`: `HD`, `NF` or `EX`, each with `<flag>*`; or an error.
+    MetaDelete,
+    /// `ma`: `VA <size> <flag>*` and the number as a data block, `HD`, `NF`, `NS` or `EX`,
+    /// each with `<flag>*`; or an error.
+    MetaArithmetic,
+    /// `mn`: `MN`.
+    MetaNoop,
+    /// `me`: `ME <key> <name>=<value>*`, `EN`, or an error.
+    MetaDebug,
 }
 
 /// What the start of a backend's byte stream holds.
@@ -111,6 +64,12 @@ pub fn parse_reply(buf: &[u8], kind: ReplyKind) -> ReplyParsed {
         ReplyKind::Line => line_reply(buf),
         ReplyKind::Retrieval => retrieval_reply(buf),
         ReplyKind::Stats => stats_reply(buf),
+        ReplyKind::MetaGet
+        | ReplyKind::MetaSet
+        | ReplyKind::MetaDelete
+        | ReplyKind::MetaArithmetic
+        | ReplyKind::MetaNoop
+        | ReplyKind::MetaDebug => meta::reply(buf, kind),
     };
     match scanned {
         Ok(Some((consumed, status))) => ReplyParsed::Reply { consumed, status },
@@ -439,22 +398,5 @@ mod tests {
             parse_reply(b"STAT pid 1\r\n\r\n", ReplyKind::Stats),
             ReplyParsed::Malformed
         );
-    }
-
-    #[test]
-    fn severity_orders_success_then_negative_then_refused_then_failed() {
-        use ReplyStatus::*;
-        let order = [Hit, Miss, ClientError, ServerError];
-        assert!(order.windows(2).all(|w| w[0].severity() < w[1].severity()));
-        for (a, b) in [
-            (Stored, Ok),
-            (Number, Version),
-            (Miss, NotFound),
-            (NotStored, Exists),
-            (Error, ClientError),
-        ] {
-            assert_eq!(a.severity(), b.severity(), "{a:?} {b:?}");
-        }
-        assert!(ServerError.is_error() && Error.is_error() && !NotFound.is_error());
     }
 }

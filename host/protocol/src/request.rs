@@ -6,10 +6,13 @@
 //! command with a bad line does *not* drop its data block (that is then read as commands); a
 //! bad data block drops exactly the announced length plus two; a value over the size limit has
 //! its data swallowed ([`Parsed::Swallow`]). Errors on a line ending in `noreply` are silent.
+//! The meta commands differ: see `request/meta.rs`.
 
 mod admin;
+mod command;
 mod keyed;
 mod line;
+mod meta;
 mod number;
 mod retrieval;
 mod storage;
@@ -17,116 +20,17 @@ mod tokens;
 
 use std::ops::Range;
 
+pub use command::Command;
+
+use crate::base64::{self, DECODED_KEY_BUF};
 use crate::limits::Limits;
 use crate::replies;
-use crate::reply::ReplyKind;
 use line::Framed;
 use tokens::Tokens;
 
-/// A command the router understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Command {
-    /// `get <key>+` (also memcached's undocumented alias `bget`).
-    Get,
-    /// `gets <key>+`: like get, with CAS uniques.
-    Gets,
-    /// `gat <exptime> <key>*`: get and touch.
-    Gat,
-    /// `gats <exptime> <key>*`.
-    Gats,
-    /// `set <key> <flags> <exptime> <bytes> [noreply]` + data.
-    Set,
-    /// `add ...` + data: store only if absent.
-    Add,
-    /// `replace ...` + data: store only if present.
-    Replace,
-    /// `append ...` + data.
-    Append,
-    /// `prepend ...` + data.
-    Prepend,
-    /// `cas <key> <flags> <exptime> <bytes> <cas unique> [noreply]` + data.
-    Cas,
-    /// `delete <key> [0] [noreply]`.
-    Delete,
-    /// `incr <key> <delta> [noreply]`.
-    Incr,
-    /// `decr <key> <delta> [noreply]`.
-    Decr,
-    /// `touch <key> <exptime> [noreply]`.
-    Touch,
-    /// `version`.
-    Version,
-    /// `quit`: close the connection once earlier replies are written.
-    Quit,
-    /// `stats [args]`.
-    Stats,
-    /// `flush_all [delay] [noreply]`.
-    FlushAll,
-    /// `verbosity <level> [noreply]`.
-    Verbosity,
-}
-
-impl Command {
-    /// The command's name on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            Command::Get => "get",
-            Command::Gets => "gets",
-            Command::Gat => "gat",
-            Command::Gats => "gats",
-            Command::Set => "set",
-            Command::Add => "add",
-            Command::Replace => "replace",
-            Command::Append => "append",
-            Command::Prepend => "prepend",
-            Command::Cas => "cas",
-            Command::Delete => "delete",
-            Command::Incr => "incr",
-            Command::Decr => "decr",
-            Command::Touch => "touch",
-            Command::Version => "version",
-            Command::Quit => "quit",
-            Command::Stats => "stats",
-            Command::FlushAll => "flush_all",
-            Command::Verbosity => "verbosity",
-        }
-    }
-
-    /// `get gets gat gats`: any number of keys, answered with `VALUE`s and `END`.
-    pub fn is_retrieval(self) -> bool {
-        matches!(
-            self,
-            Command::Get | Command::Gets | Command::Gat | Command::Gats
-        )
-    }
-
-    /// `set add replace append prepend cas`: a data block follows the line.
-    pub fn is_storage(self) -> bool {
-        matches!(
-            self,
-            Command::Set
-                | Command::Add
-                | Command::Replace
-                | Command::Append
-                | Command::Prepend
-                | Command::Cas
-        )
-    }
-
-    /// How a server's answer to this command is framed; `None` for `quit`, which has none.
-    pub fn reply_kind(self) -> Option<ReplyKind> {
-        match self {
-            _ if self.is_retrieval() => Some(ReplyKind::Retrieval),
-            Command::Stats => Some(ReplyKind::Stats),
-            Command::Quit => None,
-            _ => Some(ReplyKind::Line),
-        }
-    }
-}
-
 /// One well-formed request. Every range indexes the buffer given to [`parse_request`].
 ///
-/// A field a command does not have is zero, `false`, or an empty range at `line.end`.
+/// A field a command does not have is zero, `false`, `None`, or an empty range at `line.end`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// What is asked.
@@ -135,32 +39,56 @@ pub struct Request {
     /// byte if it has one (memcached ignores the rest of such a line).
     pub line: Range<usize>,
     /// The key; for the get family, the first key. A `gat`/`gats` may have no key at all
-    /// (memcached answers `END`): then this is empty.
+    /// (memcached answers `END`): then this is empty, as it is for `mn`. For a meta command
+    /// with the `b` flag, the key as sent, in base64: see [`Request::routing_key`].
     pub key: Range<usize>,
     /// Get family: from the first key to the end of the last, split by [`Request::keys`].
     /// Other commands: the same as `key`.
     pub keys: Range<usize>,
-    /// Storage commands: the client flags.
+    /// Storage commands: the client flags; meta commands: the `F` flag's.
     pub flags: u32,
-    /// Storage commands, `touch`, `gat`, `gats`: the expiry time; `flush_all`: its delay.
-    /// Always within `i32` (memcached truncates larger numbers to 32 bits, and so does this).
+    /// Storage commands, `touch`, `gat`, `gats`: the expiry time; `flush_all`: its delay;
+    /// meta commands: the `T` flag's TTL. Always within `i32` (memcached truncates larger
+    /// numbers to 32 bits, and so does this).
     pub exptime: i64,
-    /// `cas`: the CAS unique.
+    /// `cas`: the CAS unique; meta commands: the `C` flag's.
     pub cas: u64,
-    /// `incr`/`decr`: the amount.
+    /// `incr`/`decr`: the amount; `ma`: the `D` flag's, 1 without one.
     pub delta: u64,
     /// `verbosity`: the level.
     pub level: u32,
     /// `stats`: its arguments (`items`, `slabs`, `reset` ...), empty for plain `stats`.
     pub args: Range<usize>,
-    /// Storage commands: the data, without its trailing `\r\n`.
+    /// Storage commands and `ms`: the data, without its trailing `\r\n`.
     pub value: Range<usize>,
     /// The client asked for no reply. memcached then also keeps its error replies to itself.
+    /// Never set for a meta command, whose `q` flag hushes only some replies: see `quiet`.
     pub noreply: bool,
     /// Where ` noreply` starts (an index of the buffer, like the ranges): the line up to here is
     /// the line without it, as `noreply` is always the last token. The router forwards that, so
     /// that it always sees the backend's reply.
     pub noreply_at: Option<usize>,
+    /// Meta commands: the flag tokens, from the first one's start to the last one's end, split
+    /// by [`Request::meta_flags`]. For `me`, everything after the key (memcached only looks at
+    /// a `b` right after it).
+    pub meta_flags: Range<usize>,
+    /// Meta commands: the `b` flag, the key is base64; memcached stores and the router routes
+    /// it by its decoded bytes ([`crate::decode_key`], [`Request::routing_key`]).
+    pub base64: bool,
+    /// Meta commands: the `q` flag. memcached then hushes the nominal reply only (`EN` to `mg`,
+    /// `HD` to `ms`, `md`, `ma`): see [`Command::quiet_hides`].
+    pub quiet: bool,
+    /// Meta commands with `q`: the `q` token and the spaces before it, the part of the line the
+    /// router cuts out when it forwards the request ([`Request::forwarded_pieces`]), so that
+    /// the backend answers every outcome.
+    pub quiet_span: Option<Range<usize>>,
+    /// Meta commands: the `O` flag's opaque token (without the `O`, up to 31 bytes, possibly
+    /// empty), which memcached copies into its reply.
+    pub opaque: Option<Range<usize>>,
+    /// `ms`, `ma`: the `M` flag's mode character (`ms`: `E` add, `A` append, `P` prepend, `R`
+    /// replace, `S` set; `ma`: `I`/`+` incr, `D`/`-` decr). Given to other meta commands too,
+    /// which ignore it.
+    pub mode: Option<u8>,
 }
 
 impl Request {
@@ -177,9 +105,15 @@ impl Request {
             delta: 0,
             level: 0,
             args: none.clone(),
-            value: none,
+            value: none.clone(),
             noreply: false,
             noreply_at: None,
+            meta_flags: none,
+            base64: false,
+            quiet: false,
+            quiet_span: None,
+            opaque: None,
+            mode: None,
             line,
         }
     }
@@ -190,14 +124,60 @@ impl Request {
         tokens::words(buf, self.keys.clone())
     }
 
-    /// The command line without ` noreply`: what a backend is sent.
-    pub fn forwarded_line(&self) -> Range<usize> {
-        self.line.start..self.noreply_at.unwrap_or(self.line.end)
+    /// Meta commands: each flag token, in the client's order.
+    pub fn meta_flags<'b>(&self, buf: &'b [u8]) -> impl Iterator<Item = Range<usize>> + use<'b> {
+        tokens::words(buf, self.meta_flags.clone())
     }
 
-    /// Storage commands: the data block as sent, `value` and its `\r\n`; empty otherwise.
+    /// Meta commands: the flag tokens a backend is sent, all but `q`.
+    pub fn forwarded_flags<'b>(
+        &self,
+        buf: &'b [u8],
+    ) -> impl Iterator<Item = Range<usize>> + use<'b> {
+        let quiet = self.quiet_span.clone().unwrap_or_default();
+        self.meta_flags(buf)
+            .filter(move |flag| !quiet.contains(&flag.start))
+    }
+
+    /// The key a request is routed by: the key, or for a meta command with the `b` flag the key
+    /// decoded into `out`. (A request [`parse_request`] accepted always decodes; should it not,
+    /// this is the key as sent.)
+    pub fn routing_key<'a>(&self, buf: &'a [u8], out: &'a mut [u8; DECODED_KEY_BUF]) -> &'a [u8] {
+        let key = buf.get(self.key.clone()).unwrap_or_default();
+        if !self.base64 {
+            return key;
+        }
+        match base64::decode_key(key, out) {
+            Some(decoded) => decoded,
+            None => key,
+        }
+    }
+
+    /// What a backend is sent of the command line, in two pieces to be sent one after the
+    /// other (the second is often empty), then `\r\n`: the line without ` noreply`, and for a
+    /// meta command without its `q` flag, which may be anywhere among the flags. See
+    /// [`crate::compose::forwarded_line`] to write them out.
+    pub fn forwarded_pieces(&self) -> [Range<usize>; 2] {
+        match &self.quiet_span {
+            Some(q) => [self.line.start..q.start, q.end..self.line.end],
+            None => [self.forwarded_line(), self.line.end..self.line.end],
+        }
+    }
+
+    /// The command line without ` noreply`. This is the whole forwarded line except for a meta
+    /// command with `q`, where it is only the first of [`Request::forwarded_pieces`], which
+    /// is what to forward in general.
+    pub fn forwarded_line(&self) -> Range<usize> {
+        match &self.quiet_span {
+            Some(q) => self.line.start..q.start,
+            None => self.line.start..self.noreply_at.unwrap_or(self.line.end),
+        }
+    }
+
+    /// Storage commands and `ms`: the data block as sent, `value` and its `\r\n`; empty
+    /// otherwise.
     pub fn data_block(&self) -> Range<usize> {
-        if self.command.is_storage() {
+        if self.command.has_data_block() {
             self.value.start..self.value.end + 2
         } else {
             self.value.clone()
@@ -225,10 +205,10 @@ pub enum Parsed {
         /// How many bytes memcached drops: the line, or line and data block for a bad one.
         consumed: usize,
     },
-    /// A storage command refused before its data block arrived (a value over the size limit, or
-    /// a meta `ms`, which the router does not serve): send `reply` if any, drop `consumed`
-    /// bytes (the line), then throw away the next `discard` bytes of the stream, some of which
-    /// may not have arrived yet, before parsing again.
+    /// A storage command or `ms` refused before its data block arrived (a value over the size
+    /// limit, or an `ms` with bad flags): send `reply` if any, drop `consumed` bytes (the line),
+    /// then throw away the next `discard` bytes of the stream, some of which may not have
+    /// arrived yet, before parsing again.
     Swallow {
         /// What memcached answers (it sends it once the swallowing is over), if anything.
         reply: Option<&'static [u8]>,
@@ -236,10 +216,14 @@ pub enum Parsed {
         consumed: usize,
         /// The announced data length plus two for its `\r\n`: dropped whatever it holds.
         discard: usize,
-        /// A `set` refused as too large also deletes the key's old value in memcached, so that
-        /// a stale value does not outlive the failed `set`: the key to delete (with a
-        /// `delete <key> noreply` routed like any request), for `set` only.
+        /// A `set` or `ms` (in any mode) refused as too large also deletes the key's old value
+        /// in memcached, so that a stale value does not outlive the failed store: the key to
+        /// delete (with a `delete <key> noreply` routed like any request), for those only.
         delete: Option<Range<usize>>,
+        /// The key to delete is an `ms` key in base64 (`b` flag): route it by its decoded bytes
+        /// and delete it with `md <key> b` ([`crate::compose::meta`]), as `delete` cannot
+        /// carry a binary key.
+        delete_base64: bool,
     },
     /// Close the connection, after writing the replies to earlier requests: an unterminated
     /// line over [`Limits::max_line_len`] that is not a `get`, or an HTTP request line.
@@ -271,7 +255,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed {
     // memcached dispatches on the first byte, and says ERROR to whatever it does not know in
     // a family; only names outside those families may be an HTTP request.
     match name {
-        [b'm', _] => storage::meta(&line),
+        [b'm', _] => meta::parse(&line, limits),
         [b'g', ..] if line.tokens.len() < 2 => line.error(replies::ERROR),
         b"get" => retrieval::parse(&line, Command::Get, limits),
         b"gets" => retrieval::parse(&line, Command::Gets, limits),
@@ -410,9 +394,7 @@ mod tests {
     #[test]
     fn memcached_commands_the_router_does_not_serve_are_errors() {
         for line in [
-            &b"mn\r\n"[..],
-            b"mg a v\r\n",
-            b"shutdown\r\n",
+            &b"shutdown\r\n"[..],
             b"slabs automove 1\r\n",
             b"watch HTTP/1.1\r\n",
         ] {
@@ -453,13 +435,5 @@ mod tests {
         };
         assert_eq!(request.forwarded_line(), 0..5);
         assert_eq!(request.data_block(), 5..5);
-    }
-
-    #[test]
-    fn every_command_knows_its_reply_kind() {
-        assert_eq!(Command::Gats.reply_kind(), Some(ReplyKind::Retrieval));
-        assert_eq!(Command::Stats.reply_kind(), Some(ReplyKind::Stats));
-        assert_eq!(Command::Incr.reply_kind(), Some(ReplyKind::Line));
-        assert_eq!(Command::Quit.reply_kind(), None);
     }
 }

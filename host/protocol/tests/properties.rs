@@ -3,14 +3,20 @@
 //! - composed requests parse back to the fields they were composed from;
 //! - a request or reply cut short anywhere is incomplete, never something else;
 //! - a session fed a stream in arbitrary pieces sees what it sees when fed it whole.
+//!
+//! Meta requests and replies are generated in `properties/meta.rs`.
 
 use std::ops::Range;
 
 use proptest::prelude::*;
+use switchyard_protocol::DECODED_KEY_BUF;
 use switchyard_protocol::compose::{self, Storage};
 use switchyard_protocol::{
     Command, Limits, Parsed, ReplyKind, ReplyParsed, Request, parse_reply, parse_request, values,
 };
+
+#[path = "properties/meta.rs"]
+mod meta;
 
 // ---------------------------------------------------------------------------------------------
 // Generators
@@ -22,6 +28,8 @@ fn protocolish() -> impl Strategy<Value = Vec<u8>> {
             &b"get "[..], b"gets ", b"gat ", b"gats ", b"bget ", b"set ", b"add ", b"replace ",
             b"append ", b"prepend ", b"cas ", b"delete ", b"incr ", b"decr ", b"touch ",
             b"version", b"quit", b"stats ", b"flush_all", b"verbosity ", b"ms ", b"mg ",
+            b"md ", b"ma ", b"mn", b"me ", b" q", b" v", b" k", b" b", b" O1", b" T5", b" MS",
+            b" Nx", b"YQ==", b"HD", b"VA ", b"EN", b"NF", b"NS", b"EX", b"MN", b"ME ",
             b"noreply", b"HTTP/1.1", b"VALUE ", b"END", b"STAT ", b"STORED", b"ERROR",
             b"CLIENT_ERROR x", b"SERVER_ERROR", b"0", b"1", b"-1", b"2", b"5", b"18446744073709551616",
             b"4294967297", b"k", b"key", b"\t", b" ", b"  ",
@@ -86,9 +94,17 @@ enum Example {
         args: Vec<Vec<u8>>,
     },
     Bare(Command),
+    Meta(meta::MetaExample),
 }
 
 fn example() -> impl Strategy<Value = Example> {
+    prop_oneof![
+        3 => classic_example(),
+        1 => meta::example().prop_map(Example::Meta),
+    ]
+}
+
+fn classic_example() -> impl Strategy<Value = Example> {
     use Command::*;
     prop_oneof![
         (
@@ -209,6 +225,7 @@ impl Example {
             Example::Verbosity { level, noreply } => compose::verbosity(&mut out, *level, *noreply),
             Example::Stats { args } => compose::stats(&mut out, &args.join(&b' ')),
             Example::Bare(command) => compose::bare(&mut out, *command),
+            Example::Meta(meta) => meta.compose(&mut out),
         }
         out
     }
@@ -281,6 +298,7 @@ impl Example {
                 f.args = args.join(&b' ');
             }
             Example::Bare(command) => f.command = Some(command),
+            Example::Meta(meta) => meta.expected(&mut f),
         }
         f
     }
@@ -299,6 +317,13 @@ struct Fields {
     args: Vec<u8>,
     value: Vec<u8>,
     noreply: bool,
+    meta_flags: Vec<Vec<u8>>,
+    base64: bool,
+    quiet: bool,
+    opaque: Option<Vec<u8>>,
+    mode: Option<u8>,
+    /// Meta commands: the key decoded.
+    routing_key: Vec<u8>,
 }
 
 impl Fields {
@@ -314,6 +339,16 @@ impl Fields {
             args: buf[request.args.clone()].to_vec(),
             value: buf[request.value.clone()].to_vec(),
             noreply: request.noreply,
+            meta_flags: request.meta_flags(buf).map(|f| buf[f].to_vec()).collect(),
+            base64: request.base64,
+            quiet: request.quiet,
+            opaque: request.opaque.clone().map(|o| buf[o].to_vec()),
+            mode: request.mode,
+            routing_key: if request.command.is_meta() {
+                request.routing_key(buf, &mut [0; DECODED_KEY_BUF]).to_vec()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -370,7 +405,8 @@ fn reply() -> impl Strategy<Value = (ReplyKind, Vec<u8>, Vec<Entry>)> {
         bytes.extend_from_slice(b"END\r\n");
         (ReplyKind::Stats, bytes, Vec::new())
     });
-    prop_oneof![3 => retrieval, 2 => line, 1 => stats]
+    let meta = meta::reply().prop_map(|(kind, bytes)| (kind, bytes, Vec::new()));
+    prop_oneof![3 => retrieval, 2 => line, 1 => stats, 3 => meta]
 }
 
 /// `valid` with a few bytes overwritten, inserted or cut: input that gets deep into a parser.
@@ -397,8 +433,13 @@ fn mutated(valid: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u
 enum Event {
     Request(Command, Vec<u8>),
     Invalid(Option<&'static [u8]>, Vec<u8>),
-    /// Reply, line, bytes discarded, key deleted.
-    Swallow(Option<&'static [u8]>, Vec<u8>, usize, Option<Vec<u8>>),
+    /// Reply, line, bytes discarded, key deleted (and whether in base64).
+    Swallow(
+        Option<&'static [u8]>,
+        Vec<u8>,
+        usize,
+        Option<(Vec<u8>, bool)>,
+    ),
     Close,
 }
 
@@ -441,12 +482,13 @@ impl Session {
                     consumed,
                     discard,
                     delete,
+                    delete_base64,
                 } => {
                     self.events.push(Event::Swallow(
                         reply,
                         self.buf[..consumed].to_vec(),
                         discard,
-                        delete.map(|key| self.buf[key].to_vec()),
+                        delete.map(|key| (self.buf[key].to_vec(), delete_base64)),
                     ));
                     let buffered = discard.min(self.buf.len() - consumed);
                     self.discard = discard - buffered;
@@ -465,6 +507,13 @@ impl Session {
 
 // ---------------------------------------------------------------------------------------------
 // Properties
+
+/// Every reply kind.
+fn all_kinds() -> impl Iterator<Item = ReplyKind> {
+    [ReplyKind::Retrieval, ReplyKind::Line, ReplyKind::Stats]
+        .into_iter()
+        .chain(meta::KINDS)
+}
 
 fn within(range: &Range<usize>, outer: &Range<usize>) -> bool {
     range.start <= range.end && outer.start <= range.start && range.end <= outer.end
@@ -491,6 +540,23 @@ fn check_request_outcome(buf: &[u8], limits: &Limits) -> Result<(), TestCaseErro
             prop_assert!(within(&r.key, &r.keys));
             prop_assert!(within(&r.value, &all) && within(&r.data_block(), &all));
             prop_assert!(within(&r.forwarded_line(), &r.line));
+            for piece in r.forwarded_pieces() {
+                prop_assert!(within(&piece, &r.line));
+            }
+            for range in [&r.meta_flags]
+                .into_iter()
+                .chain(&r.opaque)
+                .chain(&r.quiet_span)
+            {
+                prop_assert!(within(range, &r.line), "{range:?} outside {:?}", r.line);
+            }
+            prop_assert_eq!(r.quiet, r.quiet_span.is_some());
+            let mut decoded = [0; DECODED_KEY_BUF];
+            if r.base64 {
+                prop_assert!(
+                    switchyard_protocol::decode_key(&buf[r.key.clone()], &mut decoded).is_some()
+                );
+            }
             for key in r.keys(buf) {
                 prop_assert!(
                     within(&key, &r.keys) && !key.is_empty() && key.len() <= limits.max_key_len
@@ -538,21 +604,21 @@ proptest! {
 
     #[test]
     fn mutated_replies_parse_without_panic(buf in mutated(reply().prop_map(|(_, bytes, _)| bytes))) {
-        for kind in [ReplyKind::Retrieval, ReplyKind::Line, ReplyKind::Stats] {
+        for kind in all_kinds() {
             check_reply_outcome(&buf, kind)?;
         }
     }
 
     #[test]
     fn any_bytes_parse_as_a_reply_without_panic(buf in protocolish()) {
-        for kind in [ReplyKind::Retrieval, ReplyKind::Line, ReplyKind::Stats] {
+        for kind in all_kinds() {
             check_reply_outcome(&buf, kind)?;
         }
     }
 
     #[test]
     fn random_bytes_parse_as_a_reply_without_panic(buf in prop::collection::vec(any::<u8>(), 0..300)) {
-        for kind in [ReplyKind::Retrieval, ReplyKind::Line, ReplyKind::Stats] {
+        for kind in all_kinds() {
             check_reply_outcome(&buf, kind)?;
         }
     }
@@ -579,6 +645,8 @@ proptest! {
         prop_assert_eq!(consumed, forwarded.len());
         let mut expected = example.expected();
         expected.noreply = false;
+        expected.quiet = false;
+        expected.meta_flags.retain(|flag| flag != b"q");
         prop_assert_eq!(Fields::of(&again, &forwarded), expected);
     }
 

@@ -73,7 +73,7 @@ pub(super) fn entry(buf: &[u8], start: usize, line: &[u8], next: usize) -> Scan<
 }
 
 /// Digits only, as memcached prints numbers; `None` past `u64::MAX`.
-fn decimal(field: &[u8]) -> Option<u64> {
+pub(super) fn decimal(field: &[u8]) -> Option<u64> {
     if field.is_empty() {
         return None;
     }

@@ -15,7 +15,7 @@ use crate::replies;
 
 /// The largest length memcached accepts on a storage line (`INT_MAX - 2`); larger ones are a
 /// bad command line rather than too large.
-const MAX_ANNOUNCED_LEN: i32 = i32::MAX - 2;
+pub(super) const MAX_ANNOUNCED_LEN: i32 = i32::MAX - 2;
 
 /// Parses a storage command and waits for its data block.
 pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parsed {
@@ -59,6 +59,7 @@ pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parse
             consumed: line.consumed,
             discard: len + 2,
             delete: (command == Command::Set).then_some(key),
+            delete_base64: false,
         };
     }
     let end = line.consumed + len + 2;
@@ -83,26 +84,6 @@ pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parse
     Parsed::Request {
         request,
         consumed: end,
-    }
-}
-
-/// The meta commands (`mg ms md ma mn me`), which the router does not serve: `ERROR`. An `ms`
-/// (`ms <key> <datalen> <flag>*`) also has its data block swallowed, so that the data is not
-/// run as commands.
-pub(super) fn meta(line: &Line<'_>) -> Parsed {
-    let datalen = (line.tokens.get(0) == b"ms")
-        .then(|| number::strtol32(line.tokens.get(2)))
-        .flatten()
-        .filter(|len| (0..=MAX_ANNOUNCED_LEN).contains(len))
-        .and_then(|len| usize::try_from(len).ok());
-    match datalen {
-        Some(len) => Parsed::Swallow {
-            reply: Some(replies::ERROR),
-            consumed: line.consumed,
-            discard: len + 2,
-            delete: None,
-        },
-        None => line.error(replies::ERROR),
     }
 }
 
@@ -298,6 +279,7 @@ mod tests {
                 consumed: 14,
                 discard: 13,
                 delete: None,
+                delete_base64: false,
             },
         );
         assert_eq!(
@@ -307,6 +289,7 @@ mod tests {
                 consumed: 25,
                 discard: 13,
                 delete: None,
+                delete_base64: false,
             },
         );
         let Parsed::Request { request, .. } =
@@ -323,6 +306,7 @@ mod tests {
                 consumed: 24,
                 discard: 2147483647,
                 delete: None,
+                delete_base64: false,
             },
         );
     }
@@ -340,23 +324,8 @@ mod tests {
                 consumed: 24,
                 discard: 13,
                 delete: Some(4..7),
+                delete_base64: false,
             },
         );
-    }
-
-    #[test]
-    fn meta_set_is_refused_and_its_data_swallowed() {
-        assert_eq!(
-            parse(b"ms k 2 T0\r\nhi\r\n"),
-            Parsed::Swallow {
-                reply: Some(replies::ERROR),
-                consumed: 11,
-                discard: 4,
-                delete: None,
-            },
-        );
-        assert_eq!(parse(b"ms k x\r\n"), invalid(replies::ERROR, 8));
-        assert_eq!(parse(b"ms k\r\n"), invalid(replies::ERROR, 6));
-        assert_eq!(parse(b"mg k v\r\n"), invalid(replies::ERROR, 8));
     }
 }
