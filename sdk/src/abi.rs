@@ -72,7 +72,9 @@ pub mod export {
     /// `(op: i32, key_len: i32, flags: i32, exptime: i64, value_len: i32, listener: i32) -> i64`:
     /// route one request; returns a plan word.
     pub const ROUTE: &str = "switchyard_route";
-    /// Reserved for later versions; ignored by version 1 hosts.
+    /// Optional, `(cookie: i32, status: i32, op: i32, key_len: i32) -> i64`: the continuation of
+    /// a `call` entry; `status` is a [`status`](super::status) code, the key is in the key
+    /// buffer again. Returns a plan word, which may also be [`tag::PASS`](super::tag::PASS).
     pub const ON_REPLY: &str = "switchyard_on_reply";
 }
 
@@ -106,8 +108,18 @@ pub mod op {
     pub const DECR: u32 = 13;
     /// `touch`
     pub const TOUCH: u32 = 14;
-    /// Codes from this one up are reserved for the meta protocol; plugins route them like `get`.
-    pub const RESERVED_FROM: u32 = 15;
+    /// `mg` (meta get)
+    pub const META_GET: u32 = 15;
+    /// `ms` (meta set)
+    pub const META_SET: u32 = 16;
+    /// `md` (meta delete)
+    pub const META_DELETE: u32 = 17;
+    /// `ma` (meta arithmetic)
+    pub const META_ARITHMETIC: u32 = 18;
+    /// `me` (meta debug)
+    pub const META_DEBUG: u32 = 19;
+    /// Codes from this one up are reserved; plugins route them like `get`.
+    pub const RESERVED_FROM: u32 = 20;
 }
 
 /// Plan tags, the low byte of the plan word.
@@ -118,6 +130,9 @@ pub mod tag {
     pub const REPLY: u8 = 2;
     /// Extended plan in the plan buffer: `small` 0, `arg` its length in bytes.
     pub const PLAN: u8 = 3;
+    /// `pass`, from `on_reply` only: the reply just received is the node's reply. `small` and
+    /// `arg` 0. The host refuses it from `route` (there is no reply yet).
+    pub const PASS: u8 = 4;
 }
 
 /// Reply codes, the `small` field of a [`crate::abi::tag::REPLY`] plan.
@@ -148,10 +163,49 @@ pub mod reply {
 pub mod entry {
     /// `fan_out` (primary): payload `wait`, then the child indexes.
     pub const FAN_OUT: u32 = 1;
-    /// Reserved: `call` with a cookie, answered through `switchyard_on_reply`.
+    /// `call` (primary): payload `child`, `cookie`. The host sends the request to the child and
+    /// hands its reply's [`status`](super::status) and the cookie to `switchyard_on_reply`.
     pub const CALL: u32 = 2;
     /// Reserved: background send with rewrites.
     pub const BACKGROUND: u32 = 3;
+}
+
+/// Most `call` entries one request may chain through one node (the `route` plan's and every
+/// `on_reply`'s); the host treats one more as a plugin fault. A `forward` does not count.
+pub const MAX_CALLS: u32 = 8;
+
+/// Reply statuses, the `status` argument of `switchyard_on_reply`: what the called child
+/// answered.
+pub mod status {
+    /// A retrieval that returned values.
+    pub const HIT: u32 = 0;
+    /// A retrieval that returned none.
+    pub const MISS: u32 = 1;
+    /// `STORED`
+    pub const STORED: u32 = 2;
+    /// `NOT_STORED`
+    pub const NOT_STORED: u32 = 3;
+    /// `EXISTS`
+    pub const EXISTS: u32 = 4;
+    /// `NOT_FOUND`
+    pub const NOT_FOUND: u32 = 5;
+    /// `DELETED`
+    pub const DELETED: u32 = 6;
+    /// `TOUCHED`
+    pub const TOUCHED: u32 = 7;
+    /// A number: the result of `incr`/`decr`.
+    pub const NUMBER: u32 = 8;
+    /// `OK`
+    pub const OK: u32 = 9;
+    /// `VERSION ...`
+    pub const VERSION: u32 = 10;
+    /// `ERROR`
+    pub const ERROR: u32 = 11;
+    /// `CLIENT_ERROR ...`
+    pub const CLIENT_ERROR: u32 = 12;
+    /// `SERVER_ERROR ...`, the backend's or the router's own (backend down, timed out,
+    /// unreachable).
+    pub const SERVER_ERROR: u32 = 13;
 }
 
 /// Wait policies of a `fan_out` entry. Version 1 hosts implement only [`ALL`](wait::ALL).

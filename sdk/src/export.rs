@@ -2,8 +2,10 @@
 
 /// Exports a [`Policy`](crate::Policy) as a Switchyard plugin: defines, on wasm32 only, every
 /// export of the ABI (`switchyard_abi_version`, `switchyard_key_buffer`,
-/// `switchyard_plan_buffer`, `switchyard_alloc`, `switchyard_init`, `switchyard_route`). Use it
-/// once per plugin crate, at the crate root:
+/// `switchyard_plan_buffer`, `switchyard_alloc`, `switchyard_init`, `switchyard_route`, and the
+/// optional `switchyard_on_reply`, always: a policy that never calls keeps the default
+/// [`Policy::on_reply`](crate::Policy::on_reply)). Use it once per plugin crate, at the crate
+/// root:
 ///
 /// ```ignore
 /// switchyard_sdk::export_policy!(MyPolicy);
@@ -58,6 +60,16 @@ macro_rules! export_policy {
                     &INSTANCE, op, key_len, flags, exptime, value_len, listener,
                 )
             }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn switchyard_on_reply(
+                cookie: i32,
+                status: i32,
+                op: i32,
+                key_len: i32,
+            ) -> i64 {
+                $crate::__private::on_reply(&INSTANCE, cookie, status, op, key_len)
+            }
         };
     };
 }
@@ -69,6 +81,7 @@ pub mod __private {
     use crate::abi::PLAN_CAPACITY;
     use crate::policy::{InitContext, Policy};
     use crate::request::{Op, Request};
+    use crate::status::ReplyStatus;
 
     /// A configured policy and what encoding its plans needs.
     #[derive(Debug)]
@@ -96,6 +109,19 @@ pub mod __private {
         pub fn route(&mut self, request: &Request<'_>, plan: &mut [u8; PLAN_CAPACITY]) -> u64 {
             self.policy.route(request).encode(self.child_count, plan)
         }
+
+        /// Continues a `call` and encodes the plan; returns the plan word.
+        pub fn on_reply(
+            &mut self,
+            cookie: u32,
+            status: ReplyStatus,
+            request: &Request<'_>,
+            plan: &mut [u8; PLAN_CAPACITY],
+        ) -> u64 {
+            self.policy
+                .on_reply(cookie, status, request)
+                .encode(self.child_count, plan)
+        }
     }
 
     /// The request from the `route` arguments (the `i32`s are `u32`s on the wire).
@@ -114,6 +140,11 @@ pub mod __private {
             .with_listener(listener as u32)
     }
 
+    /// The request from the `on_reply` arguments: operation and key, every number 0.
+    pub fn reply_request(op: i32, key: &[u8]) -> Request<'_> {
+        Request::new(Op::from_code(op as u32), key)
+    }
+
     #[cfg(target_arch = "wasm32")]
     pub use self::wasm::*;
 
@@ -123,6 +154,7 @@ pub mod __private {
         use crate::abi::{ABI_VERSION, KEY_CAPACITY};
         use crate::host::{self, Level};
         use crate::policy::Policy;
+        use crate::status::ReplyStatus;
         use crate::sys::{self, GuestCell};
 
         /// Where a plugin keeps its one policy instance.
@@ -201,6 +233,29 @@ pub mod __private {
             sys::with_key(key_len, |key| {
                 let request = super::request(op, key, flags, exptime, value_len, listener);
                 sys::with_plan_buffer(|plan| instance.route(&request, plan)) as i64
+            })
+        }
+
+        /// `switchyard_on_reply`
+        pub fn on_reply<P: Policy>(
+            slot: &Slot<P>,
+            cookie: i32,
+            status: i32,
+            op: i32,
+            key_len: i32,
+        ) -> i64 {
+            let mut slot = slot.0.borrow_mut();
+            let Some(instance) = slot.as_mut() else {
+                panic!("switchyard_on_reply called before a successful switchyard_init");
+            };
+            let key_len = key_len as u32 as usize;
+            assert!(key_len <= KEY_CAPACITY, "key of {key_len} bytes");
+            let status = ReplyStatus::from_code(status as u32);
+            sys::with_key(key_len, |key| {
+                let request = super::reply_request(op, key);
+                sys::with_plan_buffer(|plan| {
+                    instance.on_reply(cookie as u32, status, &request, plan)
+                }) as i64
             })
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! A plugin is a [`Policy`] exported with [`export_policy!`] and built for
 //! `wasm32-unknown-unknown`; the host calls it for every request and executes the [`Plan`] it
-//! returns. The SDK implements the guest side of the ABI (`sdk/ABI.md`), and the host depends
+//! returns. A [`Plan::Call`] brings the child's reply back to [`Policy::on_reply`] as a
+//! [`ReplyStatus`], for failover-like policies. The SDK implements the guest side of the ABI (`sdk/ABI.md`), and the host depends
 //! on this crate for the ABI's constants and hash functions. See `README.md` for an example.
 //!
 //! Codemap:
@@ -11,7 +12,9 @@
 //! - [`hash`]: the hash functions behind the `hash`/`md5` imports, in pure Rust (used by the
 //!   host, and by the SDK natively).
 //! - [`request`]: [`Op`] and [`Request`], what `route` receives.
-//! - [`plan`]: [`Plan`], [`Reply`], [`Child`], ..., what `route` returns, and their encoding.
+//! - [`plan`]: [`Plan`], [`Reply`], [`Child`], ..., what `route` and `on_reply` return, and
+//!   their encoding.
+//! - [`status`]: [`ReplyStatus`], what `on_reply` learns about a called child's reply.
 //! - [`policy`]: the [`Policy`] trait and [`InitContext`] (the node's children).
 //! - [`host`]: one safe wrapper per host import.
 //! - `export`: [`export_policy!`], which defines the wasm exports.
@@ -26,6 +29,7 @@ pub mod host;
 pub mod plan;
 pub mod policy;
 pub mod request;
+pub mod status;
 #[cfg(target_arch = "wasm32")]
 mod sys;
 #[cfg(not(target_arch = "wasm32"))]
@@ -38,6 +42,7 @@ pub use host::Level;
 pub use plan::{Child, Children, Plan, Reply, Wait};
 pub use policy::{ChildInfo, InitContext, NoConfig, Policy};
 pub use request::{Op, Request};
+pub use status::ReplyStatus;
 
 /// Re-exported so plugins can `#[derive(serde::Deserialize)]` their config without naming the
 /// version.

@@ -1,5 +1,5 @@
-//! What [`Policy::route`](crate::Policy::route) returns, and its encoding into the ABI's plan
-//! word and plan buffer.
+//! What [`Policy::route`](crate::Policy::route) and [`Policy::on_reply`](crate::Policy::on_reply)
+//! return, and its encoding into the ABI's plan word and plan buffer.
 //!
 //! Encoding does not allocate: a plan borrows from the policy (`'a`), and the SDK writes it into
 //! the plugin's static plan buffer.
@@ -32,6 +32,23 @@ pub enum Plan<'a> {
         /// How the replies are combined.
         wait: Wait,
     },
+    /// Send the request to one child, then hand its reply's status and `cookie` to
+    /// [`Policy::on_reply`](crate::Policy::on_reply), whose plan decides this node's reply.
+    ///
+    /// The continuation may run on a fresh instance of the policy (if this one trapped in the
+    /// meantime), so whatever `on_reply` needs to know must be in the cookie. A request may go
+    /// through at most [`MAX_CALLS`](crate::abi::MAX_CALLS) calls per node; one more is a plugin
+    /// fault (a [`Plan::Forward`] does not count).
+    Call {
+        /// The child to send the request to.
+        child: Child,
+        /// The policy's own value, handed back unchanged to `on_reply`.
+        cookie: u32,
+    },
+    /// From [`Policy::on_reply`](crate::Policy::on_reply) only: this node's reply is the reply
+    /// just received. The host refuses it from `route` as a plugin fault (there is no reply
+    /// yet).
+    Pass,
 }
 
 impl From<Child> for Plan<'_> {
@@ -208,6 +225,15 @@ impl Plan<'_> {
                 }
                 encode_plan_word(tag::PLAN, 0, words.len as u32)
             }
+            Plan::Call { child, cookie } => {
+                let mut words = Words { buf, len: 0 };
+                words.push(entry::CALL);
+                words.push(2);
+                words.push(child.0);
+                words.push(cookie);
+                encode_plan_word(tag::PLAN, 0, words.len as u32)
+            }
+            Plan::Pass => encode_plan_word(tag::PASS, 0, 0),
         }
     }
 }
@@ -234,7 +260,7 @@ mod tests {
         let mut buf = [0u8; PLAN_CAPACITY];
         let word = plan.encode(child_count, &mut buf);
         let (_, _, arg) = decode_plan_word(word);
-        let used = if word as u8 == tag::FORWARD {
+        let used = if matches!(word as u8, tag::FORWARD | tag::PASS) {
             0
         } else {
             arg as usize
@@ -308,6 +334,28 @@ mod tests {
         );
         assert_eq!(word, encode_plan_word(tag::PLAN, 0, 24));
         assert_eq!(words(&bytes), [entry::FAN_OUT, 4, wait::ALL, 0, 1, 2]);
+    }
+
+    #[test]
+    fn call() {
+        let (word, bytes) = encode(
+            Plan::Call {
+                child: Child(1),
+                cookie: 0xdead_beef,
+            },
+            3,
+        );
+        assert_eq!(word, encode_plan_word(tag::PLAN, 0, 16));
+        assert_eq!(words(&bytes), [entry::CALL, 2, 1, 0xdead_beef]);
+    }
+
+    #[test]
+    fn pass() {
+        assert_eq!(
+            encode(Plan::Pass, 3),
+            (encode_plan_word(tag::PASS, 0, 0), vec![])
+        );
+        assert_eq!(encode(Plan::Pass, 3).0, 4);
     }
 
     #[test]

@@ -5,9 +5,11 @@ use serde::de::DeserializeOwned;
 use crate::host;
 use crate::plan::{Child, Plan};
 use crate::request::Request;
+use crate::status::ReplyStatus;
 
 /// A routing policy: configured once by [`Policy::init`], then asked to [`Policy::route`]
-/// every request. Export it with [`export_policy!`](crate::export_policy).
+/// every request, and to [`Policy::on_reply`] for the reply of every [`Plan::Call`] it makes.
+/// Export it with [`export_policy!`](crate::export_policy).
 ///
 /// One instance serves one route node. The host may discard an instance at any time (after a
 /// trap, on reload) and `init` a fresh one, so keep no state that must survive that.
@@ -23,6 +25,28 @@ pub trait Policy: Sized + 'static {
     /// do not allocate more than needed, and do not panic (a panic is a trap, which fails the
     /// request and replaces the instance).
     fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a>;
+
+    /// Decides what to make of the reply to a [`Plan::Call`]: `cookie` is the call's, `status`
+    /// what the child answered (a child that is down, timed out or unreachable answers
+    /// [`ReplyStatus::ServerError`]). Return [`Plan::Pass`] to make that reply this node's,
+    /// or any other plan: [`Plan::Forward`], [`Plan::Reply`], [`Plan::FanOut`], or another
+    /// [`Plan::Call`] (at most [`MAX_CALLS`](crate::abi::MAX_CALLS) per request and node).
+    ///
+    /// `request` carries the operation and the key only: its flags, exptime, value length and
+    /// listener are 0 here (the host does not pass them again). It may run on a fresh instance,
+    /// not the one whose `route` made the call, so decide from the cookie, not from state kept
+    /// between the two calls. The same time budget as `route` applies.
+    ///
+    /// The default passes every reply through, which makes a `Call` behave like a `Forward`.
+    fn on_reply<'a>(
+        &'a mut self,
+        cookie: u32,
+        status: ReplyStatus,
+        request: &Request<'_>,
+    ) -> Plan<'a> {
+        let _ = (cookie, status, request);
+        Plan::Pass
+    }
 }
 
 /// [`Policy::Config`] for a policy without settings: accepts only an empty table.

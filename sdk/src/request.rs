@@ -5,8 +5,8 @@ use crate::abi::op;
 
 /// A memcached operation.
 ///
-/// Codes the SDK does not know (the meta protocol reserves 15 and above) arrive as
-/// [`Op::Other`]; ABI.md asks plugins to route them as they route [`Op::Get`].
+/// Codes the SDK does not know (20 and above are reserved) arrive as [`Op::Other`]; ABI.md
+/// asks plugins to route them as they route [`Op::Get`].
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -38,6 +38,16 @@ pub enum Op {
     Decr,
     /// `touch`
     Touch,
+    /// `mg`: meta get (may also touch, or vivify on miss, depending on its flags).
+    MetaGet,
+    /// `ms`: meta set (its mode flag makes it an add, replace, append, prepend or set).
+    MetaSet,
+    /// `md`: meta delete (or invalidate).
+    MetaDelete,
+    /// `ma`: meta arithmetic (increment or decrement; may create the item).
+    MetaArithmetic,
+    /// `me`: meta debug (item metadata; reads).
+    MetaDebug,
     /// An operation code this SDK does not know.
     Other(u32),
 }
@@ -61,6 +71,11 @@ impl Op {
             op::INCR => Self::Incr,
             op::DECR => Self::Decr,
             op::TOUCH => Self::Touch,
+            op::META_GET => Self::MetaGet,
+            op::META_SET => Self::MetaSet,
+            op::META_DELETE => Self::MetaDelete,
+            op::META_ARITHMETIC => Self::MetaArithmetic,
+            op::META_DEBUG => Self::MetaDebug,
             other => Self::Other(other),
         }
     }
@@ -82,6 +97,11 @@ impl Op {
             Self::Incr => op::INCR,
             Self::Decr => op::DECR,
             Self::Touch => op::TOUCH,
+            Self::MetaGet => op::META_GET,
+            Self::MetaSet => op::META_SET,
+            Self::MetaDelete => op::META_DELETE,
+            Self::MetaArithmetic => op::META_ARITHMETIC,
+            Self::MetaDebug => op::META_DEBUG,
             Self::Other(code) => code,
         }
     }
@@ -103,6 +123,11 @@ impl Op {
             Self::Incr => "incr",
             Self::Decr => "decr",
             Self::Touch => "touch",
+            Self::MetaGet => "mg",
+            Self::MetaSet => "ms",
+            Self::MetaDelete => "md",
+            Self::MetaArithmetic => "ma",
+            Self::MetaDebug => "me",
             Self::Other(_) => return None,
         })
     }
@@ -112,23 +137,29 @@ impl Op {
         matches!(self, Self::Get | Self::Gets | Self::Gat | Self::Gats)
     }
 
-    /// A storage command: `set`, `add`, `replace`, `append`, `prepend`, `cas` (the request
-    /// carries a value of [`Request::value_len`] bytes).
+    /// A storage command: `set`, `add`, `replace`, `append`, `prepend`, `cas`, `ms` (the
+    /// request carries a value of [`Request::value_len`] bytes).
     pub const fn is_storage(self) -> bool {
         matches!(
             self,
-            Self::Set | Self::Add | Self::Replace | Self::Append | Self::Prepend | Self::Cas
+            Self::Set
+                | Self::Add
+                | Self::Replace
+                | Self::Append
+                | Self::Prepend
+                | Self::Cas
+                | Self::MetaSet
         )
     }
 
-    /// `incr` or `decr`.
+    /// `incr`, `decr` or `ma`.
     pub const fn is_arithmetic(self) -> bool {
-        matches!(self, Self::Incr | Self::Decr)
+        matches!(self, Self::Incr | Self::Decr | Self::MetaArithmetic)
     }
 
-    /// Reads the item: the retrievals ([`Op::is_retrieval`]).
+    /// Reads the item: the retrievals ([`Op::is_retrieval`]), `mg` and `me`.
     pub const fn is_read(self) -> bool {
-        self.is_retrieval()
+        self.is_retrieval() || matches!(self, Self::MetaGet | Self::MetaDebug)
     }
 
     /// Changes the item: storage commands, `delete`, `incr`, `decr`, `touch`, and also `gat` and
@@ -137,7 +168,10 @@ impl Op {
     pub const fn is_write(self) -> bool {
         self.is_storage()
             || self.is_arithmetic()
-            || matches!(self, Self::Delete | Self::Touch | Self::Gat | Self::Gats)
+            || matches!(
+                self,
+                Self::Delete | Self::MetaDelete | Self::Touch | Self::Gat | Self::Gats
+            )
     }
 }
 
@@ -235,7 +269,8 @@ mod tests {
         }
         assert_eq!(Op::from_code(1), Op::Get);
         assert_eq!(Op::from_code(14), Op::Touch);
-        assert_eq!(Op::from_code(15), Op::Other(15));
+        assert_eq!(Op::from_code(15), Op::MetaGet);
+        assert_eq!(Op::from_code(20), Op::Other(20));
         assert_eq!(Op::from_code(0), Op::Other(0));
         assert_eq!(Op::Cas.name(), Some("cas"));
         assert_eq!(Op::Other(99).name(), None);

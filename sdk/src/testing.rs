@@ -2,9 +2,13 @@
 //! children, health, clock and random generator the test controls.
 //!
 //! The harness goes through the same code as a wasm plugin wherever that is cheap: the config
-//! is parsed from TOML text, the request is rebuilt from the `route` arguments with the key
-//! copied into a key buffer, and the plan is encoded into a plan buffer and decoded back with
-//! the checks a version 1 host applies ([`decode_plan`]), so a test also covers the encoding.
+//! is parsed from TOML text, the request is rebuilt from the `route` (or `on_reply`) arguments
+//! with the key copied into a key buffer, and the plan is encoded into a plan buffer and decoded
+//! back with the checks a version 1 host applies ([`decode_plan`]), so a test also covers the
+//! encoding.
+//!
+//! A [`Plan::Call`](crate::Plan::Call) is a [`Decision::Call`]; the test plays the child's
+//! reply by calling [`Harness::on_reply`] with the cookie and a status.
 //!
 //! ```
 //! use switchyard_sdk::testing::{Decision, Harness};
@@ -37,6 +41,7 @@ use crate::export::__private::{self, Instance};
 use crate::host::Level;
 use crate::policy::Policy;
 use crate::request::Request;
+use crate::status::ReplyStatus;
 
 /// Byte the plan buffer is filled with before each call, so a plan that reads bytes the
 /// policy did not write is noticed.
@@ -92,18 +97,14 @@ impl<P: Policy> Harness<P> {
         }
     }
 
-    /// Routes one request; a plan the host would refuse is an error.
+    /// Routes one request; a plan the host would refuse is an error (including
+    /// [`Decision::Pass`], which only `on_reply` may return).
     ///
     /// # Panics
     ///
     /// If the key is longer than [`KEY_CAPACITY`].
     pub fn try_route(&mut self, request: &Request<'_>) -> Result<Decision, PlanFault> {
-        let key_len = request.key().len();
-        assert!(
-            key_len <= KEY_CAPACITY,
-            "keys longer than {KEY_CAPACITY} bytes never reach a plugin"
-        );
-        self.key[..key_len].copy_from_slice(request.key());
+        let key_len = self.copy_key(request);
         self.plan.fill(POISON);
         let request = __private::request(
             request.op().code() as i32,
@@ -116,6 +117,63 @@ impl<P: Policy> Harness<P> {
         let (instance, plan) = (&mut self.instance, &mut self.plan);
         let word = fake_host::enter(&mut self.host, || instance.route(&request, plan));
         decode_plan(word, &self.plan[..], self.instance.child_count)
+            .and_then(decode::check_route_decision)
+    }
+
+    /// Continues a [`Decision::Call`]: the child answered `status`, and the host hands back
+    /// `cookie`. As the host does, only the request's operation and key reach the policy (its
+    /// flags, exptime, value length and listener are 0 there).
+    ///
+    /// The harness does not remember calls: the test chains them, passing each
+    /// [`Decision::Call`]'s cookie back, and counts them against
+    /// [`MAX_CALLS`](crate::abi::MAX_CALLS) if it needs to.
+    ///
+    /// # Panics
+    ///
+    /// If the host would refuse the plan (a plugin fault), or the key is longer than
+    /// [`KEY_CAPACITY`].
+    pub fn on_reply(
+        &mut self,
+        cookie: u32,
+        status: ReplyStatus,
+        request: &Request<'_>,
+    ) -> Decision {
+        match self.try_on_reply(cookie, status, request) {
+            Ok(decision) => decision,
+            Err(fault) => panic!("plugin fault: {fault}"),
+        }
+    }
+
+    /// [`Harness::on_reply`], with a plan the host would refuse as an error.
+    ///
+    /// # Panics
+    ///
+    /// If the key is longer than [`KEY_CAPACITY`].
+    pub fn try_on_reply(
+        &mut self,
+        cookie: u32,
+        status: ReplyStatus,
+        request: &Request<'_>,
+    ) -> Result<Decision, PlanFault> {
+        let key_len = self.copy_key(request);
+        self.plan.fill(POISON);
+        let request = __private::reply_request(request.op().code() as i32, &self.key[..key_len]);
+        let (instance, plan) = (&mut self.instance, &mut self.plan);
+        let word = fake_host::enter(&mut self.host, || {
+            instance.on_reply(cookie, status, &request, plan)
+        });
+        decode_plan(word, &self.plan[..], self.instance.child_count)
+    }
+
+    /// Copies the request's key into the key buffer, as the host does; returns its length.
+    fn copy_key(&mut self, request: &Request<'_>) -> usize {
+        let key_len = request.key().len();
+        assert!(
+            key_len <= KEY_CAPACITY,
+            "keys longer than {KEY_CAPACITY} bytes never reach a plugin"
+        );
+        self.key[..key_len].copy_from_slice(request.key());
+        key_len
     }
 
     /// Marks a child up or down, as `child_healthy` will report it.
@@ -176,6 +234,8 @@ mod tests {
     struct Probe {
         message: String,
         spread: Vec<u32>,
+        /// What the last `on_reply` saw, for `Reply::ServerError(&self.seen)`.
+        seen: String,
     }
 
     #[derive(Deserialize)]
@@ -197,6 +257,7 @@ mod tests {
             Ok(Probe {
                 message: config.message,
                 spread: ctx.iter().map(|(child, _)| child.0).rev().collect(),
+                seen: String::new(),
             })
         }
 
@@ -219,10 +280,63 @@ mod tests {
                 b"health" => Plan::Forward(Child(u32::from(!host::child_healthy(Child(0))))),
                 b"clock" => Plan::Forward(Child((host::now_ms() % 3) as u32)),
                 b"random" => Plan::Forward(Child((host::random() % 3) as u32)),
+                b"call" => Plan::Call {
+                    child: Child(2),
+                    cookie: 0xfeed_f00d,
+                },
+                b"pass" => Plan::Pass,
                 _ => {
                     let idx = host::hash(crate::HashAlgorithm::Crc32, request.key());
                     Plan::Forward(Child(idx % 3))
                 }
+            }
+        }
+
+        fn on_reply<'a>(
+            &'a mut self,
+            cookie: u32,
+            status: ReplyStatus,
+            request: &Request<'_>,
+        ) -> Plan<'a> {
+            match status {
+                ReplyStatus::ServerError => Plan::Call {
+                    child: Child(cookie),
+                    cookie: cookie + 1,
+                },
+                ReplyStatus::Miss => Plan::Forward(Child(0)),
+                ReplyStatus::Error => Plan::Forward(Child(cookie)),
+                ReplyStatus::Other(_) => {
+                    self.seen = format!(
+                        "{cookie} {status} {:?} {} {} {} {} {} healthy={}",
+                        request.op(),
+                        String::from_utf8_lossy(request.key()),
+                        request.flags(),
+                        request.exptime(),
+                        request.value_len(),
+                        request.listener(),
+                        host::child_healthy(Child(1)),
+                    );
+                    Plan::Reply(Reply::ServerError(&self.seen))
+                }
+                _ => Plan::Pass,
+            }
+        }
+    }
+
+    /// A policy that keeps the default `on_reply`.
+    struct CallOnly;
+
+    impl Policy for CallOnly {
+        type Config = crate::NoConfig;
+
+        fn init(_: crate::NoConfig, _: &InitContext) -> Result<Self, String> {
+            Ok(CallOnly)
+        }
+
+        fn route<'a>(&'a mut self, _: &Request<'_>) -> Plan<'a> {
+            Plan::Call {
+                child: Child(0),
+                cookie: 0,
             }
         }
     }
@@ -278,6 +392,89 @@ mod tests {
     #[should_panic(expected = "plugin fault")]
     fn route_panics_on_fault() {
         probe().route(&get(b"bad"));
+    }
+
+    #[test]
+    fn calls_and_replies() {
+        let mut h = probe();
+        assert_eq!(
+            h.route(&get(b"call")),
+            Decision::Call {
+                child: 2,
+                cookie: 0xfeed_f00d
+            }
+        );
+        let request = get(b"k");
+        let chain: Vec<_> = (0..3)
+            .map(|cookie| h.on_reply(cookie, ReplyStatus::ServerError, &request))
+            .collect();
+        assert_eq!(
+            chain,
+            [0, 1, 2].map(|child| Decision::Call {
+                child,
+                cookie: child + 1
+            })
+        );
+        assert_eq!(
+            h.on_reply(0, ReplyStatus::Miss, &request),
+            Decision::Forward(0)
+        );
+        assert_eq!(h.on_reply(0, ReplyStatus::Hit, &request), Decision::Pass);
+        assert_eq!(h.on_reply(5, ReplyStatus::Stored, &request), Decision::Pass);
+    }
+
+    #[test]
+    fn on_reply_sees_op_and_key_only() {
+        let mut h = probe();
+        h.set_healthy(1, false);
+        let set = Request::new(Op::Set, b"the-key")
+            .with_flags(7)
+            .with_exptime(60)
+            .with_value_len(3)
+            .with_listener(1);
+        assert_eq!(
+            h.on_reply(9, ReplyStatus::Other(77), &set),
+            Decision::reply(Reply::ServerError(
+                "9 status 77 Set the-key 0 0 0 0 healthy=false"
+            ))
+        );
+    }
+
+    #[test]
+    fn on_reply_faults() {
+        let mut h = probe();
+        let fault = h
+            .try_on_reply(3, ReplyStatus::ServerError, &get(b"k"))
+            .expect_err("call to child 3");
+        assert!(fault.message().contains("child 3"), "{fault}");
+        let fault = h
+            .try_on_reply(3, ReplyStatus::Error, &get(b"k"))
+            .expect_err("forward to child 3");
+        assert!(fault.message().contains("out of range"), "{fault}");
+        let fault = h.try_route(&get(b"pass")).expect_err("pass from route");
+        assert!(fault.message().contains("pass from route"), "{fault}");
+    }
+
+    #[test]
+    #[should_panic(expected = "plugin fault")]
+    fn on_reply_panics_on_fault() {
+        probe().on_reply(3, ReplyStatus::ServerError, &get(b"k"));
+    }
+
+    #[test]
+    fn default_on_reply_passes() {
+        let mut h = Harness::<CallOnly>::new("", CHILDREN).expect("valid config");
+        assert_eq!(
+            h.route(&get(b"k")),
+            Decision::Call {
+                child: 0,
+                cookie: 0
+            }
+        );
+        for code in 0..15 {
+            let status = ReplyStatus::from_code(code);
+            assert_eq!(h.on_reply(0, status, &get(b"k")), Decision::Pass);
+        }
     }
 
     #[test]

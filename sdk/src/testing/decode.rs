@@ -21,6 +21,15 @@ pub enum Decision {
         /// How the replies are combined.
         wait: Wait,
     },
+    /// Send to this child index, then call `on_reply` with its reply and the cookie.
+    Call {
+        /// The child.
+        child: u32,
+        /// Handed back to `on_reply`.
+        cookie: u32,
+    },
+    /// From `on_reply`: the reply just received is the node's reply.
+    Pass,
 }
 
 impl Decision {
@@ -99,9 +108,11 @@ macro_rules! fault {
     };
 }
 
-/// Decodes what `route` returned: the plan `word` and the plan buffer (`plan` may be longer
-/// than what the plan uses), for a node with `child_count` children. Applies every check ABI.md
-/// asks of a version 1 host.
+/// Decodes what `route` or `on_reply` returned: the plan `word` and the plan buffer (`plan` may
+/// be longer than what the plan uses), for a node with `child_count` children. Applies every
+/// check ABI.md asks of a version 1 host, except one that depends on the caller: a
+/// [`Decision::Pass`] is valid from `on_reply` only ([`Harness::try_route`](super::Harness::try_route)
+/// refuses it).
 pub fn decode_plan(word: u64, plan: &[u8], child_count: u32) -> Result<Decision, PlanFault> {
     let (plan_tag, small, arg) = decode_plan_word(word);
     match plan_tag {
@@ -135,8 +146,22 @@ pub fn decode_plan(word: u64, plan: &[u8], child_count: u32) -> Result<Decision,
             }
             extended(bytes(plan, arg)?, child_count)
         }
+        tag::PASS => {
+            if small != 0 || arg != 0 {
+                fault!("pass plan with nonzero fields (small {small}, arg {arg})");
+            }
+            Ok(Decision::Pass)
+        }
         other => fault!("unknown plan tag {other}"),
     }
+}
+
+/// Refuses what only `on_reply` may return, for a decision `route` returned.
+pub(super) fn check_route_decision(decision: Decision) -> Result<Decision, PlanFault> {
+    if decision == Decision::Pass {
+        fault!("pass from route: there is no reply to pass yet (pass is for on_reply)");
+    }
+    Ok(decision)
 }
 
 fn bytes(plan: &[u8], len: u32) -> Result<&[u8], PlanFault> {
@@ -179,7 +204,7 @@ fn extended(bytes: &[u8], child_count: u32) -> Result<Decision, PlanFault> {
         rest = next;
         let decision = match *opcode {
             entry::FAN_OUT => fan_out(payload, child_count)?,
-            entry::CALL => fault!("entry opcode {opcode} (call) is reserved"),
+            entry::CALL => call(payload, child_count)?,
             entry::BACKGROUND => fault!("entry opcode {opcode} (background) is reserved"),
             other => fault!("unknown entry opcode {other}"),
         };
@@ -188,6 +213,14 @@ fn extended(bytes: &[u8], child_count: u32) -> Result<Decision, PlanFault> {
         }
     }
     primary.ok_or_else(|| PlanFault("extended plan without a primary entry".into()))
+}
+
+fn call(payload: &[u32], child_count: u32) -> Result<Decision, PlanFault> {
+    let &[child, cookie] = payload else {
+        fault!("call takes 2 words (child, cookie), not {}", payload.len());
+    };
+    check_child(child, child_count)?;
+    Ok(Decision::Call { child, cookie })
 }
 
 fn fan_out(payload: &[u32], child_count: u32) -> Result<Decision, PlanFault> {
@@ -293,7 +326,7 @@ mod tests {
                 wait: Wait::All
             })
         );
-        let cases: [(&[u32], &str); 9] = [
+        let cases: [(&[u32], &str); 8] = [
             (&[], "without a primary"),
             (&[entry::FAN_OUT], "truncated entry header"),
             (&[entry::FAN_OUT, 3, wait::ALL, 1], "truncated entry"),
@@ -301,7 +334,6 @@ mod tests {
             (&[entry::FAN_OUT, 3, wait::ALL, 1, 1], "twice"),
             (&[entry::FAN_OUT, 2, wait::ALL, 2], "out of range"),
             (&[entry::FAN_OUT, 2, wait::FIRST, 0], "reserved"),
-            (&[entry::CALL, 0], "reserved"),
             (
                 &[
                     entry::FAN_OUT,
@@ -320,6 +352,52 @@ mod tests {
             let fault = fault_of(decode_words(words, 2));
             assert!(fault.contains(expected), "{words:?}: {fault}");
         }
+    }
+
+    #[test]
+    fn call_checks() {
+        assert_eq!(
+            decode_words(&[entry::CALL, 2, 1, u32::MAX], 2),
+            Ok(Decision::Call {
+                child: 1,
+                cookie: u32::MAX
+            })
+        );
+        let cases: [(&[u32], &str); 6] = [
+            (&[entry::CALL, 0], "2 words"),
+            (&[entry::CALL, 1, 0], "2 words"),
+            (&[entry::CALL, 3, 0, 0, 0], "2 words"),
+            (&[entry::CALL, 2, 2, 0], "out of range"),
+            (&[entry::CALL, 2, 0], "truncated entry"),
+            (
+                &[entry::CALL, 2, 0, 7, entry::FAN_OUT, 2, wait::ALL, 1],
+                "more than one",
+            ),
+        ];
+        for (words, expected) in cases {
+            let fault = fault_of(decode_words(words, 2));
+            assert!(fault.contains(expected), "{words:?}: {fault}");
+        }
+        assert!(fault_of(decode_words(&[3, 0], 2)).contains("reserved"));
+    }
+
+    #[test]
+    fn pass() {
+        assert_eq!(
+            decode_plan(encode_plan_word(tag::PASS, 0, 0), &[], 0),
+            Ok(Decision::Pass)
+        );
+        for word in [
+            encode_plan_word(tag::PASS, 1, 0),
+            encode_plan_word(tag::PASS, 0, 1),
+        ] {
+            assert!(fault_of(decode_plan(word, &[], 1)).contains("nonzero"));
+        }
+        assert!(fault_of(check_route_decision(Decision::Pass)).contains("pass from route"));
+        assert_eq!(
+            check_route_decision(Decision::Forward(0)),
+            Ok(Decision::Forward(0))
+        );
     }
 
     #[test]
