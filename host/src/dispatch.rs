@@ -2,9 +2,10 @@
 //! which are routed by key, and how a multi-key retrieval is split per destination.
 
 use std::ops::Range;
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request};
+use switchyard_protocol::{Command, DECODED_KEY_BUF, ReplyKind, ReplyStatus, Request, replies};
 use switchyard_sdk::abi::op;
 
 use crate::executor::{Outcome, Pending, Resolved, merge_retrieval, worst_of};
@@ -59,15 +60,33 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, listener: u32)
             stats.cmd_get.inc();
             retrieval(&generation, listener, request, &frame)
         }
+        // After everything before it, which the in-order writer guarantees.
+        Command::MetaNoop => Pending::Ready(Outcome::fixed(replies::MN, ReplyStatus::Ok)),
         _ => {
-            if is_storage(command) {
-                stats.cmd_set.inc();
-            } else {
-                stats.cmd_other.inc();
+            match command {
+                Command::MetaGet => stats.cmd_get.inc(),
+                c if c.has_data_block() => stats.cmd_set.inc(),
+                _ => stats.cmd_other.inc(),
             }
-            let input = route_input(request, &frame, &request.key, listener);
+            // A base64 meta key is routed by its decoded bytes.
+            let mut decoded = [0u8; DECODED_KEY_BUF];
+            let key = request.routing_key(&frame, &mut decoded);
+            let input = RouteInput {
+                op: op_code(command),
+                key,
+                flags: request.flags,
+                exptime: request.exptime,
+                value_len: request.value.len() as u32,
+                listener,
+            };
             let root = generation.shared.roots[listener as usize];
-            generation.execute(root, &input, &forwarded(request, &frame), ReplyKind::Line)
+            let kind = command.reply_kind().unwrap_or(ReplyKind::Line);
+            let pending = generation.execute(root, &input, &forwarded(request, &frame), kind);
+            if request.quiet {
+                Pending::Quiet(Box::new(pending), command)
+            } else {
+                pending
+            }
         }
     };
     if request.noreply {
@@ -75,18 +94,6 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, listener: u32)
     } else {
         Next::Reply(pending)
     }
-}
-
-fn is_storage(c: Command) -> bool {
-    matches!(
-        c,
-        Command::Set
-            | Command::Add
-            | Command::Replace
-            | Command::Append
-            | Command::Prepend
-            | Command::Cas
-    )
 }
 
 fn op_code(c: Command) -> u32 {
@@ -105,6 +112,11 @@ fn op_code(c: Command) -> u32 {
         Command::Incr => op::INCR,
         Command::Decr => op::DECR,
         Command::Touch => op::TOUCH,
+        Command::MetaGet => op::META_GET,
+        Command::MetaSet => op::META_SET,
+        Command::MetaDelete => op::META_DELETE,
+        Command::MetaArithmetic => op::META_ARITHMETIC,
+        Command::MetaDebug => op::META_DEBUG,
         _ => 0,
     }
 }
@@ -126,44 +138,63 @@ fn route_input<'a>(
 }
 
 /// The bytes a backend receives for a single-key command: the client's own bytes, minus
-/// `noreply` (the router always reads the backend's reply itself, to keep the connection's
-/// replies in step; the client still gets nothing).
+/// `noreply` and a meta command's `q` (the router always reads the backend's reply itself, to
+/// keep the connection's replies in step, and drops what the client asked not to see).
 fn forwarded(request: &Request, frame: &Bytes) -> Wire {
-    if request.noreply_at.is_none() {
+    if request.noreply_at.is_none() && request.quiet_span.is_none() {
         return Wire::one(frame.clone());
     }
-    let mut w = Wire::one(frame.slice(request.forwarded_line()));
+    let [head, tail] = request.forwarded_pieces();
+    let mut w = Wire::one(frame.slice(head));
+    if !tail.is_empty() {
+        w.push(frame.slice(tail));
+    }
     w.push(CRLF);
-    if is_storage(request.command) {
+    if request.command.has_data_block() {
         w.push(frame.slice(request.data_block()));
     }
     w
 }
 
 /// Deletes `key` through the listener's route without answering anyone: what memcached does to
-/// the old value when it refuses a `set` whose value is too large.
-pub fn delete_quietly(worker: &Worker, key: Bytes, listener: u32) {
+/// the old value when it refuses a value as too large. A base64 meta key is deleted with
+/// `md <key> b` and routed by its decoded bytes.
+pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, listener: u32) {
     let generation = worker.generation();
-    let mut line = BytesMut::with_capacity(key.len() + 9);
-    line.extend_from_slice(b"delete ");
+    let (verb, suffix, kind): (&[u8], &[u8], _) = if base64 {
+        (b"md ", b" b\r\n", ReplyKind::MetaDelete)
+    } else {
+        (b"delete ", b"\r\n", ReplyKind::Line)
+    };
+    let mut line = BytesMut::with_capacity(verb.len() + key.len() + suffix.len());
+    line.extend_from_slice(verb);
     line.extend_from_slice(&key);
-    line.extend_from_slice(b"\r\n");
+    line.extend_from_slice(suffix);
+    let mut decoded = [0u8; DECODED_KEY_BUF];
+    let routing_key: &[u8] = if base64 {
+        match switchyard_protocol::decode_key(&key, &mut decoded) {
+            Some(k) => k,
+            None => return,
+        }
+    } else {
+        &key
+    };
     let input = RouteInput {
-        op: op::DELETE,
-        key: &key,
+        op: if base64 { op::META_DELETE } else { op::DELETE },
+        key: routing_key,
         flags: 0,
         exptime: 0,
         value_len: 0,
         listener,
     };
     let root = generation.shared.roots[listener as usize];
-    drop(generation.execute(root, &input, &Wire::one(line.freeze()), ReplyKind::Line));
+    drop(generation.execute(root, &input, &Wire::one(line.freeze()), kind));
 }
 
 /// `get`/`gets`/`gat`/`gats`: every key is routed on its own; keys bound for the same server are
 /// sent as one request, and the replies are merged back into the client's key order.
 fn retrieval(
-    generation: &LocalGeneration,
+    generation: &Rc<LocalGeneration>,
     listener: u32,
     request: &Request,
     frame: &Bytes,
@@ -230,19 +261,7 @@ fn retrieval(
                 line.extend_from_slice(&key_bytes);
                 line.extend_from_slice(b"\r\n");
                 let wire = Wire::one(line.freeze());
-                let pending = match other {
-                    Resolved::Reply(o) => Pending::Ready(o),
-                    Resolved::FanOut(targets) => {
-                        let parts: Vec<Pending> = targets
-                            .into_iter()
-                            .map(|t| generation.execute(t, &input, &wire, ReplyKind::Retrieval))
-                            .collect();
-                        worst_of(parts)
-                    }
-                    Resolved::Server { dest, timeout } => {
-                        generation.send(dest, timeout, &wire, ReplyKind::Retrieval)
-                    }
-                };
+                let pending = generation.run(other, &input, &wire, ReplyKind::Retrieval);
                 parts.push(Part {
                     dest: None,
                     line: BytesMut::new(),
@@ -286,12 +305,12 @@ fn retrieval(
             (None, None) => Pending::Ready(Outcome::server_error("internal: empty part")),
         })
         .collect();
-    Pending::Combined(Box::pin(merge_retrieval(order, sent)))
+    Pending::Merged(Box::pin(merge_retrieval(order, sent)))
 }
 
 /// `flush_all` goes to every server the listener's route can reach; the reply is the worst.
 fn flush_all(
-    generation: &LocalGeneration,
+    generation: &Rc<LocalGeneration>,
     listener: u32,
     request: &Request,
     frame: &Bytes,

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchyard_protocol::{ReplyKind, ReplyStatus, values};
+use switchyard_protocol::{Command, ReplyKind, ReplyStatus, values};
 use switchyard_sdk::abi::reply;
 use tokio::sync::oneshot;
 
@@ -69,6 +69,15 @@ pub enum Resolved {
     Reply(Outcome),
     /// Several targets at once, replying with the worst reply.
     FanOut(Vec<Target>),
+    /// Send to `target`, then let node `node`'s `on_reply` decide, handing it `cookie`.
+    Call {
+        /// The node whose plugin planned the call.
+        node: usize,
+        /// Where the request goes first.
+        target: Target,
+        /// The plugin's token for its continuation.
+        cookie: u32,
+    },
 }
 
 /// A request that has been sent and awaits its reply.
@@ -84,8 +93,12 @@ pub enum Pending {
         /// Counters to charge a failure to.
         stats: std::sync::Arc<crate::stats::WorkerStats>,
     },
-    /// Anything else: a fan-out or a multi-key merge.
-    Combined(Pin<Box<dyn Future<Output = Vec<Bytes>>>>),
+    /// A reply that needs more than one backend reply: a fan-out or a `call` continuation.
+    Combined(Pin<Box<dyn Future<Output = Outcome>>>),
+    /// A multi-key retrieval merged from several parts, as chunks for the client.
+    Merged(Pin<Box<dyn Future<Output = Vec<Bytes>>>>),
+    /// A meta command with `q`: its reply is written only if `q` does not hide it.
+    Quiet(Box<Pending>, Command),
 }
 
 impl std::fmt::Debug for Pending {
@@ -97,6 +110,8 @@ impl std::fmt::Debug for Pending {
                 .field("dest", &dest.address())
                 .finish(),
             Pending::Combined(_) => f.write_str("Combined"),
+            Pending::Merged(_) => f.write_str("Merged"),
+            Pending::Quiet(inner, _) => f.debug_tuple("Quiet").field(inner).finish(),
         }
     }
 }
@@ -107,29 +122,27 @@ impl Pending {
         match self {
             Pending::Ready(o) => o,
             Pending::Backend { rx, dest, stats } => backend_outcome(rx.await, &dest, &stats),
-            Pending::Combined(fut) => {
-                let chunks = fut.await;
-                // Only retrieval merges are Combined with several chunks; their status is not
-                // looked at again.
-                let frame = if chunks.len() == 1 {
-                    chunks.into_iter().next().unwrap_or_default()
-                } else {
-                    Bytes::from(chunks.concat())
-                };
-                Outcome {
-                    frame,
-                    status: ReplyStatus::Hit,
-                }
-            }
+            Pending::Combined(fut) => fut.await,
+            Pending::Merged(fut) => Outcome {
+                frame: Bytes::from(fut.await.concat()),
+                status: ReplyStatus::Hit,
+            },
+            Pending::Quiet(inner, _) => Box::pin(inner.outcome()).await,
         }
     }
 
     /// Waits for the reply and queues its bytes for the client.
     pub async fn write_into(self, out: &mut WriteQueue) {
         match self {
-            Pending::Combined(fut) => {
+            Pending::Merged(fut) => {
                 for chunk in fut.await {
                     out.push(chunk);
+                }
+            }
+            Pending::Quiet(inner, command) => {
+                let outcome = inner.outcome().await;
+                if !command.quiet_hides(outcome.status) {
+                    out.push(outcome.frame);
                 }
             }
             other => out.push(other.outcome().await.frame),
@@ -142,12 +155,17 @@ impl Pending {
         let mut cx = Context::from_waker(Waker::noop());
         let done = match self {
             Pending::Ready(_) => return true,
+            Pending::Quiet(inner, _) => return inner.is_ready(),
             Pending::Backend { rx, dest, stats } => match Pin::new(rx).poll(&mut cx) {
                 Poll::Ready(result) => Pending::Ready(backend_outcome(result, dest, stats)),
                 Poll::Pending => return false,
             },
             Pending::Combined(fut) => match fut.as_mut().poll(&mut cx) {
-                Poll::Ready(chunks) => Pending::Combined(Box::pin(std::future::ready(chunks))),
+                Poll::Ready(outcome) => Pending::Ready(outcome),
+                Poll::Pending => return false,
+            },
+            Pending::Merged(fut) => match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(chunks) => Pending::Merged(Box::pin(std::future::ready(chunks))),
                 Poll::Pending => return false,
             },
         };
@@ -173,6 +191,14 @@ impl LocalGeneration {
                             children.iter().map(|c| node.children[*c]).collect(),
                         );
                     }
+                    Ok(Plan::Call { child, cookie }) => {
+                        return Resolved::Call {
+                            node: n,
+                            target: self.shared.nodes[n].children[child],
+                            cookie,
+                        };
+                    }
+                    Ok(Plan::Pass) => return Resolved::Reply(self.misplaced_pass(n)),
                     Err(message) => return Resolved::Reply(Outcome::server_error(&message)),
                 },
             }
@@ -181,13 +207,25 @@ impl LocalGeneration {
 
     /// Routes one request from `target` and sends it: `wire` is what a backend receives.
     pub fn execute(
-        &self,
+        self: &Rc<Self>,
         target: Target,
         input: &RouteInput<'_>,
         wire: &Wire,
         kind: ReplyKind,
     ) -> Pending {
-        match self.resolve(target, input) {
+        let resolved = self.resolve(target, input);
+        self.run(resolved, input, wire, kind)
+    }
+
+    /// Carries out a resolved route.
+    pub fn run(
+        self: &Rc<Self>,
+        resolved: Resolved,
+        input: &RouteInput<'_>,
+        wire: &Wire,
+        kind: ReplyKind,
+    ) -> Pending {
+        match resolved {
             Resolved::Server { dest, timeout } => self.send(dest, timeout, wire, kind),
             Resolved::Reply(outcome) => Pending::Ready(outcome),
             Resolved::FanOut(targets) => worst_of(
@@ -196,7 +234,29 @@ impl LocalGeneration {
                     .map(|t| self.execute(t, input, wire, kind))
                     .collect(),
             ),
+            Resolved::Call {
+                node,
+                target,
+                cookie,
+            } => {
+                let first = self.execute(target, input, wire, kind);
+                let call = Continuation {
+                    generation: self.clone(),
+                    node,
+                    request: OwnedInput::new(input),
+                    wire: wire.clone(),
+                    kind,
+                };
+                Pending::Combined(Box::pin(call.run(first, cookie)))
+            }
         }
+    }
+
+    fn misplaced_pass(&self, n: usize) -> Outcome {
+        self.stats.plugin_faults.inc();
+        let label = &self.shared.nodes[n].context.label;
+        tracing::warn!(node = %label, "plugin returned pass from route; request failed");
+        Outcome::server_error(&format!("plugin {label} failed"))
     }
 
     /// Counts keys looked up by a retrieval.
@@ -240,8 +300,113 @@ pub fn worst_of(parts: Vec<Pending>) -> Pending {
                 worst = Some(o);
             }
         }
-        vec![worst.map_or_else(Bytes::new, |o| o.frame)]
+        worst.unwrap_or_else(|| Outcome::server_error("fan-out to no children"))
     }))
+}
+
+/// Calls a node may chain through `on_reply` for one request (ABI.md); a guard against a plugin
+/// that would bounce a request between children forever.
+const MAX_CALLS: usize = switchyard_sdk::abi::MAX_CALLS as usize;
+
+/// The request fields a continuation needs after the client's buffer has moved on: the key is
+/// copied (at most 250 bytes; only requests whose route plans a `call` pay for it).
+struct OwnedInput {
+    op: u32,
+    key: Bytes,
+    flags: u32,
+    exptime: i64,
+    value_len: u32,
+    listener: u32,
+}
+
+impl OwnedInput {
+    fn new(input: &RouteInput<'_>) -> OwnedInput {
+        OwnedInput {
+            op: input.op,
+            key: Bytes::copy_from_slice(input.key),
+            flags: input.flags,
+            exptime: input.exptime,
+            value_len: input.value_len,
+            listener: input.listener,
+        }
+    }
+
+    fn input(&self) -> RouteInput<'_> {
+        RouteInput {
+            op: self.op,
+            key: &self.key,
+            flags: self.flags,
+            exptime: self.exptime,
+            value_len: self.value_len,
+            listener: self.listener,
+        }
+    }
+}
+
+/// A `call` in progress: the request, pinned to the generation it started on.
+struct Continuation {
+    generation: Rc<LocalGeneration>,
+    node: usize,
+    request: OwnedInput,
+    wire: Wire,
+    kind: ReplyKind,
+}
+
+impl Continuation {
+    async fn run(self, mut pending: Pending, mut cookie: u32) -> Outcome {
+        let g = &self.generation;
+        let input = self.request.input();
+        let children = &g.shared.nodes[self.node].children;
+        for made in 1.. {
+            let outcome = pending.outcome().await;
+            let plan = g.on_reply(self.node, cookie, status_code(outcome.status), &input);
+            let send = |target: Target| g.execute(target, &input, &self.wire, self.kind);
+            match plan {
+                Ok(Plan::Pass) => return outcome,
+                Ok(Plan::Reply(r)) => return render_plugin_reply(&r, input.op),
+                Ok(Plan::Forward(c)) => return send(children[c]).outcome().await,
+                Ok(Plan::FanOut { children: cs, .. }) => {
+                    let parts = cs.iter().map(|c| send(children[*c])).collect();
+                    return worst_of(parts).outcome().await;
+                }
+                // Checked before sending: a refused call must not reach a backend.
+                Ok(Plan::Call { .. }) if made >= MAX_CALLS => break,
+                Ok(Plan::Call {
+                    child,
+                    cookie: next,
+                }) => {
+                    cookie = next;
+                    pending = send(children[child]);
+                }
+                Err(message) => return Outcome::server_error(&message),
+            }
+        }
+        g.stats.plugin_faults.inc();
+        let label = &g.shared.nodes[self.node].context.label;
+        tracing::warn!(node = %label, "plugin chained more than {MAX_CALLS} calls; request failed");
+        Outcome::server_error(&format!("plugin {label} failed"))
+    }
+}
+
+/// The ABI's reply status code (`switchyard_sdk::abi::status`) for a reply.
+fn status_code(status: ReplyStatus) -> u32 {
+    use switchyard_sdk::abi::status;
+    match status {
+        ReplyStatus::Hit => status::HIT,
+        ReplyStatus::Miss => status::MISS,
+        ReplyStatus::Stored => status::STORED,
+        ReplyStatus::NotStored => status::NOT_STORED,
+        ReplyStatus::Exists => status::EXISTS,
+        ReplyStatus::NotFound => status::NOT_FOUND,
+        ReplyStatus::Deleted => status::DELETED,
+        ReplyStatus::Touched => status::TOUCHED,
+        ReplyStatus::Number => status::NUMBER,
+        ReplyStatus::Ok => status::OK,
+        ReplyStatus::Version => status::VERSION,
+        ReplyStatus::Error => status::ERROR,
+        ReplyStatus::ClientError => status::CLIENT_ERROR,
+        ReplyStatus::ServerError => status::SERVER_ERROR,
+    }
 }
 
 fn backend_outcome(

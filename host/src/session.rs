@@ -101,6 +101,7 @@ async fn read_requests(
                     consumed,
                     discard,
                     delete,
+                    delete_base64,
                 } => {
                     // memcached reads and drops the refused data block; so do we, including
                     // the part that has not arrived yet. A refused `set` also deletes the old
@@ -108,7 +109,8 @@ async fn read_requests(
                     worker.stats.client_errors.inc();
                     let line = buf.split_to(consumed.min(buf.len())).freeze();
                     if let Some(key) = delete {
-                        crate::dispatch::delete_quietly(worker, line.slice(key), listener);
+                        let key = line.slice(key);
+                        crate::dispatch::delete_quietly(worker, key, delete_base64, listener);
                     }
                     swallow = discard;
                     if let Some(reply) = reply

@@ -10,11 +10,12 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// Slices handed to one `writev`; Linux accepts 1024, and 64 already amortises the syscall.
 const MAX_IOVECS: usize = 64;
 
-/// The bytes of one request to a backend: at most three chunks (line, value, terminator) so
-/// that building one never allocates.
+/// The bytes of one request to a backend: at most four chunks (the line in up to two pieces
+/// around a dropped `noreply` or `q`, its terminator, the data block) so that building one never
+/// allocates.
 #[derive(Debug, Clone, Default)]
 pub struct Wire {
-    parts: [Bytes; 3],
+    parts: [Bytes; 4],
     len: u8,
 }
 
@@ -26,12 +27,12 @@ impl Wire {
         w
     }
 
-    /// Appends a chunk. More than three is a bug in the caller and panics in debug builds;
-    /// release builds keep the first three.
+    /// Appends a chunk. More than four is a bug in the caller and panics in debug builds;
+    /// release builds keep the first four.
     pub fn push(&mut self, b: Bytes) {
         debug_assert!(
             (self.len as usize) < self.parts.len(),
-            "Wire holds three chunks"
+            "Wire holds four chunks"
         );
         if let Some(slot) = self.parts.get_mut(self.len as usize) {
             *slot = b;

@@ -107,9 +107,32 @@ impl LocalGeneration {
         }
     }
 
-    /// Runs node `n`'s plugin on one request. A fault fails only this request; a trapped or
-    /// timed-out instance is dropped and replaced before the node's next request.
+    /// Runs node `n`'s plugin on one request.
     pub fn route(&self, n: usize, input: &RouteInput<'_>) -> Result<Plan, String> {
+        self.call_plugin(n, |instance| instance.route(input))
+    }
+
+    /// Runs node `n`'s `on_reply` for a `call` it planned.
+    pub fn on_reply(
+        &self,
+        n: usize,
+        cookie: u32,
+        status: u32,
+        input: &RouteInput<'_>,
+    ) -> Result<Plan, String> {
+        self.call_plugin(n, |instance| {
+            instance.on_reply(cookie, status, input.op, input.key)
+        })
+    }
+
+    /// Calls into node `n`'s instance, creating it first if needed. A fault fails only this
+    /// request; a trapped or timed-out instance is dropped and replaced before the node's next
+    /// call.
+    fn call_plugin(
+        &self,
+        n: usize,
+        call: impl FnOnce(&mut PluginInstance) -> Result<Plan, PluginFault>,
+    ) -> Result<Plan, String> {
         let node = &self.shared.nodes[n];
         let mut slot = self.slots[n].borrow_mut();
         if slot.instance.is_none() {
@@ -136,7 +159,7 @@ impl LocalGeneration {
         let Some(instance) = slot.instance.as_mut() else {
             return Err(format!("plugin {} unavailable", node.context.label));
         };
-        match instance.route(input) {
+        match call(instance) {
             Ok(plan) => Ok(plan),
             Err(fault) => {
                 self.stats.plugin_faults.inc();

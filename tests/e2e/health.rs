@@ -323,3 +323,90 @@ fn with_eject_a_down_servers_keys_move_to_the_next_server_and_back() {
         "the key is read from its own, empty server again"
     );
 }
+
+#[test]
+fn with_failover_in_front_a_killed_server_costs_no_request() {
+    let mut servers = [Memcached::start(), Memcached::start(), Memcached::start()];
+    let backup = Memcached::start();
+    let main: Vec<String> = servers.iter().map(Memcached::spec).collect();
+    let router = router(&format!(
+        r#"
+[server]
+workers = 2
+
+[[listeners]]
+address = "127.0.0.1:0"
+route = "safe"
+
+[pools.main]
+servers = {main:?}
+connect_timeout_ms = {CONNECT_TIMEOUT_MS}
+timeout_ms = {TIMEOUT_MS}
+
+[pools.backup]
+servers = ["{}"]
+
+[routes.safe]
+plugin = "failover"
+children = ["main", "backup"]
+"#,
+        backup.spec()
+    ));
+    let keys: Vec<String> = (0..60).map(|i| format!("f-{i}")).collect();
+    let mut client = connect(&router, 0);
+    for key in &keys {
+        client.set(key, key.as_bytes());
+    }
+
+    // Two clients hammer every key with sets and gets while one main server is killed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            let mut c = connect(&router, 0);
+            let keys = keys.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for key in &keys {
+                        let set = c.request_str(&format!("set {key} {w} 0 1\r\nv\r\n"));
+                        let get = c.request_str(&format!("get {key}\r\n"));
+                        for reply in [set, get] {
+                            if reply == "STORED\r\n"
+                                || reply.starts_with("VALUE ")
+                                || reply == "END\r\n"
+                            {
+                                ok += 1;
+                            } else {
+                                failed.push(reply);
+                            }
+                        }
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    servers[0].kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for w in workers {
+        let (ok, failed) = w.join().expect("load thread");
+        assert!(
+            failed.is_empty(),
+            "{} failed replies, e.g. {:?}",
+            failed.len(),
+            &failed[..failed.len().min(3)]
+        );
+        total += ok;
+    }
+    println!("{total} requests through failover while a main server was killed: all succeeded");
+    assert!(total > 100, "the load ran ({total} requests)");
+    // The failed-over writes landed on the backup.
+    assert!(
+        backup.holds(&keys).iter().any(|h| *h),
+        "some keys were written to the backup"
+    );
+}

@@ -114,12 +114,14 @@ impl std::fmt::Display for PluginFault {
 }
 
 type RouteFn = TypedFunc<(i32, i32, i32, i64, i32, i32), i64>;
+type OnReplyFn = TypedFunc<(i32, i32, i32, i32), i64>;
 
 /// A live, initialised instance.
 pub struct PluginInstance {
     store: Store<HostState>,
     memory: Memory,
     route_fn: RouteFn,
+    on_reply_fn: Option<OnReplyFn>,
     key_buf: usize,
     plan_buf: usize,
     call_ticks: u64,
@@ -224,6 +226,15 @@ impl PluginInstance {
             return Err(err(format!("rejected its config: {reason}")));
         }
 
+        let on_reply_fn = match instance.get_func(&mut store, export::ON_REPLY) {
+            None => None,
+            Some(f) => Some(f.typed(&store).map_err(|e| {
+                err(format!(
+                    "`{}` has the wrong signature: {e}",
+                    export::ON_REPLY
+                ))
+            })?),
+        };
         let route_fn = instance
             .get_typed_func(&mut store, export::ROUTE)
             .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::ROUTE)))?;
@@ -231,6 +242,7 @@ impl PluginInstance {
             store,
             memory,
             route_fn,
+            on_reply_fn,
             key_buf,
             plan_buf,
             call_ticks: super::ticks(settings.call_timeout),
@@ -239,19 +251,7 @@ impl PluginInstance {
 
     /// Asks the plugin what to do with one request.
     pub fn route(&mut self, input: &RouteInput<'_>) -> Result<Plan, PluginFault> {
-        let key_len = input.key.len();
-        if key_len > abi::KEY_CAPACITY {
-            return Err(PluginFault::BadPlan(format!(
-                "key of {key_len} bytes exceeds the ABI key capacity"
-            )));
-        }
-        let dst = self
-            .memory
-            .data_mut(&mut self.store)
-            .get_mut(self.key_buf..self.key_buf + key_len)
-            .ok_or_else(|| PluginFault::Trap("key buffer lies outside memory".into()))?;
-        dst.copy_from_slice(input.key);
-        self.store.set_epoch_deadline(self.call_ticks);
+        let key_len = self.write_key(input.key)?;
         let word = self
             .route_fn
             .call(
@@ -265,10 +265,54 @@ impl PluginInstance {
                     input.listener as i32,
                 ),
             )
-            .map_err(|e| match e.downcast_ref::<Trap>() {
-                Some(Trap::Interrupt) => PluginFault::Timeout,
-                _ => PluginFault::Trap(describe(&e)),
-            })?;
+            .map_err(fault)?;
+        self.decode(word)
+    }
+
+    /// Asks the plugin what to make of the reply to a `call` it planned. `status` is one of
+    /// `switchyard_sdk::abi::status`.
+    pub fn on_reply(
+        &mut self,
+        cookie: u32,
+        status: u32,
+        op: u32,
+        key: &[u8],
+    ) -> Result<Plan, PluginFault> {
+        let Some(on_reply) = self.on_reply_fn.clone() else {
+            return Err(PluginFault::BadPlan(format!(
+                "planned a call but does not export `{}`",
+                export::ON_REPLY
+            )));
+        };
+        let key_len = self.write_key(key)?;
+        let word = on_reply
+            .call(
+                &mut self.store,
+                (cookie as i32, status as i32, op as i32, key_len as i32),
+            )
+            .map_err(fault)?;
+        self.decode(word)
+    }
+
+    /// Copies the key into the guest's key buffer and arms the call's deadline.
+    fn write_key(&mut self, key: &[u8]) -> Result<usize, PluginFault> {
+        let key_len = key.len();
+        if key_len > abi::KEY_CAPACITY {
+            return Err(PluginFault::BadPlan(format!(
+                "key of {key_len} bytes exceeds the ABI key capacity"
+            )));
+        }
+        let dst = self
+            .memory
+            .data_mut(&mut self.store)
+            .get_mut(self.key_buf..self.key_buf + key_len)
+            .ok_or_else(|| PluginFault::Trap("key buffer lies outside memory".into()))?;
+        dst.copy_from_slice(key);
+        self.store.set_epoch_deadline(self.call_ticks);
+        Ok(key_len)
+    }
+
+    fn decode(&self, word: i64) -> Result<Plan, PluginFault> {
         plan::decode(
             word as u64,
             self.memory.data(&self.store),
@@ -276,6 +320,13 @@ impl PluginInstance {
             self.store.data().node.children.len(),
         )
         .map_err(PluginFault::BadPlan)
+    }
+}
+
+fn fault(e: wasmtime::Error) -> PluginFault {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginFault::Timeout,
+        _ => PluginFault::Trap(describe(&e)),
     }
 }
 

@@ -17,6 +17,15 @@ pub enum Plan {
         /// Distinct child indexes, in the plugin's order.
         children: Vec<usize>,
     },
+    /// Send to a child, then ask the plugin's `on_reply` what to do with the reply.
+    Call {
+        /// The child to send to.
+        child: usize,
+        /// Handed back to `on_reply` unchanged.
+        cookie: u32,
+    },
+    /// From `on_reply` only: the reply just received is the node's reply.
+    Pass,
 }
 
 /// A direct answer: an ABI reply code and, for errors, a message.
@@ -47,6 +56,10 @@ pub fn decode(word: u64, memory: &[u8], plan_buf: usize, children: usize) -> Res
             .ok_or_else(|| "plan buffer lies outside memory".to_string())
     };
     match t {
+        tag::FORWARD | tag::PASS if small != 0 => {
+            Err(format!("plan tag {t} with a nonzero middle field {small}"))
+        }
+        tag::PASS if arg != 0 => Err(format!("pass with a nonzero argument {arg}")),
         tag::FORWARD => {
             let child = arg as usize;
             if child >= children {
@@ -71,6 +84,7 @@ pub fn decode(word: u64, memory: &[u8], plan_buf: usize, children: usize) -> Res
             }))
         }
         tag::PLAN => decode_entries(buffer(arg as usize)?, children),
+        tag::PASS => Ok(Plan::Pass),
         other => Err(format!("unknown plan tag {other}")),
     }
 }
@@ -93,6 +107,18 @@ fn decode_entries(bytes: &[u8], children: usize) -> Result<Plan, String> {
         rest = &tail[n..];
         let plan = match *opcode {
             entry::FAN_OUT => decode_fan_out(payload, children)?,
+            entry::CALL => match *payload {
+                [child, cookie] if (child as usize) < children => Plan::Call {
+                    child: child as usize,
+                    cookie,
+                },
+                [child, _] => {
+                    return Err(format!(
+                        "call to child {child}, but the node has {children}"
+                    ));
+                }
+                _ => return Err("call takes exactly a child and a cookie".into()),
+            },
             other => return Err(format!("plan entry {other} is not supported by this host")),
         };
         if primary.replace(plan).is_some() {
@@ -165,6 +191,27 @@ mod tests {
         );
         let bad = abi::encode_plan_word(tag::REPLY, 77, 0);
         assert!(decode(bad, &mem, 4, 1).is_err());
+    }
+
+    #[test]
+    fn call_and_pass() {
+        let mem = words(&[entry::CALL, 2, 1, 77]);
+        let w = abi::encode_plan_word(tag::PLAN, 0, mem.len() as u32);
+        assert_eq!(
+            decode(w, &mem, 0, 2),
+            Ok(Plan::Call {
+                child: 1,
+                cookie: 77
+            })
+        );
+        for bad in [words(&[entry::CALL, 2, 2, 77]), words(&[entry::CALL, 1, 0])] {
+            let w = abi::encode_plan_word(tag::PLAN, 0, bad.len() as u32);
+            assert!(decode(w, &bad, 0, 2).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            decode(abi::encode_plan_word(tag::PASS, 0, 0), &[], 0, 1),
+            Ok(Plan::Pass)
+        );
     }
 
     #[test]
