@@ -35,6 +35,7 @@ fn main() {
         call_timeout: DEFAULT_CALL_TIMEOUT,
         init_timeout: DEFAULT_INIT_TIMEOUT,
         memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+        rollback_faults: 0,
     };
     let keys: Vec<Vec<u8>> = (0..1024)
         .map(|i| format!("user:{i}:profile").into_bytes())

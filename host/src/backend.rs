@@ -128,6 +128,17 @@ impl Destination {
         self.spec.address
     }
 
+    /// Whether this driver can serve `spec` unchanged (same server, same settings), so that a
+    /// new generation may reuse its connection.
+    pub fn serves(&self, spec: &DestinationSpec) -> bool {
+        let mine = &self.spec;
+        mine.address == spec.address
+            && mine.connect_timeout == spec.connect_timeout
+            && mine.policy == spec.policy
+            && mine.max_outstanding == spec.max_outstanding
+            && Arc::ptr_eq(&mine.health, &spec.health)
+    }
+
     /// Whether the server is in service (not marked down).
     pub fn is_up(&self) -> bool {
         self.spec.health.is_up()

@@ -21,9 +21,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Time a backend has to answer one request when the pool does not set it: mcrouter's default
 /// server timeout, long enough for a multi-megabyte value over a busy link.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
-/// Epoch budget of one plugin `route` call. A routing decision takes microseconds; ten
-/// milliseconds is far beyond any honest policy and caps what a runaway loop costs a worker.
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
+/// Epoch budget of one plugin `route` call. A routing decision takes microseconds, but the
+/// deadline is wall-clock time, and on a loaded host a worker can be descheduled for tens of
+/// milliseconds in the middle of a call: a false timeout fails a good request and counts towards
+/// rollback. A tenth of a second stays far above that noise and still caps what a runaway loop
+/// costs a worker.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Budget of one plugin `init` call, which may build tables (a ketama continuum) once.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Linear-memory cap per plugin instance: room for large lookup tables, small enough that one
@@ -42,6 +45,10 @@ pub const DEFAULT_PROBE_CEILING: Duration = Duration::from_secs(5);
 /// memcached keeps outstanding; reached only when a server stops answering, and then it caps
 /// what the router holds for it.
 pub const DEFAULT_MAX_OUTSTANDING: usize = 4096;
+/// Plugin faults after which a newly published generation is replaced by the previous
+/// configuration: far more than a plugin with an occasional bad key produces, few enough that a
+/// plugin trapping on every request is gone within a fraction of a second under load.
+pub const DEFAULT_ROLLBACK_FAULTS: u64 = 100;
 /// Largest value a client may store: memcached's own default item size limit.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 /// Hard ceiling for `server.max_value_bytes`.
@@ -60,6 +67,8 @@ pub struct Config {
     pub plugins: PluginSettings,
     /// Client-facing sockets, in file order (a plugin sees the index as `listener`).
     pub listeners: Vec<ListenerConfig>,
+    /// Where the admin commands (`reload`, `stats`) are accepted, if anywhere.
+    pub admin: Option<SocketAddr>,
     /// Pools of memcached servers, each with its hashing plugin.
     pub pools: Vec<PoolConfig>,
     /// Named route nodes.
@@ -71,6 +80,8 @@ pub struct Config {
 pub struct ServerSettings {
     /// Worker threads, each with its own runtime, plugin instances and backend connections.
     pub workers: usize,
+    /// Reload when the config file or a plugin file it names changes.
+    pub watch: bool,
     /// Largest value a client may store; larger ones get memcached's `SERVER_ERROR object too
     /// large for cache`.
     pub max_value_bytes: usize,
@@ -85,6 +96,8 @@ pub struct PluginSettings {
     pub init_timeout: Duration,
     /// Linear-memory cap per instance.
     pub memory_limit_bytes: usize,
+    /// Faults after which a reloaded generation is rolled back (0: never).
+    pub rollback_faults: u64,
 }
 
 /// One `[[listeners]]` entry.
@@ -158,7 +171,12 @@ impl std::fmt::Display for PluginSource {
 
 /// A configuration problem: which file, which line, which key, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[error(
+    "{}{}: {}{message}",
+    file.display(),
+    line.map(|l| format!(":{l}")).unwrap_or_default(),
+    if key.is_empty() { String::new() } else { format!("{key}: ") }
+)]
 pub struct ConfigError {
     /// The config file.
     pub file: PathBuf,

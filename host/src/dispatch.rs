@@ -41,7 +41,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, listener: u32)
         Command::Verbosity => Pending::Ready(Outcome::fixed(b"OK\r\n", ReplyStatus::Ok)),
         Command::Stats => {
             let text = match &frame[request.args.clone()] {
-                b"" => worker.router_stats.render(generation.shared.number),
+                b"" => worker.router_stats.render(),
                 b"backends" => crate::stats::render_backends(&generation.shared.destinations),
                 _ => {
                     return Next::Reply(Pending::Ready(Outcome::fixed(

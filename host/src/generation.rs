@@ -10,8 +10,12 @@ use std::time::{Duration, SystemTime};
 use crate::backend::{DestinationSpec, Health, HealthPolicy};
 use crate::config::{Config, PluginSource};
 use crate::plugin::{
-    ChildInfo, NodeContext, PluginEngine, PluginError, PluginInstance, PluginModule, bundled,
+    ChildInfo, ModuleCache, NodeContext, PluginEngine, PluginError, PluginInstance, PluginModule,
+    bundled,
 };
+
+/// Compiled plugins by where they came from.
+pub type Modules = HashMap<PluginSource, Arc<PluginModule>>;
 
 /// Where a request goes next: a route node (a plugin) or a backend server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,11 @@ pub struct Generation {
     pub destinations: Vec<DestinationSpec>,
     /// The root of each listener, in config order.
     pub roots: Vec<Target>,
+    /// The compiled plugins, by source.
+    pub modules: Modules,
+    /// Plugin faults (traps, timeouts, invalid plans) while this generation served: what a
+    /// crash-looping plugin is rolled back on.
+    pub faults: crate::stats::Counter,
 }
 
 /// Why a configuration could not be built.
@@ -90,11 +99,26 @@ impl Generation {
     pub fn build(
         config: Config,
         engine: &PluginEngine,
+        cache: &ModuleCache,
         number: u64,
         previous: Option<&Generation>,
     ) -> Result<Generation, BuildError> {
+        Generation::build_with(config, engine, cache, number, previous, HashMap::new())
+    }
+
+    /// [`build`](Self::build), taking the modules in `pinned` as they are instead of reading
+    /// their sources again: a rollback must run the code that ran before, even if its file has
+    /// been overwritten since.
+    pub fn build_with(
+        config: Config,
+        engine: &PluginEngine,
+        cache: &ModuleCache,
+        number: u64,
+        previous: Option<&Generation>,
+        pinned: Modules,
+    ) -> Result<Generation, BuildError> {
         let file = config.origin.display().to_string();
-        let mut modules: HashMap<PluginSource, Arc<PluginModule>> = HashMap::new();
+        let mut modules: Modules = pinned;
         let mut compile = |source: &PluginSource,
                            node: &str,
                            line: usize|
@@ -119,9 +143,9 @@ impl Generation {
                     .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?
                     .into(),
             };
-            let module = PluginModule::compile(engine, &source.to_string(), &bytes)
+            let module = cache
+                .get_or_compile(engine, &source.to_string(), &bytes)
                 .map_err(|e| fail(e.message))?;
-            let module = Arc::new(module);
             modules.insert(source.clone(), module.clone());
             Ok(module)
         };
@@ -243,6 +267,8 @@ impl Generation {
             nodes,
             destinations,
             roots,
+            modules,
+            faults: crate::stats::Counter::default(),
         })
     }
 }

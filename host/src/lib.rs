@@ -11,14 +11,18 @@
 //! - [`plugin`]: the wasmtime sandbox and the plugin ABI (`sdk/ABI.md`).
 //! - [`backend`]: pipelined connections to memcached servers.
 //! - [`config`]: the TOML file, validated; [`generation`]: a config built into a route tree.
+//! - [`reload`]: hot swap (build, validate, one atomic publish, rollback); [`admin`]: the
+//!   admin listener.
 //! - [`wire`]: zero-copy vectored writes; [`stats`]: counters.
 
+pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod dispatch;
 pub mod executor;
 pub mod generation;
 pub mod plugin;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod stats;
@@ -26,6 +30,7 @@ pub mod wire;
 pub mod worker;
 
 pub use config::{Config, ConfigError};
+pub use reload::ReloadError;
 pub use server::{Router, StartError};
 
 /// What `version` answers and `stats` reports as `version`.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use switchyard::config::Config;
 use switchyard::generation::Generation;
-use switchyard::plugin::PluginEngine;
+use switchyard::plugin::{ModuleCache, PluginEngine};
 use switchyard::{Router, VERSION_STRING};
 
 const USAGE: &str = "\
@@ -94,7 +94,7 @@ fn run() -> anyhow::Result<()> {
         Mode::Check(file) => {
             let config = Config::load(&file)?;
             let engine = PluginEngine::new()?;
-            Generation::build(config, &engine, 0, None)?;
+            Generation::build(config, &engine, &ModuleCache::default(), 0, None)?;
             println!("{}: ok", file.display());
             Ok(())
         }
@@ -104,7 +104,7 @@ fn run() -> anyhow::Result<()> {
                 config.server.workers = w;
             }
             let router = Router::start(config)?;
-            wait_for_termination()?;
+            wait_for_termination(&router)?;
             tracing::info!("shutting down");
             router.shutdown();
             Ok(())
@@ -112,16 +112,25 @@ fn run() -> anyhow::Result<()> {
     }
 }
 
-fn wait_for_termination() -> anyhow::Result<()> {
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads the config file.
+fn wait_for_termination(router: &Router) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => return r,
+                _ = term.recv() => return Ok(()),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    // Refusals are logged and counted by the reload itself.
+                    let _ = router.reload();
+                }
+            }
         }
     })?;
     Ok(())

@@ -6,12 +6,14 @@
 //! `sdk/ABI.md`; its constants come from `switchyard_sdk::abi`.
 //!
 //! - `bundled`: the plugins compiled into the binary by `build.rs`, by name.
+//! - `cache`: compiled modules by content hash, so a reload compiles only what changed.
 //! - `module`: compile and vet a module (imports, exports) into an `InstancePre`.
 //! - `host_fns`: the functions a plugin may import.
 //! - `instance`: instantiate, `init`, `route` under an epoch deadline and a memory cap.
 //! - `plan`: the host's reading of what `route` returned.
 
 pub mod bundled;
+mod cache;
 mod host_fns;
 mod instance;
 mod module;
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use cache::ModuleCache;
 pub use instance::{ChildInfo, HealthView, NodeContext, PluginFault, PluginInstance, RouteInput};
 pub use module::PluginModule;
 pub use plan::{Plan, PluginReply, Wait};

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::generation::{BuildError, Generation};
 use crate::plugin::{PluginEngine, PluginError};
+use crate::reload::{Control, ReloadError};
 use crate::stats::RouterStats;
 use crate::worker::Worker;
 
@@ -44,17 +45,26 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),
+    /// The admin listener could not be bound.
+    #[error("cannot listen for admin commands on {address}: {source}")]
+    Admin {
+        /// The configured address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// A running router. Dropping it (or [`Router::shutdown`]) stops every worker.
 #[derive(Debug)]
 pub struct Router {
     addrs: Vec<SocketAddr>,
+    admin: Option<crate::admin::Admin>,
     shutdown: watch::Sender<bool>,
+    stop_watch: Option<std::sync::mpsc::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
-    current: Arc<ArcSwap<Generation>>,
+    control: Arc<Control>,
     stats: Arc<RouterStats>,
-    _engine: Arc<PluginEngine>,
 }
 
 impl Router {
@@ -62,7 +72,8 @@ impl Router {
     /// the workers. Returns once every listener accepts connections.
     pub fn start(config: Config) -> Result<Router, StartError> {
         let engine = Arc::new(PluginEngine::new()?);
-        let generation = Generation::build(config, &engine, 1, None)?;
+        let control = Arc::new(Control::start(engine, config)?);
+        let generation = control.current().load_full();
         let workers = generation.config.server.workers;
         let mut listeners = Vec::with_capacity(generation.config.listeners.len());
         for l in &generation.config.listeners {
@@ -79,8 +90,8 @@ impl Router {
             .zip(&generation.config.listeners)
             .map(|(s, l)| s.local_addr().unwrap_or(l.address))
             .collect();
-        let current = Arc::new(ArcSwap::from_pointee(generation));
-        let stats = Arc::new(RouterStats::new(workers));
+        let current = control.current().clone();
+        let stats = Arc::new(RouterStats::new(workers, control.clone()));
         let (shutdown, signal) = watch::channel(false);
 
         let mut threads = Vec::with_capacity(workers);
@@ -99,14 +110,32 @@ impl Router {
                 .map_err(StartError::Thread)?;
             threads.push(thread);
         }
+        let (stop_watch, watch_signal) = std::sync::mpsc::channel();
+        {
+            let control = control.clone();
+            let watcher = std::thread::Builder::new()
+                .name("switchyard-watch".into())
+                .spawn(move || crate::reload::watch(control, watch_signal))
+                .map_err(StartError::Thread)?;
+            threads.push(watcher);
+        }
+        let admin = match generation.config.admin {
+            Some(address) => Some(crate::admin::start(
+                address,
+                control.clone(),
+                stats.clone(),
+            )?),
+            None => None,
+        };
         tracing::info!(workers, listeners = ?addrs, "switchyard started");
         Ok(Router {
             addrs,
+            admin,
             shutdown,
+            stop_watch: Some(stop_watch),
             threads,
-            current,
+            control,
             stats,
-            _engine: engine,
         })
     }
 
@@ -115,9 +144,29 @@ impl Router {
         self.addrs.clone()
     }
 
+    /// The bound address of the admin listener, if the config has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(crate::admin::Admin::local_addr)
+    }
+
     /// The generation serving new requests.
     pub fn generation(&self) -> Arc<Generation> {
-        self.current.load_full()
+        self.control.current().load_full()
+    }
+
+    /// Re-reads the config file and publishes it; on failure the running generation stays.
+    pub fn reload(&self) -> Result<u64, ReloadError> {
+        self.control.reload()
+    }
+
+    /// Publishes `config` as a reload would.
+    pub fn reload_with(&self, config: Config) -> Result<u64, ReloadError> {
+        self.control.reload_with(config)
+    }
+
+    /// Reloading and rollback state.
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
     }
 
     /// Router-wide counters.
@@ -132,6 +181,10 @@ impl Router {
 
     fn stop(&mut self) {
         let _ = self.shutdown.send(true);
+        self.stop_watch.take();
+        if let Some(admin) = self.admin.take() {
+            admin.stop();
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

@@ -91,16 +91,19 @@ pub struct RouterStats {
     pub started: SystemTime,
     /// Per-worker counters.
     pub workers: Vec<Arc<WorkerStats>>,
+    /// Generations and reloads.
+    pub control: Arc<crate::reload::Control>,
 }
 
 impl RouterStats {
     /// Counters for `workers` workers.
-    pub fn new(workers: usize) -> RouterStats {
+    pub fn new(workers: usize, control: Arc<crate::reload::Control>) -> RouterStats {
         RouterStats {
             started: SystemTime::now(),
             workers: (0..workers)
                 .map(|_| Arc::new(WorkerStats::default()))
                 .collect(),
+            control,
         }
     }
 
@@ -110,7 +113,7 @@ impl RouterStats {
     }
 
     /// The `STAT name value` lines of a `stats` reply, ending with `END`.
-    pub fn render(&self, generation: u64) -> String {
+    pub fn render(&self) -> String {
         let now = SystemTime::now();
         let unix = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -138,7 +141,21 @@ impl RouterStats {
         stat("backend_errors", &self.sum(|w| &w.backend_errors));
         stat("plugin_faults", &self.sum(|w| &w.plugin_faults));
         stat("client_errors", &self.sum(|w| &w.client_errors));
-        stat("generation", &generation);
+        let c = &self.control;
+        let generation = c.current().load();
+        let loaded_at = c.stats.loaded_at.load(std::sync::atomic::Ordering::Relaxed);
+        stat("generation", &generation.number);
+        stat("generation_loaded_at", &loaded_at);
+        stat("generation_faults", &generation.faults.get());
+        stat("generations_alive", &c.generations_alive());
+        stat("plugin_modules", &c.modules_cached());
+        stat("reloads", &c.stats.reloads.get());
+        stat("reload_failures", &c.stats.failures.get());
+        stat("rollbacks", &c.stats.rollbacks.get());
+        let last_error = c.stats.last_error().replace(['\r', '\n'], " ");
+        if !last_error.is_empty() {
+            stat("last_reload_error", &last_error);
+        }
         out.push_str("END\r\n");
         out
     }

@@ -5,12 +5,14 @@
 //! atomic counters in [`crate::stats`]; a worker never takes a lock on the request path.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::backend::Destination;
+use crate::backend::{Destination, DestinationSpec};
 use crate::generation::Generation;
 use crate::plugin::{Plan, PluginFault, PluginInstance, RouteInput};
 use crate::stats::{RouterStats, WorkerStats};
@@ -24,6 +26,10 @@ pub struct Worker {
     current: Arc<ArcSwap<Generation>>,
     /// This worker's instantiation of the generation it last saw.
     local: RefCell<Option<Rc<LocalGeneration>>>,
+    /// This worker's backend connections by address, whichever generations use them: a new
+    /// generation reuses a connection whose settings did not change, and a connection nobody
+    /// uses any more drains and closes.
+    destinations: RefCell<HashMap<SocketAddr, Weak<Destination>>>,
     /// This worker's counters.
     pub stats: Arc<WorkerStats>,
     /// Every worker's counters, for `stats`.
@@ -42,6 +48,7 @@ impl Worker {
             id,
             current,
             local: RefCell::new(None),
+            destinations: RefCell::new(HashMap::new()),
             stats,
             router_stats,
         }
@@ -56,13 +63,36 @@ impl Worker {
         {
             return local.clone();
         }
+        let destinations = published
+            .destinations
+            .iter()
+            .map(|spec| self.destination(spec))
+            .collect();
         let local = Rc::new(LocalGeneration::new(
             Arc::clone(&published),
+            destinations,
             self.id,
             self.stats.clone(),
         ));
         *self.local.borrow_mut() = Some(local.clone());
         local
+    }
+}
+
+impl Worker {
+    /// The connection driver for `spec`: the live one if its settings are the same, else a new
+    /// one (the old one, if any, drains with the generations still using it).
+    fn destination(&self, spec: &DestinationSpec) -> Rc<Destination> {
+        let mut known = self.destinations.borrow_mut();
+        if let Some(live) = known.get(&spec.address).and_then(Weak::upgrade)
+            && live.serves(spec)
+        {
+            return live;
+        }
+        known.retain(|_, d| d.strong_count() > 0);
+        let fresh = Destination::spawn(spec.clone());
+        known.insert(spec.address, Rc::downgrade(&fresh));
+        fresh
     }
 }
 
@@ -87,12 +117,12 @@ struct Slot {
 }
 
 impl LocalGeneration {
-    fn new(shared: Arc<Generation>, worker: usize, stats: Arc<WorkerStats>) -> LocalGeneration {
-        let destinations = shared
-            .destinations
-            .iter()
-            .map(|d| Destination::spawn(d.clone()))
-            .collect();
+    fn new(
+        shared: Arc<Generation>,
+        destinations: Vec<Rc<Destination>>,
+        worker: usize,
+        stats: Arc<WorkerStats>,
+    ) -> LocalGeneration {
         let slots = shared
             .nodes
             .iter()
@@ -163,6 +193,7 @@ impl LocalGeneration {
             Ok(plan) => Ok(plan),
             Err(fault) => {
                 self.stats.plugin_faults.inc();
+                self.shared.faults.inc();
                 tracing::warn!(node = %node.context.label, plugin = %node.module.name(), error = %fault, "plugin fault; request failed");
                 if fault.poisons() {
                     slot.instance = None;

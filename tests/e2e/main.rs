@@ -9,6 +9,7 @@
 //! - [`health`]: servers marked down fail fast, come back by probe, and cannot grow memory.
 //! - [`plugin_sandbox`]: traps, endless loops and WASI imports are contained or refused.
 //! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
+//! - [`reload`]: hot swap under load, every trigger, refused reloads, automatic rollback.
 //! - [`check_config`]: `switchyard --check-config` accepts good files and names bad keys.
 
 mod backend_failure;
@@ -20,3 +21,4 @@ mod ketama;
 mod pipelining;
 mod plugin_sandbox;
 mod prefix;
+mod reload;

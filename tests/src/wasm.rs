@@ -75,6 +75,12 @@ pub fn fanning_out_plugin() -> Vec<u8> {
     ))
 }
 
+/// A forwarding guest like [`forwarding_plugin`] whose bytes differ by `variant`: the same
+/// policy as a new build, for tests that replace a plugin file.
+pub fn forwarding_plugin_variant(variant: u8) -> Vec<u8> {
+    compile(&guest("", &[b'v', b'a', b'r', variant], "nop"))
+}
+
 /// A well-formed guest that also imports WASI's `fd_write`, which the host must refuse.
 pub fn wasi_plugin() -> Vec<u8> {
     compile(&guest(

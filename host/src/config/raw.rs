@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub plugins: RawPlugins,
     #[serde(default)]
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
     pub listeners: Vec<RawListener>,
     #[serde(default)]
     pub pools: BTreeMap<Spanned<String>, RawPool>,
@@ -28,6 +30,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub workers: Option<Spanned<i64>>,
+    pub watch: Option<bool>,
     pub max_value_bytes: Option<Spanned<i64>>,
 }
 
@@ -37,6 +40,13 @@ pub struct RawPlugins {
     pub call_timeout_ms: Option<Spanned<i64>>,
     pub init_timeout_ms: Option<Spanned<i64>>,
     pub memory_limit_mb: Option<Spanned<i64>>,
+    pub rollback_faults: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub address: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

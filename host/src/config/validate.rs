@@ -102,6 +102,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         workers: cx
             .int_in(&raw.server.workers, "server.workers", 1..=1024)?
             .map_or_else(default_workers, |w| w.unsigned_abs() as usize),
+        watch: raw.server.watch.unwrap_or(true),
         max_value_bytes: cx
             .int_in(
                 &raw.server.max_value_bytes,
@@ -132,6 +133,13 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             .map_or(super::DEFAULT_MEMORY_LIMIT_BYTES, |mb| {
                 (mb.unsigned_abs() as usize) << 20
             }),
+        rollback_faults: cx
+            .int_in(
+                &raw.plugins.rollback_faults,
+                "plugins.rollback_faults",
+                0..=1 << 40,
+            )?
+            .map_or(super::DEFAULT_ROLLBACK_FAULTS, i64::unsigned_abs),
     };
 
     // Pools and routes share one namespace: a reference is a bare name.
@@ -291,10 +299,19 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         });
     }
 
+    let admin = match &raw.admin {
+        None => None,
+        Some(a) => Some(
+            resolve_listen(a.address.get_ref())
+                .map_err(|m| cx.at(&a.address, "admin.address", m))?,
+        ),
+    };
+
     Ok(Config {
         origin: origin.to_path_buf(),
         server,
         plugins,
+        admin,
         listeners,
         pools,
         routes,

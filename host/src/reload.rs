@@ -1,0 +1,289 @@
+//! Hot swap: build a new generation off the request path, then publish it with one atomic
+//! store.
+//!
+//! Every trigger (file watch, `SIGHUP`, the admin `reload` command, [`crate::Router::reload`])
+//! ends in [`Control::reload`]. A reload parses the config, compiles only plugins whose bytes
+//! changed ([`ModuleCache`]), instantiates and `init`s every node, and only then stores the new
+//! generation. Anything failing leaves the running generation untouched; the reason is logged,
+//! counted and kept for `stats`. Requests already running finish on the generation they started
+//! on (they hold it), and an old generation is freed when its last request ends.
+//!
+//! A newly published generation whose plugins fault `[plugins] rollback_faults` times is
+//! replaced by a fresh build of the previous configuration with the modules it ran, even if
+//! their files were overwritten since (the watcher checks every [`WATCH_INTERVAL`]). Only that
+//! configuration and its compiled modules are kept for this, never a whole old generation.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, ConfigError, PluginSource};
+use crate::generation::{BuildError, Generation, Modules};
+use crate::plugin::{ModuleCache, PluginEngine};
+use crate::stats::Counter;
+
+/// How often the watcher looks at the config and plugin files (and at the fault count of a new
+/// generation): a change is picked up within this, plus the build.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Why a reload was refused. The running generation is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file could not be read or is not a valid config.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A plugin could not be read, compiled or initialised, or a reference is missing.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    /// The listeners changed: they are bound once, at start.
+    #[error("{0}")]
+    Listeners(String),
+}
+
+/// Reload counters and the last failure, for `stats`.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Generations published by a reload.
+    pub reloads: Counter,
+    /// Reloads refused.
+    pub failures: Counter,
+    /// Generations replaced by the previous configuration after crash-looping.
+    pub rollbacks: Counter,
+    /// Unix seconds of the last published generation.
+    pub loaded_at: AtomicU64,
+    last_error: Mutex<String>,
+}
+
+impl ReloadStats {
+    /// The last refused reload's reason, or empty.
+    pub fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    fn set_last_error(&self, error: &str) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = error.to_string();
+        }
+    }
+}
+
+/// Everything a reload needs; shared by the router, the watcher and the admin listener.
+#[derive(Debug)]
+pub struct Control {
+    engine: Arc<PluginEngine>,
+    cache: ModuleCache,
+    current: Arc<ArcSwap<Generation>>,
+    /// Serialises reloads, and holds the configuration a crash-looping generation is rolled
+    /// back to (a config, not a built generation: an old generation's memory is freed).
+    state: Mutex<State>,
+    /// Every generation ever published, to count those still alive.
+    published: Mutex<Vec<Weak<Generation>>>,
+    /// Counters and the last failure.
+    pub stats: ReloadStats,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_number: u64,
+    /// The configuration before the current one, with the modules it ran.
+    previous: Option<(Config, Modules)>,
+}
+
+impl Control {
+    /// Builds the first generation from `config`.
+    pub fn start(engine: Arc<PluginEngine>, config: Config) -> Result<Control, BuildError> {
+        let cache = ModuleCache::default();
+        let first = Arc::new(Generation::build(config, &engine, &cache, 1, None)?);
+        let control = Control {
+            engine,
+            cache,
+            current: Arc::new(ArcSwap::new(first.clone())),
+            state: Mutex::new(State {
+                next_number: 2,
+                previous: None,
+            }),
+            published: Mutex::new(vec![Arc::downgrade(&first)]),
+            stats: ReloadStats::default(),
+        };
+        control.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
+        Ok(control)
+    }
+
+    /// The published generation, as workers read it.
+    pub fn current(&self) -> &Arc<ArcSwap<Generation>> {
+        &self.current
+    }
+
+    /// Re-reads the running config's file and publishes it.
+    pub fn reload(&self) -> Result<u64, ReloadError> {
+        let origin = self.current.load().config.origin.clone();
+        let config = Config::load(&origin).map_err(ReloadError::from);
+        self.publish_or_count(config)
+    }
+
+    /// Builds and publishes `config`.
+    pub fn reload_with(&self, config: Config) -> Result<u64, ReloadError> {
+        self.publish_or_count(Ok(config))
+    }
+
+    fn publish_or_count(&self, config: Result<Config, ReloadError>) -> Result<u64, ReloadError> {
+        let result = config.and_then(|c| self.publish(c, None));
+        match &result {
+            Ok(number) => {
+                self.stats.reloads.inc();
+                tracing::info!(generation = number, "configuration reloaded");
+            }
+            Err(e) => {
+                self.stats.failures.inc();
+                self.stats.set_last_error(&e.to_string());
+                tracing::error!(error = %e, "reload refused; the running configuration stays");
+            }
+        }
+        result
+    }
+
+    fn publish(&self, config: Config, pinned: Option<Modules>) -> Result<u64, ReloadError> {
+        let rollback = pinned.is_some();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.current.load_full();
+        let before: Vec<_> = running.config.listeners.iter().map(|l| l.address).collect();
+        let after: Vec<_> = config.listeners.iter().map(|l| l.address).collect();
+        if before != after {
+            return Err(ReloadError::Listeners(format!(
+                "{}: listeners changed from {before:?} to {after:?}; listeners are bound at start, restart to change them",
+                config.origin.display()
+            )));
+        }
+        if config.server.workers != running.config.server.workers {
+            tracing::warn!("server.workers changed; it takes effect at the next start");
+        }
+        let number = state.next_number;
+        let built = Generation::build_with(
+            config,
+            &self.engine,
+            &self.cache,
+            number,
+            Some(&running),
+            pinned.unwrap_or_default(),
+        )?;
+        let built = Arc::new(built);
+        state.next_number += 1;
+        if !rollback {
+            state.previous = Some((running.config.clone(), running.modules.clone()));
+        }
+        {
+            let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+            published.retain(|g| g.strong_count() > 0);
+            published.push(Arc::downgrade(&built));
+        }
+        self.current.store(built);
+        self.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
+        Ok(number)
+    }
+
+    /// If the current generation came from a reload and its plugins have faulted past the
+    /// threshold, replaces it with a fresh build of the configuration before it.
+    pub fn roll_back_if_crash_looping(&self) {
+        let current = self.current.load_full();
+        let threshold = current.config.plugins.rollback_faults;
+        if threshold == 0 || current.faults.get() < threshold {
+            return;
+        }
+        let previous = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match state.previous.take() {
+                Some(p) => p,
+                None => return,
+            }
+        };
+        let faults = current.faults.get();
+        let (config, modules) = previous;
+        match self.publish(config, Some(modules)) {
+            Ok(number) => {
+                self.stats.rollbacks.inc();
+                tracing::error!(
+                    bad = current.number,
+                    generation = number,
+                    faults,
+                    "generation {} kept faulting; rolled back to the previous configuration",
+                    current.number
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "rollback failed; the faulting generation stays"),
+        }
+    }
+
+    /// Generations still in memory: the current one plus any still finishing requests.
+    pub fn generations_alive(&self) -> usize {
+        let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        published.iter().filter(|g| g.strong_count() > 0).count()
+    }
+
+    /// Compiled plugin modules in use.
+    pub fn modules_cached(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+/// Watches the config file and every plugin file it names; reloads when one changes, and rolls
+/// back a crash-looping generation. Runs until `stop` is signalled or dropped.
+pub fn watch(control: Arc<Control>, stop: mpsc::Receiver<()>) {
+    let mut seen = fingerprints(&control.current.load().config);
+    loop {
+        match stop.recv_timeout(WATCH_INTERVAL) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        control.roll_back_if_crash_looping();
+        let config = control.current.load().config.clone();
+        if !config.server.watch {
+            continue;
+        }
+        let now = fingerprints(&config);
+        if now != seen {
+            tracing::info!(file = %config.origin.display(), "change detected; reloading");
+            // A refused reload is logged and counted; the files are looked at again next time
+            // they change.
+            let _ = control.reload();
+            seen = fingerprints(&control.current.load().config);
+            // Keep the state seen now even if the reload failed, so a broken file is not
+            // rebuilt every interval.
+            seen.extend(now);
+        }
+    }
+}
+
+/// Size and modification time of the config file and of every plugin file it names.
+fn fingerprints(config: &Config) -> HashMap<PathBuf, Option<(u64, SystemTime)>> {
+    let plugin_files = config
+        .routes
+        .iter()
+        .map(|r| &r.plugin)
+        .chain(config.pools.iter().map(|p| &p.hash))
+        .filter_map(|s| match s {
+            PluginSource::File(path) => Some(path.clone()),
+            PluginSource::Bundled(_) => None,
+        });
+    std::iter::once(config.origin.clone())
+        .chain(plugin_files)
+        .map(|path| {
+            let stamp = std::fs::metadata(&path)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)));
+            (path, stamp)
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,337 @@
+//! Hot swap: routes and plugins change under load with nothing dropped; every trigger works;
+//! a broken reload changes nothing; a crash-looping plugin is rolled back.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use switchyard_tests::ports::{free_port, loopback, poll_until};
+use switchyard_tests::{
+    Client, Config, Memcached, Router, TestDir, connect, switchyard_binary, wasm,
+};
+
+/// Server `a` holds every key with value `a`, server `b` with value `b`: a reply says which pool
+/// (which generation's route) served it.
+fn two_pools() -> (Memcached, Memcached, Vec<String>) {
+    let (a, b) = (Memcached::start(), Memcached::start());
+    let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    for (server, value) in [(&a, "a"), (&b, "b")] {
+        let mut c = server.client();
+        for key in &keys {
+            c.set(key, value.as_bytes());
+        }
+    }
+    (a, b, keys)
+}
+
+/// A config routing everything through the plugin in `guard.wasm` to pool `to`.
+fn config_text(a: &Memcached, b: &Memcached, to: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+workers = 2
+
+[plugins]
+rollback_faults = 20
+
+{extra}
+
+[[listeners]]
+address = "127.0.0.1:0"
+route = "root"
+
+[pools.a]
+servers = ["{}"]
+
+[pools.b]
+servers = ["{}"]
+
+[routes.root]
+plugin = "guard.wasm"
+children = ["{to}"]
+"#,
+        a.spec(),
+        b.spec()
+    )
+}
+
+fn start_from(dir: &TestDir, text: &str) -> Router {
+    let path = dir.write("switchyard.toml", text);
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    Router::start(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn served_by(client: &mut Client, key: &str) -> String {
+    match client.get(key) {
+        Some(v) => String::from_utf8_lossy(&v).into_owned(),
+        None => "miss".into(),
+    }
+}
+
+fn stat(client: &mut Client, name: &str) -> Option<String> {
+    client.send(b"stats\r\n");
+    let reply = client.read_until(b"END\r\n");
+    let prefix = format!("STAT {name} ");
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+#[test]
+fn swapping_routes_and_plugin_code_under_load_drops_nothing() {
+    let (a, b, keys) = two_pools();
+    let dir = TestDir::new("swap-under-load");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    // Swaps come from reload_with only: the watcher would also react to the plugin file writes.
+    let no_watch = |to| config_text(&a, &b, to, "").replace("[server]", "[server]\nwatch = false");
+    let router = Arc::new(start_from(&dir, &no_watch("a")));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Eight connections pipeline batches of gets and sets continuously.
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (router, stop, keys) = (router.clone(), stop.clone(), keys.clone());
+            std::thread::spawn(move || {
+                let mut client = connect(&router, 0);
+                let (mut a_hits, mut b_hits, mut stored, mut round) = (0u64, 0u64, 0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let mut batch = Vec::new();
+                    for i in 0..10 {
+                        let key = &keys[(round as usize * 10 + i + c) % keys.len()];
+                        batch.extend_from_slice(format!("get {key}\r\n").as_bytes());
+                    }
+                    batch.extend_from_slice(
+                        format!("set own-{c}-{round} 0 0 1\r\nx\r\n").as_bytes(),
+                    );
+                    client.send(&batch);
+                    for reply in client.replies(11) {
+                        match reply.as_slice() {
+                            r if r.ends_with(b"\r\na\r\nEND\r\n") => a_hits += 1,
+                            r if r.ends_with(b"\r\nb\r\nEND\r\n") => b_hits += 1,
+                            b"STORED\r\n" => stored += 1,
+                            other => panic!(
+                                "client {c}: unexpected reply {:?}",
+                                String::from_utf8_lossy(other)
+                            ),
+                        }
+                    }
+                    round += 1;
+                }
+                (a_hits, b_hits, stored)
+            })
+        })
+        .collect();
+
+    // 100 swaps between the two route trees; every fifth also replaces the plugin's code.
+    let started = Instant::now();
+    for swap in 0..100u8 {
+        let to = if swap % 2 == 0 { "b" } else { "a" };
+        if swap % 5 == 0 {
+            dir.write("guard.wasm", wasm::forwarding_plugin_variant(swap));
+        }
+        let config = Config::from_toml(&no_watch(to), &dir.path().join("switchyard.toml"))
+            .expect("valid config");
+        router
+            .reload_with(config)
+            .unwrap_or_else(|e| panic!("swap {swap}: {e}"));
+    }
+    let swapping = started.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (mut a_hits, mut b_hits, mut stored) = (0, 0, 0);
+    for c in clients {
+        let (x, y, z) = c.join().expect("a client thread failed");
+        (a_hits, b_hits, stored) = (a_hits + x, b_hits + y, stored + z);
+    }
+    println!(
+        "100 swaps in {swapping:?}: {a_hits} gets from a, {b_hits} from b, {stored} sets, no errors"
+    );
+    assert!(a_hits > 0 && b_hits > 0 && stored > 0);
+    assert_eq!(router.generation().number, 101);
+    // Old generations are freed once their last request ends.
+    let alive = poll_until(Duration::from_secs(5), || {
+        (router.control().generations_alive() == 1).then_some(())
+    });
+    assert!(
+        alive.is_some(),
+        "{} generations still alive",
+        router.control().generations_alive()
+    );
+}
+
+#[test]
+fn every_trigger_publishes_and_new_requests_follow_at_once() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("triggers");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    let admin = "[admin]\naddress = \"127.0.0.1:0\"";
+    let router = start_from(&dir, &config_text(&a, &b, "a", admin));
+    let mut client = connect(&router, 0);
+    assert_eq!(served_by(&mut client, "k1"), "a");
+
+    // File watch: within a second of the change.
+    let changed = Instant::now();
+    dir.write("switchyard.toml", config_text(&a, &b, "b", admin));
+    let followed = poll_until(Duration::from_secs(1), || {
+        (served_by(&mut client, "k1") == "b").then_some(())
+    });
+    assert!(
+        followed.is_some(),
+        "the watched file change was not followed within 1 s"
+    );
+    println!("file change to new policy: {:?}", changed.elapsed());
+
+    // The admin command: the reply comes after the publish.
+    let admin_addr = router.admin_addr().expect("admin listener");
+    dir.write("switchyard.toml", config_text(&a, &b, "a", admin));
+    let mut admin_client = Client::connect(admin_addr);
+    let reply = admin_client.request_str("reload\r\n");
+    assert!(reply.starts_with("OK "), "{reply:?}");
+    assert_eq!(
+        served_by(&mut client, "k1"),
+        "a",
+        "immediately after `reload` returned"
+    );
+}
+
+#[test]
+fn sighup_reloads_the_binary() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("sighup");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    let port = free_port();
+    let text = |to| {
+        config_text(&a, &b, to, "")
+            .replace(
+                "address = \"127.0.0.1:0\"",
+                &format!("address = \"127.0.0.1:{port}\""),
+            )
+            .replace("[server]", "[server]\nwatch = false")
+    };
+    let path = dir.write("switchyard.toml", text("a"));
+    let mut child = Command::new(switchyard_binary())
+        .args(["--config".as_ref(), path.as_os_str()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switchyard");
+    let ready = poll_until(Duration::from_secs(20), || {
+        switchyard_tests::ports::accepts(loopback(port)).then_some(())
+    });
+    assert!(ready.is_some(), "switchyard did not listen");
+    let mut client = Client::connect(loopback(port));
+    assert_eq!(served_by(&mut client, "k1"), "a");
+
+    dir.write("switchyard.toml", text("b"));
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let followed = poll_until(Duration::from_secs(2), || {
+        (served_by(&mut client, "k1") == "b").then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(followed.is_some(), "SIGHUP did not publish the new config");
+}
+
+#[test]
+fn a_broken_reload_leaves_the_running_generation_serving() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("broken");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    dir.write("not-wasm.wasm", b"this is not a module");
+    // Reloads come from `reload` only, so each failure is counted exactly once.
+    let good = config_text(&a, &b, "a", "").replace("[server]", "[server]\nwatch = false");
+    let router = start_from(&dir, &good);
+    let mut client = connect(&router, 0);
+    let cases = [
+        (
+            "broken TOML",
+            good.replace("[pools.b]", "[pools.b"),
+            "unclosed table",
+        ),
+        (
+            "unknown plugin",
+            good.replace("\"guard.wasm\"", "\"no-such-plugin\""),
+            "no-such-plugin",
+        ),
+        (
+            "init rejects its config",
+            good.replace(
+                "plugin = \"guard.wasm\"",
+                "plugin = \"prefix\"\nconfig = { default = \"nowhere\" }",
+            ),
+            "nowhere",
+        ),
+        (
+            "not wasm",
+            good.replace("guard.wasm", "not-wasm.wasm"),
+            "not a WebAssembly module",
+        ),
+    ];
+    for (n, (what, text, reason)) in cases.iter().enumerate() {
+        dir.write("switchyard.toml", text);
+        let err = router.reload().expect_err(what);
+        assert!(err.to_string().contains(reason), "{what}: {err}");
+        assert_eq!(
+            served_by(&mut client, "k1"),
+            "a",
+            "{what}: still served by generation 1"
+        );
+        assert_eq!(
+            stat(&mut client, "generation").as_deref(),
+            Some("1"),
+            "{what}"
+        );
+        assert_eq!(
+            stat(&mut client, "reload_failures"),
+            Some((n + 1).to_string()),
+            "{what}"
+        );
+        let last = stat(&mut client, "last_reload_error").unwrap_or_default();
+        assert!(
+            last.contains(reason),
+            "{what}: stats last_reload_error is {last:?}"
+        );
+    }
+}
+
+#[test]
+fn a_plugin_that_traps_on_every_request_is_rolled_back() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("rollback");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    let router = start_from(
+        &dir,
+        &config_text(&a, &b, "a", "[server]\nwatch = false").replace("[server]\nworkers = 2\n", ""),
+    );
+    let mut client = connect(&router, 0);
+    assert_eq!(served_by(&mut client, "trap1"), "miss");
+
+    // The same file overwritten with code that traps on `trap*` keys, then reloaded.
+    dir.write("guard.wasm", wasm::trapping_plugin());
+    router.reload().expect("the trapping plugin loads fine");
+    let mut failed = 0;
+    let recovered = poll_until(Duration::from_secs(5), || {
+        let reply = client.request_str("get trap1\r\n");
+        if reply.starts_with("SERVER_ERROR") {
+            failed += 1;
+            None
+        } else {
+            Some(reply)
+        }
+    });
+    assert_eq!(
+        recovered.as_deref(),
+        Some("END\r\n"),
+        "rolled back to the forwarding plugin"
+    );
+    assert!(failed >= 20, "{failed} requests failed before the rollback");
+    assert_eq!(stat(&mut client, "rollbacks").as_deref(), Some("1"));
+    println!("rolled back after {failed} failed requests");
+    let _ = std::io::stdout().flush();
+}
