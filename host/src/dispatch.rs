@@ -1,6 +1,7 @@
 //! From one parsed client request to a [`Pending`] reply: which commands are answered locally,
 //! which are routed by key, and how a multi-key retrieval is split per destination.
 
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -28,8 +29,12 @@ pub enum Next {
 
 /// Handles one request. `frame` holds exactly the request's bytes (line and data block), and
 /// the request's ranges index into it.
-pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, listener: u32) -> Next {
+pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketAddr) -> Next {
     let generation = worker.generation();
+    // A connection on a listener a reload removed is closed at its next request.
+    let Some(listener) = generation.shared.listener_index(local) else {
+        return Next::Close;
+    };
     let stats = &worker.stats;
     let command = request.command;
     let pending = match command {
@@ -159,8 +164,11 @@ fn forwarded(request: &Request, frame: &Bytes) -> Wire {
 /// Deletes `key` through the listener's route without answering anyone: what memcached does to
 /// the old value when it refuses a value as too large. A base64 meta key is deleted with
 /// `md <key> b` and routed by its decoded bytes.
-pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, listener: u32) {
+pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, local: SocketAddr) {
     let generation = worker.generation();
+    let Some(listener) = generation.shared.listener_index(local) else {
+        return;
+    };
     let (verb, suffix, kind): (&[u8], &[u8], _) = if base64 {
         (b"md ", b" b\r\n", ReplyKind::MetaDelete)
     } else {

@@ -60,6 +60,11 @@ pub struct Generation {
     pub roots: Vec<Target>,
     /// The compiled plugins, by source.
     pub modules: Modules,
+    /// The bound listening sockets, in config order (bound by [`crate::reload::Control`], not
+    /// by `build`, so that checking a config never touches a port).
+    pub sockets: Vec<Arc<std::net::TcpListener>>,
+    /// Where each socket actually listens (with port 0 resolved), in config order.
+    pub listen_addrs: Vec<SocketAddr>,
     /// Plugin faults (traps, timeouts, invalid plans) while this generation served: what a
     /// crash-looping plugin is rolled back on.
     pub faults: crate::stats::Counter,
@@ -268,12 +273,22 @@ impl Generation {
             destinations,
             roots,
             modules,
+            sockets: Vec::new(),
+            listen_addrs: Vec::new(),
             faults: crate::stats::Counter::default(),
         })
     }
 }
 
 impl Generation {
+    /// The index of the listener bound at `local`, if this generation has it.
+    pub fn listener_index(&self, local: SocketAddr) -> Option<u32> {
+        self.listen_addrs
+            .iter()
+            .position(|a| *a == local)
+            .map(|i| i as u32)
+    }
+
     /// Every server reachable from `target`, each once, with the timeout of the first pool
     /// that reaches it: where a `flush_all` must go.
     pub fn reachable_servers(&self, target: Target) -> Vec<(usize, Duration)> {

@@ -14,6 +14,7 @@
 //! configuration and its compiled modules are kept for this, never a whole old generation.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak, mpsc};
@@ -39,9 +40,14 @@ pub enum ReloadError {
     /// A plugin could not be read, compiled or initialised, or a reference is missing.
     #[error("{0}")]
     Build(#[from] BuildError),
-    /// The listeners changed: they are bound once, at start.
-    #[error("{0}")]
-    Listeners(String),
+    /// A listener of the new configuration could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The configured address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// Reload counters and the last failure, for `stats`.
@@ -85,6 +91,8 @@ pub struct Control {
     state: Mutex<State>,
     /// Every generation ever published, to count those still alive.
     published: Mutex<Vec<Weak<Generation>>>,
+    /// Told the number of each generation published, so workers can open and close listeners.
+    announce: tokio::sync::watch::Sender<u64>,
     /// Counters and the last failure.
     pub stats: ReloadStats,
 }
@@ -98,9 +106,11 @@ struct State {
 
 impl Control {
     /// Builds the first generation from `config`.
-    pub fn start(engine: Arc<PluginEngine>, config: Config) -> Result<Control, BuildError> {
+    pub fn start(engine: Arc<PluginEngine>, config: Config) -> Result<Control, ReloadError> {
         let cache = ModuleCache::default();
-        let first = Arc::new(Generation::build(config, &engine, &cache, 1, None)?);
+        let mut first = Generation::build(config, &engine, &cache, 1, None)?;
+        bind_listeners(&mut first, None)?;
+        let first = Arc::new(first);
         let control = Control {
             engine,
             cache,
@@ -110,6 +120,7 @@ impl Control {
                 previous: None,
             }),
             published: Mutex::new(vec![Arc::downgrade(&first)]),
+            announce: tokio::sync::watch::channel(1).0,
             stats: ReloadStats::default(),
         };
         control.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
@@ -119,6 +130,11 @@ impl Control {
     /// The published generation, as workers read it.
     pub fn current(&self) -> &Arc<ArcSwap<Generation>> {
         &self.current
+    }
+
+    /// Changes whenever a generation is published.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.announce.subscribe()
     }
 
     /// Re-reads the running config's file and publishes it.
@@ -153,19 +169,11 @@ impl Control {
         let rollback = pinned.is_some();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let running = self.current.load_full();
-        let before: Vec<_> = running.config.listeners.iter().map(|l| l.address).collect();
-        let after: Vec<_> = config.listeners.iter().map(|l| l.address).collect();
-        if before != after {
-            return Err(ReloadError::Listeners(format!(
-                "{}: listeners changed from {before:?} to {after:?}; listeners are bound at start, restart to change them",
-                config.origin.display()
-            )));
-        }
         if config.server.workers != running.config.server.workers {
             tracing::warn!("server.workers changed; it takes effect at the next start");
         }
         let number = state.next_number;
-        let built = Generation::build_with(
+        let mut built = Generation::build_with(
             config,
             &self.engine,
             &self.cache,
@@ -173,6 +181,7 @@ impl Control {
             Some(&running),
             pinned.unwrap_or_default(),
         )?;
+        bind_listeners(&mut built, Some(&running))?;
         let built = Arc::new(built);
         state.next_number += 1;
         if !rollback {
@@ -185,6 +194,7 @@ impl Control {
         }
         self.current.store(built);
         self.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
+        self.announce.send_replace(number);
         Ok(number)
     }
 
@@ -230,6 +240,45 @@ impl Control {
     pub fn modules_cached(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// Gives `generation` its listening sockets: the running generation's socket for an address
+/// both configs name (so its accepted connections and backlog are untouched), a new socket for
+/// an address only the new config names. Sockets only the old config names close when the old
+/// generation is freed and the workers have stopped accepting on them.
+fn bind_listeners(
+    generation: &mut Generation,
+    running: Option<&Generation>,
+) -> Result<(), ReloadError> {
+    let mut sockets = Vec::with_capacity(generation.config.listeners.len());
+    let mut addrs = Vec::with_capacity(sockets.capacity());
+    for l in &generation.config.listeners {
+        let reused = running.and_then(|r| {
+            r.config
+                .listeners
+                .iter()
+                .position(|old| old.address == l.address)
+                .and_then(|i| Some((r.sockets.get(i)?.clone(), *r.listen_addrs.get(i)?)))
+        });
+        let (socket, local) = match reused {
+            Some(pair) => pair,
+            None => {
+                let bind = |source| ReloadError::Bind {
+                    address: l.address,
+                    source,
+                };
+                let socket = std::net::TcpListener::bind(l.address).map_err(bind)?;
+                socket.set_nonblocking(true).map_err(bind)?;
+                let local = socket.local_addr().map_err(bind)?;
+                (Arc::new(socket), local)
+            }
+        };
+        sockets.push(socket);
+        addrs.push(local);
+    }
+    generation.sockets = sockets;
+    generation.listen_addrs = addrs;
+    Ok(())
 }
 
 /// Watches the config file and every plugin file it names; reloads when one changes, and rolls

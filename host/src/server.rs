@@ -4,18 +4,19 @@
 //! Every worker accepts on every listener (the listening sockets are shared, so the kernel
 //! hands each connection to one worker); a connection then stays on that worker for life.
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 
 use crate::config::Config;
-use crate::generation::{BuildError, Generation};
+use crate::generation::Generation;
 use crate::plugin::{PluginEngine, PluginError};
 use crate::reload::{Control, ReloadError};
 use crate::stats::RouterStats;
@@ -31,17 +32,9 @@ pub enum StartError {
     /// The wasm engine could not be created.
     #[error("{0}")]
     Engine(#[from] PluginError),
-    /// The configuration could not be built.
+    /// The first generation could not be built or its listeners bound.
     #[error("{0}")]
-    Build(#[from] BuildError),
-    /// A listener could not be bound.
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        /// The configured address.
-        address: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    Reload(#[from] ReloadError),
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),
@@ -58,7 +51,6 @@ pub enum StartError {
 /// A running router. Dropping it (or [`Router::shutdown`]) stops every worker.
 #[derive(Debug)]
 pub struct Router {
-    addrs: Vec<SocketAddr>,
     admin: Option<crate::admin::Admin>,
     shutdown: watch::Sender<bool>,
     stop_watch: Option<std::sync::mpsc::Sender<()>>,
@@ -75,38 +67,15 @@ impl Router {
         let control = Arc::new(Control::start(engine, config)?);
         let generation = control.current().load_full();
         let workers = generation.config.server.workers;
-        let mut listeners = Vec::with_capacity(generation.config.listeners.len());
-        for l in &generation.config.listeners {
-            let bound = StdListener::bind(l.address)
-                .and_then(|s| s.set_nonblocking(true).map(|()| s))
-                .map_err(|source| StartError::Bind {
-                    address: l.address,
-                    source,
-                })?;
-            listeners.push(bound);
-        }
-        let addrs = listeners
-            .iter()
-            .zip(&generation.config.listeners)
-            .map(|(s, l)| s.local_addr().unwrap_or(l.address))
-            .collect();
-        let current = control.current().clone();
         let stats = Arc::new(RouterStats::new(workers, control.clone()));
         let (shutdown, signal) = watch::channel(false);
 
-        let mut threads = Vec::with_capacity(workers);
+        let mut threads = Vec::with_capacity(workers + 1);
         for id in 0..workers {
-            let mine = listeners
-                .iter()
-                .map(|l| l.try_clone())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(StartError::Thread)?;
-            let current = current.clone();
-            let stats = stats.clone();
-            let signal = signal.clone();
+            let (control, stats, signal) = (control.clone(), stats.clone(), signal.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("switchyard-w{id}"))
-                .spawn(move || run_worker(id, mine, current, stats, signal))
+                .spawn(move || run_worker(id, control, stats, signal))
                 .map_err(StartError::Thread)?;
             threads.push(thread);
         }
@@ -127,9 +96,9 @@ impl Router {
             )?),
             None => None,
         };
+        let addrs = &generation.listen_addrs;
         tracing::info!(workers, listeners = ?addrs, "switchyard started");
         Ok(Router {
-            addrs,
             admin,
             shutdown,
             stop_watch: Some(stop_watch),
@@ -139,9 +108,10 @@ impl Router {
         })
     }
 
-    /// The bound address of each listener, in config order (useful with port 0).
+    /// The bound address of each listener of the current generation, in config order (useful
+    /// with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.addrs.clone()
+        self.control.current().load().listen_addrs.clone()
     }
 
     /// The bound address of the admin listener, if the config has one.
@@ -199,8 +169,7 @@ impl Drop for Router {
 
 fn run_worker(
     id: usize,
-    listeners: Vec<StdListener>,
-    current: Arc<ArcSwap<Generation>>,
+    control: Arc<Control>,
     stats: Arc<RouterStats>,
     mut signal: watch::Receiver<bool>,
 ) {
@@ -216,46 +185,58 @@ fn run_worker(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let worker = Rc::new(Worker::new(id, current, stats));
-        for (index, l) in listeners.into_iter().enumerate() {
-            match TcpListener::from_std(l) {
-                Ok(l) => {
-                    tokio::task::spawn_local(accept(
-                        l,
-                        worker.clone(),
-                        index as u32,
-                        signal.clone(),
-                    ));
+        let current = control.current().clone();
+        let worker = Rc::new(Worker::new(id, current.clone(), stats));
+        let mut published = control.subscribe();
+        // This worker's accept task per listening address.
+        let mut accepting: HashMap<SocketAddr, AbortHandle> = HashMap::new();
+        loop {
+            // Instantiate the new generation here now rather than at the next request, so the
+            // previous one is released as soon as its own requests end (with its sockets).
+            let generation = worker.generation().shared.clone();
+            for (socket, addr) in generation.sockets.iter().zip(&generation.listen_addrs) {
+                if accepting.contains_key(addr) {
+                    continue;
                 }
-                Err(e) => tracing::error!(worker = id, error = %e, "cannot register listener"),
+                match socket.try_clone().and_then(TcpListener::from_std) {
+                    Ok(l) => {
+                        let task = tokio::task::spawn_local(accept(l, worker.clone(), *addr));
+                        accepting.insert(*addr, task.abort_handle());
+                    }
+                    Err(e) => tracing::error!(worker = id, %addr, error = %e, "cannot accept"),
+                }
+            }
+            // Listeners the new generation dropped: stop accepting (connections already
+            // accepted on them are closed at their next request).
+            accepting.retain(|addr, task| {
+                let keep = generation.listen_addrs.contains(addr);
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            drop(generation);
+            tokio::select! {
+                changed = published.changed() => if changed.is_err() { break },
+                _ = signal.changed() => break,
             }
         }
-        while !*signal.borrow_and_update() {
-            if signal.changed().await.is_err() {
-                break;
-            }
+        for task in accepting.values() {
+            task.abort();
         }
     });
 }
 
-async fn accept(
-    listener: TcpListener,
-    worker: Rc<Worker>,
-    index: u32,
-    mut signal: watch::Receiver<bool>,
-) {
+async fn accept(listener: TcpListener, worker: Rc<Worker>, local: SocketAddr) {
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::task::spawn_local(crate::session::run(stream, worker.clone(), index));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-            _ = signal.changed() => return,
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::task::spawn_local(crate::session::run(stream, worker.clone(), local));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
     }
 }

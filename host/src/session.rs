@@ -8,6 +8,7 @@
 //! until the writer catches up. Replies that are already complete when the writer looks are
 //! gathered into one `writev`.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Buf, BytesMut};
@@ -33,7 +34,7 @@ const MAX_EXTRA_BUFFER: usize = 1 << 20;
 const MAX_WRITE_BATCH: usize = 256 * 1024;
 
 /// Serves one client until it quits, disconnects or sends something memcached would close on.
-pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: u32) {
+pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: SocketAddr) {
     let _ = stream.set_nodelay(true);
     worker.stats.curr_connections.inc();
     worker.stats.total_connections.inc();
@@ -53,7 +54,7 @@ pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: u32) {
 async fn read_requests(
     mut rd: OwnedReadHalf,
     worker: &Worker,
-    listener: u32,
+    listener: SocketAddr,
     tx: mpsc::Sender<Pending>,
     limits: &Limits,
 ) {

@@ -335,3 +335,46 @@ fn a_plugin_that_traps_on_every_request_is_rolled_back() {
     println!("rolled back after {failed} failed requests");
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn listeners_open_and_close_on_reload_without_touching_the_others() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("listeners");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    let (p1, p2) = (free_port(), free_port());
+    let with_ports = |ports: &[u16]| {
+        let base = config_text(&a, &b, "a", "").replace("[server]", "[server]\nwatch = false");
+        let one = "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"root\"\n";
+        let listeners: String = ports
+            .iter()
+            .map(|p| one.replace("127.0.0.1:0", &format!("127.0.0.1:{p}")))
+            .collect();
+        base.replace(one, &listeners)
+    };
+    let router = start_from(&dir, &with_ports(&[p1]));
+    let mut on_p1 = Client::connect(loopback(p1));
+    assert_eq!(served_by(&mut on_p1, "k1"), "a");
+
+    // Adding p2 opens it; p1 and its open connection are untouched.
+    dir.write("switchyard.toml", with_ports(&[p1, p2]));
+    router.reload().expect("add a listener");
+    let mut on_p2 = Client::connect(loopback(p2));
+    assert_eq!(served_by(&mut on_p2, "k2"), "a");
+    assert_eq!(served_by(&mut on_p1, "k3"), "a");
+    assert_eq!(router.local_addrs(), vec![loopback(p1), loopback(p2)]);
+
+    // Removing p1 closes it (once the generations using it are gone); p2 keeps serving.
+    dir.write("switchyard.toml", with_ports(&[p2]));
+    router.reload().expect("remove a listener");
+    assert_eq!(served_by(&mut on_p2, "k4"), "a");
+    on_p1.send(b"get k5\r\n");
+    on_p1.expect_closed();
+    let closed = poll_until(Duration::from_secs(5), || {
+        (!switchyard_tests::ports::accepts(loopback(p1))).then_some(())
+    });
+    assert!(
+        closed.is_some(),
+        "port {p1} still accepts after its listener was removed"
+    );
+    assert_eq!(served_by(&mut on_p2, "k6"), "a");
+}
