@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchyard_protocol::{Command, ReplyKind, ReplyStatus, values};
-use switchyard_sdk::abi::reply;
 use tokio::sync::oneshot;
+
+mod render;
+
+use render::render_plugin_reply;
 
 use crate::backend::BackendResult;
 use crate::generation::Target;
@@ -456,35 +459,4 @@ pub async fn merge_retrieval(keys: Vec<(Bytes, usize)>, parts: Vec<Pending>) -> 
     }
     out.push(Bytes::from_static(b"END\r\n"));
     out
-}
-
-/// What a plugin's direct reply looks like on the wire for operation `op` (`sdk/ABI.md`).
-fn render_plugin_reply(r: &PluginReply, op: u32) -> Outcome {
-    use switchyard_sdk::abi::op;
-    let retrieval = matches!(op, op::GET | op::GETS | op::GAT | op::GATS);
-    let storage = (op::SET..=op::CAS).contains(&op);
-    let fixed = |frame: &'static [u8], status| Some(Outcome::fixed(frame, status));
-    let rendered = match r.code {
-        reply::MISS | reply::NOT_FOUND if retrieval => fixed(b"END\r\n", ReplyStatus::Miss),
-        reply::MISS if storage => fixed(b"NOT_STORED\r\n", ReplyStatus::NotStored),
-        reply::MISS | reply::NOT_FOUND => fixed(b"NOT_FOUND\r\n", ReplyStatus::NotFound),
-        reply::NOT_STORED if storage => fixed(b"NOT_STORED\r\n", ReplyStatus::NotStored),
-        reply::STORED if storage => fixed(b"STORED\r\n", ReplyStatus::Stored),
-        reply::EXISTS if storage => fixed(b"EXISTS\r\n", ReplyStatus::Exists),
-        reply::DELETED if op == op::DELETE => fixed(b"DELETED\r\n", ReplyStatus::Deleted),
-        reply::TOUCHED if op == op::TOUCH => fixed(b"TOUCHED\r\n", ReplyStatus::Touched),
-        reply::ERROR => fixed(b"ERROR\r\n", ReplyStatus::Error),
-        reply::SERVER_ERROR => Some(Outcome::server_error(&r.message)),
-        reply::CLIENT_ERROR => Some(Outcome {
-            frame: Bytes::from(format!("CLIENT_ERROR {}\r\n", r.message)),
-            status: ReplyStatus::ClientError,
-        }),
-        _ => None,
-    };
-    rendered.unwrap_or_else(|| {
-        Outcome::server_error(&format!(
-            "plugin reply {} is not valid for operation {op}",
-            r.code
-        ))
-    })
 }
