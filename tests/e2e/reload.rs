@@ -105,14 +105,22 @@ fn swapping_routes_and_plugin_code_under_load_drops_nothing() {
                     batch.extend_from_slice(
                         format!("set own-{c}-{round} 0 0 1\r\nx\r\n").as_bytes(),
                     );
+                    // Generation n >= 2 routes to b when n is even, to a when odd (1 is a).
+                    // A request starts on a generation current between these two readings;
+                    // when they are equal, its reply must come from that generation's pool.
+                    let before = router.generation().number;
                     client.send(&batch);
-                    for reply in client.replies(11) {
+                    let replies = client.replies(11);
+                    let after = router.generation().number;
+                    let only = (before == after).then(|| if before % 2 == 0 { 'b' } else { 'a' });
+                    for reply in replies {
+                        let pool = |p: char| only.is_none_or(|o| o == p);
                         match reply.as_slice() {
-                            r if r.ends_with(b"\r\na\r\nEND\r\n") => a_hits += 1,
-                            r if r.ends_with(b"\r\nb\r\nEND\r\n") => b_hits += 1,
+                            r if r.ends_with(b"\r\na\r\nEND\r\n") && pool('a') => a_hits += 1,
+                            r if r.ends_with(b"\r\nb\r\nEND\r\n") && pool('b') => b_hits += 1,
                             b"STORED\r\n" => stored += 1,
                             other => panic!(
-                                "client {c}: unexpected reply {:?}",
+                                "client {c}: unexpected reply {:?} (generations {before}..={after})",
                                 String::from_utf8_lossy(other)
                             ),
                         }
