@@ -20,7 +20,7 @@ use render::render_plugin_reply;
 
 use crate::backend::BackendResult;
 use crate::generation::Target;
-use crate::plugin::{Plan, PluginReply, RouteInput};
+use crate::plugin::{Plan, RouteInput};
 use crate::wire::{Wire, WriteQueue};
 use crate::worker::LocalGeneration;
 

@@ -112,7 +112,7 @@ fn swapping_routes_and_plugin_code_under_load_drops_nothing() {
                     client.send(&batch);
                     let replies = client.replies(11);
                     let after = router.generation().number;
-                    let only = (before == after).then(|| if before % 2 == 0 { 'b' } else { 'a' });
+                    let only = (before == after).then_some(if before % 2 == 0 { 'b' } else { 'a' });
                     for reply in replies {
                         let pool = |p: char| only.is_none_or(|o| o == p);
                         match reply.as_slice() {
