@@ -16,6 +16,8 @@
 //!   their encoding.
 //! - [`status`]: [`ReplyStatus`], what `on_reply` learns about a called child's reply.
 //! - [`policy`]: the [`Policy`] trait and [`InitContext`] (the node's children).
+//! - [`weights`]: [`weights::CumulativeWeights`], which child owns a point of the children's
+//!   weights laid end to end (weighted buckets, weighted random choice).
 //! - [`host`]: one safe wrapper per host import.
 //! - `export`: [`export_policy!`], which defines the wasm exports.
 //! - [`testing`] (native only): [`testing::Harness`], a fake host for `cargo test`.
@@ -26,6 +28,7 @@ pub mod abi;
 mod export;
 pub mod hash;
 pub mod host;
+pub mod key;
 pub mod plan;
 pub mod policy;
 pub mod request;
@@ -34,6 +37,7 @@ pub mod status;
 mod sys;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod weights;
 
 #[doc(hidden)]
 pub use export::__private;

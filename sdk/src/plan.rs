@@ -94,6 +94,51 @@ pub enum Reply<'a> {
 }
 
 impl<'a> Reply<'a> {
+    /// The config names of the replies, in code order: `NAMES[code]` is the name of reply
+    /// `code`. They are the names of the matching [`ReplyStatus`](crate::ReplyStatus)es.
+    pub const NAMES: [&'static str; 10] = [
+        "miss",
+        "not_stored",
+        "stored",
+        "exists",
+        "not_found",
+        "deleted",
+        "touched",
+        "error",
+        "server_error",
+        "client_error",
+    ];
+
+    /// The config name (one of [`Reply::NAMES`]).
+    pub const fn name(&self) -> &'static str {
+        // Every reply's code is an index into NAMES.
+        Self::NAMES[self.code() as usize]
+    }
+
+    /// The reply with this config name (one of [`Reply::NAMES`]) and, for the error replies,
+    /// message; `None` for an unknown name.
+    pub fn from_name(name: &str, message: &'a str) -> Option<Self> {
+        let code = Self::NAMES.iter().position(|&known| known == name)?;
+        Self::from_code(code as u32, message)
+    }
+
+    /// The same reply with `message` for an error reply's message; a reply without a message
+    /// stays as it is.
+    pub const fn with_message(self, message: &str) -> Reply<'_> {
+        match self {
+            Self::Miss => Reply::Miss,
+            Self::NotStored => Reply::NotStored,
+            Self::Stored => Reply::Stored,
+            Self::Exists => Reply::Exists,
+            Self::NotFound => Reply::NotFound,
+            Self::Deleted => Reply::Deleted,
+            Self::Touched => Reply::Touched,
+            Self::Error => Reply::Error,
+            Self::ServerError(_) => Reply::ServerError(message),
+            Self::ClientError(_) => Reply::ClientError(message),
+        }
+    }
+
     /// The ABI reply code ([`crate::abi::reply`]).
     pub const fn code(&self) -> u32 {
         match self {
@@ -390,5 +435,37 @@ mod tests {
             assert_eq!(reply.code(), code);
         }
         assert_eq!(Reply::from_code(10, ""), None);
+    }
+
+    #[test]
+    fn reply_names_round_trip() {
+        for (code, name) in Reply::NAMES.into_iter().enumerate() {
+            let reply = Reply::from_name(name, "m").expect("known name");
+            assert_eq!(reply.code(), code as u32);
+            assert_eq!(reply.name(), name);
+            assert_eq!(Reply::from_code(code as u32, "m"), Some(reply));
+            // The reply's name is the name of the status a child answering it would report.
+            assert!(crate::ReplyStatus::from_name(name).is_some(), "{name}");
+        }
+        assert_eq!(Reply::from_name("SERVER_ERROR", ""), None);
+        assert_eq!(Reply::from_name("hit", ""), None);
+        assert_eq!(
+            Reply::from_name("client_error", "x"),
+            Some(Reply::ClientError("x"))
+        );
+    }
+
+    #[test]
+    fn with_message_replaces_error_messages_only() {
+        assert_eq!(
+            Reply::ServerError("").with_message("down"),
+            Reply::ServerError("down")
+        );
+        assert_eq!(
+            Reply::ClientError("a").with_message("b"),
+            Reply::ClientError("b")
+        );
+        assert_eq!(Reply::Miss.with_message("x"), Reply::Miss);
+        assert_eq!(Reply::Touched.with_message("x"), Reply::Touched);
     }
 }

@@ -131,6 +131,26 @@ impl InitContext {
             .map(|idx| Child(idx as u32))
     }
 
+    /// The first child with this name, or an error for the operator that lists the children:
+    /// `{what} unknown child "{name}" (children: "a", "b")`, or `(children: none)` for a node
+    /// without children. `what` says who names the child, verb included (`default routes to`,
+    /// `from names`), so that [`Policy::init`] can return the error as it is.
+    pub fn resolve(&self, name: &str, what: &str) -> Result<Child, String> {
+        self.find(name).ok_or_else(|| {
+            let known: Vec<_> = self
+                .children
+                .iter()
+                .map(|child| format!("{:?}", child.name()))
+                .collect();
+            let known = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            };
+            format!("{what} unknown child {name:?} (children: {known})")
+        })
+    }
+
     /// The children with their indexes.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Child, &ChildInfo)> + ExactSizeIterator {
         self.children
@@ -160,5 +180,20 @@ mod tests {
         assert_eq!(ctx.child(Child(2)), None);
         let names: Vec<_> = ctx.iter().map(|(c, info)| (c.0, info.name())).collect();
         assert_eq!(names, [(0, "a"), (1, "b")]);
+    }
+
+    #[test]
+    fn resolve_names_the_children_it_knows() {
+        let ctx = InitContext::new([("a", 1), ("b:11212", 3)]);
+        assert_eq!(ctx.resolve("b:11212", "default routes to"), Ok(Child(1)));
+        assert_eq!(
+            ctx.resolve("c", "default routes to"),
+            Err(r#"default routes to unknown child "c" (children: "a", "b:11212")"#.to_owned())
+        );
+        let none = InitContext::new(Vec::<(&str, u32)>::new());
+        assert_eq!(
+            none.resolve("a", "from names"),
+            Err(r#"from names unknown child "a" (children: none)"#.to_owned())
+        );
     }
 }

@@ -40,7 +40,7 @@ use crate::abi::{KEY_CAPACITY, PLAN_CAPACITY};
 use crate::export::__private::{self, Instance};
 use crate::host::Level;
 use crate::policy::Policy;
-use crate::request::Request;
+use crate::request::{Op, Request};
 use crate::status::ReplyStatus;
 
 /// Byte the plan buffer is filled with before each call, so a plan that reads bytes the
@@ -82,6 +82,45 @@ impl<P: Policy> Harness<P> {
             key: Box::new([0; KEY_CAPACITY]),
             plan: Box::new([POISON; PLAN_CAPACITY]),
         })
+    }
+
+    /// [`Harness::new`] with one child per weight, named `c0`, `c1`, ... in index order: for
+    /// policies that place keys by the children's count or weights, not their names.
+    pub fn with_weights(config_toml: &str, weights: &[u32]) -> Result<Self, String> {
+        let names: Vec<String> = (0..weights.len()).map(|idx| format!("c{idx}")).collect();
+        let children: Vec<(&str, u32)> = names
+            .iter()
+            .zip(weights)
+            .map(|(name, &weight)| (name.as_str(), weight))
+            .collect();
+        Self::new(config_toml, &children)
+    }
+
+    /// Routes one request that the policy forwards, and returns the child index.
+    ///
+    /// # Panics
+    ///
+    /// If the plan is not a [`Decision::Forward`], and as [`Harness::route`] does.
+    pub fn forwarded(&mut self, request: &Request<'_>) -> u32 {
+        match self.route(request) {
+            Decision::Forward(child) => child,
+            other => panic!("expected a forward, got {other:?}"),
+        }
+    }
+
+    /// Routes a `get` of each key, which the policy forwards, and returns the child index of
+    /// each, in key order: where a key-placing policy puts these keys.
+    ///
+    /// # Panics
+    ///
+    /// As [`Harness::forwarded`] does.
+    pub fn forwarded_children<K: AsRef<[u8]>>(
+        &mut self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Vec<u32> {
+        keys.into_iter()
+            .map(|key| self.forwarded(&Request::new(Op::Get, key.as_ref())))
+            .collect()
     }
 
     /// Routes one request and decodes the plan.
@@ -377,6 +416,30 @@ mod tests {
         assert_eq!(h.logs(), [(Level::Info, "init".to_owned())]);
         assert_eq!(h.take_logs().len(), 1);
         assert!(h.logs().is_empty());
+    }
+
+    #[test]
+    fn forwarded_children() {
+        let mut h =
+            Harness::<Probe>::with_weights("message = \"m\"", &[1, 2, 3]).expect("valid config");
+        let keys = ["k", "other", "health"];
+        let expected: Vec<u32> = keys
+            .iter()
+            .map(|key| match h.route(&get(key.as_bytes())) {
+                Decision::Forward(child) => child,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(h.forwarded_children(keys), expected);
+        assert_eq!(h.forwarded(&get(b"health")), 0);
+        assert_eq!(h.policy().spread, [2, 1, 0]);
+        assert!(format!("{h:?}").contains(r#"("c2", 3)"#), "{h:?}");
+    }
+
+    #[test]
+    #[should_panic(expected = "expected a forward, got Reply(ServerError(\"sorry\"))")]
+    fn forwarded_panics_on_other_plans() {
+        probe().forwarded(&get(b"reply"));
     }
 
     #[test]

@@ -237,12 +237,8 @@ mod tests {
     fn spreads_keys() {
         let mut harness = Harness::<Ketama>::new("", THREE).expect("valid config");
         let mut counts = [0u32; 3];
-        for i in 0..3000 {
-            let key = format!("key:{i}");
-            match harness.route(&Request::new(Op::Get, key.as_bytes())) {
-                Decision::Forward(child) => counts[child as usize] += 1,
-                other => panic!("{other:?}"),
-            }
+        for child in route_all(&mut harness, 3000) {
+            counts[child as usize] += 1;
         }
         assert!(
             counts.iter().all(|&n| (700..1300).contains(&n)),
@@ -266,15 +262,7 @@ mod tests {
     }
 
     fn route_all(harness: &mut Harness<Ketama>, n: usize) -> Vec<u32> {
-        (0..n)
-            .map(|i| {
-                let key = format!("key:{i}");
-                match harness.route(&Request::new(Op::Get, key.as_bytes())) {
-                    Decision::Forward(child) => child,
-                    other => panic!("{other:?}"),
-                }
-            })
-            .collect()
+        harness.forwarded_children((0..n).map(|i| format!("key:{i}")))
     }
 
     #[test]

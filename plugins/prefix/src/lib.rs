@@ -43,24 +43,6 @@ impl Prefix {
     }
 }
 
-fn resolve(ctx: &InitContext, name: &str, what: &str) -> Result<Child, String> {
-    ctx.find(name).ok_or_else(|| {
-        let known: Vec<_> = ctx
-            .children()
-            .iter()
-            .map(|c| format!("{:?}", c.name()))
-            .collect();
-        format!(
-            "{what} routes to unknown child {name:?} (children: {})",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
-        )
-    })
-}
-
 impl Policy for Prefix {
     type Config = Config;
 
@@ -71,12 +53,12 @@ impl Policy for Prefix {
             if prefix.is_empty() {
                 return Err("empty prefix \"\": use `default` for keys no prefix matches".into());
             }
-            let child = resolve(ctx, name, &format!("prefix {prefix:?}"))?;
+            let child = ctx.resolve(name, &format!("prefix {prefix:?} routes to"))?;
             routes.insert(prefix.as_bytes().into(), child);
             lengths.insert(prefix.len());
         }
         let default = match &config.default {
-            Some(name) => Some(resolve(ctx, name, "default")?),
+            Some(name) => Some(ctx.resolve(name, "default routes to")?),
             None => None,
         };
         Ok(Self {

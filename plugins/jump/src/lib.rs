@@ -1,0 +1,312 @@
+//! Jump consistent hash (Lamping and Veach, "A Fast, Minimal Memory, Consistent Hash
+//! Algorithm", 2014) over the node's children, of a 64-bit hash of the key. See `README.md`.
+//!
+//! No table is built: `route` hashes the key to 64 bits and runs the paper's loop, about
+//! `ln(children)` iterations.
+
+use serde::Deserialize;
+use switchyard_sdk::key::HashTag;
+use switchyard_sdk::{Child, HashAlgorithm, InitContext, Level, Plan, Policy, Request, host};
+
+/// The multiplier of the paper's linear congruential generator.
+const LCG_MULTIPLIER: u64 = 2_862_933_555_777_941_757;
+
+/// The `config` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How the key is hashed to the 64 bits jump needs; default `"md5"`. See [`key_hash`].
+    #[serde(default)]
+    pub hash: HashAlgorithm,
+    /// Hash only the part of the key inside this tag (twemproxy's `hash_tag`, e.g. `"{}"`).
+    #[serde(default)]
+    pub hash_tag: Option<HashTag>,
+}
+
+/// The policy.
+#[derive(Debug)]
+pub struct Jump {
+    hash: HashAlgorithm,
+    hash_tag: Option<HashTag>,
+    children: u32,
+}
+
+/// Jump consistent hash: the bucket in `0..buckets` of a 64-bit `key`, as the paper's reference
+/// code computes it (same `double` arithmetic), so equal to Guava's `Hashing.consistentHash` and
+/// to `github.com/dgryski/go-jump`. `buckets` must be at least 1 (0 gives 0).
+pub fn jump(mut key: u64, buckets: u32) -> u32 {
+    let mut bucket: i64 = -1;
+    let mut next: i64 = 0;
+    while next < i64::from(buckets) {
+        bucket = next;
+        key = key.wrapping_mul(LCG_MULTIPLIER).wrapping_add(1);
+        next = ((bucket + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+    }
+    bucket.max(0) as u32
+}
+
+/// The 64-bit hash jump is computed on, for algorithm `alg`:
+///
+/// - `md5`: the first eight bytes of the MD5 digest, little-endian (the `md5` import). Its low 32
+///   bits are the host's 32-bit `md5` hash; it is also Guava's `HashCode.asLong()` of
+///   `Hashing.md5()`.
+/// - `fnv1a_64`: all 64 bits of FNV-1a, computed in the plugin (the `hash` import returns only
+///   the low 32).
+/// - `crc32`, `fnv1a_32` (and any other 32-bit algorithm): the host's 32-bit hash, zero-extended.
+///   Jump spreads such keys evenly too, but only 2^32 distinct inputs exist.
+pub fn key_hash(alg: HashAlgorithm, bytes: &[u8]) -> u64 {
+    match alg {
+        HashAlgorithm::Md5 => {
+            let digest = host::md5(bytes);
+            let mut low = [0; 8];
+            low.copy_from_slice(&digest[..8]);
+            u64::from_le_bytes(low)
+        }
+        HashAlgorithm::Fnv1a64 => switchyard_sdk::hash::fnv1a_64(bytes),
+        other => u64::from(host::hash(other, bytes)),
+    }
+}
+
+impl Jump {
+    /// The child of `key` (the whole key: the hash tag, if any, applies before).
+    pub fn lookup(&self, key: &[u8]) -> Child {
+        Child(jump(key_hash(self.hash, key), self.children))
+    }
+}
+
+impl Policy for Jump {
+    type Config = Config;
+
+    fn init(config: Config, ctx: &InitContext) -> Result<Self, String> {
+        if ctx.child_count() == 0 {
+            return Err("jump needs at least one child".into());
+        }
+        if ctx.children().iter().any(|child| child.weight() != 1) {
+            host::log(
+                Level::Warn,
+                "jump ignores child weights: every child gets an equal share of keys",
+            );
+        }
+        Ok(Self {
+            hash: config.hash,
+            hash_tag: config.hash_tag,
+            children: ctx.child_count(),
+        })
+    }
+
+    fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
+        let key = request.key();
+        let hashed = self.hash_tag.map_or(key, |tag| tag.apply(key));
+        Plan::Forward(self.lookup(hashed))
+    }
+}
+
+switchyard_sdk::export_policy!(Jump);
+
+#[cfg(test)]
+mod tests {
+    use switchyard_sdk::testing::Harness;
+    use switchyard_sdk::{Op, Request};
+
+    use super::*;
+
+    fn harness(config: &str, n: usize) -> Harness<Jump> {
+        Harness::with_weights(config, &vec![1; n]).expect("valid config")
+    }
+
+    fn route(h: &mut Harness<Jump>, key: &[u8]) -> u32 {
+        h.forwarded(&Request::new(Op::Get, key))
+    }
+
+    /// Guava's `HashingTest.testConsistentHash_linearCongruentialGeneratorCompatibility`
+    /// ("golden values to see that implementations across languages are equivalent").
+    #[test]
+    fn matches_guava_golden_values() {
+        let golden100 = [
+            0, 55, 62, 8, 45, 59, 86, 97, 82, 59, 73, 37, 17, 56, 86, 21, 90, 37, 38, 83,
+        ];
+        for (input, &bucket) in golden100.iter().enumerate() {
+            assert_eq!(
+                jump(input as u64, 100),
+                bucket,
+                "consistentHash({input}, 100)"
+            );
+        }
+        assert_eq!(jump(10_863_919_174_838_991, 11), 6);
+        assert_eq!(jump(2_016_238_256_797_177_309, 11), 3);
+        assert_eq!(jump(1_673_758_223_894_951_030, 11), 5);
+        assert_eq!(jump(2, 100_001), 80343);
+        assert_eq!(jump(2201, 100_001), 22152);
+        assert_eq!(jump(2202, 100_001), 15018);
+    }
+
+    /// `github.com/dgryski/go-jump` `jump_test.go`, "generated from the reference C++ code":
+    /// `Hash(key, n)` for `n` in `1..`.
+    #[test]
+    fn matches_go_jump_reference_table() {
+        let table: [(u64, &[u32]); 4] = [
+            (0, &[0; 20]),
+            (
+                1,
+                &[0, 0, 0, 0, 0, 0, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 17, 17],
+            ),
+            (
+                0xdead_beef,
+                &[0, 1, 2, 3, 3, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 16, 16, 16],
+            ),
+            (
+                0x0ddc_0ffe_ebad_f00d,
+                &[0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 15, 15, 15, 15],
+            ),
+        ];
+        for (key, buckets) in table {
+            for (i, &bucket) in buckets.iter().enumerate() {
+                let n = i as u32 + 1;
+                assert_eq!(jump(key, n), bucket, "Hash({key:#x}, {n})");
+            }
+        }
+    }
+
+    #[test]
+    fn key_hashes() {
+        // md5("a") = 0cc175b9c0f1b6a8 31c399e269772661: the first eight bytes, little-endian.
+        assert_eq!(key_hash(HashAlgorithm::Md5, b"a"), 0xa8b6_f1c0_b975_c10c);
+        assert_eq!(
+            key_hash(HashAlgorithm::Md5, b"a") as u32,
+            HashAlgorithm::Md5.hash(b"a")
+        );
+        assert_eq!(
+            key_hash(HashAlgorithm::Fnv1a64, b"a"),
+            0xaf63_dc4c_8601_ec8c
+        );
+        assert_eq!(key_hash(HashAlgorithm::Crc32, b"123456789"), 0xcbf4_3926);
+        assert_eq!(key_hash(HashAlgorithm::Fnv1a32, b"a"), 0xe40c_292c);
+    }
+
+    /// Where keys go, from Python's `hashlib` and a transcription of the paper's loop (which
+    /// reproduces both tables above).
+    #[test]
+    fn known_placements() {
+        // (key, child among 3, among 5, among 100) with the default md5.
+        let md5: [(&[u8], u32, u32, u32); 6] = [
+            (b"a", 2, 2, 53),
+            (b"foo", 0, 0, 55),
+            (b"user:1234", 0, 4, 91),
+            (b"key:0", 2, 4, 53),
+            (b"key:1", 0, 0, 28),
+            (b"session:abcdef", 0, 4, 68),
+        ];
+        let (mut three, mut five, mut hundred) = (harness("", 3), harness("", 5), harness("", 100));
+        for (key, in3, in5, in100) in md5 {
+            let name = String::from_utf8_lossy(key);
+            assert_eq!(route(&mut three, key), in3, "{name} among 3");
+            assert_eq!(route(&mut five, key), in5, "{name} among 5");
+            assert_eq!(route(&mut hundred, key), in100, "{name} among 100");
+        }
+        // fnv1a_64 uses all 64 bits: (key, among 10).
+        let mut fnv = harness(r#"hash = "fnv1a_64""#, 10);
+        for (key, in10) in [(&b"user:1234"[..], 9), (b"key:0", 8), (b"key:1", 3)] {
+            assert_eq!(route(&mut fnv, key), in10);
+        }
+    }
+
+    #[test]
+    fn every_op_routes_by_key() {
+        let mut h = harness("", 7);
+        let expected = h.route(&Request::new(Op::Get, b"some key"));
+        for op in [
+            Op::Set,
+            Op::Delete,
+            Op::Incr,
+            Op::Touch,
+            Op::MetaGet,
+            Op::Other(40),
+        ] {
+            assert_eq!(h.route(&Request::new(op, b"some key")), expected, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn spreads_keys_evenly() {
+        let mut h = harness("", 4);
+        let mut counts = [0u32; 4];
+        for child in h.forwarded_children((0..4000).map(|i| format!("key:{i}"))) {
+            counts[child as usize] += 1;
+        }
+        assert!(
+            counts.iter().all(|&n| (850..1150).contains(&n)),
+            "{counts:?}"
+        );
+    }
+
+    /// The property jump is for: adding a child moves only keys to the new child.
+    #[test]
+    fn growing_moves_keys_only_to_the_new_child() {
+        let mut before = harness("", 9);
+        let mut after = harness("", 10);
+        let mut moved = 0;
+        for i in 0..5000 {
+            let key = format!("key:{i}");
+            let (old, new) = (
+                route(&mut before, key.as_bytes()),
+                route(&mut after, key.as_bytes()),
+            );
+            if old != new {
+                assert_eq!(new, 9, "{key} moved from {old} to {new}");
+                moved += 1;
+            }
+        }
+        // About a tenth of the keys.
+        assert!((350..650).contains(&moved), "{moved}");
+    }
+
+    #[test]
+    fn hash_tag_pins_related_keys() {
+        let mut h = harness(r#"hash_tag = "{}""#, 50);
+        let expected = route(&mut h, b"42");
+        for key in [
+            &b"user:{42}:name"[..],
+            b"{42}",
+            b"avatar:{42}",
+            b"x{42}y{7}",
+        ] {
+            assert_eq!(route(&mut h, key), expected);
+        }
+        // Without a complete tag the whole key is hashed.
+        let mut plain = harness("", 50);
+        for key in [&b"user:{}:name"[..], b"user:{42"] {
+            assert_eq!(route(&mut h, key), route(&mut plain, key));
+        }
+    }
+
+    #[test]
+    fn one_child_takes_everything() {
+        let mut h = harness("", 1);
+        for i in 0..100 {
+            assert_eq!(route(&mut h, format!("k{i}").as_bytes()), 0);
+        }
+    }
+
+    #[test]
+    fn ignores_weights_with_a_warning() {
+        let h = Harness::<Jump>::new("", &[("a", 1), ("b", 3)]).expect("valid config");
+        assert_eq!(h.logs().len(), 1);
+        assert_eq!(h.logs()[0].0, Level::Warn);
+        let quiet = Harness::<Jump>::new("", &[("a", 1), ("b", 1)]).expect("valid config");
+        assert!(quiet.logs().is_empty());
+    }
+
+    #[test]
+    fn config_errors() {
+        let one = &[("only", 1)];
+        assert!(Harness::<Jump>::new(r#"hash = "crc32""#, one).is_ok());
+        let err = Harness::<Jump>::new(r#"hash = "murmur""#, one).expect_err("bad hash");
+        assert!(err.contains("murmur"), "{err}");
+        let err = Harness::<Jump>::new(r#"hash_tag = "{""#, one).expect_err("bad tag");
+        assert!(err.contains("not two ASCII characters"), "{err}");
+        let err = Harness::<Jump>::new("seed = 1", one).expect_err("unknown key");
+        assert!(err.contains("unknown field `seed`"), "{err}");
+        let err = Harness::<Jump>::new("", &[]).expect_err("no children");
+        assert!(err.contains("at least one child"), "{err}");
+    }
+}
