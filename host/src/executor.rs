@@ -14,13 +14,14 @@ use bytes::Bytes;
 use switchyard_protocol::{Command, ReplyKind, ReplyStatus, values};
 use tokio::sync::oneshot;
 
+mod fan_out;
 mod render;
 
 use render::render_plugin_reply;
 
 use crate::backend::BackendResult;
 use crate::generation::Target;
-use crate::plugin::{Plan, RouteInput};
+use crate::plugin::{Plan, RouteInput, Wait};
 use crate::wire::{Wire, WriteQueue};
 use crate::worker::LocalGeneration;
 
@@ -70,8 +71,8 @@ pub enum Resolved {
     },
     /// A reply decided without a backend (plugin reply or plugin fault).
     Reply(Outcome),
-    /// Several targets at once, replying with the worst reply.
-    FanOut(Vec<Target>),
+    /// Several targets at once; `wait` decides which reply the client gets.
+    FanOut(Vec<Target>, Wait),
     /// Send to `target`, then let node `node`'s `on_reply` decide, handing it `cookie`.
     Call {
         /// The node whose plugin planned the call.
@@ -188,10 +189,11 @@ impl LocalGeneration {
                     Ok(Plan::Reply(r)) => {
                         return Resolved::Reply(render_plugin_reply(&r, input.op));
                     }
-                    Ok(Plan::FanOut { children, .. }) => {
+                    Ok(Plan::FanOut { children, wait }) => {
                         let node = &self.shared.nodes[n];
                         return Resolved::FanOut(
                             children.iter().map(|c| node.children[*c]).collect(),
+                            wait,
                         );
                     }
                     Ok(Plan::Call { child, cookie }) => {
@@ -231,11 +233,13 @@ impl LocalGeneration {
         match resolved {
             Resolved::Server { dest, timeout } => self.send(dest, timeout, wire, kind),
             Resolved::Reply(outcome) => Pending::Ready(outcome),
-            Resolved::FanOut(targets) => worst_of(
+            Resolved::FanOut(targets, wait) => fan_out::combine(
                 targets
                     .into_iter()
                     .map(|t| self.execute(t, input, wire, kind))
                     .collect(),
+                wait,
+                input.op,
             ),
             Resolved::Call {
                 node,
@@ -368,9 +372,9 @@ impl Continuation {
                 Ok(Plan::Pass) => return outcome,
                 Ok(Plan::Reply(r)) => return render_plugin_reply(&r, input.op),
                 Ok(Plan::Forward(c)) => return send(children[c]).outcome().await,
-                Ok(Plan::FanOut { children: cs, .. }) => {
+                Ok(Plan::FanOut { children: cs, wait }) => {
                     let parts = cs.iter().map(|c| send(children[*c])).collect();
-                    return worst_of(parts).outcome().await;
+                    return fan_out::combine(parts, wait, input.op).outcome().await;
                 }
                 // Checked before sending: a refused call must not reach a backend.
                 Ok(Plan::Call { .. }) if made >= MAX_CALLS => break,

@@ -208,17 +208,17 @@ pub mod status {
     pub const SERVER_ERROR: u32 = 13;
 }
 
-/// Wait policies of a `fan_out` entry. Version 1 hosts implement only [`ALL`](wait::ALL).
+/// Wait policies of a `fan_out` entry.
 pub mod wait {
     /// Wait for every child; reply with the worst reply.
     pub const ALL: u32 = 0;
-    /// Reserved: the first reply.
+    /// The first reply to arrive.
     pub const FIRST: u32 = 1;
-    /// Reserved: the first successful reply.
+    /// The first reply that is not an error (else the worst).
     pub const FIRST_GOOD: u32 = 2;
-    /// Reserved: a majority.
+    /// The first non-error reply more than half the children agree on (else the worst).
     pub const MAJORITY: u32 = 3;
-    /// Reserved: do not wait.
+    /// Do not wait: the operation's default (miss) reply at once.
     pub const NONE: u32 = 4;
 }
 

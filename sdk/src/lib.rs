@@ -16,6 +16,7 @@
 //!   their encoding.
 //! - [`status`]: [`ReplyStatus`], what `on_reply` learns about a called child's reply.
 //! - [`policy`]: the [`Policy`] trait and [`InitContext`] (the node's children).
+//! - [`replicate`]: the one policy behind the replication plugins (every child, a wait policy).
 //! - [`weights`]: [`weights::CumulativeWeights`], which child owns a point of the children's
 //!   weights laid end to end (weighted buckets, weighted random choice).
 //! - [`host`]: one safe wrapper per host import.
@@ -31,6 +32,7 @@ pub mod host;
 pub mod key;
 pub mod plan;
 pub mod policy;
+pub mod replicate;
 pub mod request;
 pub mod status;
 #[cfg(target_arch = "wasm32")]

@@ -191,10 +191,9 @@ pub enum Children<'a> {
     List(&'a [u32]),
 }
 
-/// How a [`Plan::FanOut`] combines replies.
-///
-/// ABI.md reserves `first`, `first_good`, `majority` and `none`; version 1 hosts refuse them,
-/// so they are not offered here yet.
+/// How long a fan-out waits, and which reply the client gets (mcrouter's AllSync, AllFastest,
+/// AllMajority and AllAsync routes). Every child is sent the request whatever the policy;
+/// replies that arrive after the client's reply was chosen are read and dropped.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Wait {
@@ -202,6 +201,16 @@ pub enum Wait {
     /// success).
     #[default]
     All,
+    /// The first reply to arrive, whatever it is.
+    First,
+    /// The first reply that is not an error; if every child fails, the worst reply.
+    FirstGood,
+    /// The first reply that more than half of the children agree on (same status, not an
+    /// error); if no status can reach a majority any more, the worst reply.
+    Majority,
+    /// Do not wait: the client gets the operation's default reply at once (a miss, rendered as
+    /// memcached would: `END`, `NOT_STORED`, `NOT_FOUND`, ...).
+    None,
 }
 
 impl Wait {
@@ -209,13 +218,21 @@ impl Wait {
     pub const fn code(self) -> u32 {
         match self {
             Self::All => wait::ALL,
+            Self::First => wait::FIRST,
+            Self::FirstGood => wait::FIRST_GOOD,
+            Self::Majority => wait::MAJORITY,
+            Self::None => wait::NONE,
         }
     }
 
-    /// The policy with this code, if version 1 hosts implement it.
+    /// The policy with this code.
     pub const fn from_code(code: u32) -> Option<Self> {
         match code {
             wait::ALL => Some(Self::All),
+            wait::FIRST => Some(Self::First),
+            wait::FIRST_GOOD => Some(Self::FirstGood),
+            wait::MAJORITY => Some(Self::Majority),
+            wait::NONE => Some(Self::None),
             _ => None,
         }
     }

@@ -10,6 +10,8 @@
 //! - [`plugin_sandbox`]: traps, endless loops and WASI imports are contained or refused.
 //! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
 //! - [`reload`]: hot swap under load, every trigger, refused reloads, automatic rollback.
+//! - [`replication`]: all-sync, all-fastest, all-majority, all-async and failover with a child
+//!   stopped or slow.
 //! - [`check_config`]: `switchyard --check-config` accepts good files and names bad keys.
 
 mod backend_failure;
@@ -22,3 +24,4 @@ mod pipelining;
 mod plugin_sandbox;
 mod prefix;
 mod reload;
+mod replication;

@@ -37,11 +37,19 @@ pub struct PluginReply {
     pub message: String,
 }
 
-/// Wait policies a fan-out may use.
+/// Wait policies a fan-out may use (`sdk/ABI.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
     /// Wait for every child; the worst reply wins.
     All,
+    /// The first reply to arrive.
+    First,
+    /// The first reply that is not an error, else the worst.
+    FirstGood,
+    /// The first non-error status more than half the children reply, else the worst.
+    Majority,
+    /// At once: the operation's default reply.
+    None,
 }
 
 /// Decodes the word `route` returned, reading the plan buffer when the word points there.
@@ -137,11 +145,11 @@ fn decode_fan_out(payload: &[u32], children: usize) -> Result<Plan, String> {
     };
     let wait = match *w {
         wait::ALL => Wait::All,
-        other => {
-            return Err(format!(
-                "fan_out wait policy {other} is not supported by this host"
-            ));
-        }
+        wait::FIRST => Wait::First,
+        wait::FIRST_GOOD => Wait::FirstGood,
+        wait::MAJORITY => Wait::Majority,
+        wait::NONE => Wait::None,
+        other => return Err(format!("unknown fan_out wait policy {other}")),
     };
     if targets.is_empty() {
         return Err("fan_out to no children".into());

@@ -1,40 +1,18 @@
 //! Sends every request to all children at once and answers with the worst of their replies,
 //! once all have answered: mcrouter's `AllSyncRoute`. See `README.md`.
 
-use switchyard_sdk::plan::MAX_FAN_OUT;
-use switchyard_sdk::{Children, InitContext, NoConfig, Plan, Policy, Request, Wait};
+use switchyard_sdk::replicate::{Replicate, Sync};
 
-/// The policy. It has no state: the plan names every child.
-#[derive(Debug)]
-pub struct AllSync;
-
-impl Policy for AllSync {
-    type Config = NoConfig;
-
-    fn init(_: NoConfig, ctx: &InitContext) -> Result<Self, String> {
-        match ctx.child_count() as usize {
-            0 => Err("all-sync needs at least one child".into()),
-            n if n > MAX_FAN_OUT => Err(format!(
-                "all-sync has {n} children; one fan-out reaches at most {MAX_FAN_OUT}"
-            )),
-            _ => Ok(AllSync),
-        }
-    }
-
-    fn route<'a>(&'a mut self, _request: &Request<'_>) -> Plan<'a> {
-        Plan::FanOut {
-            children: Children::All,
-            wait: Wait::All,
-        }
-    }
-}
+/// Every request to every child; the client gets the worst reply.
+pub type AllSync = Replicate<Sync>;
 
 switchyard_sdk::export_policy!(AllSync);
 
 #[cfg(test)]
 mod tests {
+    use switchyard_sdk::plan::MAX_FAN_OUT;
     use switchyard_sdk::testing::{Decision, Harness};
-    use switchyard_sdk::{Op, Request};
+    use switchyard_sdk::{Op, Request, Wait};
 
     use super::*;
 
