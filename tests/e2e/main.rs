@@ -2,6 +2,8 @@
 //! One module per concern; the harness is the `switchyard_tests` library (`tests/src/`).
 //!
 //! - [`differential`]: replies through the router are byte-identical to memcached's own.
+//! - [`conformance`]: the same, for a table of 200+ scripts covering every command, flag,
+//!   limit and error of the classic text protocol.
 //! - [`ketama`]: keys land where twemproxy puts them; adding a server moves about a quarter.
 //! - [`prefix`]: key prefixes choose pools, longest match first.
 //! - [`pipelining`]: pipelined requests and multi-key gets come back in order.
@@ -16,6 +18,7 @@
 
 mod backend_failure;
 mod check_config;
+mod conformance;
 mod differential;
 mod fan_out;
 mod health;
