@@ -7,7 +7,9 @@
 /// [`Policy::on_reply`](crate::Policy::on_reply)). Use it once per plugin crate, at the crate
 /// root:
 ///
-/// ```ignore
+/// ```
+/// use switchyard_sdk::replicate::{Replicate, Sync};
+/// pub type MyPolicy = Replicate<Sync>;
 /// switchyard_sdk::export_policy!(MyPolicy);
 /// ```
 ///

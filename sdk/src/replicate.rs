@@ -1,8 +1,9 @@
 //! One policy behind the replication plugins (`all-sync`, `all-fastest`, `all-majority`,
 //! `all-async`): every request goes to every child; only the wait policy differs.
 //!
-//! ```ignore
-//! pub type AllFastest = switchyard_sdk::replicate::Replicate<switchyard_sdk::replicate::Fastest>;
+//! ```
+//! use switchyard_sdk::replicate::{Fastest, Replicate};
+//! pub type AllFastest = Replicate<Fastest>;
 //! switchyard_sdk::export_policy!(AllFastest);
 //! ```
 
