@@ -328,15 +328,84 @@ impl Line<'_> {
             consumed: self.consumed,
         }
     }
+
+    /// From the start of token `first` to the end of the line's last word; the line has more
+    /// than `first` tokens.
+    fn words_from(&self, first: usize) -> Range<usize> {
+        let start = self.tokens.span(first).start;
+        let end = tokens::words(self.buf, start..self.range.end)
+            .last()
+            .map_or(start, |w| w.end);
+        start..end
+    }
+
+    /// Answers the line with `reply` (if any) and drops it and the `len` bytes of data and
+    /// `\r\n` after it, deleting the key at `delete` if there is one.
+    fn swallow(
+        &self,
+        len: usize,
+        reply: Option<&'static [u8]>,
+        delete: Option<Range<usize>>,
+        delete_base64: bool,
+    ) -> Parsed {
+        Parsed::Swallow {
+            reply,
+            consumed: self.consumed,
+            discard: len + 2,
+            delete,
+            delete_base64,
+        }
+    }
+
+    /// `request` with the data block of `len` bytes after the line, once all of it and its
+    /// `\r\n` have arrived. Data that does not end in `\r\n` is a bad data chunk, answered
+    /// unless `noreply`, and dropped with the line.
+    fn with_data(&self, mut request: Request, len: usize, noreply: bool) -> Parsed {
+        let end = self.consumed + len + 2;
+        let Some(block) = self.buf.get(self.consumed..end) else {
+            return Parsed::Incomplete;
+        };
+        if !block.ends_with(b"\r\n") {
+            return Parsed::Invalid {
+                reply: (!noreply).then_some(replies::BAD_DATA_CHUNK),
+                consumed: end,
+            };
+        }
+        request.value = self.consumed..self.consumed + len;
+        Parsed::Request {
+            request,
+            consumed: end,
+        }
+    }
+}
+
+/// What the command families' unit tests share.
+#[cfg(test)]
+mod test_support {
+    use super::{Parsed, Request, parse_request};
+    use crate::limits::Limits;
+
+    /// Parses `buf` with the default limits.
+    pub(super) fn parse(buf: &[u8]) -> Parsed {
+        parse_request(buf, &Limits::default())
+    }
+
+    /// The request `buf` holds, which is exactly the whole of `buf`.
+    pub(super) fn request(buf: &[u8]) -> Request {
+        match parse(buf) {
+            Parsed::Request { request, consumed } => {
+                assert_eq!(consumed, buf.len());
+                request
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::parse;
     use super::*;
-
-    fn parse(buf: &[u8]) -> Parsed {
-        parse_request(buf, &Limits::default())
-    }
 
     fn error(buf: &[u8]) -> Parsed {
         Parsed::Invalid {

@@ -1,18 +1,14 @@
 //! `version`, `quit`, `stats [args]`, `flush_all [delay] [noreply]`, `verbosity <level>
 //! [noreply]`: commands about the server rather than a key.
 
-use super::{Command, Line, Parsed, Request, number, tokens};
+use super::{Command, Line, Parsed, Request, number};
 use crate::replies;
 
 /// `stats` with any arguments: what they mean is for whoever answers.
 pub(super) fn stats(line: &Line<'_>) -> Parsed {
     let mut request = Request::new(Command::Stats, line.range.clone());
     if line.tokens.len() > 1 {
-        let start = line.tokens.span(1).start;
-        let end = tokens::words(line.buf, start..line.range.end)
-            .last()
-            .map_or(start, |w| w.end);
-        request.args = start..end;
+        request.args = line.words_from(1);
     }
     line.request(request)
 }
@@ -53,21 +49,8 @@ pub(super) fn verbosity(line: &Line<'_>) -> Parsed {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Command, Limits, Parsed, Request, parse_request, replies};
-
-    fn parse(buf: &[u8]) -> Parsed {
-        parse_request(buf, &Limits::default())
-    }
-
-    fn request(buf: &[u8]) -> Request {
-        match parse(buf) {
-            Parsed::Request { request, consumed } => {
-                assert_eq!(consumed, buf.len());
-                request
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::request::test_support::{parse, request};
+    use crate::{Command, Parsed, replies};
 
     fn invalid(reply: Option<&'static [u8]>, line: &[u8]) -> Parsed {
         Parsed::Invalid {

@@ -85,21 +85,8 @@ fn keyed(
 
 #[cfg(test)]
 mod tests {
-    use crate::{Command, Limits, Parsed, Request, parse_request, replies};
-
-    fn parse(buf: &[u8]) -> Parsed {
-        parse_request(buf, &Limits::default())
-    }
-
-    fn request(buf: &[u8]) -> Request {
-        match parse(buf) {
-            Parsed::Request { request, consumed } => {
-                assert_eq!(consumed, buf.len());
-                request
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::request::test_support::{parse, request};
+    use crate::{Command, Parsed, replies};
 
     fn invalid(reply: Option<&'static [u8]>, line: &[u8]) -> Parsed {
         Parsed::Invalid {

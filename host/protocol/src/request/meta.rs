@@ -23,7 +23,7 @@
 mod flags;
 mod set;
 
-use super::{Command, Line, Parsed, Request, tokens};
+use super::{Command, Line, Parsed, Request};
 use crate::base64;
 use crate::limits::Limits;
 use crate::replies;
@@ -44,19 +44,13 @@ pub(super) fn parse(line: &Line<'_>, limits: &Limits) -> Parsed {
 
 /// `mg`, `md`, `ma`: a key and flags.
 fn keyed(line: &Line<'_>, command: Command, limits: &Limits) -> Parsed {
-    let tokens = &line.tokens;
-    if tokens.len() < 2 {
-        return line.error(replies::ERROR);
-    }
-    if tokens.span(1).len() > limits.max_key_len {
-        return line.error(replies::BAD_FORMAT);
-    }
-    if tokens.len() > flags::MAX_TOKENS {
-        return line.error(if command == Command::MetaGet {
-            replies::META_GET_TOO_LONG
-        } else {
-            replies::META_TOO_LONG
-        });
+    let too_long = if command == Command::MetaGet {
+        replies::META_GET_TOO_LONG
+    } else {
+        replies::META_TOO_LONG
+    };
+    if let Some(refused) = refuse_key_or_count(line, limits, too_long) {
+        return refused;
     }
     let flags = match flags::read(line, 2) {
         Ok(flags) => flags,
@@ -72,6 +66,27 @@ fn keyed(line: &Line<'_>, command: Command, limits: &Limits) -> Parsed {
         return line.error(replies::OPAQUE_TOO_LONG);
     }
     line.request(request(line, command, &flags))
+}
+
+/// The first checks of `mg`, `md`, `ma` and `ms`, each failure answered and only the line
+/// dropped: at least a key (`ERROR`), the key's length, as sent (`CLIENT_ERROR bad command line
+/// format`), at most [`flags::MAX_TOKENS`] tokens (`too_long`). `None` if the line passes.
+fn refuse_key_or_count(
+    line: &Line<'_>,
+    limits: &Limits,
+    too_long: &'static [u8],
+) -> Option<Parsed> {
+    let tokens = &line.tokens;
+    if tokens.len() < 2 {
+        return Some(line.error(replies::ERROR));
+    }
+    if tokens.span(1).len() > limits.max_key_len {
+        return Some(line.error(replies::BAD_FORMAT));
+    }
+    if tokens.len() > flags::MAX_TOKENS {
+        return Some(line.error(too_long));
+    }
+    None
 }
 
 /// The request of a meta line whose flags were read.
@@ -106,11 +121,7 @@ fn debug(line: &Line<'_>, limits: &Limits) -> Parsed {
     }
     let mut request = Request::new(Command::MetaDebug, line.range.clone());
     if tokens.len() > 2 {
-        let start = tokens.span(2).start;
-        let end = tokens::words(line.buf, start..line.range.end)
-            .last()
-            .map_or(start, |w| w.end);
-        request.meta_flags = start..end;
+        request.meta_flags = line.words_from(2);
     }
     request.keys = key.clone();
     request.key = key;
@@ -120,21 +131,8 @@ fn debug(line: &Line<'_>, limits: &Limits) -> Parsed {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Command, DECODED_KEY_BUF, Limits, Parsed, Request, parse_request, replies};
-
-    fn parse(buf: &[u8]) -> Parsed {
-        parse_request(buf, &Limits::default())
-    }
-
-    fn request(buf: &[u8]) -> Request {
-        match parse(buf) {
-            Parsed::Request { request, consumed } => {
-                assert_eq!(consumed, buf.len());
-                request
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::request::test_support::{parse, request};
+    use crate::{Command, DECODED_KEY_BUF, Parsed, Request, replies};
 
     fn invalid(reply: &'static [u8], buf: &[u8]) -> Parsed {
         Parsed::Invalid {

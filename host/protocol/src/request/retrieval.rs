@@ -44,17 +44,8 @@ pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parse
 
 #[cfg(test)]
 mod tests {
+    use crate::request::test_support::request;
     use crate::{Command, Limits, Parsed, Request, parse_request, replies};
-
-    fn request(buf: &[u8]) -> Request {
-        match parse_request(buf, &Limits::default()) {
-            Parsed::Request { request, consumed } => {
-                assert_eq!(consumed, buf.len());
-                request
-            }
-            other => panic!("{other:?}"),
-        }
-    }
 
     fn keys<'b>(buf: &'b [u8], request: &Request) -> Vec<&'b [u8]> {
         request.keys(buf).map(|r| &buf[r]).collect()

@@ -15,7 +15,7 @@ use crate::replies;
 
 /// The largest length memcached accepts on a storage line (`INT_MAX - 2`); larger ones are a
 /// bad command line rather than too large.
-pub(super) const MAX_ANNOUNCED_LEN: i32 = i32::MAX - 2;
+const MAX_ANNOUNCED_LEN: i32 = i32::MAX - 2;
 
 /// Parses a storage command and waits for its data block.
 pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parsed {
@@ -35,7 +35,7 @@ pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parse
     let (Some(flags), Some(exptime), Some(len)) = (
         number::strtoul32(tokens.get(2)),
         number::strtol32(tokens.get(3)),
-        number::strtol32(tokens.get(4)),
+        data_len(tokens.get(4)),
     ) else {
         return bad_line;
     };
@@ -47,30 +47,9 @@ pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parse
     } else {
         0
     };
-    let Some(len) = usize::try_from(len)
-        .ok()
-        .filter(|_| len <= MAX_ANNOUNCED_LEN)
-    else {
-        return bad_line;
-    };
     if len > limits.max_value_len {
-        return Parsed::Swallow {
-            reply: (!noreply).then_some(replies::TOO_LARGE),
-            consumed: line.consumed,
-            discard: len + 2,
-            delete: (command == Command::Set).then_some(key),
-            delete_base64: false,
-        };
-    }
-    let end = line.consumed + len + 2;
-    let Some(block) = line.buf.get(line.consumed..end) else {
-        return Parsed::Incomplete;
-    };
-    if !block.ends_with(b"\r\n") {
-        return Parsed::Invalid {
-            reply: (!noreply).then_some(replies::BAD_DATA_CHUNK),
-            consumed: end,
-        };
+        let delete = (command == Command::Set).then_some(key);
+        return line.swallow(len, (!noreply).then_some(replies::TOO_LARGE), delete, false);
     }
     let mut request = Request::new(command, line.range.clone());
     request.keys = key.clone();
@@ -78,32 +57,22 @@ pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parse
     request.flags = flags;
     request.exptime = exptime.into();
     request.cas = cas;
-    request.value = line.consumed..line.consumed + len;
     request.noreply = noreply;
     request.noreply_at = noreply_at;
-    Parsed::Request {
-        request,
-        consumed: end,
-    }
+    line.with_data(request, len, noreply)
+}
+
+/// A data length token: a number from 0 to [`MAX_ANNOUNCED_LEN`], or `None`.
+pub(super) fn data_len(token: &[u8]) -> Option<usize> {
+    number::strtol32(token)
+        .filter(|len| (0..=MAX_ANNOUNCED_LEN).contains(len))
+        .and_then(|len| usize::try_from(len).ok())
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{Command, Limits, Parsed, Request, parse_request, replies};
-
-    fn parse(buf: &[u8]) -> Parsed {
-        parse_request(buf, &Limits::default())
-    }
-
-    fn request(buf: &[u8]) -> Request {
-        match parse(buf) {
-            Parsed::Request { request, consumed } => {
-                assert_eq!(consumed, buf.len());
-                request
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::request::test_support::{parse, request};
+    use crate::{Command, Limits, Parsed, parse_request, replies};
 
     fn invalid(reply: &'static [u8], consumed: usize) -> Parsed {
         Parsed::Invalid {

@@ -19,38 +19,25 @@
 //! Then it reads exactly `<datalen>` + 2 bytes and answers `CLIENT_ERROR bad data chunk` if
 //! they do not end in `\r\n`. No error is hushed by `q`, which hushes only `HD`.
 
-use super::super::storage::MAX_ANNOUNCED_LEN;
-use super::super::{Command, Line, Parsed, number};
+use super::super::storage::data_len;
+use super::super::{Command, Line, Parsed};
 use super::flags;
 use crate::limits::Limits;
 use crate::replies;
 
 /// Parses an `ms` and waits for its data block.
 pub(super) fn parse(line: &Line<'_>, limits: &Limits) -> Parsed {
+    if let Some(refused) = super::refuse_key_or_count(line, limits, replies::META_TOO_LONG) {
+        return refused;
+    }
     let tokens = &line.tokens;
-    if tokens.len() < 2 {
-        return line.error(replies::ERROR);
-    }
-    let key = tokens.span(1);
-    if key.len() > limits.max_key_len || tokens.len() == 2 {
+    if tokens.len() == 2 {
         return line.error(replies::BAD_FORMAT);
     }
-    if tokens.len() > flags::MAX_TOKENS {
-        return line.error(replies::META_TOO_LONG);
-    }
-    let Some(len) = number::strtol32(tokens.get(2))
-        .filter(|len| (0..=MAX_ANNOUNCED_LEN).contains(len))
-        .and_then(|len| usize::try_from(len).ok())
-    else {
+    let Some(len) = data_len(tokens.get(2)) else {
         return line.error(replies::BAD_FORMAT);
     };
-    let refuse = |reply: &'static [u8]| Parsed::Swallow {
-        reply: Some(reply),
-        consumed: line.consumed,
-        discard: len + 2,
-        delete: None,
-        delete_base64: false,
-    };
+    let refuse = |reply: &'static [u8]| line.swallow(len, Some(reply), None, false);
     let flags = match flags::read(line, 3) {
         Ok(flags) => flags,
         Err(reply) => return refuse(reply),
@@ -62,49 +49,16 @@ pub(super) fn parse(line: &Line<'_>, limits: &Limits) -> Parsed {
         return refuse(replies::OPAQUE_TOO_LONG);
     }
     if len > limits.max_value_len {
-        return Parsed::Swallow {
-            reply: Some(replies::TOO_LARGE),
-            consumed: line.consumed,
-            discard: len + 2,
-            delete: Some(key),
-            delete_base64: flags.base64,
-        };
+        let key = tokens.span(1);
+        return line.swallow(len, Some(replies::TOO_LARGE), Some(key), flags.base64);
     }
-    let end = line.consumed + len + 2;
-    let Some(block) = line.buf.get(line.consumed..end) else {
-        return Parsed::Incomplete;
-    };
-    if !block.ends_with(b"\r\n") {
-        return Parsed::Invalid {
-            reply: Some(replies::BAD_DATA_CHUNK),
-            consumed: end,
-        };
-    }
-    let mut request = super::request(line, Command::MetaSet, &flags);
-    request.value = line.consumed..line.consumed + len;
-    Parsed::Request {
-        request,
-        consumed: end,
-    }
+    line.with_data(super::request(line, Command::MetaSet, &flags), len, false)
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{Command, Limits, Parsed, Request, parse_request, replies};
-
-    fn parse(buf: &[u8]) -> Parsed {
-        parse_request(buf, &Limits::default())
-    }
-
-    fn request(buf: &[u8]) -> Request {
-        match parse(buf) {
-            Parsed::Request { request, consumed } => {
-                assert_eq!(consumed, buf.len());
-                request
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::request::test_support::{parse, request};
+    use crate::{Command, Limits, Parsed, parse_request, replies};
 
     fn invalid(reply: &'static [u8], consumed: usize) -> Parsed {
         Parsed::Invalid {
