@@ -20,6 +20,7 @@ use bytes::Bytes;
 use switchyard_protocol::{ReplyKind, ReplyStatus};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::stats::WorkerStats;
 use crate::wire::Wire;
 
 /// One complete reply from a backend.
@@ -107,17 +108,20 @@ impl Job {
 #[derive(Debug)]
 pub struct Destination {
     spec: DestinationSpec,
+    /// The owning worker's counters: requests keep only an `Rc` of this handle, no `Arc`.
+    stats: Arc<WorkerStats>,
     tx: mpsc::UnboundedSender<Job>,
     outstanding: Rc<Cell<usize>>,
 }
 
 impl Destination {
-    /// Creates the handle and spawns its driver on the current `LocalSet`.
-    pub fn spawn(spec: DestinationSpec) -> Rc<Destination> {
+    /// Creates worker `worker`'s handle and spawns its driver on the current `LocalSet`.
+    pub fn spawn(spec: DestinationSpec, worker: usize, stats: Arc<WorkerStats>) -> Rc<Destination> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::task::spawn_local(connection::drive(spec.clone(), rx));
+        tokio::task::spawn_local(connection::drive(spec.clone(), rx, worker));
         Rc::new(Destination {
             spec,
+            stats,
             tx,
             outstanding: Rc::new(Cell::new(0)),
         })
@@ -142,6 +146,11 @@ impl Destination {
     /// Whether the server is in service (not marked down).
     pub fn is_up(&self) -> bool {
         self.spec.health.is_up()
+    }
+
+    /// The owning worker's counters.
+    pub fn stats(&self) -> &WorkerStats {
+        &self.stats
     }
 
     /// The server's shared health and counters.

@@ -94,8 +94,6 @@ pub enum Pending {
         rx: oneshot::Receiver<BackendResult>,
         /// Who was asked, for the error message.
         dest: Rc<crate::backend::Destination>,
-        /// Counters to charge a failure to.
-        stats: std::sync::Arc<crate::stats::WorkerStats>,
     },
     /// A reply that needs more than one backend reply: a fan-out or a `call` continuation.
     Combined(Pin<Box<dyn Future<Output = Outcome>>>),
@@ -125,7 +123,7 @@ impl Pending {
     pub async fn outcome(self) -> Outcome {
         match self {
             Pending::Ready(o) => o,
-            Pending::Backend { rx, dest, stats } => backend_outcome(rx.await, &dest, &stats),
+            Pending::Backend { rx, dest } => backend_outcome(rx.await, &dest),
             Pending::Combined(fut) => fut.await,
             Pending::Merged(fut) => Outcome {
                 frame: Bytes::from(fut.await.concat()),
@@ -160,8 +158,8 @@ impl Pending {
         let done = match self {
             Pending::Ready(_) => return true,
             Pending::Quiet(inner, _) => return inner.is_ready(),
-            Pending::Backend { rx, dest, stats } => match Pin::new(rx).poll(&mut cx) {
-                Poll::Ready(result) => Pending::Ready(backend_outcome(result, dest, stats)),
+            Pending::Backend { rx, dest } => match Pin::new(rx).poll(&mut cx) {
+                Poll::Ready(result) => Pending::Ready(backend_outcome(result, dest)),
                 Poll::Pending => return false,
             },
             Pending::Combined(fut) => match fut.as_mut().poll(&mut cx) {
@@ -280,7 +278,6 @@ impl LocalGeneration {
             Ok(rx) => Pending::Backend {
                 rx,
                 dest: d.clone(),
-                stats: self.stats.clone(),
             },
             Err(e) => {
                 // Down or over its limit: answered now, nothing sent.
@@ -419,7 +416,6 @@ fn status_code(status: ReplyStatus) -> u32 {
 fn backend_outcome(
     result: Result<BackendResult, oneshot::error::RecvError>,
     dest: &crate::backend::Destination,
-    stats: &crate::stats::WorkerStats,
 ) -> Outcome {
     match result {
         Ok(Ok(reply)) => Outcome {
@@ -427,7 +423,7 @@ fn backend_outcome(
             status: reply.status,
         },
         Ok(Err(e)) => {
-            stats.backend_errors.inc();
+            dest.stats().backend_errors.inc();
             Outcome::server_error(&format!("backend {} {e}", dest.address()))
         }
         Err(_) => Outcome::server_error("backend request dropped"),

@@ -180,7 +180,10 @@ impl Generation {
                     // Health outlives generations: a server down before a reload is still down.
                     let health = previous
                         .and_then(|p| p.destinations.iter().find(|d| d.address == s.address))
-                        .map_or_else(|| Arc::new(Health::new(s.address)), |d| d.health.clone());
+                        .map_or_else(
+                            || Arc::new(Health::new(s.address, config.server.workers)),
+                            |d| d.health.clone(),
+                        );
                     destinations.push(DestinationSpec {
                         address: s.address,
                         connect_timeout: pool.connect_timeout,

@@ -60,8 +60,8 @@ pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> Stri
     let mut out = String::with_capacity(256 * destinations.len() + 8);
     for d in destinations {
         let h = &d.health;
-        let replies = h.replies.get();
-        let avg_us = h.latency_us.get().checked_div(replies).unwrap_or(0);
+        let replies = h.replies();
+        let avg_us = h.latency_us().checked_div(replies).unwrap_or(0);
         let state = if h.is_up() { "up" } else { "down" };
         let lines: [(&str, &dyn std::fmt::Display); 10] = [
             ("state", &state),

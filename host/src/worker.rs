@@ -90,7 +90,7 @@ impl Worker {
             return live;
         }
         known.retain(|_, d| d.strong_count() > 0);
-        let fresh = Destination::spawn(spec.clone());
+        let fresh = Destination::spawn(spec.clone(), self.id, self.stats.clone());
         known.insert(spec.address, Rc::downgrade(&fresh));
         fresh
     }

@@ -44,7 +44,11 @@ struct InFlight {
     job: Job,
 }
 
-pub(super) async fn drive(spec: DestinationSpec, mut rx: mpsc::UnboundedReceiver<Job>) {
+pub(super) async fn drive(
+    spec: DestinationSpec,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    worker: usize,
+) {
     while let Some(first) = rx.recv().await {
         let connect =
             tokio::time::timeout(spec.connect_timeout, TcpStream::connect(spec.address)).await;
@@ -63,7 +67,7 @@ pub(super) async fn drive(spec: DestinationSpec, mut rx: mpsc::UnboundedReceiver
             }
         };
         let _ = stream.set_nodelay(true);
-        let err = serve(stream, first, &mut rx, &spec.health).await;
+        let err = serve(stream, first, &mut rx, &spec.health, worker).await;
         match err {
             BackendError::Shutdown => return,
             BackendError::Timeout => spec.health.timeouts.inc(),
@@ -102,13 +106,14 @@ async fn serve(
     first: Job,
     rx: &mut mpsc::UnboundedReceiver<Job>,
     health: &Health,
+    worker: usize,
 ) -> BackendError {
     let (rd, wr) = stream.into_split();
     let inflight = RefCell::new(VecDeque::<InFlight>::new());
     let wake = Notify::new();
     let err = tokio::select! {
         e = write_jobs(wr, first, rx, &inflight, &wake) => e,
-        e = read_replies(rd, &inflight, &wake, health) => e,
+        e = read_replies(rd, &inflight, &wake, health, worker) => e,
     };
     for f in inflight.borrow_mut().drain(..) {
         f.job.finish(Err(err.clone()));
@@ -159,6 +164,7 @@ async fn read_replies(
     inflight: &RefCell<VecDeque<InFlight>>,
     wake: &Notify,
     health: &Health,
+    worker: usize,
 ) -> BackendError {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -174,7 +180,7 @@ async fn read_replies(
                     let frame = buf.split_to(consumed).freeze();
                     let done = inflight.borrow_mut().pop_front();
                     if let Some(f) = done {
-                        health.record_reply(f.job.queued.elapsed());
+                        health.record_reply(worker, f.job.queued.elapsed());
                         f.job.finish(Ok(BackendReply { frame, status }));
                     }
                 }

@@ -61,15 +61,22 @@ pub struct Health {
     pub probes_ok: Counter,
     /// Probes that failed.
     pub probes_failed: Counter,
-    /// Replies received, and the sum of their latencies in microseconds.
-    pub replies: Counter,
-    /// Sum of reply latencies, microseconds.
-    pub latency_us: Counter,
+    /// Replies and their latency, one slot per worker: written on every reply, so never a
+    /// cache line two workers write.
+    latency: Box<[LatencySlot]>,
+}
+
+/// One worker's reply count and summed latency for one server.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct LatencySlot {
+    replies: Counter,
+    latency_us: Counter,
 }
 
 impl Health {
-    /// A server presumed up.
-    pub fn new(address: SocketAddr) -> Health {
+    /// A server presumed up, served by `workers` workers.
+    pub fn new(address: SocketAddr, workers: usize) -> Health {
         Health {
             address,
             down: AtomicBool::new(false),
@@ -82,14 +89,25 @@ impl Health {
             marked_down: Counter::default(),
             probes_ok: Counter::default(),
             probes_failed: Counter::default(),
-            replies: Counter::default(),
-            latency_us: Counter::default(),
+            latency: (0..workers.max(1))
+                .map(|_| LatencySlot::default())
+                .collect(),
         }
     }
 
     /// Whether requests may be sent.
     pub fn is_up(&self) -> bool {
         !self.down.load(Ordering::Relaxed)
+    }
+
+    /// Replies received, over all workers.
+    pub fn replies(&self) -> u64 {
+        self.latency.iter().map(|s| s.replies.get()).sum()
+    }
+
+    /// Summed reply latency over all workers, microseconds.
+    pub fn latency_us(&self) -> u64 {
+        self.latency.iter().map(|s| s.latency_us.get()).sum()
     }
 
     /// Consecutive failures so far.
@@ -102,10 +120,11 @@ impl Health {
         self.changed_at_ms.load(Ordering::Relaxed)
     }
 
-    /// A reply arrived after `latency`.
-    pub fn record_reply(&self, latency: Duration) {
-        self.replies.inc();
-        self.latency_us.add(latency.as_micros() as u64);
+    /// Worker `worker` received a reply after `latency`.
+    pub fn record_reply(&self, worker: usize, latency: Duration) {
+        let slot = &self.latency[worker % self.latency.len()];
+        slot.replies.inc();
+        slot.latency_us.add(latency.as_micros() as u64);
         // Read first: the common case writes nothing to a line every worker reads.
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
