@@ -153,11 +153,6 @@ impl Destination {
         &self.stats
     }
 
-    /// The server's shared health and counters.
-    pub fn health(&self) -> &Arc<Health> {
-        &self.spec.health
-    }
-
     /// Queues a request; the receiver yields its reply or why there is none. Fails at once,
     /// sending nothing, when the server is down or this worker's outstanding limit is reached.
     pub fn send(
