@@ -166,9 +166,50 @@ pub mod entry {
     /// `call` (primary): payload `child`, `cookie`. The host sends the request to the child and
     /// hands its reply's [`status`](super::status) and the cookie to `switchyard_on_reply`.
     pub const CALL: u32 = 2;
-    /// Reserved: background send with rewrites.
+    /// `background` (secondary, up to [`MAX_BACKGROUND`](super::MAX_BACKGROUND) per plan):
+    /// payload `child`, `op` (0: the request as it is; an [`op`](super::op) code `SET`, `ADD`
+    /// or `REPLACE`: store the value), [`background`](super::background) flags, then a
+    /// rewrite (as in [`REWRITE`]). The reply is read and dropped.
     pub const BACKGROUND: u32 = 3;
+    /// `forward` (primary): payload `child`. The same as the plan word's `forward`, for plans
+    /// that carry secondary entries.
+    pub const FORWARD: u32 = 4;
+    /// `reply` (primary): payload the [`reply`](super::reply) code, the message length in
+    /// bytes, then the message, zero-padded to whole words.
+    pub const REPLY: u32 = 5;
+    /// `pass` (primary, from `on_reply` only): no payload.
+    pub const PASS: u32 = 6;
+    /// `rewrite` (secondary, at most one): what the primary entry sends is the request
+    /// rewritten. Payload: the [`exptime`](super::exptime) mode, the exptime as two words (low,
+    /// high; an `i64`), the number of bytes to strip from the start of the key, the length of
+    /// the prefix to put before it, then the prefix, zero-padded to whole words.
+    pub const REWRITE: u32 = 7;
 }
+
+/// Exptime modes of a `rewrite` or `background` entry.
+pub mod exptime {
+    /// Leave the exptime as the request has it.
+    pub const KEEP: u32 = 0;
+    /// Replace it with the entry's value.
+    pub const SET: u32 = 1;
+    /// Cap it at the entry's value in seconds from now: an exptime of 0 (never) or one further
+    /// away becomes the cap; negative (already expired) and nearer ones stay.
+    pub const CAP: u32 = 2;
+}
+
+/// Flags of a `background` entry.
+pub mod background {
+    /// Compare the background reply with the node's reply and count a mismatch (shadowing).
+    pub const COMPARE: u32 = 1;
+    /// Every flag this version knows; others are refused.
+    pub const ALL: u32 = COMPARE;
+}
+
+/// Most `background` entries one plan may carry.
+pub const MAX_BACKGROUND: usize = 8;
+
+/// Longest key prefix a rewrite may add: memcached's key length limit.
+pub const MAX_KEY_PREFIX: usize = 250;
 
 /// Most `call` entries one request may chain through one node (the `route` plan's and every
 /// `on_reply`'s); the host treats one more as a plugin fault. A `forward` does not count.

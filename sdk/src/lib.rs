@@ -14,6 +14,10 @@
 //! - [`request`]: [`Op`] and [`Request`], what `route` receives.
 //! - [`plan`]: [`Plan`], [`Reply`], [`Child`], ..., what `route` and `on_reply` return, and
 //!   their encoding.
+//! - [`rewrite`]: [`Rewrite`] and [`Background`], the extras of a [`Plan::Extended`]: the
+//!   request changed (key prefix, exptime), and requests sent on the side.
+//! - [`decision`]: decoding a plan as the host does, with every check ABI.md asks of it (the
+//!   host uses this, and so does [`testing`]).
 //! - [`status`]: [`ReplyStatus`], what `on_reply` learns about a called child's reply.
 //! - [`policy`]: the [`Policy`] trait and [`InitContext`] (the node's children).
 //! - [`replicate`]: the one policy behind the replication plugins (every child, a wait policy).
@@ -26,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod decision;
 mod export;
 pub mod hash;
 pub mod host;
@@ -34,6 +39,7 @@ pub mod plan;
 pub mod policy;
 pub mod replicate;
 pub mod request;
+pub mod rewrite;
 pub mod status;
 #[cfg(target_arch = "wasm32")]
 mod sys;
@@ -45,9 +51,10 @@ pub mod weights;
 pub use export::__private;
 pub use hash::HashAlgorithm;
 pub use host::Level;
-pub use plan::{Child, Children, Plan, Reply, Wait};
+pub use plan::{Child, Children, Extended, Plan, Primary, Reply, Wait};
 pub use policy::{ChildInfo, InitContext, NoConfig, Policy};
 pub use request::{Op, Request};
+pub use rewrite::{Background, Exptime, KeyRewrite, Rewrite, Store};
 pub use status::ReplyStatus;
 
 /// Re-exported so plugins can `#[derive(serde::Deserialize)]` their config without naming the

@@ -5,6 +5,7 @@
 //! the plugin's static plan buffer.
 
 use crate::abi::{self, PLAN_CAPACITY, encode_plan_word, entry, reply, tag, wait};
+use crate::rewrite::{Background, KeyRewrite, Rewrite};
 
 /// A child of this node, by index (in config order, `0..child_count`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,6 +50,96 @@ pub enum Plan<'a> {
     /// just received. The host refuses it from `route` as a plugin fault (there is no reply
     /// yet).
     Pass,
+    /// One of the plans above with a [`Rewrite`] of the request it sends and [`Background`]
+    /// sends on the side. Build it with [`Plan::rewritten`] and [`Plan::with_background`].
+    Extended(Extended<'a>),
+}
+
+/// The plans an [`Extended`] plan is built on: the same as the [`Plan`] variants of the same
+/// names.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Primary<'a> {
+    /// [`Plan::Forward`]
+    Forward(Child),
+    /// [`Plan::Reply`]
+    Reply(Reply<'a>),
+    /// [`Plan::FanOut`]
+    FanOut {
+        /// Which children.
+        children: Children<'a>,
+        /// How the replies are combined.
+        wait: Wait,
+    },
+    /// [`Plan::Call`]
+    Call {
+        /// The child to send the request to.
+        child: Child,
+        /// Handed back to `on_reply`.
+        cookie: u32,
+    },
+    /// [`Plan::Pass`]
+    Pass,
+}
+
+/// A plan with extras: what the primary entry sends is `rewrite`'s rewrite of the request (a
+/// `call`'s continuation sends the client's request again unless its own plan rewrites it),
+/// and every `background` send goes out when the plan is carried out (at most
+/// [`MAX_BACKGROUND`](crate::abi::MAX_BACKGROUND)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extended<'a> {
+    /// What decides the node's reply.
+    pub primary: Primary<'a>,
+    /// Changes to the request the primary sends.
+    pub rewrite: Rewrite<'a>,
+    /// Requests sent on the side.
+    pub background: &'a [Background<'a>],
+}
+
+impl<'a> From<Primary<'a>> for Extended<'a> {
+    fn from(primary: Primary<'a>) -> Self {
+        Self {
+            primary,
+            rewrite: Rewrite::default(),
+            background: &[],
+        }
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// This plan, as the primary of an [`Extended`] plan (an extended plan stays as it is).
+    pub const fn into_extended(self) -> Extended<'a> {
+        let primary = match self {
+            Plan::Forward(child) => Primary::Forward(child),
+            Plan::Reply(reply) => Primary::Reply(reply),
+            Plan::FanOut { children, wait } => Primary::FanOut { children, wait },
+            Plan::Call { child, cookie } => Primary::Call { child, cookie },
+            Plan::Pass => Primary::Pass,
+            Plan::Extended(extended) => return extended,
+        };
+        Extended {
+            primary,
+            rewrite: Rewrite {
+                exptime: crate::rewrite::Exptime::Keep,
+                key: None,
+            },
+            background: &[],
+        }
+    }
+
+    /// This plan, sending `background` on the side (replacing any background sends it had).
+    pub const fn with_background(self, background: &'a [Background<'a>]) -> Plan<'a> {
+        let mut extended = self.into_extended();
+        extended.background = background;
+        Plan::Extended(extended)
+    }
+
+    /// This plan, sending the request rewritten by `rewrite` (replacing any rewrite it had).
+    pub const fn rewritten(self, rewrite: Rewrite<'a>) -> Plan<'a> {
+        let mut extended = self.into_extended();
+        extended.rewrite = rewrite;
+        Plan::Extended(extended)
+    }
 }
 
 impl From<Child> for Plan<'_> {
@@ -253,8 +344,9 @@ impl Plan<'_> {
     ///
     /// # Panics
     ///
-    /// If a fan-out names more than [`MAX_FAN_OUT`] children (in a plugin, a panic is a trap:
-    /// the request fails and the instance is replaced).
+    /// If a fan-out names more than [`MAX_FAN_OUT`] children, an extended plan has more than
+    /// [`MAX_BACKGROUND`](abi::MAX_BACKGROUND) background sends, or does not fit the plan
+    /// buffer (in a plugin, a panic is a trap: the request fails and the instance is replaced).
     pub fn encode(&self, child_count: u32, buf: &mut [u8; PLAN_CAPACITY]) -> u64 {
         match *self {
             Plan::Forward(child) => encode_plan_word(tag::FORWARD, 0, child.0),
@@ -269,34 +361,109 @@ impl Plan<'_> {
                 encode_plan_word(tag::REPLY, reply.code(), len as u32)
             }
             Plan::FanOut { children, wait } => {
-                let count = match children {
-                    Children::All => child_count as usize,
-                    Children::List(list) => list.len(),
-                };
-                assert!(
-                    count <= MAX_FAN_OUT,
-                    "fan-out to {count} children; a plan holds at most {MAX_FAN_OUT}"
-                );
                 let mut words = Words { buf, len: 0 };
-                words.push(entry::FAN_OUT);
-                words.push(1 + count as u32);
-                words.push(wait.code());
-                match children {
-                    Children::All => (0..child_count).for_each(|child| words.push(child)),
-                    Children::List(list) => list.iter().for_each(|&child| words.push(child)),
-                }
+                fan_out_entry(&mut words, children, wait, child_count);
                 encode_plan_word(tag::PLAN, 0, words.len as u32)
             }
             Plan::Call { child, cookie } => {
                 let mut words = Words { buf, len: 0 };
-                words.push(entry::CALL);
-                words.push(2);
-                words.push(child.0);
-                words.push(cookie);
+                words.entry(entry::CALL, &[child.0, cookie]);
                 encode_plan_word(tag::PLAN, 0, words.len as u32)
             }
             Plan::Pass => encode_plan_word(tag::PASS, 0, 0),
+            Plan::Extended(extended) => {
+                let mut words = Words { buf, len: 0 };
+                extended.encode(child_count, &mut words);
+                encode_plan_word(tag::PLAN, 0, words.len as u32)
+            }
         }
+    }
+}
+
+impl Extended<'_> {
+    fn encode(&self, child_count: u32, words: &mut Words<'_>) {
+        match self.primary {
+            Primary::Forward(child) => words.entry(entry::FORWARD, &[child.0]),
+            Primary::Reply(reply) => {
+                let message = reply.message().unwrap_or_default().as_bytes();
+                // Leaves room for the other entries.
+                let message = &message[..message.len().min(PLAN_CAPACITY / 2)];
+                words.push(entry::REPLY);
+                words.push(2 + padded_words(message.len()));
+                words.push(reply.code());
+                words.push(message.len() as u32);
+                words.push_bytes(
+                    message,
+                    |byte| {
+                        if is_message_byte(byte) { byte } else { b'?' }
+                    },
+                );
+            }
+            Primary::FanOut { children, wait } => {
+                fan_out_entry(words, children, wait, child_count);
+            }
+            Primary::Call { child, cookie } => words.entry(entry::CALL, &[child.0, cookie]),
+            Primary::Pass => words.entry(entry::PASS, &[]),
+        }
+        if !self.rewrite.is_identity() {
+            let key = self.rewrite.key.unwrap_or_default();
+            words.push(entry::REWRITE);
+            words.push(5 + padded_words(key.prefix.len()));
+            rewrite_words(words, self.rewrite.exptime, key);
+        }
+        assert!(
+            self.background.len() <= abi::MAX_BACKGROUND,
+            "{} background sends; a plan carries at most {}",
+            self.background.len(),
+            abi::MAX_BACKGROUND
+        );
+        for background in self.background {
+            let key = background.key.unwrap_or_default();
+            words.push(entry::BACKGROUND);
+            words.push(8 + padded_words(key.prefix.len()));
+            words.push(background.child.0);
+            words.push(background.store.map_or(0, |store| store.op()));
+            words.push(if background.compare {
+                abi::background::COMPARE
+            } else {
+                0
+            });
+            rewrite_words(words, background.exptime, key);
+        }
+    }
+}
+
+/// The exptime mode and value, then the key rewrite, of a `rewrite` or `background` entry.
+fn rewrite_words(words: &mut Words<'_>, exptime: crate::rewrite::Exptime, key: KeyRewrite<'_>) {
+    let (mode, value) = exptime.encode();
+    words.push(mode);
+    words.push(value as u64 as u32);
+    words.push((value as u64 >> 32) as u32);
+    words.push(key.strip);
+    words.push(key.prefix.len() as u32);
+    words.push_bytes(key.prefix, |byte| byte);
+}
+
+/// Words that `len` bytes take, zero-padded.
+const fn padded_words(len: usize) -> u32 {
+    len.div_ceil(4) as u32
+}
+
+fn fan_out_entry(words: &mut Words<'_>, children: Children<'_>, wait: Wait, child_count: u32) {
+    let count = match children {
+        Children::All => child_count as usize,
+        Children::List(list) => list.len(),
+    };
+    assert!(
+        count <= MAX_FAN_OUT,
+        "fan-out to {count} children; a plan holds at most {MAX_FAN_OUT}"
+    );
+    words.push(entry::FAN_OUT);
+    words.push(1 + count as u32);
+    words.push(wait.code());
+    match children {
+        Children::All => (0..child_count).for_each(|child| words.push(child)),
+        Children::List(list) => list.iter().for_each(|&child| words.push(child)),
     }
 }
 
@@ -308,8 +475,29 @@ struct Words<'b> {
 
 impl Words<'_> {
     fn push(&mut self, word: u32) {
+        assert!(
+            self.len + 4 <= PLAN_CAPACITY,
+            "the plan does not fit the {PLAN_CAPACITY}-byte plan buffer"
+        );
         self.buf[self.len..self.len + 4].copy_from_slice(&word.to_le_bytes());
         self.len += 4;
+    }
+
+    fn entry(&mut self, opcode: u32, payload: &[u32]) {
+        self.push(opcode);
+        self.push(payload.len() as u32);
+        payload.iter().for_each(|&word| self.push(word));
+    }
+
+    /// `bytes`, each mapped by `map`, zero-padded to whole words.
+    fn push_bytes(&mut self, bytes: &[u8], map: impl Fn(u8) -> u8) {
+        for chunk in bytes.chunks(4) {
+            let mut word = [0u8; 4];
+            for (out, &byte) in word.iter_mut().zip(chunk) {
+                *out = map(byte);
+            }
+            self.push(u32::from_le_bytes(word));
+        }
     }
 }
 

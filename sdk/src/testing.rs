@@ -29,14 +29,15 @@
 //! assert_eq!(harness.route(&Request::new(Op::Get, b"k")), Decision::Forward(0));
 //! ```
 
-mod decode;
 pub(crate) mod fake_host;
 
 use std::fmt;
 
-pub use self::decode::{Decision, OwnedReply, PlanFault, decode_plan};
 use self::fake_host::FakeHost;
 use crate::abi::{KEY_CAPACITY, PLAN_CAPACITY};
+pub use crate::decision::{
+    Decision, OwnedBackground, OwnedReply, OwnedRewrite, PlanFault, decode_plan,
+};
 use crate::export::__private::{self, Instance};
 use crate::host::Level;
 use crate::policy::Policy;
@@ -156,7 +157,7 @@ impl<P: Policy> Harness<P> {
         let (instance, plan) = (&mut self.instance, &mut self.plan);
         let word = fake_host::enter(&mut self.host, || instance.route(&request, plan));
         decode_plan(word, &self.plan[..], self.instance.child_count)
-            .and_then(decode::check_route_decision)
+            .and_then(crate::decision::check_route_decision)
     }
 
     /// Continues a [`Decision::Call`]: the child answered `status`, and the host hands back
