@@ -53,6 +53,12 @@ pub const DEFAULT_ROLLBACK_FAULTS: u64 = 100;
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 /// Hard ceiling for `server.max_value_bytes`.
 pub const MAX_VALUE_BYTES_CEILING: usize = 1 << 30;
+/// Background requests (shadow copies, warm-up refills, asynchronous replication) one worker
+/// may have outstanding. Background work must never hold more than a bounded amount of memory
+/// or connections when a shadow or cold pool is slow; a thousand in flight per worker is far
+/// above what a healthy pool keeps outstanding, and beyond it new background sends are dropped
+/// and counted (`stats background_dropped`).
+pub const DEFAULT_MAX_BACKGROUND: usize = 1024;
 /// Hashing plugin of a pool that names none: what twemproxy and libmemcached users expect.
 pub const DEFAULT_HASH_PLUGIN: &str = "ketama";
 
@@ -85,6 +91,8 @@ pub struct ServerSettings {
     /// Largest value a client may store; larger ones get memcached's `SERVER_ERROR object too
     /// large for cache`.
     pub max_value_bytes: usize,
+    /// Background requests one worker may have outstanding; more are dropped and counted.
+    pub max_background: usize,
 }
 
 /// `[plugins]`.

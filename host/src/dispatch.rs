@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use switchyard_protocol::{Command, DECODED_KEY_BUF, ReplyKind, ReplyStatus, Request, replies};
 use switchyard_sdk::abi::op;
 
-use crate::executor::{Outcome, Pending, Resolved, merge_retrieval, worst_of};
+use crate::executor::{Origin, Outcome, Pending, Req, Resolved, merge_retrieval, worst_of};
 use crate::plugin::RouteInput;
 use crate::wire::Wire;
 use crate::worker::{LocalGeneration, Worker};
@@ -86,7 +86,17 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketA
             };
             let root = generation.shared.roots[listener as usize];
             let kind = command.reply_kind().unwrap_or(ReplyKind::Line);
-            let pending = generation.execute(root, &input, &forwarded(request, &frame), kind);
+            let wire = forwarded(request, &frame);
+            let req = Req {
+                input,
+                wire: &wire,
+                kind,
+                origin: Origin::Client {
+                    request,
+                    frame: &frame,
+                },
+            };
+            let pending = generation.execute(root, &req);
             if request.quiet {
                 Pending::Quiet(Box::new(pending), command)
             } else {
@@ -196,7 +206,21 @@ pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, local: SocketAd
         listener,
     };
     let root = generation.shared.roots[listener as usize];
-    drop(generation.execute(root, &input, &Wire::one(line.freeze()), kind));
+    let wire = Wire::one(line.freeze());
+    let origin = Origin::Built(if base64 {
+        Command::MetaDelete
+    } else {
+        Command::Delete
+    });
+    drop(generation.execute(
+        root,
+        &Req {
+            input,
+            wire: &wire,
+            kind,
+            origin,
+        },
+    ));
 }
 
 /// `get`/`gets`/`gat`/`gats`: every key is routed on its own; keys bound for the same server are
@@ -217,12 +241,14 @@ fn retrieval(
         // One key: the client's bytes go through unchanged.
         generation.stats_keys(1);
         let input = route_input(request, frame, &first, listener);
-        return generation.execute(
-            root,
-            &input,
-            &forwarded(request, frame),
-            ReplyKind::Retrieval,
-        );
+        let wire = forwarded(request, frame);
+        let req = Req {
+            input,
+            wire: &wire,
+            kind: ReplyKind::Retrieval,
+            origin: Origin::Client { request, frame },
+        };
+        return generation.execute(root, &req);
     };
 
     // Several keys: resolve each, batch the ones that end at a single server.
@@ -269,7 +295,13 @@ fn retrieval(
                 line.extend_from_slice(&key_bytes);
                 line.extend_from_slice(b"\r\n");
                 let wire = Wire::one(line.freeze());
-                let pending = generation.run(other, &input, &wire, ReplyKind::Retrieval);
+                let req = Req {
+                    input,
+                    wire: &wire,
+                    kind: ReplyKind::Retrieval,
+                    origin: Origin::Client { request, frame },
+                };
+                let pending = generation.run(other, &req);
                 parts.push(Part {
                     dest: None,
                     line: BytesMut::new(),

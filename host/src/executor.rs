@@ -11,17 +11,19 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchyard_protocol::{Command, ReplyKind, ReplyStatus, values};
+use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request, values};
 use tokio::sync::oneshot;
 
+mod background;
 mod fan_out;
 mod render;
+mod rewrite;
 
 use render::render_plugin_reply;
 
 use crate::backend::BackendResult;
 use crate::generation::Target;
-use crate::plugin::{Plan, RouteInput, Wait};
+use crate::plugin::{OwnedBackground, Plan, RouteInput, Wait};
 use crate::wire::{Wire, WriteQueue};
 use crate::worker::LocalGeneration;
 
@@ -59,6 +61,45 @@ impl Outcome {
     }
 }
 
+/// Where a request's bytes and fields come from, for rewriting it (`rewrite.rs`).
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A client's request; its ranges index `frame`.
+    Client {
+        /// The parsed request.
+        request: &'a Request,
+        /// The bytes it was parsed from.
+        frame: &'a Bytes,
+    },
+    /// A request the router built itself (a background store, the delete after a refused
+    /// value): this command, with its data block, if any, as the wire's last chunk.
+    Built(Command),
+}
+
+/// One request on its way through the route tree: what plugins see, what a backend is sent,
+/// the kind of reply to expect, and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Req<'a> {
+    /// What a plugin's `route` is given.
+    pub input: RouteInput<'a>,
+    /// The bytes a backend receives.
+    pub wire: &'a Wire,
+    /// How to read the backend's reply.
+    pub kind: ReplyKind,
+    /// Where the request came from.
+    pub origin: Origin<'a>,
+}
+
+impl Origin<'_> {
+    /// The command.
+    pub fn command(&self) -> Command {
+        match self {
+            Origin::Client { request, .. } => request.command,
+            Origin::Built(command) => *command,
+        }
+    }
+}
+
 /// Where one key's route ends, before anything is sent.
 #[derive(Debug)]
 pub enum Resolved {
@@ -71,16 +112,12 @@ pub enum Resolved {
     },
     /// A reply decided without a backend (plugin reply or plugin fault).
     Reply(Outcome),
-    /// Several targets at once; `wait` decides which reply the client gets.
-    FanOut(Vec<Target>, Wait),
-    /// Send to `target`, then let node `node`'s `on_reply` decide, handing it `cookie`.
-    Call {
-        /// The node whose plugin planned the call.
+    /// Node `node` planned more than a forward: a fan-out, a call, an extended plan.
+    Plan {
+        /// The node whose plugin made the plan.
         node: usize,
-        /// Where the request goes first.
-        target: Target,
-        /// The plugin's token for its continuation.
-        cookie: u32,
+        /// The plan, checked.
+        plan: Plan,
     },
 }
 
@@ -174,86 +211,141 @@ impl Pending {
         *self = done;
         true
     }
+
+    /// This reply, once it is in, passed through `f` first.
+    fn map(self, f: impl FnOnce(Outcome) -> Outcome + 'static) -> Pending {
+        match self {
+            Pending::Ready(outcome) => Pending::Ready(f(outcome)),
+            other => Pending::Combined(Box::pin(async move { f(other.outcome().await) })),
+        }
+    }
 }
 
 impl LocalGeneration {
-    /// Follows `target` through plugins until it ends at a server, a reply or a fan-out.
+    /// Follows `target` through plugins until it ends at a server, a reply or a plan that
+    /// needs more than one send.
     pub fn resolve(&self, mut target: Target, input: &RouteInput<'_>) -> Resolved {
         loop {
             match target {
                 Target::Server { dest, timeout } => return Resolved::Server { dest, timeout },
                 Target::Node(n) => match self.route(n, input) {
-                    Ok(Plan::Forward(child)) => target = self.shared.nodes[n].children[child],
+                    Ok(Plan::Forward(child)) => {
+                        target = self.shared.nodes[n].children[child as usize];
+                    }
                     Ok(Plan::Reply(r)) => {
                         return Resolved::Reply(render_plugin_reply(&r, input.op));
                     }
-                    Ok(Plan::FanOut { children, wait }) => {
-                        let node = &self.shared.nodes[n];
-                        return Resolved::FanOut(
-                            children.iter().map(|c| node.children[*c]).collect(),
-                            wait,
-                        );
+                    Ok(plan) if *plan.primary() == Plan::Pass => {
+                        return Resolved::Reply(self.misplaced_pass(n));
                     }
-                    Ok(Plan::Call { child, cookie }) => {
-                        return Resolved::Call {
-                            node: n,
-                            target: self.shared.nodes[n].children[child],
-                            cookie,
-                        };
-                    }
-                    Ok(Plan::Pass) => return Resolved::Reply(self.misplaced_pass(n)),
+                    Ok(plan) => return Resolved::Plan { node: n, plan },
                     Err(message) => return Resolved::Reply(Outcome::server_error(&message)),
                 },
             }
         }
     }
 
-    /// Routes one request from `target` and sends it: `wire` is what a backend receives.
-    pub fn execute(
-        self: &Rc<Self>,
-        target: Target,
-        input: &RouteInput<'_>,
-        wire: &Wire,
-        kind: ReplyKind,
-    ) -> Pending {
-        let resolved = self.resolve(target, input);
-        self.run(resolved, input, wire, kind)
+    /// Routes one request from `target` and sends it.
+    pub fn execute(self: &Rc<Self>, target: Target, req: &Req<'_>) -> Pending {
+        let resolved = self.resolve(target, &req.input);
+        self.run(resolved, req)
     }
 
     /// Carries out a resolved route.
-    pub fn run(
-        self: &Rc<Self>,
-        resolved: Resolved,
-        input: &RouteInput<'_>,
-        wire: &Wire,
-        kind: ReplyKind,
-    ) -> Pending {
+    pub fn run(self: &Rc<Self>, resolved: Resolved, req: &Req<'_>) -> Pending {
         match resolved {
-            Resolved::Server { dest, timeout } => self.send(dest, timeout, wire, kind),
+            Resolved::Server { dest, timeout } => self.send(dest, timeout, req.wire, req.kind),
             Resolved::Reply(outcome) => Pending::Ready(outcome),
-            Resolved::FanOut(targets, wait) => fan_out::combine(
-                targets
-                    .into_iter()
-                    .map(|t| self.execute(t, input, wire, kind))
+            Resolved::Plan { node, plan } => self.carry_out(node, plan, req, None, 0),
+        }
+    }
+
+    /// Carries out node `node`'s `plan` for `req`. `at_hand` is the reply a continuation just
+    /// received (what `pass` passes and a background store may store); `calls` is how many
+    /// calls the request has made through this node so far.
+    fn carry_out(
+        self: &Rc<Self>,
+        node: usize,
+        plan: Plan,
+        req: &Req<'_>,
+        at_hand: Option<&Outcome>,
+        calls: usize,
+    ) -> Pending {
+        let children = &self.shared.nodes[node].children;
+        match plan {
+            Plan::Forward(child) => self.execute(children[child as usize], req),
+            Plan::Reply(r) => Pending::Ready(render_plugin_reply(&r, req.input.op)),
+            Plan::FanOut {
+                children: chosen,
+                wait: Wait::None,
+            } => {
+                // Nothing waits for these: they are background sends, bounded as such.
+                let copies: Vec<OwnedBackground> = chosen
+                    .iter()
+                    .map(|&child| OwnedBackground {
+                        child,
+                        store: None,
+                        compare: false,
+                        rewrite: Default::default(),
+                    })
+                    .collect();
+                let mut reply = fan_out::combine(Vec::new(), Wait::None, req.input.op);
+                self.background(node, &copies, req, at_hand, &mut reply);
+                reply
+            }
+            Plan::FanOut {
+                children: chosen,
+                wait,
+            } => fan_out::combine(
+                chosen
+                    .iter()
+                    .map(|&c| self.execute(children[c as usize], req))
                     .collect(),
                 wait,
-                input.op,
+                req.input.op,
             ),
-            Resolved::Call {
-                node,
-                target,
-                cookie,
-            } => {
-                let first = self.execute(target, input, wire, kind);
+            // Checked before sending: a refused call must not reach a backend.
+            Plan::Call { .. } if calls >= MAX_CALLS => Pending::Ready(self.too_many_calls(node)),
+            Plan::Call { child, cookie } => {
+                let first = self.execute(children[child as usize], req);
                 let call = Continuation {
                     generation: self.clone(),
                     node,
-                    request: OwnedInput::new(input),
-                    wire: wire.clone(),
-                    kind,
+                    request: OwnedReq::new(req),
+                    calls: calls + 1,
                 };
                 Pending::Combined(Box::pin(call.run(first, cookie)))
             }
+            Plan::Pass => match at_hand {
+                Some(outcome) => Pending::Ready(outcome.clone()),
+                None => Pending::Ready(self.misplaced_pass(node)),
+            },
+            Plan::Extended {
+                primary,
+                rewrite,
+                background,
+            } => {
+                let rewritten = if rewrite.is_identity() {
+                    None
+                } else {
+                    match rewrite::rewrite(req, &rewrite) {
+                        Ok(rewritten) => Some(rewritten),
+                        Err(outcome) => return Pending::Ready(outcome),
+                    }
+                };
+                let sent = rewritten.as_ref().map_or(*req, |r| r.req(req));
+                let mut reply = self.carry_out(node, *primary, &sent, at_hand, calls);
+                if let Some(rewritten) = &rewritten
+                    && rewrite.changes_key()
+                {
+                    let restore = rewrite::KeyRestore::new(req, rewritten);
+                    reply = reply.map(move |outcome| restore.apply(outcome));
+                }
+                self.background(node, &background, req, at_hand, &mut reply);
+                reply
+            }
+            // The decoder never returns anything else.
+            _ => Pending::Ready(Outcome::server_error("plugin plan not supported")),
         }
     }
 
@@ -261,6 +353,13 @@ impl LocalGeneration {
         self.stats.plugin_faults.inc();
         let label = &self.shared.nodes[n].context.label;
         tracing::warn!(node = %label, "plugin returned pass from route; request failed");
+        Outcome::server_error(&format!("plugin {label} failed"))
+    }
+
+    fn too_many_calls(&self, n: usize) -> Outcome {
+        self.stats.plugin_faults.inc();
+        let label = &self.shared.nodes[n].context.label;
+        tracing::warn!(node = %label, "plugin chained more than {MAX_CALLS} calls; request failed");
         Outcome::server_error(&format!("plugin {label} failed"))
     }
 
@@ -312,37 +411,64 @@ pub fn worst_of(parts: Vec<Pending>) -> Pending {
 /// that would bounce a request between children forever.
 const MAX_CALLS: usize = switchyard_sdk::abi::MAX_CALLS as usize;
 
-/// The request fields a continuation needs after the client's buffer has moved on: the key is
-/// copied (at most 250 bytes; only requests whose route plans a `call` pay for it).
-struct OwnedInput {
+/// A request that outlives the client's buffer: a `call` continuation's. The key is copied (at
+/// most 250 bytes) and the request cloned (its ranges); only requests whose route plans a
+/// `call` pay for it.
+struct OwnedReq {
     op: u32,
     key: Bytes,
     flags: u32,
     exptime: i64,
     value_len: u32,
     listener: u32,
+    wire: Wire,
+    kind: ReplyKind,
+    origin: OwnedOrigin,
 }
 
-impl OwnedInput {
-    fn new(input: &RouteInput<'_>) -> OwnedInput {
-        OwnedInput {
+enum OwnedOrigin {
+    Client { request: Box<Request>, frame: Bytes },
+    Built(Command),
+}
+
+impl OwnedReq {
+    fn new(req: &Req<'_>) -> OwnedReq {
+        let input = &req.input;
+        OwnedReq {
             op: input.op,
             key: Bytes::copy_from_slice(input.key),
             flags: input.flags,
             exptime: input.exptime,
             value_len: input.value_len,
             listener: input.listener,
+            wire: req.wire.clone(),
+            kind: req.kind,
+            origin: match req.origin {
+                Origin::Client { request, frame } => OwnedOrigin::Client {
+                    request: Box::new(request.clone()),
+                    frame: frame.clone(),
+                },
+                Origin::Built(command) => OwnedOrigin::Built(command),
+            },
         }
     }
 
-    fn input(&self) -> RouteInput<'_> {
-        RouteInput {
-            op: self.op,
-            key: &self.key,
-            flags: self.flags,
-            exptime: self.exptime,
-            value_len: self.value_len,
-            listener: self.listener,
+    fn req(&self) -> Req<'_> {
+        Req {
+            input: RouteInput {
+                op: self.op,
+                key: &self.key,
+                flags: self.flags,
+                exptime: self.exptime,
+                value_len: self.value_len,
+                listener: self.listener,
+            },
+            wire: &self.wire,
+            kind: self.kind,
+            origin: match &self.origin {
+                OwnedOrigin::Client { request, frame } => Origin::Client { request, frame },
+                OwnedOrigin::Built(command) => Origin::Built(*command),
+            },
         }
     }
 }
@@ -351,44 +477,26 @@ impl OwnedInput {
 struct Continuation {
     generation: Rc<LocalGeneration>,
     node: usize,
-    request: OwnedInput,
-    wire: Wire,
-    kind: ReplyKind,
+    /// The request as it reached the node (before any rewrite of the node's own).
+    request: OwnedReq,
+    /// Calls made through the node so far, this one included.
+    calls: usize,
 }
 
 impl Continuation {
-    async fn run(self, mut pending: Pending, mut cookie: u32) -> Outcome {
+    async fn run(self, pending: Pending, cookie: u32) -> Outcome {
         let g = &self.generation;
-        let input = self.request.input();
-        let children = &g.shared.nodes[self.node].children;
-        for made in 1.. {
-            let outcome = pending.outcome().await;
-            let plan = g.on_reply(self.node, cookie, status_code(outcome.status), &input);
-            let send = |target: Target| g.execute(target, &input, &self.wire, self.kind);
-            match plan {
-                Ok(Plan::Pass) => return outcome,
-                Ok(Plan::Reply(r)) => return render_plugin_reply(&r, input.op),
-                Ok(Plan::Forward(c)) => return send(children[c]).outcome().await,
-                Ok(Plan::FanOut { children: cs, wait }) => {
-                    let parts = cs.iter().map(|c| send(children[*c])).collect();
-                    return fan_out::combine(parts, wait, input.op).outcome().await;
-                }
-                // Checked before sending: a refused call must not reach a backend.
-                Ok(Plan::Call { .. }) if made >= MAX_CALLS => break,
-                Ok(Plan::Call {
-                    child,
-                    cookie: next,
-                }) => {
-                    cookie = next;
-                    pending = send(children[child]);
-                }
-                Err(message) => return Outcome::server_error(&message),
+        let req = self.request.req();
+        let outcome = pending.outcome().await;
+        match g.on_reply(self.node, cookie, status_code(outcome.status), &req.input) {
+            Ok(Plan::Pass) => outcome,
+            Ok(plan) => {
+                g.carry_out(self.node, plan, &req, Some(&outcome), self.calls)
+                    .outcome()
+                    .await
             }
+            Err(message) => Outcome::server_error(&message),
         }
-        g.stats.plugin_faults.inc();
-        let label = &g.shared.nodes[self.node].context.label;
-        tracing::warn!(node = %label, "plugin chained more than {MAX_CALLS} calls; request failed");
-        Outcome::server_error(&format!("plugin {label} failed"))
     }
 }
 

@@ -27,7 +27,8 @@ use std::time::Duration;
 pub use cache::ModuleCache;
 pub use instance::{ChildInfo, HealthView, NodeContext, PluginFault, PluginInstance, RouteInput};
 pub use module::PluginModule;
-pub use plan::{Plan, PluginReply, Wait};
+pub use plan::{OwnedBackground, OwnedReply, OwnedRewrite, Plan};
+pub use switchyard_sdk::Wait;
 
 /// How often the engine's epoch advances. Deadlines are counted in these ticks, so this is the
 /// granularity of `call_timeout_ms`; a thousand wake-ups a second cost nothing measurable.

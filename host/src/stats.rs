@@ -53,6 +53,18 @@ pub struct WorkerStats {
     pub plugin_faults: Counter,
     /// Malformed client requests.
     pub client_errors: Counter,
+    /// Background requests sent (shadow copies, refills, asynchronous replication).
+    pub background_sent: Counter,
+    /// Background requests in flight now (a gauge, bounded by `server.max_background`).
+    pub background_outstanding: Counter,
+    /// Background requests not sent because the worker had `server.max_background` in flight.
+    pub background_dropped: Counter,
+    /// Background stores not sent because there was no value at hand (ABI.md, `background`).
+    pub background_skipped: Counter,
+    /// Background requests whose reply was an error (including the router's own).
+    pub background_failed: Counter,
+    /// Compared background replies (shadowing) that differed from the client's reply.
+    pub shadow_mismatches: Counter,
 }
 
 /// `stats backends`: state and counters of every server, as `STAT <address>:<name> <value>`.
@@ -141,6 +153,15 @@ impl RouterStats {
         stat("backend_errors", &self.sum(|w| &w.backend_errors));
         stat("plugin_faults", &self.sum(|w| &w.plugin_faults));
         stat("client_errors", &self.sum(|w| &w.client_errors));
+        stat("background_sent", &self.sum(|w| &w.background_sent));
+        stat(
+            "background_outstanding",
+            &self.sum(|w| &w.background_outstanding),
+        );
+        stat("background_dropped", &self.sum(|w| &w.background_dropped));
+        stat("background_skipped", &self.sum(|w| &w.background_skipped));
+        stat("background_failed", &self.sum(|w| &w.background_failed));
+        stat("shadow_mismatches", &self.sum(|w| &w.shadow_mismatches));
         let c = &self.control;
         let generation = c.current().load();
         let loaded_at = c.stats.loaded_at.load(std::sync::atomic::Ordering::Relaxed);

@@ -159,6 +159,24 @@ impl From<Reply<'_>> for OwnedReply {
     }
 }
 
+impl OwnedReply {
+    /// The borrowed [`Reply`], for its code and message.
+    pub fn as_reply(&self) -> Reply<'_> {
+        match self {
+            Self::Miss => Reply::Miss,
+            Self::NotStored => Reply::NotStored,
+            Self::Stored => Reply::Stored,
+            Self::Exists => Reply::Exists,
+            Self::NotFound => Reply::NotFound,
+            Self::Deleted => Reply::Deleted,
+            Self::Touched => Reply::Touched,
+            Self::Error => Reply::Error,
+            Self::ServerError(message) => Reply::ServerError(message),
+            Self::ClientError(message) => Reply::ClientError(message),
+        }
+    }
+}
+
 /// A plan a version 1 host refuses: the request fails with `SERVER_ERROR` and counts as a
 /// plugin fault.
 #[derive(Debug, Clone, PartialEq, Eq)]

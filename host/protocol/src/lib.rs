@@ -41,7 +41,7 @@ pub mod replies;
 pub mod reply;
 pub mod request;
 
-pub use base64::{DECODED_KEY_BUF, decode_key};
+pub use base64::{DECODED_KEY_BUF, decode_key, encode_key};
 pub use limits::Limits;
 pub use reply::{ReplyKind, ReplyParsed, ReplyStatus, ValueEntry, parse_reply, values};
 pub use request::{Command, Parsed, Request, parse_request};

@@ -32,6 +32,7 @@ pub struct RawServer {
     pub workers: Option<Spanned<i64>>,
     pub watch: Option<bool>,
     pub max_value_bytes: Option<Spanned<i64>>,
+    pub max_background: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

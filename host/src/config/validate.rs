@@ -112,6 +112,13 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             .map_or(super::DEFAULT_MAX_VALUE_BYTES, |v| {
                 v.unsigned_abs() as usize
             }),
+        max_background: cx
+            .int_in(
+                &raw.server.max_background,
+                "server.max_background",
+                0..=1 << 20,
+            )?
+            .map_or(super::DEFAULT_MAX_BACKGROUND, |v| v.unsigned_abs() as usize),
     };
     let plugins = PluginSettings {
         call_timeout: cx.millis(
@@ -428,6 +435,10 @@ mod tests {
         assert_eq!(c.pools[0].timeout, super::super::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(c.pools[0].hash, PluginSource::Bundled("ketama".into()));
         assert_eq!(c.server.max_value_bytes, 1 << 20);
+        assert_eq!(
+            c.server.max_background,
+            super::super::DEFAULT_MAX_BACKGROUND
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{Outcome, Pending, render::render_plugin_reply, worst_of};
-use crate::plugin::{PluginReply, Wait};
+use crate::plugin::{OwnedReply, Wait};
 
 type Part = Pin<Box<dyn Future<Output = Outcome>>>;
 
@@ -20,13 +20,9 @@ pub(super) fn combine(parts: Vec<Pending>, wait: Wait, op: u32) -> Pending {
         Wait::All => worst_of(parts),
         Wait::None => {
             drop(parts);
-            let default = PluginReply {
-                code: switchyard_sdk::abi::reply::MISS,
-                message: String::new(),
-            };
-            Pending::Ready(render_plugin_reply(&default, op))
+            Pending::Ready(render_plugin_reply(&OwnedReply::Miss, op))
         }
-        Wait::First | Wait::FirstGood | Wait::Majority => {
+        _ => {
             let parts: Vec<Option<Part>> = parts
                 .into_iter()
                 .map(|p| Some(Box::pin(p.outcome()) as Part))

@@ -6,16 +6,18 @@ use switchyard_protocol::ReplyStatus;
 use switchyard_sdk::abi::{op, reply};
 
 use super::Outcome;
-use crate::plugin::PluginReply;
+use crate::plugin::OwnedReply;
 
 /// The reply for `r` to operation `op`, or a `SERVER_ERROR` naming the mismatch when the code
 /// makes no sense for the operation.
-pub(super) fn render_plugin_reply(r: &PluginReply, op: u32) -> Outcome {
-    let rendered = match r.code {
+pub(super) fn render_plugin_reply(r: &OwnedReply, op: u32) -> Outcome {
+    let r = r.as_reply();
+    let message = r.message().unwrap_or_default();
+    let rendered = match r.code() {
         reply::ERROR => Some(Outcome::fixed(b"ERROR\r\n", ReplyStatus::Error)),
-        reply::SERVER_ERROR => Some(Outcome::server_error(&r.message)),
+        reply::SERVER_ERROR => Some(Outcome::server_error(message)),
         reply::CLIENT_ERROR => Some(Outcome {
-            frame: Bytes::from(format!("CLIENT_ERROR {}\r\n", r.message)),
+            frame: Bytes::from(format!("CLIENT_ERROR {message}\r\n")),
             status: ReplyStatus::ClientError,
         }),
         code if op >= op::META_GET => meta(code, op),
@@ -24,7 +26,7 @@ pub(super) fn render_plugin_reply(r: &PluginReply, op: u32) -> Outcome {
     rendered.unwrap_or_else(|| {
         Outcome::server_error(&format!(
             "plugin reply {} is not valid for operation {op}",
-            r.code
+            r.code()
         ))
     })
 }
@@ -78,14 +80,8 @@ mod tests {
     use super::*;
 
     fn frame(code: u32, op: u32) -> Bytes {
-        render_plugin_reply(
-            &PluginReply {
-                code,
-                message: "why".into(),
-            },
-            op,
-        )
-        .frame
+        let reply = switchyard_sdk::Reply::from_code(code, "why").expect("known code");
+        render_plugin_reply(&reply.into(), op).frame
     }
 
     #[test]

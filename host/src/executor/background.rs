@@ -1,0 +1,148 @@
+//! Background sends (`sdk/ABI.md`, `background`; and the children of a `fan_out` with wait
+//! `none`): requests sent on the side of a plan. Their replies are read and dropped, so they
+//! never delay or change the client's reply; each worker keeps at most
+//! `server.max_background` of them in flight, and drops (and counts) what is over.
+//!
+//! A send goes out when the plan is carried out, through the child's own route like any
+//! request, and a small local task waits for its reply to count it. A compared send (shadowing)
+//! also waits for the node's reply, which the client's pending reply hands over when it
+//! completes, and counts a mismatch.
+
+use std::rc::Rc;
+
+use switchyard_protocol::{ReplyStatus, values};
+use tokio::sync::watch;
+
+use super::{Outcome, Pending, Req, rewrite};
+use crate::plugin::OwnedBackground;
+use crate::worker::LocalGeneration;
+
+impl LocalGeneration {
+    /// Sends `sends` for node `node`'s plan on `req`. `at_hand` is the reply a continuation
+    /// just received (what a store may store); `reply` is the node's reply, which compared
+    /// sends wait for.
+    pub(super) fn background(
+        self: &Rc<Self>,
+        node: usize,
+        sends: &[OwnedBackground],
+        req: &Req<'_>,
+        at_hand: Option<&Outcome>,
+        reply: &mut Pending,
+    ) {
+        if sends.is_empty() {
+            return;
+        }
+        let node_reply = sends.iter().any(|s| s.compare).then(|| hand_over(reply));
+        let limit = self.shared.config.server.max_background as u64;
+        let stats = &self.stats;
+        for send in sends {
+            if stats.background_outstanding.get() >= limit {
+                stats.background_dropped.inc();
+                continue;
+            }
+            let target = self.shared.nodes[node].children[send.child as usize];
+            let pending = if send.store.is_none() && send.rewrite.is_identity() {
+                self.execute(target, req)
+            } else {
+                match rewrite::background(req, send, at_hand) {
+                    Some(built) => self.execute(target, &built.req(req)),
+                    None => {
+                        stats.background_skipped.inc();
+                        continue;
+                    }
+                }
+            };
+            stats.background_sent.inc();
+            stats.background_outstanding.inc();
+            let stats = self.stats.clone();
+            let compare_with = node_reply.clone().filter(|_| send.compare);
+            tokio::task::spawn_local(async move {
+                let mine = pending.outcome().await;
+                stats.background_outstanding.dec();
+                if mine.is_error() {
+                    stats.background_failed.inc();
+                }
+                let Some(mut theirs) = compare_with else {
+                    return;
+                };
+                // Gone without a reply when the client's connection closed first.
+                if let Ok(theirs) = theirs.wait_for(Option::is_some).await
+                    && let Some(theirs) = theirs.as_ref()
+                    && !same_reply(&mine, theirs)
+                {
+                    stats.shadow_mismatches.inc();
+                }
+            });
+        }
+    }
+}
+
+/// Makes `reply` hand its outcome over when it completes; returns where it will be.
+fn hand_over(reply: &mut Pending) -> watch::Receiver<Option<Outcome>> {
+    let (tx, rx) = watch::channel(None);
+    let inner = std::mem::replace(reply, Pending::Ready(Outcome::fixed(b"", ReplyStatus::Ok)));
+    *reply = inner.map(move |outcome| {
+        tx.send_replace(Some(outcome.clone()));
+        outcome
+    });
+    rx
+}
+
+/// Whether two replies to the same request say the same: the same status, and for a hit the
+/// same values and client flags (CAS uniques differ between servers and are not compared), for
+/// a number the same number.
+fn same_reply(a: &Outcome, b: &Outcome) -> bool {
+    if a.status != b.status {
+        return false;
+    }
+    match a.status {
+        ReplyStatus::Hit if a.frame.starts_with(b"VALUE ") => values(&a.frame)
+            .map(|e| (e.flags, &a.frame[e.data]))
+            .eq(values(&b.frame).map(|e| (e.flags, &b.frame[e.data]))),
+        ReplyStatus::Hit | ReplyStatus::Number => a.frame == b.frame,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn outcome(frame: &'static str, status: ReplyStatus) -> Outcome {
+        Outcome {
+            frame: Bytes::from_static(frame.as_bytes()),
+            status,
+        }
+    }
+
+    #[test]
+    fn replies_compare_by_status_and_value() {
+        let hit = |f| outcome(f, ReplyStatus::Hit);
+        assert!(same_reply(
+            &hit("VALUE a 1 2 10\r\nhi\r\nEND\r\n"),
+            &hit("VALUE a 1 2 99\r\nhi\r\nEND\r\n")
+        ));
+        assert!(!same_reply(
+            &hit("VALUE a 1 2\r\nhi\r\nEND\r\n"),
+            &hit("VALUE a 2 2\r\nhi\r\nEND\r\n")
+        ));
+        assert!(!same_reply(
+            &hit("VALUE a 1 2\r\nhi\r\nEND\r\n"),
+            &hit("VALUE a 1 2\r\nho\r\nEND\r\n")
+        ));
+        assert!(!same_reply(
+            &hit("VALUE a 1 2\r\nhi\r\nEND\r\n"),
+            &outcome("END\r\n", ReplyStatus::Miss)
+        ));
+        assert!(same_reply(
+            &outcome("STORED\r\n", ReplyStatus::Stored),
+            &outcome("STORED\r\n", ReplyStatus::Stored)
+        ));
+        assert!(!same_reply(
+            &outcome("3\r\n", ReplyStatus::Number),
+            &outcome("4\r\n", ReplyStatus::Number)
+        ));
+    }
+}

@@ -1,0 +1,421 @@
+//! Requests a plan changes (`sdk/ABI.md`, `rewrite` and `background`): the request with another
+//! key or exptime, or a store of the value at hand, composed for a backend; and the client's key
+//! put back into the reply to a request whose key was rewritten.
+//!
+//! Only rewritten requests pay for this: a new line is composed (the value is never copied; it
+//! travels as a slice of the client's or the backend's buffer), and a reply whose key must be
+//! put back is copied once.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use switchyard_protocol::compose::{self, Storage};
+use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN;
+use switchyard_protocol::{Command, ReplyKind, ReplyStatus, encode_key, values};
+use switchyard_sdk::{Exptime, Store};
+
+use super::{Origin, Outcome, Req};
+use crate::plugin::{OwnedBackground, OwnedRewrite, RouteInput};
+use crate::wire::Wire;
+
+/// A request a plan made: its fields (what the child's plugins see) and its bytes.
+#[derive(Debug)]
+pub(super) struct Rewritten {
+    op: u32,
+    key: Vec<u8>,
+    flags: u32,
+    exptime: i64,
+    value_len: u32,
+    wire: Wire,
+    kind: ReplyKind,
+    /// Set when the router composed a request of another command (a store).
+    built: Option<Command>,
+}
+
+impl Rewritten {
+    /// The request, on its way on from where `base` was.
+    pub(super) fn req<'a>(&'a self, base: &Req<'a>) -> Req<'a> {
+        Req {
+            input: RouteInput {
+                op: self.op,
+                key: &self.key,
+                flags: self.flags,
+                exptime: self.exptime,
+                value_len: self.value_len,
+                listener: base.input.listener,
+            },
+            wire: &self.wire,
+            kind: self.kind,
+            origin: self.built.map_or(base.origin, Origin::Built),
+        }
+    }
+}
+
+/// `req` rewritten by a `rewrite` entry; an error reply if the rewritten key is not one
+/// memcached would take.
+pub(super) fn rewrite(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Rewritten, Outcome> {
+    let key = new_key(req, rewrite)?;
+    let command = req.origin.command();
+    let exptime = if carries_exptime(command) {
+        rewrite
+            .exptime
+            .apply(req.input.exptime, now(rewrite.exptime))
+    } else {
+        req.input.exptime
+    };
+    let wire = compose_request(req, command, &key, exptime)?;
+    Ok(Rewritten {
+        op: req.input.op,
+        key,
+        flags: req.input.flags,
+        exptime,
+        value_len: req.input.value_len,
+        wire,
+        kind: req.kind,
+        built: None,
+    })
+}
+
+/// The request a `background` entry sends, when it is not the request itself; `None` when it
+/// cannot be built (a store with no value at hand, a key memcached would refuse): the send is
+/// skipped.
+pub(super) fn background(
+    req: &Req<'_>,
+    send: &OwnedBackground,
+    at_hand: Option<&Outcome>,
+) -> Option<Rewritten> {
+    let Some(store) = send.store else {
+        return rewrite(req, &send.rewrite).ok();
+    };
+    let key = new_key(req, &send.rewrite).ok()?;
+    let command = req.origin.command();
+    let now = now(send.rewrite.exptime);
+    let (flags, exptime, data) = match at_hand {
+        // A retrieval hit just received: its first value, with its client flags. Meta replies
+        // carry no flags unless the client asked for them, so only classic ones are stored.
+        Some(hit) if hit.status == ReplyStatus::Hit => {
+            let entry = values(&hit.frame).next()?;
+            let data = hit.frame.slice(entry.data.start..entry.data.end + 2);
+            (entry.flags, send.rewrite.exptime.apply(0, now), data)
+        }
+        _ if is_classic_storage(command) => (
+            req.input.flags,
+            send.rewrite.exptime.apply(req.input.exptime, now),
+            data_block(req)?,
+        ),
+        _ => return None,
+    };
+    let command = match store {
+        Store::Set => Command::Set,
+        Store::Add => Command::Add,
+        Store::Replace => Command::Replace,
+    };
+    let value_len = data.len().checked_sub(2)?;
+    let mut line = Vec::with_capacity(48 + key.len());
+    compose::storage(
+        &mut line,
+        &Storage {
+            command,
+            key: &key,
+            flags,
+            exptime,
+            len: value_len,
+            cas: 0,
+            noreply: false,
+        },
+    );
+    let mut wire = Wire::one(Bytes::from(line));
+    wire.push(data);
+    Some(Rewritten {
+        op: store.op(),
+        key,
+        flags,
+        exptime,
+        value_len: value_len as u32,
+        wire,
+        kind: command.reply_kind().unwrap_or(ReplyKind::Line),
+        built: Some(command),
+    })
+}
+
+/// Puts the client's key back into the reply to a request whose key was rewritten: the key of
+/// each `VALUE` line, a meta reply's `k` flag and the key of an `me` reply.
+#[derive(Debug)]
+pub(super) struct KeyRestore {
+    /// The key as the client's reply must show it.
+    client: Vec<u8>,
+    /// The key as the backend saw it.
+    sent: Vec<u8>,
+}
+
+impl KeyRestore {
+    /// For `req`, sent as `rewritten`.
+    pub(super) fn new(req: &Req<'_>, rewritten: &Rewritten) -> KeyRestore {
+        let base64 = matches!(req.origin, Origin::Client { request, .. } if request.base64);
+        let token = |key: &[u8]| {
+            if base64 {
+                let mut encoded = Vec::with_capacity(key.len() * 4 / 3 + 4);
+                encode_key(key, &mut encoded);
+                encoded
+            } else {
+                key.to_vec()
+            }
+        };
+        KeyRestore {
+            client: token(req.input.key),
+            sent: token(&rewritten.key),
+        }
+    }
+
+    /// The reply with the client's key.
+    pub(super) fn apply(&self, outcome: Outcome) -> Outcome {
+        let frame = &outcome.frame;
+        let mut out = BytesMut::with_capacity(frame.len() + self.client.len());
+        let mut copied = 0;
+        let mut replace = |range: std::ops::Range<usize>, with: &[u8], out: &mut BytesMut| {
+            out.extend_from_slice(&frame[copied..range.start]);
+            out.extend_from_slice(with);
+            copied = range.end;
+        };
+        if frame.starts_with(b"VALUE ") {
+            for entry in values(frame) {
+                if frame[entry.key.clone()] == self.sent[..] {
+                    replace(entry.key, &self.client, &mut out);
+                }
+            }
+        } else {
+            let line_end = frame
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .unwrap_or(frame.len());
+            let is_debug = frame.starts_with(b"ME ");
+            let mut start = 0;
+            for token in frame[..line_end].split(|&b| b == b' ') {
+                let range = start..start + token.len();
+                start = range.end + 1;
+                if range.start == 0 {
+                    continue;
+                }
+                if token.first() == Some(&b'k') && token[1..] == self.sent[..] {
+                    let mut with = Vec::with_capacity(self.client.len() + 1);
+                    with.push(b'k');
+                    with.extend_from_slice(&self.client);
+                    replace(range, &with, &mut out);
+                } else if is_debug && token == &self.sent[..] {
+                    replace(range, &self.client, &mut out);
+                }
+            }
+        }
+        if copied == 0 {
+            return outcome;
+        }
+        out.extend_from_slice(&frame[copied..]);
+        Outcome {
+            frame: out.freeze(),
+            status: outcome.status,
+        }
+    }
+}
+
+/// The rewritten key; an error reply when it is not a key memcached takes.
+fn new_key(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Vec<u8>, Outcome> {
+    if !rewrite.changes_key() {
+        return Ok(req.input.key.to_vec());
+    }
+    let key = rewrite
+        .key(req.input.key)
+        .ok_or_else(|| Outcome::server_error("key rewrite strips more bytes than the key has"))?;
+    if key.is_empty() || key.len() > DEFAULT_MAX_KEY_LEN {
+        return Err(Outcome::server_error(&format!(
+            "rewritten key is {} bytes; memcached keys are 1 to {DEFAULT_MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
+/// Unix time in seconds, when `exptime` needs it (capping an absolute time).
+fn now(exptime: Exptime) -> i64 {
+    if !matches!(exptime, Exptime::Cap(_)) {
+        return 0;
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn is_classic_storage(command: Command) -> bool {
+    matches!(
+        command,
+        Command::Set
+            | Command::Add
+            | Command::Replace
+            | Command::Append
+            | Command::Prepend
+            | Command::Cas
+    )
+}
+
+/// Commands whose exptime a rewrite may change (meta commands through their `T` flag).
+fn carries_exptime(command: Command) -> bool {
+    is_classic_storage(command)
+        || matches!(
+            command,
+            Command::Touch
+                | Command::Gat
+                | Command::Gats
+                | Command::MetaGet
+                | Command::MetaSet
+                | Command::MetaDelete
+                | Command::MetaArithmetic
+        )
+}
+
+/// The data block (value and `\r\n`) of a storage request.
+fn data_block(req: &Req<'_>) -> Option<Bytes> {
+    match req.origin {
+        Origin::Client { request, frame } => Some(frame.slice(request.data_block())),
+        Origin::Built(_) => req.wire.parts().last().cloned(),
+    }
+}
+
+/// `req` as `command` with `key` and `exptime`, the rest as the client sent it.
+fn compose_request(
+    req: &Req<'_>,
+    command: Command,
+    key: &[u8],
+    exptime: i64,
+) -> Result<Wire, Outcome> {
+    let (cas, delta) = match req.origin {
+        Origin::Client { request, .. } => (request.cas, request.delta),
+        Origin::Built(_) => (0, 1),
+    };
+    let mut line = Vec::with_capacity(64 + key.len());
+    match command {
+        Command::Get | Command::Gets | Command::Gat | Command::Gats => {
+            compose::retrieval(&mut line, command, exptime, [key]);
+        }
+        c if is_classic_storage(c) => compose::storage(
+            &mut line,
+            &Storage {
+                command,
+                key,
+                flags: req.input.flags,
+                exptime,
+                len: req.input.value_len as usize,
+                cas,
+                noreply: false,
+            },
+        ),
+        Command::Delete => compose::delete(&mut line, key, false),
+        Command::Incr | Command::Decr => compose::arithmetic(&mut line, command, key, delta, false),
+        Command::Touch => compose::touch(&mut line, key, exptime, false),
+        Command::MetaGet
+        | Command::MetaSet
+        | Command::MetaDelete
+        | Command::MetaArithmetic
+        | Command::MetaDebug => compose_meta(req, command, key, exptime, &mut line)?,
+        other => {
+            return Err(Outcome::server_error(&format!(
+                "{} cannot be rewritten",
+                other.name()
+            )));
+        }
+    }
+    let mut wire = Wire::one(Bytes::from(line));
+    if command.has_data_block()
+        && let Some(data) = data_block(req)
+    {
+        wire.push(data);
+    }
+    Ok(wire)
+}
+
+/// A meta command's line with `key` (base64-encoded again if the client's was) and its `T` flag
+/// set to `exptime` when that changed (added to an `ms` without one; a `T` added to `mg` would
+/// turn it into a touch, so other commands only have an existing `T` changed).
+fn compose_meta(
+    req: &Req<'_>,
+    command: Command,
+    key: &[u8],
+    exptime: i64,
+    line: &mut Vec<u8>,
+) -> Result<(), Outcome> {
+    let Origin::Client { request, frame } = req.origin else {
+        return Err(Outcome::server_error("meta request without a client line"));
+    };
+    let mut encoded = Vec::new();
+    let key = if request.base64 {
+        encode_key(key, &mut encoded);
+        &encoded[..]
+    } else {
+        key
+    };
+    let new_ttl = (exptime != req.input.exptime).then(|| format!("T{exptime}").into_bytes());
+    let mut has_ttl = false;
+    let flags: Vec<&[u8]> = request
+        .forwarded_flags(frame)
+        .map(|range| {
+            let flag = &frame[range];
+            match &new_ttl {
+                Some(ttl) if flag.first() == Some(&b'T') => {
+                    has_ttl = true;
+                    &ttl[..]
+                }
+                _ => flag,
+            }
+        })
+        .collect();
+    let extra = match &new_ttl {
+        Some(ttl) if !has_ttl && command == Command::MetaSet => Some(&ttl[..]),
+        _ => None,
+    };
+    compose::meta(
+        line,
+        command,
+        key,
+        req.input.value_len as usize,
+        flags.into_iter().chain(extra),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restore(client: &str, sent: &str, frame: &'static str) -> String {
+        let r = KeyRestore {
+            client: client.as_bytes().to_vec(),
+            sent: sent.as_bytes().to_vec(),
+        };
+        let out = r.apply(Outcome {
+            frame: Bytes::from_static(frame.as_bytes()),
+            status: ReplyStatus::Hit,
+        });
+        String::from_utf8(out.frame.to_vec()).expect("ascii")
+    }
+
+    #[test]
+    fn restores_the_clients_key() {
+        assert_eq!(
+            restore("a", "p:a", "VALUE p:a 5 2\r\nhi\r\nEND\r\n"),
+            "VALUE a 5 2\r\nhi\r\nEND\r\n"
+        );
+        assert_eq!(
+            restore("a", "p:a", "VALUE p:a 5 2 77\r\nhi\r\nEND\r\n"),
+            "VALUE a 5 2 77\r\nhi\r\nEND\r\n"
+        );
+        assert_eq!(restore("a", "p:a", "END\r\n"), "END\r\n");
+        assert_eq!(
+            restore("a", "p:a", "VA 2 kp:a f3\r\nhi\r\n"),
+            "VA 2 ka f3\r\nhi\r\n"
+        );
+        assert_eq!(restore("a", "p:a", "HD kp:a\r\n"), "HD ka\r\n");
+        assert_eq!(
+            restore("a", "p:a", "ME p:a exp=-1 la=1\r\n"),
+            "ME a exp=-1 la=1\r\n"
+        );
+        assert_eq!(restore("a", "p:a", "STORED\r\n"), "STORED\r\n");
+    }
+}
