@@ -15,7 +15,9 @@ pub enum Exptime {
     /// beyond; 0 never expires).
     Set(i64),
     /// At most this many seconds from now: a request that would never expire (0), or expire
-    /// later, expires after `seconds` instead; one that expires sooner is left alone. Applies
+    /// later, expires after `seconds` instead; one that expires sooner is left alone. (A cap
+    /// over 30 days is sent as a Unix time, as memcached would misread it otherwise; a cap of
+    /// 0 would mean "never expires" and caps nothing.) Applies
     /// to the commands that carry an exptime (storage commands, `touch`, `gat`, `gats`, and
     /// the meta commands' `T` flag; `ms` without `T` counts as never expiring).
     Cap(u32),
@@ -59,6 +61,9 @@ impl Exptime {
                 };
                 if exptime < 0 || (exptime != 0 && relative <= cap) {
                     exptime
+                } else if cap > RELATIVE_LIMIT {
+                    // memcached would read the cap itself as a Unix time.
+                    now + cap
                 } else {
                     cap
                 }
@@ -226,6 +231,12 @@ mod tests {
         assert_eq!(cap.apply(-1, now), -1, "already expired stays");
         assert_eq!(cap.apply(now + 10, now), now + 10, "absolute and sooner");
         assert_eq!(cap.apply(now + 100, now), 60, "absolute and later");
+        let long = Exptime::Cap(60 * 60 * 24 * 60);
+        assert_eq!(
+            long.apply(0, now),
+            now + 60 * 60 * 24 * 60,
+            "sent as a Unix time"
+        );
         assert_eq!(Exptime::Set(5).apply(100, now), 5);
         assert_eq!(Exptime::Keep.apply(100, now), 100);
     }

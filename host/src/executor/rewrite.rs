@@ -149,21 +149,12 @@ pub(super) struct KeyRestore {
 }
 
 impl KeyRestore {
-    /// For `req`, sent as `rewritten`.
+    /// For `req`, sent as `rewritten`. Keys are compared and restored as bytes, base64 keys
+    /// included: memcached (1.6) echoes a base64 key decoded.
     pub(super) fn new(req: &Req<'_>, rewritten: &Rewritten) -> KeyRestore {
-        let base64 = matches!(req.origin, Origin::Client { request, .. } if request.base64);
-        let token = |key: &[u8]| {
-            if base64 {
-                let mut encoded = Vec::with_capacity(key.len() * 4 / 3 + 4);
-                encode_key(key, &mut encoded);
-                encoded
-            } else {
-                key.to_vec()
-            }
-        };
         KeyRestore {
-            client: token(req.input.key),
-            sent: token(&rewritten.key),
+            client: req.input.key.to_vec(),
+            sent: rewritten.key.clone(),
         }
     }
 
