@@ -15,11 +15,15 @@
 //! - [`replication`]: all-sync, all-fastest, all-majority, all-async and failover with a child
 //!   stopped or slow.
 //! - [`check_config`]: `switchyard --check-config` accepts good files and names bad keys.
+//! - [`examples`]: every config of `configs/` does what its header says (ha warm-up, magent
+//!   backup, shadowing, two random pools, prefixes, migration).
+//! - [`rewrites`]: background sends and rewrites: all-initial, modify, the background bound.
 
 mod backend_failure;
 mod check_config;
 mod conformance;
 mod differential;
+mod examples;
 mod fan_out;
 mod health;
 mod ketama;
@@ -28,3 +32,4 @@ mod plugin_sandbox;
 mod prefix;
 mod reload;
 mod replication;
+mod rewrites;

@@ -5,6 +5,7 @@
 //! - [`client`]: [`Client`], a blocking text-protocol client whose reads all have deadlines.
 //! - [`wasm`]: hand-written plugins (WAT) that trap, loop, or import WASI.
 //! - [`tempdir`]: [`TestDir`], scratch directories for files the router must read.
+//! - [`example`]: [`example::Example`], a config of `configs/` on test memcached.
 //! - [`ports`]: free ports and polling with a deadline (the only way these tests wait).
 //!
 //! This file: starting a [`Router`] from config text, config fragments, and where keys live.
@@ -13,6 +14,7 @@
 //! a missing `memcached` or `nutcracker` fails the tests (CI installs both, see `.ci/run`).
 
 pub mod client;
+pub mod example;
 pub mod memcached;
 pub mod nutcracker;
 pub mod ports;
