@@ -151,6 +151,46 @@ impl InitContext {
         })
     }
 
+    /// The two children of a node that must have exactly two with distinct roles (`roles`,
+    /// e.g. `("main", "backup")`), each named in the config or left out: a name left out is
+    /// the child the other name is not, and with both left out the first role is child 0.
+    /// `plugin` names the plugin in the error.
+    pub fn resolve_pair(
+        &self,
+        plugin: &str,
+        roles: (&str, &str),
+        names: (Option<&str>, Option<&str>),
+    ) -> Result<(Child, Child), String> {
+        let (first_role, second_role) = roles;
+        let count = self.child_count();
+        if count != 2 {
+            return Err(format!(
+                "{plugin} needs exactly two children, {first_role} and {second_role}; the node \
+                 has {count}"
+            ));
+        }
+        let first = names
+            .0
+            .map(|name| self.resolve(name, &format!("{first_role} names")))
+            .transpose()?;
+        let second = names
+            .1
+            .map(|name| self.resolve(name, &format!("{second_role} names")))
+            .transpose()?;
+        let other = |child: Child| Child(1 - child.0);
+        match (first, second) {
+            (Some(a), Some(b)) if a == b => Err(format!(
+                "{first_role} and {second_role} are the same child {:?}; they must be the \
+                 node's two children",
+                self.child(a).map_or("", ChildInfo::name)
+            )),
+            (Some(a), Some(b)) => Ok((a, b)),
+            (Some(a), None) => Ok((a, other(a))),
+            (None, Some(b)) => Ok((other(b), b)),
+            (None, None) => Ok((Child(0), Child(1))),
+        }
+    }
+
     /// The children with their indexes.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Child, &ChildInfo)> + ExactSizeIterator {
         self.children

@@ -162,6 +162,13 @@ impl Op {
         self.is_retrieval() || matches!(self, Self::MetaGet | Self::MetaDebug)
     }
 
+    /// Fetches a value: the retrievals ([`Op::is_retrieval`]), `mg`, and codes the SDK does not
+    /// know (ABI.md asks plugins to route those as `get`). What a read-through policy (a
+    /// backup, a warm-up) answers from a second child when the first misses.
+    pub const fn fetches_value(self) -> bool {
+        self.is_retrieval() || matches!(self, Self::MetaGet | Self::Other(_))
+    }
+
     /// Changes the item: storage commands, `delete`, `incr`, `decr`, `touch`, and also `gat` and
     /// `gats`, which change the expiry (so they are both reads and writes; a replicating policy
     /// should send them everywhere).

@@ -9,8 +9,8 @@
 
 use serde::Deserialize;
 use switchyard_sdk::{
-    Background, Child, Children, Exptime, InitContext, Op, Plan, Policy, Reply, ReplyStatus,
-    Request, Store, Wait,
+    Background, Child, Children, Exptime, InitContext, Plan, Policy, Reply, ReplyStatus, Request,
+    Store, Wait,
 };
 
 /// Cookie of the call to `main`.
@@ -47,17 +47,6 @@ pub struct Config {
     pub refill_exptime: i64,
 }
 
-/// Reads, for this plugin: the retrievals (`get`, `gets`, `gat`, `gats`), the meta get `mg`,
-/// and operation codes the SDK does not know, which ABI.md asks plugins to route as `get`.
-/// Everything else (storage, deletes, arithmetic, `touch`, the meta debug `me`) is a write and
-/// goes to both children.
-pub const fn is_read(op: Op) -> bool {
-    matches!(
-        op,
-        Op::Get | Op::Gets | Op::Gat | Op::Gats | Op::MetaGet | Op::Other(_)
-    )
-}
-
 /// The policy.
 #[derive(Debug)]
 pub struct Backup {
@@ -82,43 +71,15 @@ impl Backup {
     }
 }
 
-/// The two children, by config names or by default: with exactly two children, a name left
-/// out is the child the other name is not, and with both left out, `first` is child 0.
-fn resolve_pair(
-    ctx: &InitContext,
-    first: Option<&str>,
-    second: Option<&str>,
-) -> Result<(Child, Child), String> {
-    let count = ctx.child_count();
-    if count != 2 {
-        return Err(format!(
-            "backup needs exactly two children, main and backup; the node has {count}"
-        ));
-    }
-    let first = first
-        .map(|name| ctx.resolve(name, "main names"))
-        .transpose()?;
-    let second = second
-        .map(|name| ctx.resolve(name, "backup names"))
-        .transpose()?;
-    let other = |child: Child| Child(1 - child.0);
-    match (first, second) {
-        (Some(main), Some(backup)) if main == backup => Err(format!(
-            "main and backup are the same child {:?}; they must be the node's two children",
-            ctx.child(main).map_or("", |info| info.name())
-        )),
-        (Some(main), Some(backup)) => Ok((main, backup)),
-        (Some(main), None) => Ok((main, other(main))),
-        (None, Some(backup)) => Ok((other(backup), backup)),
-        (None, None) => Ok((Child(0), Child(1))),
-    }
-}
-
 impl Policy for Backup {
     type Config = Config;
 
     fn init(config: Config, ctx: &InitContext) -> Result<Self, String> {
-        let (main, backup) = resolve_pair(ctx, config.main.as_deref(), config.backup.as_deref())?;
+        let (main, backup) = ctx.resolve_pair(
+            "backup",
+            ("main", "backup"),
+            (config.main.as_deref(), config.backup.as_deref()),
+        )?;
         if config.refill_exptime < 0 {
             return Err(format!(
                 "refill_exptime is {}; a negative exptime would expire every copy at once \
@@ -142,7 +103,7 @@ impl Policy for Backup {
     /// Reads call `main`; everything else goes to both children, and the client gets the first
     /// reply that is not an error.
     fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
-        if is_read(request.op()) {
+        if request.op().fetches_value() {
             Plan::Call {
                 child: self.main,
                 cookie: COOKIE_MAIN,

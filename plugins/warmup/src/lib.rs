@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use switchyard_sdk::{
-    Background, Child, Exptime, InitContext, Op, Plan, Policy, ReplyStatus, Request, Store,
+    Background, Child, Exptime, InitContext, Plan, Policy, ReplyStatus, Request, Store,
 };
 
 /// Cookie of the call to `cold`.
@@ -32,16 +32,6 @@ pub struct Config {
     pub exptime: i64,
 }
 
-/// Reads, for this plugin: the retrievals (`get`, `gets`, `gat`, `gats`), the meta get `mg`,
-/// and operation codes the SDK does not know, which ABI.md asks plugins to route as `get`.
-/// Everything else goes to `cold` alone.
-pub const fn is_read(op: Op) -> bool {
-    matches!(
-        op,
-        Op::Get | Op::Gets | Op::Gat | Op::Gats | Op::MetaGet | Op::Other(_)
-    )
-}
-
 /// The policy.
 #[derive(Debug)]
 pub struct Warmup {
@@ -63,43 +53,15 @@ impl Warmup {
     }
 }
 
-/// The two children, by config names or by default: with exactly two children, a name left
-/// out is the child the other name is not, and with both left out, `cold` is child 0.
-fn resolve_pair(
-    ctx: &InitContext,
-    cold: Option<&str>,
-    warm: Option<&str>,
-) -> Result<(Child, Child), String> {
-    let count = ctx.child_count();
-    if count != 2 {
-        return Err(format!(
-            "warmup needs exactly two children, cold and warm; the node has {count}"
-        ));
-    }
-    let cold = cold
-        .map(|name| ctx.resolve(name, "cold names"))
-        .transpose()?;
-    let warm = warm
-        .map(|name| ctx.resolve(name, "warm names"))
-        .transpose()?;
-    let other = |child: Child| Child(1 - child.0);
-    match (cold, warm) {
-        (Some(cold), Some(warm)) if cold == warm => Err(format!(
-            "cold and warm are the same child {:?}; they must be the node's two children",
-            ctx.child(cold).map_or("", |info| info.name())
-        )),
-        (Some(cold), Some(warm)) => Ok((cold, warm)),
-        (Some(cold), None) => Ok((cold, other(cold))),
-        (None, Some(warm)) => Ok((other(warm), warm)),
-        (None, None) => Ok((Child(0), Child(1))),
-    }
-}
-
 impl Policy for Warmup {
     type Config = Config;
 
     fn init(config: Config, ctx: &InitContext) -> Result<Self, String> {
-        let (cold, warm) = resolve_pair(ctx, config.cold.as_deref(), config.warm.as_deref())?;
+        let (cold, warm) = ctx.resolve_pair(
+            "warmup",
+            ("cold", "warm"),
+            (config.cold.as_deref(), config.warm.as_deref()),
+        )?;
         if config.exptime < 0 {
             return Err(format!(
                 "exptime is {}; a negative exptime would expire every copy at once (0, the \
@@ -116,7 +78,7 @@ impl Policy for Warmup {
 
     /// Reads call `cold`; everything else is forwarded to it.
     fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
-        if is_read(request.op()) {
+        if request.op().fetches_value() {
             Plan::Call {
                 child: self.cold,
                 cookie: COOKIE_COLD,
