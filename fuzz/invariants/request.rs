@@ -28,6 +28,7 @@ const TINY: Limits = Limits {
     max_key_len: 8,
     max_value_len: 16,
     max_line_len: 64,
+    stream_from: usize::MAX,
 };
 
 /// Checks every property of `buf`, under memcached's limits and under [`TINY`] ones; panics
@@ -52,6 +53,16 @@ fn check_with(buf: &[u8], limits: &Limits) {
 fn check_outcome(buf: &[u8], outcome: &Parsed, limits: &Limits) {
     match outcome {
         Parsed::Incomplete | Parsed::Close { .. } => {}
+        Parsed::Stream {
+            request,
+            line,
+            block,
+        } => {
+            assert!(*line > 0 && *line <= buf.len() && buf.len() < line + block);
+            assert!(within(&request.line, &(0..*line)));
+            assert_eq!(request.value, *line..line + block - 2);
+            assert!(request.value.len() >= limits.stream_from);
+        }
         Parsed::Invalid { consumed, .. } => assert!(*consumed > 0 && *consumed <= buf.len()),
         Parsed::Swallow {
             consumed,
@@ -181,7 +192,8 @@ fn check_session(buf: &[u8], limits: &Limits) {
 /// The bytes the outcome takes from the stream, if it takes any.
 fn consumed(outcome: &Parsed) -> Option<usize> {
     match outcome {
-        Parsed::Incomplete | Parsed::Close { .. } => None,
+        // A stream's line is taken only by a caller that streams; these limits never do.
+        Parsed::Incomplete | Parsed::Close { .. } | Parsed::Stream { .. } => None,
         Parsed::Request { consumed, .. }
         | Parsed::Invalid { consumed, .. }
         | Parsed::Swallow { consumed, .. } => Some(*consumed),
@@ -287,7 +299,7 @@ impl Session {
         while self.discard == 0 && !self.closed {
             let rest = &self.buf[self.start..];
             let taken = match parse_request(rest, limits) {
-                Parsed::Incomplete => break,
+                Parsed::Incomplete | Parsed::Stream { .. } => break,
                 Parsed::Request { request, consumed } => {
                     self.closed = request.command == Command::Quit;
                     let event = Event::Request(request.command, rest[..consumed].to_vec());

@@ -43,5 +43,7 @@ pub mod request;
 
 pub use base64::{DECODED_KEY_BUF, decode_key, encode_key};
 pub use limits::Limits;
-pub use reply::{ReplyKind, ReplyParsed, ReplyStatus, ValueEntry, parse_reply, values};
+pub use reply::{
+    ReplyKind, ReplyParsed, ReplyStatus, ValueEntry, ValueHead, parse_reply, value_head, values,
+};
 pub use request::{Command, Parsed, Request, parse_request};

@@ -26,6 +26,10 @@ pub struct Limits {
     /// start a `get`/`gets` line. Only checked while no newline has arrived: a longer line
     /// that arrives whole is parsed, as memcached does.
     pub max_line_len: usize,
+    /// Values of at least this many bytes whose data has not all arrived yet are handed over
+    /// as [`crate::Parsed::Stream`], for the caller to pass on as it arrives instead of
+    /// buffering it whole. `usize::MAX`, the default, never streams.
+    pub stream_from: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +38,7 @@ impl Default for Limits {
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             max_line_len: DEFAULT_MAX_LINE_LEN,
+            stream_from: usize::MAX,
         }
     }
 }

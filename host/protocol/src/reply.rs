@@ -78,6 +78,44 @@ pub fn parse_reply(buf: &[u8], kind: ReplyKind) -> ReplyParsed {
     }
 }
 
+/// The start of a reply that carries one value, whose data may still be arriving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueHead {
+    /// The header line's length, with its `\r\n`.
+    pub line: usize,
+    /// The value's length.
+    pub len: usize,
+    /// What follows the value and ends the reply: `\r\nEND\r\n` for a retrieval of one key,
+    /// `\r\n` for `mg`.
+    pub tail: &'static [u8],
+}
+
+impl ValueHead {
+    /// The whole reply's length.
+    pub fn total(&self) -> usize {
+        self.line + self.len + self.tail.len()
+    }
+}
+
+/// Reads the header of a reply to a one-key retrieval (`kind` [`ReplyKind::Retrieval`]) or an
+/// `mg` ([`ReplyKind::MetaGet`]) if `buf` starts with a complete, well-formed `VALUE` or `VA`
+/// line: where the value is and how the reply ends, so that a caller may pass a long value on
+/// as it arrives instead of waiting for [`parse_reply`] to frame the whole reply. `None` for
+/// any other reply, an incomplete line, or another kind.
+pub fn value_head(buf: &[u8], kind: ReplyKind) -> Option<ValueHead> {
+    let (line, next) = line_at(buf, 0).ok()??;
+    let (len, tail): (usize, &'static [u8]) = match kind {
+        ReplyKind::Retrieval => (values::header(line).ok()?.len, b"\r\nEND\r\n"),
+        ReplyKind::MetaGet => (meta::va_len(line.strip_prefix(b"VA")?).ok()?, b"\r\n"),
+        _ => return None,
+    };
+    Some(ValueHead {
+        line: next,
+        len,
+        tail,
+    })
+}
+
 /// A reply that memcached would never send.
 #[derive(Debug)]
 struct Malformed;
@@ -243,6 +281,34 @@ mod tests {
                 reply(line.len(), status),
                 "{line:?}"
             );
+        }
+    }
+
+    #[test]
+    fn value_heads_say_where_the_value_is_and_how_the_reply_ends() {
+        let get = b"VALUE key 5 10 77\r\n0123";
+        assert_eq!(
+            value_head(get, ReplyKind::Retrieval),
+            Some(ValueHead {
+                line: 19,
+                len: 10,
+                tail: b"\r\nEND\r\n"
+            })
+        );
+        let mg = b"VA 10 s10 kkey\r\n";
+        let head = value_head(mg, ReplyKind::MetaGet).expect("a VA line");
+        assert_eq!((head.line, head.len, head.tail), (16, 10, &b"\r\n"[..]));
+        assert_eq!(head.total(), 28);
+        for (buf, kind) in [
+            (&b"VALUE key 5 10"[..], ReplyKind::Retrieval),
+            (b"END\r\n", ReplyKind::Retrieval),
+            (b"VALUE key x 10\r\n", ReplyKind::Retrieval),
+            (b"VA 10 s10\r\n", ReplyKind::MetaArithmetic),
+            (b"HD\r\n", ReplyKind::MetaGet),
+            (b"VA -1\r\n", ReplyKind::MetaGet),
+            (b"VALUE k 0 1\r\n", ReplyKind::Line),
+        ] {
+            assert_eq!(value_head(buf, kind), None, "{buf:?}");
         }
     }
 

@@ -225,6 +225,20 @@ pub enum Parsed {
         /// carry a binary key.
         delete_base64: bool,
     },
+    /// A storage command or `ms` whose line is complete and whose value, of at least
+    /// [`Limits::stream_from`] bytes, has not all arrived: the caller may pass the data block on
+    /// as it arrives. `request.value` then reaches past the end of the buffer. Parsing again
+    /// with more bytes gives the same answer, or [`Parsed::Request`] once the block is whole.
+    /// The block's `\r\n` is not checked: whoever receives the block judges it, and memcached
+    /// answers a bad one with `CLIENT_ERROR bad data chunk`, as it would to the client.
+    Stream {
+        /// The request; every range but `value` indexes the buffer.
+        request: Request,
+        /// The length of the command line with its terminator.
+        line: usize,
+        /// The length of the data block: the value and its `\r\n`.
+        block: usize,
+    },
     /// Close the connection, after writing the replies to earlier requests: an unterminated
     /// line over [`Limits::max_line_len`] that is not a `get`, or an HTTP request line.
     Close {
@@ -359,10 +373,25 @@ impl Line<'_> {
 
     /// `request` with the data block of `len` bytes after the line, once all of it and its
     /// `\r\n` have arrived. Data that does not end in `\r\n` is a bad data chunk, answered
-    /// unless `noreply`, and dropped with the line.
-    fn with_data(&self, mut request: Request, len: usize, noreply: bool) -> Parsed {
+    /// unless `noreply`, and dropped with the line. A long value still arriving is a
+    /// [`Parsed::Stream`] under `limits`.
+    fn with_data(
+        &self,
+        mut request: Request,
+        len: usize,
+        noreply: bool,
+        limits: &Limits,
+    ) -> Parsed {
         let end = self.consumed + len + 2;
         let Some(block) = self.buf.get(self.consumed..end) else {
+            if len >= limits.stream_from {
+                request.value = self.consumed..self.consumed + len;
+                return Parsed::Stream {
+                    request,
+                    line: self.consumed,
+                    block: len + 2,
+                };
+            }
             return Parsed::Incomplete;
         };
         if !block.ends_with(b"\r\n") {

@@ -463,7 +463,8 @@ impl Session {
         self.buf.extend_from_slice(chunk);
         while self.discard == 0 && !self.closed {
             let taken = match parse_request(&self.buf, limits) {
-                Parsed::Incomplete => break,
+                // These sessions buffer whole values (their limits never stream).
+                Parsed::Incomplete | Parsed::Stream { .. } => break,
                 Parsed::Request { request, consumed } => {
                     self.closed = request.command == Command::Quit;
                     self.events.push(Event::Request(
@@ -523,6 +524,17 @@ fn check_request_outcome(buf: &[u8], limits: &Limits) -> Result<(), TestCaseErro
     match parse_request(buf, limits) {
         Parsed::Incomplete | Parsed::Close { .. } => {}
         Parsed::Invalid { consumed, .. } => prop_assert!(consumed > 0 && consumed <= buf.len()),
+        Parsed::Stream {
+            request,
+            line,
+            block,
+        } => {
+            prop_assert!(line > 0 && line < buf.len() + 1 && buf.len() < line + block);
+            prop_assert!(within(&request.line, &(0..line)) && within(&request.key, &request.line));
+            prop_assert_eq!(request.value.clone(), line..line + block - 2);
+            prop_assert!(request.value.len() >= limits.stream_from);
+            prop_assert!(request.command.has_data_block());
+        }
         Parsed::Swallow {
             consumed, delete, ..
         } => {
@@ -587,9 +599,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_bytes_parse_as_a_request_without_panic(buf in protocolish(), max_value_len in 0usize..64) {
+    fn any_bytes_parse_as_a_request_without_panic(
+        buf in protocolish(),
+        max_value_len in 0usize..64,
+        stream_from in 0usize..64,
+    ) {
         check_request_outcome(&buf, &Limits::default())?;
-        check_request_outcome(&buf, &Limits { max_value_len, max_key_len: 3, max_line_len: 16 })?;
+        let tiny = Limits { max_value_len, max_key_len: 3, max_line_len: 16, stream_from };
+        check_request_outcome(&buf, &tiny)?;
     }
 
     #[test]

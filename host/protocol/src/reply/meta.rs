@@ -56,6 +56,19 @@ pub(super) fn reply(buf: &[u8], kind: ReplyKind) -> Scan<(usize, ReplyStatus)> {
 
 /// `VA` and what follows its code on the line, `rest`; the data block starts at `next`.
 fn value(buf: &[u8], rest: &[u8], next: usize, status: ReplyStatus) -> Scan<(usize, ReplyStatus)> {
+    let len = va_len(rest)?;
+    let end = next + len + 2;
+    let Some(block) = buf.get(next..end) else {
+        return Ok(None);
+    };
+    if !block.ends_with(b"\r\n") {
+        return Err(Malformed);
+    }
+    Ok(Some((end, status)))
+}
+
+/// The value length a `VA` line announces, `rest` being what follows its code.
+pub(super) fn va_len(rest: &[u8]) -> Result<usize, Malformed> {
     let rest = rest.strip_prefix(b" ").ok_or(Malformed)?;
     let (size, flags) = rest.split_at(rest.iter().position(|&b| b == b' ').unwrap_or(rest.len()));
     // memcached's item lengths are C ints.
@@ -66,14 +79,7 @@ fn value(buf: &[u8], rest: &[u8], next: usize, status: ReplyStatus) -> Scan<(usi
     if !is_flags(flags) {
         return Err(Malformed);
     }
-    let end = next + len + 2;
-    let Some(block) = buf.get(next..end) else {
-        return Ok(None);
-    };
-    if !block.ends_with(b"\r\n") {
-        return Err(Malformed);
-    }
-    Ok(Some((end, status)))
+    Ok(len)
 }
 
 /// Nothing, or returned flags: ` <token>` any number of times, each token non-empty.

@@ -35,6 +35,34 @@ pub fn values(reply: &[u8]) -> impl Iterator<Item = ValueEntry> + '_ {
 
 /// The entry whose `VALUE` line, `line`, starts at `start` and ends before `next`.
 pub(super) fn entry(buf: &[u8], start: usize, line: &[u8], next: usize) -> Scan<ValueEntry> {
+    let head = header(line)?;
+    let data = next..next + head.len;
+    let Some(block) = buf.get(data.start..data.end + 2) else {
+        return Ok(None);
+    };
+    if !block.ends_with(b"\r\n") {
+        return Err(Malformed);
+    }
+    let key_start = start + b"VALUE ".len();
+    Ok(Some(ValueEntry {
+        key: key_start..key_start + head.key_len,
+        flags: head.flags,
+        cas: head.cas,
+        whole: start..data.end + 2,
+        data,
+    }))
+}
+
+/// The fields of a `VALUE <key> <flags> <bytes> [<cas>]` line.
+pub(super) struct Header {
+    pub(super) key_len: usize,
+    pub(super) flags: u32,
+    pub(super) len: usize,
+    pub(super) cas: Option<u64>,
+}
+
+/// Reads a `VALUE` line (without its `\r\n`).
+pub(super) fn header(line: &[u8]) -> Result<Header, Malformed> {
     let mut fields = line.split(|&b| b == b' ');
     if fields.next() != Some(b"VALUE") {
         return Err(Malformed);
@@ -55,21 +83,12 @@ pub(super) fn entry(buf: &[u8], start: usize, line: &[u8], next: usize) -> Scan<
         .ok()
         .filter(|&l| l <= i32::MAX as usize)
         .ok_or(Malformed)?;
-    let data = next..next + len;
-    let Some(block) = buf.get(data.start..data.end + 2) else {
-        return Ok(None);
-    };
-    if !block.ends_with(b"\r\n") {
-        return Err(Malformed);
-    }
-    let key_start = start + b"VALUE ".len();
-    Ok(Some(ValueEntry {
-        key: key_start..key_start + key.len(),
+    Ok(Header {
+        key_len: key.len(),
         flags,
+        len,
         cas,
-        whole: start..data.end + 2,
-        data,
-    }))
+    })
 }
 
 /// Digits only, as memcached prints numbers; `None` past `u64::MAX`.

@@ -59,7 +59,7 @@ pub(super) fn parse(line: &Line<'_>, command: Command, limits: &Limits) -> Parse
     request.cas = cas;
     request.noreply = noreply;
     request.noreply_at = noreply_at;
-    line.with_data(request, len, noreply)
+    line.with_data(request, len, noreply, limits)
 }
 
 /// A data length token: a number from 0 to [`MAX_ANNOUNCED_LEN`], or `None`.
@@ -277,6 +277,39 @@ mod tests {
                 delete: None,
                 delete_base64: false,
             },
+        );
+    }
+
+    #[test]
+    fn a_long_value_still_arriving_is_handed_over_for_streaming() {
+        let limits = Limits {
+            stream_from: 4,
+            ..Limits::default()
+        };
+        let whole = b"set k 0 0 5 noreply\r\nabcde\r\n";
+        for cut in 21..whole.len() {
+            let Parsed::Stream {
+                request,
+                line,
+                block,
+            } = parse_request(&whole[..cut], &limits)
+            else {
+                panic!("{cut}: {:?}", parse_request(&whole[..cut], &limits));
+            };
+            assert_eq!((line, block), (21, 7));
+            assert_eq!(request.value, 21..26);
+            assert!(request.noreply);
+            assert_eq!(&whole[request.key], b"k");
+        }
+        // Once it is all there, it is an ordinary request.
+        assert!(matches!(
+            parse_request(whole, &limits),
+            Parsed::Request { consumed: 28, .. }
+        ));
+        // Shorter values are never streamed.
+        assert_eq!(
+            parse_request(b"set k 0 0 3\r\nab", &limits),
+            Parsed::Incomplete
         );
     }
 

@@ -52,7 +52,12 @@ pub(super) fn parse(line: &Line<'_>, limits: &Limits) -> Parsed {
         let key = tokens.span(1);
         return line.swallow(len, Some(replies::TOO_LARGE), Some(key), flags.base64);
     }
-    line.with_data(super::request(line, Command::MetaSet, &flags), len, false)
+    line.with_data(
+        super::request(line, Command::MetaSet, &flags),
+        len,
+        false,
+        limits,
+    )
 }
 
 #[cfg(test)]
