@@ -23,14 +23,28 @@ use tokio::sync::{mpsc, oneshot};
 use crate::stats::WorkerStats;
 use crate::wire::Wire;
 
-/// One complete reply from a backend.
-#[derive(Debug, Clone)]
+/// One reply from a backend.
+#[derive(Debug)]
 pub struct BackendReply {
     /// The reply's bytes, exactly as the server sent them (a slice of the connection's read
-    /// buffer: passing it on to the client copies nothing).
+    /// buffer: passing it on to the client copies nothing). For a streamed reply, its header
+    /// line only.
     pub frame: Bytes,
     /// What kind of answer it is.
     pub status: ReplyStatus,
+    /// A long value still arriving (only for a request sent with a `stream_from` its value
+    /// reached): the rest of the reply, to pass on as it comes.
+    pub body: Option<Body>,
+}
+
+/// The rest of a streamed reply: the value, then the reply's end (`\r\n`, and `END\r\n` after
+/// a `VALUE`), in chunks as they arrive from the server.
+#[derive(Debug)]
+pub struct Body {
+    /// The chunks, or why the rest will not come.
+    pub chunks: mpsc::Receiver<Result<Bytes, BackendError>>,
+    /// How many bytes the chunks add up to: fewer means the stream broke.
+    pub len: usize,
 }
 
 /// Why a backend request produced no reply.
@@ -89,6 +103,9 @@ pub struct DestinationSpec {
 pub(crate) struct Job {
     wire: Wire,
     kind: ReplyKind,
+    /// A value reply at least this long is streamed ([`BackendReply::body`]); `usize::MAX`
+    /// never.
+    stream_from: usize,
     queued: tokio::time::Instant,
     deadline: tokio::time::Instant,
     reply: oneshot::Sender<BackendResult>,
@@ -118,7 +135,7 @@ impl Destination {
     /// Creates worker `worker`'s handle and spawns its driver on the current `LocalSet`.
     pub fn spawn(spec: DestinationSpec, worker: usize, stats: Arc<WorkerStats>) -> Rc<Destination> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::task::spawn_local(connection::drive(spec.clone(), rx, worker));
+        tokio::task::spawn_local(connection::drive(spec.clone(), rx, worker, stats.clone()));
         Rc::new(Destination {
             spec,
             stats,
@@ -143,6 +160,25 @@ impl Destination {
             && Arc::ptr_eq(&mine.health, &spec.health)
     }
 
+    /// Opens a connection of its own to the server, for one request that should not share
+    /// the pipelined one (a long value passed on as it arrives). Fails at once when the server
+    /// is marked down.
+    pub async fn dedicated(&self) -> Result<tokio::net::TcpStream, BackendError> {
+        if !self.spec.health.is_up() {
+            self.spec.health.fast_failed.inc();
+            return Err(BackendError::Down);
+        }
+        let connect = tokio::net::TcpStream::connect(self.spec.address);
+        match tokio::time::timeout(self.spec.connect_timeout, connect).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            Ok(Err(e)) => Err(BackendError::Connect(e.kind().to_string())),
+            Err(_) => Err(BackendError::ConnectTimeout),
+        }
+    }
+
     /// Whether the server is in service (not marked down).
     pub fn is_up(&self) -> bool {
         self.spec.health.is_up()
@@ -155,11 +191,15 @@ impl Destination {
 
     /// Queues a request; the receiver yields its reply or why there is none. Fails at once,
     /// sending nothing, when the server is down or this worker's outstanding limit is reached.
+    /// A reply to a one-key retrieval or `mg` whose value is at least `stream_from` bytes long
+    /// comes with a [`Body`] (`usize::MAX`: never); only a caller that passes the reply
+    /// straight to its client should ask for that.
     pub fn send(
         &self,
         wire: Wire,
         kind: ReplyKind,
         timeout: Duration,
+        stream_from: usize,
     ) -> Result<oneshot::Receiver<BackendResult>, BackendError> {
         if !self.spec.health.is_up() {
             self.spec.health.fast_failed.inc();
@@ -175,6 +215,7 @@ impl Destination {
         let job = Job {
             wire,
             kind,
+            stream_from,
             queued: now,
             deadline: now + timeout,
             reply: tx,

@@ -53,6 +53,13 @@ pub const DEFAULT_ROLLBACK_FAULTS: u64 = 100;
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 /// Hard ceiling for `server.max_value_bytes`.
 pub const MAX_VALUE_BYTES_CEILING: usize = 1 << 30;
+/// Values at least this long pass through as they arrive instead of being held whole: a quarter
+/// of memcached's default item size, so that ordinary values keep the pipelined path and only
+/// long ones pay for a connection of their own (a store) or hold up their server connection
+/// while they pass (a retrieval).
+pub const DEFAULT_STREAM_FROM_BYTES: usize = 256 << 10;
+/// Smallest `server.stream_from_bytes`.
+pub const MIN_STREAM_FROM_BYTES: usize = 1 << 10;
 /// Background requests (shadow copies, warm-up refills, asynchronous replication) one worker
 /// may have outstanding. Background work must never hold more than a bounded amount of memory
 /// or connections when a shadow or cold pool is slow; a thousand in flight per worker is far
@@ -93,6 +100,8 @@ pub struct ServerSettings {
     pub max_value_bytes: usize,
     /// Background requests one worker may have outstanding; more are dropped and counted.
     pub max_background: usize,
+    /// Values at least this long stream through when their route ends at one server.
+    pub stream_from_bytes: usize,
 }
 
 /// `[plugins]`.

@@ -96,7 +96,11 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketA
                     frame: &frame,
                 },
             };
-            let pending = generation.execute(root, &req);
+            let pending = if command == Command::MetaGet {
+                generation.execute_for_client(root, &req)
+            } else {
+                generation.execute(root, &req)
+            };
             if request.quiet {
                 Pending::Quiet(Box::new(pending), command)
             } else {
@@ -168,6 +172,64 @@ fn forwarded(request: &Request, frame: &Bytes) -> Wire {
     if request.command.has_data_block() {
         w.push(frame.slice(request.data_block()));
     }
+    w
+}
+
+/// Where a store whose long value is still arriving can stream to: the server its route ends
+/// at, if it ends at exactly one (anything else, a fan-out, a failover, a rewrite, needs the
+/// whole value and gets it buffered). `line` holds the request's command line, which its
+/// ranges index. Counts the request when it streams.
+pub fn stream_target(
+    worker: &Worker,
+    request: &Request,
+    line: &[u8],
+    local: SocketAddr,
+) -> Option<StreamTarget> {
+    let generation = worker.generation();
+    let listener = generation.shared.listener_index(local)?;
+    let mut decoded = [0u8; DECODED_KEY_BUF];
+    let input = RouteInput {
+        op: op_code(request.command),
+        key: request.routing_key(line, &mut decoded),
+        flags: request.flags,
+        exptime: request.exptime,
+        value_len: request.value.len() as u32,
+        listener,
+    };
+    let root = generation.shared.roots[listener as usize];
+    match generation.resolve(root, &input) {
+        Resolved::Server { dest, timeout } => {
+            worker.stats.cmd_set.inc();
+            Some(StreamTarget {
+                generation,
+                dest,
+                timeout,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A single server a long value streams to ([`stream_target`]).
+#[derive(Debug)]
+pub struct StreamTarget {
+    /// The generation that routed it.
+    pub generation: Rc<LocalGeneration>,
+    /// The server's destination index in it.
+    pub dest: usize,
+    /// The pool's request timeout.
+    pub timeout: std::time::Duration,
+}
+
+/// What a backend is sent of a streamed store before its data block: the command line
+/// without `noreply` or `q`, as [`forwarded`] sends it.
+pub fn forwarded_line(request: &Request, line: &Bytes) -> Wire {
+    let [head, tail] = request.forwarded_pieces();
+    let mut w = Wire::one(line.slice(head));
+    if !tail.is_empty() {
+        w.push(line.slice(tail));
+    }
+    w.push(CRLF);
     w
 }
 
@@ -248,7 +310,7 @@ fn retrieval(
             kind: ReplyKind::Retrieval,
             origin: Origin::Client { request, frame },
         };
-        return generation.execute(root, &req);
+        return generation.execute_for_client(root, &req);
     };
 
     // Several keys: resolve each, batch the ones that end at a single server.

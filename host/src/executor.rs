@@ -12,16 +12,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request, values};
+use tokio::io::AsyncWrite;
 use tokio::sync::oneshot;
 
 mod background;
+mod body;
 mod fan_out;
 mod render;
 mod rewrite;
 
 use render::render_plugin_reply;
 
-use crate::backend::BackendResult;
+use crate::backend::{BackendResult, Body};
 use crate::generation::Target;
 use crate::plugin::{OwnedBackground, Plan, RouteInput, Wait};
 use crate::wire::{Wire, WriteQueue};
@@ -138,6 +140,14 @@ pub enum Pending {
     Merged(Pin<Box<dyn Future<Output = Vec<Bytes>>>>),
     /// A meta command with `q`: its reply is written only if `q` does not hide it.
     Quiet(Box<Pending>, Command),
+    /// A reply whose long value is still arriving: its header line, and the rest to come.
+    Streaming(Outcome, Body),
+}
+
+/// A reply that has arrived, whole or as the start of a stream.
+enum Settled {
+    Whole(Outcome),
+    Streaming(Outcome, Body),
 }
 
 impl std::fmt::Debug for Pending {
@@ -151,40 +161,65 @@ impl std::fmt::Debug for Pending {
             Pending::Combined(_) => f.write_str("Combined"),
             Pending::Merged(_) => f.write_str("Merged"),
             Pending::Quiet(inner, _) => f.debug_tuple("Quiet").field(inner).finish(),
+            Pending::Streaming(head, _) => f.debug_tuple("Streaming").field(head).finish(),
         }
     }
 }
 
 impl Pending {
-    /// Waits for the reply.
+    /// Waits for the whole reply (a streamed one is gathered whole: only the client's writer
+    /// passes streams on).
     pub async fn outcome(self) -> Outcome {
-        match self {
-            Pending::Ready(o) => o,
-            Pending::Backend { rx, dest } => backend_outcome(rx.await, &dest),
-            Pending::Combined(fut) => fut.await,
-            Pending::Merged(fut) => Outcome {
-                frame: Bytes::from(fut.await.concat()),
-                status: ReplyStatus::Hit,
-            },
-            Pending::Quiet(inner, _) => Box::pin(inner.outcome()).await,
+        match self.settle().await {
+            Settled::Whole(outcome) => outcome,
+            Settled::Streaming(head, body) => body::gather(head, body).await,
         }
     }
 
-    /// Waits for the reply and queues its bytes for the client.
-    pub async fn write_into(self, out: &mut WriteQueue) {
+    /// Waits until the reply, or the start of a streamed one, is in.
+    async fn settle(self) -> Settled {
         match self {
+            Pending::Ready(o) => Settled::Whole(o),
+            Pending::Backend { rx, dest } => backend_settled(rx.await, &dest),
+            Pending::Combined(fut) => Settled::Whole(fut.await),
+            Pending::Merged(fut) => Settled::Whole(Outcome {
+                frame: Bytes::from(fut.await.concat()),
+                status: ReplyStatus::Hit,
+            }),
+            Pending::Quiet(inner, _) => Settled::Whole(Box::pin(inner.outcome()).await),
+            Pending::Streaming(head, body) => Settled::Streaming(head, body),
+        }
+    }
+
+    /// Waits for the reply and queues its bytes for the client. A streamed value is passed on
+    /// to `wr` as it arrives; if it breaks off, the client has part of a value it cannot
+    /// tell from a whole one, and the error says the connection must close.
+    pub async fn write_into<W: AsyncWrite + Unpin>(
+        self,
+        out: &mut WriteQueue,
+        wr: &mut W,
+    ) -> std::io::Result<()> {
+        let (settled, quiet) = match self {
             Pending::Merged(fut) => {
                 for chunk in fut.await {
                     out.push(chunk);
                 }
+                return Ok(());
             }
-            Pending::Quiet(inner, command) => {
-                let outcome = inner.outcome().await;
-                if !command.quiet_hides(outcome.status) {
-                    out.push(outcome.frame);
-                }
-            }
-            other => out.push(other.outcome().await.frame),
+            Pending::Quiet(inner, command) => (inner.settle().await, Some(command)),
+            other => (other.settle().await, None),
+        };
+        let (head, body) = match settled {
+            Settled::Whole(outcome) => (outcome, None),
+            Settled::Streaming(head, body) => (head, Some(body)),
+        };
+        if quiet.is_some_and(|command| command.quiet_hides(head.status)) {
+            return Ok(());
+        }
+        out.push(head.frame);
+        match body {
+            Some(body) => body::pass(body, out, wr).await,
+            None => Ok(()),
         }
     }
 
@@ -193,10 +228,13 @@ impl Pending {
     pub fn is_ready(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         let done = match self {
-            Pending::Ready(_) => return true,
+            Pending::Ready(_) | Pending::Streaming(..) => return true,
             Pending::Quiet(inner, _) => return inner.is_ready(),
             Pending::Backend { rx, dest } => match Pin::new(rx).poll(&mut cx) {
-                Poll::Ready(result) => Pending::Ready(backend_outcome(result, dest)),
+                Poll::Ready(result) => match backend_settled(result, dest) {
+                    Settled::Whole(outcome) => Pending::Ready(outcome),
+                    Settled::Streaming(head, body) => Pending::Streaming(head, body),
+                },
                 Poll::Pending => return false,
             },
             Pending::Combined(fut) => match fut.as_mut().poll(&mut cx) {
@@ -368,12 +406,38 @@ impl LocalGeneration {
         self.stats.get_keys.add(n);
     }
 
+    /// Routes a client's one-key request from `target` and sends it, letting a long value in
+    /// the reply stream through when the route ends at a single server. Only for a pending
+    /// reply that goes straight to the client's writer.
+    pub fn execute_for_client(self: &Rc<Self>, target: Target, req: &Req<'_>) -> Pending {
+        match self.resolve(target, &req.input) {
+            Resolved::Server { dest, timeout } => {
+                let stream_from = self.shared.config.server.stream_from_bytes;
+                self.send_streaming(dest, timeout, req.wire, req.kind, stream_from)
+            }
+            other => self.run(other, req),
+        }
+    }
+
     /// Sends `wire` to destination `dest`.
     pub fn send(&self, dest: usize, timeout: Duration, wire: &Wire, kind: ReplyKind) -> Pending {
+        self.send_streaming(dest, timeout, wire, kind, usize::MAX)
+    }
+
+    /// Sends `wire` to destination `dest`; a value reply of at least `stream_from` bytes may
+    /// come back as [`Pending::Streaming`].
+    fn send_streaming(
+        &self,
+        dest: usize,
+        timeout: Duration,
+        wire: &Wire,
+        kind: ReplyKind,
+        stream_from: usize,
+    ) -> Pending {
         let Some(d) = self.destinations.get(dest) else {
             return Pending::Ready(Outcome::server_error("no such destination"));
         };
-        match d.send(wire.clone(), kind, timeout) {
+        match d.send(wire.clone(), kind, timeout, stream_from) {
             Ok(rx) => Pending::Backend {
                 rx,
                 dest: d.clone(),
@@ -521,20 +585,29 @@ fn status_code(status: ReplyStatus) -> u32 {
     }
 }
 
-fn backend_outcome(
+fn backend_settled(
     result: Result<BackendResult, oneshot::error::RecvError>,
     dest: &crate::backend::Destination,
-) -> Outcome {
+) -> Settled {
     match result {
-        Ok(Ok(reply)) => Outcome {
-            frame: reply.frame,
-            status: reply.status,
-        },
+        Ok(Ok(reply)) => {
+            let head = Outcome {
+                frame: reply.frame,
+                status: reply.status,
+            };
+            match reply.body {
+                None => Settled::Whole(head),
+                Some(body) => Settled::Streaming(head, body),
+            }
+        }
         Ok(Err(e)) => {
             dest.stats().backend_errors.inc();
-            Outcome::server_error(&format!("backend {} {e}", dest.address()))
+            Settled::Whole(Outcome::server_error(&format!(
+                "backend {} {e}",
+                dest.address()
+            )))
         }
-        Err(_) => Outcome::server_error("backend request dropped"),
+        Err(_) => Settled::Whole(Outcome::server_error("backend request dropped")),
     }
 }
 

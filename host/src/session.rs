@@ -7,21 +7,28 @@
 //! The queue is bounded: a client that pipelines faster than replies come back stops being read
 //! until the writer catches up. Replies that are already complete when the writer looks are
 //! gathered into one `writev`.
+//!
+//! Long values (`server.stream_from_bytes` and up) are not held whole when their route ends at
+//! one server: a store's value goes to the server as it arrives (`upload.rs`), and a retrieved
+//! one is written to the client as it arrives from the server (`executor/body.rs`).
+
+mod upload;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Buf, BytesMut};
-use switchyard_protocol::{Limits, Parsed, parse_request};
+use switchyard_protocol::{Limits, Parsed, ReplyKind, parse_request};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
-use crate::dispatch::{Next, dispatch};
+use crate::dispatch::{Next, dispatch, forwarded_line, stream_target};
 use crate::executor::{Outcome, Pending};
 use crate::wire::WriteQueue;
 use crate::worker::Worker;
+use upload::{Uploaded, upload};
 
 /// Requests a client may have outstanding before the router stops reading from it.
 const MAX_PIPELINE: usize = 1024;
@@ -40,8 +47,10 @@ pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: SocketAddr) {
     worker.stats.total_connections.inc();
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(MAX_PIPELINE);
+    let server = &worker.generation().shared.config.server;
     let limits = Limits {
-        max_value_len: worker.generation().shared.config.server.max_value_bytes,
+        max_value_len: server.max_value_bytes,
+        stream_from: server.stream_from_bytes,
         ..Limits::default()
     };
     tokio::join!(
@@ -61,6 +70,12 @@ async fn read_requests(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     // Bytes of a refused data block still to be dropped as they arrive.
     let mut swallow = 0usize;
+    // The request at the front cannot stream (its route needs the whole value): parse it whole.
+    let mut whole = false;
+    let whole_limits = Limits {
+        stream_from: usize::MAX,
+        ..*limits
+    };
     // The largest request is a maximal value and its line; anything beyond that is a get line
     // of unbounded length.
     let max_buffered = limits.max_value_len + MAX_EXTRA_BUFFER;
@@ -74,8 +89,48 @@ async fn read_requests(
                     break;
                 }
             }
-            match parse_request(&buf, limits) {
+            let parsed = parse_request(&buf, if whole { &whole_limits } else { limits });
+            if !matches!(parsed, Parsed::Incomplete) {
+                whole = false;
+            }
+            match parsed {
                 Parsed::Incomplete => break,
+                Parsed::Stream {
+                    request,
+                    line,
+                    block,
+                } => {
+                    let Some(target) = stream_target(worker, &request, &buf[..line], listener)
+                    else {
+                        whole = true;
+                        break;
+                    };
+                    let line = buf.split_to(line).freeze();
+                    let wire = forwarded_line(&request, &line);
+                    let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
+                    worker.stats.streamed_stores.inc();
+                    let outcome = match upload(&target, wire, kind, &mut buf, &mut rd, block).await
+                    {
+                        Uploaded::Reply(outcome) => outcome,
+                        Uploaded::Refused { outcome, unread } => {
+                            swallow = unread;
+                            outcome
+                        }
+                        Uploaded::ClientGone => {
+                            worker.stats.streams_broken.inc();
+                            return;
+                        }
+                    };
+                    let pending = Pending::Ready(outcome);
+                    let pending = if request.quiet {
+                        Pending::Quiet(Box::new(pending), request.command)
+                    } else {
+                        pending
+                    };
+                    if !request.noreply && tx.send(pending).await.is_err() {
+                        return;
+                    }
+                }
                 Parsed::Request { request, consumed } => {
                     let frame = buf.split_to(consumed).freeze();
                     match dispatch(worker, &request, frame, listener) {
@@ -159,13 +214,17 @@ async fn write_replies(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) 
                 None => break,
             },
         };
-        pending.write_into(&mut out).await;
+        if pending.write_into(&mut out, &mut wr).await.is_err() {
+            return;
+        }
         // Gather replies that are complete already into the same write.
         while out.len() < MAX_WRITE_BATCH {
             match rx.try_recv() {
                 Ok(mut p) => {
                     if p.is_ready() {
-                        p.write_into(&mut out).await;
+                        if p.write_into(&mut out, &mut wr).await.is_err() {
+                            return;
+                        }
                     } else {
                         next = Some(p);
                         break;

@@ -65,6 +65,13 @@ pub struct WorkerStats {
     pub background_failed: Counter,
     /// Compared background replies (shadowing) that differed from the client's reply.
     pub shadow_mismatches: Counter,
+    /// Long values a client stored that passed through to their server as they arrived.
+    pub streamed_stores: Counter,
+    /// Long values a server returned that passed through to their client as they arrived.
+    pub streamed_values: Counter,
+    /// Streams cut short by a failure after part of the value had passed (the client's
+    /// connection is then closed, as a partial value cannot be taken back).
+    pub streams_broken: Counter,
 }
 
 /// `stats backends`: state and counters of every server, as `STAT <address>:<name> <value>`.
@@ -162,6 +169,9 @@ impl RouterStats {
         stat("background_skipped", &self.sum(|w| &w.background_skipped));
         stat("background_failed", &self.sum(|w| &w.background_failed));
         stat("shadow_mismatches", &self.sum(|w| &w.shadow_mismatches));
+        stat("streamed_stores", &self.sum(|w| &w.streamed_stores));
+        stat("streamed_values", &self.sum(|w| &w.streamed_values));
+        stat("streams_broken", &self.sum(|w| &w.streams_broken));
         let c = &self.control;
         let generation = c.current().load();
         let loaded_at = c.stats.loaded_at.load(std::sync::atomic::Ordering::Relaxed);

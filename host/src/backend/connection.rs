@@ -17,18 +17,31 @@
 //!   oldest in-flight job with each. If the oldest job passes its deadline the connection is
 //!   reset: replies behind a hung request would arrive no sooner, and dropping the socket is the
 //!   only way to bound what the server can make us hold.
+//!
+//! A long value in a reply to a job that allows streaming is not held whole: the job completes
+//! with the header line as soon as it is in, and the reader passes the value on in chunks as
+//! they arrive. At most [`STREAM_WINDOW`] chunks wait for the client; beyond that the reader
+//! waits for it too, as the other requests on this connection must then, but for no longer
+//! than the request's timeout: a client that takes nothing for that long is cut off (its
+//! connection closed, the rest of its value read and dropped) rather than stall the others.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
-use switchyard_protocol::{ReplyKind, ReplyParsed, parse_reply};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use switchyard_protocol::{
+    ReplyKind, ReplyParsed, ReplyStatus, ValueHead, parse_reply, value_head,
+};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 
-use super::{BackendError, BackendReply, DestinationSpec, Health, Job};
+use super::{BackendError, BackendReply, Body, DestinationSpec, Health, Job};
+use crate::stats::WorkerStats;
 use crate::wire::WriteQueue;
 
 /// Jobs taken from the queue per `writev` batch: enough to amortise the syscall under load,
@@ -36,6 +49,11 @@ use crate::wire::WriteQueue;
 const MAX_BATCH: usize = 128;
 /// Initial and minimum free space of the read buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// Free space of the read buffer while a long value streams through.
+const STREAM_CHUNK: usize = 64 * 1024;
+/// Chunks of a streamed value (each one read, at most about [`STREAM_CHUNK`]) that may wait for
+/// the client: about 4 MiB, which covers a client's pauses without holding up the connection.
+const STREAM_WINDOW: usize = 64;
 
 /// A job whose bytes have been (or are being) written.
 struct InFlight {
@@ -48,6 +66,7 @@ pub(super) async fn drive(
     spec: DestinationSpec,
     mut rx: mpsc::UnboundedReceiver<Job>,
     worker: usize,
+    stats: Arc<WorkerStats>,
 ) {
     while let Some(first) = rx.recv().await {
         let connect =
@@ -67,7 +86,7 @@ pub(super) async fn drive(
             }
         };
         let _ = stream.set_nodelay(true);
-        let err = serve(stream, first, &mut rx, &spec.health, worker).await;
+        let err = serve(stream, first, &mut rx, &spec.health, worker, &stats).await;
         match err {
             BackendError::Shutdown => return,
             BackendError::Timeout => spec.health.timeouts.inc(),
@@ -107,13 +126,14 @@ async fn serve(
     rx: &mut mpsc::UnboundedReceiver<Job>,
     health: &Health,
     worker: usize,
+    stats: &WorkerStats,
 ) -> BackendError {
     let (rd, wr) = stream.into_split();
     let inflight = RefCell::new(VecDeque::<InFlight>::new());
     let wake = Notify::new();
     let err = tokio::select! {
         e = write_jobs(wr, first, rx, &inflight, &wake) => e,
-        e = read_replies(rd, &inflight, &wake, health, worker) => e,
+        e = read_replies(rd, &inflight, &wake, health, worker, stats) => e,
     };
     for f in inflight.borrow_mut().drain(..) {
         f.job.finish(Err(err.clone()));
@@ -165,14 +185,46 @@ async fn read_replies(
     wake: &Notify,
     health: &Health,
     worker: usize,
+    stats: &WorkerStats,
 ) -> BackendError {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         // Complete every job whose reply is already buffered.
         loop {
-            let Some(kind) = inflight.borrow().front().map(|f| f.kind) else {
+            let Some((kind, stream_from)) = inflight
+                .borrow()
+                .front()
+                .map(|f| (f.kind, f.job.stream_from))
+            else {
                 break;
             };
+            if stream_from != usize::MAX
+                && let Some(head) = value_head(&buf, kind)
+                && head.len >= stream_from
+                && buf.len() < head.total()
+            {
+                let Some(f) = inflight.borrow_mut().pop_front() else {
+                    break;
+                };
+                let stall = f.job.deadline.saturating_duration_since(f.job.queued);
+                health.record_reply(worker, f.job.queued.elapsed());
+                stats.streamed_values.inc();
+                let (tx, chunks) = mpsc::channel(STREAM_WINDOW);
+                let frame = buf.split_to(head.line).freeze();
+                let body = Body {
+                    chunks,
+                    len: head.total() - head.line,
+                };
+                f.job.finish(Ok(BackendReply {
+                    frame,
+                    status: ReplyStatus::Hit,
+                    body: Some(body),
+                }));
+                if let Err(e) = pass_value(&mut rd, &mut buf, &head, tx, stall, stats).await {
+                    return e;
+                }
+                continue;
+            }
             match parse_reply(&buf, kind) {
                 ReplyParsed::Incomplete => break,
                 ReplyParsed::Malformed => return BackendError::Protocol("malformed reply"),
@@ -181,7 +233,11 @@ async fn read_replies(
                     let done = inflight.borrow_mut().pop_front();
                     if let Some(f) = done {
                         health.record_reply(worker, f.job.queued.elapsed());
-                        f.job.finish(Ok(BackendReply { frame, status }));
+                        f.job.finish(Ok(BackendReply {
+                            frame,
+                            status,
+                            body: None,
+                        }));
                     }
                 }
             }
@@ -213,5 +269,113 @@ async fn read_replies(
                 }
             }
         }
+    }
+}
+
+/// Passes on the rest of a reply whose header `head` has been taken from `buf`: the value and
+/// the reply's end, in chunks as they arrive, checking that the end is what memcached sends.
+/// `stall` bounds the wait for each read, and for the client to make room for a chunk; a
+/// client that has gone or is cut off gets nothing more, and the rest is read and dropped.
+/// An error ends the connection, and is passed to the client too.
+async fn pass_value(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    head: &ValueHead,
+    tx: mpsc::Sender<Result<Bytes, BackendError>>,
+    stall: Duration,
+    stats: &WorkerStats,
+) -> Result<(), BackendError> {
+    let total = head.len + head.tail.len();
+    let mut passed = 0;
+    let mut client = Some(tx);
+    loop {
+        if !buf.is_empty() {
+            let n = (total - passed).min(buf.len());
+            let chunk = buf.split_to(n).freeze();
+            if !ends_as(&chunk, passed, head) {
+                let e = BackendError::Protocol("malformed reply");
+                broken(client, &e, stats);
+                return Err(e);
+            }
+            passed += n;
+            if let Some(tx) = &client {
+                match tx.try_send(Ok(chunk)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Closed(_)) => client = None,
+                    Err(mpsc::error::TrySendError::Full(chunk)) => {
+                        match tokio::time::timeout(stall, tx.send(chunk)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => client = None,
+                            Err(_) => {
+                                // Dropping the sender tells the writer the value broke off.
+                                stats.streams_broken.inc();
+                                client = None;
+                            }
+                        }
+                    }
+                }
+            }
+            if passed == total {
+                return Ok(());
+            }
+            // Let the client's writer take the chunk before more is read: a client that keeps
+            // up then holds a chunk or two, not whatever a run of reads brought in.
+            tokio::task::yield_now().await;
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK {
+            buf.reserve(STREAM_CHUNK);
+        }
+        let e = match tokio::time::timeout(stall, rd.read_buf(buf)).await {
+            Ok(Ok(0)) => BackendError::Closed,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => BackendError::Io(e.kind().to_string()),
+            Err(_) => BackendError::Timeout,
+        };
+        broken(client, &e, stats);
+        return Err(e);
+    }
+}
+
+/// Tells the client, if it is still listening, that its value broke off with `e`.
+fn broken(
+    client: Option<mpsc::Sender<Result<Bytes, BackendError>>>,
+    e: &BackendError,
+    stats: &WorkerStats,
+) {
+    stats.streams_broken.inc();
+    if let Some(tx) = client {
+        // The writer reads this error or, if the window is full, finds the channel closed
+        // before the whole value: either way it closes the client's connection.
+        let _ = tx.try_send(Err(e.clone()));
+    }
+}
+
+/// Whether `chunk`, found at `at` bytes past the header of the reply `head` begins, agrees
+/// with the reply's fixed end (`head.tail`, right after the value) wherever the two overlap.
+fn ends_as(chunk: &[u8], at: usize, head: &ValueHead) -> bool {
+    let start = at.max(head.len);
+    let end = (at + chunk.len()).min(head.len + head.tail.len());
+    (start..end).all(|i| chunk.get(i - at) == head.tail.get(i - head.len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_of_a_streamed_value_is_checked_wherever_it_falls() {
+        let head = ValueHead {
+            line: 20,
+            len: 4,
+            tail: b"\r\nEND\r\n",
+        };
+        let reply = b"abcd\r\nEND\r\n";
+        for cut in 0..=reply.len() {
+            let (a, b) = reply.split_at(cut);
+            assert!(ends_as(a, 0, &head) && ends_as(b, cut, &head), "{cut}");
+        }
+        assert!(!ends_as(b"abcd\r\nEMD\r\n", 0, &head));
+        assert!(!ends_as(b"X", 5, &head));
+        assert!(ends_as(b"abc", 0, &head));
     }
 }

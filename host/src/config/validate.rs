@@ -119,6 +119,15 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 0..=1 << 20,
             )?
             .map_or(super::DEFAULT_MAX_BACKGROUND, |v| v.unsigned_abs() as usize),
+        stream_from_bytes: cx
+            .int_in(
+                &raw.server.stream_from_bytes,
+                "server.stream_from_bytes",
+                super::MIN_STREAM_FROM_BYTES as i64..=super::MAX_VALUE_BYTES_CEILING as i64,
+            )?
+            .map_or(super::DEFAULT_STREAM_FROM_BYTES, |v| {
+                v.unsigned_abs() as usize
+            }),
     };
     let plugins = PluginSettings {
         call_timeout: cx.millis(
@@ -438,6 +447,10 @@ mod tests {
         assert_eq!(
             c.server.max_background,
             super::super::DEFAULT_MAX_BACKGROUND
+        );
+        assert_eq!(
+            c.server.stream_from_bytes,
+            super::super::DEFAULT_STREAM_FROM_BYTES
         );
     }
 

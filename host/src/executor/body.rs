@@ -1,0 +1,58 @@
+//! The rest of a streamed reply ([`Body`]): passed on to the client as it arrives, or gathered
+//! whole for anyone else.
+
+use bytes::BytesMut;
+use tokio::io::AsyncWrite;
+
+use super::Outcome;
+use crate::backend::Body;
+use crate::wire::WriteQueue;
+
+/// Bytes gathered before a write is issued while a value streams through.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// Passes `body` on after what `out` holds (which ends with the reply's header), writing to
+/// `wr` whenever no chunk is waiting or enough has gathered, so that the router holds little of
+/// a value a client reads as fast as the server sends it. An error means the value broke off
+/// part way: the client must be disconnected.
+pub(super) async fn pass<W: AsyncWrite + Unpin>(
+    mut body: Body,
+    out: &mut WriteQueue,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    let mut left = body.len;
+    while left > 0 {
+        let chunk = match body.chunks.recv().await {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Err(std::io::Error::other(e)),
+            None => return Err(std::io::Error::other("value stream ended early")),
+        };
+        left = left.saturating_sub(chunk.len());
+        out.push(chunk);
+        if body.chunks.is_empty() || out.len() >= FLUSH_AT {
+            out.flush_to(wr).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The whole reply: `head` and every chunk of `body`; a server error if it broke off.
+pub(super) async fn gather(head: Outcome, mut body: Body) -> Outcome {
+    let mut frame = BytesMut::with_capacity(head.frame.len() + body.len);
+    frame.extend_from_slice(&head.frame);
+    let mut left = body.len;
+    while left > 0 {
+        match body.chunks.recv().await {
+            Some(Ok(chunk)) => {
+                left = left.saturating_sub(chunk.len());
+                frame.extend_from_slice(&chunk);
+            }
+            Some(Err(e)) => return Outcome::server_error(&format!("backend {e}")),
+            None => return Outcome::server_error("backend value stream ended early"),
+        }
+    }
+    Outcome {
+        frame: frame.freeze(),
+        status: head.status,
+    }
+}

@@ -1,0 +1,176 @@
+//! A store whose long value passes from the client to its server as it arrives, over a
+//! connection of its own, so that the router holds no more than one read of it at a time and a
+//! slow client holds up nobody else.
+//!
+//! ```text
+//!  1. barrier: `mn` on the shared connection   (everything this client sent there before is done)
+//!  2. connect a dedicated connection            (refused: answer, drop the value as it arrives)
+//!  3. command line, then the data block, read by read, client ─▶ server
+//!  4. the server's reply                        (the session reads nothing else meanwhile)
+//! ```
+//! Steps 1 and 4 keep the client's order: its earlier requests to that server are answered
+//! before the value is stored, and its later ones are sent after.
+
+use bytes::{Bytes, BytesMut};
+use switchyard_protocol::{ReplyKind, ReplyParsed, ReplyStatus, parse_reply};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+
+use crate::backend::BackendError;
+use crate::dispatch::StreamTarget;
+use crate::executor::Outcome;
+use crate::wire::{Wire, WriteQueue};
+
+/// Free space of the client's read buffer while a value streams through it.
+const STREAM_CHUNK: usize = 64 * 1024;
+/// Initial room for the server's reply to a store.
+const REPLY_BUF: usize = 256;
+
+/// How a streamed store ended.
+#[derive(Debug)]
+pub(super) enum Uploaded {
+    /// The server's reply (or the router's error); the whole data block was read.
+    Reply(Outcome),
+    /// The reply; `unread` bytes of the data block are still to come and must be dropped.
+    Refused {
+        /// What to answer.
+        outcome: Outcome,
+        /// Bytes of the data block not yet read from the client.
+        unread: usize,
+    },
+    /// The client went away part way through its value.
+    ClientGone,
+}
+
+/// Sends the store whose command line is `line` and whose data block, `block` bytes long,
+/// starts at the front of `buf` and goes on in `rd`. Leaves in `buf` only what follows the
+/// block.
+pub(super) async fn upload(
+    target: &StreamTarget,
+    line: Wire,
+    kind: ReplyKind,
+    buf: &mut BytesMut,
+    rd: &mut OwnedReadHalf,
+    block: usize,
+) -> Uploaded {
+    let generation = &target.generation;
+    let Some(dest) = generation.destinations.get(target.dest) else {
+        return refused(Outcome::server_error("no such destination"), buf, block);
+    };
+    let barrier = generation
+        .send(
+            target.dest,
+            target.timeout,
+            &Wire::one(Bytes::from_static(b"mn\r\n")),
+            ReplyKind::MetaNoop,
+        )
+        .outcome()
+        .await;
+    if barrier.status != ReplyStatus::Ok {
+        return refused(barrier, buf, block);
+    }
+    let mut conn = match dest.dedicated().await {
+        Ok(conn) => conn,
+        Err(e) => return refused(failed(dest, &e), buf, block),
+    };
+    let mut out = WriteQueue::default();
+    out.push_wire(line);
+    let timeout = target.timeout;
+    let mut left = block;
+    loop {
+        let n = left.min(buf.len());
+        if n > 0 {
+            out.push(buf.split_to(n).freeze());
+            left -= n;
+        }
+        match tokio::time::timeout(timeout, out.flush_to(&mut conn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let e = BackendError::Io(e.kind().to_string());
+                return refused(failed(dest, &e), buf, left);
+            }
+            Err(_) => return refused(failed(dest, &BackendError::Timeout), buf, left),
+        }
+        if left == 0 {
+            break;
+        }
+        if buf.capacity() - buf.len() < STREAM_CHUNK / 4 {
+            buf.reserve(STREAM_CHUNK);
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) | Err(_) => return Uploaded::ClientGone,
+            Ok(_) => {}
+        }
+    }
+    Uploaded::Reply(match read_reply(&mut conn, kind, timeout).await {
+        Ok(outcome) => outcome,
+        Err(e) => failed(dest, &e),
+    })
+}
+
+/// Answers `outcome`, dropping the `left` bytes of the data block still to come (part of which
+/// may be in `buf`).
+fn refused(outcome: Outcome, buf: &mut BytesMut, left: usize) -> Uploaded {
+    let buffered = left.min(buf.len());
+    bytes::Buf::advance(buf, buffered);
+    Uploaded::Refused {
+        outcome,
+        unread: left - buffered,
+    }
+}
+
+/// The router's reply when a streamed store fails at `dest`, counted as a backend error.
+fn failed(dest: &crate::backend::Destination, e: &BackendError) -> Outcome {
+    dest.stats().backend_errors.inc();
+    Outcome::server_error(&format!("backend {} {e}", dest.address()))
+}
+
+/// Reads the server's one reply to the store.
+async fn read_reply(
+    conn: &mut TcpStream,
+    kind: ReplyKind,
+    timeout: std::time::Duration,
+) -> Result<Outcome, BackendError> {
+    let mut reply = BytesMut::with_capacity(REPLY_BUF);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match parse_reply(&reply, kind) {
+            ReplyParsed::Reply { consumed, status } => {
+                return Ok(Outcome {
+                    frame: reply.split_to(consumed).freeze(),
+                    status,
+                });
+            }
+            ReplyParsed::Malformed => return Err(BackendError::Protocol("malformed reply")),
+            ReplyParsed::Incomplete => {}
+        }
+        match tokio::time::timeout_at(deadline, conn.read_buf(&mut reply)).await {
+            Err(_) => return Err(BackendError::Timeout),
+            Ok(Ok(0)) => return Err(BackendError::Closed),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(BackendError::Io(e.kind().to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_store_drops_what_has_arrived_and_counts_the_rest() {
+        let mut buf = BytesMut::from(&b"0123456789\r\nget a\r\n"[..]);
+        let Uploaded::Refused { unread, .. } = refused(Outcome::server_error("x"), &mut buf, 12)
+        else {
+            panic!("refused");
+        };
+        assert_eq!((unread, &buf[..]), (0, &b"get a\r\n"[..]));
+        let mut buf = BytesMut::from(&b"0123"[..]);
+        let Uploaded::Refused { unread, .. } = refused(Outcome::server_error("x"), &mut buf, 12)
+        else {
+            panic!("refused");
+        };
+        assert_eq!((unread, buf.len()), (8, 0));
+    }
+}
