@@ -18,6 +18,8 @@
 //! - [`examples`]: every config of `configs/` does what its header says (ha warm-up, magent
 //!   backup, shadowing, two random pools, prefixes, migration).
 //! - [`rewrites`]: background sends and rewrites: all-initial, modify, the background bound.
+//! - [`long_values`]: long values stream through both ways, with memcached's replies, and the
+//!   router's memory does not grow with them.
 
 mod backend_failure;
 mod check_config;
@@ -27,6 +29,7 @@ mod examples;
 mod fan_out;
 mod health;
 mod ketama;
+mod long_values;
 mod pipelining;
 mod plugin_sandbox;
 mod prefix;

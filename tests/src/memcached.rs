@@ -20,6 +20,8 @@ const PORT_ATTEMPTS: usize = 10;
 pub struct Memcached {
     child: Option<Child>,
     port: u16,
+    /// Options after the defaults (later ones win), kept for restarts.
+    extra: Vec<String>,
 }
 
 impl Memcached {
@@ -27,14 +29,22 @@ impl Memcached {
     ///
     /// Panics (failing the test, never skipping it) if `memcached` is not installed.
     pub fn start() -> Memcached {
+        Memcached::start_with(&[])
+    }
+
+    /// Starts memcached with `extra` options after the defaults, which they override (as
+    /// `-I 64m -m 256` for large items).
+    pub fn start_with(extra: &[&str]) -> Memcached {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            match spawn(port) {
+            match spawn(port, &extra) {
                 Ok(child) => {
                     return Memcached {
                         child: Some(child),
                         port,
+                        extra,
                     };
                 }
                 Err(e) => last_error = e,
@@ -91,7 +101,7 @@ impl Memcached {
         // Our own old socket is gone (memcached sets SO_REUSEADDR); retry briefly in case the
         // kernel needs a moment, but fail if someone else took the port.
         let mut last_error = String::new();
-        let child = poll_until(STARTUP_DEADLINE, || match spawn(self.port) {
+        let child = poll_until(STARTUP_DEADLINE, || match spawn(self.port, &self.extra) {
             Ok(child) => Some(child),
             Err(e) => {
                 last_error = e;
@@ -164,10 +174,11 @@ impl Drop for Memcached {
 
 /// Spawns memcached on `port` and waits until it answers `stats` with its own pid (so a
 /// different process that happens to hold the port is not mistaken for ours).
-fn spawn(port: u16) -> Result<Child, String> {
+fn spawn(port: u16, extra: &[String]) -> Result<Child, String> {
     let mut child = Command::new("memcached")
         .args(["-U", "0", "-l", "127.0.0.1", "-p", &port.to_string()])
         .args(["-u", "nobody", "-t", "1", "-m", "64"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
