@@ -5,12 +5,14 @@
 //!    `VALUE` entry lies inside it, and it is a `Hit` with entries, a `Miss` without, or an error;
 //! 2. the bytes of the reply alone give the same reply, and one byte fewer is `Incomplete`;
 //! 3. split in two anywhere, the first part gives `Incomplete`, `Malformed` when the whole is
-//!    malformed too, or the same reply as the whole: never a different reply.
+//!    malformed too, or the same reply as the whole: never a different reply;
+//! 4. where `value_head` finds a value's header, the reply is not complete before the value
+//!    and its `\r\n` are in, and a complete `mg` reply ends exactly where the header says.
 //!
 //! Shared by the fuzz target (`fuzz_targets/parse_reply.rs`) and the regression test that
 //! replays kept inputs (`host/protocol/tests/regressions.rs`), which include this file by path.
 
-use switchyard_protocol::{ReplyKind, ReplyParsed, ReplyStatus, parse_reply, values};
+use switchyard_protocol::{ReplyKind, ReplyParsed, ReplyStatus, parse_reply, value_head, values};
 
 /// Every kind of reply, classic and meta.
 const KINDS: [ReplyKind; 9] = [
@@ -34,6 +36,18 @@ pub fn check(buf: &[u8]) {
 
 fn check_as(buf: &[u8], kind: ReplyKind) {
     let whole = parse_reply(buf, kind);
+    if let Some(head) = value_head(buf, kind) {
+        assert!(head.line > 0 && head.line <= buf.len());
+        if let ReplyParsed::Reply { consumed, .. } = whole {
+            assert!(
+                consumed >= head.line + head.len + 2,
+                "a reply ended inside its value"
+            );
+            if kind == ReplyKind::MetaGet {
+                assert_eq!(consumed, head.total());
+            }
+        }
+    }
     if let ReplyParsed::Reply { consumed, status } = whole {
         assert!(consumed > 0 && consumed <= buf.len());
         let reply = &buf[..consumed];

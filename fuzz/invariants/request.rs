@@ -12,7 +12,10 @@
 //! 4. a request's forwarded bytes (line without `noreply` or a meta command's `q` flag, then
 //!    its data block) parse back to the same request, `noreply` and `q` aside: the router always
 //!    sees the backend's reply;
-//! 5. a session fed the input in two pieces sees the same outcomes as one fed it whole.
+//! 5. a session fed the input in two pieces sees the same outcomes as one fed it whole;
+//! 6. with streaming on (`Limits::stream_from`), the outcome is the one without it, except
+//!    that a long value still arriving is a `Stream` where it was `Incomplete`; and that
+//!    stream's request is the one parsed once its data block has arrived.
 //!
 //! Shared by the fuzz target (`fuzz_targets/parse_request.rs`) and the regression test that
 //! replays kept inputs (`host/protocol/tests/regressions.rs`), which include this file by path.
@@ -31,11 +34,55 @@ const TINY: Limits = Limits {
     stream_from: usize::MAX,
 };
 
+/// [`TINY`], streaming values of four bytes and more.
+const STREAMING: Limits = Limits {
+    stream_from: 4,
+    ..TINY
+};
+
 /// Checks every property of `buf`, under memcached's limits and under [`TINY`] ones; panics
 /// on a violation.
 pub fn check(buf: &[u8]) {
     for limits in [Limits::default(), TINY] {
         check_with(buf, &limits);
+    }
+    check_streaming(buf);
+}
+
+/// Property 6.
+fn check_streaming(buf: &[u8]) {
+    let streaming = parse_request(buf, &STREAMING);
+    check_outcome(buf, &streaming, &STREAMING);
+    let whole = parse_request(buf, &TINY);
+    let Parsed::Stream {
+        request,
+        line,
+        block,
+    } = streaming
+    else {
+        assert_eq!(streaming, whole, "streaming changed a non-stream outcome");
+        return;
+    };
+    assert_eq!(
+        whole,
+        Parsed::Incomplete,
+        "a stream whose block had arrived"
+    );
+    let mut arrived = buf[..line].to_vec();
+    arrived.resize(line + block - 2, b'v');
+    arrived.extend_from_slice(b"\r\n");
+    match parse_request(&arrived, &TINY) {
+        Parsed::Request {
+            request: later,
+            consumed,
+        } => {
+            assert_eq!(consumed, line + block);
+            assert_eq!(
+                later, request,
+                "the stream's request differs once its block arrived"
+            );
+        }
+        other => panic!("a stream's request, its block arrived, parses as {other:?}"),
     }
 }
 
