@@ -45,6 +45,11 @@ pub struct Body {
     pub chunks: mpsc::Receiver<Result<Bytes, BackendError>>,
     /// How many bytes the chunks add up to: fewer means the stream broke.
     pub len: usize,
+    /// The server's handle, held until the stream ends: its connection must outlive a reload
+    /// that drops the server, as any request's does.
+    pub holder: Option<Rc<Destination>>,
+    /// How long the client may take to accept the next bytes before it is disconnected.
+    pub stall: Duration,
 }
 
 /// Why a backend request produced no reply.

@@ -175,18 +175,33 @@ fn forwarded(request: &Request, frame: &Bytes) -> Wire {
     w
 }
 
-/// Where a store whose long value is still arriving can stream to: the server its route ends
-/// at, if it ends at exactly one (anything else, a fan-out, a failover, a rewrite, needs the
-/// whole value and gets it buffered). `line` holds the request's command line, which its
-/// ranges index. Counts the request when it streams.
-pub fn stream_target(
+/// What becomes of a store whose long value is still arriving ([`stream_route`]).
+#[derive(Debug)]
+pub enum StreamRoute {
+    /// Its route ends at one server: stream the value there.
+    Server(StreamTarget),
+    /// Its route answers without a server (a plugin's reply, a plugin fault): answer, and drop
+    /// the value as it arrives.
+    Answer(Outcome),
+    /// Its route needs the whole value (a fan-out, a failover, a rewrite): buffer it, and
+    /// dispatch it as usual once it is in. The route is then run again.
+    Whole,
+    /// Its listener was removed by a reload: close, as for any request.
+    Close,
+}
+
+/// Routes a store whose long value is still arriving. `line` holds the request's command line,
+/// which its ranges index. Counts the request unless it is buffered (dispatch counts it then).
+pub fn stream_route(
     worker: &Worker,
     request: &Request,
     line: &[u8],
     local: SocketAddr,
-) -> Option<StreamTarget> {
+) -> StreamRoute {
     let generation = worker.generation();
-    let listener = generation.shared.listener_index(local)?;
+    let Some(listener) = generation.shared.listener_index(local) else {
+        return StreamRoute::Close;
+    };
     let mut decoded = [0u8; DECODED_KEY_BUF];
     let input = RouteInput {
         op: op_code(request.command),
@@ -200,17 +215,21 @@ pub fn stream_target(
     match generation.resolve(root, &input) {
         Resolved::Server { dest, timeout } => {
             worker.stats.cmd_set.inc();
-            Some(StreamTarget {
+            StreamRoute::Server(StreamTarget {
                 generation,
                 dest,
                 timeout,
             })
         }
-        _ => None,
+        Resolved::Reply(outcome) => {
+            worker.stats.cmd_set.inc();
+            StreamRoute::Answer(outcome)
+        }
+        Resolved::Plan { .. } => StreamRoute::Whole,
     }
 }
 
-/// A single server a long value streams to ([`stream_target`]).
+/// A single server a long value streams to ([`stream_route`]).
 #[derive(Debug)]
 pub struct StreamTarget {
     /// The generation that routed it.

@@ -587,7 +587,7 @@ fn status_code(status: ReplyStatus) -> u32 {
 
 fn backend_settled(
     result: Result<BackendResult, oneshot::error::RecvError>,
-    dest: &crate::backend::Destination,
+    dest: &Rc<crate::backend::Destination>,
 ) -> Settled {
     match result {
         Ok(Ok(reply)) => {
@@ -597,7 +597,10 @@ fn backend_settled(
             };
             match reply.body {
                 None => Settled::Whole(head),
-                Some(body) => Settled::Streaming(head, body),
+                Some(mut body) => {
+                    body.holder = Some(dest.clone());
+                    Settled::Streaming(head, body)
+                }
             }
         }
         Ok(Err(e)) => {

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
-use crate::dispatch::{Next, dispatch, forwarded_line, stream_target};
+use crate::dispatch::{Next, StreamRoute, dispatch, forwarded_line, stream_route};
 use crate::executor::{Outcome, Pending};
 use crate::wire::WriteQueue;
 use crate::worker::Worker;
@@ -39,6 +39,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_EXTRA_BUFFER: usize = 1 << 20;
 /// Ready replies gathered before a write is issued anyway.
 const MAX_WRITE_BATCH: usize = 256 * 1024;
+/// Long values one worker streams to servers at once, each over a connection of its own;
+/// more are buffered whole, so that clients cannot open server connections without bound.
+const MAX_UPLOADS: usize = 64;
 
 /// Serves one client until it quits, disconnects or sends something memcached would close on.
 pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: SocketAddr) {
@@ -53,10 +56,16 @@ pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: SocketAddr) {
         stream_from: server.stream_from_bytes,
         ..Limits::default()
     };
-    tokio::join!(
-        read_requests(rd, &worker, listener, tx, &limits),
-        write_replies(wr, rx)
-    );
+    let reader = read_requests(rd, &worker, listener, tx, &limits);
+    let writer = write_replies(wr, rx);
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        // The reader is done (quit, close, end of input): answer what it queued.
+        () = &mut reader => writer.await,
+        // The writer stops first only when the client can no longer be answered (a write
+        // failed, or a streamed value broke off): stop reading too, closing the connection.
+        () = &mut writer => {}
+    }
     worker.stats.curr_connections.dec();
 }
 
@@ -100,25 +109,44 @@ async fn read_requests(
                     line,
                     block,
                 } => {
-                    let Some(target) = stream_target(worker, &request, &buf[..line], listener)
-                    else {
-                        whole = true;
-                        break;
+                    let route = if worker.uploads.get() < MAX_UPLOADS {
+                        stream_route(worker, &request, &buf[..line], listener)
+                    } else {
+                        // Enough connections of its own to servers already: buffer this one.
+                        StreamRoute::Whole
                     };
-                    let line = buf.split_to(line).freeze();
-                    let wire = forwarded_line(&request, &line);
-                    let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
-                    worker.stats.streamed_stores.inc();
-                    let outcome = match upload(&target, wire, kind, &mut buf, &mut rd, block).await
-                    {
-                        Uploaded::Reply(outcome) => outcome,
-                        Uploaded::Refused { outcome, unread } => {
-                            swallow = unread;
+                    let outcome = match route {
+                        StreamRoute::Whole => {
+                            whole = true;
+                            break;
+                        }
+                        StreamRoute::Close => return,
+                        StreamRoute::Answer(outcome) => {
+                            let buffered = block.min(buf.len() - line);
+                            buf.advance(line + buffered);
+                            swallow = block - buffered;
                             outcome
                         }
-                        Uploaded::ClientGone => {
-                            worker.stats.streams_broken.inc();
-                            return;
+                        StreamRoute::Server(target) => {
+                            let line = buf.split_to(line).freeze();
+                            let wire = forwarded_line(&request, &line);
+                            let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
+                            worker.stats.streamed_stores.inc();
+                            let slot = UploadSlot::take(&worker.uploads);
+                            let uploaded =
+                                upload(&target, wire, kind, &mut buf, &mut rd, block).await;
+                            drop(slot);
+                            match uploaded {
+                                Uploaded::Reply(outcome) => outcome,
+                                Uploaded::Refused { outcome, unread } => {
+                                    swallow = unread;
+                                    outcome
+                                }
+                                Uploaded::ClientGone => {
+                                    worker.stats.streams_broken.inc();
+                                    return;
+                                }
+                            }
                         }
                     };
                     let pending = Pending::Ready(outcome);
@@ -196,6 +224,22 @@ async fn read_requests(
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+    }
+}
+
+/// One of a worker's [`MAX_UPLOADS`], given back when dropped, however the upload ends.
+struct UploadSlot<'a>(&'a std::cell::Cell<usize>);
+
+impl<'a> UploadSlot<'a> {
+    fn take(uploads: &'a std::cell::Cell<usize>) -> UploadSlot<'a> {
+        uploads.set(uploads.get() + 1);
+        UploadSlot(uploads)
+    }
+}
+
+impl Drop for UploadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
     }
 }
 

@@ -82,19 +82,41 @@ impl WriteQueue {
     /// Writes everything queued.
     pub async fn flush_to<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
         while !self.chunks.is_empty() {
-            let written = {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let n = self.chunks.len().min(MAX_IOVECS);
-                for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
-                    *slot = IoSlice::new(chunk);
-                }
-                w.write_vectored(&slices[..n]).await?
-            };
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            self.advance(written);
+            self.write_some(w).await?;
         }
+        Ok(())
+    }
+
+    /// Writes everything queued, failing with `TimedOut` if the writer accepts nothing for
+    /// `stall` at any point (however slowly it takes the rest).
+    pub async fn flush_within<W: AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+        stall: std::time::Duration,
+    ) -> io::Result<()> {
+        while !self.chunks.is_empty() {
+            match tokio::time::timeout(stall, self.write_some(w)).await {
+                Ok(written) => written?,
+                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// One `writev` of what is queued.
+    async fn write_some<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+        let written = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let n = self.chunks.len().min(MAX_IOVECS);
+            for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
+                *slot = IoSlice::new(chunk);
+            }
+            w.write_vectored(&slices[..n]).await?
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        self.advance(written);
         Ok(())
     }
 

@@ -34,6 +34,9 @@ pub struct Worker {
     pub stats: Arc<WorkerStats>,
     /// Every worker's counters, for `stats`.
     pub router_stats: Arc<RouterStats>,
+    /// Long values this worker's sessions are streaming to servers now, each over a
+    /// connection of its own (`session/upload.rs`).
+    pub uploads: std::cell::Cell<usize>,
 }
 
 impl Worker {
@@ -51,6 +54,7 @@ impl Worker {
             destinations: RefCell::new(HashMap::new()),
             stats,
             router_stats,
+            uploads: std::cell::Cell::new(0),
         }
     }
 

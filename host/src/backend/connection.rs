@@ -22,8 +22,9 @@
 //! with the header line as soon as it is in, and the reader passes the value on in chunks as
 //! they arrive. At most [`STREAM_WINDOW`] chunks wait for the client; beyond that the reader
 //! waits for it too, as the other requests on this connection must then, but for no longer
-//! than the request's timeout: a client that takes nothing for that long is cut off (its
-//! connection closed, the rest of its value read and dropped) rather than stall the others.
+//! than a quarter of the request's timeout (so the requests queued behind keep most of
+//! theirs): a client that falls that far behind is cut off (the rest of its value is read and
+//! dropped, and its connection closed) rather than stall the others.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -51,8 +52,9 @@ const MAX_BATCH: usize = 128;
 const READ_CHUNK: usize = 16 * 1024;
 /// Free space of the read buffer while a long value streams through.
 const STREAM_CHUNK: usize = 64 * 1024;
-/// Chunks of a streamed value (each one read, at most about [`STREAM_CHUNK`]) that may wait for
-/// the client: about 4 MiB, which covers a client's pauses without holding up the connection.
+/// Chunks of a streamed value (each one read, at most [`STREAM_CHUNK`] and a bit) that may wait
+/// for the client: up to about 4 MiB, which covers a client's pauses without holding up the
+/// connection.
 const STREAM_WINDOW: usize = 64;
 
 /// A job whose bytes have been (or are being) written.
@@ -214,6 +216,8 @@ async fn read_replies(
                 let body = Body {
                     chunks,
                     len: head.total() - head.line,
+                    holder: None,
+                    stall,
                 };
                 f.job.finish(Ok(BackendReply {
                     frame,
@@ -274,8 +278,9 @@ async fn read_replies(
 
 /// Passes on the rest of a reply whose header `head` has been taken from `buf`: the value and
 /// the reply's end, in chunks as they arrive, checking that the end is what memcached sends.
-/// `stall` bounds the wait for each read, and for the client to make room for a chunk; a
-/// client that has gone or is cut off gets nothing more, and the rest is read and dropped.
+/// `stall` bounds the wait for each read, and a quarter of it the wait for the client to make
+/// room for a chunk; a client that has gone or is cut off gets nothing more, and the rest is
+/// read and dropped.
 /// An error ends the connection, and is passed to the client too.
 async fn pass_value(
     rd: &mut OwnedReadHalf,
@@ -303,7 +308,7 @@ async fn pass_value(
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Closed(_)) => client = None,
                     Err(mpsc::error::TrySendError::Full(chunk)) => {
-                        match tokio::time::timeout(stall, tx.send(chunk)).await {
+                        match tokio::time::timeout(stall / 4, tx.send(chunk)).await {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => client = None,
                             Err(_) => {

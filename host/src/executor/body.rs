@@ -14,7 +14,8 @@ const FLUSH_AT: usize = 256 * 1024;
 /// Passes `body` on after what `out` holds (which ends with the reply's header), writing to
 /// `wr` whenever no chunk is waiting or enough has gathered, so that the router holds little of
 /// a value a client reads as fast as the server sends it. An error means the value broke off
-/// part way: the client must be disconnected.
+/// part way, or the client accepted no bytes for `body.stall`: the client must be disconnected
+/// (which also releases every stream queued behind this one).
 pub(super) async fn pass<W: AsyncWrite + Unpin>(
     mut body: Body,
     out: &mut WriteQueue,
@@ -30,7 +31,7 @@ pub(super) async fn pass<W: AsyncWrite + Unpin>(
         left = left.saturating_sub(chunk.len());
         out.push(chunk);
         if body.chunks.is_empty() || out.len() >= FLUSH_AT {
-            out.flush_to(wr).await?;
+            out.flush_within(wr, body.stall).await?;
         }
     }
     Ok(())

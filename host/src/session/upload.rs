@@ -3,7 +3,7 @@
 //! slow client holds up nobody else.
 //!
 //! ```text
-//!  1. barrier: `mn` on the shared connection   (everything this client sent there before is done)
+//!  1. barrier: `version` on the shared connection (everything this client sent there before is done)
 //!  2. connect a dedicated connection            (refused: answer, drop the value as it arrives)
 //!  3. command line, then the data block, read by read, client ─▶ server
 //!  4. the server's reply                        (the session reads nothing else meanwhile)
@@ -58,17 +58,23 @@ pub(super) async fn upload(
     let Some(dest) = generation.destinations.get(target.dest) else {
         return refused(Outcome::server_error("no such destination"), buf, block);
     };
+    // Any command memcached answers in order would do; `version` is the one every server has.
     let barrier = generation
         .send(
             target.dest,
             target.timeout,
-            &Wire::one(Bytes::from_static(b"mn\r\n")),
-            ReplyKind::MetaNoop,
+            &Wire::one(Bytes::from_static(b"version\r\n")),
+            ReplyKind::Line,
         )
         .outcome()
         .await;
-    if barrier.status != ReplyStatus::Ok {
-        return refused(barrier, buf, block);
+    match barrier.status {
+        ReplyStatus::Version => {}
+        ReplyStatus::ServerError => return refused(barrier, buf, block),
+        _ => {
+            let e = BackendError::Protocol("unexpected reply to version");
+            return refused(failed(dest, &e), buf, block);
+        }
     }
     let mut conn = match dest.dedicated().await {
         Ok(conn) => conn,
