@@ -216,7 +216,12 @@ fn a_route_that_answers_itself_drops_the_value_as_it_arrives() {
     let mut script = store_cmd("set", "lv:f", &long, "");
     script.extend_from_slice(b"version\r\n");
     let replies = run(&mut client, &[(script, 2)]);
-    assert_eq!(replies[0], b"SERVER_ERROR fenced\r\n", "{}", show(&replies[0]));
+    assert_eq!(
+        replies[0],
+        b"SERVER_ERROR fenced\r\n",
+        "{}",
+        show(&replies[0])
+    );
     assert!(replies[1].starts_with(b"VERSION "), "{}", show(&replies[1]));
     assert_eq!(client.stat("streamed_stores"), Some(0));
 }
