@@ -297,6 +297,39 @@ fn a_client_that_stops_reading_a_long_value_is_cut_off_and_others_carry_on() {
     assert_eq!(other.get("lv:small").as_deref(), Some(&b"s"[..]));
 }
 
+#[test]
+fn a_server_that_dies_mid_value_closes_the_clients_connection() {
+    // Longer than every buffer between memcached and the client together, so that memcached
+    // is still sending when it dies.
+    let mut server = Memcached::start_with(&["-I", "128m", "-m", "512"]);
+    let long = value(96 << 20, 11);
+    {
+        let mut c = server.client();
+        let writer = send_in_background(&c, store_cmd("set", "lv:dying", &long, ""));
+        assert_eq!(c.reply(), b"STORED\r\n");
+        writer.join().expect("writer");
+    }
+    let router = router(&config(&single_pool(&server), "", "127.0.0.1:0"));
+    let client = connect(&router, 0);
+    let mut raw = client.writer();
+    raw.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    raw.write_all(b"get lv:dying\r\n").expect("send get");
+    let header = format!("VALUE lv:dying 3 {}\r\n", long.len());
+    let mut start = vec![0; header.len() + (1 << 20)];
+    raw.read_exact(&mut start).expect("the start of the value");
+    assert_eq!(&start[..header.len()], header.as_bytes());
+    server.kill();
+    let mut rest = Vec::new();
+    raw.read_to_end(&mut rest)
+        .expect("the router closes the connection when the value breaks off");
+    let got = start.len() - header.len() + rest.len();
+    assert!(got < long.len(), "received {got} of {} bytes", long.len());
+    assert!(long.starts_with(&[&start[header.len()..], &rest[..]].concat()));
+    let mut other = connect(&router, 0);
+    assert_eq!(other.stat("streams_broken"), Some(1));
+}
+
 /// The router as its own process, so that its peak memory can be read from `/proc`.
 struct RouterProcess {
     child: Child,
