@@ -134,7 +134,13 @@ pub struct Destination {
     stats: Arc<WorkerStats>,
     tx: mpsc::UnboundedSender<Job>,
     outstanding: Rc<Cell<usize>>,
+    /// Idle connections of their own ([`Destination::dedicated`]), kept for reuse.
+    spares: std::cell::RefCell<Vec<tokio::net::TcpStream>>,
 }
+
+/// Idle dedicated connections one worker keeps per server: enough to save the connect for the
+/// next long value, few enough to hold no server connections worth mentioning.
+const SPARE_CONNECTIONS: usize = 2;
 
 impl Destination {
     /// Creates worker `worker`'s handle and spawns its driver on the current `LocalSet`.
@@ -146,6 +152,7 @@ impl Destination {
             stats,
             tx,
             outstanding: Rc::new(Cell::new(0)),
+            spares: Default::default(),
         })
     }
 
@@ -165,13 +172,22 @@ impl Destination {
             && Arc::ptr_eq(&mine.health, &spec.health)
     }
 
-    /// Opens a connection of its own to the server, for one request that should not share
-    /// the pipelined one (a long value passed on as it arrives). Fails at once when the server
+    /// A connection of its own to the server, for one request that should not share the
+    /// pipelined one (a long value passed on as it arrives): a spare one given back by an
+    /// earlier such request if it is still open, else a new one. Fails at once when the server
     /// is marked down.
     pub async fn dedicated(&self) -> Result<tokio::net::TcpStream, BackendError> {
         if !self.spec.health.is_up() {
             self.spec.health.fast_failed.inc();
             return Err(BackendError::Down);
+        }
+        while let Some(spare) = self.spares.borrow_mut().pop() {
+            // An open, idle connection has nothing to read; one the server closed reads EOF.
+            if let Err(e) = spare.try_read(&mut [0u8; 1])
+                && e.kind() == std::io::ErrorKind::WouldBlock
+            {
+                return Ok(spare);
+            }
         }
         let connect = tokio::net::TcpStream::connect(self.spec.address);
         match tokio::time::timeout(self.spec.connect_timeout, connect).await {
@@ -181,6 +197,15 @@ impl Destination {
             }
             Ok(Err(e)) => Err(BackendError::Connect(e.kind().to_string())),
             Err(_) => Err(BackendError::ConnectTimeout),
+        }
+    }
+
+    /// Keeps a connection from [`Destination::dedicated`] whose request is complete (its
+    /// reply read whole) for the next one, up to [`SPARE_CONNECTIONS`].
+    pub fn give_back(&self, conn: tokio::net::TcpStream) {
+        let mut spares = self.spares.borrow_mut();
+        if spares.len() < SPARE_CONNECTIONS {
+            spares.push(conn);
         }
     }
 

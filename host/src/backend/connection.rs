@@ -51,11 +51,11 @@ const MAX_BATCH: usize = 128;
 /// Initial and minimum free space of the read buffer.
 const READ_CHUNK: usize = 16 * 1024;
 /// Free space of the read buffer while a long value streams through.
-const STREAM_CHUNK: usize = 64 * 1024;
+const STREAM_CHUNK: usize = 256 * 1024;
 /// Chunks of a streamed value (each one read, at most [`STREAM_CHUNK`] and a bit) that may wait
 /// for the client: up to about 4 MiB, which covers a client's pauses without holding up the
 /// connection.
-const STREAM_WINDOW: usize = 64;
+const STREAM_WINDOW: usize = 16;
 
 /// A job whose bytes have been (or are being) written.
 struct InFlight {

@@ -1,10 +1,11 @@
 //! A store whose long value passes from the client to its server as it arrives, over a
 //! connection of its own, so that the router holds no more than one read of it at a time and a
-//! slow client holds up nobody else.
+//! slow client holds up nobody else. A connection whose store ended cleanly is kept (two per
+//! server and worker) for the next long value.
 //!
 //! ```text
 //!  1. barrier: `version` on the shared connection (everything this client sent there before is done)
-//!  2. connect a dedicated connection            (refused: answer, drop the value as it arrives)
+//!  2. a connection of its own (a spare, or new)  (refused: answer, drop the value as it arrives)
 //!  3. command line, then the data block, read by read, client ─▶ server
 //!  4. the server's reply                        (the session reads nothing else meanwhile)
 //! ```
@@ -23,7 +24,7 @@ use crate::executor::Outcome;
 use crate::wire::{Wire, WriteQueue};
 
 /// Free space of the client's read buffer while a value streams through it.
-const STREAM_CHUNK: usize = 64 * 1024;
+const STREAM_CHUNK: usize = 256 * 1024;
 /// Initial room for the server's reply to a store.
 const REPLY_BUF: usize = 256;
 
@@ -110,7 +111,10 @@ pub(super) async fn upload(
         }
     }
     Uploaded::Reply(match read_reply(&mut conn, kind, timeout).await {
-        Ok(outcome) => outcome,
+        Ok(outcome) => {
+            dest.give_back(conn);
+            outcome
+        }
         Err(e) => failed(dest, &e),
     })
 }
@@ -132,7 +136,8 @@ fn failed(dest: &crate::backend::Destination, e: &BackendError) -> Outcome {
     Outcome::server_error(&format!("backend {} {e}", dest.address()))
 }
 
-/// Reads the server's one reply to the store.
+/// Reads the server's one reply to the store; anything after it is an error, as the server
+/// was sent nothing else.
 async fn read_reply(
     conn: &mut TcpStream,
     kind: ReplyKind,
@@ -142,6 +147,9 @@ async fn read_reply(
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match parse_reply(&reply, kind) {
+            ReplyParsed::Reply { consumed, .. } if consumed != reply.len() => {
+                return Err(BackendError::Protocol("reply to no request"));
+            }
             ReplyParsed::Reply { consumed, status } => {
                 return Ok(Outcome {
                     frame: reply.split_to(consumed).freeze(),
