@@ -50,11 +50,15 @@ pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: SocketAddr) {
     worker.stats.total_connections.inc();
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(MAX_PIPELINE);
-    let server = &worker.generation().shared.config.server;
-    let limits = Limits {
-        max_value_len: server.max_value_bytes,
-        stream_from: server.stream_from_bytes,
-        ..Limits::default()
+    // Read once, without keeping the generation: a connection must not hold it after a reload.
+    let limits = {
+        let generation = worker.generation();
+        let server = &generation.shared.config.server;
+        Limits {
+            max_value_len: server.max_value_bytes,
+            stream_from: server.stream_from_bytes,
+            ..Limits::default()
+        }
     };
     let reader = read_requests(rd, &worker, listener, tx, &limits);
     let writer = write_replies(wr, rx);

@@ -330,6 +330,53 @@ fn a_server_that_dies_mid_value_closes_the_clients_connection() {
     assert_eq!(other.stat("streams_broken"), Some(1));
 }
 
+#[test]
+fn a_reload_that_drops_the_server_lets_its_stream_finish() {
+    let old = big_server();
+    let new = big_server();
+    let long = value(48 << 20, 12);
+    {
+        let mut c = old.client();
+        let writer = send_in_background(&c, store_cmd("set", "lv:moving", &long, ""));
+        assert_eq!(c.reply(), b"STORED\r\n");
+        writer.join().expect("writer");
+    }
+    // A long timeout: the client pauses for the reload, and must not be cut off meanwhile.
+    let pool = |server: &Memcached| {
+        format!(
+            "[pools.main]\nservers = [\"{}\"]\ntimeout_ms = 20000\n",
+            server.spec()
+        )
+    };
+    let router = router(&config(&pool(&old), "", "127.0.0.1:0"));
+    let mut client = connect(&router, 0);
+    let mut raw = client.writer();
+    raw.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    raw.write_all(b"get lv:moving\r\n").expect("send get");
+    let header = format!("VALUE lv:moving 3 {}\r\n", long.len());
+    let mut reply = vec![0; header.len() + (1 << 20)];
+    raw.read_exact(&mut reply).expect("the start of the value");
+    // The new configuration no longer names the server the value streams from.
+    let text = config(&pool(&new), "", "127.0.0.1:0");
+    let next = switchyard_tests::Config::from_toml(&text, std::path::Path::new("next.toml"))
+        .expect("valid config");
+    router.reload_with(next).expect("reload");
+    let mut rest = vec![0; long.len() + 7 - (1 << 20)];
+    raw.read_exact(&mut rest)
+        .expect("the rest of the value, across the reload");
+    reply.extend_from_slice(&rest);
+    assert!(reply[header.len()..header.len() + long.len()] == long[..]);
+    assert_eq!(&reply[header.len() + long.len()..], b"\r\nEND\r\n");
+    // The connection goes on, on the new configuration, and holds nothing of the old one.
+    assert_eq!(client.request(b"get lv:moving\r\n"), b"END\r\n");
+    assert_eq!(client.stat("streams_broken"), Some(0));
+    poll_until(Duration::from_secs(5), || {
+        (client.stat("generations_alive") == Some(1)).then_some(())
+    })
+    .expect("the old generation is freed while the connection stays open");
+}
+
 /// The router as its own process, so that its peak memory can be read from `/proc`.
 struct RouterProcess {
     child: Child,
