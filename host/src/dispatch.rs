@@ -73,17 +73,8 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketA
                 c if c.has_data_block() => stats.cmd_set.inc(),
                 _ => stats.cmd_other.inc(),
             }
-            // A base64 meta key is routed by its decoded bytes.
             let mut decoded = [0u8; DECODED_KEY_BUF];
-            let key = request.routing_key(&frame, &mut decoded);
-            let input = RouteInput {
-                op: op_code(command),
-                key,
-                flags: request.flags,
-                exptime: request.exptime,
-                value_len: request.value.len() as u32,
-                listener,
-            };
+            let input = keyed_input(request, &frame, &mut decoded, listener);
             let root = generation.shared.roots[listener as usize];
             let kind = command.reply_kind().unwrap_or(ReplyKind::Line);
             let wire = forwarded(request, &frame);
@@ -96,20 +87,23 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketA
                     frame: &frame,
                 },
             };
-            let pending = if command == Command::MetaGet {
+            if command == Command::MetaGet {
                 generation.execute_for_client(root, &req)
             } else {
                 generation.execute(root, &req)
-            };
-            if request.quiet {
-                Pending::Quiet(Box::new(pending), command)
-            } else {
-                pending
             }
         }
     };
+    answer(request, pending)
+}
+
+/// What the client is sent of `pending`, the reply to `request`: nothing for `noreply`, and
+/// for a meta command with `q` only what `q` does not hide.
+pub fn answer(request: &Request, pending: Pending) -> Next {
     if request.noreply {
         Next::Silent
+    } else if request.quiet {
+        Next::Reply(Pending::Quiet(Box::new(pending), request.command))
     } else {
         Next::Reply(pending)
     }
@@ -163,16 +157,29 @@ fn forwarded(request: &Request, frame: &Bytes) -> Wire {
     if request.noreply_at.is_none() && request.quiet_span.is_none() {
         return Wire::one(frame.clone());
     }
-    let [head, tail] = request.forwarded_pieces();
-    let mut w = Wire::one(frame.slice(head));
-    if !tail.is_empty() {
-        w.push(frame.slice(tail));
-    }
-    w.push(CRLF);
+    let mut w = forwarded_line(request, frame);
     if request.command.has_data_block() {
         w.push(frame.slice(request.data_block()));
     }
     w
+}
+
+/// What a plugin is given for a single-key command whose ranges index `buf`. A base64 meta key
+/// is routed by its decoded bytes, written to `decoded`.
+fn keyed_input<'a>(
+    request: &Request,
+    buf: &'a [u8],
+    decoded: &'a mut [u8; DECODED_KEY_BUF],
+    listener: u32,
+) -> RouteInput<'a> {
+    RouteInput {
+        op: op_code(request.command),
+        key: request.routing_key(buf, decoded),
+        flags: request.flags,
+        exptime: request.exptime,
+        value_len: request.value.len() as u32,
+        listener,
+    }
 }
 
 /// What becomes of a store whose long value is still arriving ([`stream_route`]).
@@ -203,14 +210,7 @@ pub fn stream_route(
         return StreamRoute::Close;
     };
     let mut decoded = [0u8; DECODED_KEY_BUF];
-    let input = RouteInput {
-        op: op_code(request.command),
-        key: request.routing_key(line, &mut decoded),
-        flags: request.flags,
-        exptime: request.exptime,
-        value_len: request.value.len() as u32,
-        listener,
-    };
+    let input = keyed_input(request, line, &mut decoded, listener);
     let root = generation.shared.roots[listener as usize];
     match generation.resolve(root, &input) {
         Resolved::Server { dest, timeout } => {
@@ -240,8 +240,9 @@ pub struct StreamTarget {
     pub timeout: std::time::Duration,
 }
 
-/// What a backend is sent of a streamed store before its data block: the command line
-/// without `noreply` or `q`, as [`forwarded`] sends it.
+/// The command line a backend is sent, without `noreply` or `q`: all of a streamed store but
+/// its data block, which follows as it arrives. `line` holds the line the request's ranges
+/// index.
 pub fn forwarded_line(request: &Request, line: &Bytes) -> Wire {
     let [head, tail] = request.forwarded_pieces();
     let mut w = Wire::one(line.slice(head));

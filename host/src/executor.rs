@@ -23,7 +23,7 @@ mod rewrite;
 
 use render::render_plugin_reply;
 
-use crate::backend::{BackendResult, Body};
+use crate::backend::{BackendError, BackendResult, Body};
 use crate::generation::Target;
 use crate::plugin::{OwnedBackground, Plan, RouteInput, Wait};
 use crate::wire::{Wire, WriteQueue};
@@ -53,6 +53,13 @@ impl Outcome {
             frame: Bytes::from(format!("SERVER_ERROR {message}\r\n")),
             status: ReplyStatus::ServerError,
         }
+    }
+
+    /// `SERVER_ERROR backend <address> <why>`, for a request `dest` did not answer; counted
+    /// as a backend error.
+    pub fn backend_failed(dest: &crate::backend::Destination, e: &BackendError) -> Outcome {
+        dest.stats().backend_errors.inc();
+        Outcome::server_error(&format!("backend {} {e}", dest.address()))
     }
 
     fn is_error(&self) -> bool {
@@ -442,14 +449,8 @@ impl LocalGeneration {
                 rx,
                 dest: d.clone(),
             },
-            Err(e) => {
-                // Down or over its limit: answered now, nothing sent.
-                self.stats.backend_errors.inc();
-                Pending::Ready(Outcome::server_error(&format!(
-                    "backend {} {e}",
-                    d.address()
-                )))
-            }
+            // Down or over its limit: answered now, nothing sent.
+            Err(e) => Pending::Ready(Outcome::backend_failed(d, &e)),
         }
     }
 }
@@ -603,13 +604,7 @@ fn backend_settled(
                 }
             }
         }
-        Ok(Err(e)) => {
-            dest.stats().backend_errors.inc();
-            Settled::Whole(Outcome::server_error(&format!(
-                "backend {} {e}",
-                dest.address()
-            )))
-        }
+        Ok(Err(e)) => Settled::Whole(Outcome::backend_failed(dest, &e)),
         Err(_) => Settled::Whole(Outcome::server_error("backend request dropped")),
     }
 }

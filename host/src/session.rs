@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
-use crate::dispatch::{Next, StreamRoute, dispatch, forwarded_line, stream_route};
+use crate::dispatch::{Next, StreamRoute, answer, dispatch, forwarded_line, stream_route};
 use crate::executor::{Outcome, Pending};
 use crate::wire::WriteQueue;
 use crate::worker::Worker;
@@ -126,9 +126,8 @@ async fn read_requests(
                         }
                         StreamRoute::Close => return,
                         StreamRoute::Answer(outcome) => {
-                            let buffered = block.min(buf.len() - line);
-                            buf.advance(line + buffered);
-                            swallow = block - buffered;
+                            buf.advance(line);
+                            swallow = block;
                             outcome
                         }
                         StreamRoute::Server(target) => {
@@ -153,13 +152,9 @@ async fn read_requests(
                             }
                         }
                     };
-                    let pending = Pending::Ready(outcome);
-                    let pending = if request.quiet {
-                        Pending::Quiet(Box::new(pending), request.command)
-                    } else {
-                        pending
-                    };
-                    if !request.noreply && tx.send(pending).await.is_err() {
+                    if let Next::Reply(pending) = answer(&request, Pending::Ready(outcome))
+                        && tx.send(pending).await.is_err()
+                    {
                         return;
                     }
                 }

@@ -227,6 +227,29 @@ fn a_route_that_answers_itself_drops_the_value_as_it_arrives() {
 }
 
 #[test]
+fn a_store_its_server_cannot_take_is_answered_and_its_value_dropped() {
+    // Nothing listens on this port: the store is refused before any of it is sent.
+    let pool = format!(
+        "[pools.main]\nservers = [\"127.0.0.1:{}:1\"]\n",
+        free_port()
+    );
+    let router = router(&config(&pool, "", "127.0.0.1:0"));
+    let mut client = connect(&router, 0);
+    let long = value(3 << 20, 13);
+    let mut script = store_cmd("set", "lv:down", &long, "");
+    script.extend_from_slice(b"version\r\n");
+    let replies = run(&mut client, &[(script, 2)]);
+    assert!(
+        replies[0].starts_with(b"SERVER_ERROR backend 127.0.0.1:"),
+        "{}",
+        show(&replies[0])
+    );
+    assert!(replies[1].starts_with(b"VERSION "), "{}", show(&replies[1]));
+    // It took the streaming path, and was refused there.
+    assert_eq!(client.stat("streamed_stores"), Some(1));
+}
+
+#[test]
 fn a_client_that_leaves_mid_value_stores_nothing_and_costs_nobody_else() {
     let server = big_server();
     let router = router(&config(&single_pool(&server), "", "127.0.0.1:0"));

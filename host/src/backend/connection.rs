@@ -200,37 +200,39 @@ async fn read_replies(
             else {
                 break;
             };
-            if stream_from != usize::MAX
-                && let Some(head) = value_head(&buf, kind)
-                && head.len >= stream_from
-                && buf.len() < head.total()
-            {
-                let Some(f) = inflight.borrow_mut().pop_front() else {
-                    break;
-                };
-                let stall = f.job.deadline.saturating_duration_since(f.job.queued);
-                health.record_reply(worker, f.job.queued.elapsed());
-                stats.streamed_values.inc();
-                let (tx, chunks) = mpsc::channel(STREAM_WINDOW);
-                let frame = buf.split_to(head.line).freeze();
-                let body = Body {
-                    chunks,
-                    len: head.total() - head.line,
-                    holder: None,
-                    stall,
-                };
-                f.job.finish(Ok(BackendReply {
-                    frame,
-                    status: ReplyStatus::Hit,
-                    body: Some(body),
-                }));
-                if let Err(e) = pass_value(&mut rd, &mut buf, &head, tx, stall, stats).await {
-                    return e;
-                }
-                continue;
-            }
             match parse_reply(&buf, kind) {
-                ReplyParsed::Incomplete => break,
+                ReplyParsed::Incomplete => {
+                    // Only an incomplete reply may be a long value to stream.
+                    let Some(head) = (stream_from != usize::MAX)
+                        .then(|| value_head(&buf, kind))
+                        .flatten()
+                        .filter(|head| head.len >= stream_from)
+                    else {
+                        break;
+                    };
+                    let Some(f) = inflight.borrow_mut().pop_front() else {
+                        break;
+                    };
+                    let stall = f.job.deadline.saturating_duration_since(f.job.queued);
+                    health.record_reply(worker, f.job.queued.elapsed());
+                    stats.streamed_values.inc();
+                    let (tx, chunks) = mpsc::channel(STREAM_WINDOW);
+                    let frame = buf.split_to(head.line).freeze();
+                    let body = Body {
+                        chunks,
+                        len: head.total() - head.line,
+                        holder: None,
+                        stall,
+                    };
+                    f.job.finish(Ok(BackendReply {
+                        frame,
+                        status: ReplyStatus::Hit,
+                        body: Some(body),
+                    }));
+                    if let Err(e) = pass_value(&mut rd, &mut buf, &head, tx, stall, stats).await {
+                        return e;
+                    }
+                }
                 ReplyParsed::Malformed => return BackendError::Protocol("malformed reply"),
                 ReplyParsed::Reply { consumed, status } => {
                     let frame = buf.split_to(consumed).freeze();

@@ -33,11 +33,12 @@ const REPLY_BUF: usize = 256;
 pub(super) enum Uploaded {
     /// The server's reply (or the router's error); the whole data block was read.
     Reply(Outcome),
-    /// The reply; `unread` bytes of the data block are still to come and must be dropped.
+    /// The reply; the rest of the data block, `unread` bytes from the front of the client's
+    /// buffer on, must be dropped.
     Refused {
         /// What to answer.
         outcome: Outcome,
-        /// Bytes of the data block not yet read from the client.
+        /// Bytes of the data block not yet passed on (some may be in the buffer already).
         unread: usize,
     },
     /// The client went away part way through its value.
@@ -45,8 +46,8 @@ pub(super) enum Uploaded {
 }
 
 /// Sends the store whose command line is `line` and whose data block, `block` bytes long,
-/// starts at the front of `buf` and goes on in `rd`. Leaves in `buf` only what follows the
-/// block.
+/// starts at the front of `buf` and goes on in `rd`. Takes from `buf` what it passes on; when
+/// refused, the rest of the block is still at the front of `buf` or to come.
 pub(super) async fn upload(
     target: &StreamTarget,
     line: Wire,
@@ -57,7 +58,7 @@ pub(super) async fn upload(
 ) -> Uploaded {
     let generation = &target.generation;
     let Some(dest) = generation.destinations.get(target.dest) else {
-        return refused(Outcome::server_error("no such destination"), buf, block);
+        return refused(Outcome::server_error("no such destination"), block);
     };
     // Any command memcached answers in order would do; `version` is the one every server has.
     let barrier = generation
@@ -71,15 +72,15 @@ pub(super) async fn upload(
         .await;
     match barrier.status {
         ReplyStatus::Version => {}
-        ReplyStatus::ServerError => return refused(barrier, buf, block),
+        ReplyStatus::ServerError => return refused(barrier, block),
         _ => {
             let e = BackendError::Protocol("unexpected reply to version");
-            return refused(failed(dest, &e), buf, block);
+            return refused(Outcome::backend_failed(dest, &e), block);
         }
     }
     let mut conn = match dest.dedicated().await {
         Ok(conn) => conn,
-        Err(e) => return refused(failed(dest, &e), buf, block),
+        Err(e) => return refused(Outcome::backend_failed(dest, &e), block),
     };
     let mut out = WriteQueue::default();
     out.push_wire(line);
@@ -95,9 +96,11 @@ pub(super) async fn upload(
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let e = BackendError::Io(e.kind().to_string());
-                return refused(failed(dest, &e), buf, left);
+                return refused(Outcome::backend_failed(dest, &e), left);
             }
-            Err(_) => return refused(failed(dest, &BackendError::Timeout), buf, left),
+            Err(_) => {
+                return refused(Outcome::backend_failed(dest, &BackendError::Timeout), left);
+            }
         }
         if left == 0 {
             break;
@@ -115,25 +118,17 @@ pub(super) async fn upload(
             dest.give_back(conn);
             outcome
         }
-        Err(e) => failed(dest, &e),
+        Err(e) => Outcome::backend_failed(dest, &e),
     })
 }
 
-/// Answers `outcome`, dropping the `left` bytes of the data block still to come (part of which
-/// may be in `buf`).
-fn refused(outcome: Outcome, buf: &mut BytesMut, left: usize) -> Uploaded {
-    let buffered = left.min(buf.len());
-    bytes::Buf::advance(buf, buffered);
+/// Answers `outcome`; the `left` bytes of the data block still to come are the session's to
+/// drop.
+fn refused(outcome: Outcome, left: usize) -> Uploaded {
     Uploaded::Refused {
         outcome,
-        unread: left - buffered,
+        unread: left,
     }
-}
-
-/// The router's reply when a streamed store fails at `dest`, counted as a backend error.
-fn failed(dest: &crate::backend::Destination, e: &BackendError) -> Outcome {
-    dest.stats().backend_errors.inc();
-    Outcome::server_error(&format!("backend {} {e}", dest.address()))
 }
 
 /// Reads the server's one reply to the store; anything after it is an error, as the server
@@ -165,26 +160,5 @@ async fn read_reply(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(BackendError::Io(e.kind().to_string())),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refused_store_drops_what_has_arrived_and_counts_the_rest() {
-        let mut buf = BytesMut::from(&b"0123456789\r\nget a\r\n"[..]);
-        let Uploaded::Refused { unread, .. } = refused(Outcome::server_error("x"), &mut buf, 12)
-        else {
-            panic!("refused");
-        };
-        assert_eq!((unread, &buf[..]), (0, &b"get a\r\n"[..]));
-        let mut buf = BytesMut::from(&b"0123"[..]);
-        let Uploaded::Refused { unread, .. } = refused(Outcome::server_error("x"), &mut buf, 12)
-        else {
-            panic!("refused");
-        };
-        assert_eq!((unread, buf.len()), (8, 0));
     }
 }
