@@ -44,6 +44,35 @@ use crate::policy::Policy;
 use crate::request::{Op, Request};
 use crate::status::ReplyStatus;
 
+/// Every operation that fetches a value ([`Op::fetches_value`]), with a code the SDK does not
+/// know among them: what a read-through policy's tests send as reads.
+pub const FETCHING_OPS: [Op; 6] = [
+    Op::Get,
+    Op::Gets,
+    Op::Gat,
+    Op::Gats,
+    Op::MetaGet,
+    Op::Other(30),
+];
+
+/// Every other operation the ABI names.
+pub const OTHER_OPS: [Op; 14] = [
+    Op::Set,
+    Op::Add,
+    Op::Replace,
+    Op::Append,
+    Op::Prepend,
+    Op::Cas,
+    Op::Delete,
+    Op::Incr,
+    Op::Decr,
+    Op::Touch,
+    Op::MetaSet,
+    Op::MetaDelete,
+    Op::MetaArithmetic,
+    Op::MetaDebug,
+];
+
 /// Byte the plan buffer is filled with before each call, so a plan that reads bytes the
 /// policy did not write is noticed.
 const POISON: u8 = 0xa5;
@@ -269,6 +298,20 @@ mod tests {
     use crate::plan::{Child, Children, Plan, Reply, Wait};
     use crate::policy::InitContext;
     use crate::request::Op;
+
+    #[test]
+    fn the_op_tables_split_every_known_code_by_fetches_value() {
+        assert!(FETCHING_OPS.iter().all(|op| op.fetches_value()));
+        assert!(OTHER_OPS.iter().all(|op| !op.fetches_value()));
+        let mut known: Vec<u32> = FETCHING_OPS
+            .iter()
+            .chain(&OTHER_OPS)
+            .map(|op| op.code())
+            .filter(|&code| code != 30)
+            .collect();
+        known.sort_unstable();
+        assert_eq!(known, (1..=19).collect::<Vec<u32>>());
+    }
 
     /// A policy that exercises every plan and every import.
     struct Probe {

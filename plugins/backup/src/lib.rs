@@ -148,7 +148,9 @@ switchyard_sdk::export_policy!(Backup);
 
 #[cfg(test)]
 mod tests {
-    use switchyard_sdk::testing::{Decision, Harness, OwnedBackground, OwnedRewrite};
+    use switchyard_sdk::testing::{
+        Decision, FETCHING_OPS, Harness, OTHER_OPS, OwnedBackground, OwnedRewrite,
+    };
     use switchyard_sdk::{Op, Request};
 
     use super::*;
@@ -156,32 +158,6 @@ mod tests {
     const TWO: &[(&str, u32)] = &[("a", 1), ("b", 1)];
 
     const GET: Request<'static> = Request::new(Op::Get, b"key");
-
-    const READS: [Op; 6] = [
-        Op::Get,
-        Op::Gets,
-        Op::Gat,
-        Op::Gats,
-        Op::MetaGet,
-        Op::Other(30),
-    ];
-
-    const WRITES: [Op; 14] = [
-        Op::Set,
-        Op::Add,
-        Op::Replace,
-        Op::Append,
-        Op::Prepend,
-        Op::Cas,
-        Op::Delete,
-        Op::Incr,
-        Op::Decr,
-        Op::Touch,
-        Op::MetaSet,
-        Op::MetaDelete,
-        Op::MetaArithmetic,
-        Op::MetaDebug,
-    ];
 
     const ERRORS: [ReplyStatus; 3] = [
         ReplyStatus::Error,
@@ -217,7 +193,7 @@ mod tests {
     #[test]
     fn reads_call_main() {
         let mut h = backup("");
-        for op in READS {
+        for op in FETCHING_OPS {
             assert_eq!(
                 h.route(&Request::new(op, b"k")),
                 call(0, COOKIE_MAIN),
@@ -229,7 +205,7 @@ mod tests {
     #[test]
     fn everything_else_goes_to_both() {
         let mut h = backup("");
-        for op in WRITES {
+        for op in OTHER_OPS {
             let request = Request::new(op, b"k").with_value_len(2).with_exptime(9);
             assert_eq!(
                 h.route(&request),

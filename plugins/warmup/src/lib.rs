@@ -111,7 +111,9 @@ switchyard_sdk::export_policy!(Warmup);
 
 #[cfg(test)]
 mod tests {
-    use switchyard_sdk::testing::{Decision, Harness, OwnedBackground, OwnedRewrite};
+    use switchyard_sdk::testing::{
+        Decision, FETCHING_OPS, Harness, OTHER_OPS, OwnedBackground, OwnedRewrite,
+    };
     use switchyard_sdk::{Op, Request};
 
     use super::*;
@@ -119,32 +121,6 @@ mod tests {
     const TWO: &[(&str, u32)] = &[("new", 1), ("old", 1)];
 
     const GET: Request<'static> = Request::new(Op::Get, b"key");
-
-    const READS: [Op; 6] = [
-        Op::Get,
-        Op::Gets,
-        Op::Gat,
-        Op::Gats,
-        Op::MetaGet,
-        Op::Other(30),
-    ];
-
-    const OTHERS: [Op; 14] = [
-        Op::Set,
-        Op::Add,
-        Op::Replace,
-        Op::Append,
-        Op::Prepend,
-        Op::Cas,
-        Op::Delete,
-        Op::Incr,
-        Op::Decr,
-        Op::Touch,
-        Op::MetaSet,
-        Op::MetaDelete,
-        Op::MetaArithmetic,
-        Op::MetaDebug,
-    ];
 
     fn warmup(config: &str) -> Harness<Warmup> {
         Harness::new(config, TWO).expect("valid config")
@@ -175,7 +151,7 @@ mod tests {
     #[test]
     fn reads_call_cold() {
         let mut h = warmup("");
-        for op in READS {
+        for op in FETCHING_OPS {
             assert_eq!(
                 h.route(&Request::new(op, b"k")),
                 Decision::Call {
@@ -190,7 +166,7 @@ mod tests {
     #[test]
     fn everything_else_goes_to_cold() {
         let mut h = warmup("");
-        for op in OTHERS {
+        for op in OTHER_OPS {
             let request = Request::new(op, b"k").with_value_len(1).with_exptime(5);
             assert_eq!(h.route(&request), Decision::Forward(0), "{op:?}");
         }
