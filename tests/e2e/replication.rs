@@ -4,36 +4,12 @@
 use std::time::{Duration, Instant};
 
 use switchyard_tests::ports::poll_until;
-use switchyard_tests::{Memcached, Router, connect, router};
+use switchyard_tests::{Memcached, Router, connect};
 
 const TIMEOUT_MS: u64 = 400;
 
-/// Three single-server pools under one route of plugin `plugin`.
 fn replicated(plugin: &str) -> ([Memcached; 3], Router) {
-    let servers = [Memcached::start(), Memcached::start(), Memcached::start()];
-    let pools: String = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "[pools.p{i}]\nservers = [\"{}\"]\ntimeout_ms = {TIMEOUT_MS}\nconnect_timeout_ms = 200\n\n",
-                s.spec()
-            )
-        })
-        .collect();
-    let router = router(&format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-route = "r"
-
-{pools}
-[routes.r]
-plugin = "{plugin}"
-children = ["p0", "p1", "p2"]
-"#
-    ));
-    (servers, router)
+    switchyard_tests::replicated(plugin, TIMEOUT_MS)
 }
 
 fn holds(servers: &[Memcached], key: &str) -> Vec<bool> {

@@ -110,29 +110,7 @@ fn a_key_rewritten_past_250_bytes_is_refused_not_forwarded() {
 
 #[test]
 fn all_initial_answers_from_the_first_child_and_copies_to_the_others() {
-    let servers = [Memcached::start(), Memcached::start(), Memcached::start()];
-    let pools: String = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "[pools.p{i}]\nservers = [\"{}\"]\ntimeout_ms = 300\n\n",
-                s.spec()
-            )
-        })
-        .collect();
-    let router = router(&format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-route = "r"
-
-{pools}
-[routes.r]
-plugin = "all-initial"
-children = ["p0", "p1", "p2"]
-"#
-    ));
+    let (servers, router) = switchyard_tests::replicated("all-initial", 300);
     let mut client = connect(&router, 0);
     assert_eq!(client.request_str("set k 0 0 1\r\nv\r\n"), "STORED\r\n");
     let everywhere = poll_until(Duration::from_secs(2), || {

@@ -103,6 +103,36 @@ servers = {}
     )
 }
 
+/// Three memcached, each the one server of its own pool (`p0`, `p1`, `p2`; request timeout
+/// `timeout_ms`, connect timeout 200 ms), as the children of one route `r` of bundled plugin
+/// `plugin`, which the router's listener serves.
+pub fn replicated(plugin: &str, timeout_ms: u64) -> ([Memcached; 3], Router) {
+    let servers = [Memcached::start(), Memcached::start(), Memcached::start()];
+    let pools: String = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "[pools.p{i}]\nservers = [\"{}\"]\ntimeout_ms = {timeout_ms}\nconnect_timeout_ms = 200\n\n",
+                s.spec()
+            )
+        })
+        .collect();
+    let router = router(&format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:0"
+route = "r"
+
+{pools}
+[routes.r]
+plugin = "{plugin}"
+children = ["p0", "p1", "p2"]
+"#
+    ));
+    (servers, router)
+}
+
 /// For each key, the index in `servers` of the one server that holds it, asked directly.
 /// Panics if a key is on no server or on more than one.
 pub fn locate(servers: &[&Memcached], keys: &[String]) -> Vec<usize> {
