@@ -195,6 +195,19 @@ impl<'a> Background<'a> {
         }
     }
 
+    /// A read-through refill: an `add` to `child` of the value at hand, expiring at `exptime`
+    /// (as memcached reads it; 0 never expires). A negative exptime would expire every copy at
+    /// once, and is refused with a message naming the config key `key` that set it.
+    pub fn refill(child: Child, exptime: i64, key: &str) -> Result<Self, String> {
+        if exptime < 0 {
+            return Err(format!(
+                "{key} is {exptime}; a negative exptime would expire every copy at once (0, \
+                 the default, never expires)"
+            ));
+        }
+        Ok(Self::store(child, Store::Add).with_exptime(Exptime::Set(exptime)))
+    }
+
     /// The same, sent with `exptime`.
     pub const fn with_exptime(self, exptime: Exptime) -> Self {
         Self { exptime, ..self }
@@ -220,6 +233,16 @@ impl<'a> Background<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refill_adds_with_its_exptime_and_refuses_a_negative_one() {
+        let child = Child(1);
+        let refill = Background::refill(child, 60, "exptime").expect("valid");
+        assert_eq!(refill.store, Some(Store::Add));
+        assert_eq!(refill.exptime, Exptime::Set(60));
+        let err = Background::refill(child, -1, "refill_exptime").expect_err("negative");
+        assert!(err.starts_with("refill_exptime is -1; "), "{err}");
+    }
 
     #[test]
     fn exptime_cap() {

@@ -9,8 +9,7 @@
 
 use serde::Deserialize;
 use switchyard_sdk::{
-    Background, Child, Children, Exptime, InitContext, Plan, Policy, Reply, ReplyStatus, Request,
-    Store, Wait,
+    Background, Child, Children, InitContext, Plan, Policy, Reply, ReplyStatus, Request, Wait,
 };
 
 /// Cookie of the call to `main`.
@@ -80,18 +79,8 @@ impl Policy for Backup {
             ("main", "backup"),
             (config.main.as_deref(), config.backup.as_deref()),
         )?;
-        if config.refill_exptime < 0 {
-            return Err(format!(
-                "refill_exptime is {}; a negative exptime would expire every copy at once \
-                 (0, the default, never expires)",
-                config.refill_exptime
-            ));
-        }
-        let refill =
-            config.refill.then(|| {
-                [Background::store(main, Store::Add)
-                    .with_exptime(Exptime::Set(config.refill_exptime))]
-            });
+        let refill = Background::refill(main, config.refill_exptime, "refill_exptime")?;
+        let refill = config.refill.then_some([refill]);
         Ok(Self {
             main,
             backup,
@@ -151,7 +140,7 @@ mod tests {
     use switchyard_sdk::testing::{
         Decision, FETCHING_OPS, Harness, OTHER_OPS, OwnedBackground, OwnedRewrite,
     };
-    use switchyard_sdk::{Op, Request};
+    use switchyard_sdk::{Exptime, Op, Request, Store};
 
     use super::*;
 

@@ -6,9 +6,7 @@
 //! is all `on_reply` needs.
 
 use serde::Deserialize;
-use switchyard_sdk::{
-    Background, Child, Exptime, InitContext, Plan, Policy, ReplyStatus, Request, Store,
-};
+use switchyard_sdk::{Background, Child, InitContext, Plan, Policy, ReplyStatus, Request};
 
 /// Cookie of the call to `cold`.
 pub const COOKIE_COLD: u32 = 0;
@@ -62,17 +60,11 @@ impl Policy for Warmup {
             ("cold", "warm"),
             (config.cold.as_deref(), config.warm.as_deref()),
         )?;
-        if config.exptime < 0 {
-            return Err(format!(
-                "exptime is {}; a negative exptime would expire every copy at once (0, the \
-                 default, never expires)",
-                config.exptime
-            ));
-        }
+        let refill = Background::refill(cold, config.exptime, "exptime")?;
         Ok(Self {
             cold,
             warm,
-            refill: [Background::store(cold, Store::Add).with_exptime(Exptime::Set(config.exptime))],
+            refill: [refill],
         })
     }
 
@@ -114,7 +106,7 @@ mod tests {
     use switchyard_sdk::testing::{
         Decision, FETCHING_OPS, Harness, OTHER_OPS, OwnedBackground, OwnedRewrite,
     };
-    use switchyard_sdk::{Op, Request};
+    use switchyard_sdk::{Exptime, Op, Request, Store};
 
     use super::*;
 
