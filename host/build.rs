@@ -21,6 +21,13 @@ fn main() {
         .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
 
+    if let Some(missing) = missing_target() {
+        // `cargo::error` is printed as one `error:` line and fails the build without the
+        // nested build's pages of "can't find crate for `core`".
+        println!("cargo::error={missing}");
+        return;
+    }
+
     let plugins_dir = root.join("plugins");
     for watched in [
         &plugins_dir,
@@ -71,9 +78,8 @@ fn main() {
     }
     let status = cmd.status().expect("can run cargo to build the plugins");
     if !status.success() {
-        panic!(
-            "building the bundled plugins to wasm failed ({status}); is the {TARGET} target installed? (`rustup target add {TARGET}`)"
-        );
+        println!("cargo::error=building the bundled plugins to {TARGET} failed ({status}); the errors are above");
+        return;
     }
 
     let mut listing = String::from(
@@ -98,6 +104,34 @@ fn main() {
     }
     listing.push_str("];\n");
     std::fs::write(out_dir.join("bundled.rs"), listing).expect("OUT_DIR is writable");
+}
+
+/// Why the plugins cannot be built for [`TARGET`], when its standard library is not installed
+/// for the compiler this build uses: one sentence naming the command that adds it.
+fn missing_target() -> Option<String> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if libdir.is_some_and(|dir| dir.is_dir()) {
+        return None;
+    }
+    // rustup names the toolchain it chose for this build (rust-toolchain.toml's channel),
+    // with the host triple, which `rustup target add --toolchain` does not need.
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").map_or_else(
+        |_| String::new(),
+        |t| {
+            let host = env::var("HOST").unwrap_or_default();
+            let t = t.strip_suffix(&format!("-{host}")).unwrap_or(&t);
+            format!(" --toolchain {t}")
+        },
+    );
+    Some(format!(
+        "the {TARGET} target, which the bundled plugins are built for, is not installed: run `rustup target add{toolchain} {TARGET}` (or scripts/setup, which installs everything the build and tests need)"
+    ))
 }
 
 fn path_str(p: &Path) -> String {
