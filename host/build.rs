@@ -78,7 +78,9 @@ fn main() {
     }
     let status = cmd.status().expect("can run cargo to build the plugins");
     if !status.success() {
-        println!("cargo::error=building the bundled plugins to {TARGET} failed ({status}); the errors are above");
+        println!(
+            "cargo::error=building the bundled plugins to {TARGET} failed ({status}); the errors are above"
+        );
         return;
     }
 

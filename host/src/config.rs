@@ -66,6 +66,9 @@ pub const MIN_STREAM_FROM_BYTES: usize = 1 << 10;
 /// above what a healthy pool keeps outstanding, and beyond it new background sends are dropped
 /// and counted (`stats background_dropped`).
 pub const DEFAULT_MAX_BACKGROUND: usize = 1024;
+/// Most worker threads `[server] workers` (and `--workers`) may ask for: far above any core
+/// count this runs on, low enough that a typo cannot start a million threads.
+pub const MAX_WORKERS: usize = 1024;
 /// Hashing plugin of a pool that names none: what twemproxy and libmemcached users expect.
 pub const DEFAULT_HASH_PLUGIN: &str = "ketama";
 

@@ -4,20 +4,100 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use switchyard::config::Config;
+use switchyard::Router;
+use switchyard::config::{Config, MAX_WORKERS};
 use switchyard::generation::Generation;
 use switchyard::plugin::{ModuleCache, PluginEngine};
-use switchyard::{Router, VERSION_STRING};
 
-const USAGE: &str = "\
-usage: switchyard --config FILE [--workers N]
-       switchyard --check-config FILE
-       switchyard --version
+/// Every flag, in the order `--help` lists them: the parser and the help text both read this
+/// table, so a flag cannot exist without its line.
+const FLAGS: &[Flag] = &[
+    Flag {
+        long: "--config",
+        short: Some("-c"),
+        value: Some("FILE"),
+        help: "run the router with this configuration (reloaded on change, SIGHUP or admin `reload`)",
+    },
+    Flag {
+        long: "--check-config",
+        short: Some("-t"),
+        value: Some("FILE"),
+        help: "validate FILE as a reload would (compile and init every plugin), then exit",
+    },
+    Flag {
+        long: "--workers",
+        short: None,
+        value: Some("N"),
+        help: "worker threads, overriding [server] workers (default: number of cores)",
+    },
+    Flag {
+        long: "--list-plugins",
+        short: None,
+        value: None,
+        help: "print the bundled plugins a config can name with `plugin = \"NAME\"`, then exit",
+    },
+    Flag {
+        long: "--version",
+        short: Some("-V"),
+        value: None,
+        help: "print the version and the plugin ABI version, then exit",
+    },
+    Flag {
+        long: "--help",
+        short: Some("-h"),
+        value: None,
+        help: "print this help, then exit",
+    },
+];
 
-  --config FILE        run the router with this configuration
-  --check-config FILE  validate FILE as a reload would (compile and init every plugin), then exit
-  --workers N          override [server] workers
-Logging: SWITCHYARD_LOG (tracing filter syntax, default `info`).";
+/// One command-line flag.
+#[derive(Debug)]
+struct Flag {
+    long: &'static str,
+    short: Option<&'static str>,
+    /// The name of the flag's argument, if it takes one.
+    value: Option<&'static str>,
+    help: &'static str,
+}
+
+impl Flag {
+    fn matches(&self, arg: &str) -> bool {
+        arg == self.long || self.short == Some(arg)
+    }
+}
+
+fn usage() -> String {
+    let mut text = String::from(
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n\n",
+    );
+    let spelled: Vec<String> = FLAGS
+        .iter()
+        .map(|f| {
+            let names = f
+                .short
+                .map_or(format!("    {}", f.long), |s| format!("{s}, {}", f.long));
+            f.value.map_or(names.clone(), |v| format!("{names} {v}"))
+        })
+        .collect();
+    let width = spelled.iter().map(String::len).max().unwrap_or(0);
+    for (flag, spelled) in FLAGS.iter().zip(&spelled) {
+        text.push_str(&format!("  {spelled:width$}  {}\n", flag.help));
+    }
+    text.push_str(
+        "\nLogging: SWITCHYARD_LOG (tracing filter syntax, default `info`), on standard error.\n\
+         Configuration reference: configs/README.md.",
+    );
+    text
+}
+
+/// What `--version` prints: the router's version and the plugin ABI it loads.
+fn version() -> String {
+    format!(
+        "switchyard {} (plugin ABI version {})",
+        env!("CARGO_PKG_VERSION"),
+        switchyard_sdk::abi::ABI_VERSION
+    )
+}
 
 enum Mode {
     Run {
@@ -33,39 +113,50 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
     let mut check = None;
     let mut workers = None;
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "-c" => {
-                config = Some(PathBuf::from(args.next().context("--config needs a file")?))
-            }
-            "--check-config" | "-t" => {
-                check = Some(PathBuf::from(
-                    args.next().context("--check-config needs a file")?,
-                ))
-            }
+        let Some(flag) = FLAGS.iter().find(|f| f.matches(&arg)) else {
+            bail!("unknown argument `{arg}` (`switchyard --help` lists every flag)");
+        };
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{} needs {}", flag.long, flag.value.unwrap_or("a value")))
+        };
+        match flag.long {
+            "--config" => config = Some(PathBuf::from(value()?)),
+            "--check-config" => check = Some(PathBuf::from(value()?)),
             "--workers" => {
-                let n = args.next().context("--workers needs a number")?;
+                let n = value()?;
                 workers = Some(
                     n.parse::<usize>()
                         .ok()
-                        .filter(|n| *n > 0)
-                        .with_context(|| format!("--workers: `{n}` is not a positive number"))?,
+                        .filter(|n| (1..=MAX_WORKERS).contains(n))
+                        .with_context(|| {
+                            format!("--workers: `{n}` is not a number from 1 to {MAX_WORKERS}")
+                        })?,
                 );
             }
-            "--version" | "-V" => {
-                println!("{VERSION_STRING}");
+            "--list-plugins" => {
+                for name in switchyard::plugin::bundled::names() {
+                    println!("{name}");
+                }
                 return Ok(None);
             }
-            "--help" | "-h" => {
-                println!("{USAGE}");
+            "--version" => {
+                println!("{}", version());
                 return Ok(None);
             }
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
+            "--help" => {
+                println!("{}", usage());
+                return Ok(None);
+            }
+            other => unreachable!("flag {other} is in FLAGS but not parsed"),
         }
     }
     match (config, check) {
         (_, Some(file)) => Ok(Some(Mode::Check(file))),
         (Some(config), None) => Ok(Some(Mode::Run { config, workers })),
-        (None, None) => bail!("no config given\n{USAGE}"),
+        (None, None) => bail!(
+            "no config given: `switchyard --config FILE` runs the router (`switchyard --help` lists every flag)"
+        ),
     }
 }
 

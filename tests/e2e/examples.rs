@@ -1,6 +1,7 @@
 //! The example configs of `configs/`, each run as written (only addresses replaced) on real
-//! memcached, doing what its header says: mcrouter's high-availability warm-up, magent's
-//! backup, shadowing, random spreading over two pools, prefix routing, and migration.
+//! memcached, doing what its header says: the quickstart (answering the README's example),
+//! mcrouter's high-availability warm-up, magent's backup, shadowing, random spreading over two
+//! pools, prefix routing, and migration.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +53,69 @@ fn wait_up(client: &mut Client, pool: &[&Memcached]) {
             .then_some(())
     });
     assert!(up.is_some(), "the router did not see the servers back up");
+}
+
+/// The README's first example: the bytes its `printf '...' | nc` line sends and the reply block
+/// that follows it, with `\r\n` line ends.
+fn readme_example() -> (Vec<u8>, Vec<u8>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).expect("read README.md");
+    let start = readme
+        .find("printf '")
+        .expect("README.md has a `printf '...' | nc` example")
+        + "printf '".len();
+    let sent = &readme[start..];
+    let sent = &sent[..sent.find('\'').expect("the printf string ends")];
+    let after = &readme[start + sent.len()..];
+    // The next fenced block after the command's own is the reply.
+    let blocks: Vec<&str> = after.split("```").collect();
+    let reply = blocks.get(2).expect("README.md shows the example's reply");
+    let reply: String = reply
+        .trim_start_matches(|c: char| c.is_ascii_alphanumeric())
+        .trim_start_matches('\n')
+        .lines()
+        .map(|line| format!("{line}\r\n"))
+        .collect();
+    (
+        sent.replace("\\r\\n", "\r\n").into_bytes(),
+        reply.into_bytes(),
+    )
+}
+
+#[test]
+fn quickstart_answers_the_readme_example_and_spreads_keys_over_its_three_servers() {
+    let ex = Example::start("quickstart");
+    let (sent, expected) = readme_example();
+    assert!(sent.starts_with(b"set "), "README example: {}", show(&sent));
+    let mut client = connect(&ex.router, 0);
+    client.send(&sent);
+    let got = client.read_until(b"END\r\n");
+    assert_eq!(
+        show(&got),
+        show(&expected),
+        "the README's example through quickstart.toml"
+    );
+
+    let keys = keys("qs:", 3_000);
+    store_all(&mut client, &keys, b"v");
+    let pool = ex.pool(&[21211, 21212, 21213]);
+    for server in &pool {
+        let held = server.holds(&keys).iter().filter(|&&h| h).count();
+        assert!(
+            (600..=1_400).contains(&held),
+            "{} holds {held} of 3000 keys; ketama over three equal servers gives about 1000",
+            server.address()
+        );
+    }
+    assert_eq!(
+        held_by(&pool, &keys),
+        keys.len(),
+        "every key on some server"
+    );
+    assert!(
+        misses(&mut client, &keys, b"v").is_empty(),
+        "every key reads back"
+    );
 }
 
 const LOCALHOST: [u16; 3] = [21211, 21212, 21213];

@@ -15,16 +15,23 @@
 //! - [`replication`]: all-sync, all-fastest, all-majority, all-async and failover with a child
 //!   stopped or slow.
 //! - [`check_config`]: `switchyard --check-config` accepts good files and names bad keys.
+//! - [`cli`]: `--help` lists every flag, `--version` the plugin ABI; a copied binary runs its
+//!   bundled plugins from any directory; the systemd unit's command lines work.
+//! - [`setup`]: `scripts/setup` would install nothing after it ran, and lists every program
+//!   the tests start.
 //! - [`examples`]: every config of `configs/` does what its header says (ha warm-up, magent
 //!   backup, shadowing, two random pools, prefixes, migration).
 //! - [`rewrites`]: background sends and rewrites: all-initial, modify, the background bound.
 //! - [`long_values`]: long values stream through both ways, with memcached's replies, and the
 //!   router's memory does not grow with them.
+//! - [`docs`]: `configs/README.md` lists every bundled plugin, example config and config key.
 
 mod backend_failure;
 mod check_config;
+mod cli;
 mod conformance;
 mod differential;
+mod docs;
 mod examples;
 mod fan_out;
 mod health;
@@ -36,3 +43,4 @@ mod prefix;
 mod reload;
 mod replication;
 mod rewrites;
+mod setup;

@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::raw::{RawConfig, RawPluginRef};
 use super::{
-    Config, ConfigError, ListenerConfig, PluginSettings, PluginSource, PoolConfig, RouteConfig,
-    ServerSettings,
+    Config, ConfigError, ListenerConfig, MAX_WORKERS, PluginSettings, PluginSource, PoolConfig,
+    RouteConfig, ServerSettings,
 };
 
 /// Builds errors that point into one file.
@@ -100,7 +100,11 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
 
     let server = ServerSettings {
         workers: cx
-            .int_in(&raw.server.workers, "server.workers", 1..=1024)?
+            .int_in(
+                &raw.server.workers,
+                "server.workers",
+                1..=MAX_WORKERS as i64,
+            )?
             .map_or_else(default_workers, |w| w.unsigned_abs() as usize),
         watch: raw.server.watch.unwrap_or(true),
         max_value_bytes: cx
