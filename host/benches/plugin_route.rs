@@ -1,20 +1,31 @@
 //! Cost of one plugin `route` call through the real ABI: key copied into guest memory, epoch
-//! deadline set, wasm call, plan word decoded and checked.
+//! deadline set, wasm call, plan word decoded and checked. One `get` per iteration, keys
+//! cycling through 1024 of the form `user:<n>:profile`.
 //!
-//! `cargo bench -p switchyard --bench plugin_route` prints the median over several runs of the
-//! time per call for the bundled `ketama` (3 servers) and `prefix` (3 prefixes) plugins, and
-//! for comparison the native hash the ketama call is built around.
+//! - `plugin_route/null_forward`: a WAT plugin that forwards everything to child 0, so what is
+//!   measured is the host's side of a call;
+//! - `plugin_route/null_bundled`: the bundled `null` plugin, which answers a miss (a `Reply`
+//!   plan, decoded into an owned reply) through the SDK's `Policy` glue;
+//! - `plugin_route/ketama`: a full ketama decision, the bundled plugin over 3 servers (md5 of
+//!   the key through the `md5` host function, then the continuum search);
+//! - `plugin_route/prefix`: the bundled `prefix` plugin with 3 prefixes;
+//! - `native/md5_u32`: for reference, the native hash the ketama call is built around.
+//!
+//! `cargo bench -p switchyard --bench plugin_route` (about 20 s once built); `-- --quick` for a
+//! rough pass.
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
+use criterion::{Criterion, criterion_group, criterion_main};
 use switchyard::config::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_INIT_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES, PluginSettings,
 };
 use switchyard::plugin::{
-    ChildInfo, NodeContext, PluginEngine, PluginInstance, PluginModule, RouteInput, bundled,
+    ChildInfo, NodeContext, Plan, PluginEngine, PluginInstance, PluginModule, RouteInput, bundled,
 };
+use switchyard_sdk::abi::op;
 
 /// A plugin that forwards everything to child 0: what is left is the host's side of a call.
 const NULL_PLUGIN: &str = r#"(module
@@ -26,90 +37,30 @@ const NULL_PLUGIN: &str = r#"(module
   (func (export "switchyard_init") (param i32 i32) (result i32) i32.const 0)
   (func (export "switchyard_route") (param i32 i32 i32 i64 i32 i32) (result i64) i64.const 1))"#;
 
-const CALLS: usize = 200_000;
-const RUNS: usize = 7;
+/// The `prefix` plugin's config: three prefixes over three children.
+const PREFIX_CONFIG: &str =
+    "default = \"c\"\n[prefixes]\n\"session:\" = \"a\"\n\"user:\" = \"b\"\n\"feed:\" = \"a\"\n";
 
-fn main() {
-    let engine = PluginEngine::new().expect("engine");
-    let settings = PluginSettings {
+const SERVERS: [&str; 3] = ["127.0.0.1:21211", "127.0.0.1:21212", "127.0.0.1:21213"];
+
+fn settings() -> PluginSettings {
+    PluginSettings {
         call_timeout: DEFAULT_CALL_TIMEOUT,
         init_timeout: DEFAULT_INIT_TIMEOUT,
         memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
         rollback_faults: 0,
-    };
-    let keys: Vec<Vec<u8>> = (0..1024)
-        .map(|i| format!("user:{i}:profile").into_bytes())
-        .collect();
-
-    let servers = ["127.0.0.1:21211", "127.0.0.1:21212", "127.0.0.1:21213"];
-    let ketama = instance(&engine, &settings, "ketama", &servers, "");
-    let prefix = instance(
-        &engine,
-        &settings,
-        "prefix",
-        &["a", "b", "c"],
-        "default = \"c\"\n[prefixes]\n\"session:\" = \"a\"\n\"user:\" = \"b\"\n\"feed:\" = \"a\"\n",
-    );
-
-    let null = {
-        let wasm = wat::parse_str(NULL_PLUGIN).expect("wat");
-        let module = PluginModule::compile(&engine, "null", &wasm).expect("compile");
-        let ctx = Arc::new(NodeContext {
-            label: "bench.null".into(),
-            children: vec![ChildInfo {
-                name: "a".into(),
-                weight: 1,
-            }],
-            config_toml: String::new(),
-        });
-        PluginInstance::new(&module, ctx, None, &settings, 1).expect("init")
-    };
-
-    for (name, mut inst) in [
-        ("null (host overhead)", null),
-        ("ketama", ketama),
-        ("prefix", prefix),
-    ] {
-        let ns = median(|| {
-            let start = Instant::now();
-            for i in 0..CALLS {
-                let key = &keys[i % keys.len()];
-                let input = RouteInput {
-                    op: 1,
-                    key,
-                    flags: 0,
-                    exptime: 0,
-                    value_len: 0,
-                    listener: 0,
-                };
-                black_box(inst.route(black_box(&input)).expect("route"));
-            }
-            start.elapsed().as_nanos() as f64 / CALLS as f64
-        });
-        println!("plugin_route/{name}: {ns:.1} ns/call (median of {RUNS} runs of {CALLS})");
     }
-
-    let ns = median(|| {
-        let start = Instant::now();
-        for i in 0..CALLS {
-            black_box(switchyard_sdk::hash::md5_u32(black_box(
-                &keys[i % keys.len()],
-            )));
-        }
-        start.elapsed().as_nanos() as f64 / CALLS as f64
-    });
-    println!("native md5 of the key (reference): {ns:.1} ns");
 }
 
+/// An instance of `wasm` on a node with `children`, initialised with `config`.
 fn instance(
     engine: &PluginEngine,
-    settings: &PluginSettings,
     plugin: &str,
+    wasm: &[u8],
     children: &[&str],
     config: &str,
 ) -> PluginInstance {
-    let module = PluginModule::compile(engine, plugin, bundled::get(plugin).expect("bundled"))
-        .expect("compile");
+    let module = PluginModule::compile(engine, plugin, wasm).expect("the plugin compiles");
     let ctx = Arc::new(NodeContext {
         label: format!("bench.{plugin}"),
         children: children
@@ -121,11 +72,91 @@ fn instance(
             .collect(),
         config_toml: config.to_string(),
     });
-    PluginInstance::new(&module, ctx, None, settings, 1).expect("init")
+    PluginInstance::new(&module, ctx, None, &settings(), 1).expect("the plugin's init succeeds")
 }
 
-fn median(mut run: impl FnMut() -> f64) -> f64 {
-    let mut v: Vec<f64> = (0..RUNS).map(|_| run()).collect();
-    v.sort_by(f64::total_cmp);
-    v[RUNS / 2]
+fn bundled_instance(
+    engine: &PluginEngine,
+    plugin: &str,
+    children: &[&str],
+    config: &str,
+) -> PluginInstance {
+    let wasm = bundled::get(plugin).expect("the plugin is bundled");
+    instance(engine, plugin, wasm, children, config)
 }
+
+fn get(key: &[u8]) -> RouteInput<'_> {
+    RouteInput {
+        op: op::GET,
+        key,
+        flags: 0,
+        exptime: 0,
+        value_len: 0,
+        listener: 0,
+    }
+}
+
+fn plugin_route(c: &mut Criterion) {
+    let engine = PluginEngine::new().expect("engine");
+    let keys: Vec<Vec<u8>> = (0..1024)
+        .map(|i| format!("user:{i}:profile").into_bytes())
+        .collect();
+
+    let wat = wat::parse_str(NULL_PLUGIN).expect("the null plugin's WAT parses");
+    let cases = [
+        ("null_forward", instance(&engine, "null", &wat, &["a"], "")),
+        (
+            "null_bundled",
+            bundled_instance(&engine, "null", &["a"], ""),
+        ),
+        ("ketama", bundled_instance(&engine, "ketama", &SERVERS, "")),
+        (
+            "prefix",
+            bundled_instance(&engine, "prefix", &["a", "b", "c"], PREFIX_CONFIG),
+        ),
+    ];
+
+    let mut group = c.benchmark_group("plugin_route");
+    for (name, mut inst) in cases {
+        let plan = inst.route(&get(&keys[0])).expect("route");
+        let expected = match name {
+            "null_forward" => matches!(plan, Plan::Forward(0)),
+            "null_bundled" => matches!(plan, Plan::Reply(_)),
+            "prefix" => matches!(plan, Plan::Forward(1)),
+            _ => matches!(plan, Plan::Forward(n) if n < 3),
+        };
+        assert!(expected, "{name}: unexpected plan {plan:?}");
+        let mut next = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                next = (next + 1) % keys.len();
+                inst.route(black_box(&get(&keys[next]))).expect("route")
+            });
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("native");
+    let mut next = 0;
+    group.bench_function("md5_u32", |b| {
+        b.iter(|| {
+            next = (next + 1) % keys.len();
+            switchyard_sdk::hash::md5_u32(black_box(&keys[next]))
+        });
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = plugin_route
+}
+criterion_main!(benches);

@@ -3,48 +3,45 @@
 //! ketama pools of three memcached each) against a single ketama pool node (the `localhost`
 //! pool alone), through the real router over real TCP to real memcached.
 //!
-//! `cargo bench -p switchyard-tests --bench route_tree` starts the example twice, each on six
-//! fresh memcached and an in-process router (`Router::start`): as written ("tree"), and with
-//! the listener's `route = "ha"` changed to `route = "localhost"` ("single"), so both run over
-//! identical pools. Both get `[server] workers = 1` ([`WORKERS`]) instead of one worker per
-//! core: on a two-core machine the client thread, the router and up to three memcached
-//! processes already contend for the cores, and one worker per router keeps the two routers'
-//! runs alike and about the route tree rather than about scheduling. A client straight to one
-//! more fresh memcached ("direct") runs the same workload as a reference line.
+//! `cargo bench -p switchyard-tests --bench route_tree` (about a minute once built, most of it
+//! starting memcached and warming up) starts the example twice, each on six fresh memcached and
+//! an in-process router (`Router::start`): as written (`tree`), and with the listener's
+//! `route = "ha"` changed to `route = "localhost"` (`single`), so both run over identical
+//! pools. Both get `[server] workers = 1` ([`WORKERS`]) instead of one worker per core: on a
+//! two-core machine the client thread, the router and up to three memcached processes already
+//! contend for the cores, and one worker per router keeps the two routers' runs alike and
+//! about the route tree rather than about scheduling. A client straight to one more fresh
+//! memcached (`direct`) runs the same workload as a reference line.
 //!
-//! Workloads, each on one connection per target, pipelined in batches of [`BATCH`] requests
-//! per write, every reply checked byte for byte: `get` of keys stored beforehand (every get
-//! hits `localhost`, so the tree adds the operation and warmup plugins, never a refill), and
-//! `set` of the same keys (the tree writes both pools through all-sync and answers once both
-//! have, so its sets also cost the second pool's memcached work). Within a round the targets
-//! take turns every [`SLICE`] requests, the two routers alternating which goes first, so load
-//! from elsewhere on the machine hits all of them alike. The output is, per workload, the
-//! median over [`ROUNDS`] rounds of ns/request for each target and the medians of the
-//! per-round difference (tree − single) and ratio (tree / single), each with the range over
-//! the rounds. Takes about 30 s.
+//! Workloads, each a criterion group, on one connection per target: `route_tree/get_hit`, a
+//! `get` of keys stored beforehand (every get hits `localhost`, so the tree adds the operation
+//! and warmup plugins, never a refill), and `route_tree/set`, a `set` of the same keys (the
+//! tree writes both pools through all-sync and answers once both have, so its sets also cost
+//! the second pool's memcached work). One iteration is one write of [`BATCH`] pipelined
+//! requests and the read of all their replies, every reply checked byte for byte: criterion's
+//! time is per batch, its throughput (elements) in requests per second; ns/request is the
+//! batch time divided by [`BATCH`]. The cost of the tree is `tree` − `single`.
+//!
+//! Criterion runs the targets one after the other, not interleaved: on a machine with other
+//! load, compare `tree` and `single` from the same run, and repeat a run before trusting a
+//! small difference.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use criterion::{Criterion, Throughput};
 use switchyard_tests::example::Example;
 use switchyard_tests::{Memcached, connect, show, store_all};
 
-/// Requests per write (and per read of all their replies).
+/// Requests per write (and per read of all their replies): one iteration.
 const BATCH: usize = 100;
 /// Distinct keys, cycled through in batches.
 const KEYS: usize = 1_000;
 /// Bytes per value.
 const VALUE_LEN: usize = 100;
-/// Requests per round for each target and workload.
-const REQUESTS: usize = 50_000;
-/// The targets take turns every this many requests (a multiple of [`BATCH`]), so that
-/// whatever else runs on the machine slows all of them alike.
-const SLICE: usize = 1_000;
 /// `[server] workers` of both routers.
 const WORKERS: usize = 1;
-/// Timed rounds; each runs every target on every workload once.
-const ROUNDS: usize = 9;
 /// How long one batch's replies may take before the bench fails.
 const REPLY_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -67,61 +64,29 @@ fn main() {
     store_all(&mut direct.client(), &keys, &value);
 
     let workloads = [
-        ("get hit", gets(&keys, &value)),
+        ("get_hit", gets(&keys, &value)),
         ("set", sets(&keys, &value)),
     ];
     let mut targets = [
-        Target::new("ha-warmup tree", router_addr(&tree)),
-        Target::new("single ketama pool", router_addr(&single)),
-        Target::new("direct memcached", direct.addr()),
+        Target::new("tree", router_addr(&tree)),
+        Target::new("single", router_addr(&single)),
+        Target::new("direct", direct.addr()),
     ];
 
-    // Untimed: warms connections, caches and the plugins' instances.
-    for target in &mut targets {
-        for (_, batches) in &workloads {
-            target.run(batches, REQUESTS / 4);
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .configure_from_args();
+    for (workload, batches) in &workloads {
+        let mut group = criterion.benchmark_group(format!("route_tree/{workload}"));
+        group.throughput(Throughput::Elements(BATCH as u64));
+        for target in &mut targets {
+            group.bench_function(target.name, |b| b.iter(|| target.next_batch(batches)));
         }
+        group.finish();
     }
-
-    // samples[workload][target][round], in ns/request.
-    let mut samples = vec![vec![Vec::with_capacity(ROUNDS); targets.len()]; workloads.len()];
-    for _ in 0..ROUNDS {
-        for (w, (_, batches)) in workloads.iter().enumerate() {
-            let mut spent = [Duration::ZERO; 3];
-            for slice in 0..REQUESTS / SLICE {
-                // A/B/ref, then B/A/ref: neither router always runs right after the other.
-                let order = if slice % 2 == 0 { [0, 1, 2] } else { [1, 0, 2] };
-                for t in order {
-                    spent[t] += targets[t].run(batches, SLICE);
-                }
-            }
-            for (t, spent) in spent.iter().enumerate() {
-                samples[w][t].push(spent.as_nanos() as f64 / (REQUESTS / SLICE * SLICE) as f64);
-            }
-        }
-    }
-
-    println!(
-        "route_tree: medians of {ROUNDS} rounds of {REQUESTS} requests per target and \
-         workload, interleaved in slices of {SLICE}; {BATCH} pipelined per write, {KEYS} keys, \
-         {VALUE_LEN}-byte values, workers = {WORKERS}"
-    );
-    for (w, (name, _)) in workloads.iter().enumerate() {
-        for (t, target) in targets.iter().enumerate() {
-            let (lo, ns, hi) = spread(samples[w][t].clone());
-            println!(
-                "route_tree/{name}/{}: {ns:.0} ns/request (rounds {lo:.0}..{hi:.0})",
-                target.name
-            );
-        }
-        let (tree_ns, single_ns) = (&samples[w][0], &samples[w][1]);
-        let (lo, diff, hi) = spread(tree_ns.iter().zip(single_ns).map(|(t, s)| t - s).collect());
-        let ratio = spread(tree_ns.iter().zip(single_ns).map(|(t, s)| t / s).collect()).1;
-        println!(
-            "route_tree/{name}/tree - single: {diff:+.0} ns/request (rounds {lo:+.0}..{hi:+.0}), \
-             ratio {ratio:.2}"
-        );
-    }
+    criterion.final_summary();
 }
 
 /// The config with `[server] workers = WORKERS` ahead of its first table.
@@ -216,15 +181,11 @@ impl Target {
         }
     }
 
-    /// Sends `requests` requests (whole batches, going on through `batches` where the last run
-    /// stopped); the time taken.
-    fn run(&mut self, batches: &[Batch], requests: usize) -> Duration {
-        let started = Instant::now();
-        for _ in 0..requests.div_ceil(BATCH) {
-            self.batch(&batches[self.next % batches.len()]);
-            self.next += 1;
-        }
-        started.elapsed()
+    /// Sends the next batch of `batches`, going on where the last call stopped, and reads and
+    /// checks its replies.
+    fn next_batch(&mut self, batches: &[Batch]) {
+        self.batch(&batches[self.next % batches.len()]);
+        self.next += 1;
     }
 
     fn batch(&mut self, batch: &Batch) {
@@ -279,10 +240,4 @@ fn connect_to(peer: SocketAddr) -> TcpStream {
         .set_read_timeout(Some(REPLY_DEADLINE))
         .unwrap_or_else(|e| panic!("read timeout on {peer}: {e}"));
     stream
-}
-
-/// (min, median, max).
-fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[0], v[v.len() / 2], v[v.len() - 1])
 }
