@@ -14,9 +14,11 @@
 //! - [`reload`]: hot swap (build, validate, one atomic publish, rollback); [`admin`]: the
 //!   admin listener.
 //! - [`wire`]: zero-copy vectored writes; [`stats`]: counters.
+//! - [`cli`]: the command line of the `switchyard` binary.
 
 pub mod admin;
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod executor;

@@ -172,6 +172,9 @@ impl RouterStats {
         stat("streamed_stores", &self.sum(|w| &w.streamed_stores));
         stat("streamed_values", &self.sum(|w| &w.streamed_values));
         stat("streams_broken", &self.sum(|w| &w.streams_broken));
+        if let Some(allocations) = ALLOCATIONS.get() {
+            stat("allocations", &allocations());
+        }
         let c = &self.control;
         let generation = c.current().load();
         let loaded_at = c.stats.loaded_at.load(std::sync::atomic::Ordering::Relaxed);
@@ -190,4 +193,13 @@ impl RouterStats {
         out.push_str("END\r\n");
         out
     }
+}
+
+/// Heap allocations made so far, in a build whose global allocator counts them (bench/run's
+/// `switchyard-count-allocs`); `stats` shows `allocations` only there.
+static ALLOCATIONS: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// Makes `stats` report `allocations` as `count` reads them. Only the first call counts.
+pub fn report_allocations(count: fn() -> u64) {
+    let _first = ALLOCATIONS.set(count);
 }

@@ -1,0 +1,386 @@
+//! Medians and ranges over rounds, and the three outputs: the terminal table, the CSV of every
+//! sample, and `bench/RESULTS.md`.
+
+use std::fmt::Write as _;
+
+use crate::drive::Measured;
+use crate::workloads::{Kind, Workload};
+
+/// What is measured: direct memcached, twemproxy, Switchyard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Memcached,
+    Twemproxy,
+    Switchyard,
+}
+
+impl Target {
+    pub const ALL: [Target; 3] = [Target::Memcached, Target::Twemproxy, Target::Switchyard];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Memcached => "memcached",
+            Target::Twemproxy => "twemproxy",
+            Target::Switchyard => "switchyard",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// One run of one workload against one target.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub workload: &'static str,
+    pub target: Target,
+    pub round: usize,
+    pub m: Measured,
+}
+
+/// Median, min and max of one figure over the rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(mut values: Vec<f64>) -> Option<Spread> {
+        values.retain(|v| v.is_finite());
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+        })
+    }
+}
+
+/// The rounds of one workload on one target, summarised.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub workload: &'static str,
+    pub target: Target,
+    pub throughput: Option<Spread>,
+    pub p50: Option<Spread>,
+    pub p99: Option<Spread>,
+    pub p999: Option<Spread>,
+    pub proxy_cpu: Option<Spread>,
+    pub server_cpu: Option<Spread>,
+    pub peak_rss: Option<Spread>,
+    pub idle_conn_bytes: Option<Spread>,
+    pub allocs: Option<Spread>,
+    pub errors: u64,
+}
+
+pub fn summarise(samples: &[Sample], workload: &'static str, target: Target) -> Option<Summary> {
+    let mine: Vec<&Measured> = samples
+        .iter()
+        .filter(|s| s.workload == workload && s.target == target)
+        .map(|s| &s.m)
+        .collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let spread = |f: &dyn Fn(&Measured) -> Option<f64>| {
+        Spread::of(mine.iter().filter_map(|m| f(m)).collect())
+    };
+    Some(Summary {
+        workload,
+        target,
+        throughput: spread(&|m| (m.throughput > 0.0).then_some(m.throughput)),
+        p50: spread(&|m| m.p50_us),
+        p99: spread(&|m| m.p99_us),
+        p999: spread(&|m| m.p999_us),
+        proxy_cpu: spread(&|m| m.proxy_cpu_us),
+        server_cpu: spread(&|m| m.server_cpu_us),
+        peak_rss: spread(&|m| m.proxy_peak_rss.map(|b| b as f64)),
+        idle_conn_bytes: spread(&|m| m.idle_conn_bytes),
+        allocs: spread(&|m| m.allocs_per_request),
+        errors: mine.iter().map(|m| m.errors).sum(),
+    })
+}
+
+fn ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
+    let (a, b) = (a?.median, b?.median);
+    (b > 0.0).then(|| a / b)
+}
+
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn with_range(s: Option<Spread>, show: fn(f64) -> String) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s.min == s.max => show(s.median),
+        Some(s) => format!("{} ({}–{})", show(s.median), show(s.min), show(s.max)),
+    }
+}
+
+fn plain(s: Option<Spread>, show: fn(f64) -> String) -> String {
+    s.map_or_else(|| "-".into(), |s| show(s.median))
+}
+
+fn micros(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn cpu(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+fn kib(v: f64) -> String {
+    format!("{:.1} KiB", v / 1024.0)
+}
+
+fn mib(v: f64) -> String {
+    format!("{:.1} MiB", v / (1024.0 * 1024.0))
+}
+
+fn count(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// The table of one workload, Markdown (which reads well on a terminal too).
+pub fn workload_table(w: &Workload, summaries: &[Summary]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "### {}\n\n{}\n", w.name, w.about);
+    if let Kind::IdleMemory { conns } = w.kind {
+        t.push_str("| target | memory per idle connection |\n| --- | --- |\n");
+        for s in summaries {
+            let _ = writeln!(
+                t,
+                "| {} | {} |",
+                s.target.name(),
+                with_range(s.idle_conn_bytes, kib)
+            );
+        }
+        let _ = writeln!(
+            t,
+            "\n(RSS growth over {conns} connections that each sent `version`; for memcached, the three servers' together.)"
+        );
+        return t;
+    }
+    t.push_str("| target | requests/s, median (min–max) | p50 µs | p99 µs | p99.9 µs | proxy CPU µs/request | memcached CPU µs/request | proxy peak RSS | errors |\n");
+    t.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for s in summaries {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.target.name(),
+            with_range(s.throughput, thousands),
+            plain(s.p50, micros),
+            plain(s.p99, micros),
+            plain(s.p999, micros),
+            plain(s.proxy_cpu, cpu),
+            plain(s.server_cpu, cpu),
+            plain(s.peak_rss, mib),
+            s.errors
+        );
+    }
+    t
+}
+
+/// The headline: Switchyard's figures as ratios to twemproxy's and direct memcached's.
+pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
+    let find = |w: &str, t: Target| summaries.iter().find(|s| s.workload == w && s.target == t);
+    let mut t = String::from(
+        "| workload | throughput Switchyard / twemproxy | throughput Switchyard / direct | p99 Switchyard / twemproxy | proxy CPU per request Switchyard / twemproxy |\n\
+         | --- | --- | --- | --- | --- |\n",
+    );
+    let fmt = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}"));
+    let mut extra = String::new();
+    for w in workloads {
+        let (Some(s), tw, direct) = (
+            find(w.name, Target::Switchyard),
+            find(w.name, Target::Twemproxy),
+            find(w.name, Target::Memcached),
+        ) else {
+            continue;
+        };
+        match w.kind {
+            Kind::IdleMemory { conns } => {
+                let _ = writeln!(
+                    extra,
+                    "- memory per idle client connection ({conns}): Switchyard {}, twemproxy {}, memcached {}",
+                    plain(s.idle_conn_bytes, kib),
+                    plain(tw.and_then(|t| t.idle_conn_bytes), kib),
+                    plain(direct.and_then(|t| t.idle_conn_bytes), kib),
+                );
+            }
+            _ if w.name == "round-trip" => {
+                let added = |x: Option<&Summary>| -> String {
+                    match (x.and_then(|x| x.p50), direct.and_then(|d| d.p50)) {
+                        (Some(x), Some(d)) => format!("{:+.1} µs", x.median - d.median),
+                        _ => "-".into(),
+                    }
+                };
+                let _ = writeln!(
+                    extra,
+                    "- latency added at p50, one client, one request at a time: Switchyard {}, twemproxy {}",
+                    added(Some(s)),
+                    added(tw)
+                );
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {} | {} |",
+                    w.name,
+                    fmt(ratio(s.throughput, tw.and_then(|t| t.throughput))),
+                    fmt(ratio(s.throughput, direct.and_then(|d| d.throughput))),
+                    fmt(ratio(s.p99, tw.and_then(|t| t.p99))),
+                    fmt(ratio(s.proxy_cpu, tw.and_then(|t| t.proxy_cpu))),
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {} | {} |",
+                    w.name,
+                    fmt(ratio(s.throughput, tw.and_then(|t| t.throughput))),
+                    fmt(ratio(s.throughput, direct.and_then(|d| d.throughput))),
+                    fmt(ratio(s.p99, tw.and_then(|t| t.p99))),
+                    fmt(ratio(s.proxy_cpu, tw.and_then(|t| t.proxy_cpu))),
+                );
+            }
+        }
+    }
+    if let Some(a) = summaries.iter().find(|s| s.workload == "allocations") {
+        let _ = writeln!(
+            extra,
+            "- heap allocations per request in Switchyard (get-set, counting build): {}",
+            plain(a.allocs, count)
+        );
+    }
+    if !extra.is_empty() {
+        t.push('\n');
+        t.push_str(&extra);
+    }
+    t
+}
+
+/// Every sample, one line each.
+pub fn csv(date: &str, samples: &[Sample]) -> String {
+    let mut out = String::from(
+        "date,workload,target,round,requests_per_s,requests,errors,p50_us,p99_us,p999_us,max_us,\
+         proxy_cpu_us_per_request,memcached_cpu_us_per_request,proxy_peak_rss_bytes,\
+         idle_connection_bytes,allocations_per_request\n",
+    );
+    let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.3}"));
+    for s in samples {
+        let m = &s.m;
+        let _ = writeln!(
+            out,
+            "{date},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{}",
+            s.workload,
+            s.target.name(),
+            s.round,
+            m.throughput,
+            m.requests,
+            m.errors,
+            opt(m.p50_us),
+            opt(m.p99_us),
+            opt(m.p999_us),
+            opt(m.max_us),
+            opt(m.proxy_cpu_us),
+            opt(m.server_cpu_us),
+            m.proxy_peak_rss.map_or_else(String::new, |b| b.to_string()),
+            opt(m.idle_conn_bytes),
+            opt(m.allocs_per_request),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_the_median_with_its_range() {
+        let s = Spread::of(vec![3.0, 1.0, 2.0]).expect("three values");
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        let s = Spread::of(vec![4.0, 1.0, 2.0, 3.0]).expect("four values");
+        assert_eq!(s.median, 2.5);
+        assert!(Spread::of(vec![f64::NAN]).is_none());
+        assert!(Spread::of(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn figures_are_grouped_by_thousands() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_000.0), "1,000");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+
+    fn sample(workload: &'static str, target: Target, round: usize, rps: f64) -> Sample {
+        Sample {
+            workload,
+            target,
+            round,
+            m: Measured {
+                throughput: rps,
+                requests: 10,
+                p99_us: Some(rps / 10.0),
+                ..Measured::default()
+            },
+        }
+    }
+
+    #[test]
+    fn ratios_compare_medians_of_the_same_workload() {
+        let samples = [
+            sample("get-set", Target::Switchyard, 1, 90.0),
+            sample("get-set", Target::Switchyard, 2, 100.0),
+            sample("get-set", Target::Switchyard, 3, 500.0),
+            sample("get-set", Target::Twemproxy, 1, 200.0),
+            sample("get-set", Target::Memcached, 1, 400.0),
+            sample("mget", Target::Twemproxy, 1, 1.0),
+        ];
+        let summaries: Vec<Summary> = Target::ALL
+            .into_iter()
+            .filter_map(|t| summarise(&samples, "get-set", t))
+            .collect();
+        let workloads: Vec<Workload> = crate::workloads::all()
+            .into_iter()
+            .filter(|w| w.name == "get-set")
+            .collect();
+        let table = ratio_table(&workloads, &summaries);
+        assert!(
+            table.contains("| get-set | 0.50 | 0.25 | 0.50 | - |"),
+            "{table}"
+        );
+        let csv = csv("d", &samples);
+        assert_eq!(csv.lines().count(), 1 + samples.len());
+        assert!(
+            csv.lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("d,get-set,switchyard,1,90.0,10,0,"))
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! The `switchyard` command line: run the router, or check a config and exit. The binaries
+//! (`switchyard`, and `switchyard-count-allocs` for the benchmarks) are this module's `main`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::Router;
+use crate::config::{Config, MAX_WORKERS};
+use crate::generation::Generation;
+use crate::plugin::{ModuleCache, PluginEngine};
+use anyhow::{Context, bail};
+
+/// Every flag, in the order `--help` lists them: the parser and the help text both read this
+/// table, so a flag cannot exist without its line.
+const FLAGS: &[Flag] = &[
+    Flag {
+        long: "--config",
+        short: Some("-c"),
+        value: Some("FILE"),
+        help: "run the router with this configuration (reloaded on change, SIGHUP or admin `reload`)",
+    },
+    Flag {
+        long: "--check-config",
+        short: Some("-t"),
+        value: Some("FILE"),
+        help: "validate FILE as a reload would (compile and init every plugin), then exit",
+    },
+    Flag {
+        long: "--workers",
+        short: None,
+        value: Some("N"),
+        help: "worker threads, overriding [server] workers (default: number of cores)",
+    },
+    Flag {
+        long: "--list-plugins",
+        short: None,
+        value: None,
+        help: "print the bundled plugins a config can name with `plugin = \"NAME\"`, then exit",
+    },
+    Flag {
+        long: "--version",
+        short: Some("-V"),
+        value: None,
+        help: "print the version and the plugin ABI version, then exit",
+    },
+    Flag {
+        long: "--help",
+        short: Some("-h"),
+        value: None,
+        help: "print this help, then exit",
+    },
+];
+
+/// One command-line flag.
+#[derive(Debug)]
+struct Flag {
+    long: &'static str,
+    short: Option<&'static str>,
+    /// The name of the flag's argument, if it takes one.
+    value: Option<&'static str>,
+    help: &'static str,
+}
+
+impl Flag {
+    fn matches(&self, arg: &str) -> bool {
+        arg == self.long || self.short == Some(arg)
+    }
+}
+
+fn usage() -> String {
+    let mut text = String::from(
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n\n",
+    );
+    let spelled: Vec<String> = FLAGS
+        .iter()
+        .map(|f| {
+            let names = f
+                .short
+                .map_or(format!("    {}", f.long), |s| format!("{s}, {}", f.long));
+            f.value.map_or(names.clone(), |v| format!("{names} {v}"))
+        })
+        .collect();
+    let width = spelled.iter().map(String::len).max().unwrap_or(0);
+    for (flag, spelled) in FLAGS.iter().zip(&spelled) {
+        text.push_str(&format!("  {spelled:width$}  {}\n", flag.help));
+    }
+    text.push_str(
+        "\nLogging: SWITCHYARD_LOG (tracing filter syntax, default `info`), on standard error.\n\
+         Configuration reference: configs/README.md.",
+    );
+    text
+}
+
+/// What `--version` prints: the router's version and the plugin ABI it loads.
+fn version() -> String {
+    format!(
+        "switchyard {} (plugin ABI version {})",
+        env!("CARGO_PKG_VERSION"),
+        switchyard_sdk::abi::ABI_VERSION
+    )
+}
+
+enum Mode {
+    Run {
+        config: PathBuf,
+        workers: Option<usize>,
+    },
+    Check(PathBuf),
+}
+
+fn parse_args() -> anyhow::Result<Option<Mode>> {
+    let mut args = std::env::args().skip(1);
+    let mut config = None;
+    let mut check = None;
+    let mut workers = None;
+    while let Some(arg) = args.next() {
+        let Some(flag) = FLAGS.iter().find(|f| f.matches(&arg)) else {
+            bail!("unknown argument `{arg}` (`switchyard --help` lists every flag)");
+        };
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{} needs {}", flag.long, flag.value.unwrap_or("a value")))
+        };
+        match flag.long {
+            "--config" => config = Some(PathBuf::from(value()?)),
+            "--check-config" => check = Some(PathBuf::from(value()?)),
+            "--workers" => {
+                let n = value()?;
+                workers = Some(
+                    n.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_WORKERS).contains(n))
+                        .with_context(|| {
+                            format!("--workers: `{n}` is not a number from 1 to {MAX_WORKERS}")
+                        })?,
+                );
+            }
+            "--list-plugins" => {
+                for name in crate::plugin::bundled::names() {
+                    println!("{name}");
+                }
+                return Ok(None);
+            }
+            "--version" => {
+                println!("{}", version());
+                return Ok(None);
+            }
+            "--help" => {
+                println!("{}", usage());
+                return Ok(None);
+            }
+            other => unreachable!("flag {other} is in FLAGS but not parsed"),
+        }
+    }
+    match (config, check) {
+        (_, Some(file)) => Ok(Some(Mode::Check(file))),
+        (Some(config), None) => Ok(Some(Mode::Run { config, workers })),
+        (None, None) => bail!(
+            "no config given: `switchyard --config FILE` runs the router (`switchyard --help` lists every flag)"
+        ),
+    }
+}
+
+/// Runs the command line of `std::env::args`.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let Some(mode) = parse_args()? else {
+        return Ok(());
+    };
+    match mode {
+        Mode::Check(file) => {
+            let config = Config::load(&file)?;
+            let engine = PluginEngine::new()?;
+            Generation::build(config, &engine, &ModuleCache::default(), 0, None)?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Mode::Run { config, workers } => {
+            let mut config = Config::load(&config)?;
+            if let Some(w) = workers {
+                config.server.workers = w;
+            }
+            let router = Router::start(config)?;
+            wait_for_termination(&router)?;
+            tracing::info!("shutting down");
+            router.shutdown();
+            Ok(())
+        }
+    }
+}
+
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads the config file.
+fn wait_for_termination(router: &Router) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => return r,
+                _ = term.recv() => return Ok(()),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    // Refusals are logged and counted by the reload itself.
+                    let _ = router.reload();
+                }
+            }
+        }
+    })?;
+    Ok(())
+}
