@@ -189,6 +189,27 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// Three memcached, and the proxies among `targets` in front of them.
+    fn start(o: &Options, targets: &[Target], files: u64, dir: &Path) -> anyhow::Result<Fleet> {
+        let servers = (0..3)
+            .map(|_| procs::memcached(memcached_conns(files)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
+        let twemproxy = targets
+            .contains(&Target::Twemproxy)
+            .then(|| procs::nutcracker(&addrs, dir))
+            .transpose()?;
+        let switchyard = targets
+            .contains(&Target::Switchyard)
+            .then(|| procs::switchyard(&o.switchyard, &addrs, o.workers, dir))
+            .transpose()?;
+        Ok(Fleet {
+            servers,
+            twemproxy,
+            switchyard,
+        })
+    }
+
     fn endpoint(&self, t: Target) -> Endpoint<'_> {
         let servers = &self.servers[..];
         match t {
@@ -234,25 +255,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
     let files = open_file_limit().unwrap_or(1024);
     let dir = procs::scratch_dir()?;
 
-    let servers = (0..3)
-        .map(|_| procs::memcached(memcached_conns(files)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
-    let twemproxy = o
-        .targets
-        .contains(&Target::Twemproxy)
-        .then(|| procs::nutcracker(&addrs, &dir))
-        .transpose()?;
-    let switchyard = o
-        .targets
-        .contains(&Target::Switchyard)
-        .then(|| procs::switchyard(&o.switchyard, &addrs, o.workers, &dir))
-        .transpose()?;
-    let fleet = Fleet {
-        servers,
-        twemproxy,
-        switchyard,
-    };
+    let fleet = Fleet::start(o, &o.targets, files, &dir)?;
 
     let date = command_output("date", &["-u", "+%Y-%m-%d-%H%M"]);
     eprintln!(
@@ -313,7 +316,10 @@ fn run(o: &Options) -> anyhow::Result<()> {
                         drive::loadgen(&o.loadgen, &endpoint, load, rate, o.duration, o.warmup)
                     }
                     Kind::Memcaslap { conns } => drive::memcaslap(&endpoint, *conns, o.duration),
-                    Kind::IdleMemory { conns } => drive::idle_memory(&endpoint, *conns),
+                    // On processes of its own: memory freed by earlier workloads' connections
+                    // would be reused and hide the cost.
+                    Kind::IdleMemory { conns } => Fleet::start(o, &[target], files, &dir)
+                        .and_then(|fresh| drive::idle_memory(&fresh.endpoint(target), *conns)),
                 }
                 .with_context(|| format!("{} on {}, round {}", w.name, target.name(), round + 1))?;
                 eprintln!(
@@ -470,7 +476,9 @@ fn results_md(o: &Options, date: &str, png: &Path, tables: &str, ratios: &str) -
          - machine: {cores} cores ({cpu}), Linux {kernel}\n\
          - memcached: {memcached} (three, one thread each); twemproxy: {nutcracker} (ketama/md5); \
          Switchyard: {switchyard}, {workers} worker(s), ketama plugin\n\
-         - load: `loadgen` (bench/loadgen, in this repository) for every row but `memcaslap`\n\n\
+         - load: `loadgen` (bench/loadgen, in this repository) for every row but `memcaslap`\n\
+         - direct memcached: connection i talks to server i mod 3, and every server holds every \
+         key, so a multi-get goes whole to one server (through a proxy it is split over three)\n\n\
          Reproduce: `bench/run --record` (after `scripts/setup`); `bench/run --quick` is a smoke run.\n\n\
          ![throughput and p99 per workload](results/{png_name})\n\n\
          ## Ratios (medians)\n\n{ratios}\n## Per workload\n\n{tables}",

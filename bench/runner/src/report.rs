@@ -182,7 +182,7 @@ pub fn workload_table(w: &Workload, summaries: &[Summary]) -> String {
         }
         let _ = writeln!(
             t,
-            "\n(RSS growth over {conns} connections that each sent `version`; for memcached, the three servers' together.)"
+            "\n(RSS growth of freshly started processes over {conns} connections that each sent `version`; for memcached, the three servers' together.)"
         );
         return t;
     }
