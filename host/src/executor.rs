@@ -225,7 +225,9 @@ impl Pending {
         }
         out.push(head.frame);
         match body {
-            Some(body) => body::pass(body, out, wr).await,
+            // Boxed: a streamed body is rare, and its state inline would make every
+            // connection's task that much bigger.
+            Some(body) => Box::pin(body::pass(body, out, wr)).await,
             None => Ok(()),
         }
     }

@@ -12,6 +12,7 @@
 //! one server: a store's value goes to the server as it arrives (`upload.rs`), and a retrieved
 //! one is written to the client as it arrives from the server (`executor/body.rs`).
 
+mod queue;
 mod upload;
 
 use std::net::SocketAddr;
@@ -22,18 +23,16 @@ use switchyard_protocol::{Limits, Parsed, ReplyKind, parse_request};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
 
 use crate::dispatch::{Next, StreamRoute, answer, dispatch, forwarded_line, stream_route};
 use crate::executor::{Outcome, Pending};
 use crate::wire::WriteQueue;
 use crate::worker::Worker;
+use queue::ReplyQueue;
 use upload::{Uploaded, upload};
 
-/// Requests a client may have outstanding before the router stops reading from it.
-const MAX_PIPELINE: usize = 1024;
 /// Initial and minimum free space of a client's read buffer.
-const READ_CHUNK: usize = 16 * 1024;
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 /// Room beyond the largest value a client's unparsed input may take: a multi-key `get` line of
 /// several thousand keys.
 const MAX_EXTRA_BUFFER: usize = 1 << 20;
@@ -49,7 +48,7 @@ pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: SocketAddr) {
     worker.stats.curr_connections.inc();
     worker.stats.total_connections.inc();
     let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel(MAX_PIPELINE);
+    let queue = ReplyQueue::default();
     // Read once, without keeping the generation: a connection must not hold it after a reload.
     let limits = {
         let generation = worker.generation();
@@ -60,8 +59,11 @@ pub async fn run(stream: TcpStream, worker: Rc<Worker>, listener: SocketAddr) {
             ..Limits::default()
         }
     };
-    let reader = read_requests(rd, &worker, listener, tx, &limits);
-    let writer = write_replies(wr, rx);
+    let reader = async {
+        read_requests(rd, &worker, listener, &queue, &limits).await;
+        queue.close();
+    };
+    let writer = write_replies(wr, &queue);
     tokio::pin!(reader, writer);
     tokio::select! {
         // The reader is done (quit, close, end of input): answer what it queued.
@@ -77,10 +79,12 @@ async fn read_requests(
     mut rd: OwnedReadHalf,
     worker: &Worker,
     listener: SocketAddr,
-    tx: mpsc::Sender<Pending>,
+    queue: &ReplyQueue,
     limits: &Limits,
 ) {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Lent by the worker only while the client has sent something: an idle connection holds
+    // no read buffer.
+    let mut buf = BytesMut::new();
     // Bytes of a refused data block still to be dropped as they arrive.
     let mut swallow = 0usize;
     // The request at the front cannot stream (its route needs the whole value): parse it whole.
@@ -137,7 +141,10 @@ async fn read_requests(
                             worker.stats.streamed_stores.inc();
                             let slot = UploadSlot::take(&worker.uploads);
                             let uploaded =
-                                upload(&target, wire, kind, &mut buf, &mut rd, block).await;
+                                // Boxed: rare, and large enough to double every connection's
+                                // task if held inline.
+                                Box::pin(upload(&target, wire, kind, &mut buf, &mut rd, block))
+                                    .await;
                             drop(slot);
                             match uploaded {
                                 Uploaded::Reply(outcome) => outcome,
@@ -152,20 +159,14 @@ async fn read_requests(
                             }
                         }
                     };
-                    if let Next::Reply(pending) = answer(&request, Pending::Ready(outcome))
-                        && tx.send(pending).await.is_err()
-                    {
-                        return;
+                    if let Next::Reply(pending) = answer(&request, Pending::Ready(outcome)) {
+                        queue.push(pending).await;
                     }
                 }
                 Parsed::Request { request, consumed } => {
                     let frame = buf.split_to(consumed).freeze();
                     match dispatch(worker, &request, frame, listener) {
-                        Next::Reply(p) => {
-                            if tx.send(p).await.is_err() {
-                                return;
-                            }
-                        }
+                        Next::Reply(p) => queue.push(p).await,
                         Next::Silent => {}
                         Next::Close => return,
                     }
@@ -173,10 +174,8 @@ async fn read_requests(
                 Parsed::Invalid { reply, consumed } => {
                     worker.stats.client_errors.inc();
                     buf.advance(consumed.min(buf.len()));
-                    if let Some(reply) = reply
-                        && tx.send(Pending::Ready(error_reply(reply))).await.is_err()
-                    {
-                        return;
+                    if let Some(reply) = reply {
+                        queue.push(Pending::Ready(error_reply(reply))).await;
                     }
                 }
                 Parsed::Swallow {
@@ -196,16 +195,14 @@ async fn read_requests(
                         crate::dispatch::delete_quietly(worker, key, delete_base64, listener);
                     }
                     swallow = discard;
-                    if let Some(reply) = reply
-                        && tx.send(Pending::Ready(error_reply(reply))).await.is_err()
-                    {
-                        return;
+                    if let Some(reply) = reply {
+                        queue.push(Pending::Ready(error_reply(reply))).await;
                     }
                 }
                 Parsed::Close { reply } => {
                     worker.stats.client_errors.inc();
                     if let Some(reply) = reply {
-                        let _ = tx.send(Pending::Ready(error_reply(reply))).await;
+                        queue.push(Pending::Ready(error_reply(reply))).await;
                     }
                     return;
                 }
@@ -215,6 +212,22 @@ async fn read_requests(
             // Only an endless multi-key get line gets here: memcached would grow without bound.
             worker.stats.client_errors.inc();
             return;
+        }
+        if buf.is_empty() {
+            // Nothing half-read: the buffer goes back to the worker while the client is quiet,
+            // and one is lent again when it has sent something.
+            worker.return_read_buffer(std::mem::take(&mut buf));
+            if rd.readable().await.is_err() {
+                return;
+            }
+            buf = worker.read_buffer();
+            match rd.try_read_buf(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+            continue;
         }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
@@ -246,34 +259,23 @@ fn error_reply(reply: &'static [u8]) -> Outcome {
     Outcome::fixed(reply, switchyard_protocol::ReplyStatus::ClientError)
 }
 
-async fn write_replies(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
+async fn write_replies(mut wr: OwnedWriteHalf, queue: &ReplyQueue) {
     let mut out = WriteQueue::default();
-    let mut next: Option<Pending> = None;
-    loop {
-        let pending = match next.take() {
-            Some(p) => p,
-            None => match rx.recv().await {
-                Some(p) => p,
-                None => break,
-            },
-        };
+    while let Some(pending) = queue.pop().await {
         if pending.write_into(&mut out, &mut wr).await.is_err() {
             return;
         }
         // Gather replies that are complete already into the same write.
         while out.len() < MAX_WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(mut p) => {
-                    if p.is_ready() {
-                        if p.write_into(&mut out, &mut wr).await.is_err() {
-                            return;
-                        }
-                    } else {
-                        next = Some(p);
-                        break;
-                    }
-                }
-                Err(_) => break,
+            let Some(mut p) = queue.try_pop() else {
+                break;
+            };
+            if !p.is_ready() {
+                queue.unpop(p);
+                break;
+            }
+            if p.write_into(&mut out, &mut wr).await.is_err() {
+                return;
             }
         }
         if out.flush_to(&mut wr).await.is_err() {

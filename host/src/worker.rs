@@ -11,11 +11,17 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use bytes::BytesMut;
 
 use crate::backend::{Destination, DestinationSpec};
 use crate::generation::Generation;
 use crate::plugin::{Plan, PluginFault, PluginInstance, RouteInput};
+use crate::session::READ_CHUNK;
 use crate::stats::{RouterStats, WorkerStats};
+
+/// Read buffers a worker keeps for its quiet connections: 4 MiB at most, far more than the
+/// clients sending at one instant need.
+const MAX_KEPT_READ_BUFFERS: usize = (4 << 20) / READ_CHUNK;
 
 /// State a worker's sessions share.
 #[derive(Debug)]
@@ -37,6 +43,9 @@ pub struct Worker {
     /// Long values this worker's sessions are streaming to servers now, each over a
     /// connection of its own (`session/upload.rs`).
     pub uploads: std::cell::Cell<usize>,
+    /// Read buffers of connections that are quiet now, lent again to whichever client sends
+    /// next: an idle connection holds none (`session`).
+    read_buffers: RefCell<Vec<BytesMut>>,
 }
 
 impl Worker {
@@ -55,6 +64,29 @@ impl Worker {
             stats,
             router_stats,
             uploads: std::cell::Cell::new(0),
+            read_buffers: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A read buffer for a client that has sent something, with room for a read.
+    pub fn read_buffer(&self) -> BytesMut {
+        let mut buf = self.read_buffers.borrow_mut().pop().unwrap_or_default();
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        buf
+    }
+
+    /// Takes back an empty read buffer to lend again, unless the worker keeps enough already
+    /// or this one grew past the usual size (a long value passed through it).
+    pub fn return_read_buffer(&self, mut buf: BytesMut) {
+        buf.clear();
+        let mut kept = self.read_buffers.borrow_mut();
+        if buf.capacity() >= READ_CHUNK / 4
+            && buf.capacity() <= 2 * READ_CHUNK
+            && kept.len() < MAX_KEPT_READ_BUFFERS
+        {
+            kept.push(buf);
         }
     }
 
