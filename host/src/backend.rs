@@ -7,6 +7,7 @@
 
 mod connection;
 mod health;
+mod slots;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -15,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use health::{Health, HealthPolicy};
+pub use slots::{Canceled, ReplyReceiver};
 
 use bytes::Bytes;
 use switchyard_protocol::{ReplyKind, ReplyStatus};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::stats::WorkerStats;
 use crate::wire::Wire;
@@ -113,7 +115,7 @@ pub(crate) struct Job {
     stream_from: usize,
     queued: tokio::time::Instant,
     deadline: tokio::time::Instant,
-    reply: oneshot::Sender<BackendResult>,
+    reply: slots::ReplySender,
     outstanding: Rc<Cell<usize>>,
 }
 
@@ -122,7 +124,7 @@ impl Job {
         self.outstanding
             .set(self.outstanding.get().saturating_sub(1));
         // The client may have gone; its reply is then simply dropped.
-        let _ = self.reply.send(result);
+        self.reply.send(result);
     }
 }
 
@@ -134,6 +136,8 @@ pub struct Destination {
     stats: Arc<WorkerStats>,
     tx: mpsc::UnboundedSender<Job>,
     outstanding: Rc<Cell<usize>>,
+    /// Where this worker's requests to the server wait for their replies.
+    slots: Rc<slots::Slots>,
     /// Idle connections of their own ([`Destination::dedicated`]), kept for reuse.
     spares: std::cell::RefCell<Vec<tokio::net::TcpStream>>,
 }
@@ -152,6 +156,7 @@ impl Destination {
             stats,
             tx,
             outstanding: Rc::new(Cell::new(0)),
+            slots: Rc::default(),
             spares: Default::default(),
         })
     }
@@ -230,7 +235,7 @@ impl Destination {
         kind: ReplyKind,
         timeout: Duration,
         stream_from: usize,
-    ) -> Result<oneshot::Receiver<BackendResult>, BackendError> {
+    ) -> Result<ReplyReceiver, BackendError> {
         if !self.spec.health.is_up() {
             self.spec.health.fast_failed.inc();
             return Err(BackendError::Down);
@@ -239,7 +244,7 @@ impl Destination {
             self.spec.health.fast_failed.inc();
             return Err(BackendError::Overloaded);
         }
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = self.slots.take();
         let now = tokio::time::Instant::now();
         self.outstanding.set(self.outstanding.get() + 1);
         let job = Job {

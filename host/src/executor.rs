@@ -13,7 +13,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request, values};
 use tokio::io::AsyncWrite;
-use tokio::sync::oneshot;
 
 mod background;
 mod body;
@@ -137,7 +136,7 @@ pub enum Pending {
     /// Waiting for one backend.
     Backend {
         /// Completes with the backend's reply.
-        rx: oneshot::Receiver<BackendResult>,
+        rx: crate::backend::ReplyReceiver,
         /// Who was asked, for the error message.
         dest: Rc<crate::backend::Destination>,
     },
@@ -589,7 +588,7 @@ fn status_code(status: ReplyStatus) -> u32 {
 }
 
 fn backend_settled(
-    result: Result<BackendResult, oneshot::error::RecvError>,
+    result: Result<BackendResult, crate::backend::Canceled>,
     dest: &Rc<crate::backend::Destination>,
 ) -> Settled {
     match result {

@@ -85,6 +85,8 @@ async fn read_requests(
     // Lent by the worker only while the client has sent something: an idle connection holds
     // no read buffer.
     let mut buf = BytesMut::new();
+    // The buffer grew past the usual size since it was lent (a long value came through).
+    let mut grew = false;
     // Bytes of a refused data block still to be dropped as they arrive.
     let mut swallow = 0usize;
     // The request at the front cannot stream (its route needs the whole value): parse it whole.
@@ -216,7 +218,8 @@ async fn read_requests(
         if buf.is_empty() {
             // Nothing half-read: the buffer goes back to the worker while the client is quiet,
             // and one is lent again when it has sent something.
-            worker.return_read_buffer(std::mem::take(&mut buf));
+            worker.return_read_buffer(std::mem::take(&mut buf), grew);
+            grew = false;
             if rd.readable().await.is_err() {
                 return;
             }
@@ -232,6 +235,7 @@ async fn read_requests(
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        grew |= buf.capacity() > 2 * READ_CHUNK;
         match rd.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}

@@ -19,9 +19,9 @@ use crate::plugin::{Plan, PluginFault, PluginInstance, RouteInput};
 use crate::session::READ_CHUNK;
 use crate::stats::{RouterStats, WorkerStats};
 
-/// Read buffers a worker keeps for its quiet connections: 4 MiB at most, far more than the
-/// clients sending at one instant need.
-const MAX_KEPT_READ_BUFFERS: usize = (4 << 20) / READ_CHUNK;
+/// Read buffers a worker keeps for its quiet connections: 1 MiB at most, more than the clients
+/// sending at one instant need.
+const MAX_KEPT_READ_BUFFERS: usize = (1 << 20) / READ_CHUNK;
 
 /// State a worker's sessions share.
 #[derive(Debug)]
@@ -78,14 +78,13 @@ impl Worker {
     }
 
     /// Takes back an empty read buffer to lend again, unless the worker keeps enough already
-    /// or this one grew past the usual size (a long value passed through it).
-    pub fn return_read_buffer(&self, mut buf: BytesMut) {
+    /// or the buffer grew past the usual size while lent (`grew`: a long value passed through
+    /// it). Its allocation may still be shared with requests in flight, which is why one that
+    /// grew is not kept: it would pin that larger allocation.
+    pub fn return_read_buffer(&self, mut buf: BytesMut, grew: bool) {
         buf.clear();
         let mut kept = self.read_buffers.borrow_mut();
-        if buf.capacity() >= READ_CHUNK / 4
-            && buf.capacity() <= 2 * READ_CHUNK
-            && kept.len() < MAX_KEPT_READ_BUFFERS
-        {
+        if !grew && buf.capacity() <= 2 * READ_CHUNK && kept.len() < MAX_KEPT_READ_BUFFERS {
             kept.push(buf);
         }
     }
