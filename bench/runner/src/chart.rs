@@ -150,6 +150,7 @@ pub fn draw(path: &Path, title: &str, order: &[&str], summaries: &[Summary]) -> 
         bars(&mut chart, &timed, p99)?;
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))
