@@ -223,51 +223,39 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
         ) else {
             continue;
         };
-        match w.kind {
-            Kind::IdleMemory { conns } => {
-                let _ = writeln!(
-                    extra,
-                    "- memory per idle client connection ({conns}): Switchyard {}, twemproxy {}, memcached {}",
-                    plain(s.idle_conn_bytes, kib),
-                    plain(tw.and_then(|t| t.idle_conn_bytes), kib),
-                    plain(direct.and_then(|t| t.idle_conn_bytes), kib),
-                );
-            }
-            _ if w.name == "round-trip" => {
-                let added = |x: Option<&Summary>| -> String {
-                    match (x.and_then(|x| x.p50), direct.and_then(|d| d.p50)) {
-                        (Some(x), Some(d)) => format!("{:+.1} µs", x.median - d.median),
-                        _ => "-".into(),
-                    }
-                };
-                let _ = writeln!(
-                    extra,
-                    "- latency added at p50, one client, one request at a time: Switchyard {}, twemproxy {}",
-                    added(Some(s)),
-                    added(tw)
-                );
-                let _ = writeln!(
-                    t,
-                    "| {} | {} | {} | {} | {} |",
-                    w.name,
-                    fmt(ratio(s.throughput, tw.and_then(|t| t.throughput))),
-                    fmt(ratio(s.throughput, direct.and_then(|d| d.throughput))),
-                    fmt(ratio(s.p99, tw.and_then(|t| t.p99))),
-                    fmt(ratio(s.proxy_cpu, tw.and_then(|t| t.proxy_cpu))),
-                );
-            }
-            _ => {
-                let _ = writeln!(
-                    t,
-                    "| {} | {} | {} | {} | {} |",
-                    w.name,
-                    fmt(ratio(s.throughput, tw.and_then(|t| t.throughput))),
-                    fmt(ratio(s.throughput, direct.and_then(|d| d.throughput))),
-                    fmt(ratio(s.p99, tw.and_then(|t| t.p99))),
-                    fmt(ratio(s.proxy_cpu, tw.and_then(|t| t.proxy_cpu))),
-                );
-            }
+        if let Kind::IdleMemory { conns } = w.kind {
+            let _ = writeln!(
+                extra,
+                "- memory per idle client connection ({conns}): Switchyard {}, twemproxy {}, memcached {}",
+                plain(s.idle_conn_bytes, kib),
+                plain(tw.and_then(|t| t.idle_conn_bytes), kib),
+                plain(direct.and_then(|t| t.idle_conn_bytes), kib),
+            );
+            continue;
         }
+        if w.name == "round-trip" {
+            let added = |x: Option<&Summary>| -> String {
+                match (x.and_then(|x| x.p50), direct.and_then(|d| d.p50)) {
+                    (Some(x), Some(d)) => format!("{:+.1} µs", x.median - d.median),
+                    _ => "-".into(),
+                }
+            };
+            let _ = writeln!(
+                extra,
+                "- latency added at p50, one client, one request at a time: Switchyard {}, twemproxy {}",
+                added(Some(s)),
+                added(tw)
+            );
+        }
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} |",
+            w.name,
+            fmt(ratio(s.throughput, tw.and_then(|t| t.throughput))),
+            fmt(ratio(s.throughput, direct.and_then(|d| d.throughput))),
+            fmt(ratio(s.p99, tw.and_then(|t| t.p99))),
+            fmt(ratio(s.proxy_cpu, tw.and_then(|t| t.proxy_cpu))),
+        );
     }
     if let Some(a) = summaries.iter().find(|s| s.workload == "allocations") {
         let _ = writeln!(
