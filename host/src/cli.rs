@@ -14,36 +14,42 @@ use anyhow::{Context, bail};
 /// table, so a flag cannot exist without its line.
 const FLAGS: &[Flag] = &[
     Flag {
+        action: Action::Config,
         long: "--config",
         short: Some("-c"),
         value: Some("FILE"),
         help: "run the router with this configuration (reloaded on change, SIGHUP or admin `reload`)",
     },
     Flag {
+        action: Action::CheckConfig,
         long: "--check-config",
         short: Some("-t"),
         value: Some("FILE"),
         help: "validate FILE as a reload would (compile and init every plugin), then exit",
     },
     Flag {
+        action: Action::Workers,
         long: "--workers",
         short: None,
         value: Some("N"),
         help: "worker threads, overriding [server] workers (default: number of cores)",
     },
     Flag {
+        action: Action::ListPlugins,
         long: "--list-plugins",
         short: None,
         value: None,
         help: "print the bundled plugins a config can name with `plugin = \"NAME\"`, then exit",
     },
     Flag {
+        action: Action::Version,
         long: "--version",
         short: Some("-V"),
         value: None,
         help: "print the version and the plugin ABI version, then exit",
     },
     Flag {
+        action: Action::Help,
         long: "--help",
         short: Some("-h"),
         value: None,
@@ -54,11 +60,23 @@ const FLAGS: &[Flag] = &[
 /// One command-line flag.
 #[derive(Debug)]
 struct Flag {
+    action: Action,
     long: &'static str,
     short: Option<&'static str>,
     /// The name of the flag's argument, if it takes one.
     value: Option<&'static str>,
     help: &'static str,
+}
+
+/// What a flag does; matched exhaustively, so a flag in [`FLAGS`] cannot go unhandled.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Config,
+    CheckConfig,
+    Workers,
+    ListPlugins,
+    Version,
+    Help,
 }
 
 impl Flag {
@@ -121,10 +139,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
             args.next()
                 .with_context(|| format!("{} needs {}", flag.long, flag.value.unwrap_or("a value")))
         };
-        match flag.long {
-            "--config" => config = Some(PathBuf::from(value()?)),
-            "--check-config" => check = Some(PathBuf::from(value()?)),
-            "--workers" => {
+        match flag.action {
+            Action::Config => config = Some(PathBuf::from(value()?)),
+            Action::CheckConfig => check = Some(PathBuf::from(value()?)),
+            Action::Workers => {
                 let n = value()?;
                 workers = Some(
                     n.parse::<usize>()
@@ -135,21 +153,20 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
                         })?,
                 );
             }
-            "--list-plugins" => {
+            Action::ListPlugins => {
                 for name in crate::plugin::bundled::names() {
                     println!("{name}");
                 }
                 return Ok(None);
             }
-            "--version" => {
+            Action::Version => {
                 println!("{}", version());
                 return Ok(None);
             }
-            "--help" => {
+            Action::Help => {
                 println!("{}", usage());
                 return Ok(None);
             }
-            other => unreachable!("flag {other} is in FLAGS but not parsed"),
         }
     }
     match (config, check) {

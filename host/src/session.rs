@@ -271,13 +271,9 @@ async fn write_replies(mut wr: OwnedWriteHalf, queue: &ReplyQueue) {
         }
         // Gather replies that are complete already into the same write.
         while out.len() < MAX_WRITE_BATCH {
-            let Some(mut p) = queue.try_pop() else {
+            let Some(p) = queue.pop_ready() else {
                 break;
             };
-            if !p.is_ready() {
-                queue.unpop(p);
-                break;
-            }
             if p.write_into(&mut out, &mut wr).await.is_err() {
                 return;
             }

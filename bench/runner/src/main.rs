@@ -189,8 +189,15 @@ struct Fleet {
 }
 
 impl Fleet {
-    /// Three memcached, and the proxies among `targets` in front of them.
-    fn start(o: &Options, targets: &[Target], files: u64, dir: &Path) -> anyhow::Result<Fleet> {
+    /// Three memcached, and the proxies among `targets` in front of them; Switchyard is the
+    /// `switchyard` binary.
+    fn start(
+        o: &Options,
+        switchyard: &Path,
+        targets: &[Target],
+        files: u64,
+        dir: &Path,
+    ) -> anyhow::Result<Fleet> {
         let servers = (0..3)
             .map(|_| procs::memcached(memcached_conns(files)))
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -201,7 +208,7 @@ impl Fleet {
             .transpose()?;
         let switchyard = targets
             .contains(&Target::Switchyard)
-            .then(|| procs::switchyard(&o.switchyard, &addrs, o.workers, dir))
+            .then(|| procs::switchyard(switchyard, &addrs, o.workers, dir))
             .transpose()?;
         Ok(Fleet {
             servers,
@@ -255,7 +262,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
     let files = open_file_limit().unwrap_or(1024);
     let dir = procs::scratch_dir()?;
 
-    let fleet = Fleet::start(o, &o.targets, files, &dir)?;
+    let fleet = Fleet::start(o, &o.switchyard, &o.targets, files, &dir)?;
 
     let date = command_output("date", &["-u", "+%Y-%m-%d-%H%M"]);
     eprintln!(
@@ -318,8 +325,10 @@ fn run(o: &Options) -> anyhow::Result<()> {
                     Kind::Memcaslap { conns } => drive::memcaslap(&endpoint, *conns, o.duration),
                     // On processes of its own: memory freed by earlier workloads' connections
                     // would be reused and hide the cost.
-                    Kind::IdleMemory { conns } => Fleet::start(o, &[target], files, &dir)
-                        .and_then(|fresh| drive::idle_memory(&fresh.endpoint(target), *conns)),
+                    Kind::IdleMemory { conns } => {
+                        Fleet::start(o, &o.switchyard, &[target], files, &dir)
+                            .and_then(|fresh| drive::idle_memory(&fresh.endpoint(target), *conns))
+                    }
                 }
                 .with_context(|| format!("{} on {}, round {}", w.name, target.name(), round + 1))?;
                 eprintln!(
@@ -344,7 +353,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
     // runs above, so its counting costs none of their figures.
     let counting = std::env::current_exe()?.with_file_name("switchyard-count-allocs");
     if o.targets.contains(&Target::Switchyard) && counting.is_file() {
-        let m = allocations(o, &counting, &dir)?;
+        let m = allocations(o, &counting, files, &dir)?;
         eprintln!("bench: allocations per request: {}", brief(&m));
         samples.push(Sample {
             workload: "allocations",
@@ -409,17 +418,11 @@ fn run(o: &Options) -> anyhow::Result<()> {
 }
 
 /// get-set against the counting build: allocations during the measured window per request.
-fn allocations(o: &Options, counting: &Path, dir: &Path) -> anyhow::Result<Measured> {
-    let servers = (0..3)
-        .map(|_| procs::memcached(memcached_conns(open_file_limit().unwrap_or(1024))))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
-    let proxy = procs::switchyard(counting, &addrs, o.workers, dir)?;
+fn allocations(o: &Options, counting: &Path, files: u64, dir: &Path) -> anyhow::Result<Measured> {
+    let fleet = Fleet::start(o, counting, &[Target::Switchyard], files, dir)?;
     let endpoint = Endpoint {
-        addrs: vec![proxy.addr],
-        proxy: Some(&proxy),
-        servers: &servers,
         count_allocations: true,
+        ..fleet.endpoint(Target::Switchyard)
     };
     let get_set = workloads::all()
         .into_iter()

@@ -273,7 +273,7 @@ pub fn version_line(program: &str, arg: &str) -> String {
         .unwrap_or_else(|e| format!("{program}: {e}"))
 }
 
-/// A file under the run's scratch directory.
+/// The run's scratch directory (config files, logs), removed at the end of a run.
 pub fn scratch_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("switchyard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;

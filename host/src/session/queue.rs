@@ -46,7 +46,7 @@ impl ReplyQueue {
     /// The oldest reply, waiting for one; `None` once the queue is closed and empty.
     pub async fn pop(&self) -> Option<Pending> {
         loop {
-            if let Some(reply) = self.try_pop() {
+            if let Some(reply) = self.pop_if(|_| true) {
                 return Some(reply);
             }
             if self.closed.get() {
@@ -56,9 +56,17 @@ impl ReplyQueue {
         }
     }
 
-    /// The oldest reply, if one is queued.
-    pub fn try_pop(&self) -> Option<Pending> {
+    /// The oldest reply if it is complete already, so a writer can batch it with the ones
+    /// before it without waiting.
+    pub fn pop_ready(&self) -> Option<Pending> {
+        self.pop_if(Pending::is_ready)
+    }
+
+    fn pop_if(&self, take: impl FnOnce(&mut Pending) -> bool) -> Option<Pending> {
         let mut pending = self.pending.borrow_mut();
+        if !take(pending.front_mut()?) {
+            return None;
+        }
         let reply = pending.pop_front()?;
         if pending.is_empty() && pending.capacity() > KEEP_CAPACITY {
             *pending = VecDeque::new();
@@ -67,36 +75,32 @@ impl ReplyQueue {
         self.drained.notify();
         Some(reply)
     }
-
-    /// Puts back a reply taken by [`ReplyQueue::try_pop`] that is not ready to be written.
-    pub fn unpop(&self, reply: Pending) {
-        self.pending.borrow_mut().push_front(reply);
-    }
 }
 
-/// A wake-up between two futures of one task: a flag, and the task's waker, cloned once and
-/// kept, used only while the other future waits.
+/// A wake-up between two futures of one task: the task's waker, cloned once and kept, used
+/// only while the other future waits. A waiter always checks the queue before it waits, with
+/// no await in between, so a notice given while nobody waits has nothing to wake and is not
+/// kept (a kept one would cost the next wait a spurious round).
 #[derive(Debug, Default)]
 struct Signal {
-    set: Cell<bool>,
     waiting: Cell<bool>,
+    woken: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Signal {
     fn notify(&self) {
-        self.set.set(true);
-        if self.waiting.replace(false)
-            && let Some(waker) = self.waker.borrow().as_ref()
-        {
-            waker.wake_by_ref();
+        if self.waiting.replace(false) {
+            self.woken.set(true);
+            if let Some(waker) = self.waker.borrow().as_ref() {
+                waker.wake_by_ref();
+            }
         }
     }
 
     async fn wait(&self) {
         poll_fn(|cx| {
-            if self.set.replace(false) {
-                self.waiting.set(false);
+            if self.woken.replace(false) {
                 return Poll::Ready(());
             }
             let mut waker = self.waker.borrow_mut();
