@@ -7,9 +7,9 @@
 
 mod connection;
 mod health;
+mod jobs;
 mod slots;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub use slots::{Canceled, ReplyReceiver};
 use bytes::Bytes;
 use switchyard_protocol::{ReplyKind, ReplyStatus};
 use tokio::sync::mpsc;
+
+use jobs::JobQueue;
 
 use crate::stats::WorkerStats;
 use crate::wire::Wire;
@@ -81,9 +83,10 @@ pub enum BackendError {
     /// The server is marked down; nothing was sent.
     #[error("is down")]
     Down,
-    /// This worker already has the pool's limit of requests outstanding at the server.
-    #[error("has too many outstanding requests")]
-    Overloaded,
+    /// This worker already has the pool's `max_outstanding_bytes` of requests queued or in
+    /// flight at the server: it has stopped reading, or answers far slower than it is asked.
+    #[error("has more than {0} bytes of requests outstanding")]
+    Overloaded(usize),
 }
 
 /// The result a request's sender receives.
@@ -99,33 +102,10 @@ pub struct DestinationSpec {
     pub connect_timeout: Duration,
     /// When the server counts as down and how it is probed back.
     pub policy: HealthPolicy,
-    /// Requests one worker may have queued or in flight at this server.
-    pub max_outstanding: usize,
+    /// Bytes of requests one worker may have queued or in flight at this server.
+    pub max_outstanding_bytes: usize,
     /// Shared by every worker.
     pub health: Arc<Health>,
-}
-
-/// A request queued for a destination.
-#[derive(Debug)]
-pub(crate) struct Job {
-    wire: Wire,
-    kind: ReplyKind,
-    /// A value reply at least this long is streamed ([`BackendReply::body`]); `usize::MAX`
-    /// never.
-    stream_from: usize,
-    queued: tokio::time::Instant,
-    deadline: tokio::time::Instant,
-    reply: slots::ReplySender,
-    outstanding: Rc<Cell<usize>>,
-}
-
-impl Job {
-    fn finish(self, result: BackendResult) {
-        self.outstanding
-            .set(self.outstanding.get().saturating_sub(1));
-        // The client may have gone; its reply is then simply dropped.
-        self.reply.send(result);
-    }
 }
 
 /// One worker's handle on one memcached server.
@@ -134,8 +114,8 @@ pub struct Destination {
     spec: DestinationSpec,
     /// The owning worker's counters: requests keep only an `Rc` of this handle, no `Arc`.
     stats: Arc<WorkerStats>,
-    tx: mpsc::UnboundedSender<Job>,
-    outstanding: Rc<Cell<usize>>,
+    /// Requests queued or in flight, shared with the connection driver.
+    jobs: Rc<JobQueue>,
     /// Where this worker's requests to the server wait for their replies.
     slots: Rc<slots::Slots>,
     /// Idle connections of their own ([`Destination::dedicated`]), kept for reuse.
@@ -149,13 +129,17 @@ const SPARE_CONNECTIONS: usize = 2;
 impl Destination {
     /// Creates worker `worker`'s handle and spawns its driver on the current `LocalSet`.
     pub fn spawn(spec: DestinationSpec, worker: usize, stats: Arc<WorkerStats>) -> Rc<Destination> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::task::spawn_local(connection::drive(spec.clone(), rx, worker, stats.clone()));
+        let jobs = Rc::new(JobQueue::default());
+        tokio::task::spawn_local(connection::drive(
+            spec.clone(),
+            jobs.clone(),
+            worker,
+            stats.clone(),
+        ));
         Rc::new(Destination {
             spec,
             stats,
-            tx,
-            outstanding: Rc::new(Cell::new(0)),
+            jobs,
             slots: Rc::default(),
             spares: Default::default(),
         })
@@ -173,7 +157,7 @@ impl Destination {
         mine.address == spec.address
             && mine.connect_timeout == spec.connect_timeout
             && mine.policy == spec.policy
-            && mine.max_outstanding == spec.max_outstanding
+            && mine.max_outstanding_bytes == spec.max_outstanding_bytes
             && Arc::ptr_eq(&mine.health, &spec.health)
     }
 
@@ -225,10 +209,11 @@ impl Destination {
     }
 
     /// Queues a request; the receiver yields its reply or why there is none. Fails at once,
-    /// sending nothing, when the server is down or this worker's outstanding limit is reached.
-    /// A reply to a one-key retrieval or `mg` whose value is at least `stream_from` bytes long
-    /// comes with a [`Body`] (`usize::MAX`: never); only a caller that passes the reply
-    /// straight to its client should ask for that.
+    /// sending nothing, when the server is down or this worker already has the pool's
+    /// `max_outstanding_bytes` queued or in flight there. A reply to a one-key retrieval or
+    /// `mg` whose value is at least `stream_from` bytes long comes with a [`Body`]
+    /// (`usize::MAX`: never); only a caller that passes the reply straight to its client should
+    /// ask for that.
     pub fn send(
         &self,
         wire: Wire,
@@ -240,25 +225,28 @@ impl Destination {
             self.spec.health.fast_failed.inc();
             return Err(BackendError::Down);
         }
-        if self.outstanding.get() >= self.spec.max_outstanding {
+        if self.jobs.stopped() {
+            return Err(BackendError::Shutdown);
+        }
+        let limit = self.spec.max_outstanding_bytes;
+        // Always admit one request when none is outstanding, whatever its size.
+        if self.jobs.outstanding() > 0
+            && self.jobs.outstanding() + wire.byte_len() + jobs::JOB_OVERHEAD > limit
+        {
             self.spec.health.fast_failed.inc();
-            return Err(BackendError::Overloaded);
+            return Err(BackendError::Overloaded(limit));
         }
         let (tx, rx) = self.slots.take();
         let now = tokio::time::Instant::now();
-        self.outstanding.set(self.outstanding.get() + 1);
-        let job = Job {
-            wire,
-            kind,
-            stream_from,
-            queued: now,
-            deadline: now + timeout,
-            reply: tx,
-            outstanding: self.outstanding.clone(),
-        };
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
-            job.finish(Err(BackendError::Shutdown));
-        }
+        self.jobs
+            .push(wire, kind, stream_from, now, now + timeout, tx);
         Ok(rx)
+    }
+}
+
+impl Drop for Destination {
+    fn drop(&mut self) {
+        // The driver serves what is queued, then ends.
+        self.jobs.close();
     }
 }

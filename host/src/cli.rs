@@ -213,6 +213,10 @@ fn run() -> anyhow::Result<()> {
             if let Some(w) = workers {
                 config.server.workers = w;
             }
+            match crate::server::raise_open_file_limit() {
+                Ok(files) => tracing::debug!(files, "open file limit"),
+                Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+            }
             let router = Router::start(config)?;
             wait_for_termination(&router)?;
             tracing::info!("shutting down");

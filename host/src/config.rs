@@ -41,10 +41,13 @@ pub const DEFAULT_PROBE_FLOOR: Duration = Duration::from_millis(100);
 /// Longest wait between probes of a down server: a dead host costs one connect attempt per
 /// period, and a recovered one is back within it.
 pub const DEFAULT_PROBE_CEILING: Duration = Duration::from_secs(5);
-/// Requests one worker may have queued or in flight at one server. Far above what a healthy
-/// memcached keeps outstanding; reached only when a server stops answering, and then it caps
-/// what the router holds for it.
-pub const DEFAULT_MAX_OUTSTANDING: usize = 4096;
+/// Bytes of requests one worker may have queued or in flight at one server (each request
+/// counted with about a hundred bytes of overhead). Far above what a healthy memcached keeps
+/// outstanding, even in a burst of tens of thousands of requests; reached only when a server
+/// stops reading or falls far behind, and then it caps what the router holds for it.
+pub const DEFAULT_MAX_OUTSTANDING_BYTES: usize = 32 << 20;
+/// Smallest `max_outstanding_bytes`: a few requests' worth.
+pub const MIN_OUTSTANDING_BYTES: usize = 1 << 10;
 /// Plugin faults after which a newly published generation is replaced by the previous
 /// configuration: far more than a plugin with an occasional bad key produces, few enough that a
 /// plugin trapping on every request is gone within a fraction of a second under load.
@@ -152,8 +155,8 @@ pub struct PoolConfig {
     pub probe_floor: Duration,
     /// Longest wait between probes.
     pub probe_ceiling: Duration,
-    /// Requests one worker may have outstanding at one server.
-    pub max_outstanding: usize,
+    /// Bytes of requests one worker may have queued or in flight at one server.
+    pub max_outstanding_bytes: usize,
 }
 
 /// One `[routes.NAME]` table.

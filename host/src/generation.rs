@@ -193,7 +193,7 @@ impl Generation {
                             probe_ceiling: pool.probe_ceiling,
                             probe_timeout: pool.connect_timeout + pool.timeout,
                         },
-                        max_outstanding: pool.max_outstanding,
+                        max_outstanding_bytes: pool.max_outstanding_bytes,
                         health,
                     });
                     destinations.len() - 1

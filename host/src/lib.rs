@@ -27,6 +27,7 @@ pub mod plugin;
 pub mod reload;
 pub mod server;
 pub mod session;
+mod signal;
 pub mod stats;
 pub mod wire;
 pub mod worker;

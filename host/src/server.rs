@@ -26,6 +26,26 @@ use crate::worker::Worker;
 /// persistent failure does not spin a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
+/// Raises this process's soft limit on open files to its hard limit, as memcached and
+/// nginx do, and returns the limit now in force: every client connection is a file, and the
+/// usual soft default (1024) would refuse a busy router's clients long before the machine runs
+/// out of anything. The binary calls this once at start; a library user decides for itself.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    let below = match (limit.current, limit.maximum) {
+        (Some(soft), Some(hard)) => soft < hard,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if below {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok(limit.current.unwrap_or(u64::MAX))
+}
+
 /// Why the router could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

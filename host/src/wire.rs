@@ -44,6 +44,11 @@ impl Wire {
     pub fn parts(&self) -> &[Bytes] {
         &self.parts[..self.len as usize]
     }
+
+    /// How many bytes the chunks add up to.
+    pub fn byte_len(&self) -> usize {
+        self.parts().iter().map(Bytes::len).sum()
+    }
 }
 
 /// Chunks waiting to be written, oldest first.

@@ -7,13 +7,13 @@
 //! `server.stream_from_bytes` (256 KiB by default).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use switchyard_tests::ports::{accepts, free_port, loopback, poll_until};
-use switchyard_tests::{Client, Memcached, TestDir, connect, router, show, switchyard_binary};
+use switchyard_tests::ports::{free_port, poll_until};
+use switchyard_tests::process::RouterProcess;
+use switchyard_tests::{Client, Memcached, connect, router, show};
 
 const MAX_VALUE: usize = 64 << 20;
 
@@ -400,57 +400,6 @@ fn a_reload_that_drops_the_server_lets_its_stream_finish() {
     .expect("the old generation is freed while the connection stays open");
 }
 
-/// The router as its own process, so that its peak memory can be read from `/proc`.
-struct RouterProcess {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TestDir,
-}
-
-impl RouterProcess {
-    fn start(pool: &str) -> RouterProcess {
-        let dir = TestDir::new("long-values");
-        let port = free_port();
-        let path = dir.write(
-            "switchyard.toml",
-            config(pool, "watch = false", &format!("127.0.0.1:{port}")),
-        );
-        let child = Command::new(switchyard_binary())
-            .args(["--config".as_ref(), path.as_os_str()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start switchyard");
-        let addr = loopback(port);
-        poll_until(Duration::from_secs(20), || accepts(addr).then_some(()))
-            .expect("switchyard listens");
-        RouterProcess {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    /// Peak resident memory so far, in bytes (`VmHWM`).
-    fn peak_rss(&self) -> usize {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-            .expect("VmHWM line")
-            * 1024
-    }
-}
-
-impl Drop for RouterProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Reads `n` bytes as fast as they come.
 fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
@@ -463,15 +412,18 @@ fn the_routers_memory_does_not_grow_with_the_values_it_carries() {
     const CLIENTS: usize = 4;
     const LEN: usize = 32 << 20;
     let server = big_server();
-    let router = RouterProcess::start(&single_pool(&server));
+    let pool = single_pool(&server);
+    let router = RouterProcess::start("long-values", |listen| {
+        config(&pool, "watch = false", listen)
+    });
     // Warm up: connections, plugin instances, buffers.
-    let mut warm = Client::connect(router.addr);
+    let mut warm = Client::connect(router.addr());
     warm.set("lv:warm", &value(300 << 10, 8));
     assert!(warm.get("lv:warm").is_some());
     let before = router.peak_rss();
     let handles: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            let addr = router.addr;
+            let addr = router.addr();
             thread::spawn(move || {
                 let long = value(LEN, 10 + i as u32);
                 let key = format!("lv:m{i}");
@@ -501,7 +453,7 @@ fn the_routers_memory_does_not_grow_with_the_values_it_carries() {
         grown as f64 / (1 << 20) as f64,
         LEN >> 20
     );
-    let mut stats = Client::connect(router.addr);
+    let mut stats = Client::connect(router.addr());
     // And the warm-up's value.
     assert_eq!(stats.stat("streamed_stores"), Some(CLIENTS as u64 + 1));
     assert_eq!(stats.stat("streamed_values"), Some(CLIENTS as u64 + 1));

@@ -8,6 +8,7 @@
 //! - [`prefix`]: key prefixes choose pools, longest match first.
 //! - [`pipelining`]: pipelined requests and multi-key gets come back in order.
 //! - [`backend_failure`]: a dead or hung backend costs its requests only, within the timeout.
+//! - [`burst`]: 10,000 clients asking for one hot key at once all get it, no error.
 //! - [`health`]: servers marked down fail fast, come back by probe, and cannot grow memory.
 //! - [`plugin_sandbox`]: traps, endless loops and WASI imports are contained or refused.
 //! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
@@ -27,6 +28,7 @@
 //! - [`docs`]: `configs/README.md` lists every bundled plugin, example config and config key.
 
 mod backend_failure;
+mod burst;
 mod check_config;
 mod cli;
 mod conformance;

@@ -7,6 +7,7 @@
 //! - [`tempdir`]: [`TestDir`], scratch directories for files the router must read.
 //! - [`example`]: [`example::Example`], a config of `configs/` on test memcached.
 //! - [`ports`]: free ports and polling with a deadline (the only way these tests wait).
+//! - [`process`]: [`process::RouterProcess`], the router binary as a process of its own.
 //!
 //! This file: starting a [`Router`] from config text, config fragments, and where keys live.
 //!
@@ -18,6 +19,7 @@ pub mod example;
 pub mod memcached;
 pub mod nutcracker;
 pub mod ports;
+pub mod process;
 pub mod tempdir;
 pub mod wasm;
 

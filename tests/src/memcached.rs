@@ -124,20 +124,17 @@ impl Memcached {
     /// queued, and a thread already running could otherwise still answer a request sent right
     /// after.
     pub fn pause(&self) {
-        self.signal("STOP");
-        let pid = self
-            .pid()
-            .unwrap_or_else(|| panic!("memcached on port {} is not running", self.port));
-        let stopped = poll_until(STARTUP_DEADLINE, || all_threads_stopped(pid).then_some(()));
-        assert!(
-            stopped.is_some(),
-            "memcached {pid} did not stop within {STARTUP_DEADLINE:?} of SIGSTOP"
-        );
+        crate::process::pause(self.running_pid(), "memcached");
     }
 
     /// Resumes a paused process (SIGCONT).
     pub fn resume(&self) {
-        self.signal("CONT");
+        crate::process::resume(self.running_pid());
+    }
+
+    fn running_pid(&self) -> u32 {
+        self.pid()
+            .unwrap_or_else(|| panic!("memcached on port {} is not running", self.port))
     }
 
     /// `flush_all` on this server, asserting `OK`.
@@ -156,18 +153,6 @@ impl Memcached {
             held.extend(batch.iter().map(|key| found.contains(key)));
         }
         held
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self
-            .pid()
-            .unwrap_or_else(|| panic!("memcached on port {} is not running", self.port));
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .unwrap_or_else(|e| panic!("run kill -{signal} {pid}: {e}"));
-        assert!(status.success(), "kill -{signal} {pid}: {status}");
     }
 }
 
@@ -256,28 +241,6 @@ fn stats_pid(addr: SocketAddr) -> Option<u32> {
         .lines()
         .find_map(|line| line.strip_prefix("STAT pid "))
         .and_then(|pid| pid.trim().parse().ok())
-}
-
-/// Whether every thread of process `pid` is in state `T` (stopped), per `/proc`.
-fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    let mut any = false;
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            return false;
-        };
-        // The state is the first field after the parenthesised command name.
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        if state != Some("T") {
-            return false;
-        }
-        any = true;
-    }
-    any
 }
 
 #[cfg(test)]

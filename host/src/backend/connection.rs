@@ -28,7 +28,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +41,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 
-use super::{BackendError, BackendReply, Body, DestinationSpec, Health, Job};
+use super::jobs::{Job, JobQueue};
+use super::{BackendError, BackendReply, Body, DestinationSpec, Health};
 use crate::stats::WorkerStats;
 use crate::wire::WriteQueue;
 
@@ -66,11 +67,20 @@ struct InFlight {
 
 pub(super) async fn drive(
     spec: DestinationSpec,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    jobs: Rc<JobQueue>,
     worker: usize,
     stats: Arc<WorkerStats>,
 ) {
-    while let Some(first) = rx.recv().await {
+    // However the driver ends (its handle gone, or the worker's runtime dropping it), nothing
+    // queued is left waiting.
+    struct Stop<'a>(&'a JobQueue);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.stop();
+        }
+    }
+    let _stop = Stop(&jobs);
+    while let Some(first) = jobs.pop().await {
         let connect =
             tokio::time::timeout(spec.connect_timeout, TcpStream::connect(spec.address)).await;
         let stream = match connect {
@@ -79,16 +89,16 @@ pub(super) async fn drive(
                 // A refused connect is unambiguous: nothing listens there.
                 let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
                 let err = BackendError::Connect(e.kind().to_string());
-                fail_queued(first, &mut rx, &err, &spec, refused);
+                fail_queued(first, &jobs, &err, &spec, refused);
                 continue;
             }
             Err(_) => {
-                fail_queued(first, &mut rx, &BackendError::ConnectTimeout, &spec, false);
+                fail_queued(first, &jobs, &BackendError::ConnectTimeout, &spec, false);
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let err = serve(stream, first, &mut rx, &spec.health, worker, &stats).await;
+        let err = serve(stream, first, &jobs, &spec.health, worker, &stats).await;
         match err {
             BackendError::Shutdown => return,
             BackendError::Timeout => spec.health.timeouts.inc(),
@@ -109,23 +119,21 @@ fn note_failure(spec: &DestinationSpec, err: &BackendError, immediate: bool) {
 
 fn fail_queued(
     first: Job,
-    rx: &mut mpsc::UnboundedReceiver<Job>,
+    jobs: &JobQueue,
     err: &BackendError,
     spec: &DestinationSpec,
     immediate: bool,
 ) {
     note_failure(spec, err, immediate);
-    first.finish(Err(err.clone()));
-    while let Ok(job) = rx.try_recv() {
-        job.finish(Err(err.clone()));
-    }
+    jobs.finish(first, Err(err.clone()));
+    jobs.fail_all(err);
 }
 
 /// Runs one connection until it fails; every job it took is completed one way or the other.
 async fn serve(
     stream: TcpStream,
     first: Job,
-    rx: &mut mpsc::UnboundedReceiver<Job>,
+    jobs: &JobQueue,
     health: &Health,
     worker: usize,
     stats: &WorkerStats,
@@ -134,11 +142,11 @@ async fn serve(
     let inflight = RefCell::new(VecDeque::<InFlight>::new());
     let wake = Notify::new();
     let err = tokio::select! {
-        e = write_jobs(wr, first, rx, &inflight, &wake) => e,
-        e = read_replies(rd, &inflight, &wake, health, worker, stats) => e,
+        e = write_jobs(wr, first, jobs, &inflight, &wake) => e,
+        e = read_replies(rd, jobs, &inflight, &wake, health, worker, stats) => e,
     };
     for f in inflight.borrow_mut().drain(..) {
-        f.job.finish(Err(err.clone()));
+        jobs.finish(f.job, Err(err.clone()));
     }
     err
 }
@@ -146,7 +154,7 @@ async fn serve(
 async fn write_jobs(
     mut wr: OwnedWriteHalf,
     first: Job,
-    rx: &mut mpsc::UnboundedReceiver<Job>,
+    jobs: &JobQueue,
     inflight: &RefCell<VecDeque<InFlight>>,
     wake: &Notify,
 ) -> BackendError {
@@ -155,24 +163,34 @@ async fn write_jobs(
     loop {
         let job = match next.take() {
             Some(job) => job,
-            None => match rx.recv().await {
+            None => match jobs.pop().await {
                 Some(job) => job,
                 None => return BackendError::Shutdown,
             },
         };
+        let now = tokio::time::Instant::now();
         let mut batch = 0;
         let mut job = Some(job);
         while let Some(mut j) = job.take() {
-            out.push_wire(std::mem::take(&mut j.wire));
-            inflight.borrow_mut().push_back(InFlight {
-                kind: j.kind,
-                deadline: j.deadline,
-                job: j,
-            });
-            batch += 1;
-            if batch < MAX_BATCH {
-                job = rx.try_recv().ok();
+            if j.deadline <= now {
+                // It waited its whole timeout behind a server that was not reading: sent now,
+                // its reply would come too late, and its deadline would reset the connection.
+                jobs.finish(j, Err(BackendError::Timeout));
+            } else {
+                out.push_wire(std::mem::take(&mut j.wire));
+                inflight.borrow_mut().push_back(InFlight {
+                    kind: j.kind,
+                    deadline: j.deadline,
+                    job: j,
+                });
+                batch += 1;
             }
+            if batch < MAX_BATCH {
+                job = jobs.try_pop();
+            }
+        }
+        if out.is_empty() {
+            continue;
         }
         wake.notify_one();
         if let Err(e) = out.flush_to(&mut wr).await {
@@ -183,6 +201,7 @@ async fn write_jobs(
 
 async fn read_replies(
     mut rd: OwnedReadHalf,
+    jobs: &JobQueue,
     inflight: &RefCell<VecDeque<InFlight>>,
     wake: &Notify,
     health: &Health,
@@ -224,11 +243,14 @@ async fn read_replies(
                         holder: None,
                         stall,
                     };
-                    f.job.finish(Ok(BackendReply {
-                        frame,
-                        status: ReplyStatus::Hit,
-                        body: Some(body),
-                    }));
+                    jobs.finish(
+                        f.job,
+                        Ok(BackendReply {
+                            frame,
+                            status: ReplyStatus::Hit,
+                            body: Some(body),
+                        }),
+                    );
                     if let Err(e) = pass_value(&mut rd, &mut buf, &head, tx, stall, stats).await {
                         return e;
                     }
@@ -239,11 +261,14 @@ async fn read_replies(
                     let done = inflight.borrow_mut().pop_front();
                     if let Some(f) = done {
                         health.record_reply(worker, f.job.queued.elapsed());
-                        f.job.finish(Ok(BackendReply {
-                            frame,
-                            status,
-                            body: None,
-                        }));
+                        jobs.finish(
+                            f.job,
+                            Ok(BackendReply {
+                                frame,
+                                status,
+                                body: None,
+                            }),
+                        );
                     }
                 }
             }

@@ -2,8 +2,8 @@
 //! without its allocation and atomics. A request takes a slot from its destination's table,
 //! the connection driver fills it, the client's session takes the reply out. All three run on
 //! the worker's one thread, so the table is a `RefCell`; a slot is reused once both its sender
-//! and its receiver are gone, and the table keeps as many slots as were ever outstanding at
-//! once (bounded by the pool's `max_outstanding`).
+//! and its receiver are gone. The table grows to what a burst has outstanding at once (bounded
+//! by the pool's `max_outstanding_bytes`) and is given back once every slot is free again.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -12,6 +12,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use super::BackendResult;
+
+/// Slots a table keeps when all are free: what a busy connection has in flight, not a burst.
+const KEEP_SLOTS: usize = 256;
 
 /// The sender went away without a reply: the connection driver ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +41,8 @@ struct Slot {
 }
 
 impl Table {
-    /// Returns slot `i` to the free list once neither side holds it.
+    /// Returns slot `i` to the free list once neither side holds it; gives a burst's table
+    /// back once every slot in it is free.
     fn release_if_done(&mut self, i: usize) {
         if let Some(slot) = self.slots.get_mut(i)
             && !slot.sender
@@ -46,6 +50,9 @@ impl Table {
         {
             *slot = Slot::default();
             self.free.push(i);
+            if self.free.len() == self.slots.len() && self.slots.len() > KEEP_SLOTS {
+                *self = Table::default();
+            }
         }
     }
 }
@@ -229,6 +236,27 @@ mod tests {
         drop(held);
         let _again: Vec<_> = (0..10).map(|_| slots.take()).collect();
         assert_eq!(slots.len(), 10, "freed slots are taken before new ones");
+    }
+
+    #[test]
+    fn a_bursts_table_is_given_back_once_every_slot_is_free() {
+        let slots = Rc::new(Slots::default());
+        let burst: Vec<_> = (0..KEEP_SLOTS * 4).map(|_| slots.take()).collect();
+        assert_eq!(slots.len(), KEEP_SLOTS * 4);
+        let mut last = None;
+        for (i, (tx, rx)) in burst.into_iter().enumerate() {
+            if i == 0 {
+                last = Some((tx, rx));
+                continue;
+            }
+            drop((tx, rx));
+        }
+        assert_eq!(slots.len(), KEEP_SLOTS * 4, "one slot is still held");
+        drop(last);
+        assert_eq!(slots.len(), 0);
+        let (tx, mut rx) = slots.take();
+        tx.send(Err(BackendError::Down));
+        assert!(poll(&mut rx).is_ready(), "the table works after it shrank");
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct RawPool {
     pub failure_limit: Option<Spanned<i64>>,
     pub probe_floor_ms: Option<Spanned<i64>>,
     pub probe_ceiling_ms: Option<Spanned<i64>>,
+    pub max_outstanding_bytes: Option<Spanned<i64>>,
+    /// Replaced by `max_outstanding_bytes`; kept to say so.
     pub max_outstanding: Option<Spanned<i64>>,
 }
 

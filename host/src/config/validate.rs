@@ -184,6 +184,15 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
     let mut pools = Vec::with_capacity(raw.pools.len());
     for (name, pool) in &raw.pools {
         let key = format!("pools.{}", name.get_ref());
+        if let Some(old) = &pool.max_outstanding {
+            return Err(cx.at(
+                old,
+                format!("{key}.max_outstanding"),
+                "a request count no longer bounds a server's queue: use `max_outstanding_bytes` \
+                 (bytes of requests one worker may have queued or in flight at one server; \
+                 default 33554432)",
+            ));
+        }
         if pool.servers.get_ref().is_empty() {
             return Err(cx.at(
                 &pool.servers,
@@ -260,13 +269,13 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 .map_or(super::DEFAULT_FAILURE_LIMIT, |n| n.unsigned_abs() as u32),
             probe_floor,
             probe_ceiling,
-            max_outstanding: cx
+            max_outstanding_bytes: cx
                 .int_in(
-                    &pool.max_outstanding,
-                    &format!("{key}.max_outstanding"),
-                    1..=1 << 24,
+                    &pool.max_outstanding_bytes,
+                    &format!("{key}.max_outstanding_bytes"),
+                    super::MIN_OUTSTANDING_BYTES as i64..=1 << 40,
                 )?
-                .map_or(super::DEFAULT_MAX_OUTSTANDING, |n| {
+                .map_or(super::DEFAULT_MAX_OUTSTANDING_BYTES, |n| {
                     n.unsigned_abs() as usize
                 }),
         });

@@ -4,10 +4,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::task::{Poll, Waker};
 
 use crate::executor::Pending;
+use crate::signal::Signal;
 
 /// Requests a client may have outstanding before the router stops reading from it.
 pub const MAX_PIPELINE: usize = 1024;
@@ -74,42 +73,5 @@ impl ReplyQueue {
         drop(pending);
         self.drained.notify();
         Some(reply)
-    }
-}
-
-/// A wake-up between two futures of one task: the task's waker, cloned once and kept, used
-/// only while the other future waits. A waiter always checks the queue before it waits, with
-/// no await in between, so a notice given while nobody waits has nothing to wake and is not
-/// kept (a kept one would cost the next wait a spurious round).
-#[derive(Debug, Default)]
-struct Signal {
-    waiting: Cell<bool>,
-    woken: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Signal {
-    fn notify(&self) {
-        if self.waiting.replace(false) {
-            self.woken.set(true);
-            if let Some(waker) = self.waker.borrow().as_ref() {
-                waker.wake_by_ref();
-            }
-        }
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.woken.replace(false) {
-                return Poll::Ready(());
-            }
-            let mut waker = self.waker.borrow_mut();
-            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *waker = Some(cx.waker().clone());
-            }
-            self.waiting.set(true);
-            Poll::Pending
-        })
-        .await;
     }
 }

@@ -1,0 +1,219 @@
+//! The requests one worker has for one server, from [`Destination::send`](super::Destination::send)
+//! until their replies arrive. Senders (client sessions) and the connection driver are tasks of
+//! the same worker thread, so the queue is a `RefCell` and a [`Signal`]: no channel, no atomic
+//! and no allocation per request.
+//!
+//! What the queue bounds is memory: the bytes of the requests queued or in flight, each counted
+//! with a fixed overhead so that a flood of tiny requests is bounded too. A burst of ten
+//! thousand one-line `get`s costs well under a megabyte and is simply queued, as memcached
+//! would queue it; only a server that stops reading lets the bound be reached.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+use switchyard_protocol::ReplyKind;
+
+use super::slots::ReplySender;
+use super::{BackendError, BackendResult};
+use crate::signal::Signal;
+use crate::wire::Wire;
+
+/// What a request costs on top of its bytes: the job itself and its reply slot.
+pub(super) const JOB_OVERHEAD: usize = 128;
+
+/// Capacity a queue keeps when it empties; a burst's larger buffer is given back.
+const KEEP_CAPACITY: usize = 64;
+
+/// A request queued for a destination.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(super) wire: Wire,
+    pub(super) kind: ReplyKind,
+    /// A value reply at least this long is streamed ([`BackendReply::body`](super::BackendReply));
+    /// `usize::MAX` never.
+    pub(super) stream_from: usize,
+    pub(super) queued: tokio::time::Instant,
+    pub(super) deadline: tokio::time::Instant,
+    pub(super) reply: ReplySender,
+    /// The bytes this job counts against the destination's bound.
+    cost: usize,
+}
+
+/// One destination's queue, shared by its [`Destination`](super::Destination) handle and its
+/// connection driver.
+#[derive(Debug, Default)]
+pub(crate) struct JobQueue {
+    jobs: RefCell<VecDeque<Job>>,
+    /// Bytes of the jobs queued or in flight (not yet finished), overhead included.
+    outstanding: Cell<usize>,
+    /// The handle is gone: the driver serves what is queued, then ends.
+    closed: Cell<bool>,
+    /// The driver has ended: nothing queued now will be served.
+    stopped: Cell<bool>,
+    /// Wakes the driver when a job is queued or the queue closes.
+    arrived: Signal,
+}
+
+impl JobQueue {
+    /// Bytes queued or in flight.
+    pub(super) fn outstanding(&self) -> usize {
+        self.outstanding.get()
+    }
+
+    /// Whether the driver has ended.
+    pub(super) fn stopped(&self) -> bool {
+        self.stopped.get()
+    }
+
+    /// Queues a request for the driver.
+    pub(super) fn push(
+        &self,
+        wire: Wire,
+        kind: ReplyKind,
+        stream_from: usize,
+        queued: tokio::time::Instant,
+        deadline: tokio::time::Instant,
+        reply: ReplySender,
+    ) {
+        let cost = wire.byte_len() + JOB_OVERHEAD;
+        self.outstanding.set(self.outstanding.get() + cost);
+        self.jobs.borrow_mut().push_back(Job {
+            wire,
+            kind,
+            stream_from,
+            queued,
+            deadline,
+            reply,
+            cost,
+        });
+        self.arrived.notify();
+    }
+
+    /// The oldest queued job, without waiting.
+    pub(super) fn try_pop(&self) -> Option<Job> {
+        let mut jobs = self.jobs.borrow_mut();
+        let job = jobs.pop_front();
+        if jobs.is_empty() && jobs.capacity() > KEEP_CAPACITY {
+            *jobs = VecDeque::new();
+        }
+        job
+    }
+
+    /// The oldest queued job, waiting for one; `None` once the handle is gone and the queue
+    /// is empty.
+    pub(super) async fn pop(&self) -> Option<Job> {
+        loop {
+            if let Some(job) = self.try_pop() {
+                return Some(job);
+            }
+            if self.closed.get() {
+                return None;
+            }
+            self.arrived.wait().await;
+        }
+    }
+
+    /// Completes a job: its reply (or why there is none) goes to its slot, and its bytes no
+    /// longer count. The client may have gone; its reply is then simply dropped.
+    pub(super) fn finish(&self, job: Job, result: BackendResult) {
+        self.outstanding
+            .set(self.outstanding.get().saturating_sub(job.cost));
+        job.reply.send(result);
+    }
+
+    /// Fails every queued job with `err`.
+    pub(super) fn fail_all(&self, err: &BackendError) {
+        while let Some(job) = self.try_pop() {
+            self.finish(job, Err(err.clone()));
+        }
+    }
+
+    /// The handle is gone: no more jobs will be queued.
+    pub(super) fn close(&self) {
+        self.closed.set(true);
+        self.arrived.notify();
+    }
+
+    /// The driver has ended: fails what is queued, and every later send at once.
+    pub(super) fn stop(&self) {
+        self.stopped.set(true);
+        self.fail_all(&BackendError::Shutdown);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::rc::Rc;
+    use std::task::{Context, Poll, Waker};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::backend::slots::{ReplyReceiver, Slots};
+
+    fn job(queue: &JobQueue, slots: &Rc<Slots>, line: &'static [u8]) -> ReplyReceiver {
+        let (tx, rx) = slots.take();
+        let now = tokio::time::Instant::now();
+        let wire = Wire::one(Bytes::from_static(line));
+        queue.push(wire, ReplyKind::Line, usize::MAX, now, now, tx);
+        rx
+    }
+
+    fn poll<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn bytes_count_from_queued_until_finished() {
+        let (queue, slots) = (JobQueue::default(), Rc::new(Slots::default()));
+        let _a = job(&queue, &slots, b"get a\r\n");
+        let _b = job(&queue, &slots, b"get bb\r\n");
+        assert_eq!(queue.outstanding(), 7 + 8 + 2 * JOB_OVERHEAD);
+        let a = queue.try_pop().expect("queued");
+        assert_eq!(
+            queue.outstanding(),
+            7 + 8 + 2 * JOB_OVERHEAD,
+            "in flight still counts"
+        );
+        queue.finish(a, Err(BackendError::Timeout));
+        assert_eq!(queue.outstanding(), 8 + JOB_OVERHEAD);
+        queue.fail_all(&BackendError::Closed);
+        assert_eq!(queue.outstanding(), 0);
+        assert!(queue.try_pop().is_none());
+    }
+
+    #[test]
+    fn the_driver_waits_for_a_job_and_ends_once_closed_and_drained() {
+        let (queue, slots) = (JobQueue::default(), Rc::new(Slots::default()));
+        {
+            let mut pop = pin!(queue.pop());
+            assert!(poll(pop.as_mut()).is_pending());
+            let _rx = job(&queue, &slots, b"get a\r\n");
+            assert!(matches!(poll(pop.as_mut()), Poll::Ready(Some(_))));
+        }
+        let _rx = job(&queue, &slots, b"get b\r\n");
+        queue.close();
+        let mut pop = pin!(queue.pop());
+        assert!(
+            matches!(poll(pop.as_mut()), Poll::Ready(Some(_))),
+            "what was queued before the close is still served"
+        );
+        let mut pop = pin!(queue.pop());
+        assert!(matches!(poll(pop.as_mut()), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_stopped_driver_fails_what_is_queued() {
+        let (queue, slots) = (JobQueue::default(), Rc::new(Slots::default()));
+        let rx = job(&queue, &slots, b"get a\r\n");
+        queue.stop();
+        assert!(queue.stopped());
+        let mut rx = pin!(rx);
+        assert!(matches!(
+            poll(rx.as_mut()),
+            Poll::Ready(Ok(Err(BackendError::Shutdown)))
+        ));
+        assert_eq!(queue.outstanding(), 0);
+    }
+}

@@ -1,0 +1,131 @@
+//! The router as its own process (the built `switchyard` binary), for tests that must read its
+//! memory from `/proc`, stop it, or need more file descriptors than one process may hold; and
+//! stopping and resuming any child process.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::ports::{STARTUP_DEADLINE, accepts, free_port, loopback, poll_until};
+use crate::{TestDir, switchyard_binary};
+
+/// A `switchyard --config FILE` process, killed when dropped.
+#[derive(Debug)]
+pub struct RouterProcess {
+    child: Child,
+    addr: SocketAddr,
+    _dir: TestDir,
+}
+
+impl RouterProcess {
+    /// Starts the binary on `config(listen)`, where `listen` is the `host:port` its first
+    /// listener must use (a free loopback port); returns once that port accepts connections.
+    pub fn start(name: &str, config: impl FnOnce(&str) -> String) -> RouterProcess {
+        let dir = TestDir::new(name);
+        let port = free_port();
+        let path = dir.write("switchyard.toml", config(&format!("127.0.0.1:{port}")));
+        let child = Command::new(switchyard_binary())
+            .args(["--config".as_ref(), path.as_os_str()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start switchyard");
+        let addr = loopback(port);
+        poll_until(Duration::from_secs(20), || accepts(addr).then_some(()))
+            .expect("switchyard listens");
+        RouterProcess {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Where its first listener accepts.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A line of its `/proc/PID/status` (`VmHWM`, `VmRSS`, ...) in bytes.
+    pub fn status_bytes(&self, field: &str) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no {field} line in /proc/PID/status"))
+            * 1024
+    }
+
+    /// Peak resident memory so far, in bytes.
+    pub fn peak_rss(&self) -> usize {
+        self.status_bytes("VmHWM")
+    }
+
+    /// Stops the router (SIGSTOP): its sockets stay open, nothing is read or answered. Returns
+    /// once every thread has stopped.
+    pub fn pause(&self) {
+        pause(self.child.id(), "switchyard");
+    }
+
+    /// Resumes it (SIGCONT).
+    pub fn resume(&self) {
+        resume(self.child.id());
+    }
+}
+
+/// Stops process `pid` (SIGSTOP) and returns once every thread of it is stopped: the signal is
+/// only queued when `kill` returns, and a thread still running could answer a request sent
+/// right after. `what` names the process in a panic.
+pub fn pause(pid: u32, what: &str) {
+    send(pid, Signal::STOP);
+    let stopped = poll_until(STARTUP_DEADLINE, || all_threads_stopped(pid).then_some(()));
+    assert!(
+        stopped.is_some(),
+        "{what} {pid} did not stop within {STARTUP_DEADLINE:?} of SIGSTOP"
+    );
+}
+
+/// Resumes process `pid` (SIGCONT).
+pub fn resume(pid: u32) {
+    send(pid, Signal::CONT);
+}
+
+fn send(pid: u32, signal: Signal) {
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .unwrap_or_else(|| panic!("{pid} is not a process id"));
+    kill_process(target, signal).unwrap_or_else(|e| panic!("kill -{signal:?} {pid}: {e}"));
+}
+
+/// Whether every thread of `pid` is in state `T` (stopped).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            return false;
+        };
+        // The state is the first field after the parenthesised command name.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        if state != Some("T") {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
