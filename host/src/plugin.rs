@@ -1,7 +1,7 @@
 //! The WebAssembly plugin runtime.
 //!
 //! One [`PluginEngine`] per process (a wasmtime `Engine` plus the thread that advances its
-//! epoch); a [`PluginModule`] per compiled plugin, shared by every worker; a [`PluginInstance`]
+//! epoch while plugins run); a [`PluginModule`] per compiled plugin, shared by every worker; a [`PluginInstance`]
 //! per worker and route node, since a wasmtime `Store` is not `Sync`. The ABI these speak is
 //! `sdk/ABI.md`; its constants come from `switchyard_sdk::abi`.
 //!
@@ -11,17 +11,16 @@
 //! - `host_fns`: the functions a plugin may import.
 //! - `instance`: instantiate, `init`, `route` under an epoch deadline and a memory cap.
 //! - `plan`: the host's reading of what `route` returned.
+//! - `epoch`: the ticker that advances the epoch, parked while no plugin runs.
 
 pub mod bundled;
 mod cache;
+mod epoch;
 mod host_fns;
 mod instance;
 mod module;
 mod plan;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use cache::ModuleCache;
@@ -30,8 +29,9 @@ pub use module::PluginModule;
 pub use plan::{OwnedBackground, OwnedReply, OwnedRewrite, Plan};
 pub use switchyard_sdk::Wait;
 
-/// How often the engine's epoch advances. Deadlines are counted in these ticks, so this is the
-/// granularity of `call_timeout_ms`; a thousand wake-ups a second cost nothing measurable.
+/// How often the engine's epoch advances while plugins run. Deadlines are counted in these
+/// ticks, so this is the granularity of `call_timeout_ms`; an idle router does not tick at
+/// all (`epoch`).
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// An error loading, vetting or initialising a plugin.
@@ -48,8 +48,7 @@ pub struct PluginError {
 #[derive(Debug)]
 pub struct PluginEngine {
     engine: wasmtime::Engine,
-    stop: Arc<AtomicBool>,
-    ticker: Option<JoinHandle<()>>,
+    ticker: epoch::Ticker,
 }
 
 impl PluginEngine {
@@ -62,41 +61,19 @@ impl PluginEngine {
             plugin: String::new(),
             message: format!("cannot create the wasm engine: {e}"),
         })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let engine = engine.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("switchyard-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                })
-                .map_err(|e| PluginError {
-                    plugin: String::new(),
-                    message: format!("cannot start the epoch thread: {e}"),
-                })?
-        };
-        Ok(PluginEngine {
-            engine,
-            stop,
-            ticker: Some(ticker),
-        })
+        let ticker = epoch::Ticker::start(engine.clone()).map_err(|e| PluginError {
+            plugin: String::new(),
+            message: format!("cannot start the epoch thread: {e}"),
+        })?;
+        Ok(PluginEngine { engine, ticker })
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         &self.engine
     }
-}
 
-impl Drop for PluginEngine {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.ticker.take() {
-            let _ = t.join();
-        }
+    pub(crate) fn ticker(&self) -> epoch::TickerHandle {
+        self.ticker.handle()
     }
 }
 

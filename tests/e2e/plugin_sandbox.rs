@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use switchyard_tests::ports::poll_until;
+use switchyard_tests::process::RouterProcess;
 use switchyard_tests::{
     Client, Config, Memcached, Router, TestDir, connect, error_chain, router_in, show, wasm,
 };
@@ -142,6 +143,59 @@ fn a_plugin_that_loops_forever_is_stopped_at_its_deadline() {
         slowest < Duration::from_millis(CALL_TIMEOUT_MS) + Duration::from_secs(1),
         "a looping plugin held a request for {slowest:?}; call_timeout_ms is {CALL_TIMEOUT_MS}"
     );
+}
+
+/// An idle router's plugin clock (the wasmtime epoch ticker) stops, so the process sleeps; the
+/// first request after it wakes the clock, and a looping plugin is still stopped in time.
+#[test]
+fn an_idle_router_stops_its_plugin_clock_and_still_stops_a_looping_plugin() {
+    let server = Memcached::start();
+    let dir = TestDir::new("idle-clock");
+    let plugin = dir.write("loop.wasm", wasm::looping_plugin());
+    let router = RouterProcess::start("idle-clock", |listen| {
+        format!(
+            "[server]\nworkers = 1\nwatch = false\n\n[plugins]\ncall_timeout_ms = {CALL_TIMEOUT_MS}\n\n\
+             [[listeners]]\naddress = \"{listen}\"\nroute = \"guarded\"\n\n\
+             [pools.main]\nservers = [\"{}\"]\n\n\
+             [routes.guarded]\nplugin = {:?}\nchildren = [\"main\"]\n",
+            server.spec(),
+            plugin.display().to_string()
+        )
+    });
+    let mut client = Client::connect(router.addr());
+    assert_value_set(&mut client);
+
+    // Idle: the clock thread stops waking (a ticking one wakes a thousand times a second).
+    let window = Duration::from_millis(300);
+    let quiet = poll_until(Duration::from_secs(10), || {
+        let before = router.thread_switches("switchyard-epoch")?;
+        std::thread::sleep(window);
+        let after = router.thread_switches("switchyard-epoch")?;
+        (after - before <= 2).then_some(after - before)
+    });
+    assert!(
+        quiet.is_some(),
+        "the idle router's epoch thread kept waking for 10 s"
+    );
+
+    let started = Instant::now();
+    let reply = client.request(b"get loop:1\r\n");
+    let took = started.elapsed();
+    assert!(
+        reply.starts_with(b"SERVER_ERROR "),
+        "a looping plugin after an idle spell: {}",
+        show(&reply)
+    );
+    assert!(
+        took < Duration::from_millis(CALL_TIMEOUT_MS) + Duration::from_secs(1),
+        "the looping plugin held the first request after an idle spell for {took:?}"
+    );
+    assert_value(&mut client, "ok:1", b"one");
+}
+
+fn assert_value_set(client: &mut Client) {
+    client.set("ok:1", b"one");
+    assert_value(client, "ok:1", b"one");
 }
 
 #[test]

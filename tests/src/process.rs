@@ -59,6 +59,28 @@ impl RouterProcess {
             * 1024
     }
 
+    /// Context switches so far (voluntary and not) of its thread named `name` (as `comm`
+    /// shows it: the first 15 bytes), or `None` if it has no such thread. A thread that sleeps
+    /// and wakes on a timer adds one per wake-up; a parked one adds none.
+    pub fn thread_switches(&self, name: &str) -> Option<u64> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let comm: String = name.chars().take(15).collect();
+        tasks.flatten().find_map(|task| {
+            let found = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            if found.trim_end() != comm {
+                return None;
+            }
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            let count = |field: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            Some(count("voluntary_ctxt_switches:")? + count("nonvoluntary_ctxt_switches:")?)
+        })
+    }
+
     /// Peak resident memory so far, in bytes.
     pub fn peak_rss(&self) -> usize {
         self.status_bytes("VmHWM")

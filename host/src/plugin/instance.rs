@@ -7,6 +7,7 @@ use std::sync::Arc;
 use switchyard_sdk::abi::{self, export};
 use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
+use super::epoch::CallGauge;
 use super::plan::{self, Plan};
 use super::{PluginError, PluginModule};
 use crate::config::PluginSettings;
@@ -119,6 +120,8 @@ type OnReplyFn = TypedFunc<(i32, i32, i32, i32), i64>;
 /// A live, initialised instance.
 pub struct PluginInstance {
     store: Store<HostState>,
+    /// Keeps the epoch ticking while a call runs.
+    gauge: CallGauge,
     memory: Memory,
     route_fn: RouteFn,
     on_reply_fn: Option<OnReplyFn>,
@@ -165,6 +168,9 @@ impl PluginInstance {
         let mut store = Store::new(module.pre().module().engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(super::ticks(settings.init_timeout));
+        // Instantiation runs the module's start function, then `init`: all under the clock.
+        let gauge = module.ticker().gauge();
+        let running = gauge.enter();
 
         let instance = module
             .pre()
@@ -238,8 +244,10 @@ impl PluginInstance {
         let route_fn = instance
             .get_typed_func(&mut store, export::ROUTE)
             .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::ROUTE)))?;
+        drop(running);
         Ok(PluginInstance {
             store,
+            gauge,
             memory,
             route_fn,
             on_reply_fn,
@@ -252,6 +260,7 @@ impl PluginInstance {
     /// Asks the plugin what to do with one request.
     pub fn route(&mut self, input: &RouteInput<'_>) -> Result<Plan, PluginFault> {
         let key_len = self.write_key(input.key)?;
+        let _running = self.gauge.enter();
         let word = self
             .route_fn
             .call(
@@ -285,6 +294,7 @@ impl PluginInstance {
             )));
         };
         let key_len = self.write_key(key)?;
+        let _running = self.gauge.enter();
         let word = on_reply
             .call(
                 &mut self.store,

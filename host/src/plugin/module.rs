@@ -10,6 +10,7 @@ use super::{PluginEngine, PluginError};
 pub struct PluginModule {
     name: String,
     pre: InstancePre<HostState>,
+    ticker: super::epoch::TickerHandle,
 }
 
 impl std::fmt::Debug for PluginModule {
@@ -88,6 +89,7 @@ impl PluginModule {
         Ok(PluginModule {
             name: name.to_string(),
             pre,
+            ticker: engine.ticker(),
         })
     }
 
@@ -98,5 +100,10 @@ impl PluginModule {
 
     pub(crate) fn pre(&self) -> &InstancePre<HostState> {
         &self.pre
+    }
+
+    /// The engine's epoch ticker, which every call into an instance must keep awake.
+    pub(crate) fn ticker(&self) -> &super::epoch::TickerHandle {
+        &self.ticker
     }
 }
