@@ -7,6 +7,9 @@
 //! - [`tempdir`]: [`TestDir`], scratch directories for files the router must read.
 //! - [`example`]: [`example::Example`], a config of `configs/` on test memcached.
 //! - [`ports`]: free ports and polling with a deadline (the only way these tests wait).
+//! - [`scripted`]: [`scripted::Scripted`], a fake memcached on a free port that records what it
+//!   is sent and answers as a test scripts it: malformed, extra, dripped, late or no replies,
+//!   closed and reset connections.
 //!
 //! This file: starting a [`Router`] from config text, config fragments, and where keys live.
 //!
@@ -18,6 +21,7 @@ pub mod example;
 pub mod memcached;
 pub mod nutcracker;
 pub mod ports;
+pub mod scripted;
 pub mod tempdir;
 pub mod wasm;
 
