@@ -16,8 +16,8 @@
 //! - **Recording.** Every byte read is kept per connection ([`Scripted::received`]) and cut
 //!   into [`Request`]s (a command line, and for storage commands the data block its `<bytes>`
 //!   field announces) as soon as each is complete, whether or not it is answered.
-//!   [`Scripted::wait_requests`], [`Scripted::wait_closed`] and [`Scripted::wait_for`] poll
-//!   with a deadline: tests never sleep and then look.
+//!   [`Scripted::wait_requests`], [`Scripted::wait_bytes`], [`Scripted::wait_closed`] and
+//!   [`Scripted::wait_for`] poll with a deadline: tests never sleep and then look.
 //! - **Answering.** Each request is answered by the first rule ([`Scripted::on`],
 //!   [`Scripted::once`]) whose [`When`] matches it, else by [`Step::Memcached`]: a tiny
 //!   in-memory memcached (`get gets set add replace append prepend cas delete touch version
@@ -27,16 +27,17 @@
 //!   record) until [`Scripted::release`], which is how a test makes sure requests are in flight
 //!   together.
 //! - **Connections.** [`Scripted::connections`] counts those accepted; [`Accept`] can make the
-//!   server close or reset each one as soon as it is accepted.
+//!   server close or reset each one as soon as it is accepted, and
+//!   [`Scripted::close_connections`] closes those open, busy or idle.
 //!
 //! Threads: one acceptor, and one per connection reading with a short timeout so that it sees
-//! [`Scripted::release`] and the stop flag. Dropping the server stops and joins them all, which
+//! [`Scripted::release`], [`Scripted::close_connections`] and the stop flag. Dropping the server stops and joins them all, which
 //! closes every connection it had.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -179,6 +180,8 @@ struct Shared {
     addr: SocketAddr,
     stop: AtomicBool,
     held: AtomicBool,
+    /// Bumped by [`Scripted::close_connections`]: connections accepted before close.
+    closings: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -228,6 +231,7 @@ impl Scripted {
             addr,
             stop: AtomicBool::new(false),
             held: AtomicBool::new(false),
+            closings: AtomicU64::new(0),
             state: Mutex::new(State::default()),
         });
         let acceptor = {
@@ -294,6 +298,13 @@ impl Scripted {
     /// Answers again what arrived while held, and what comes next.
     pub fn release(&self) {
         self.shared.held.store(false, Ordering::SeqCst);
+    }
+
+    /// Closes (FIN) every connection open now, whatever it is doing, as a memcached with an
+    /// idle timeout or one restarting would; connections accepted later are served. Returns
+    /// at once: [`Scripted::wait_closed`] waits for a connection to be closed.
+    pub fn close_connections(&self) {
+        self.shared.closings.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Stores an item, as `set key <flags> 0 <len>` would.
@@ -386,6 +397,13 @@ impl Scripted {
             s.shared.state().requests.len() >= n
         });
         self.requests()
+    }
+
+    /// Waits until at least `n` bytes have been received, over all connections, since the
+    /// last [`Scripted::forget`]; returns them (as [`Scripted::received_all`]).
+    pub fn wait_bytes(&self, n: usize) -> Vec<u8> {
+        self.wait_for(&format!("{n} bytes"), |s| s.received_all().len() >= n);
+        self.received_all()
     }
 
     /// Waits until connection `connection` has been accepted and closed (by either side).
@@ -554,11 +572,16 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: usize) {
         shared.closed(id);
         return;
     }
+    let closings = shared.closings.load(Ordering::SeqCst);
     let mut unparsed: Vec<u8> = Vec::new();
     let mut queue: VecDeque<(Request, bool)> = VecDeque::new();
     let mut stalled = false;
     let mut buf = vec![0u8; 64 * 1024];
     while !shared.stopping() {
+        if shared.closings.load(Ordering::SeqCst) != closings {
+            let _ = stream.shutdown(Shutdown::Both);
+            break;
+        }
         while let Some((request, chunk_ok, used)) = frame(&unparsed, id) {
             unparsed.drain(..used);
             shared.state().requests.push(request.clone());
@@ -884,6 +907,8 @@ mod tests {
         assert!(server.requests().is_empty() && server.received_all().is_empty());
         // A request in pieces is recorded once it is whole.
         one.send(b"get ");
+        assert_eq!(server.wait_bytes(4), b"get ");
+        assert!(server.requests().is_empty());
         one.send(b"k\r\n");
         assert_eq!(server.wait_requests(1)[0].line, "get k");
         one.reply();
@@ -994,6 +1019,22 @@ mod tests {
             );
         }
         server.wait_closed(2);
+    }
+
+    #[test]
+    fn close_connections_closes_those_open_and_serves_new_ones() {
+        let server = Scripted::start();
+        let mut one = client(&server);
+        let mut two = client(&server);
+        one.request(b"get a\r\n");
+        two.request(b"get a\r\n");
+        server.close_connections();
+        one.expect_closed();
+        two.expect_closed();
+        server.wait_closed(1);
+        let mut three = client(&server);
+        assert_eq!(three.request_str("get a\r\n"), "END\r\n");
+        assert!(server.is_open(2));
     }
 
     #[test]
