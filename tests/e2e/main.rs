@@ -27,7 +27,7 @@
 //! - [`docs`]: `configs/README.md` lists every bundled plugin, example config and config key.
 //! - [`scripted_backend`]: scripted backends that send garbage, extra, dripped, late or no
 //!   replies, or drop the connection: what clients get, and exactly what each backend is sent
-//!   (backend connection, dispatch).
+//!   (connection, dispatch, fan-out and health).
 
 mod backend_failure;
 mod check_config;

@@ -9,14 +9,16 @@
 use std::time::{Duration, Instant};
 
 use switchyard_tests::client::{parse_values, reply_keys};
-use switchyard_tests::scripted::{Scripted, Step, When};
+use switchyard_tests::ports::poll_until;
+use switchyard_tests::scripted::{Accept, Scripted, Step, When};
 use switchyard_tests::{Client, Router, connect, router, show, toml_servers};
 
 /// The pool's request timeout, unless a test needs another.
 const TIMEOUT_MS: u64 = 400;
 /// Scheduling headroom on a loaded two-core machine, on top of a configured timeout.
 const SLACK: Duration = Duration::from_millis(700);
-/// Pool settings for tests about one connection: failures never mark the server down.
+/// Pool settings for tests about one connection: failures never mark the server down (the
+/// `health` tests below do that on purpose).
 const NEVER_DOWN: &str = "failure_limit = 1000";
 
 /// A router with one worker and one listener in front of one ketama pool `main` of `servers`,
@@ -542,5 +544,324 @@ mod dispatch {
         // The worst reply wins: one server refusing is the client's answer.
         servers[1].once(When::Any, Step::Reply(b"SERVER_ERROR busy\r\n".to_vec()));
         assert_eq!(client.request_str("flush_all\r\n"), "SERVER_ERROR busy\r\n");
+    }
+}
+
+/// Execute: fan-outs through bundled replication routes when one child misbehaves.
+mod execute {
+    use super::*;
+
+    /// Three scripted servers, each the one server of a pool `p0`..`p2`, as the children of
+    /// route `r` of bundled plugin `plugin`.
+    fn replicated(plugin: &str) -> ([Scripted; 3], Router) {
+        let servers = [Scripted::start(), Scripted::start(), Scripted::start()];
+        let pools: String = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "[pools.p{i}]\nservers = [\"{}\"]\ntimeout_ms = {TIMEOUT_MS}\n\
+                     connect_timeout_ms = 200\n{NEVER_DOWN}\n\n",
+                    s.spec()
+                )
+            })
+            .collect();
+        let router = router(&format!(
+            r#"
+[server]
+workers = 1
+
+[[listeners]]
+address = "127.0.0.1:0"
+route = "r"
+
+{pools}
+[routes.r]
+plugin = "{plugin}"
+children = ["p0", "p1", "p2"]
+"#
+        ));
+        (servers, router)
+    }
+
+    /// Waits until each of `servers` has received a request whose line is `line`.
+    fn wait_sent(servers: &[Scripted], line: &str) {
+        for (i, server) in servers.iter().enumerate() {
+            server.wait_for(&format!("`{line}` at child {i}"), |s| {
+                s.lines().iter().any(|l| l == line)
+            });
+        }
+    }
+
+    #[test]
+    fn all_sync_answers_a_childs_garbage_with_server_error_and_still_writes_the_others() {
+        let (servers, router) = replicated("all-sync");
+        let mut client = connect(&router, 0);
+        servers[1].once(When::command("set"), Step::Malformed);
+        let reply = client.request(b"set k 0 0 1\r\nv\r\n");
+        assert_backend_error(
+            &reply,
+            &servers[1].address(),
+            "protocol error",
+            "all-sync set",
+        );
+        wait_sent(&servers, "set k 0 0 1");
+        assert_eq!(servers[0].value("k").as_deref(), Some(&b"v"[..]));
+        assert_eq!(servers[2].value("k").as_deref(), Some(&b"v"[..]));
+        // The child is used again, on a new connection.
+        assert_eq!(client.request_str("set k 0 0 1\r\nw\r\n"), "STORED\r\n");
+        for server in &servers {
+            assert_eq!(server.value("k").as_deref(), Some(&b"w"[..]));
+        }
+        assert_eq!(servers[1].connections(), 2);
+    }
+
+    #[test]
+    fn all_majority_outvotes_one_child_that_answers_garbage() {
+        let (servers, router) = replicated("all-majority");
+        let mut client = connect(&router, 0);
+        servers[2].on(When::Any, Step::Malformed);
+        for i in 0..3 {
+            assert_eq!(
+                client.request_str(&format!("set k{i} 0 0 1\r\nv\r\n")),
+                "STORED\r\n",
+                "two of three stored k{i}"
+            );
+        }
+        servers[1].on(When::Any, Step::Malformed);
+        let reply = client.request(b"set lone 0 0 1\r\nv\r\n");
+        assert!(
+            reply.starts_with(b"SERVER_ERROR "),
+            "one of three is no majority: {}",
+            show(&reply)
+        );
+    }
+
+    #[test]
+    fn all_fastest_is_not_held_up_by_a_stalled_child() {
+        let (servers, router) = replicated("all-fastest");
+        let mut client = connect(&router, 0);
+        servers[0].once(When::command("set"), Step::Stall);
+        let (reply, took) = timed(&mut client, "set k 0 0 1\r\nv\r\n");
+        assert_eq!(reply, b"STORED\r\n");
+        assert!(
+            took < Duration::from_millis(TIMEOUT_MS),
+            "waited for the stalled child: {took:?}"
+        );
+        wait_sent(&servers, "set k 0 0 1");
+        // The stalled child's connection times out and is replaced; it gets the next write.
+        servers[0].wait_closed(0);
+        assert_eq!(client.request_str("set k 0 0 1\r\nw\r\n"), "STORED\r\n");
+        servers[0].wait_for("the second write", |s| {
+            s.value("k").as_deref() == Some(&b"w"[..])
+        });
+    }
+
+    #[test]
+    fn failover_moves_on_when_the_first_child_resets_the_connection() {
+        let (servers, router) = replicated("failover");
+        let mut client = connect(&router, 0);
+        servers[0].once(When::command("set"), Step::Reset);
+        assert_eq!(client.request_str("set k 0 0 1\r\nv\r\n"), "STORED\r\n");
+        assert_eq!(servers[0].lines(), ["set k 0 0 1"]);
+        assert_eq!(servers[1].lines(), ["set k 0 0 1"]);
+        assert!(
+            servers[2].lines().is_empty(),
+            "the third child was not needed"
+        );
+        assert_eq!(servers[1].value("k").as_deref(), Some(&b"v"[..]));
+        // The first child answers again: it is asked first, and alone.
+        assert_eq!(client.request_str("set k2 0 0 1\r\nv\r\n"), "STORED\r\n");
+        assert_eq!(servers[0].value("k2").as_deref(), Some(&b"v"[..]));
+        assert_eq!(servers[1].lines(), ["set k 0 0 1"]);
+    }
+}
+
+/// Health: failures mark a server down, a probe brings it back.
+mod health {
+    use super::*;
+
+    /// A request refused because its server is down never leaves the router.
+    const FAST: Duration = Duration::from_millis(100);
+    const PROBE_CEILING_MS: u64 = 400;
+
+    fn health_router(server: &Scripted, failure_limit: u32) -> Router {
+        pool_router(
+            &[server],
+            TIMEOUT_MS,
+            &format!(
+                "failure_limit = {failure_limit}\nprobe_floor_ms = 50\n\
+                 probe_ceiling_ms = {PROBE_CEILING_MS}"
+            ),
+        )
+    }
+
+    /// One `stats backends` value of the server at `address`.
+    fn backend_stat(client: &mut Client, address: &str, name: &str) -> Option<String> {
+        client.send(b"stats backends\r\n");
+        let reply = client.read_until(b"END\r\n");
+        let prefix = format!("STAT {address}:{name} ");
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+    }
+
+    /// Requests other than the prober's `version`.
+    fn served(server: &Scripted) -> Vec<String> {
+        server
+            .lines()
+            .into_iter()
+            .filter(|l| l != "version")
+            .collect()
+    }
+
+    /// Polls `get k` until it is answered with `want`, within the probe backoff and slack.
+    fn wait_served_again(client: &mut Client, want: &[u8]) -> Duration {
+        let started = Instant::now();
+        let deadline = Duration::from_millis(PROBE_CEILING_MS * 2) + SLACK * 2;
+        poll_until(deadline, || {
+            (client.request(b"get k\r\n") == want).then_some(())
+        })
+        .unwrap_or_else(|| panic!("not served again within {deadline:?}"));
+        started.elapsed()
+    }
+
+    /// After `failure_limit` failures the server is down: requests fail at once, naming it,
+    /// and none reaches it.
+    fn assert_down(client: &mut Client, server: &Scripted, sent_before: usize) {
+        assert_eq!(
+            backend_stat(client, &server.address(), "state").as_deref(),
+            Some("down")
+        );
+        for round in 0..10 {
+            let (reply, took) = timed(client, "get k\r\n");
+            assert_backend_error(
+                &reply,
+                &server.address(),
+                "is down",
+                &format!("round {round}"),
+            );
+            assert!(took < FAST, "round {round}: refused after {took:?}");
+        }
+        assert_eq!(served(server).len(), sent_before, "{:?}", server.lines());
+    }
+
+    #[test]
+    fn repeated_malformed_replies_mark_a_server_down_until_a_probe_is_answered() {
+        let server = Scripted::start();
+        let router = health_router(&server, 3);
+        let mut client = connect(&router, 0);
+        server.set("k", 0, b"v");
+        // Broken for everyone, the prober's `version` included.
+        server.on(When::Any, Step::Malformed);
+        for round in 0..3 {
+            let reply = client.request(b"get k\r\n");
+            assert_backend_error(
+                &reply,
+                &server.address(),
+                "protocol error",
+                &format!("round {round}"),
+            );
+        }
+        assert_down(&mut client, &server, 3);
+        // Probes keep failing while it stays broken.
+        server.wait_for("two probes", |s| {
+            s.lines().iter().filter(|l| *l == "version").count() >= 2
+        });
+        assert_eq!(
+            backend_stat(&mut client, &server.address(), "state").as_deref(),
+            Some("down")
+        );
+
+        server.clear_script();
+        let back = wait_served_again(&mut client, &hit("k", 0, b"v"));
+        println!("fixed to served again: {back:?}");
+        let probes: u64 = backend_stat(&mut client, &server.address(), "probes_ok")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(probes >= 1, "it came back through a probe");
+    }
+
+    #[test]
+    #[ignore = "router bug: a connection the server closes while idle counts as a failure \
+                (backend/connection.rs drive: note_failure for every ended connection), so \
+                failure_limit idle closes mark a healthy server down"]
+    fn a_server_closing_idle_connections_is_not_marked_down() {
+        let server = Scripted::start();
+        // Two workers, so two connections to the server, and a failure limit of two; no probe
+        // for ten seconds, so a server marked down stays down while the test looks.
+        let router = router(&format!(
+            r#"
+[server]
+workers = 2
+
+[[listeners]]
+address = "127.0.0.1:0"
+route = "main"
+
+[pools.main]
+servers = ["{}"]
+timeout_ms = {TIMEOUT_MS}
+failure_limit = 2
+probe_floor_ms = 10000
+"#,
+            server.spec()
+        ));
+        let want = hit("k", 0, b"v");
+        server.set("k", 0, b"v");
+        // New clients until both workers have connected (a client lands on either).
+        let mut clients = Vec::new();
+        poll_until(Duration::from_secs(10), || {
+            let mut client = connect(&router, 0);
+            assert_eq!(client.request(b"get k\r\n"), want);
+            clients.push(client);
+            (server.connections() >= 2).then_some(())
+        })
+        .expect("both workers connect to the server");
+
+        // Every request has been answered; the server closes its idle connections, as
+        // memcached's `idle_timeout` does. No request failed: the server is as healthy as it
+        // was, and is used again at once.
+        server.close_connections();
+        server.wait_closed(0);
+        server.wait_closed(1);
+        for (i, client) in clients.iter_mut().enumerate() {
+            // A request that raced the close on its way out may fail; "is down" may not.
+            let served = poll_until(Duration::from_secs(2), || {
+                let reply = client.request(b"get k\r\n");
+                assert!(
+                    !String::from_utf8_lossy(&reply).contains("is down"),
+                    "client {i} after idle connections were closed: {}",
+                    show(&reply)
+                );
+                (reply == want).then_some(())
+            });
+            assert!(served.is_some(), "client {i} is served again");
+        }
+        let mut client = connect(&router, 0);
+        assert_eq!(
+            backend_stat(&mut client, &server.address(), "marked_down").as_deref(),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn a_server_that_closes_every_connection_is_marked_down_until_it_serves_again() {
+        let server = Scripted::start();
+        let router = health_router(&server, 2);
+        let mut client = connect(&router, 0);
+        server.set("k", 0, b"v");
+        server.accept(Accept::Close);
+        for round in 0..2 {
+            let reply = client.request(b"get k\r\n");
+            assert_backend_error(&reply, &server.address(), "", &format!("round {round}"));
+        }
+        assert_down(&mut client, &server, 0);
+        assert!(server.received_all().is_empty());
+
+        server.accept(Accept::Serve);
+        let back = wait_served_again(&mut client, &hit("k", 0, b"v"));
+        println!("serving again to served again: {back:?}");
+        assert_eq!(served(&server), ["get k"]);
     }
 }
