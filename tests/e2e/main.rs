@@ -26,6 +26,9 @@
 //! - [`long_values`]: long values stream through both ways, with memcached's replies, and the
 //!   router's memory does not grow with them.
 //! - [`docs`]: `configs/README.md` lists every bundled plugin, example config and config key.
+//! - [`scripted_backend`]: scripted backends that send garbage, extra, dripped, late or no
+//!   replies, or drop the connection: what clients get, and exactly what each backend is sent
+//!   (connection, dispatch, fan-out and health).
 
 mod backend_failure;
 mod burst;
@@ -45,4 +48,5 @@ mod prefix;
 mod reload;
 mod replication;
 mod rewrites;
+mod scripted_backend;
 mod setup;

@@ -8,6 +8,9 @@
 //! - [`example`]: [`example::Example`], a config of `configs/` on test memcached.
 //! - [`ports`]: free ports and polling with a deadline (the only way these tests wait).
 //! - [`process`]: [`process::RouterProcess`], the router binary as a process of its own.
+//! - [`scripted`]: [`scripted::Scripted`], a fake memcached on a free port that records what it
+//!   is sent and answers as a test scripts it: malformed, extra, dripped, late or no replies,
+//!   closed and reset connections.
 //!
 //! This file: starting a [`Router`] from config text, config fragments, and where keys live.
 //!
@@ -20,6 +23,7 @@ pub mod memcached;
 pub mod nutcracker;
 pub mod ports;
 pub mod process;
+pub mod scripted;
 pub mod tempdir;
 pub mod wasm;
 
