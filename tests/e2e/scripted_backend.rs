@@ -783,9 +783,6 @@ mod health {
     }
 
     #[test]
-    #[ignore = "router bug: a connection the server closes while idle counts as a failure \
-                (backend/connection.rs drive: note_failure for every ended connection), so \
-                failure_limit idle closes mark a healthy server down"]
     fn a_server_closing_idle_connections_is_not_marked_down() {
         let server = Scripted::start();
         // Two workers, so two connections to the server, and a failure limit of two; no probe

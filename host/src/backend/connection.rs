@@ -98,14 +98,19 @@ pub(super) async fn drive(
             }
         };
         let _ = stream.set_nodelay(true);
-        let err = serve(stream, first, &jobs, &spec.health, worker, &stats).await;
+        let (err, lost) = serve(stream, first, &jobs, &spec.health, worker, &stats).await;
         match err {
             BackendError::Shutdown => return,
             BackendError::Timeout => spec.health.timeouts.inc(),
             _ => {}
         }
         tracing::debug!(backend = %spec.address, error = %err, "backend connection ended");
-        note_failure(&spec, &err, false);
+        // A server may close a connection it has answered everything on (memcached's
+        // `idle_timeout`, a restart between requests): the next job reconnects, and nothing
+        // failed.
+        if lost || err != BackendError::Closed {
+            note_failure(&spec, &err, false);
+        }
     }
 }
 
@@ -130,6 +135,7 @@ fn fail_queued(
 }
 
 /// Runs one connection until it fails; every job it took is completed one way or the other.
+/// Returns why it ended, and whether any request was in flight then.
 async fn serve(
     stream: TcpStream,
     first: Job,
@@ -137,7 +143,7 @@ async fn serve(
     health: &Health,
     worker: usize,
     stats: &WorkerStats,
-) -> BackendError {
+) -> (BackendError, bool) {
     let (rd, wr) = stream.into_split();
     let inflight = RefCell::new(VecDeque::<InFlight>::new());
     let wake = Notify::new();
@@ -145,10 +151,11 @@ async fn serve(
         e = write_jobs(wr, first, jobs, &inflight, &wake) => e,
         e = read_replies(rd, jobs, &inflight, &wake, health, worker, stats) => e,
     };
+    let lost = !inflight.borrow().is_empty();
     for f in inflight.borrow_mut().drain(..) {
         jobs.finish(f.job, Err(err.clone()));
     }
-    err
+    (err, lost)
 }
 
 async fn write_jobs(
