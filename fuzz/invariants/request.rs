@@ -12,7 +12,8 @@
 //! 4. a request's forwarded bytes (line without `noreply` or a meta command's `q` flag, then
 //!    its data block) parse back to the same request, `noreply` and `q` aside: the router always
 //!    sees the backend's reply;
-//! 5. a session fed the input in two pieces sees the same outcomes as one fed it whole;
+//! 5. a session (the router's own `Framer`) fed the input in two pieces sees the same outcomes
+//!    as one fed it whole;
 //! 6. with streaming on (`Limits::stream_from`), the outcome is the one without it, except
 //!    that a long value still arriving is a `Stream` where it was `Incomplete`; and that
 //!    stream's request is the one parsed once its data block has arrived.
@@ -23,7 +24,7 @@
 use std::ops::Range;
 
 use switchyard_protocol::{
-    Command, DECODED_KEY_BUF, Limits, Parsed, Request, compose, parse_request,
+    Command, DECODED_KEY_BUF, Framed, Framer, Limits, Parsed, Request, compose, parse_request,
 };
 
 /// Small enough that short inputs reach every limit.
@@ -221,17 +222,17 @@ fn check_forwarded(buf: &[u8], request: &Request, limits: &Limits) {
 /// unterminated line closes the connection depends on how it arrives), fed whole and in two.
 fn check_session(buf: &[u8], limits: &Limits) {
     let stream = &buf[..buf.len().min(limits.max_line_len)];
-    let mut whole = Session::default();
-    whole.feed(stream, limits);
+    let mut whole = Session::new(limits);
+    whole.feed(stream);
     let cut = split_point(stream);
-    let mut pieces = Session::default();
-    pieces.feed(&stream[..cut], limits);
-    pieces.feed(&stream[cut..], limits);
+    let mut pieces = Session::new(limits);
+    pieces.feed(&stream[..cut]);
+    pieces.feed(&stream[cut..]);
     assert_eq!(pieces.events, whole.events, "cut at {cut}");
     if !whole.closed {
         assert_eq!(
-            (&pieces.buf[pieces.start..], pieces.discard),
-            (&whole.buf[whole.start..], whole.discard)
+            (&pieces.buf[pieces.start..], pieces.framer.discarding()),
+            (&whole.buf[whole.start..], whole.framer.discarding())
         );
     }
 }
@@ -323,59 +324,67 @@ enum Event {
     Close,
 }
 
-/// What the router's session does with the parser's outcomes, minus the I/O.
-#[derive(Debug, Default)]
+/// What the router's session does with the parser's outcomes, minus the I/O: the real
+/// [`Framer`], every outcome recorded.
+#[derive(Debug)]
 struct Session {
     buf: Vec<u8>,
     /// Where the unparsed bytes of `buf` start.
     start: usize,
-    /// Bytes still to throw away after a `Swallow`.
-    discard: usize,
+    framer: Framer,
     closed: bool,
     events: Vec<Event>,
 }
 
 impl Session {
-    fn feed(&mut self, chunk: &[u8], limits: &Limits) {
+    fn new(limits: &Limits) -> Session {
+        Session {
+            buf: Vec::new(),
+            start: 0,
+            framer: Framer::new(*limits),
+            closed: false,
+            events: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
         if self.closed {
             return;
         }
-        let skipped = self.discard.min(chunk.len());
-        self.discard -= skipped;
-        self.buf.extend_from_slice(&chunk[skipped..]);
-        while self.discard == 0 && !self.closed {
+        self.buf.extend_from_slice(chunk);
+        while !self.closed {
             let rest = &self.buf[self.start..];
-            let taken = match parse_request(rest, limits) {
-                Parsed::Incomplete | Parsed::Stream { .. } => break,
-                Parsed::Request { request, consumed } => {
+            let taken = match self.framer.next(rest) {
+                Framed::Incomplete => break,
+                Framed::Discard(n) => n,
+                Framed::Parsed(Parsed::Incomplete | Parsed::Stream { .. }) => break,
+                Framed::Parsed(Parsed::Request { request, consumed }) => {
                     self.closed = request.command == Command::Quit;
                     let event = Event::Request(request.command, rest[..consumed].to_vec());
                     self.events.push(event);
                     consumed
                 }
-                Parsed::Invalid { reply, consumed } => {
+                Framed::Parsed(Parsed::Invalid { reply, consumed }) => {
                     self.events
                         .push(Event::Invalid(reply, rest[..consumed].to_vec()));
                     consumed
                 }
-                Parsed::Swallow {
+                Framed::Parsed(Parsed::Swallow {
                     reply,
                     consumed,
                     discard,
                     delete,
                     ..
-                } => {
+                }) => {
                     self.events.push(Event::Swallow(
                         reply,
                         rest[..consumed].to_vec(),
                         discard,
                         delete.map(|key| rest[key].to_vec()),
                     ));
-                    let buffered = discard.min(rest.len() - consumed);
-                    self.discard = discard - buffered;
-                    consumed + buffered
+                    consumed
                 }
-                Parsed::Close { .. } => {
+                Framed::Parsed(Parsed::Close { .. }) => {
                     self.events.push(Event::Close);
                     self.closed = true;
                     0

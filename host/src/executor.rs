@@ -7,12 +7,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request, values};
-use tokio::io::AsyncWrite;
 
 mod background;
 mod body;
@@ -20,6 +19,7 @@ mod fan_out;
 mod render;
 mod rewrite;
 
+pub(crate) use body::pass as pass_body;
 use render::render_plugin_reply;
 
 use crate::backend::{BackendError, BackendResult, Body};
@@ -144,16 +144,50 @@ pub enum Pending {
     Combined(Pin<Box<dyn Future<Output = Outcome>>>),
     /// A multi-key retrieval merged from several parts, as chunks for the client.
     Merged(Pin<Box<dyn Future<Output = Vec<Bytes>>>>),
+    /// A merged multi-key retrieval that is in.
+    Chunks(Vec<Bytes>),
     /// A meta command with `q`: its reply is written only if `q` does not hide it.
     Quiet(Box<Pending>, Command),
     /// A reply whose long value is still arriving: its header line, and the rest to come.
     Streaming(Outcome, Body),
 }
 
-/// A reply that has arrived, whole or as the start of a stream.
-enum Settled {
+/// A reply that has arrived: whole, as chunks, or as the start of a stream.
+#[derive(Debug)]
+pub enum Settled {
+    /// One frame.
     Whole(Outcome),
+    /// A merged multi-key retrieval.
+    Chunks(Vec<Bytes>),
+    /// The header of a long value, and the rest to pass on as it comes.
     Streaming(Outcome, Body),
+    /// A meta command's reply its `q` flag hushes: nothing for the client.
+    Hidden,
+}
+
+impl Settled {
+    /// What kind of answer it is (a merged retrieval counts as a hit).
+    pub fn status(&self) -> ReplyStatus {
+        match self {
+            Settled::Whole(o) | Settled::Streaming(o, _) => o.status,
+            Settled::Chunks(_) | Settled::Hidden => ReplyStatus::Hit,
+        }
+    }
+
+    /// Queues the reply's bytes for the client; the rest of a streamed value is the caller's to
+    /// pass on after them.
+    pub fn queue_into(self, out: &mut WriteQueue) -> Option<Body> {
+        match self {
+            Settled::Whole(outcome) => out.push(outcome.frame),
+            Settled::Chunks(chunks) => chunks.into_iter().for_each(|c| out.push(c)),
+            Settled::Streaming(head, body) => {
+                out.push(head.frame);
+                return Some(body);
+            }
+            Settled::Hidden => {}
+        }
+        None
+    }
 }
 
 impl std::fmt::Debug for Pending {
@@ -166,6 +200,7 @@ impl std::fmt::Debug for Pending {
                 .finish(),
             Pending::Combined(_) => f.write_str("Combined"),
             Pending::Merged(_) => f.write_str("Merged"),
+            Pending::Chunks(c) => f.debug_tuple("Chunks").field(&c.len()).finish(),
             Pending::Quiet(inner, _) => f.debug_tuple("Quiet").field(inner).finish(),
             Pending::Streaming(head, _) => f.debug_tuple("Streaming").field(head).finish(),
         }
@@ -175,82 +210,70 @@ impl std::fmt::Debug for Pending {
 impl Pending {
     /// Waits for the whole reply (a streamed one is gathered whole: only the client's writer
     /// passes streams on).
-    pub async fn outcome(self) -> Outcome {
-        match self.settle().await {
+    pub async fn outcome(mut self) -> Outcome {
+        let settled = std::future::poll_fn(|cx| self.poll_settle(cx)).await;
+        match settled {
             Settled::Whole(outcome) => outcome,
-            Settled::Streaming(head, body) => body::gather(head, body).await,
-        }
-    }
-
-    /// Waits until the reply, or the start of a streamed one, is in.
-    async fn settle(self) -> Settled {
-        match self {
-            Pending::Ready(o) => Settled::Whole(o),
-            Pending::Backend { rx, dest } => backend_settled(rx.await, &dest),
-            Pending::Combined(fut) => Settled::Whole(fut.await),
-            Pending::Merged(fut) => Settled::Whole(Outcome {
-                frame: Bytes::from(fut.await.concat()),
+            Settled::Chunks(chunks) => Outcome {
+                frame: Bytes::from(chunks.concat()),
                 status: ReplyStatus::Hit,
-            }),
-            Pending::Quiet(inner, _) => Settled::Whole(Box::pin(inner.outcome()).await),
+            },
+            Settled::Streaming(head, body) => Box::pin(body::gather(head, body)).await,
+            Settled::Hidden => Outcome {
+                frame: Bytes::new(),
+                status: ReplyStatus::Hit,
+            },
+        }
+    }
+
+    /// Polls for the reply in place, and takes it once it is in (leaving an empty reply
+    /// behind). Holding no future of its own, a writer waiting on this costs its connection
+    /// only the `Pending` itself.
+    pub fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<Settled> {
+        if !self.poll_ready(cx) {
+            return Poll::Pending;
+        }
+        Poll::Ready(match std::mem::replace(self, Pending::Chunks(Vec::new())) {
+            Pending::Ready(outcome) => Settled::Whole(outcome),
+            Pending::Chunks(chunks) => Settled::Chunks(chunks),
             Pending::Streaming(head, body) => Settled::Streaming(head, body),
-        }
-    }
-
-    /// Waits for the reply and queues its bytes for the client. A streamed value is passed on
-    /// to `wr` as it arrives; if it breaks off, the client has part of a value it cannot
-    /// tell from a whole one, and the error says the connection must close.
-    pub async fn write_into<W: AsyncWrite + Unpin>(
-        self,
-        out: &mut WriteQueue,
-        wr: &mut W,
-    ) -> std::io::Result<()> {
-        let (settled, quiet) = match self {
-            Pending::Merged(fut) => {
-                for chunk in fut.await {
-                    out.push(chunk);
+            Pending::Quiet(mut inner, command) => match inner.poll_settle(cx) {
+                Poll::Ready(settled) if command.quiet_hides(settled.status()) => Settled::Hidden,
+                Poll::Ready(settled) => settled,
+                Poll::Pending => {
+                    *self = Pending::Quiet(inner, command);
+                    return Poll::Pending;
                 }
-                return Ok(());
+            },
+            // `poll_ready` leaves none of these behind; should one be, it is not in yet.
+            other @ (Pending::Backend { .. } | Pending::Combined(_) | Pending::Merged(_)) => {
+                *self = other;
+                return Poll::Pending;
             }
-            Pending::Quiet(inner, command) => (inner.settle().await, Some(command)),
-            other => (other.settle().await, None),
-        };
-        let (head, body) = match settled {
-            Settled::Whole(outcome) => (outcome, None),
-            Settled::Streaming(head, body) => (head, Some(body)),
-        };
-        if quiet.is_some_and(|command| command.quiet_hides(head.status)) {
-            return Ok(());
-        }
-        out.push(head.frame);
-        match body {
-            // Boxed: a streamed body is rare, and its state inline would make every
-            // connection's task that much bigger.
-            Some(body) => Box::pin(body::pass(body, out, wr)).await,
-            None => Ok(()),
-        }
+        })
     }
 
-    /// Whether the reply is already there, so a writer can batch it with earlier replies
-    /// without waiting. Polls once; never blocks.
-    pub fn is_ready(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
+    /// Polls once; if the reply is in, turns this into `Ready`, `Chunks` or `Streaming` (or a
+    /// `Quiet` around one of them) and says so.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> bool {
         let done = match self {
-            Pending::Ready(_) | Pending::Streaming(..) => return true,
-            Pending::Quiet(inner, _) => return inner.is_ready(),
-            Pending::Backend { rx, dest } => match Pin::new(rx).poll(&mut cx) {
+            Pending::Ready(_) | Pending::Chunks(_) | Pending::Streaming(..) => return true,
+            Pending::Quiet(inner, _) => return inner.poll_ready(cx),
+            Pending::Backend { rx, dest } => match Pin::new(rx).poll(cx) {
                 Poll::Ready(result) => match backend_settled(result, dest) {
-                    Settled::Whole(outcome) => Pending::Ready(outcome),
                     Settled::Streaming(head, body) => Pending::Streaming(head, body),
+                    Settled::Whole(outcome) => Pending::Ready(outcome),
+                    Settled::Chunks(chunks) => Pending::Chunks(chunks),
+                    Settled::Hidden => Pending::Chunks(Vec::new()),
                 },
                 Poll::Pending => return false,
             },
-            Pending::Combined(fut) => match fut.as_mut().poll(&mut cx) {
+            Pending::Combined(fut) => match fut.as_mut().poll(cx) {
                 Poll::Ready(outcome) => Pending::Ready(outcome),
                 Poll::Pending => return false,
             },
-            Pending::Merged(fut) => match fut.as_mut().poll(&mut cx) {
-                Poll::Ready(chunks) => Pending::Merged(Box::pin(std::future::ready(chunks))),
+            Pending::Merged(fut) => match fut.as_mut().poll(cx) {
+                Poll::Ready(chunks) => Pending::Chunks(chunks),
                 Poll::Pending => return false,
             },
         };

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Buf, BytesMut};
-use switchyard_protocol::{Limits, Parsed, ReplyKind, parse_request};
+use switchyard_protocol::{Framed, Framer, Limits, Parsed, ReplyKind};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -33,9 +33,6 @@ use upload::{Uploaded, upload};
 
 /// Initial and minimum free space of a client's read buffer.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
-/// Room beyond the largest value a client's unparsed input may take: a multi-key `get` line of
-/// several thousand keys.
-const MAX_EXTRA_BUFFER: usize = 1 << 20;
 /// Ready replies gathered before a write is issued anyway.
 const MAX_WRITE_BATCH: usize = 256 * 1024;
 /// Long values one worker streams to servers at once, each over a connection of its own;
@@ -82,135 +79,41 @@ async fn read_requests(
     queue: &ReplyQueue,
     limits: &Limits,
 ) {
+    let mut framer = Framer::new(*limits);
     // Lent by the worker only while the client has sent something: an idle connection holds
     // no read buffer.
     let mut buf = BytesMut::new();
     // The buffer grew past the usual size since it was lent (a long value came through).
     let mut grew = false;
-    // Bytes of a refused data block still to be dropped as they arrive.
-    let mut swallow = 0usize;
-    // The request at the front cannot stream (its route needs the whole value): parse it whole.
-    let mut whole = false;
-    let whole_limits = Limits {
-        stream_from: usize::MAX,
-        ..*limits
-    };
-    // The largest request is a maximal value and its line; anything beyond that is a get line
-    // of unbounded length.
-    let max_buffered = limits.max_value_len + MAX_EXTRA_BUFFER;
     loop {
+        // Every request complete in the buffer, in order. What is held across an await here is
+        // a reply or a boxed upload, never a parsed request: this future is part of every
+        // connection's task.
         loop {
-            if swallow > 0 {
-                let n = swallow.min(buf.len());
-                buf.advance(n);
-                swallow -= n;
-                if swallow > 0 {
-                    break;
-                }
-            }
-            let parsed = parse_request(&buf, if whole { &whole_limits } else { limits });
-            if !matches!(parsed, Parsed::Incomplete) {
-                whole = false;
-            }
-            match parsed {
-                Parsed::Incomplete => break,
-                Parsed::Stream {
-                    request,
-                    line,
-                    block,
-                } => {
-                    let route = if worker.uploads.get() < MAX_UPLOADS {
-                        stream_route(worker, &request, &buf[..line], listener)
-                    } else {
-                        // Enough connections of its own to servers already: buffer this one.
-                        StreamRoute::Whole
-                    };
-                    let outcome = match route {
-                        StreamRoute::Whole => {
-                            whole = true;
-                            break;
-                        }
-                        StreamRoute::Close => return,
-                        StreamRoute::Answer(outcome) => {
-                            buf.advance(line);
-                            swallow = block;
-                            outcome
-                        }
-                        StreamRoute::Server(target) => {
-                            let line = buf.split_to(line).freeze();
-                            let wire = forwarded_line(&request, &line);
-                            let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
-                            worker.stats.streamed_stores.inc();
-                            let slot = UploadSlot::take(&worker.uploads);
-                            let uploaded =
-                                // Boxed: rare, and large enough to double every connection's
-                                // task if held inline.
-                                Box::pin(upload(&target, wire, kind, &mut buf, &mut rd, block))
-                                    .await;
-                            drop(slot);
-                            match uploaded {
-                                Uploaded::Reply(outcome) => outcome,
-                                Uploaded::Refused { outcome, unread } => {
-                                    swallow = unread;
-                                    outcome
-                                }
-                                Uploaded::ClientGone => {
-                                    worker.stats.streams_broken.inc();
-                                    return;
-                                }
-                            }
-                        }
-                    };
-                    if let Next::Reply(pending) = answer(&request, Pending::Ready(outcome)) {
-                        queue.push(pending).await;
-                    }
-                }
-                Parsed::Request { request, consumed } => {
-                    let frame = buf.split_to(consumed).freeze();
-                    match dispatch(worker, &request, frame, listener) {
-                        Next::Reply(p) => queue.push(p).await,
-                        Next::Silent => {}
-                        Next::Close => return,
-                    }
-                }
-                Parsed::Invalid { reply, consumed } => {
-                    worker.stats.client_errors.inc();
-                    buf.advance(consumed.min(buf.len()));
-                    if let Some(reply) = reply {
-                        queue.push(Pending::Ready(error_reply(reply))).await;
-                    }
-                }
-                Parsed::Swallow {
-                    reply,
-                    consumed,
-                    discard,
-                    delete,
-                    delete_base64,
-                } => {
-                    // memcached reads and drops the refused data block; so do we, including
-                    // the part that has not arrived yet. A refused `set` also deletes the old
-                    // value, as memcached does.
-                    worker.stats.client_errors.inc();
-                    let line = buf.split_to(consumed.min(buf.len())).freeze();
-                    if let Some(key) = delete {
-                        let key = line.slice(key);
-                        crate::dispatch::delete_quietly(worker, key, delete_base64, listener);
-                    }
-                    swallow = discard;
-                    if let Some(reply) = reply {
-                        queue.push(Pending::Ready(error_reply(reply))).await;
-                    }
-                }
-                Parsed::Close { reply } => {
-                    worker.stats.client_errors.inc();
-                    if let Some(reply) = reply {
-                        queue.push(Pending::Ready(error_reply(reply))).await;
-                    }
+            // Room first: the step's reply is then queued without waiting.
+            queue.room().await;
+            match next_step(&mut framer, &mut buf, worker, listener) {
+                Step::Reply(pending) => queue.push(pending),
+                Step::Next => {}
+                Step::Read => break,
+                Step::Close => return,
+                Step::Last(pending) => {
+                    queue.push(pending);
                     return;
+                }
+                Step::Upload(upload) => {
+                    // Boxed: rare, and large enough to double every connection's task if
+                    // held inline.
+                    let reply = Box::pin(upload.run(worker, &mut framer, &mut buf, &mut rd)).await;
+                    match reply {
+                        Some(Next::Reply(pending)) => queue.push(pending),
+                        Some(Next::Silent) => {}
+                        Some(Next::Close) | None => return,
+                    }
                 }
             }
         }
-        if buf.len() > max_buffered {
+        if framer.overflows(buf.len()) {
             // Only an endless multi-key get line gets here: memcached would grow without bound.
             worker.stats.client_errors.inc();
             return;
@@ -220,7 +123,9 @@ async fn read_requests(
             // and one is lent again when it has sent something.
             worker.return_read_buffer(std::mem::take(&mut buf), grew);
             grew = false;
-            if rd.readable().await.is_err() {
+            // Polled in place: `readable()` would add its own future to every connection.
+            let readable = std::future::poll_fn(|cx| rd.as_ref().poll_read_ready(cx)).await;
+            if readable.is_err() {
                 return;
             }
             buf = worker.read_buffer();
@@ -240,6 +145,166 @@ async fn read_requests(
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+    }
+}
+
+/// What the reader does next with the front of its buffer.
+enum Step {
+    /// Queue this reply, then look again.
+    Reply(Pending),
+    /// Something was taken (a `noreply` request, bytes of a refused block); look again.
+    Next,
+    /// Nothing complete: read more.
+    Read,
+    /// Close the connection once the queued replies are written.
+    Close,
+    /// Queue this reply, then close.
+    Last(Pending),
+    /// A long value to pass to its server as it arrives.
+    Upload(Box<Upload>),
+}
+
+/// Takes the next request (or the next bytes to drop) from the front of `buf` and dispatches
+/// it. No I/O: a reply still to come is a [`Pending`].
+fn next_step(
+    framer: &mut Framer,
+    buf: &mut BytesMut,
+    worker: &Worker,
+    listener: SocketAddr,
+) -> Step {
+    let parsed = match framer.next(buf) {
+        Framed::Incomplete => return Step::Read,
+        Framed::Discard(n) => {
+            buf.advance(n);
+            return Step::Next;
+        }
+        Framed::Parsed(parsed) => parsed,
+    };
+    let ready = |reply| Step::Reply(Pending::Ready(error_reply(reply)));
+    match parsed {
+        // The framer never returns this; reading more is the answer anyway.
+        Parsed::Incomplete => Step::Read,
+        Parsed::Request { request, consumed } => {
+            let frame = buf.split_to(consumed).freeze();
+            match dispatch(worker, &request, frame, listener) {
+                Next::Reply(p) => Step::Reply(p),
+                Next::Silent => Step::Next,
+                Next::Close => Step::Close,
+            }
+        }
+        Parsed::Invalid { reply, consumed } => {
+            worker.stats.client_errors.inc();
+            buf.advance(consumed.min(buf.len()));
+            reply.map_or(Step::Next, ready)
+        }
+        Parsed::Swallow {
+            reply,
+            consumed,
+            delete,
+            delete_base64,
+            ..
+        } => {
+            // memcached reads and drops the refused data block (the framer drops it as it
+            // arrives); a refused `set` also deletes the old value, as memcached does.
+            worker.stats.client_errors.inc();
+            let line = buf.split_to(consumed.min(buf.len())).freeze();
+            if let Some(key) = delete {
+                let key = line.slice(key);
+                crate::dispatch::delete_quietly(worker, key, delete_base64, listener);
+            }
+            reply.map_or(Step::Next, ready)
+        }
+        Parsed::Close { reply } => {
+            worker.stats.client_errors.inc();
+            match reply {
+                Some(reply) => Step::Last(Pending::Ready(error_reply(reply))),
+                None => Step::Close,
+            }
+        }
+        Parsed::Stream {
+            request,
+            line,
+            block,
+        } => {
+            let route = if worker.uploads.get() < MAX_UPLOADS {
+                stream_route(worker, &request, &buf[..line], listener)
+            } else {
+                // Enough connections of its own to servers already: buffer this one.
+                StreamRoute::Whole
+            };
+            match route {
+                StreamRoute::Whole => {
+                    framer.hold_whole();
+                    Step::Read
+                }
+                StreamRoute::Close => Step::Close,
+                StreamRoute::Answer(outcome) => {
+                    buf.advance(line);
+                    framer.refuse_stream(block);
+                    match answer(&request, Pending::Ready(outcome)) {
+                        Next::Reply(p) => Step::Reply(p),
+                        Next::Silent => Step::Next,
+                        Next::Close => Step::Close,
+                    }
+                }
+                StreamRoute::Server(target) => {
+                    let line = buf.split_to(line).freeze();
+                    let wire = forwarded_line(&request, &line);
+                    let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
+                    worker.stats.streamed_stores.inc();
+                    Step::Upload(Box::new(Upload {
+                        request,
+                        target,
+                        wire,
+                        kind,
+                        block,
+                    }))
+                }
+            }
+        }
+    }
+}
+
+/// A store whose long value streams to its server (`upload.rs`), with what answering it needs.
+struct Upload {
+    request: switchyard_protocol::Request,
+    target: crate::dispatch::StreamTarget,
+    wire: crate::wire::Wire,
+    kind: ReplyKind,
+    block: usize,
+}
+
+impl Upload {
+    /// Passes the value on; the reply to queue, or `None` when the client went away.
+    async fn run(
+        self,
+        worker: &Worker,
+        framer: &mut Framer,
+        buf: &mut BytesMut,
+        rd: &mut OwnedReadHalf,
+    ) -> Option<Next> {
+        let slot = UploadSlot::take(&worker.uploads);
+        let Upload {
+            request,
+            target,
+            wire,
+            kind,
+            block,
+        } = self;
+        let uploaded = upload(&target, wire, kind, buf, rd, block).await;
+        drop(slot);
+        let outcome = match uploaded {
+            Uploaded::Reply(outcome) => outcome,
+            Uploaded::Refused { outcome, unread } => {
+                framer.refuse_stream(unread);
+                outcome
+            }
+            Uploaded::ClientGone => {
+                worker.stats.streams_broken.inc();
+                return None;
+            }
+        };
+        Some(answer(&request, Pending::Ready(outcome)))
     }
 }
 
@@ -265,17 +330,28 @@ fn error_reply(reply: &'static [u8]) -> Outcome {
 
 async fn write_replies(mut wr: OwnedWriteHalf, queue: &ReplyQueue) {
     let mut out = WriteQueue::default();
-    while let Some(pending) = queue.pop().await {
-        if pending.write_into(&mut out, &mut wr).await.is_err() {
-            return;
-        }
-        // Gather replies that are complete already into the same write.
-        while out.len() < MAX_WRITE_BATCH {
-            let Some(p) = queue.pop_ready() else {
+    loop {
+        let Some(settled) = std::future::poll_fn(|cx| queue.poll_settled(cx)).await else {
+            break;
+        };
+        let mut body = settled.queue_into(&mut out);
+        // Gather replies that are in already into the same write.
+        loop {
+            if let Some(body) = body.take() {
+                // Boxed: a streamed value is rare, and its state inline would make every
+                // connection's task that much bigger. An error means the value broke off part
+                // way: the client must be disconnected.
+                let passed = Box::pin(crate::executor::pass_body(body, &mut out, &mut wr)).await;
+                if passed.is_err() {
+                    return;
+                }
+            }
+            if out.len() >= MAX_WRITE_BATCH {
                 break;
-            };
-            if p.write_into(&mut out, &mut wr).await.is_err() {
-                return;
+            }
+            match queue.pop_ready() {
+                Some(settled) => body = settled.queue_into(&mut out),
+                None => break,
             }
         }
         if out.flush_to(&mut wr).await.is_err() {
@@ -283,4 +359,28 @@ async fn write_replies(mut wr: OwnedWriteHalf, queue: &ReplyQueue) {
         }
     }
     let _ = out.flush_to(&mut wr).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Size of the future `f` returns, without calling it.
+    fn future_size<A, B, C, R>(_: impl Fn(A, B, C) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Every client connection is a task holding this future, idle or not: what it holds across
+    /// an await (a parsed request, a reply, an iovec array, a nested future) is paid per
+    /// connection. The budget keeps an idle connection within 2 KiB with the task header and
+    /// the socket's registration (`bench/run --workloads idle-mem-1k` measures the whole).
+    #[test]
+    fn a_connections_task_stays_small() {
+        let size = future_size(run);
+        println!("session::run future: {size} bytes");
+        assert!(
+            size <= 1024,
+            "session::run's future grew to {size} bytes; box what is rare, poll what waits in place"
+        );
+    }
 }

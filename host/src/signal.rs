@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 /// A wake-up for one waiter at a time on this thread. A waiter always checks what it waits for
 /// before it waits, with no await in between, so a notice given while nobody waits has nothing
@@ -26,17 +26,20 @@ impl Signal {
     }
 
     pub(crate) async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.woken.replace(false) {
-                return Poll::Ready(());
-            }
-            let mut waker = self.waker.borrow_mut();
-            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *waker = Some(cx.waker().clone());
-            }
-            self.waiting.set(true);
-            Poll::Pending
-        })
-        .await;
+        poll_fn(|cx| self.poll(cx)).await;
+    }
+
+    /// Ready once notified since the last time this returned ready; otherwise keeps `cx`'s
+    /// waker to be woken by the next notice.
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.woken.replace(false) {
+            return Poll::Ready(());
+        }
+        let mut waker = self.waker.borrow_mut();
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+        self.waiting.set(true);
+        Poll::Pending
     }
 }

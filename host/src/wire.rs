@@ -3,9 +3,10 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 /// Slices handed to one `writev`; Linux accepts 1024, and 64 already amortises the syscall.
 const MAX_IOVECS: usize = 64;
@@ -108,16 +109,20 @@ impl WriteQueue {
         Ok(())
     }
 
-    /// One `writev` of what is queued.
+    /// One `writev` of what is queued. The slices are built on the stack at each poll, so
+    /// they never become part of a waiting future: a connection's task would otherwise carry a
+    /// kilobyte of them even while idle.
     async fn write_some<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
-        let written = {
+        let chunks = &self.chunks;
+        let written = std::future::poll_fn(|cx| {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = self.chunks.len().min(MAX_IOVECS);
-            for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
+            let n = chunks.len().min(MAX_IOVECS);
+            for (slot, chunk) in slices.iter_mut().zip(chunks.iter()) {
                 *slot = IoSlice::new(chunk);
             }
-            w.write_vectored(&slices[..n]).await?
-        };
+            Pin::new(&mut *w).poll_write_vectored(cx, &slices[..n])
+        })
+        .await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

@@ -23,6 +23,8 @@
 //! - [`reply`]: what a memcached server answers ([`parse_reply`], [`ReplyStatus`] in
 //!   `reply/status.rs`); `reply/values.rs` the `VALUE` entries of a retrieval reply
 //!   ([`values`]); `reply/meta.rs` the replies to meta commands.
+//! - [`framing`]: a connection's input, minus the I/O ([`Framer`]): the next request, the
+//!   bytes of a refused data block to drop, an endless line to close on.
 //! - [`compose`]: writing request lines for a backend (forwarding without `noreply` or `q`,
 //!   batching the keys of a multi-get, rewriting a request).
 //!
@@ -36,12 +38,14 @@
 
 pub mod base64;
 pub mod compose;
+pub mod framing;
 pub mod limits;
 pub mod replies;
 pub mod reply;
 pub mod request;
 
 pub use base64::{DECODED_KEY_BUF, decode_key, encode_key};
+pub use framing::{Framed, Framer};
 pub use limits::Limits;
 pub use reply::{
     ReplyKind, ReplyParsed, ReplyStatus, ValueEntry, ValueHead, parse_reply, value_head, values,

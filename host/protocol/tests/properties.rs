@@ -12,7 +12,8 @@ use proptest::prelude::*;
 use switchyard_protocol::DECODED_KEY_BUF;
 use switchyard_protocol::compose::{self, Storage};
 use switchyard_protocol::{
-    Command, Limits, Parsed, ReplyKind, ReplyParsed, Request, parse_reply, parse_request, values,
+    Command, Framed, Framer, Limits, Parsed, ReplyKind, ReplyParsed, Request, parse_reply,
+    parse_request, values,
 };
 
 #[path = "properties/meta.rs"]
@@ -443,29 +444,38 @@ enum Event {
     Close,
 }
 
-#[derive(Debug, Default)]
+/// A connection's input handling as the router's session does it: the real [`Framer`], with the
+/// I/O replaced by `feed` and every outcome recorded.
+#[derive(Debug)]
 struct Session {
     buf: Vec<u8>,
-    /// Bytes still to throw away after a `Swallow`.
-    discard: usize,
+    framer: Framer,
     closed: bool,
     events: Vec<Event>,
 }
 
 impl Session {
-    fn feed(&mut self, mut chunk: &[u8], limits: &Limits) {
+    fn new(limits: &Limits) -> Session {
+        Session {
+            buf: Vec::new(),
+            framer: Framer::new(*limits),
+            closed: false,
+            events: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
         if self.closed {
             return;
         }
-        let skipped = self.discard.min(chunk.len());
-        self.discard -= skipped;
-        chunk = &chunk[skipped..];
         self.buf.extend_from_slice(chunk);
-        while self.discard == 0 && !self.closed {
-            let taken = match parse_request(&self.buf, limits) {
+        while !self.closed {
+            let taken = match self.framer.next(&self.buf) {
+                Framed::Incomplete => break,
+                Framed::Discard(n) => n,
                 // These sessions buffer whole values (their limits never stream).
-                Parsed::Incomplete | Parsed::Stream { .. } => break,
-                Parsed::Request { request, consumed } => {
+                Framed::Parsed(Parsed::Incomplete | Parsed::Stream { .. }) => break,
+                Framed::Parsed(Parsed::Request { request, consumed }) => {
                     self.closed = request.command == Command::Quit;
                     self.events.push(Event::Request(
                         request.command,
@@ -473,29 +483,27 @@ impl Session {
                     ));
                     consumed
                 }
-                Parsed::Invalid { reply, consumed } => {
+                Framed::Parsed(Parsed::Invalid { reply, consumed }) => {
                     self.events
                         .push(Event::Invalid(reply, self.buf[..consumed].to_vec()));
                     consumed
                 }
-                Parsed::Swallow {
+                Framed::Parsed(Parsed::Swallow {
                     reply,
                     consumed,
                     discard,
                     delete,
                     delete_base64,
-                } => {
+                }) => {
                     self.events.push(Event::Swallow(
                         reply,
                         self.buf[..consumed].to_vec(),
                         discard,
                         delete.map(|key| (self.buf[key].to_vec(), delete_base64)),
                     ));
-                    let buffered = discard.min(self.buf.len() - consumed);
-                    self.discard = discard - buffered;
-                    consumed + buffered
+                    consumed
                 }
-                Parsed::Close { .. } => {
+                Framed::Parsed(Parsed::Close { .. }) => {
                     self.events.push(Event::Close);
                     self.closed = true;
                     0
@@ -710,19 +718,22 @@ proptest! {
         let mut stream = parts.concat();
         stream.truncate(2048);
         let limits = Limits { max_value_len, ..Limits::default() };
-        let mut whole = Session::default();
-        whole.feed(&stream, &limits);
+        let mut whole = Session::new(&limits);
+        whole.feed(&stream);
         let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
         cuts.sort_unstable();
-        let mut pieces = Session::default();
+        let mut pieces = Session::new(&limits);
         let mut from = 0;
         for cut in cuts.into_iter().chain([stream.len()]) {
-            pieces.feed(&stream[from..cut], &limits);
+            pieces.feed(&stream[from..cut]);
             from = cut;
         }
         prop_assert_eq!(&pieces.events, &whole.events);
         if !whole.closed {
-            prop_assert_eq!((pieces.buf, pieces.discard), (whole.buf, whole.discard));
+            prop_assert_eq!(
+                (pieces.buf, pieces.framer.discarding()),
+                (whole.buf, whole.framer.discarding())
+            );
         }
     }
 }

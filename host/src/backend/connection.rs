@@ -148,6 +148,9 @@ async fn serve(
     let inflight = RefCell::new(VecDeque::<InFlight>::new());
     let wake = Notify::new();
     let err = tokio::select! {
+        // The writer first: its first poll records `first` in flight before anything can end
+        // the connection, so that `first` is failed with the connection's error, not dropped.
+        biased;
         e = write_jobs(wr, first, jobs, &inflight, &wake) => e,
         e = read_replies(rd, jobs, &inflight, &wake, health, worker, stats) => e,
     };

@@ -10,6 +10,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use switchyard_protocol::ReplyKind;
 
@@ -35,8 +36,23 @@ pub(crate) struct Job {
     pub(super) queued: tokio::time::Instant,
     pub(super) deadline: tokio::time::Instant,
     pub(super) reply: ReplySender,
-    /// The bytes this job counts against the destination's bound.
+    /// The bytes this job counts against the destination's bound, released when the job is
+    /// gone however it goes.
+    _charge: Charge,
+}
+
+/// A job's share of its queue's outstanding bytes; given back when dropped.
+#[derive(Debug)]
+struct Charge {
     cost: usize,
+    outstanding: Rc<Cell<usize>>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.outstanding
+            .set(self.outstanding.get().saturating_sub(self.cost));
+    }
 }
 
 /// One destination's queue, shared by its [`Destination`](super::Destination) handle and its
@@ -45,7 +61,7 @@ pub(crate) struct Job {
 pub(crate) struct JobQueue {
     jobs: RefCell<VecDeque<Job>>,
     /// Bytes of the jobs queued or in flight (not yet finished), overhead included.
-    outstanding: Cell<usize>,
+    outstanding: Rc<Cell<usize>>,
     /// The handle is gone: the driver serves what is queued, then ends.
     closed: Cell<bool>,
     /// The driver has ended: nothing queued now will be served.
@@ -84,7 +100,10 @@ impl JobQueue {
             queued,
             deadline,
             reply,
-            cost,
+            _charge: Charge {
+                cost,
+                outstanding: self.outstanding.clone(),
+            },
         });
         self.arrived.notify();
     }
@@ -116,8 +135,6 @@ impl JobQueue {
     /// Completes a job: its reply (or why there is none) goes to its slot, and its bytes no
     /// longer count. The client may have gone; its reply is then simply dropped.
     pub(super) fn finish(&self, job: Job, result: BackendResult) {
-        self.outstanding
-            .set(self.outstanding.get().saturating_sub(job.cost));
         job.reply.send(result);
     }
 
@@ -144,7 +161,6 @@ impl JobQueue {
 #[cfg(test)]
 mod tests {
     use std::pin::pin;
-    use std::rc::Rc;
     use std::task::{Context, Poll, Waker};
 
     use bytes::Bytes;
@@ -181,6 +197,11 @@ mod tests {
         queue.fail_all(&BackendError::Closed);
         assert_eq!(queue.outstanding(), 0);
         assert!(queue.try_pop().is_none());
+
+        // A job dropped without a reply (its driver's future dropped) gives its bytes back too.
+        let _c = job(&queue, &slots, b"get c\r\n");
+        drop(queue.try_pop());
+        assert_eq!(queue.outstanding(), 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@ const FLUSH_AT: usize = 256 * 1024;
 /// a value a client reads as fast as the server sends it. An error means the value broke off
 /// part way, or the client accepted no bytes for `body.stall`: the client must be disconnected
 /// (which also releases every stream queued behind this one).
-pub(super) async fn pass<W: AsyncWrite + Unpin>(
+pub(crate) async fn pass<W: AsyncWrite + Unpin>(
     mut body: Body,
     out: &mut WriteQueue,
     wr: &mut W,

@@ -5,7 +5,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
-use crate::executor::Pending;
+use std::task::{Context, Poll, Waker};
+
+use crate::executor::{Pending, Settled};
 use crate::signal::Signal;
 
 /// Requests a client may have outstanding before the router stops reading from it.
@@ -27,11 +29,17 @@ pub struct ReplyQueue {
 }
 
 impl ReplyQueue {
-    /// Queues a reply, waiting first while [`MAX_PIPELINE`] are queued.
-    pub async fn push(&self, reply: Pending) {
+    /// Waits while [`MAX_PIPELINE`] replies are queued. The caller then pushes with no await
+    /// in between (the reader is the only pusher), so the reply itself is never held by a
+    /// waiting future.
+    pub async fn room(&self) {
         while self.pending.borrow().len() >= MAX_PIPELINE {
             self.drained.wait().await;
         }
+    }
+
+    /// Queues a reply (after [`ReplyQueue::room`]).
+    pub fn push(&self, reply: Pending) {
         self.pending.borrow_mut().push_back(reply);
         self.queued.notify();
     }
@@ -42,36 +50,47 @@ impl ReplyQueue {
         self.queued.notify();
     }
 
-    /// The oldest reply, waiting for one; `None` once the queue is closed and empty.
-    pub async fn pop(&self) -> Option<Pending> {
+    /// The oldest reply once it is in, polled where it lies in the queue (so a waiting writer
+    /// holds no reply of its own); `None` once the queue is closed and empty.
+    pub fn poll_settled(&self, cx: &mut Context<'_>) -> Poll<Option<Settled>> {
         loop {
-            if let Some(reply) = self.pop_if(|_| true) {
-                return Some(reply);
+            let mut pending = self.pending.borrow_mut();
+            if let Some(front) = pending.front_mut() {
+                // The reply's own source wakes the writer when it is in.
+                let settled = std::task::ready!(front.poll_settle(cx));
+                pending.pop_front();
+                self.popped(&mut pending);
+                return Poll::Ready(Some(settled));
             }
+            drop(pending);
             if self.closed.get() {
-                return None;
+                return Poll::Ready(None);
             }
-            self.queued.wait().await;
+            // Empty: wait for a push (or the close); a notice already given is taken at once.
+            std::task::ready!(self.queued.poll(cx));
         }
     }
 
-    /// The oldest reply if it is complete already, so a writer can batch it with the ones
-    /// before it without waiting.
-    pub fn pop_ready(&self) -> Option<Pending> {
-        self.pop_if(Pending::is_ready)
-    }
-
-    fn pop_if(&self, take: impl FnOnce(&mut Pending) -> bool) -> Option<Pending> {
+    /// The oldest reply if it is in already, so a writer can batch it with the ones before it
+    /// without waiting.
+    pub fn pop_ready(&self) -> Option<Settled> {
         let mut pending = self.pending.borrow_mut();
-        if !take(pending.front_mut()?) {
+        let Poll::Ready(settled) = pending
+            .front_mut()?
+            .poll_settle(&mut Context::from_waker(Waker::noop()))
+        else {
             return None;
-        }
-        let reply = pending.pop_front()?;
+        };
+        // What is left in its place is empty.
+        pending.pop_front();
+        self.popped(&mut pending);
+        Some(settled)
+    }
+
+    fn popped(&self, pending: &mut VecDeque<Pending>) {
         if pending.is_empty() && pending.capacity() > KEEP_CAPACITY {
             *pending = VecDeque::new();
         }
-        drop(pending);
         self.drained.notify();
-        Some(reply)
     }
 }

@@ -1,0 +1,186 @@
+//! What a client connection does with its input, minus the I/O: which bytes at the front of
+//! its buffer form the next request, which must be dropped unread (the rest of a refused data
+//! block, memcached's "swallow"), and when the input can no longer be framed.
+//!
+//! The connection owns the buffer and the socket; it asks [`Framer::next`] what the front of
+//! the buffer holds and takes what the answer says. Property tests feed a [`Framer`] input in
+//! pieces (`tests/properties.rs`, `fuzz/invariants/request.rs`) and check it frames the same
+//! requests as input fed whole.
+
+use crate::limits::Limits;
+use crate::request::{Parsed, parse_request};
+
+/// Room beyond the largest value that unparsed input may take before the connection is
+/// closed: a multi-key `get` line of several thousand keys. memcached itself would grow
+/// without bound on an endless `get` line.
+pub const MAX_EXTRA_BUFFER: usize = 1 << 20;
+
+/// One connection's framing state.
+#[derive(Debug, Clone)]
+pub struct Framer {
+    limits: Limits,
+    /// Bytes still to drop as they arrive: the rest of a refused data block.
+    discard: usize,
+    /// The request at the front cannot be passed on as it arrives (see [`Framer::hold_whole`]):
+    /// parse it whole.
+    whole: bool,
+}
+
+/// What the front of the buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per request and taken apart at once, never stored; boxing would allocate per request"
+)]
+pub enum Framed {
+    /// Nothing complete: read more.
+    Incomplete,
+    /// Drop this many bytes from the front of the buffer (part of a refused data block), then
+    /// ask again.
+    Discard(usize),
+    /// The parser's outcome for the request at the front. The caller takes the bytes it says it
+    /// consumed; a [`Parsed::Swallow`]'s data block then comes back as [`Framed::Discard`]s,
+    /// however it arrives. A [`Parsed::Stream`] is the caller's to pass on, hold whole
+    /// ([`Framer::hold_whole`]) or refuse ([`Framer::refuse_stream`]).
+    Parsed(Parsed),
+}
+
+impl Framer {
+    /// A framer for a connection with these limits.
+    pub fn new(limits: Limits) -> Framer {
+        Framer {
+            limits,
+            discard: 0,
+            whole: false,
+        }
+    }
+
+    /// What the front of `buf` (the connection's unparsed input) holds.
+    pub fn next(&mut self, buf: &[u8]) -> Framed {
+        if self.discard > 0 {
+            if buf.is_empty() {
+                return Framed::Incomplete;
+            }
+            let n = self.discard.min(buf.len());
+            self.discard -= n;
+            return Framed::Discard(n);
+        }
+        let parsed = if self.whole {
+            let whole = Limits {
+                stream_from: usize::MAX,
+                ..self.limits
+            };
+            parse_request(buf, &whole)
+        } else {
+            parse_request(buf, &self.limits)
+        };
+        match parsed {
+            Parsed::Incomplete => Framed::Incomplete,
+            parsed => {
+                self.whole = false;
+                if let Parsed::Swallow { discard, .. } = parsed {
+                    self.discard = discard;
+                }
+                Framed::Parsed(parsed)
+            }
+        }
+    }
+
+    /// The [`Parsed::Stream`] just returned will not be passed on as it arrives: it stays in
+    /// the buffer, and comes back as a whole [`Parsed::Request`] once its data is in.
+    pub fn hold_whole(&mut self) {
+        self.whole = true;
+    }
+
+    /// The [`Parsed::Stream`] just returned was answered without its data: the caller takes
+    /// its `line`, and its data block (`block` bytes) comes back as [`Framed::Discard`]s.
+    pub fn refuse_stream(&mut self, block: usize) {
+        self.discard = block;
+    }
+
+    /// Bytes of a refused data block still to come.
+    pub fn discarding(&self) -> usize {
+        self.discard
+    }
+
+    /// Whether `buffered` bytes of incomplete input are more than any request may take: only an
+    /// endless `get` line gets there, and the connection should be closed.
+    pub fn overflows(&self, buffered: usize) -> bool {
+        buffered > self.limits.max_value_len.saturating_add(MAX_EXTRA_BUFFER)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Limits {
+        Limits {
+            max_value_len: 4,
+            stream_from: 3,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn a_refused_data_block_is_discarded_however_it_arrives() {
+        let mut framer = Framer::new(tiny());
+        let input = b"set k 0 0 10\r\n0123456789\r\nget k\r\n";
+        let Framed::Parsed(Parsed::Swallow { consumed, .. }) = framer.next(input) else {
+            panic!("a value over max_value_len is swallowed");
+        };
+        let mut rest = &input[consumed..];
+        assert_eq!(framer.discarding(), 12);
+        // Three bytes now, the rest later.
+        assert_eq!(framer.next(&rest[..3]), Framed::Discard(3));
+        assert_eq!(framer.next(&[]), Framed::Incomplete);
+        rest = &rest[3..];
+        assert_eq!(framer.next(rest), Framed::Discard(9));
+        rest = &rest[9..];
+        assert!(matches!(
+            framer.next(rest),
+            Framed::Parsed(Parsed::Request { consumed: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn a_held_stream_comes_back_whole() {
+        let mut framer = Framer::new(tiny());
+        let input = b"set k 0 0 4\r\nab";
+        assert!(matches!(
+            framer.next(input),
+            Framed::Parsed(Parsed::Stream { block: 6, .. })
+        ));
+        framer.hold_whole();
+        assert_eq!(framer.next(input), Framed::Incomplete);
+        assert!(matches!(
+            framer.next(b"set k 0 0 4\r\nabcd\r\n"),
+            Framed::Parsed(Parsed::Request { consumed: 19, .. })
+        ));
+        // The next long value may stream again.
+        assert!(matches!(
+            framer.next(input),
+            Framed::Parsed(Parsed::Stream { .. })
+        ));
+    }
+
+    #[test]
+    fn a_refused_stream_discards_its_block() {
+        let mut framer = Framer::new(tiny());
+        let Framed::Parsed(Parsed::Stream { line, block, .. }) = framer.next(b"set k 0 0 4\r\nab")
+        else {
+            panic!("stream");
+        };
+        framer.refuse_stream(block);
+        assert_eq!(line, 13);
+        assert_eq!(framer.next(b"ab"), Framed::Discard(2));
+        assert_eq!(framer.next(b"cd\r\nget k\r\n"), Framed::Discard(4));
+    }
+
+    #[test]
+    fn only_more_than_a_value_and_a_long_get_line_overflows() {
+        let framer = Framer::new(tiny());
+        assert!(!framer.overflows(4 + MAX_EXTRA_BUFFER));
+        assert!(framer.overflows(5 + MAX_EXTRA_BUFFER));
+    }
+}
