@@ -148,8 +148,9 @@ pub enum Pending {
     Chunks(Vec<Bytes>),
     /// A meta command with `q`: its reply is written only if `q` does not hide it.
     Quiet(Box<Pending>, Command),
-    /// A reply whose long value is still arriving: its header line, and the rest to come.
-    Streaming(Outcome, Body),
+    /// A reply whose long value is still arriving: its header line, and the rest to come
+    /// (boxed: rare, and inline it would grow every queued reply).
+    Streaming(Outcome, Box<Body>),
 }
 
 /// A reply that has arrived: whole, as chunks, or as the start of a stream.
@@ -160,7 +161,7 @@ pub enum Settled {
     /// A merged multi-key retrieval.
     Chunks(Vec<Bytes>),
     /// The header of a long value, and the rest to pass on as it comes.
-    Streaming(Outcome, Body),
+    Streaming(Outcome, Box<Body>),
     /// A meta command's reply its `q` flag hushes: nothing for the client.
     Hidden,
 }
@@ -176,7 +177,7 @@ impl Settled {
 
     /// Queues the reply's bytes for the client; the rest of a streamed value is the caller's to
     /// pass on after them.
-    pub fn queue_into(self, out: &mut WriteQueue) -> Option<Body> {
+    pub fn queue_into(self, out: &mut WriteQueue) -> Option<Box<Body>> {
         match self {
             Settled::Whole(outcome) => out.push(outcome.frame),
             Settled::Chunks(chunks) => chunks.into_iter().for_each(|c| out.push(c)),
@@ -218,7 +219,7 @@ impl Pending {
                 frame: Bytes::from(chunks.concat()),
                 status: ReplyStatus::Hit,
             },
-            Settled::Streaming(head, body) => Box::pin(body::gather(head, body)).await,
+            Settled::Streaming(head, body) => Box::pin(body::gather(head, *body)).await,
             Settled::Hidden => Outcome {
                 frame: Bytes::new(),
                 status: ReplyStatus::Hit,
@@ -624,7 +625,7 @@ fn backend_settled(
                 None => Settled::Whole(head),
                 Some(mut body) => {
                     body.holder = Some(dest.clone());
-                    Settled::Streaming(head, body)
+                    Settled::Streaming(head, Box::new(body))
                 }
             }
         }

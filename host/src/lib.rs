@@ -20,6 +20,7 @@ pub mod admin;
 pub mod backend;
 pub mod cli;
 pub mod config;
+mod deque;
 pub mod dispatch;
 pub mod executor;
 pub mod generation;

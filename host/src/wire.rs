@@ -1,12 +1,14 @@
 //! Byte chunks on their way to a socket, written with vectored I/O so that values travel as the
 //! `Bytes` they arrived in, never copied into a staging buffer.
 
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWrite;
+
+use crate::deque::SmallDeque;
 
 /// Slices handed to one `writev`; Linux accepts 1024, and 64 already amortises the syscall.
 const MAX_IOVECS: usize = 64;
@@ -55,7 +57,7 @@ impl Wire {
 /// Chunks waiting to be written, oldest first.
 #[derive(Debug, Default)]
 pub struct WriteQueue {
-    chunks: VecDeque<Bytes>,
+    chunks: SmallDeque<Bytes>,
     bytes: usize,
 }
 
@@ -75,6 +77,12 @@ impl WriteQueue {
         }
     }
 
+    /// Gives back the buffer a burst of chunks needed, once everything is written: what a
+    /// client connection does when it has caught up, so an idle one holds none.
+    pub fn release(&mut self) {
+        self.chunks.release();
+    }
+
     /// Bytes queued.
     pub fn len(&self) -> usize {
         self.bytes
@@ -85,12 +93,22 @@ impl WriteQueue {
         self.bytes == 0
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued. The future holds only its two references: it is part of
+    /// every connection's task.
     pub async fn flush_to<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_flush(w, cx)).await
+    }
+
+    /// Writes until everything queued is written or the writer would block.
+    pub fn poll_flush<W: AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         while !self.chunks.is_empty() {
-            self.write_some(w).await?;
+            std::task::ready!(self.poll_write_some(w, cx))?;
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     /// Writes everything queued, failing with `TimedOut` if the writer accepts nothing for
@@ -101,7 +119,8 @@ impl WriteQueue {
         stall: std::time::Duration,
     ) -> io::Result<()> {
         while !self.chunks.is_empty() {
-            match tokio::time::timeout(stall, self.write_some(w)).await {
+            let written = std::future::poll_fn(|cx| self.poll_write_some(w, cx));
+            match tokio::time::timeout(stall, written).await {
                 Ok(written) => written?,
                 Err(_) => return Err(io::ErrorKind::TimedOut.into()),
             }
@@ -112,22 +131,24 @@ impl WriteQueue {
     /// One `writev` of what is queued. The slices are built on the stack at each poll, so
     /// they never become part of a waiting future: a connection's task would otherwise carry a
     /// kilobyte of them even while idle.
-    async fn write_some<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
-        let chunks = &self.chunks;
-        let written = std::future::poll_fn(|cx| {
+    fn poll_write_some<W: AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let written = {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = chunks.len().min(MAX_IOVECS);
-            for (slot, chunk) in slices.iter_mut().zip(chunks.iter()) {
+            let n = self.chunks.len().min(MAX_IOVECS);
+            for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
                 *slot = IoSlice::new(chunk);
             }
-            Pin::new(&mut *w).poll_write_vectored(cx, &slices[..n])
-        })
-        .await?;
+            std::task::ready!(Pin::new(&mut *w).poll_write_vectored(cx, &slices[..n]))?
+        };
         if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
         self.advance(written);
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     fn advance(&mut self, mut n: usize) {
@@ -171,6 +192,6 @@ mod tests {
         q.push(Bytes::from_static(b"def"));
         q.advance(4);
         assert_eq!(q.len(), 2);
-        assert_eq!(&q.chunks[0][..], b"ef");
+        assert_eq!(&q.chunks.iter().next().expect("a chunk")[..], b"ef");
     }
 }

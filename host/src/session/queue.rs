@@ -3,23 +3,19 @@
 //! flag and the task's own waker: no channel, no atomic, no allocation per request.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 
 use std::task::{Context, Poll, Waker};
 
+use crate::deque::SmallDeque;
 use crate::executor::{Pending, Settled};
 use crate::signal::Signal;
 
 /// Requests a client may have outstanding before the router stops reading from it.
 pub const MAX_PIPELINE: usize = 1024;
 
-/// Queued replies bigger than this much capacity are given back when the queue empties, so a
-/// burst of pipelined requests does not pin its peak on an idle connection.
-const KEEP_CAPACITY: usize = 16;
-
 #[derive(Debug, Default)]
 pub struct ReplyQueue {
-    pending: RefCell<VecDeque<Pending>>,
+    pending: RefCell<SmallDeque<Pending>>,
     /// The reader has stopped: no more replies will be queued.
     closed: Cell<bool>,
     /// Wakes the writer when a reply is queued or the reader stops.
@@ -33,9 +29,13 @@ impl ReplyQueue {
     /// in between (the reader is the only pusher), so the reply itself is never held by a
     /// waiting future.
     pub async fn room(&self) {
-        while self.pending.borrow().len() >= MAX_PIPELINE {
-            self.drained.wait().await;
-        }
+        std::future::poll_fn(|cx| {
+            while self.pending.borrow().len() >= MAX_PIPELINE {
+                std::task::ready!(self.drained.poll(cx));
+            }
+            Poll::Ready(())
+        })
+        .await;
     }
 
     /// Queues a reply (after [`ReplyQueue::room`]).
@@ -87,10 +87,9 @@ impl ReplyQueue {
         Some(settled)
     }
 
-    fn popped(&self, pending: &mut VecDeque<Pending>) {
-        if pending.is_empty() && pending.capacity() > KEEP_CAPACITY {
-            *pending = VecDeque::new();
-        }
+    fn popped(&self, pending: &mut SmallDeque<Pending>) {
+        // One reply in flight lives inline; a pipelined burst's buffer goes once it is answered.
+        pending.release();
         self.drained.notify();
     }
 }

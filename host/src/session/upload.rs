@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use switchyard_protocol::{ReplyKind, ReplyParsed, ReplyStatus, parse_reply};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::ReadHalf;
 
 use crate::backend::BackendError;
 use crate::dispatch::StreamTarget;
@@ -53,7 +53,7 @@ pub(super) async fn upload(
     line: Wire,
     kind: ReplyKind,
     buf: &mut BytesMut,
-    rd: &mut OwnedReadHalf,
+    rd: &mut ReadHalf<'_>,
     block: usize,
 ) -> Uploaded {
     let generation = &target.generation;
