@@ -20,7 +20,6 @@ use std::rc::Rc;
 
 use bytes::{Buf, BytesMut};
 use switchyard_protocol::{Framed, Framer, Limits, Parsed, ReplyKind};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
@@ -150,11 +149,9 @@ fn read_requests<'a>(
                     return;
                 }
                 buf = worker.read_buffer();
-                match rd.try_read_buf(&mut buf) {
-                    Ok(0) => return,
+                match crate::wire::read_some(rd.as_ref(), &mut buf).await {
+                    Ok(0) | Err(_) => return,
                     Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return,
                 }
                 continue;
             }
@@ -162,7 +159,7 @@ fn read_requests<'a>(
                 buf.reserve(READ_CHUNK);
             }
             grew |= buf.capacity() > 2 * READ_CHUNK;
-            match rd.read_buf(&mut buf).await {
+            match crate::wire::read_some(rd.as_ref(), &mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }

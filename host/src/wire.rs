@@ -5,8 +5,9 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
-use tokio::io::AsyncWrite;
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncWrite, Interest};
+use tokio::net::TcpStream;
 
 use crate::deque::SmallDeque;
 
@@ -53,6 +54,41 @@ impl Wire {
         self.parts().iter().map(Bytes::len).sum()
     }
 }
+
+/// Reads what `stream` has into `buf`'s free space (at least some, waiting for it).
+///
+/// A read that leaves room in the buffer has drained the socket: this says so to tokio instead
+/// of letting the next read find out with an `EAGAIN` (one wasted `recvfrom` per request on
+/// each side of the router). Safe because the socket is registered edge-triggered: data that
+/// arrives after this read raises a new readiness event.
+pub async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        loop {
+            std::task::ready!(stream.poll_read_ready(cx))?;
+            if buf.capacity() == buf.len() {
+                buf.reserve(READ_RESERVE);
+            }
+            let room = buf.capacity() - buf.len();
+            match stream.try_read_buf(buf) {
+                Ok(n) => {
+                    if n > 0 && n < room {
+                        let _ = stream.try_io(Interest::READABLE, || {
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                // Readiness was cleared: wait for the next event.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    })
+    .await
+}
+
+/// Room made in a full buffer before a read.
+const READ_RESERVE: usize = 4096;
 
 /// Chunks waiting to be written, oldest first.
 #[derive(Debug, Default)]

@@ -44,7 +44,7 @@ use tokio::sync::{Notify, mpsc};
 use super::jobs::{Job, JobQueue};
 use super::{BackendError, BackendReply, Body, DestinationSpec, Health};
 use crate::stats::WorkerStats;
-use crate::wire::WriteQueue;
+use crate::wire::{WriteQueue, read_some};
 
 /// Jobs taken from the queue per `writev` batch: enough to amortise the syscall under load,
 /// few enough that the first reply is not held back behind a huge batch.
@@ -289,7 +289,7 @@ async fn read_replies(
         let deadline = inflight.borrow().front().map(|f| f.deadline);
         match deadline {
             Some(deadline) => {
-                match tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)).await {
+                match tokio::time::timeout_at(deadline, read_some(rd.as_ref(), &mut buf)).await {
                     Err(_) => return BackendError::Timeout,
                     Ok(Ok(0)) => return BackendError::Closed,
                     Ok(Ok(_)) => {}
@@ -302,7 +302,7 @@ async fn read_replies(
                 }
                 tokio::select! {
                     _ = wake.notified() => {}
-                    r = rd.read_buf(&mut buf) => match r {
+                    r = read_some(rd.as_ref(), &mut buf) => match r {
                         Ok(0) => return BackendError::Closed,
                         Ok(_) => {}
                         Err(e) => return BackendError::Io(e.kind().to_string()),
