@@ -41,7 +41,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 
-use super::jobs::{Job, JobQueue};
+use super::jobs::{Job, JobQueue, Reply};
 use super::{BackendError, BackendReply, Body, DestinationSpec, Health};
 use crate::stats::WorkerStats;
 use crate::wire::{WriteQueue, read_some};
@@ -58,11 +58,13 @@ const STREAM_CHUNK: usize = 256 * 1024;
 /// connection.
 const STREAM_WINDOW: usize = 16;
 
-/// A job whose bytes have been (or are being) written.
+/// A job whose bytes have been (or are being) written: what reading its reply needs.
 struct InFlight {
     kind: ReplyKind,
+    stream_from: usize,
+    queued: tokio::time::Instant,
     deadline: tokio::time::Instant,
-    job: Job,
+    reply: Reply,
 }
 
 pub(super) async fn drive(
@@ -130,7 +132,7 @@ fn fail_queued(
     immediate: bool,
 ) {
     note_failure(spec, err, immediate);
-    jobs.finish(first, Err(err.clone()));
+    first.reply.send(Err(err.clone()));
     jobs.fail_all(err);
 }
 
@@ -152,11 +154,11 @@ async fn serve(
         // the connection, so that `first` is failed with the connection's error, not dropped.
         biased;
         e = write_jobs(wr, first, jobs, &inflight, &wake) => e,
-        e = read_replies(rd, jobs, &inflight, &wake, health, worker, stats) => e,
+        e = read_replies(rd, &inflight, &wake, health, worker, stats) => e,
     };
     let lost = !inflight.borrow().is_empty();
     for f in inflight.borrow_mut().drain(..) {
-        jobs.finish(f.job, Err(err.clone()));
+        f.reply.send(Err(err.clone()));
     }
     (err, lost)
 }
@@ -181,17 +183,27 @@ async fn write_jobs(
         let now = tokio::time::Instant::now();
         let mut batch = 0;
         let mut job = Some(job);
-        while let Some(mut j) = job.take() {
+        while let Some(j) = job.take() {
             if j.deadline <= now {
                 // It waited its whole timeout behind a server that was not reading: sent now,
                 // its reply would come too late, and its deadline would reset the connection.
-                jobs.finish(j, Err(BackendError::Timeout));
+                j.reply.send(Err(BackendError::Timeout));
             } else {
-                out.push_wire(std::mem::take(&mut j.wire));
+                let Job {
+                    wire,
+                    kind,
+                    stream_from,
+                    queued,
+                    deadline,
+                    reply,
+                } = j;
+                out.push_wire(wire);
                 inflight.borrow_mut().push_back(InFlight {
-                    kind: j.kind,
-                    deadline: j.deadline,
-                    job: j,
+                    kind,
+                    stream_from,
+                    queued,
+                    deadline,
+                    reply,
                 });
                 batch += 1;
             }
@@ -211,7 +223,6 @@ async fn write_jobs(
 
 async fn read_replies(
     mut rd: OwnedReadHalf,
-    jobs: &JobQueue,
     inflight: &RefCell<VecDeque<InFlight>>,
     wake: &Notify,
     health: &Health,
@@ -219,13 +230,21 @@ async fn read_replies(
     stats: &WorkerStats,
 ) -> BackendError {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // One timer for the connection, armed at the oldest request's deadline and re-armed only
+    // when it fires early or a request with an earlier deadline becomes the oldest: a timer per
+    // read would cost a timer-wheel insert and removal per reply.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<tokio::time::Instant> = None;
+    // When the last read returned: replies parsed from it arrived by then.
+    let mut now = tokio::time::Instant::now();
     loop {
         // Complete every job whose reply is already buffered.
         loop {
             let Some((kind, stream_from)) = inflight
                 .borrow()
                 .front()
-                .map(|f| (f.kind, f.job.stream_from))
+                .map(|f| (f.kind, f.stream_from))
             else {
                 break;
             };
@@ -242,8 +261,8 @@ async fn read_replies(
                     let Some(f) = inflight.borrow_mut().pop_front() else {
                         break;
                     };
-                    let stall = f.job.deadline.saturating_duration_since(f.job.queued);
-                    health.record_reply(worker, f.job.queued.elapsed());
+                    let stall = f.deadline.saturating_duration_since(f.queued);
+                    health.record_reply(worker, now.saturating_duration_since(f.queued));
                     stats.streamed_values.inc();
                     let (tx, chunks) = mpsc::channel(STREAM_WINDOW);
                     let frame = buf.split_to(head.line).freeze();
@@ -253,14 +272,11 @@ async fn read_replies(
                         holder: None,
                         stall,
                     };
-                    jobs.finish(
-                        f.job,
-                        Ok(BackendReply {
-                            frame,
-                            status: ReplyStatus::Hit,
-                            body: Some(body),
-                        }),
-                    );
+                    f.reply.send(Ok(BackendReply {
+                        frame,
+                        status: ReplyStatus::Hit,
+                        body: Some(body),
+                    }));
                     if let Err(e) = pass_value(&mut rd, &mut buf, &head, tx, stall, stats).await {
                         return e;
                     }
@@ -270,15 +286,12 @@ async fn read_replies(
                     let frame = buf.split_to(consumed).freeze();
                     let done = inflight.borrow_mut().pop_front();
                     if let Some(f) = done {
-                        health.record_reply(worker, f.job.queued.elapsed());
-                        jobs.finish(
-                            f.job,
-                            Ok(BackendReply {
-                                frame,
-                                status,
-                                body: None,
-                            }),
-                        );
+                        health.record_reply(worker, now.saturating_duration_since(f.queued));
+                        f.reply.send(Ok(BackendReply {
+                            frame,
+                            status,
+                            body: None,
+                        }));
                     }
                 }
             }
@@ -289,11 +302,23 @@ async fn read_replies(
         let deadline = inflight.borrow().front().map(|f| f.deadline);
         match deadline {
             Some(deadline) => {
-                match tokio::time::timeout_at(deadline, read_some(rd.as_ref(), &mut buf)).await {
-                    Err(_) => return BackendError::Timeout,
-                    Ok(Ok(0)) => return BackendError::Closed,
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return BackendError::Io(e.kind().to_string()),
+                if armed.is_none_or(|at| deadline < at) {
+                    timer.as_mut().reset(deadline);
+                    armed = Some(deadline);
+                }
+                tokio::select! {
+                    biased;
+                    r = read_some(rd.as_ref(), &mut buf) => match r {
+                        Ok(0) => return BackendError::Closed,
+                        Ok(_) => now = tokio::time::Instant::now(),
+                        Err(e) => return BackendError::Io(e.kind().to_string()),
+                    },
+                    () = &mut timer => {
+                        armed = None;
+                        if tokio::time::Instant::now() >= deadline {
+                            return BackendError::Timeout;
+                        }
+                    }
                 }
             }
             None => {
@@ -304,7 +329,7 @@ async fn read_replies(
                     _ = wake.notified() => {}
                     r = read_some(rd.as_ref(), &mut buf) => match r {
                         Ok(0) => return BackendError::Closed,
-                        Ok(_) => {}
+                        Ok(_) => now = tokio::time::Instant::now(),
                         Err(e) => return BackendError::Io(e.kind().to_string()),
                     },
                 }

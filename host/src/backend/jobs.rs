@@ -35,10 +35,24 @@ pub(crate) struct Job {
     pub(super) stream_from: usize,
     pub(super) queued: tokio::time::Instant,
     pub(super) deadline: tokio::time::Instant,
-    pub(super) reply: ReplySender,
-    /// The bytes this job counts against the destination's bound, released when the job is
-    /// gone however it goes.
+    /// Where its reply goes.
+    pub(super) reply: Reply,
+}
+
+/// Where a job's reply goes. It holds the job's share of its queue's outstanding bytes, given
+/// back when the reply is sent or the job is gone however it goes.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    sender: ReplySender,
     _charge: Charge,
+}
+
+impl Reply {
+    /// Sends the reply (or why there is none). The client may have gone; its reply is then
+    /// simply dropped.
+    pub(super) fn send(self, result: BackendResult) {
+        self.sender.send(result);
+    }
 }
 
 /// A job's share of its queue's outstanding bytes; given back when dropped.
@@ -99,10 +113,12 @@ impl JobQueue {
             stream_from,
             queued,
             deadline,
-            reply,
-            _charge: Charge {
-                cost,
-                outstanding: self.outstanding.clone(),
+            reply: Reply {
+                sender: reply,
+                _charge: Charge {
+                    cost,
+                    outstanding: self.outstanding.clone(),
+                },
             },
         });
         self.arrived.notify();
@@ -132,16 +148,10 @@ impl JobQueue {
         }
     }
 
-    /// Completes a job: its reply (or why there is none) goes to its slot, and its bytes no
-    /// longer count. The client may have gone; its reply is then simply dropped.
-    pub(super) fn finish(&self, job: Job, result: BackendResult) {
-        job.reply.send(result);
-    }
-
     /// Fails every queued job with `err`.
     pub(super) fn fail_all(&self, err: &BackendError) {
         while let Some(job) = self.try_pop() {
-            self.finish(job, Err(err.clone()));
+            job.reply.send(Err(err.clone()));
         }
     }
 
@@ -192,7 +202,7 @@ mod tests {
             7 + 8 + 2 * JOB_OVERHEAD,
             "in flight still counts"
         );
-        queue.finish(a, Err(BackendError::Timeout));
+        a.reply.send(Err(BackendError::Timeout));
         assert_eq!(queue.outstanding(), 8 + JOB_OVERHEAD);
         queue.fail_all(&BackendError::Closed);
         assert_eq!(queue.outstanding(), 0);
