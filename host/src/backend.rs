@@ -6,6 +6,7 @@
 //! connection's requests in the order it received them).
 
 mod connection;
+mod exchange;
 mod health;
 mod jobs;
 mod slots;

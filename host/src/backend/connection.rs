@@ -241,10 +241,8 @@ async fn read_replies(
     loop {
         // Complete every job whose reply is already buffered.
         loop {
-            let Some((kind, stream_from)) = inflight
-                .borrow()
-                .front()
-                .map(|f| (f.kind, f.stream_from))
+            let Some((kind, stream_from)) =
+                inflight.borrow().front().map(|f| (f.kind, f.stream_from))
             else {
                 break;
             };

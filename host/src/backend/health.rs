@@ -12,7 +12,8 @@
 //!   counts; any successful reply clears the count.
 //! - **Down**: requests fail at once with `SERVER_ERROR backend <addr> is down`, without
 //!   touching the network, so failover policies act without paying a timeout. Exactly one
-//!   prober (whichever worker marked the server down) sends `version` on a fresh connection,
+//!   prober (whichever worker marked the server down) sends `version` on a fresh connection
+//!   (`exchange.rs`, which reads the reply with the same parser as every other reader),
 //!   first after the probe floor, then doubling up to the ceiling, and marks the server up when
 //!   it answers.
 //!
@@ -22,8 +23,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use switchyard_protocol::{ReplyKind, ReplyStatus};
 
 use crate::stats::Counter;
 
@@ -191,41 +191,15 @@ pub async fn probe_until_up(health: std::sync::Arc<Health>, policy: HealthPolicy
 
 /// One `version` round trip on a fresh connection.
 async fn probe(address: SocketAddr, budget: Duration) -> Result<(), String> {
-    let attempt = async {
-        let mut stream = TcpStream::connect(address)
-            .await
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(b"version\r\n")
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 64];
-        let mut got = 0;
-        while !buf[..got].contains(&b'\n') {
-            let n = stream
-                .read(&mut buf[got..])
-                .await
-                .map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("closed before answering".to_string());
-            }
-            got += n;
-            if got == buf.len() {
-                break;
-            }
-        }
-        if buf[..got].starts_with(b"VERSION ") {
-            Ok(())
-        } else {
-            Err(format!(
-                "unexpected answer {:?}",
-                String::from_utf8_lossy(&buf[..got])
-            ))
-        }
-    };
-    tokio::time::timeout(budget, attempt)
-        .await
-        .map_err(|_| "timed out".to_string())?
+    let deadline = tokio::time::Instant::now() + budget;
+    match super::exchange::exchange(address, b"version\r\n", ReplyKind::Line, deadline).await {
+        Ok((_, ReplyStatus::Version)) => Ok(()),
+        Ok((reply, _)) => Err(format!(
+            "unexpected answer {:?}",
+            String::from_utf8_lossy(&reply)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn now_ms() -> u64 {
