@@ -93,8 +93,27 @@ const READ_RESERVE: usize = 4096;
 /// Chunks waiting to be written, oldest first.
 #[derive(Debug, Default)]
 pub struct WriteQueue {
-    chunks: SmallDeque<Bytes>,
+    pieces: SmallDeque<Piece>,
     bytes: usize,
+}
+
+/// What the queue holds: a chunk, or the chunks of one reply as they came (a merged multi-get),
+/// queued as one piece so that they need no room of their own in the queue.
+#[derive(Debug)]
+enum Piece {
+    One(Bytes),
+    /// Never empty, and no chunk in it is empty; `next` is the first not yet written.
+    Many { chunks: Vec<Bytes>, next: usize },
+}
+
+impl Piece {
+    /// The chunks not yet written.
+    fn chunks(&self) -> &[Bytes] {
+        match self {
+            Piece::One(b) => std::slice::from_ref(b),
+            Piece::Many { chunks, next } => chunks.get(*next..).unwrap_or_default(),
+        }
+    }
 }
 
 impl WriteQueue {
@@ -102,7 +121,16 @@ impl WriteQueue {
     pub fn push(&mut self, b: Bytes) {
         if !b.is_empty() {
             self.bytes += b.len();
-            self.chunks.push_back(b);
+            self.pieces.push_back(Piece::One(b));
+        }
+    }
+
+    /// Queues the chunks of one reply, in order, as one piece.
+    pub fn push_all(&mut self, mut chunks: Vec<Bytes>) {
+        chunks.retain(|c| !c.is_empty());
+        if !chunks.is_empty() {
+            self.bytes += chunks.iter().map(Bytes::len).sum::<usize>();
+            self.pieces.push_back(Piece::Many { chunks, next: 0 });
         }
     }
 
@@ -116,7 +144,7 @@ impl WriteQueue {
     /// Gives back the buffer a burst of chunks needed, once everything is written: what a
     /// client connection does when it has caught up, so an idle one holds none.
     pub fn release(&mut self) {
-        self.chunks.release();
+        self.pieces.release();
     }
 
     /// Bytes queued.
@@ -141,7 +169,7 @@ impl WriteQueue {
         w: &mut W,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        while !self.chunks.is_empty() {
+        while !self.pieces.is_empty() {
             std::task::ready!(self.poll_write_some(w, cx))?;
         }
         Poll::Ready(Ok(()))
@@ -154,7 +182,7 @@ impl WriteQueue {
         w: &mut W,
         stall: std::time::Duration,
     ) -> io::Result<()> {
-        while !self.chunks.is_empty() {
+        while !self.pieces.is_empty() {
             let written = std::future::poll_fn(|cx| self.poll_write_some(w, cx));
             match tokio::time::timeout(stall, written).await {
                 Ok(written) => written?,
@@ -174,9 +202,11 @@ impl WriteQueue {
     ) -> Poll<io::Result<()>> {
         let written = {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = self.chunks.len().min(MAX_IOVECS);
-            for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
+            let chunks = self.pieces.iter().flat_map(Piece::chunks);
+            let mut n = 0;
+            for (slot, chunk) in slices.iter_mut().zip(chunks) {
                 *slot = IoSlice::new(chunk);
+                n += 1;
             }
             std::task::ready!(Pin::new(&mut *w).poll_write_vectored(cx, &slices[..n]))?
         };
@@ -190,15 +220,29 @@ impl WriteQueue {
     fn advance(&mut self, mut n: usize) {
         self.bytes -= n;
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else {
+            let Some(front) = self.pieces.front_mut() else {
                 return;
             };
-            if n >= front.len() {
-                n -= front.len();
-                self.chunks.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
+            let (chunk, last) = match front {
+                Piece::One(b) => (b, true),
+                Piece::Many { chunks, next } => {
+                    let last = *next + 1 >= chunks.len();
+                    let Some(chunk) = chunks.get_mut(*next) else {
+                        self.pieces.pop_front();
+                        continue;
+                    };
+                    (chunk, last)
+                }
+            };
+            if n < chunk.len() {
+                chunk.advance(n);
+                return;
+            }
+            n -= chunk.len();
+            if last {
+                self.pieces.pop_front();
+            } else if let Piece::Many { next, .. } = front {
+                *next += 1;
             }
         }
     }
@@ -228,6 +272,42 @@ mod tests {
         q.push(Bytes::from_static(b"def"));
         q.advance(4);
         assert_eq!(q.len(), 2);
-        assert_eq!(&q.chunks.iter().next().expect("a chunk")[..], b"ef");
+        let first = q.pieces.iter().flat_map(Piece::chunks).next();
+        assert_eq!(first.map(|c| &c[..]), Some(&b"ef"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_replys_chunks_are_written_in_order_whatever_the_write_sizes() {
+        let chunks = || {
+            vec![
+                Bytes::from_static(b"VALUE a 0 1\r\nx\r\n"),
+                Bytes::new(),
+                Bytes::from_static(b"VALUE b 0 2\r\nyy\r\n"),
+                Bytes::from_static(b"END\r\n"),
+            ]
+        };
+        let whole: Vec<u8> = chunks().concat();
+        for step in 1..=whole.len() {
+            let mut q = WriteQueue::default();
+            q.push(Bytes::from_static(b"STORED\r\n"));
+            q.push_all(chunks());
+            q.push(Bytes::from_static(b"END\r\n"));
+            let mut expected = b"STORED\r\n".to_vec();
+            expected.extend_from_slice(&whole);
+            expected.extend_from_slice(b"END\r\n");
+            assert_eq!(q.len(), expected.len());
+            let mut out = Vec::new();
+            while !q.is_empty() {
+                let take = step.min(q.len());
+                let mut written = Vec::new();
+                for c in q.pieces.iter().flat_map(Piece::chunks) {
+                    written.extend_from_slice(c);
+                }
+                out.extend_from_slice(&written[..take]);
+                q.advance(take);
+            }
+            assert_eq!(out, expected, "writes of {step} bytes");
+            q.release();
+        }
     }
 }
