@@ -22,7 +22,7 @@ mod rewrite;
 pub(crate) use body::pass as pass_body;
 use render::render_plugin_reply;
 
-use crate::backend::{BackendError, BackendResult, Body};
+use crate::backend::{BackendResult, Body};
 use crate::error::{PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;
 use crate::plugin::{OwnedBackground, OwnedReply, Plan, RouteInput, Wait};
@@ -45,21 +45,6 @@ impl Outcome {
             frame: Bytes::from_static(frame),
             status,
         }
-    }
-
-    /// `SERVER_ERROR <message>`.
-    pub fn server_error(message: &str) -> Outcome {
-        Outcome {
-            frame: Bytes::from(format!("SERVER_ERROR {message}\r\n")),
-            status: ReplyStatus::ServerError,
-        }
-    }
-
-    /// `SERVER_ERROR backend <address> <why>`, for a request `dest` did not answer; counted
-    /// as a backend error.
-    pub fn backend_failed(dest: &crate::backend::Destination, e: &BackendError) -> Outcome {
-        dest.stats().backend_errors.inc();
-        Outcome::server_error(&format!("backend {} {e}", dest.address()))
     }
 
     fn is_error(&self) -> bool {
@@ -504,7 +489,8 @@ impl LocalGeneration {
         stream_from: usize,
     ) -> Pending {
         let Some(d) = self.destinations.get(dest) else {
-            return Pending::Ready(Outcome::server_error("no such destination"));
+            let error = RequestError::Internal("no such destination");
+            return Pending::Ready(error.answer(&self.stats));
         };
         match d.send(wire.clone(), kind, timeout, stream_from) {
             Ok(rx) => Pending::Backend {
@@ -512,7 +498,9 @@ impl LocalGeneration {
                 dest: d.clone(),
             },
             // Down or over its limit: answered now, nothing sent.
-            Err(e) => Pending::Ready(Outcome::backend_failed(d, &e)),
+            Err(cause) => {
+                Pending::Ready(RequestError::backend(d.address(), cause).answer(&self.stats))
+            }
         }
     }
 }
@@ -666,8 +654,14 @@ fn backend_settled(
                 }
             }
         }
-        Ok(Err(e)) => Settled::Whole(Outcome::backend_failed(dest, &e)),
-        Err(_) => Settled::Whole(Outcome::server_error("backend request dropped")),
+        Ok(Err(cause)) => {
+            Settled::Whole(RequestError::backend(dest.address(), cause).answer(dest.stats()))
+        }
+        // Its reply slot dropped unanswered: a connection driver completes every job it takes,
+        // unless its task is dropped part way (the worker's runtime going away).
+        Err(_) => {
+            Settled::Whole(RequestError::Internal("backend request dropped").answer(dest.stats()))
+        }
     }
 }
 
