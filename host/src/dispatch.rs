@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use switchyard_protocol::{Command, DECODED_KEY_BUF, ReplyKind, ReplyStatus, Request, replies};
 use switchyard_sdk::abi::op;
 
+use crate::error::RequestError;
 use crate::executor::{Origin, Outcome, Pending, Req, Resolved, merge_retrieval, worst_of};
 use crate::plugin::RouteInput;
 use crate::wire::Wire;
@@ -424,7 +425,10 @@ fn retrieval(
                     ReplyKind::Retrieval,
                 )
             }
-            (None, None) => Pending::Ready(Outcome::server_error("internal: empty part")),
+            (None, None) => {
+                let error = RequestError::Internal("internal: empty part");
+                Pending::Ready(error.answer(&generation.stats))
+            }
         })
         .collect();
     Pending::Merged(Box::pin(merge_retrieval(order, sent)))
@@ -445,8 +449,6 @@ fn flush_all(
         .into_iter()
         .map(|(dest, timeout)| generation.send(dest, timeout, &wire, ReplyKind::Line))
         .collect();
-    if parts.is_empty() {
-        return Pending::Ready(Outcome::fixed(b"OK\r\n", ReplyStatus::Ok));
-    }
-    worst_of(parts)
+    // No server to flush: nothing failed.
+    worst_of(parts).unwrap_or_else(|| Pending::Ready(Outcome::fixed(b"OK\r\n", ReplyStatus::Ok)))
 }

@@ -22,9 +22,10 @@ mod rewrite;
 pub(crate) use body::pass as pass_body;
 use render::render_plugin_reply;
 
-use crate::backend::{BackendError, BackendResult, Body};
+use crate::backend::{BackendResult, Body};
+use crate::error::{PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;
-use crate::plugin::{OwnedBackground, Plan, RouteInput, Wait};
+use crate::plugin::{OwnedBackground, OwnedReply, Plan, RouteInput, Wait};
 use crate::wire::{Wire, WriteQueue};
 use crate::worker::LocalGeneration;
 
@@ -44,21 +45,6 @@ impl Outcome {
             frame: Bytes::from_static(frame),
             status,
         }
-    }
-
-    /// `SERVER_ERROR <message>`.
-    pub fn server_error(message: &str) -> Outcome {
-        Outcome {
-            frame: Bytes::from(format!("SERVER_ERROR {message}\r\n")),
-            status: ReplyStatus::ServerError,
-        }
-    }
-
-    /// `SERVER_ERROR backend <address> <why>`, for a request `dest` did not answer; counted
-    /// as a backend error.
-    pub fn backend_failed(dest: &crate::backend::Destination, e: &BackendError) -> Outcome {
-        dest.stats().backend_errors.inc();
-        Outcome::server_error(&format!("backend {} {e}", dest.address()))
     }
 
     fn is_error(&self) -> bool {
@@ -118,7 +104,7 @@ pub enum Resolved {
         /// Request timeout of the pool that chose it.
         timeout: Duration,
     },
-    /// A reply decided without a backend (plugin reply or plugin fault).
+    /// A reply decided without a backend (a plugin's reply, or why the request failed).
     Reply(Outcome),
     /// Node `node` planned more than a forward: a fan-out, a call, an extended plan.
     Plan {
@@ -303,13 +289,19 @@ impl LocalGeneration {
                         target = self.shared.nodes[n].children[child as usize];
                     }
                     Ok(Plan::Reply(r)) => {
-                        return Resolved::Reply(render_plugin_reply(&r, input.op));
+                        return Resolved::Reply(self.plugin_reply(
+                            n,
+                            &r,
+                            input.op,
+                            PluginCall::Route,
+                        ));
                     }
                     Ok(plan) if *plan.primary() == Plan::Pass => {
-                        return Resolved::Reply(self.misplaced_pass(n));
+                        let problem = PlanProblem::MisplacedPass;
+                        return Resolved::Reply(self.plan_failed(n, PluginCall::Route, problem));
                     }
                     Ok(plan) => return Resolved::Plan { node: n, plan },
-                    Err(message) => return Resolved::Reply(Outcome::server_error(&message)),
+                    Err(error) => return Resolved::Reply(error.answer(&self.stats)),
                 },
             }
         }
@@ -342,9 +334,15 @@ impl LocalGeneration {
         calls: usize,
     ) -> Pending {
         let children = &self.shared.nodes[node].children;
+        // A continuation's plan comes with the reply its `call` received: the request was sent.
+        let stage = if at_hand.is_some() {
+            PluginCall::OnReply
+        } else {
+            PluginCall::Route
+        };
         match plan {
             Plan::Forward(child) => self.execute(children[child as usize], req),
-            Plan::Reply(r) => Pending::Ready(render_plugin_reply(&r, req.input.op)),
+            Plan::Reply(r) => Pending::Ready(self.plugin_reply(node, &r, req.input.op, stage)),
             Plan::FanOut {
                 children: chosen,
                 wait: Wait::None,
@@ -359,23 +357,30 @@ impl LocalGeneration {
                         rewrite: Default::default(),
                     })
                     .collect();
-                let mut reply = fan_out::combine(Vec::new(), Wait::None, req.input.op);
+                let mut reply = match fan_out::combine(Vec::new(), Wait::None, req.input.op) {
+                    Ok(reply) => reply,
+                    Err(problem) => return Pending::Ready(self.plan_failed(node, stage, problem)),
+                };
                 self.background(node, &copies, req, at_hand, &mut reply);
                 reply
             }
             Plan::FanOut {
                 children: chosen,
                 wait,
-            } => fan_out::combine(
-                chosen
+            } => {
+                let parts = chosen
                     .iter()
                     .map(|&c| self.execute(children[c as usize], req))
-                    .collect(),
-                wait,
-                req.input.op,
-            ),
+                    .collect();
+                match fan_out::combine(parts, wait, req.input.op) {
+                    Ok(reply) => reply,
+                    Err(problem) => Pending::Ready(self.plan_failed(node, stage, problem)),
+                }
+            }
             // Checked before sending: a refused call must not reach a backend.
-            Plan::Call { .. } if calls >= MAX_CALLS => Pending::Ready(self.too_many_calls(node)),
+            Plan::Call { .. } if calls >= MAX_CALLS => {
+                Pending::Ready(self.plan_failed(node, stage, PlanProblem::TooManyCalls))
+            }
             Plan::Call { child, cookie } => {
                 let first = self.execute(children[child as usize], req);
                 let call = Continuation {
@@ -388,7 +393,7 @@ impl LocalGeneration {
             }
             Plan::Pass => match at_hand {
                 Some(outcome) => Pending::Ready(outcome.clone()),
-                None => Pending::Ready(self.misplaced_pass(node)),
+                None => Pending::Ready(self.plan_failed(node, stage, PlanProblem::MisplacedPass)),
             },
             Plan::Extended {
                 primary,
@@ -400,7 +405,9 @@ impl LocalGeneration {
                 } else {
                     match rewrite::rewrite(req, &rewrite) {
                         Ok(rewritten) => Some(rewritten),
-                        Err(outcome) => return Pending::Ready(outcome),
+                        Err(problem) => {
+                            return Pending::Ready(self.plan_failed(node, stage, problem));
+                        }
                     }
                 };
                 let sent = rewritten.as_ref().map_or(*req, |r| r.req(req));
@@ -415,22 +422,37 @@ impl LocalGeneration {
                 reply
             }
             // The decoder never returns anything else.
-            _ => Pending::Ready(Outcome::server_error("plugin plan not supported")),
+            _ => Pending::Ready(
+                RequestError::Internal("plugin plan not supported").answer(&self.stats),
+            ),
         }
     }
 
-    fn misplaced_pass(&self, n: usize) -> Outcome {
-        self.stats.plugin_faults.inc();
-        let label = &self.shared.nodes[n].context.label;
-        tracing::warn!(node = %label, "plugin returned pass from route; request failed");
-        Outcome::server_error(&format!("plugin {label} failed"))
+    /// Node `n`'s direct reply `r` to operation `op`; a failure when the reply makes no sense
+    /// for the operation.
+    fn plugin_reply(&self, n: usize, r: &OwnedReply, op: u32, call: PluginCall) -> Outcome {
+        render_plugin_reply(r, op).unwrap_or_else(|problem| self.plan_failed(n, call, problem))
     }
 
-    fn too_many_calls(&self, n: usize) -> Outcome {
-        self.stats.plugin_faults.inc();
+    /// Fails a request node `n`'s plan from `call` cannot be carried out for: counted, and
+    /// logged when the plugin should not have made the plan.
+    fn plan_failed(&self, n: usize, call: PluginCall, problem: PlanProblem) -> Outcome {
         let label = &self.shared.nodes[n].context.label;
-        tracing::warn!(node = %label, "plugin chained more than {MAX_CALLS} calls; request failed");
-        Outcome::server_error(&format!("plugin {label} failed"))
+        match problem {
+            PlanProblem::MisplacedPass => {
+                tracing::warn!(node = %label, "plugin returned pass from route; request failed");
+            }
+            PlanProblem::TooManyCalls => {
+                tracing::warn!(node = %label, "plugin chained more than {MAX_CALLS} calls; request failed");
+            }
+            _ => {}
+        }
+        let error = RequestError::Plan {
+            node: label.clone(),
+            call,
+            problem,
+        };
+        error.answer(&self.stats)
     }
 
     /// Counts keys looked up by a retrieval.
@@ -467,7 +489,8 @@ impl LocalGeneration {
         stream_from: usize,
     ) -> Pending {
         let Some(d) = self.destinations.get(dest) else {
-            return Pending::Ready(Outcome::server_error("no such destination"));
+            let error = RequestError::Internal("no such destination");
+            return Pending::Ready(error.answer(&self.stats));
         };
         match d.send(wire.clone(), kind, timeout, stream_from) {
             Ok(rx) => Pending::Backend {
@@ -475,26 +498,28 @@ impl LocalGeneration {
                 dest: d.clone(),
             },
             // Down or over its limit: answered now, nothing sent.
-            Err(e) => Pending::Ready(Outcome::backend_failed(d, &e)),
+            Err(cause) => {
+                Pending::Ready(RequestError::backend(d.address(), cause).answer(&self.stats))
+            }
         }
     }
 }
 
-/// Waits for every part of a fan-out (all were sent already) and answers with the worst reply.
-pub fn worst_of(parts: Vec<Pending>) -> Pending {
-    Pending::Combined(Box::pin(async move {
-        let mut worst: Option<Outcome> = None;
+/// Waits for every part of a fan-out (all were sent already) and answers with the worst reply
+/// (the first of the worst); `None` for no parts.
+pub fn worst_of(parts: Vec<Pending>) -> Option<Pending> {
+    let mut parts = parts.into_iter();
+    let first = parts.next()?;
+    Some(Pending::Combined(Box::pin(async move {
+        let mut worst = first.outcome().await;
         for part in parts {
             let o = part.outcome().await;
-            if worst
-                .as_ref()
-                .is_none_or(|w| o.status.severity() > w.status.severity())
-            {
-                worst = Some(o);
+            if o.status.severity() > worst.status.severity() {
+                worst = o;
             }
         }
-        worst.unwrap_or_else(|| Outcome::server_error("fan-out to no children"))
-    }))
+        worst
+    })))
 }
 
 /// Calls a node may chain through `on_reply` for one request (ABI.md); a guard against a plugin
@@ -585,7 +610,7 @@ impl Continuation {
                     .outcome()
                     .await
             }
-            Err(message) => Outcome::server_error(&message),
+            Err(error) => error.answer(&g.stats),
         }
     }
 }
@@ -629,8 +654,14 @@ fn backend_settled(
                 }
             }
         }
-        Ok(Err(e)) => Settled::Whole(Outcome::backend_failed(dest, &e)),
-        Err(_) => Settled::Whole(Outcome::server_error("backend request dropped")),
+        Ok(Err(cause)) => {
+            Settled::Whole(RequestError::backend(dest.address(), cause).answer(dest.stats()))
+        }
+        // Its reply slot dropped unanswered: a connection driver completes every job it takes,
+        // unless its task is dropped part way (the worker's runtime going away).
+        Err(_) => {
+            Settled::Whole(RequestError::Internal("backend request dropped").answer(dest.stats()))
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`worker`]: a worker's plugin instances and backend connections for a [`generation`].
 //! - [`plugin`]: the wasmtime sandbox and the plugin ABI (`sdk/ABI.md`).
 //! - [`backend`]: pipelined connections to memcached servers.
+//! - [`error`]: why a request failed ([`error::RequestError`]): its side, whether a retry is
+//!   safe, its one `SERVER_ERROR` reply, and the one place it is counted.
 //! - [`config`]: the TOML file, validated; [`generation`]: a config built into a route tree.
 //! - [`reload`]: hot swap (build, validate, one atomic publish, rollback); [`admin`]: the
 //!   admin listener.
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod config;
 mod deque;
 pub mod dispatch;
+pub mod error;
 pub mod executor;
 pub mod generation;
 pub mod plugin;

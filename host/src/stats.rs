@@ -47,12 +47,17 @@ pub struct WorkerStats {
     pub cmd_set: Counter,
     /// Deletes, arithmetic and touches.
     pub cmd_other: Counter,
-    /// Requests answered with an error because a backend failed or timed out.
+    /// Requests failed on a backend's side: down, unreachable, timed out, reset, or answering
+    /// with something that is not a reply (`error::Side::Backend`).
     pub backend_errors: Counter,
-    /// Plugin traps, timeouts and invalid plans.
+    /// Requests failed on a plugin's side: traps, timeouts, invalid plans, a plugin that cannot
+    /// be instantiated, plans that make no sense for the request (`error::Side::Plugin`).
     pub plugin_faults: Counter,
-    /// Malformed client requests.
+    /// Malformed client requests, and requests whose key a rewrite cannot fit
+    /// (`error::Side::Client`).
     pub client_errors: Counter,
+    /// Requests failed by the router itself: an invariant broke (`error::Side::Internal`).
+    pub internal_errors: Counter,
     /// Background requests sent (shadow copies, refills, asynchronous replication).
     pub background_sent: Counter,
     /// Background requests in flight now (a gauge, bounded by `server.max_background`).
@@ -160,6 +165,7 @@ impl RouterStats {
         stat("backend_errors", &self.sum(|w| &w.backend_errors));
         stat("plugin_faults", &self.sum(|w| &w.plugin_faults));
         stat("client_errors", &self.sum(|w| &w.client_errors));
+        stat("internal_errors", &self.sum(|w| &w.internal_errors));
         stat("background_sent", &self.sum(|w| &w.background_sent));
         stat(
             "background_outstanding",

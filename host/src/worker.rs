@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use bytes::BytesMut;
 
 use crate::backend::{Destination, DestinationSpec};
+use crate::error::{Fault, PluginCall, RequestError};
 use crate::generation::Generation;
 use crate::plugin::{Plan, PluginFault, PluginInstance, RouteInput};
 use crate::session::READ_CHUNK;
@@ -173,8 +174,8 @@ impl LocalGeneration {
     }
 
     /// Runs node `n`'s plugin on one request.
-    pub fn route(&self, n: usize, input: &RouteInput<'_>) -> Result<Plan, String> {
-        self.call_plugin(n, |instance| instance.route(input))
+    pub fn route(&self, n: usize, input: &RouteInput<'_>) -> Result<Plan, RequestError> {
+        self.call_plugin(n, PluginCall::Route, |instance| instance.route(input))
     }
 
     /// Runs node `n`'s `on_reply` for a `call` it planned.
@@ -184,59 +185,63 @@ impl LocalGeneration {
         cookie: u32,
         status: u32,
         input: &RouteInput<'_>,
-    ) -> Result<Plan, String> {
-        self.call_plugin(n, |instance| {
+    ) -> Result<Plan, RequestError> {
+        self.call_plugin(n, PluginCall::OnReply, |instance| {
             instance.on_reply(cookie, status, input.op, input.key)
         })
     }
 
     /// Calls into node `n`'s instance, creating it first if needed. A fault fails only this
-    /// request; a trapped or timed-out instance is dropped and replaced before the node's next
-    /// call.
+    /// request (the caller answers and counts it); a trapped or timed-out instance is dropped
+    /// and replaced before the node's next call. A fault of the call itself, not of creating the
+    /// instance, counts toward the generation's rollback.
     fn call_plugin(
         &self,
         n: usize,
+        which: PluginCall,
         call: impl FnOnce(&mut PluginInstance) -> Result<Plan, PluginFault>,
-    ) -> Result<Plan, String> {
+    ) -> Result<Plan, RequestError> {
         let node = &self.shared.nodes[n];
+        let failed = |fault| RequestError::Plugin {
+            node: node.context.label.clone(),
+            call: which,
+            fault,
+        };
         let mut slot = self.slots[n].borrow_mut();
-        if slot.instance.is_none() {
-            let health = self.health_view(n);
-            let seed = (self.worker as u64) << 32 | slot.created;
-            match PluginInstance::new(
-                &node.module,
-                node.context.clone(),
-                Some(health),
-                &self.shared.config.plugins,
-                seed,
-            ) {
-                Ok(instance) => {
-                    slot.instance = Some(instance);
-                    slot.created += 1;
-                }
-                Err(e) => {
-                    self.stats.plugin_faults.inc();
-                    tracing::error!(node = %node.context.label, error = %e, "cannot instantiate plugin");
-                    return Err(format!("plugin {} unavailable", node.context.label));
+        let slot = &mut *slot;
+        let instance = match slot.instance {
+            Some(ref mut instance) => instance,
+            None => {
+                let health = self.health_view(n);
+                let seed = (self.worker as u64) << 32 | slot.created;
+                let created = PluginInstance::new(
+                    &node.module,
+                    node.context.clone(),
+                    Some(health),
+                    &self.shared.config.plugins,
+                    seed,
+                );
+                match created {
+                    Ok(instance) => {
+                        slot.created += 1;
+                        slot.instance.insert(instance)
+                    }
+                    Err(e) => {
+                        tracing::error!(node = %node.context.label, error = %e, "cannot instantiate plugin");
+                        return Err(failed(Fault::Unavailable(e.to_string())));
+                    }
                 }
             }
-        }
-        let Some(instance) = slot.instance.as_mut() else {
-            return Err(format!("plugin {} unavailable", node.context.label));
         };
         match call(instance) {
             Ok(plan) => Ok(plan),
             Err(fault) => {
-                self.stats.plugin_faults.inc();
                 self.shared.faults.inc();
                 tracing::warn!(node = %node.context.label, plugin = %node.module.name(), error = %fault, "plugin fault; request failed");
                 if fault.poisons() {
                     slot.instance = None;
                 }
-                Err(match fault {
-                    PluginFault::Timeout => format!("plugin {} timed out", node.context.label),
-                    _ => format!("plugin {} failed", node.context.label),
-                })
+                Err(failed(fault.into()))
             }
         }
     }

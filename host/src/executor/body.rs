@@ -5,7 +5,8 @@ use bytes::BytesMut;
 use tokio::io::AsyncWrite;
 
 use super::Outcome;
-use crate::backend::Body;
+use crate::backend::{BackendError, Body};
+use crate::error::RequestError;
 use crate::wire::WriteQueue;
 
 /// Bytes gathered before a write is issued while a value streams through.
@@ -37,7 +38,8 @@ pub(crate) async fn pass<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// The whole reply: `head` and every chunk of `body`; a server error if it broke off.
+/// The whole reply: `head` and every chunk of `body`; a server error, counted against the
+/// server's worker, if it broke off.
 pub(super) async fn gather(head: Outcome, mut body: Body) -> Outcome {
     let mut frame = BytesMut::with_capacity(head.frame.len() + body.len);
     frame.extend_from_slice(&head.frame);
@@ -48,12 +50,22 @@ pub(super) async fn gather(head: Outcome, mut body: Body) -> Outcome {
                 left = left.saturating_sub(chunk.len());
                 frame.extend_from_slice(&chunk);
             }
-            Some(Err(e)) => return Outcome::server_error(&format!("backend {e}")),
-            None => return Outcome::server_error("backend value stream ended early"),
+            Some(Err(e)) => return broken(&body, Some(e)),
+            None => return broken(&body, None),
         }
     }
     Outcome {
         frame: frame.freeze(),
         status: head.status,
+    }
+}
+
+/// The reply to a value that broke off part way, for `cause`.
+fn broken(body: &Body, cause: Option<BackendError>) -> Outcome {
+    let error = RequestError::StreamBroken { cause };
+    match &body.holder {
+        Some(dest) => error.answer(dest.stats()),
+        // Never so: the reply that brought the body set its holder (`backend_settled`).
+        None => error.reply(),
     }
 }

@@ -10,29 +10,32 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{Outcome, Pending, render::render_plugin_reply, worst_of};
+use crate::error::PlanProblem;
 use crate::plugin::{OwnedReply, Wait};
 
 type Part = Pin<Box<dyn Future<Output = Outcome>>>;
 
-/// The client's reply to a fan-out of `parts` under `wait`, for operation `op`.
-pub(super) fn combine(parts: Vec<Pending>, wait: Wait, op: u32) -> Pending {
+/// The client's reply to a fan-out of `parts` under `wait`, for operation `op`; why there can
+/// be none (no parts to wait for, an operation with no default reply).
+pub(super) fn combine(parts: Vec<Pending>, wait: Wait, op: u32) -> Result<Pending, PlanProblem> {
     match wait {
-        Wait::All => worst_of(parts),
+        Wait::All => worst_of(parts).ok_or(PlanProblem::NoChildren),
         Wait::None => {
             drop(parts);
-            Pending::Ready(render_plugin_reply(&OwnedReply::Miss, op))
+            render_plugin_reply(&OwnedReply::Miss, op).map(Pending::Ready)
         }
+        _ if parts.is_empty() => Err(PlanProblem::NoChildren),
         _ => {
             let parts: Vec<Option<Part>> = parts
                 .into_iter()
                 .map(|p| Some(Box::pin(p.outcome()) as Part))
                 .collect();
-            Pending::Combined(Box::pin(Race {
+            Ok(Pending::Combined(Box::pin(Race {
                 total: parts.len(),
                 parts,
                 wait,
                 done: Vec::new(),
-            }))
+            })))
         }
     }
 }
@@ -78,18 +81,20 @@ impl Race {
                     })
                     .max()
                     .unwrap_or(0);
-                (all_in || best + pending < need).then(|| self.worst())
+                (all_in || best + pending < need)
+                    .then(|| self.worst())
+                    .flatten()
             }
-            _ => all_in.then(|| self.worst()),
+            _ => all_in.then(|| self.worst()).flatten(),
         }
     }
 
-    fn worst(&self) -> Outcome {
+    /// The worst reply in (the last of the worst); `None` before any is.
+    fn worst(&self) -> Option<Outcome> {
         self.done
             .iter()
             .max_by_key(|o| o.status.severity())
             .cloned()
-            .unwrap_or_else(|| Outcome::server_error("fan-out to no children"))
     }
 }
 
@@ -132,8 +137,8 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        rt.block_on(combine(parts, wait, switchyard_sdk::abi::op::SET).outcome())
-            .frame
+        let reply = combine(parts, wait, switchyard_sdk::abi::op::SET).expect("a reply");
+        rt.block_on(reply.outcome()).frame
     }
 
     #[test]

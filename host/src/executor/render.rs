@@ -6,16 +6,21 @@ use switchyard_protocol::ReplyStatus;
 use switchyard_sdk::abi::{op, reply};
 
 use super::Outcome;
+use crate::error::PlanProblem;
 use crate::plugin::OwnedReply;
 
-/// The reply for `r` to operation `op`, or a `SERVER_ERROR` naming the mismatch when the code
-/// makes no sense for the operation.
-pub(super) fn render_plugin_reply(r: &OwnedReply, op: u32) -> Outcome {
+/// The reply for `r` to operation `op`; the mismatch when the code makes no sense for the
+/// operation. A plugin's `SERVER_ERROR` or `CLIENT_ERROR` with its message is a reply it chose,
+/// not a failure of the request.
+pub(super) fn render_plugin_reply(r: &OwnedReply, op: u32) -> Result<Outcome, PlanProblem> {
     let r = r.as_reply();
     let message = r.message().unwrap_or_default();
     let rendered = match r.code() {
         reply::ERROR => Some(Outcome::fixed(b"ERROR\r\n", ReplyStatus::Error)),
-        reply::SERVER_ERROR => Some(Outcome::server_error(message)),
+        reply::SERVER_ERROR => Some(Outcome {
+            frame: Bytes::from(format!("SERVER_ERROR {message}\r\n")),
+            status: ReplyStatus::ServerError,
+        }),
         reply::CLIENT_ERROR => Some(Outcome {
             frame: Bytes::from(format!("CLIENT_ERROR {message}\r\n")),
             status: ReplyStatus::ClientError,
@@ -23,12 +28,7 @@ pub(super) fn render_plugin_reply(r: &OwnedReply, op: u32) -> Outcome {
         code if op >= op::META_GET => meta(code, op),
         code => classic(code, op),
     };
-    rendered.unwrap_or_else(|| {
-        Outcome::server_error(&format!(
-            "plugin reply {} is not valid for operation {op}",
-            r.code()
-        ))
-    })
+    rendered.ok_or(PlanProblem::ReplyNotValid { code: r.code(), op })
 }
 
 fn fixed(frame: &'static [u8], status: ReplyStatus) -> Option<Outcome> {
@@ -81,7 +81,17 @@ mod tests {
 
     fn frame(code: u32, op: u32) -> Bytes {
         let reply = switchyard_sdk::Reply::from_code(code, "why").expect("known code");
-        render_plugin_reply(&reply.into(), op).frame
+        match render_plugin_reply(&reply.into(), op) {
+            Ok(outcome) => outcome.frame,
+            Err(problem) => {
+                let error = crate::error::RequestError::Plan {
+                    node: "n".into(),
+                    call: crate::error::PluginCall::Route,
+                    problem,
+                };
+                error.reply().frame
+            }
+        }
     }
 
     #[test]

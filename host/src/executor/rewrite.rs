@@ -15,6 +15,7 @@ use switchyard_protocol::{Command, ReplyKind, ReplyStatus, encode_key, values};
 use switchyard_sdk::{Exptime, Store};
 
 use super::{Origin, Outcome, Req};
+use crate::error::PlanProblem;
 use crate::plugin::{OwnedBackground, OwnedRewrite, RouteInput};
 use crate::wire::Wire;
 
@@ -51,9 +52,9 @@ impl Rewritten {
     }
 }
 
-/// `req` rewritten by a `rewrite` entry; an error reply if the rewritten key is not one
-/// memcached would take.
-pub(super) fn rewrite(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Rewritten, Outcome> {
+/// `req` rewritten by a `rewrite` entry; why not if the rewritten key is not one memcached would
+/// take, or the request cannot be rewritten.
+pub(super) fn rewrite(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Rewritten, PlanProblem> {
     let key = new_key(req, rewrite)?;
     let command = req.origin.command();
     let exptime = if carries_exptime(command) {
@@ -208,19 +209,16 @@ impl KeyRestore {
     }
 }
 
-/// The rewritten key; an error reply when it is not a key memcached takes.
-fn new_key(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Vec<u8>, Outcome> {
+/// The rewritten key; why not when it is not a key memcached takes.
+fn new_key(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Vec<u8>, PlanProblem> {
     if !rewrite.changes_key() {
         return Ok(req.input.key.to_vec());
     }
     let key = rewrite
         .key(req.input.key)
-        .ok_or_else(|| Outcome::server_error("key rewrite strips more bytes than the key has"))?;
+        .ok_or(PlanProblem::StripsPastKey)?;
     if key.is_empty() || key.len() > DEFAULT_MAX_KEY_LEN {
-        return Err(Outcome::server_error(&format!(
-            "rewritten key is {} bytes; memcached keys are 1 to {DEFAULT_MAX_KEY_LEN}",
-            key.len()
-        )));
+        return Err(PlanProblem::KeyLength(key.len()));
     }
     Ok(key)
 }
@@ -276,7 +274,7 @@ fn compose_request(
     command: Command,
     key: &[u8],
     exptime: i64,
-) -> Result<Wire, Outcome> {
+) -> Result<Wire, PlanProblem> {
     let (cas, delta) = match req.origin {
         Origin::Client { request, .. } => (request.cas, request.delta),
         Origin::Built(_) => (0, 1),
@@ -306,12 +304,7 @@ fn compose_request(
         | Command::MetaDelete
         | Command::MetaArithmetic
         | Command::MetaDebug => compose_meta(req, command, key, exptime, &mut line)?,
-        other => {
-            return Err(Outcome::server_error(&format!(
-                "{} cannot be rewritten",
-                other.name()
-            )));
-        }
+        other => return Err(PlanProblem::NotRewritable(other.name())),
     }
     let mut wire = Wire::one(Bytes::from(line));
     if command.has_data_block()
@@ -331,9 +324,9 @@ fn compose_meta(
     key: &[u8],
     exptime: i64,
     line: &mut Vec<u8>,
-) -> Result<(), Outcome> {
+) -> Result<(), PlanProblem> {
     let Origin::Client { request, frame } = req.origin else {
-        return Err(Outcome::server_error("meta request without a client line"));
+        return Err(PlanProblem::BuiltMeta);
     };
     let mut encoded = Vec::new();
     let key = if request.base64 {

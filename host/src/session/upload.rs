@@ -20,6 +20,7 @@ use tokio::net::tcp::ReadHalf;
 
 use crate::backend::BackendError;
 use crate::dispatch::StreamTarget;
+use crate::error::RequestError;
 use crate::executor::Outcome;
 use crate::wire::{Wire, WriteQueue};
 
@@ -58,8 +59,11 @@ pub(super) async fn upload(
 ) -> Uploaded {
     let generation = &target.generation;
     let Some(dest) = generation.destinations.get(target.dest) else {
-        return refused(Outcome::server_error("no such destination"), block);
+        let error = RequestError::Internal("no such destination");
+        return refused(error.answer(&generation.stats), block);
     };
+    // The server did not take the store, for `cause`.
+    let failed = |cause| RequestError::backend(dest.address(), cause).answer(dest.stats());
     // Any command memcached answers in order would do; `version` is the one every server has.
     let barrier = generation
         .send(
@@ -74,13 +78,13 @@ pub(super) async fn upload(
         ReplyStatus::Version => {}
         ReplyStatus::ServerError => return refused(barrier, block),
         _ => {
-            let e = BackendError::Protocol("unexpected reply to version");
-            return refused(Outcome::backend_failed(dest, &e), block);
+            let cause = BackendError::Protocol("unexpected reply to version");
+            return refused(failed(cause), block);
         }
     }
     let mut conn = match dest.dedicated().await {
         Ok(conn) => conn,
-        Err(e) => return refused(Outcome::backend_failed(dest, &e), block),
+        Err(cause) => return refused(failed(cause), block),
     };
     let mut out = WriteQueue::default();
     out.push_wire(line);
@@ -95,12 +99,10 @@ pub(super) async fn upload(
         match tokio::time::timeout(timeout, out.flush_to(&mut conn)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                let e = BackendError::Io(e.kind().to_string());
-                return refused(Outcome::backend_failed(dest, &e), left);
+                let cause = BackendError::Io(e.kind().to_string());
+                return refused(failed(cause), left);
             }
-            Err(_) => {
-                return refused(Outcome::backend_failed(dest, &BackendError::Timeout), left);
-            }
+            Err(_) => return refused(failed(BackendError::Timeout), left),
         }
         if left == 0 {
             break;
@@ -118,7 +120,7 @@ pub(super) async fn upload(
             dest.give_back(conn);
             outcome
         }
-        Err(e) => Outcome::backend_failed(dest, &e),
+        Err(cause) => failed(cause),
     })
 }
 
