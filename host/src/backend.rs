@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use exchange::read_reply;
 pub use health::{Health, HealthPolicy};
 pub use slots::{Canceled, ReplyReceiver};
 

@@ -166,7 +166,7 @@ impl Settled {
     pub fn queue_into(self, out: &mut WriteQueue) -> Option<Box<Body>> {
         match self {
             Settled::Whole(outcome) => out.push(outcome.frame),
-            Settled::Chunks(chunks) => chunks.into_iter().for_each(|c| out.push(c)),
+            Settled::Chunks(chunks) => out.push_all(chunks),
             Settled::Streaming(head, body) => {
                 out.push(head.frame);
                 return Some(body);

@@ -103,7 +103,10 @@ pub struct WriteQueue {
 enum Piece {
     One(Bytes),
     /// Never empty, and no chunk in it is empty; `next` is the first not yet written.
-    Many { chunks: Vec<Bytes>, next: usize },
+    Many {
+        chunks: Vec<Bytes>,
+        next: usize,
+    },
 }
 
 impl Piece {

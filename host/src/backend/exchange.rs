@@ -16,7 +16,7 @@ const REPLY_BUF: usize = 256;
 
 /// Reads the one reply to what was just sent on `conn`, by `deadline`. Anything after the
 /// reply is an answer to nothing: a protocol error.
-pub(super) async fn read_reply(
+pub(crate) async fn read_reply(
     conn: &TcpStream,
     kind: ReplyKind,
     deadline: tokio::time::Instant,

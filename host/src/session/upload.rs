@@ -13,12 +13,11 @@
 //! before the value is stored, and its later ones are sent after.
 
 use bytes::{Bytes, BytesMut};
-use switchyard_protocol::{ReplyKind, ReplyParsed, ReplyStatus, parse_reply};
+use switchyard_protocol::{ReplyKind, ReplyStatus};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::net::tcp::ReadHalf;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, read_reply};
 use crate::dispatch::StreamTarget;
 use crate::error::RequestError;
 use crate::executor::Outcome;
@@ -26,8 +25,6 @@ use crate::wire::{Wire, WriteQueue};
 
 /// Free space of the client's read buffer while a value streams through it.
 const STREAM_CHUNK: usize = 256 * 1024;
-/// Initial room for the server's reply to a store.
-const REPLY_BUF: usize = 256;
 
 /// How a streamed store ended.
 #[derive(Debug)]
@@ -115,10 +112,11 @@ pub(super) async fn upload(
             Ok(_) => {}
         }
     }
-    Uploaded::Reply(match read_reply(&mut conn, kind, timeout).await {
-        Ok(outcome) => {
+    let deadline = tokio::time::Instant::now() + timeout;
+    Uploaded::Reply(match read_reply(&conn, kind, deadline).await {
+        Ok((frame, status)) => {
             dest.give_back(conn);
-            outcome
+            Outcome { frame, status }
         }
         Err(cause) => failed(cause),
     })
@@ -130,37 +128,5 @@ fn refused(outcome: Outcome, left: usize) -> Uploaded {
     Uploaded::Refused {
         outcome,
         unread: left,
-    }
-}
-
-/// Reads the server's one reply to the store; anything after it is an error, as the server
-/// was sent nothing else.
-async fn read_reply(
-    conn: &mut TcpStream,
-    kind: ReplyKind,
-    timeout: std::time::Duration,
-) -> Result<Outcome, BackendError> {
-    let mut reply = BytesMut::with_capacity(REPLY_BUF);
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match parse_reply(&reply, kind) {
-            ReplyParsed::Reply { consumed, .. } if consumed != reply.len() => {
-                return Err(BackendError::Protocol("reply to no request"));
-            }
-            ReplyParsed::Reply { consumed, status } => {
-                return Ok(Outcome {
-                    frame: reply.split_to(consumed).freeze(),
-                    status,
-                });
-            }
-            ReplyParsed::Malformed => return Err(BackendError::Protocol("malformed reply")),
-            ReplyParsed::Incomplete => {}
-        }
-        match tokio::time::timeout_at(deadline, conn.read_buf(&mut reply)).await {
-            Err(_) => return Err(BackendError::Timeout),
-            Ok(Ok(0)) => return Err(BackendError::Closed),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(BackendError::Io(e.kind().to_string())),
-        }
     }
 }
