@@ -10,8 +10,10 @@ use switchyard_protocol::{Command, DECODED_KEY_BUF, ReplyKind, ReplyStatus, Requ
 use switchyard_sdk::abi::op;
 
 use crate::error::RequestError;
-use crate::executor::{Origin, Outcome, Pending, Req, Resolved, merge_retrieval, worst_of};
+use crate::execute::{Origin, Req, worst_of};
 use crate::plugin::RouteInput;
+use crate::reply::{Outcome, Pending, merge_retrieval};
+use crate::route::Resolved;
 use crate::wire::Wire;
 use crate::worker::{LocalGeneration, Worker};
 

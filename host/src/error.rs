@@ -8,7 +8,7 @@
 //! [`WorkerStats`], rendered by [`RequestError::reply`].
 //!
 //! Not errors here: a plugin's own reply (`reply(server_error, ...)` is an answer it chose,
-//! rendered by `executor/render.rs`), a backend's own `SERVER_ERROR` (passed on as it came), and
+//! rendered by `reply/render.rs`), a backend's own `SERVER_ERROR` (passed on as it came), and
 //! a malformed client request (answered by `session` with the protocol crate's fixed replies and
 //! counted there as [`Side::Client`]).
 
@@ -20,8 +20,8 @@ use switchyard_protocol::ReplyStatus;
 use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN;
 
 use crate::backend::BackendError;
-use crate::executor::Outcome;
 use crate::plugin::PluginFault;
+use crate::reply::Outcome;
 use crate::stats::{Counter, WorkerStats};
 
 /// Who is at fault when a request fails.
@@ -244,9 +244,19 @@ impl RequestError {
         self.side().counter(stats).inc();
     }
 
-    /// What the request path does with a failure: counts it and answers its reply.
+    /// What the request path does with a failure: counts it, records it for whoever traces
+    /// at debug level (`SWITCHYARD_LOG=switchyard=debug`: which side, whether a retry is safe,
+    /// the server or node), and answers its reply.
     pub fn answer(&self, stats: &WorkerStats) -> Outcome {
         self.count(stats);
+        tracing::debug!(
+            side = ?self.side(),
+            retry_safe = self.retry_safe(),
+            backend = ?self.address(),
+            node = self.node(),
+            error = %self,
+            "request failed"
+        );
         self.reply()
     }
 }

@@ -1,40 +1,46 @@
 //! Switchyard: a memcached-protocol router whose routing policies are WebAssembly plugins.
 //!
-//! A request's path through this crate (see `ARCHITECTURE.md` for the long version):
+//! A request's path through this crate, one module a step (`ARCHITECTURE.md` walks it):
 //!
-//! - [`server`]: binds listeners, runs one single-threaded runtime per worker thread.
-//! - [`session`]: one client connection; reads, parses (`switchyard-protocol`, sans-IO) and
-//!   answers in request order.
-//! - [`dispatch`]: per command: answer locally, route by key, or split a multi-key get.
-//! - [`executor`]: walks the route tree through plugin calls and sends to backends.
-//! - [`worker`]: a worker's plugin instances and backend connections for a [`generation`].
-//! - [`plugin`]: the wasmtime sandbox and the plugin ABI (`sdk/ABI.md`).
-//! - [`backend`]: pipelined connections to memcached servers.
-//! - [`error`]: why a request failed ([`error::RequestError`]): its side, whether a retry is
-//!   safe, its one `SERVER_ERROR` reply, and the one place it is counted.
-//! - [`config`]: the TOML file, validated; [`generation`]: a config built into a route tree.
-//! - [`reload`]: hot swap (build, validate, one atomic publish, rollback); [`admin`]: the
-//!   admin listener.
-//! - [`wire`]: zero-copy vectored writes; [`stats`]: counters.
-//! - [`cli`]: the command line of the `switchyard` binary.
+//! 1. `connection`: one client connection; its input framed (`switchyard_protocol::Framer`,
+//!    sans-IO), each request dispatched, replies written in request order.
+//! 2. `dispatch`: per command: answer locally, route by key, or split a multi-key get.
+//! 3. `route`: one key through the route tree's plugins to a server, a reply or a plan; no
+//!    I/O.
+//! 4. `execute`: carries a resolved route out: sends, fan-outs, call continuations, rewrites,
+//!    background sends.
+//! 5. `reply`: what the client gets: pending replies, the in-order queue, merged multi-gets.
+//! 6. `backend`: one pipelined connection per server and worker (the reply reader), health.
+//!
+//! Around it: [`server`] (listeners, one single-threaded runtime per worker thread), `worker`
+//! (a worker's plugin instances and backend handles for a generation), [`plugin`] (the
+//! wasmtime sandbox and the ABI, `sdk/ABI.md`), `error` (why a request failed: its side,
+//! whether a retry is safe, its one reply, where it is counted), [`config`] and `generation`
+//! (the TOML file, validated, built into a route tree), [`reload`] (hot swap), `admin`, `wire`
+//! (vectored writes), [`stats`], [`cli`].
+//!
+//! The public surface is what the binary, the benchmarks and the tests need: [`Router`],
+//! [`Config`], [`cli`], and the plugin runtime for its microbenchmarks.
 
-pub mod admin;
-pub mod backend;
+mod admin;
+mod backend;
 pub mod cli;
 pub mod config;
+mod connection;
 mod deque;
-pub mod dispatch;
-pub mod error;
-pub mod executor;
-pub mod generation;
+mod dispatch;
+mod error;
+mod execute;
+mod generation;
 pub mod plugin;
 pub mod reload;
+mod reply;
+mod route;
 pub mod server;
-pub mod session;
 mod signal;
 pub mod stats;
-pub mod wire;
-pub mod worker;
+mod wire;
+mod worker;
 
 pub use config::{Config, ConfigError};
 pub use reload::ReloadError;

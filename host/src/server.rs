@@ -251,7 +251,7 @@ async fn accept(listener: TcpListener, worker: Rc<Worker>, local: SocketAddr) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::task::spawn_local(crate::session::run(stream, worker.clone(), local));
+                tokio::task::spawn_local(crate::connection::run(stream, worker.clone(), local));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

@@ -14,10 +14,9 @@ use arc_swap::ArcSwap;
 use bytes::BytesMut;
 
 use crate::backend::{Destination, DestinationSpec};
-use crate::error::{Fault, PluginCall, RequestError};
+use crate::connection::READ_CHUNK;
 use crate::generation::Generation;
-use crate::plugin::{Plan, PluginFault, PluginInstance, RouteInput};
-use crate::session::READ_CHUNK;
+use crate::plugin::PluginInstance;
 use crate::stats::{RouterStats, WorkerStats};
 
 /// Read buffers a worker keeps for its quiet connections: 1 MiB at most, more than the clients
@@ -137,19 +136,20 @@ impl Worker {
 pub struct LocalGeneration {
     /// The shared, immutable generation.
     pub shared: Arc<Generation>,
-    /// One plugin slot per node (instantiated on first use).
-    slots: Vec<RefCell<Slot>>,
+    /// One plugin slot per node (instantiated on first use, by `route`).
+    pub(crate) slots: Vec<RefCell<Slot>>,
     /// One connection driver per destination.
     pub destinations: Vec<Rc<Destination>>,
     pub(crate) stats: Arc<WorkerStats>,
-    worker: usize,
+    pub(crate) worker: usize,
 }
 
+/// A node's plugin instance on this worker.
 #[derive(Debug, Default)]
-struct Slot {
-    instance: Option<PluginInstance>,
+pub(crate) struct Slot {
+    pub(crate) instance: Option<PluginInstance>,
     /// Instances created so far: the first, then one per replacement after a fault.
-    created: u64,
+    pub(crate) created: u64,
 }
 
 impl LocalGeneration {
@@ -171,98 +171,5 @@ impl LocalGeneration {
             stats,
             worker,
         }
-    }
-
-    /// Runs node `n`'s plugin on one request.
-    pub fn route(&self, n: usize, input: &RouteInput<'_>) -> Result<Plan, RequestError> {
-        self.call_plugin(n, PluginCall::Route, |instance| instance.route(input))
-    }
-
-    /// Runs node `n`'s `on_reply` for a `call` it planned.
-    pub fn on_reply(
-        &self,
-        n: usize,
-        cookie: u32,
-        status: u32,
-        input: &RouteInput<'_>,
-    ) -> Result<Plan, RequestError> {
-        self.call_plugin(n, PluginCall::OnReply, |instance| {
-            instance.on_reply(cookie, status, input.op, input.key)
-        })
-    }
-
-    /// Calls into node `n`'s instance, creating it first if needed. A fault fails only this
-    /// request (the caller answers and counts it); a trapped or timed-out instance is dropped
-    /// and replaced before the node's next call. A fault of the call itself, not of creating the
-    /// instance, counts toward the generation's rollback.
-    fn call_plugin(
-        &self,
-        n: usize,
-        which: PluginCall,
-        call: impl FnOnce(&mut PluginInstance) -> Result<Plan, PluginFault>,
-    ) -> Result<Plan, RequestError> {
-        let node = &self.shared.nodes[n];
-        let failed = |fault| RequestError::Plugin {
-            node: node.context.label.clone(),
-            call: which,
-            fault,
-        };
-        let mut slot = self.slots[n].borrow_mut();
-        let slot = &mut *slot;
-        let instance = match slot.instance {
-            Some(ref mut instance) => instance,
-            None => {
-                let health = self.health_view(n);
-                let seed = (self.worker as u64) << 32 | slot.created;
-                let created = PluginInstance::new(
-                    &node.module,
-                    node.context.clone(),
-                    Some(health),
-                    &self.shared.config.plugins,
-                    seed,
-                );
-                match created {
-                    Ok(instance) => {
-                        slot.created += 1;
-                        slot.instance.insert(instance)
-                    }
-                    Err(e) => {
-                        tracing::error!(node = %node.context.label, error = %e, "cannot instantiate plugin");
-                        return Err(failed(Fault::Unavailable(e.to_string())));
-                    }
-                }
-            }
-        };
-        match call(instance) {
-            Ok(plan) => Ok(plan),
-            Err(fault) => {
-                self.shared.faults.inc();
-                tracing::warn!(node = %node.context.label, plugin = %node.module.name(), error = %fault, "plugin fault; request failed");
-                if fault.poisons() {
-                    slot.instance = None;
-                }
-                Err(failed(fault.into()))
-            }
-        }
-    }
-
-    /// What `child_healthy` answers for node `n`'s children on this worker.
-    fn health_view(&self, n: usize) -> crate::plugin::HealthView {
-        let targets = self.shared.nodes[n].children.clone();
-        let dests: Vec<Option<Rc<Destination>>> = targets
-            .iter()
-            .map(|t| match t {
-                crate::generation::Target::Server { dest, .. } => {
-                    self.destinations.get(*dest).cloned()
-                }
-                crate::generation::Target::Node(_) => None,
-            })
-            .collect();
-        Rc::new(move |child: usize| {
-            dests
-                .get(child)
-                .and_then(|d| d.as_ref())
-                .is_none_or(|d| d.is_up())
-        })
     }
 }

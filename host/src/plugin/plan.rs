@@ -1,6 +1,6 @@
 //! The host's reading of a plugin's answer (`sdk/ABI.md`, "Plans"): the SDK's decoder, so the
 //! host accepts exactly what a plugin's native tests were checked against. Everything a plugin
-//! returns is checked there; the executor only ever sees valid plans.
+//! returns is checked there; `route` and `execute` only ever see valid plans.
 
 use switchyard_sdk::abi;
 pub use switchyard_sdk::decision::{Decision as Plan, OwnedBackground, OwnedReply, OwnedRewrite};

@@ -6,8 +6,8 @@ use std::cell::{Cell, RefCell};
 
 use std::task::{Context, Poll, Waker};
 
+use super::{Pending, Settled};
 use crate::deque::SmallDeque;
-use crate::executor::{Pending, Settled};
 use crate::signal::Signal;
 
 /// Requests a client may have outstanding before the router stops reading from it.

@@ -9,9 +9,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{Outcome, Pending, render::render_plugin_reply, worst_of};
+use super::worst_of;
 use crate::error::PlanProblem;
 use crate::plugin::{OwnedReply, Wait};
+use crate::reply::{Outcome, Pending, render_plugin_reply};
 
 type Part = Pin<Box<dyn Future<Output = Outcome>>>;
 

@@ -12,7 +12,7 @@ use crate::plugin::OwnedReply;
 /// The reply for `r` to operation `op`; the mismatch when the code makes no sense for the
 /// operation. A plugin's `SERVER_ERROR` or `CLIENT_ERROR` with its message is a reply it chose,
 /// not a failure of the request.
-pub(super) fn render_plugin_reply(r: &OwnedReply, op: u32) -> Result<Outcome, PlanProblem> {
+pub(crate) fn render_plugin_reply(r: &OwnedReply, op: u32) -> Result<Outcome, PlanProblem> {
     let r = r.as_reply();
     let message = r.message().unwrap_or_default();
     let rendered = match r.code() {

@@ -20,7 +20,7 @@ use tokio::net::tcp::ReadHalf;
 use crate::backend::{BackendError, read_reply};
 use crate::dispatch::StreamTarget;
 use crate::error::RequestError;
-use crate::executor::Outcome;
+use crate::reply::Outcome;
 use crate::wire::{Wire, WriteQueue};
 
 /// Free space of the client's read buffer while a value streams through it.

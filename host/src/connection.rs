@@ -10,9 +10,8 @@
 //!
 //! Long values (`server.stream_from_bytes` and up) are not held whole when their route ends at
 //! one server: a store's value goes to the server as it arrives (`upload.rs`), and a retrieved
-//! one is written to the client as it arrives from the server (`executor/body.rs`).
+//! one is written to the client as it arrives from the server (`reply/body.rs`).
 
-mod queue;
 mod upload;
 
 use std::net::SocketAddr;
@@ -24,10 +23,10 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
 use crate::dispatch::{Next, StreamRoute, answer, dispatch, forwarded_line, stream_route};
-use crate::executor::{Outcome, Pending};
+use crate::reply::queue::ReplyQueue;
+use crate::reply::{Outcome, Pending};
 use crate::wire::WriteQueue;
 use crate::worker::Worker;
-use queue::ReplyQueue;
 use upload::{Uploaded, upload};
 
 /// Initial and minimum free space of a client's read buffer.
@@ -368,8 +367,7 @@ fn write_replies<'a>(
                     // Boxed: a streamed value is rare, and its state inline would make every
                     // connection's task that much bigger. An error means the value broke off part
                     // way: the client must be disconnected.
-                    let passed =
-                        Box::pin(crate::executor::pass_body(*body, &mut out, &mut wr)).await;
+                    let passed = Box::pin(crate::reply::pass_body(*body, &mut out, &mut wr)).await;
                     if passed.is_err() {
                         return;
                     }
@@ -408,10 +406,10 @@ mod tests {
     #[test]
     fn a_connections_task_stays_small() {
         let size = future_size(run);
-        println!("session::run future: {size} bytes");
+        println!("connection::run future: {size} bytes");
         assert!(
             size <= 768,
-            "session::run's future grew to {size} bytes; box what is rare, poll what waits in place"
+            "connection::run's future grew to {size} bytes; box what is rare, poll what waits in place"
         );
     }
 }

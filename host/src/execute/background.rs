@@ -13,8 +13,9 @@ use std::rc::Rc;
 use switchyard_protocol::{ReplyStatus, values};
 use tokio::sync::watch;
 
-use super::{Outcome, Pending, Req, rewrite};
+use super::{Req, rewrite};
 use crate::plugin::OwnedBackground;
+use crate::reply::{Outcome, Pending};
 use crate::worker::LocalGeneration;
 
 impl LocalGeneration {

@@ -14,9 +14,10 @@ use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN;
 use switchyard_protocol::{Command, ReplyKind, ReplyStatus, encode_key, values};
 use switchyard_sdk::{Exptime, Store};
 
-use super::{Origin, Outcome, Req};
+use super::{Origin, Req};
 use crate::error::PlanProblem;
 use crate::plugin::{OwnedBackground, OwnedRewrite, RouteInput};
+use crate::reply::Outcome;
 use crate::wire::Wire;
 
 /// A request a plan made: its fields (what the child's plugins see) and its bytes.

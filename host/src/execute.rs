@@ -1,0 +1,367 @@
+//! Carrying out a resolved route (`route.rs`): a send to one server, or a plugin's plan — a
+//! fan-out (`fan_out.rs`), a `call` continued in `on_reply`, a rewrite (`rewrite.rs`),
+//! background sends (`background.rs`).
+//!
+//! A request becomes a [`Pending`]: already sent wherever it must go, waiting only for replies.
+//! Connections queue `Pending`s in request order (`reply/queue.rs`) and write each reply when
+//! it is in.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request};
+
+mod background;
+mod fan_out;
+mod rewrite;
+
+use crate::error::{PlanProblem, PluginCall, RequestError};
+use crate::generation::Target;
+use crate::plugin::{OwnedBackground, Plan, RouteInput, Wait};
+use crate::reply::{Outcome, Pending};
+use crate::route::Resolved;
+use crate::wire::Wire;
+use crate::worker::LocalGeneration;
+
+/// Where a request's bytes and fields come from, for rewriting it (`rewrite.rs`).
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A client's request; its ranges index `frame`.
+    Client {
+        /// The parsed request.
+        request: &'a Request,
+        /// The bytes it was parsed from.
+        frame: &'a Bytes,
+    },
+    /// A request the router built itself (a background store, the delete after a refused
+    /// value): this command, with its data block, if any, as the wire's last chunk.
+    Built(Command),
+}
+
+/// One request on its way through the route tree: what plugins see, what a backend is sent,
+/// the kind of reply to expect, and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Req<'a> {
+    /// What a plugin's `route` is given.
+    pub input: RouteInput<'a>,
+    /// The bytes a backend receives.
+    pub wire: &'a Wire,
+    /// How to read the backend's reply.
+    pub kind: ReplyKind,
+    /// Where the request came from.
+    pub origin: Origin<'a>,
+}
+
+impl Origin<'_> {
+    /// The command.
+    pub fn command(&self) -> Command {
+        match self {
+            Origin::Client { request, .. } => request.command,
+            Origin::Built(command) => *command,
+        }
+    }
+}
+
+impl LocalGeneration {
+    /// Routes one request from `target` and sends it.
+    pub fn execute(self: &Rc<Self>, target: Target, req: &Req<'_>) -> Pending {
+        let resolved = self.resolve(target, &req.input);
+        self.run(resolved, req)
+    }
+
+    /// Carries out a resolved route.
+    pub fn run(self: &Rc<Self>, resolved: Resolved, req: &Req<'_>) -> Pending {
+        match resolved {
+            Resolved::Server { dest, timeout } => self.send(dest, timeout, req.wire, req.kind),
+            Resolved::Reply(outcome) => Pending::Ready(outcome),
+            Resolved::Plan { node, plan } => self.carry_out(node, plan, req, None, 0),
+        }
+    }
+
+    /// Carries out node `node`'s `plan` for `req`. `at_hand` is the reply a continuation just
+    /// received (what `pass` passes and a background store may store); `calls` is how many
+    /// calls the request has made through this node so far.
+    fn carry_out(
+        self: &Rc<Self>,
+        node: usize,
+        plan: Plan,
+        req: &Req<'_>,
+        at_hand: Option<&Outcome>,
+        calls: usize,
+    ) -> Pending {
+        let children = &self.shared.nodes[node].children;
+        // A continuation's plan comes with the reply its `call` received: the request was sent.
+        let stage = if at_hand.is_some() {
+            PluginCall::OnReply
+        } else {
+            PluginCall::Route
+        };
+        match plan {
+            Plan::Forward(child) => self.execute(children[child as usize], req),
+            Plan::Reply(r) => Pending::Ready(self.plugin_reply(node, &r, req.input.op, stage)),
+            Plan::FanOut {
+                children: chosen,
+                wait: Wait::None,
+            } => {
+                // Nothing waits for these: they are background sends, bounded as such.
+                let copies: Vec<OwnedBackground> = chosen
+                    .iter()
+                    .map(|&child| OwnedBackground {
+                        child,
+                        store: None,
+                        compare: false,
+                        rewrite: Default::default(),
+                    })
+                    .collect();
+                let mut reply = match fan_out::combine(Vec::new(), Wait::None, req.input.op) {
+                    Ok(reply) => reply,
+                    Err(problem) => return Pending::Ready(self.plan_failed(node, stage, problem)),
+                };
+                self.background(node, &copies, req, at_hand, &mut reply);
+                reply
+            }
+            Plan::FanOut {
+                children: chosen,
+                wait,
+            } => {
+                let parts = chosen
+                    .iter()
+                    .map(|&c| self.execute(children[c as usize], req))
+                    .collect();
+                match fan_out::combine(parts, wait, req.input.op) {
+                    Ok(reply) => reply,
+                    Err(problem) => Pending::Ready(self.plan_failed(node, stage, problem)),
+                }
+            }
+            // Checked before sending: a refused call must not reach a backend.
+            Plan::Call { .. } if calls >= MAX_CALLS => {
+                Pending::Ready(self.plan_failed(node, stage, PlanProblem::TooManyCalls))
+            }
+            Plan::Call { child, cookie } => {
+                let first = self.execute(children[child as usize], req);
+                let call = Continuation {
+                    generation: self.clone(),
+                    node,
+                    request: OwnedReq::new(req),
+                    calls: calls + 1,
+                };
+                Pending::Combined(Box::pin(call.run(first, cookie)))
+            }
+            Plan::Pass => match at_hand {
+                Some(outcome) => Pending::Ready(outcome.clone()),
+                None => Pending::Ready(self.plan_failed(node, stage, PlanProblem::MisplacedPass)),
+            },
+            Plan::Extended {
+                primary,
+                rewrite,
+                background,
+            } => {
+                let rewritten = if rewrite.is_identity() {
+                    None
+                } else {
+                    match rewrite::rewrite(req, &rewrite) {
+                        Ok(rewritten) => Some(rewritten),
+                        Err(problem) => {
+                            return Pending::Ready(self.plan_failed(node, stage, problem));
+                        }
+                    }
+                };
+                let sent = rewritten.as_ref().map_or(*req, |r| r.req(req));
+                let mut reply = self.carry_out(node, *primary, &sent, at_hand, calls);
+                if let Some(rewritten) = &rewritten
+                    && rewrite.changes_key()
+                {
+                    let restore = rewrite::KeyRestore::new(req, rewritten);
+                    reply = reply.map(move |outcome| restore.apply(outcome));
+                }
+                self.background(node, &background, req, at_hand, &mut reply);
+                reply
+            }
+            // The decoder never returns anything else.
+            _ => Pending::Ready(
+                RequestError::Internal("plugin plan not supported").answer(&self.stats),
+            ),
+        }
+    }
+
+    /// Counts keys looked up by a retrieval.
+    pub fn stats_keys(&self, n: u64) {
+        self.stats.get_keys.add(n);
+    }
+
+    /// Routes a client's one-key request from `target` and sends it, letting a long value in
+    /// the reply stream through when the route ends at a single server. Only for a pending
+    /// reply that goes straight to the client's writer.
+    pub fn execute_for_client(self: &Rc<Self>, target: Target, req: &Req<'_>) -> Pending {
+        match self.resolve(target, &req.input) {
+            Resolved::Server { dest, timeout } => {
+                let stream_from = self.shared.config.server.stream_from_bytes;
+                self.send_streaming(dest, timeout, req.wire, req.kind, stream_from)
+            }
+            other => self.run(other, req),
+        }
+    }
+
+    /// Sends `wire` to destination `dest`.
+    pub fn send(&self, dest: usize, timeout: Duration, wire: &Wire, kind: ReplyKind) -> Pending {
+        self.send_streaming(dest, timeout, wire, kind, usize::MAX)
+    }
+
+    /// Sends `wire` to destination `dest`; a value reply of at least `stream_from` bytes may
+    /// come back as [`Pending::Streaming`].
+    fn send_streaming(
+        &self,
+        dest: usize,
+        timeout: Duration,
+        wire: &Wire,
+        kind: ReplyKind,
+        stream_from: usize,
+    ) -> Pending {
+        let Some(d) = self.destinations.get(dest) else {
+            let error = RequestError::Internal("no such destination");
+            return Pending::Ready(error.answer(&self.stats));
+        };
+        match d.send(wire.clone(), kind, timeout, stream_from) {
+            Ok(rx) => Pending::Backend {
+                rx,
+                dest: d.clone(),
+            },
+            // Down or over its limit: answered now, nothing sent.
+            Err(cause) => {
+                Pending::Ready(RequestError::backend(d.address(), cause).answer(&self.stats))
+            }
+        }
+    }
+}
+
+/// Waits for every part of a fan-out (all were sent already) and answers with the worst reply
+/// (the first of the worst); `None` for no parts.
+pub fn worst_of(parts: Vec<Pending>) -> Option<Pending> {
+    let mut parts = parts.into_iter();
+    let first = parts.next()?;
+    Some(Pending::Combined(Box::pin(async move {
+        let mut worst = first.outcome().await;
+        for part in parts {
+            let o = part.outcome().await;
+            if o.status.severity() > worst.status.severity() {
+                worst = o;
+            }
+        }
+        worst
+    })))
+}
+
+/// Calls a node may chain through `on_reply` for one request (ABI.md); a guard against a plugin
+/// that would bounce a request between children forever.
+pub(crate) const MAX_CALLS: usize = switchyard_sdk::abi::MAX_CALLS as usize;
+
+/// A request that outlives the client's buffer: a `call` continuation's. The key is copied (at
+/// most 250 bytes) and the request cloned (its ranges); only requests whose route plans a
+/// `call` pay for it.
+struct OwnedReq {
+    op: u32,
+    key: Bytes,
+    flags: u32,
+    exptime: i64,
+    value_len: u32,
+    listener: u32,
+    wire: Wire,
+    kind: ReplyKind,
+    origin: OwnedOrigin,
+}
+
+enum OwnedOrigin {
+    Client { request: Box<Request>, frame: Bytes },
+    Built(Command),
+}
+
+impl OwnedReq {
+    fn new(req: &Req<'_>) -> OwnedReq {
+        let input = &req.input;
+        OwnedReq {
+            op: input.op,
+            key: Bytes::copy_from_slice(input.key),
+            flags: input.flags,
+            exptime: input.exptime,
+            value_len: input.value_len,
+            listener: input.listener,
+            wire: req.wire.clone(),
+            kind: req.kind,
+            origin: match req.origin {
+                Origin::Client { request, frame } => OwnedOrigin::Client {
+                    request: Box::new(request.clone()),
+                    frame: frame.clone(),
+                },
+                Origin::Built(command) => OwnedOrigin::Built(command),
+            },
+        }
+    }
+
+    fn req(&self) -> Req<'_> {
+        Req {
+            input: RouteInput {
+                op: self.op,
+                key: &self.key,
+                flags: self.flags,
+                exptime: self.exptime,
+                value_len: self.value_len,
+                listener: self.listener,
+            },
+            wire: &self.wire,
+            kind: self.kind,
+            origin: match &self.origin {
+                OwnedOrigin::Client { request, frame } => Origin::Client { request, frame },
+                OwnedOrigin::Built(command) => Origin::Built(*command),
+            },
+        }
+    }
+}
+
+/// A `call` in progress: the request, pinned to the generation it started on.
+struct Continuation {
+    generation: Rc<LocalGeneration>,
+    node: usize,
+    /// The request as it reached the node (before any rewrite of the node's own).
+    request: OwnedReq,
+    /// Calls made through the node so far, this one included.
+    calls: usize,
+}
+
+impl Continuation {
+    async fn run(self, pending: Pending, cookie: u32) -> Outcome {
+        let g = &self.generation;
+        let req = self.request.req();
+        let outcome = pending.outcome().await;
+        match g.on_reply(self.node, cookie, status_code(outcome.status), &req.input) {
+            Ok(Plan::Pass) => outcome,
+            Ok(plan) => {
+                g.carry_out(self.node, plan, &req, Some(&outcome), self.calls)
+                    .outcome()
+                    .await
+            }
+            Err(error) => error.answer(&g.stats),
+        }
+    }
+}
+
+/// The ABI's reply status code (`switchyard_sdk::abi::status`) for a reply.
+fn status_code(status: ReplyStatus) -> u32 {
+    use switchyard_sdk::abi::status;
+    match status {
+        ReplyStatus::Hit => status::HIT,
+        ReplyStatus::Miss => status::MISS,
+        ReplyStatus::Stored => status::STORED,
+        ReplyStatus::NotStored => status::NOT_STORED,
+        ReplyStatus::Exists => status::EXISTS,
+        ReplyStatus::NotFound => status::NOT_FOUND,
+        ReplyStatus::Deleted => status::DELETED,
+        ReplyStatus::Touched => status::TOUCHED,
+        ReplyStatus::Number => status::NUMBER,
+        ReplyStatus::Ok => status::OK,
+        ReplyStatus::Version => status::VERSION,
+        ReplyStatus::Error => status::ERROR,
+        ReplyStatus::ClientError => status::CLIENT_ERROR,
+        ReplyStatus::ServerError => status::SERVER_ERROR,
+    }
+}
