@@ -9,7 +9,6 @@ use bytes::{Bytes, BytesMut};
 use switchyard_protocol::{Command, DECODED_KEY_BUF, ReplyKind, ReplyStatus, Request, replies};
 use switchyard_sdk::abi::op;
 
-use crate::error::RequestError;
 use crate::execute::{Origin, Req, worst_of};
 use crate::plugin::RouteInput;
 use crate::reply::{Outcome, Pending, merge_retrieval};
@@ -137,15 +136,12 @@ fn op_code(c: Command) -> u32 {
     }
 }
 
-fn route_input<'a>(
-    request: &Request,
-    frame: &'a [u8],
-    key: &Range<usize>,
-    listener: u32,
-) -> RouteInput<'a> {
+/// What a plugin is given to route `key` of `request`: built here, once per key, for every
+/// route a client's request takes.
+fn route_input<'a>(request: &Request, key: &'a [u8], listener: u32) -> RouteInput<'a> {
     RouteInput {
         op: op_code(request.command),
-        key: &frame[key.clone()],
+        key,
         flags: request.flags,
         exptime: request.exptime,
         value_len: request.value.len() as u32,
@@ -175,14 +171,7 @@ fn keyed_input<'a>(
     decoded: &'a mut [u8; DECODED_KEY_BUF],
     listener: u32,
 ) -> RouteInput<'a> {
-    RouteInput {
-        op: op_code(request.command),
-        key: request.routing_key(buf, decoded),
-        flags: request.flags,
-        exptime: request.exptime,
-        value_len: request.value.len() as u32,
-        listener,
-    }
+    route_input(request, request.routing_key(buf, decoded), listener)
 }
 
 /// What becomes of a store whose long value is still arriving ([`stream_route`]).
@@ -325,7 +314,7 @@ fn retrieval(
     let Some(second) = keys.next() else {
         // One key: the client's bytes go through unchanged.
         generation.stats_keys(1);
-        let input = route_input(request, frame, &first, listener);
+        let input = route_input(request, &frame[first.clone()], listener);
         let wire = forwarded(request, frame);
         let req = Req {
             input,
@@ -337,47 +326,45 @@ fn retrieval(
     };
 
     // Several keys: resolve each, batch the ones that end at a single server.
-    struct Part {
-        dest: Option<(usize, std::time::Duration)>,
-        line: BytesMut,
-        pending: Option<Pending>,
-    }
     let verb = &frame[request.line.start..request.keys.start];
-    let mut parts: Vec<Part> = Vec::new();
-    let mut order: Vec<(Bytes, usize)> = Vec::new();
+    // Where each part goes: one server (its keys batched into one line), or one key's own
+    // route (a reply, a plan) already under way.
+    enum Part {
+        Server {
+            dest: usize,
+            timeout: std::time::Duration,
+            /// Bytes of the keys in its line, separators included.
+            keys_len: usize,
+        },
+        Own(Pending),
+    }
+    let mut parts: Vec<Part> = Vec::with_capacity(4);
+    let mut order: Vec<(Range<usize>, usize)> = Vec::with_capacity(request.keys(frame).count());
     for key in [first, second].into_iter().chain(keys) {
-        let input = route_input(request, frame, &key, listener);
-        let key_bytes = frame.slice(key.clone());
+        let input = route_input(request, &frame[key.clone()], listener);
         match generation.resolve(root, &input) {
             Resolved::Server { dest, timeout } => {
-                let idx = match parts
-                    .iter()
-                    .position(|p| p.dest.is_some_and(|(d, _)| d == dest))
-                {
-                    Some(i) => i,
-                    None => {
-                        let mut line = BytesMut::with_capacity(verb.len() + 64);
-                        line.extend_from_slice(verb);
-                        parts.push(Part {
-                            dest: Some((dest, timeout)),
-                            line,
-                            pending: None,
-                        });
-                        parts.len() - 1
-                    }
-                };
-                let line = &mut parts[idx].line;
-                if line.len() > verb.len() {
-                    line.extend_from_slice(b" ");
+                let found = parts
+                    .iter_mut()
+                    .position(|p| matches!(p, Part::Server { dest: d, .. } if *d == dest));
+                let idx = found.unwrap_or_else(|| {
+                    parts.push(Part::Server {
+                        dest,
+                        timeout,
+                        keys_len: 0,
+                    });
+                    parts.len() - 1
+                });
+                if let Some(Part::Server { keys_len, .. }) = parts.get_mut(idx) {
+                    *keys_len += key.len() + 1;
                 }
-                line.extend_from_slice(&key_bytes);
-                order.push((key_bytes, idx));
+                order.push((key, idx));
             }
             other => {
-                // A reply or a fan-out for this key alone.
-                let mut line = BytesMut::with_capacity(verb.len() + key_bytes.len() + 2);
+                // A reply or a plan for this key alone.
+                let mut line = BytesMut::with_capacity(verb.len() + key.len() + 2);
                 line.extend_from_slice(verb);
-                line.extend_from_slice(&key_bytes);
+                line.extend_from_slice(&frame[key.clone()]);
                 line.extend_from_slice(b"\r\n");
                 let wire = Wire::one(line.freeze());
                 let req = Req {
@@ -386,25 +373,14 @@ fn retrieval(
                     kind: ReplyKind::Retrieval,
                     origin: Origin::Client { request, frame },
                 };
-                let pending = generation.run(other, &req);
-                parts.push(Part {
-                    dest: None,
-                    line: BytesMut::new(),
-                    pending: Some(pending),
-                });
-                order.push((key_bytes, parts.len() - 1));
+                parts.push(Part::Own(generation.run(other, &req)));
+                order.push((key, parts.len() - 1));
             }
         }
     }
     generation.stats_keys(order.len() as u64);
 
-    if let [
-        Part {
-            dest: Some((dest, timeout)),
-            ..
-        },
-    ] = &parts[..]
-    {
+    if let [Part::Server { dest, timeout, .. }] = &parts[..] {
         // Every key lives on one server: forward the client's bytes unchanged.
         return generation.send(
             *dest,
@@ -413,27 +389,38 @@ fn retrieval(
             ReplyKind::Retrieval,
         );
     }
+    // Every server's line, built in one buffer: `<verb><k1> <k2> ...\r\n`, keys in the
+    // client's order.
+    let lines_len: usize = parts
+        .iter()
+        .map(|p| match p {
+            Part::Server { keys_len, .. } => verb.len() + keys_len + 1,
+            Part::Own(_) => 0,
+        })
+        .sum();
+    let mut lines = BytesMut::with_capacity(lines_len);
     let sent: Vec<Pending> = parts
         .into_iter()
-        .map(|p| match (p.pending, p.dest) {
-            (Some(pending), _) => pending,
-            (None, Some((dest, timeout))) => {
-                let mut line = p.line;
-                line.extend_from_slice(b"\r\n");
-                generation.send(
-                    dest,
-                    timeout,
-                    &Wire::one(line.freeze()),
-                    ReplyKind::Retrieval,
-                )
-            }
-            (None, None) => {
-                let error = RequestError::Internal("internal: empty part");
-                Pending::Ready(error.answer(&generation.stats))
+        .enumerate()
+        .map(|(idx, p)| match p {
+            Part::Own(pending) => pending,
+            Part::Server { dest, timeout, .. } => {
+                lines.extend_from_slice(verb);
+                let mut sep = false;
+                for (key, _) in order.iter().filter(|(_, part)| *part == idx) {
+                    if sep {
+                        lines.extend_from_slice(b" ");
+                    }
+                    lines.extend_from_slice(&frame[key.clone()]);
+                    sep = true;
+                }
+                lines.extend_from_slice(b"\r\n");
+                let line = lines.split().freeze();
+                generation.send(dest, timeout, &Wire::one(line), ReplyKind::Retrieval)
             }
         })
         .collect();
-    Pending::Merged(Box::pin(merge_retrieval(order, sent)))
+    Pending::Merged(Box::pin(merge_retrieval(frame.clone(), order, sent)))
 }
 
 /// `flush_all` goes to every server the listener's route can reach; the reply is the worst.

@@ -246,30 +246,36 @@ fn backend_settled(
 }
 
 /// Merges the replies of a multi-key retrieval sent as several parts back into one reply in the
-/// client's key order. `keys[i]` is the i-th key the client asked for and the index of the part
-/// that carried it; each part answers its keys in the order it received them, leaving out
-/// misses, so one cursor per part is enough. If any part failed, the client gets that error for
-/// the whole command, as memcached clients expect one status per command.
-pub async fn merge_retrieval(keys: Vec<(Bytes, usize)>, parts: Vec<Pending>) -> Vec<Bytes> {
-    let mut outcomes = Vec::with_capacity(parts.len());
+/// client's key order. `keys[i]` is the range in `frame` (the client's request) of the i-th key
+/// the client asked for, and the index of the part that carried it; each part answers its keys
+/// in the order it received them, leaving out misses, so one position per part is enough. If
+/// any part failed, the client gets that error for the whole command, as memcached clients
+/// expect one status per command.
+pub async fn merge_retrieval(
+    frame: Bytes,
+    keys: Vec<(std::ops::Range<usize>, usize)>,
+    parts: Vec<Pending>,
+) -> Vec<Bytes> {
+    // Each part's reply, and how far into it the merge has come.
+    let mut replies: Vec<(Outcome, usize)> = Vec::with_capacity(parts.len());
     for p in parts {
-        outcomes.push(p.outcome().await);
+        replies.push((p.outcome().await, 0));
     }
-    if let Some(failed) = outcomes.iter().find(|o| o.is_error()) {
+    if let Some((failed, _)) = replies.iter().find(|(o, _)| o.is_error()) {
         return vec![failed.frame.clone()];
     }
-    let mut cursors: Vec<_> = outcomes
-        .iter()
-        .map(|o| values(&o.frame).peekable())
-        .collect();
     let mut out = Vec::with_capacity(keys.len() + 1);
     for (key, part) in &keys {
-        let (Some(cursor), Some(outcome)) = (cursors.get_mut(*part), outcomes.get(*part)) else {
+        let (Some((reply, at)), Some(key)) = (replies.get_mut(*part), frame.get(key.clone()))
+        else {
             continue;
         };
-        if let Some(entry) = cursor.next_if(|e| outcome.frame.get(e.key.clone()) == Some(&key[..]))
+        let rest = reply.frame.get(*at..).unwrap_or_default();
+        if let Some(entry) = values(rest).next()
+            && rest.get(entry.key.clone()) == Some(key)
         {
-            out.push(outcome.frame.slice(entry.whole));
+            out.push(reply.frame.slice(*at + entry.whole.start..*at + entry.whole.end));
+            *at += entry.whole.end;
         }
     }
     out.push(Bytes::from_static(b"END\r\n"));
