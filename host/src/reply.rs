@@ -274,7 +274,11 @@ pub async fn merge_retrieval(
         if let Some(entry) = values(rest).next()
             && rest.get(entry.key.clone()) == Some(key)
         {
-            out.push(reply.frame.slice(*at + entry.whole.start..*at + entry.whole.end));
+            out.push(
+                reply
+                    .frame
+                    .slice(*at + entry.whole.start..*at + entry.whole.end),
+            );
             *at += entry.whole.end;
         }
     }

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use switchyard_protocol::{
-    ReplyKind, ReplyParsed, ReplyStatus, ValueHead, parse_reply, value_head,
+    ReplyKind, ReplyParsed, ReplyStatus, ValueHead, parse_reply, value_head, values,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -61,6 +61,10 @@ const STREAM_WINDOW: usize = 16;
 /// A job whose bytes have been (or are being) written: what reading its reply needs.
 struct InFlight {
     kind: ReplyKind,
+    /// A classic retrieval's request line, to check that the values in its reply are for the
+    /// keys it asked for: a value for another key is a reply out of step (a stray or extra
+    /// reply from the server), and every reply behind it would go to the wrong request.
+    asked: Option<Bytes>,
     stream_from: usize,
     queued: tokio::time::Instant,
     deadline: tokio::time::Instant,
@@ -197,9 +201,13 @@ async fn write_jobs(
                     deadline,
                     reply,
                 } = j;
+                let asked = (kind == ReplyKind::Retrieval)
+                    .then(|| wire.parts().first().cloned())
+                    .flatten();
                 out.push_wire(wire);
                 inflight.borrow_mut().push_back(InFlight {
                     kind,
+                    asked,
                     stream_from,
                     queued,
                     deadline,
@@ -281,6 +289,14 @@ async fn read_replies(
                 }
                 ReplyParsed::Malformed => return BackendError::Protocol("malformed reply"),
                 ReplyParsed::Reply { consumed, status } => {
+                    let answers = inflight.borrow().front().is_none_or(|f| {
+                        f.asked
+                            .as_ref()
+                            .is_none_or(|line| values_answer(line, &buf[..consumed]))
+                    });
+                    if !answers {
+                        return BackendError::Protocol("reply for a key not asked for");
+                    }
                     let frame = buf.split_to(consumed).freeze();
                     let done = inflight.borrow_mut().pop_front();
                     if let Some(f) = done {
@@ -415,6 +431,18 @@ fn broken(
     }
 }
 
+/// Whether every `VALUE` in `reply` is for a key of the retrieval line `line`, in the line's
+/// order (memcached answers a multi-get's keys in order, leaving out misses). The tokens after
+/// the command are the candidates: `gat`'s exptime among them only makes this more lenient.
+fn values_answer(line: &[u8], reply: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+    let mut asked = line.split(|&b| b == b' ').skip(1).filter(|t| !t.is_empty());
+    values(reply).all(|entry| {
+        let key = reply.get(entry.key).unwrap_or_default();
+        asked.any(|t| t == key)
+    })
+}
+
 /// Whether `chunk`, found at `at` bytes past the header of the reply `head` begins, agrees
 /// with the reply's fixed end (`head.tail`, right after the value) wherever the two overlap.
 fn ends_as(chunk: &[u8], at: usize, head: &ValueHead) -> bool {
@@ -426,6 +454,23 @@ fn ends_as(chunk: &[u8], at: usize, head: &ValueHead) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_must_answer_the_keys_asked_in_order() {
+        let v = |k: &str| format!("VALUE {k} 0 1\r\nx\r\n");
+        let reply = |ks: &[&str]| {
+            let mut r: String = ks.iter().map(|k| v(k)).collect();
+            r.push_str("END\r\n");
+            r.into_bytes()
+        };
+        assert!(values_answer(b"get a\r\n", &reply(&["a"])));
+        assert!(values_answer(b"get a\r\n", b"END\r\n"));
+        assert!(!values_answer(b"get a\r\n", &reply(&["zzz"])));
+        assert!(values_answer(b"get a b c\r\n", &reply(&["a", "c"])));
+        assert!(!values_answer(b"get a b c\r\n", &reply(&["c", "a"])));
+        assert!(values_answer(b"gats 100 k\r\n", &reply(&["k"])));
+        assert!(values_answer(b"gets  a  b\r\n", &reply(&["b"])));
+    }
 
     #[test]
     fn the_end_of_a_streamed_value_is_checked_wherever_it_falls() {
