@@ -11,7 +11,8 @@ use switchyard_tests::{Client, Memcached};
 
 /// Clients in the burst, when this process may open that many files.
 const CLIENTS: usize = 10_000;
-/// Files this test process keeps for everything else (other tests run beside this one).
+/// Files this test process keeps for everything else (other tests run beside this one), at
+/// most: a quarter of the limit on a machine with a low one.
 const HEADROOM: u64 = 2_000;
 const KEY: &str = "burst:hot";
 const VALUE: &[u8] = b"a value every client asks for at once";
