@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request};
+use switchyard_protocol::{Command, ReplyKind, Request};
 
 mod background;
 mod fan_out;
@@ -333,7 +333,7 @@ impl Continuation {
         let g = &self.generation;
         let req = self.request.req();
         let outcome = pending.outcome().await;
-        match g.on_reply(self.node, cookie, status_code(outcome.status), &req.input) {
+        match g.on_reply(self.node, cookie, outcome.status, &req.input) {
             Ok(Plan::Pass) => outcome,
             Ok(plan) => {
                 g.carry_out(self.node, plan, &req, Some(&outcome), self.calls)
@@ -342,26 +342,5 @@ impl Continuation {
             }
             Err(error) => error.answer(&g.stats),
         }
-    }
-}
-
-/// The ABI's reply status code (`switchyard_sdk::abi::status`) for a reply.
-fn status_code(status: ReplyStatus) -> u32 {
-    use switchyard_sdk::abi::status;
-    match status {
-        ReplyStatus::Hit => status::HIT,
-        ReplyStatus::Miss => status::MISS,
-        ReplyStatus::Stored => status::STORED,
-        ReplyStatus::NotStored => status::NOT_STORED,
-        ReplyStatus::Exists => status::EXISTS,
-        ReplyStatus::NotFound => status::NOT_FOUND,
-        ReplyStatus::Deleted => status::DELETED,
-        ReplyStatus::Touched => status::TOUCHED,
-        ReplyStatus::Number => status::NUMBER,
-        ReplyStatus::Ok => status::OK,
-        ReplyStatus::Version => status::VERSION,
-        ReplyStatus::Error => status::ERROR,
-        ReplyStatus::ClientError => status::CLIENT_ERROR,
-        ReplyStatus::ServerError => status::SERVER_ERROR,
     }
 }

@@ -7,6 +7,8 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use switchyard_protocol::ReplyStatus;
+
 use crate::backend::Destination;
 use crate::error::{Fault, PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;
@@ -76,7 +78,7 @@ impl LocalGeneration {
         &self,
         n: usize,
         cookie: u32,
-        status: u32,
+        status: ReplyStatus,
         input: &RouteInput<'_>,
     ) -> Result<Plan, RequestError> {
         self.call_plugin(n, PluginCall::OnReply, |instance| {

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use switchyard_sdk::ReplyStatus;
 use switchyard_sdk::abi::{self, export};
 use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
@@ -278,12 +279,12 @@ impl PluginInstance {
         self.decode(word)
     }
 
-    /// Asks the plugin what to make of the reply to a `call` it planned. `status` is one of
-    /// `switchyard_sdk::abi::status`.
+    /// Asks the plugin what to make of the reply to a `call` it planned: `status` is what the
+    /// called child answered, passed as its ABI code.
     pub fn on_reply(
         &mut self,
         cookie: u32,
-        status: u32,
+        status: ReplyStatus,
         op: u32,
         key: &[u8],
     ) -> Result<Plan, PluginFault> {
@@ -298,7 +299,12 @@ impl PluginInstance {
         let word = on_reply
             .call(
                 &mut self.store,
-                (cookie as i32, status as i32, op as i32, key_len as i32),
+                (
+                    cookie as i32,
+                    status.code() as i32,
+                    op as i32,
+                    key_len as i32,
+                ),
             )
             .map_err(fault)?;
         self.decode(word)
