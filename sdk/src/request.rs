@@ -3,11 +3,12 @@
 
 use crate::abi::op;
 
-/// A memcached operation.
+/// A memcached operation: one of the commands a plugin routes by key. The host's request parser
+/// tells which operation each command is (`switchyard_protocol::Command::op`); its ABI code
+/// ([`Op::code`], [`Op::from_code`]) is defined here and nowhere else.
 ///
 /// Codes the SDK does not know (20 and above are reserved) arrive as [`Op::Other`]; ABI.md
-/// asks plugins to route them as they route [`Op::Get`].
-#[non_exhaustive]
+/// asks plugins to route them as they route [`Op::Get`]. The host never produces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// `get`

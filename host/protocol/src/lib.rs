@@ -10,7 +10,8 @@
 //!   - `request/line.rs` finds the command line, and closes on a runaway one;
 //!   - `request/tokens.rs` splits it the way memcached does (on spaces only);
 //!   - `request/number.rs` reads numbers the way memcached's `safe_strto*` helpers do;
-//!   - `request/command.rs` the [`Command`]s, and which replies a meta `q` flag hushes
+//!   - `request/command.rs` the [`Command`]s, the operation a plugin routes each as
+//!     ([`Command::op`], the SDK's `Op`), and which replies a meta `q` flag hushes
 //!     ([`Command::quiet_hides`]);
 //!   - `request/retrieval.rs` `get gets gat gats`; `request/storage.rs` `set add replace
 //!     append prepend cas`; `request/keyed.rs` `delete incr decr touch`; `request/admin.rs`
