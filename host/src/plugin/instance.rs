@@ -9,7 +9,7 @@ use switchyard_sdk::abi::{self, export};
 use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
 use super::epoch::CallGauge;
-use super::plan::{self, Plan};
+use super::plan::{self, Decision};
 use super::{PluginError, PluginModule};
 use crate::config::PluginSettings;
 
@@ -259,7 +259,7 @@ impl PluginInstance {
     }
 
     /// Asks the plugin what to do with one request.
-    pub fn route(&mut self, input: &RouteInput<'_>) -> Result<Plan, PluginFault> {
+    pub fn route(&mut self, input: &RouteInput<'_>) -> Result<Decision, PluginFault> {
         let key_len = self.write_key(input.key)?;
         let _running = self.gauge.enter();
         let word = self
@@ -287,7 +287,7 @@ impl PluginInstance {
         status: ReplyStatus,
         op: u32,
         key: &[u8],
-    ) -> Result<Plan, PluginFault> {
+    ) -> Result<Decision, PluginFault> {
         let Some(on_reply) = self.on_reply_fn.clone() else {
             return Err(PluginFault::BadPlan(format!(
                 "planned a call but does not export `{}`",
@@ -328,7 +328,7 @@ impl PluginInstance {
         Ok(key_len)
     }
 
-    fn decode(&self, word: i64) -> Result<Plan, PluginFault> {
+    fn decode(&self, word: i64) -> Result<Decision, PluginFault> {
         plan::decode(
             word as u64,
             self.memory.data(&self.store),
