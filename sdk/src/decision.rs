@@ -211,7 +211,7 @@ macro_rules! fault {
 /// Decodes what `route` or `on_reply` returned: the plan `word` and the plan buffer (`plan` may
 /// be longer than what the plan uses), for a node with `child_count` children. Applies every
 /// check ABI.md asks of a version 1 host, except one that depends on the caller: a
-/// [`Decision::Pass`] is valid from `on_reply` only ([`Harness::try_route`](super::Harness::try_route)
+/// [`Decision::Pass`] is valid from `on_reply` only ([`Harness::try_route`](crate::testing::Harness::try_route)
 /// refuses it).
 pub fn decode_plan(word: u64, plan: &[u8], child_count: u32) -> Result<Decision, PlanFault> {
     let (plan_tag, small, arg) = decode_plan_word(word);
