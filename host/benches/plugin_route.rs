@@ -23,7 +23,8 @@ use switchyard::config::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_INIT_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES, PluginSettings,
 };
 use switchyard::plugin::{
-    ChildInfo, NodeContext, Plan, PluginEngine, PluginInstance, PluginModule, RouteInput, bundled,
+    ChildInfo, Decision, NodeContext, PluginEngine, PluginInstance, PluginModule, RouteInput,
+    bundled,
 };
 use switchyard_sdk::abi::op;
 
@@ -120,10 +121,10 @@ fn plugin_route(c: &mut Criterion) {
     for (name, mut inst) in cases {
         let plan = inst.route(&get(&keys[0])).expect("route");
         let expected = match name {
-            "null_forward" => matches!(plan, Plan::Forward(0)),
-            "null_bundled" => matches!(plan, Plan::Reply(_)),
-            "prefix" => matches!(plan, Plan::Forward(1)),
-            _ => matches!(plan, Plan::Forward(n) if n < 3),
+            "null_forward" => matches!(plan, Decision::Forward(0)),
+            "null_bundled" => matches!(plan, Decision::Reply(_)),
+            "prefix" => matches!(plan, Decision::Forward(1)),
+            _ => matches!(plan, Decision::Forward(n) if n < 3),
         };
         assert!(expected, "{name}: unexpected plan {plan:?}");
         let mut next = 0;

@@ -111,36 +111,11 @@ pub fn answer(request: &Request, pending: Pending) -> Next {
     }
 }
 
-fn op_code(c: Command) -> u32 {
-    match c {
-        Command::Get => op::GET,
-        Command::Gets => op::GETS,
-        Command::Gat => op::GAT,
-        Command::Gats => op::GATS,
-        Command::Set => op::SET,
-        Command::Add => op::ADD,
-        Command::Replace => op::REPLACE,
-        Command::Append => op::APPEND,
-        Command::Prepend => op::PREPEND,
-        Command::Cas => op::CAS,
-        Command::Delete => op::DELETE,
-        Command::Incr => op::INCR,
-        Command::Decr => op::DECR,
-        Command::Touch => op::TOUCH,
-        Command::MetaGet => op::META_GET,
-        Command::MetaSet => op::META_SET,
-        Command::MetaDelete => op::META_DELETE,
-        Command::MetaArithmetic => op::META_ARITHMETIC,
-        Command::MetaDebug => op::META_DEBUG,
-        _ => 0,
-    }
-}
-
 /// What a plugin is given to route `key` of `request`: built here, once per key, for every
 /// route a client's request takes.
 fn route_input<'a>(request: &Request, key: &'a [u8], listener: u32) -> RouteInput<'a> {
     RouteInput {
-        op: op_code(request.command),
+        op: request.command.op().map_or(0, switchyard_sdk::Op::code),
         key,
         flags: request.flags,
         exptime: request.exptime,

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use switchyard_protocol::ReplyStatus;
 use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN;
+use switchyard_sdk::Op;
 
 use crate::backend::BackendError;
 use crate::plugin::PluginFault;
@@ -90,12 +91,12 @@ pub enum PlanProblem {
     MisplacedPass,
     /// Another `call` after `abi::MAX_CALLS` of them for one request.
     TooManyCalls,
-    /// A direct reply whose code makes no sense for the operation.
+    /// A direct reply that makes no sense for the operation.
     ReplyNotValid {
-        /// The ABI's reply code.
-        code: u32,
-        /// The ABI's operation code.
-        op: u32,
+        /// The reply's name (`switchyard_sdk::Reply::name`).
+        reply: &'static str,
+        /// The operation.
+        op: Op,
     },
     /// A key rewrite that strips more bytes than the request's key has.
     StripsPastKey,
@@ -279,8 +280,8 @@ impl fmt::Display for RequestError {
                 PlanProblem::MisplacedPass | PlanProblem::TooManyCalls => {
                     write!(f, "plugin {node} failed")
                 }
-                PlanProblem::ReplyNotValid { code, op } => {
-                    write!(f, "plugin reply {code} is not valid for operation {op}")
+                PlanProblem::ReplyNotValid { reply, op } => {
+                    write!(f, "plugin reply {reply} is not valid for {op}")
                 }
                 PlanProblem::StripsPastKey => {
                     f.write_str("key rewrite strips more bytes than the key has")
@@ -448,9 +449,12 @@ mod tests {
             (MisplacedPass, Side::Plugin, "plugin pool.main failed"),
             (TooManyCalls, Side::Plugin, "plugin pool.main failed"),
             (
-                ReplyNotValid { code: 2, op: 1 },
+                ReplyNotValid {
+                    reply: "stored",
+                    op: switchyard_sdk::Op::Get,
+                },
                 Side::Plugin,
-                "plugin reply 2 is not valid for operation 1",
+                "plugin reply stored is not valid for get",
             ),
             (
                 StripsPastKey,

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchyard_protocol::{Command, ReplyKind, ReplyStatus, Request};
+use switchyard_protocol::{Command, ReplyKind, Request};
 
 mod background;
 mod fan_out;
@@ -18,7 +18,7 @@ mod rewrite;
 
 use crate::error::{PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;
-use crate::plugin::{OwnedBackground, Plan, RouteInput, Wait};
+use crate::plugin::{Decision, OwnedBackground, RouteInput, Wait};
 use crate::reply::{Outcome, Pending};
 use crate::route::Resolved;
 use crate::wire::Wire;
@@ -85,7 +85,7 @@ impl LocalGeneration {
     fn carry_out(
         self: &Rc<Self>,
         node: usize,
-        plan: Plan,
+        plan: Decision,
         req: &Req<'_>,
         at_hand: Option<&Outcome>,
         calls: usize,
@@ -98,9 +98,9 @@ impl LocalGeneration {
             PluginCall::Route
         };
         match plan {
-            Plan::Forward(child) => self.execute(children[child as usize], req),
-            Plan::Reply(r) => Pending::Ready(self.plugin_reply(node, &r, req.input.op, stage)),
-            Plan::FanOut {
+            Decision::Forward(child) => self.execute(children[child as usize], req),
+            Decision::Reply(r) => Pending::Ready(self.plugin_reply(node, &r, req.input.op, stage)),
+            Decision::FanOut {
                 children: chosen,
                 wait: Wait::None,
             } => {
@@ -121,7 +121,7 @@ impl LocalGeneration {
                 self.background(node, &copies, req, at_hand, &mut reply);
                 reply
             }
-            Plan::FanOut {
+            Decision::FanOut {
                 children: chosen,
                 wait,
             } => {
@@ -135,10 +135,10 @@ impl LocalGeneration {
                 }
             }
             // Checked before sending: a refused call must not reach a backend.
-            Plan::Call { .. } if calls >= MAX_CALLS => {
+            Decision::Call { .. } if calls >= MAX_CALLS => {
                 Pending::Ready(self.plan_failed(node, stage, PlanProblem::TooManyCalls))
             }
-            Plan::Call { child, cookie } => {
+            Decision::Call { child, cookie } => {
                 let first = self.execute(children[child as usize], req);
                 let call = Continuation {
                     generation: self.clone(),
@@ -148,11 +148,11 @@ impl LocalGeneration {
                 };
                 Pending::Combined(Box::pin(call.run(first, cookie)))
             }
-            Plan::Pass => match at_hand {
+            Decision::Pass => match at_hand {
                 Some(outcome) => Pending::Ready(outcome.clone()),
                 None => Pending::Ready(self.plan_failed(node, stage, PlanProblem::MisplacedPass)),
             },
-            Plan::Extended {
+            Decision::Extended {
                 primary,
                 rewrite,
                 background,
@@ -178,10 +178,6 @@ impl LocalGeneration {
                 self.background(node, &background, req, at_hand, &mut reply);
                 reply
             }
-            // The decoder never returns anything else.
-            _ => Pending::Ready(
-                RequestError::Internal("plugin plan not supported").answer(&self.stats),
-            ),
         }
     }
 
@@ -333,8 +329,8 @@ impl Continuation {
         let g = &self.generation;
         let req = self.request.req();
         let outcome = pending.outcome().await;
-        match g.on_reply(self.node, cookie, status_code(outcome.status), &req.input) {
-            Ok(Plan::Pass) => outcome,
+        match g.on_reply(self.node, cookie, outcome.status, &req.input) {
+            Ok(Decision::Pass) => outcome,
             Ok(plan) => {
                 g.carry_out(self.node, plan, &req, Some(&outcome), self.calls)
                     .outcome()
@@ -342,26 +338,5 @@ impl Continuation {
             }
             Err(error) => error.answer(&g.stats),
         }
-    }
-}
-
-/// The ABI's reply status code (`switchyard_sdk::abi::status`) for a reply.
-fn status_code(status: ReplyStatus) -> u32 {
-    use switchyard_sdk::abi::status;
-    match status {
-        ReplyStatus::Hit => status::HIT,
-        ReplyStatus::Miss => status::MISS,
-        ReplyStatus::Stored => status::STORED,
-        ReplyStatus::NotStored => status::NOT_STORED,
-        ReplyStatus::Exists => status::EXISTS,
-        ReplyStatus::NotFound => status::NOT_FOUND,
-        ReplyStatus::Deleted => status::DELETED,
-        ReplyStatus::Touched => status::TOUCHED,
-        ReplyStatus::Number => status::NUMBER,
-        ReplyStatus::Ok => status::OK,
-        ReplyStatus::Version => status::VERSION,
-        ReplyStatus::Error => status::ERROR,
-        ReplyStatus::ClientError => status::CLIENT_ERROR,
-        ReplyStatus::ServerError => status::SERVER_ERROR,
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use cache::ModuleCache;
 pub use instance::{ChildInfo, HealthView, NodeContext, PluginFault, PluginInstance, RouteInput};
 pub use module::PluginModule;
-pub use plan::{OwnedBackground, OwnedReply, OwnedRewrite, Plan};
+pub use plan::{Decision, OwnedBackground, OwnedReply, OwnedRewrite};
 pub use switchyard_sdk::Wait;
 
 /// How often the engine's epoch advances while plugins run. Deadlines are counted in these

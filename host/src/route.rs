@@ -7,10 +7,12 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use switchyard_protocol::ReplyStatus;
+
 use crate::backend::Destination;
 use crate::error::{Fault, PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;
-use crate::plugin::{OwnedReply, Plan, PluginFault, PluginInstance, RouteInput};
+use crate::plugin::{Decision, OwnedReply, PluginFault, PluginInstance, RouteInput};
 use crate::reply::Outcome;
 use crate::reply::render_plugin_reply;
 use crate::worker::LocalGeneration;
@@ -31,8 +33,8 @@ pub enum Resolved {
     Plan {
         /// The node whose plugin made the plan.
         node: usize,
-        /// The plan, checked.
-        plan: Plan,
+        /// The plan, decoded and checked.
+        plan: Decision,
     },
 }
 
@@ -44,10 +46,10 @@ impl LocalGeneration {
             match target {
                 Target::Server { dest, timeout } => return Resolved::Server { dest, timeout },
                 Target::Node(n) => match self.route(n, input) {
-                    Ok(Plan::Forward(child)) => {
+                    Ok(Decision::Forward(child)) => {
                         target = self.shared.nodes[n].children[child as usize];
                     }
-                    Ok(Plan::Reply(r)) => {
+                    Ok(Decision::Reply(r)) => {
                         return Resolved::Reply(self.plugin_reply(
                             n,
                             &r,
@@ -55,7 +57,7 @@ impl LocalGeneration {
                             PluginCall::Route,
                         ));
                     }
-                    Ok(plan) if *plan.primary() == Plan::Pass => {
+                    Ok(plan) if *plan.primary() == Decision::Pass => {
                         let problem = PlanProblem::MisplacedPass;
                         return Resolved::Reply(self.plan_failed(n, PluginCall::Route, problem));
                     }
@@ -67,7 +69,7 @@ impl LocalGeneration {
     }
 
     /// Runs node `n`'s plugin on one request.
-    pub fn route(&self, n: usize, input: &RouteInput<'_>) -> Result<Plan, RequestError> {
+    pub fn route(&self, n: usize, input: &RouteInput<'_>) -> Result<Decision, RequestError> {
         self.call_plugin(n, PluginCall::Route, |instance| instance.route(input))
     }
 
@@ -76,9 +78,9 @@ impl LocalGeneration {
         &self,
         n: usize,
         cookie: u32,
-        status: u32,
+        status: ReplyStatus,
         input: &RouteInput<'_>,
-    ) -> Result<Plan, RequestError> {
+    ) -> Result<Decision, RequestError> {
         self.call_plugin(n, PluginCall::OnReply, |instance| {
             instance.on_reply(cookie, status, input.op, input.key)
         })
@@ -92,8 +94,8 @@ impl LocalGeneration {
         &self,
         n: usize,
         which: PluginCall,
-        call: impl FnOnce(&mut PluginInstance) -> Result<Plan, PluginFault>,
-    ) -> Result<Plan, RequestError> {
+        call: impl FnOnce(&mut PluginInstance) -> Result<Decision, PluginFault>,
+    ) -> Result<Decision, RequestError> {
         let node = &self.shared.nodes[n];
         let failed = |fault| RequestError::Plugin {
             node: node.context.label.clone(),

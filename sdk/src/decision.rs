@@ -1,6 +1,12 @@
 //! Decoding a plan word and plan buffer the way ABI.md says a version 1 host must, faults
-//! included. The host decodes every plan with this, and the native test harness
-//! ([`crate::testing`]) does too, so a plugin's tests check exactly what the host will accept.
+//! included, into a [`Decision`]. The host decodes every plan with this and carries out the
+//! [`Decision`] itself, and the native test harness ([`crate::testing`]) decodes with it too, so
+//! a plugin's tests check exactly what the host will accept and do.
+//!
+//! A plugin builds a [`Plan`](crate::Plan), which borrows and does not allocate; a
+//! [`Decision`] is the same plan decoded, owned and comparable. The decoded types are not
+//! `#[non_exhaustive]`: the host matches them exhaustively, so a new kind of plan does not
+//! compile until the host carries it out.
 
 use std::fmt;
 
@@ -8,8 +14,8 @@ use crate::abi::{self, PLAN_CAPACITY, decode_plan_word, entry, tag};
 use crate::plan::{Reply, Wait, is_message_byte};
 use crate::rewrite::{Exptime, Store, is_key_byte};
 
-/// A decoded plan, owned and comparable: what the host would do.
-#[non_exhaustive]
+/// A decoded plan, owned and comparable: what the host does. The one decoded plan type: the
+/// host's (`switchyard::plugin::Decision`) and the test harness's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Decision {
     /// Forward to this child index.
@@ -116,8 +122,7 @@ pub struct OwnedBackground {
     pub rewrite: OwnedRewrite,
 }
 
-/// A [`Reply`] that owns its message.
-#[non_exhaustive]
+/// A [`Reply`] that owns its message, as a [`Decision`] carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OwnedReply {
     /// [`Reply::Miss`]
@@ -206,7 +211,7 @@ macro_rules! fault {
 /// Decodes what `route` or `on_reply` returned: the plan `word` and the plan buffer (`plan` may
 /// be longer than what the plan uses), for a node with `child_count` children. Applies every
 /// check ABI.md asks of a version 1 host, except one that depends on the caller: a
-/// [`Decision::Pass`] is valid from `on_reply` only ([`Harness::try_route`](super::Harness::try_route)
+/// [`Decision::Pass`] is valid from `on_reply` only ([`Harness::try_route`](crate::testing::Harness::try_route)
 /// refuses it).
 pub fn decode_plan(word: u64, plan: &[u8], child_count: u32) -> Result<Decision, PlanFault> {
     let (plan_tag, small, arg) = decode_plan_word(word);

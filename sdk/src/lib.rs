@@ -3,8 +3,10 @@
 //! A plugin is a [`Policy`] exported with [`export_policy!`] and built for
 //! `wasm32-unknown-unknown`; the host calls it for every request and executes the [`Plan`] it
 //! returns. A [`Plan::Call`] brings the child's reply back to [`Policy::on_reply`] as a
-//! [`ReplyStatus`], for failover-like policies. The SDK implements the guest side of the ABI (`sdk/ABI.md`), and the host depends
-//! on this crate for the ABI's constants and hash functions. See `README.md` for an example.
+//! [`ReplyStatus`], for failover-like policies. The SDK implements the guest side of the ABI
+//! (`sdk/ABI.md`), and is the vocabulary the host shares with its plugins: the host depends on
+//! this crate for the ABI's constants, hash functions, operations ([`Op`]), reply statuses
+//! ([`ReplyStatus`]) and decoded plans ([`decision::Decision`]). See `README.md` for an example.
 //!
 //! Codemap:
 //!
@@ -18,7 +20,8 @@
 //!   request changed (key prefix, exptime), and requests sent on the side.
 //! - [`decision`]: decoding a plan as the host does, with every check ABI.md asks of it (the
 //!   host uses this, and so does [`testing`]).
-//! - [`status`]: [`ReplyStatus`], what `on_reply` learns about a called child's reply.
+//! - [`status`]: [`ReplyStatus`], what a memcached reply says: what `on_reply` learns about a
+//!   called child's reply, and the status the host's reply parser gives every backend reply.
 //! - [`policy`]: the [`Policy`] trait and [`InitContext`] (the node's children).
 //! - [`replicate`]: the one policy behind the replication plugins (every child, a wait policy).
 //! - [`weights`]: [`weights::CumulativeWeights`], which child owns a point of the children's

@@ -285,7 +285,9 @@ pub enum Children<'a> {
 /// How long a fan-out waits, and which reply the client gets (mcrouter's AllSync, AllFastest,
 /// AllMajority and AllAsync routes). Every child is sent the request whatever the policy;
 /// replies that arrive after the client's reply was chosen are read and dropped.
-#[non_exhaustive]
+///
+/// Not `#[non_exhaustive]`: a [`Decision`](crate::decision::Decision) carries it, and the
+/// host matches it exhaustively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Wait {
     /// Wait for every child; the client gets the worst reply (error < miss/not stored <

@@ -1,13 +1,16 @@
 //! The request as a policy sees it: operation, key and the few numbers a routing decision may
 //! need. Values are not included: a plugin routes, the host moves the bytes.
 
+use std::fmt;
+
 use crate::abi::op;
 
-/// A memcached operation.
+/// A memcached operation: one of the commands a plugin routes by key. The host's request parser
+/// tells which operation each command is (`switchyard_protocol::Command::op`); its ABI code
+/// ([`Op::code`], [`Op::from_code`]) is defined here and nowhere else.
 ///
 /// Codes the SDK does not know (20 and above are reserved) arrive as [`Op::Other`]; ABI.md
-/// asks plugins to route them as they route [`Op::Get`].
-#[non_exhaustive]
+/// asks plugins to route them as they route [`Op::Get`]. The host never produces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// `get`
@@ -152,6 +155,19 @@ impl Op {
         )
     }
 
+    /// The meta commands: `mg`, `ms`, `md`, `ma`, `me` (their replies are meta replies: `HD`,
+    /// `EN`, `NF`, ...).
+    pub const fn is_meta(self) -> bool {
+        matches!(
+            self,
+            Self::MetaGet
+                | Self::MetaSet
+                | Self::MetaDelete
+                | Self::MetaArithmetic
+                | Self::MetaDebug
+        )
+    }
+
     /// `incr`, `decr` or `ma`.
     pub const fn is_arithmetic(self) -> bool {
         matches!(self, Self::Incr | Self::Decr | Self::MetaArithmetic)
@@ -179,6 +195,16 @@ impl Op {
                 self,
                 Self::Delete | Self::MetaDelete | Self::Touch | Self::Gat | Self::Gats
             )
+    }
+}
+
+impl fmt::Display for Op {
+    /// The command name, or `op <code>` for [`Op::Other`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "op {}", self.code()),
+        }
     }
 }
 
@@ -281,6 +307,8 @@ mod tests {
         assert_eq!(Op::from_code(0), Op::Other(0));
         assert_eq!(Op::Cas.name(), Some("cas"));
         assert_eq!(Op::Other(99).name(), None);
+        assert_eq!(Op::MetaSet.to_string(), "ms");
+        assert_eq!(Op::Other(99).to_string(), "op 99");
     }
 
     #[test]
@@ -292,6 +320,7 @@ mod tests {
         assert!(Op::Incr.is_arithmetic() && Op::Incr.is_write());
         assert!(Op::Touch.is_write());
         assert!(!Op::Other(20).is_read() && !Op::Other(20).is_write());
+        assert!(Op::MetaDebug.is_meta() && !Op::Get.is_meta() && !Op::Other(20).is_meta());
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! [`ReplyStatus`]: what the child a [`Plan::Call`](crate::Plan::Call) went to answered, as
-//! [`Policy::on_reply`](crate::Policy::on_reply) receives it.
+//! [`ReplyStatus`]: what a memcached reply says, whichever command it answers. One type on
+//! both sides of the ABI: the host's reply parser (`switchyard_protocol::parse_reply`)
+//! classifies every backend reply as one, the host combines fan-outs by it, and a plugin's
+//! [`Policy::on_reply`](crate::Policy::on_reply) receives it for the reply to a
+//! [`Plan::Call`](crate::Plan::Call). Its ABI code ([`ReplyStatus::code`],
+//! [`ReplyStatus::from_code`]) is defined here and nowhere else.
 
 use std::fmt;
 
@@ -7,46 +11,50 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use crate::abi::status;
 
-/// The kind of reply a called child gave (ABI.md, "`call` and `on_reply`"). Only the kind: the
+/// The kind of reply a server gave (ABI.md, "`call` and `on_reply`"). Only the kind: the
 /// values, numbers and messages stay in the host.
+///
+/// The host never produces [`ReplyStatus::Other`]: it is what a plugin receives for a code
+/// newer than its SDK. Every other variant is matched exhaustively by the host, so a new
+/// status does not compile until the host says how to treat it.
 ///
 /// In a config, a status is written as its [`name`](ReplyStatus::name) (`"server_error"`,
 /// `"miss"`, ...): `ReplyStatus` deserializes from those names.
-#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReplyStatus {
-    /// A retrieval that returned values.
+    /// A retrieval with at least one `VALUE`; `VA` or `HD` to `mg`; `ME ...` to `me`.
     Hit,
-    /// A retrieval that returned none (for `delete`, `touch`, `incr`, `decr` a missing key is
-    /// [`ReplyStatus::NotFound`]).
+    /// A retrieval with none: just `END`; `EN` to `mg` or `me`. (For `delete`, `touch`,
+    /// `incr`, `decr` a missing key is [`ReplyStatus::NotFound`].)
     Miss,
-    /// `STORED`
+    /// `STORED`; `HD` to `ms`.
     Stored,
-    /// `NOT_STORED`
+    /// `NOT_STORED`: `add` of a present key, `replace`/`append`/`prepend` of an absent one;
+    /// `NS` to `ms` (the same, in its modes) or `ma` (an `N` that could not create the item).
     NotStored,
-    /// `EXISTS`
+    /// `EXISTS`: `cas` lost the race; `EX` to `ms`, `md`, `ma` (a `C` flag that did not match).
     Exists,
-    /// `NOT_FOUND`
+    /// `NOT_FOUND`; `NF` to `ms` (a `C` flag on an absent key), `md`, `ma`.
     NotFound,
-    /// `DELETED`
+    /// `DELETED`; `HD` to `md`.
     Deleted,
-    /// `TOUCHED`
+    /// `TOUCHED`.
     Touched,
-    /// The number `incr`/`decr` answer.
+    /// The new value of an `incr`/`decr`; `HD` or `VA` to `ma`.
     Number,
-    /// `OK`
+    /// `OK` (`flush_all`, `verbosity`), a whole `stats` reply or `RESET`; `MN` to `mn`.
     Ok,
-    /// `VERSION ...`
+    /// `VERSION ...`.
     Version,
-    /// `ERROR`
+    /// `ERROR`: the server did not know the command.
     Error,
-    /// `CLIENT_ERROR ...`
+    /// `CLIENT_ERROR ...`: the server refused the request.
     ClientError,
-    /// `SERVER_ERROR ...`: the backend's, or the router's own when the child is marked down,
-    /// timed out or could not be reached.
+    /// `SERVER_ERROR ...`: the server failed, or the router answered for it because the child
+    /// is marked down, timed out or could not be reached.
     ServerError,
     /// A status code this SDK does not know (a newer host's); a policy should treat it as it
-    /// treats statuses it does not act on.
+    /// treats statuses it does not act on. Never produced by the host.
     Other(u32),
 }
 
@@ -128,9 +136,32 @@ impl ReplyStatus {
         Some(Self::from_code(code as u32))
     }
 
-    /// `ERROR`, `CLIENT_ERROR` or `SERVER_ERROR`.
+    /// How bad the reply is, for answering a fan-out with its worst reply (ABI.md, wait
+    /// policies): higher is worse.
+    /// - 0: success (`Hit Stored Deleted Touched Number Version Ok`);
+    /// - 1: a negative answer to a good request (`Miss NotStored NotFound Exists`), and a
+    ///   status this SDK does not know (`Other`, which the host never produces);
+    /// - 2: the request was refused (`Error ClientError`);
+    /// - 3: the server failed (`ServerError`).
+    pub const fn severity(self) -> u8 {
+        match self {
+            Self::Hit
+            | Self::Stored
+            | Self::Deleted
+            | Self::Touched
+            | Self::Number
+            | Self::Version
+            | Self::Ok => 0,
+            Self::Miss | Self::NotStored | Self::NotFound | Self::Exists | Self::Other(_) => 1,
+            Self::Error | Self::ClientError => 2,
+            Self::ServerError => 3,
+        }
+    }
+
+    /// `ERROR`, `CLIENT_ERROR` or `SERVER_ERROR`: [`severity`](ReplyStatus::severity) 2 or
+    /// more.
     pub const fn is_error(self) -> bool {
-        matches!(self, Self::Error | Self::ClientError | Self::ServerError)
+        self.severity() >= 2
     }
 
     /// A retrieval without values ([`ReplyStatus::Miss`] only).
@@ -200,6 +231,24 @@ mod tests {
         assert_eq!(ReplyStatus::ServerError.code(), 13);
         assert_eq!(ReplyStatus::ServerError.name(), Some("server_error"));
         assert_eq!(ReplyStatus::NotStored.name(), Some("not_stored"));
+    }
+
+    #[test]
+    fn severity_orders_success_then_negative_then_refused_then_failed() {
+        use ReplyStatus::*;
+        let order = [Hit, Miss, ClientError, ServerError];
+        assert!(order.windows(2).all(|w| w[0].severity() < w[1].severity()));
+        for (a, b) in [
+            (Stored, Ok),
+            (Number, Version),
+            (Miss, NotFound),
+            (NotStored, Exists),
+            (Other(14), Miss),
+            (Error, ClientError),
+        ] {
+            assert_eq!(a.severity(), b.severity(), "{a:?} {b:?}");
+        }
+        assert!(ServerError.is_error() && Error.is_error() && !NotFound.is_error());
     }
 
     #[test]

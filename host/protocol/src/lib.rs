@@ -10,7 +10,8 @@
 //!   - `request/line.rs` finds the command line, and closes on a runaway one;
 //!   - `request/tokens.rs` splits it the way memcached does (on spaces only);
 //!   - `request/number.rs` reads numbers the way memcached's `safe_strto*` helpers do;
-//!   - `request/command.rs` the [`Command`]s, and which replies a meta `q` flag hushes
+//!   - `request/command.rs` the [`Command`]s, the operation a plugin routes each as
+//!     ([`Command::op`], the SDK's `Op`), and which replies a meta `q` flag hushes
 //!     ([`Command::quiet_hides`]);
 //!   - `request/retrieval.rs` `get gets gat gats`; `request/storage.rs` `set add replace
 //!     append prepend cas`; `request/keyed.rs` `delete incr decr touch`; `request/admin.rs`
@@ -20,9 +21,10 @@
 //! - [`base64`]: meta keys with the `b` flag, decoded as memcached decodes them
 //!   ([`decode_key`]), for routing.
 //! - [`replies`]: the fixed reply lines, byte for byte.
-//! - [`reply`]: what a memcached server answers ([`parse_reply`], [`ReplyStatus`] in
-//!   `reply/status.rs`); `reply/values.rs` the `VALUE` entries of a retrieval reply
-//!   ([`values`]); `reply/meta.rs` the replies to meta commands.
+//! - [`reply`]: what a memcached server answers ([`parse_reply`], classifying each reply as a
+//!   [`ReplyStatus`], the status type the router shares with its plugins, owned by
+//!   `switchyard-sdk` with its ABI code); `reply/values.rs` the `VALUE` entries of a retrieval
+//!   reply ([`values`]); `reply/meta.rs` the replies to meta commands.
 //! - [`framing`]: a connection's input, minus the I/O ([`Framer`]): the next request, the
 //!   bytes of a refused data block to drop, an endless line to close on.
 //! - [`compose`]: writing request lines for a backend (forwarding without `noreply` or `q`,

@@ -6,10 +6,11 @@
 //! and must be closed. Lines end in `\r\n`, never a bare `\n`.
 
 mod meta;
-mod status;
 mod values;
 
-pub use status::ReplyStatus;
+/// What a reply says: the one status type of the router and its plugins, owned by
+/// `switchyard-sdk` (with its ABI code) and re-exported here for the parser that produces it.
+pub use switchyard_sdk::ReplyStatus;
 pub use values::{ValueEntry, values};
 
 /// How the reply to a command is framed: see [`crate::Command::reply_kind`].

@@ -25,8 +25,10 @@ pub(super) fn combine(parts: Vec<Pending>, wait: Wait, op: u32) -> Result<Pendin
             drop(parts);
             render_plugin_reply(&OwnedReply::Miss, op).map(Pending::Ready)
         }
-        _ if parts.is_empty() => Err(PlanProblem::NoChildren),
-        _ => {
+        Wait::First | Wait::FirstGood | Wait::Majority if parts.is_empty() => {
+            Err(PlanProblem::NoChildren)
+        }
+        Wait::First | Wait::FirstGood | Wait::Majority => {
             let parts: Vec<Option<Part>> = parts
                 .into_iter()
                 .map(|p| Some(Box::pin(p.outcome()) as Part))
@@ -86,7 +88,8 @@ impl Race {
                     .then(|| self.worst())
                     .flatten()
             }
-            _ => all_in.then(|| self.worst()).flatten(),
+            // No good reply yet: the worst once all are in. (`All` and `None` never race.)
+            Wait::FirstGood | Wait::All | Wait::None => all_in.then(|| self.worst()).flatten(),
         }
     }
 

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use switchyard_protocol::compose::{self, Storage};
 use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN;
 use switchyard_protocol::{Command, ReplyKind, ReplyStatus, encode_key, values};
-use switchyard_sdk::{Exptime, Store};
+use switchyard_sdk::Exptime;
 
 use super::{Origin, Req};
 use crate::error::PlanProblem;
@@ -107,11 +107,7 @@ pub(super) fn background(
         ),
         _ => return None,
     };
-    let command = match store {
-        Store::Set => Command::Set,
-        Store::Add => Command::Add,
-        Store::Replace => Command::Replace,
-    };
+    let command = Command::from(store);
     let value_len = data.len().checked_sub(2)?;
     let mut line = Vec::with_capacity(48 + key.len());
     compose::storage(

@@ -4,11 +4,12 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use switchyard_sdk::ReplyStatus;
 use switchyard_sdk::abi::{self, export};
 use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
 use super::epoch::CallGauge;
-use super::plan::{self, Plan};
+use super::plan::{self, Decision};
 use super::{PluginError, PluginModule};
 use crate::config::PluginSettings;
 
@@ -258,7 +259,7 @@ impl PluginInstance {
     }
 
     /// Asks the plugin what to do with one request.
-    pub fn route(&mut self, input: &RouteInput<'_>) -> Result<Plan, PluginFault> {
+    pub fn route(&mut self, input: &RouteInput<'_>) -> Result<Decision, PluginFault> {
         let key_len = self.write_key(input.key)?;
         let _running = self.gauge.enter();
         let word = self
@@ -278,15 +279,15 @@ impl PluginInstance {
         self.decode(word)
     }
 
-    /// Asks the plugin what to make of the reply to a `call` it planned. `status` is one of
-    /// `switchyard_sdk::abi::status`.
+    /// Asks the plugin what to make of the reply to a `call` it planned: `status` is what the
+    /// called child answered, passed as its ABI code.
     pub fn on_reply(
         &mut self,
         cookie: u32,
-        status: u32,
+        status: ReplyStatus,
         op: u32,
         key: &[u8],
-    ) -> Result<Plan, PluginFault> {
+    ) -> Result<Decision, PluginFault> {
         let Some(on_reply) = self.on_reply_fn.clone() else {
             return Err(PluginFault::BadPlan(format!(
                 "planned a call but does not export `{}`",
@@ -298,7 +299,12 @@ impl PluginInstance {
         let word = on_reply
             .call(
                 &mut self.store,
-                (cookie as i32, status as i32, op as i32, key_len as i32),
+                (
+                    cookie as i32,
+                    status.code() as i32,
+                    op as i32,
+                    key_len as i32,
+                ),
             )
             .map_err(fault)?;
         self.decode(word)
@@ -322,7 +328,7 @@ impl PluginInstance {
         Ok(key_len)
     }
 
-    fn decode(&self, word: i64) -> Result<Plan, PluginFault> {
+    fn decode(&self, word: i64) -> Result<Decision, PluginFault> {
         plan::decode(
             word as u64,
             self.memory.data(&self.store),

@@ -1,13 +1,20 @@
 //! The host's reading of a plugin's answer (`sdk/ABI.md`, "Plans"): the SDK's decoder, so the
 //! host accepts exactly what a plugin's native tests were checked against. Everything a plugin
-//! returns is checked there; `route` and `execute` only ever see valid plans.
+//! returns is checked there; `route` and `execute` only ever see valid plans, as a
+//! [`Decision`]: the one decoded plan type, the SDK's and the plugin tests', which the host
+//! matches exhaustively (a new kind of plan does not compile until the host carries it out).
 
 use switchyard_sdk::abi;
-pub use switchyard_sdk::decision::{Decision as Plan, OwnedBackground, OwnedReply, OwnedRewrite};
+pub use switchyard_sdk::decision::{Decision, OwnedBackground, OwnedReply, OwnedRewrite};
 
 /// Decodes the word `route` or `on_reply` returned, reading the plan buffer (at `plan_buf` in
 /// the guest's `memory`) when the word points there. `children` is the node's child count.
-pub fn decode(word: u64, memory: &[u8], plan_buf: usize, children: usize) -> Result<Plan, String> {
+pub fn decode(
+    word: u64,
+    memory: &[u8],
+    plan_buf: usize,
+    children: usize,
+) -> Result<Decision, String> {
     let end = plan_buf
         .saturating_add(abi::PLAN_CAPACITY)
         .min(memory.len());
@@ -31,7 +38,7 @@ mod tests {
         let w = abi::encode_plan_word(tag::PLAN, 0, 20);
         assert_eq!(
             decode(w, &mem, 8, 2),
-            Ok(Plan::FanOut {
+            Ok(Decision::FanOut {
                 children: vec![0, 1],
                 wait: switchyard_sdk::Wait::All
             })

@@ -3,74 +3,91 @@
 
 use bytes::Bytes;
 use switchyard_protocol::ReplyStatus;
-use switchyard_sdk::abi::{op, reply};
+use switchyard_sdk::Op;
 
 use super::Outcome;
 use crate::error::PlanProblem;
 use crate::plugin::OwnedReply;
 
-/// The reply for `r` to operation `op`; the mismatch when the code makes no sense for the
-/// operation. A plugin's `SERVER_ERROR` or `CLIENT_ERROR` with its message is a reply it chose,
-/// not a failure of the request.
+/// The reply for `r` to the operation with ABI code `op`; the mismatch when the reply makes no
+/// sense for the operation. A plugin's `SERVER_ERROR` or `CLIENT_ERROR` with its message is a
+/// reply it chose, not a failure of the request.
 pub(crate) fn render_plugin_reply(r: &OwnedReply, op: u32) -> Result<Outcome, PlanProblem> {
-    let r = r.as_reply();
-    let message = r.message().unwrap_or_default();
-    let rendered = match r.code() {
-        reply::ERROR => Some(Outcome::fixed(b"ERROR\r\n", ReplyStatus::Error)),
-        reply::SERVER_ERROR => Some(Outcome {
+    let op = Op::from_code(op);
+    let rendered = match r {
+        OwnedReply::Error => fixed(b"ERROR\r\n", ReplyStatus::Error),
+        OwnedReply::ServerError(message) => Some(Outcome {
             frame: Bytes::from(format!("SERVER_ERROR {message}\r\n")),
             status: ReplyStatus::ServerError,
         }),
-        reply::CLIENT_ERROR => Some(Outcome {
+        OwnedReply::ClientError(message) => Some(Outcome {
             frame: Bytes::from(format!("CLIENT_ERROR {message}\r\n")),
             status: ReplyStatus::ClientError,
         }),
-        code if op >= op::META_GET => meta(code, op),
-        code => classic(code, op),
+        OwnedReply::Miss
+        | OwnedReply::NotStored
+        | OwnedReply::Stored
+        | OwnedReply::Exists
+        | OwnedReply::NotFound
+        | OwnedReply::Deleted
+        | OwnedReply::Touched
+            if op.is_meta() =>
+        {
+            meta(r, op)
+        }
+        OwnedReply::Miss
+        | OwnedReply::NotStored
+        | OwnedReply::Stored
+        | OwnedReply::Exists
+        | OwnedReply::NotFound
+        | OwnedReply::Deleted
+        | OwnedReply::Touched => classic(r, op),
     };
-    rendered.ok_or(PlanProblem::ReplyNotValid { code: r.code(), op })
+    rendered.ok_or(PlanProblem::ReplyNotValid {
+        reply: r.as_reply().name(),
+        op,
+    })
 }
 
 fn fixed(frame: &'static [u8], status: ReplyStatus) -> Option<Outcome> {
     Some(Outcome::fixed(frame, status))
 }
 
-fn classic(code: u32, op: u32) -> Option<Outcome> {
-    let retrieval = matches!(op, op::GET | op::GETS | op::GAT | op::GATS);
-    let storage = (op::SET..=op::CAS).contains(&op);
-    match code {
-        reply::MISS | reply::NOT_FOUND if retrieval => fixed(b"END\r\n", ReplyStatus::Miss),
-        reply::MISS if storage => fixed(b"NOT_STORED\r\n", ReplyStatus::NotStored),
-        reply::MISS | reply::NOT_FOUND => fixed(b"NOT_FOUND\r\n", ReplyStatus::NotFound),
-        reply::NOT_STORED if storage => fixed(b"NOT_STORED\r\n", ReplyStatus::NotStored),
-        reply::STORED if storage => fixed(b"STORED\r\n", ReplyStatus::Stored),
-        reply::EXISTS if storage => fixed(b"EXISTS\r\n", ReplyStatus::Exists),
-        reply::DELETED if op == op::DELETE => fixed(b"DELETED\r\n", ReplyStatus::Deleted),
-        reply::TOUCHED if op == op::TOUCH => fixed(b"TOUCHED\r\n", ReplyStatus::Touched),
+fn classic(r: &OwnedReply, op: Op) -> Option<Outcome> {
+    use OwnedReply as R;
+    let retrieval = op.is_retrieval();
+    // Not meta here: `set add replace append prepend cas`.
+    let storage = op.is_storage();
+    match r {
+        R::Miss | R::NotFound if retrieval => fixed(b"END\r\n", ReplyStatus::Miss),
+        R::Miss if storage => fixed(b"NOT_STORED\r\n", ReplyStatus::NotStored),
+        R::Miss | R::NotFound => fixed(b"NOT_FOUND\r\n", ReplyStatus::NotFound),
+        R::NotStored if storage => fixed(b"NOT_STORED\r\n", ReplyStatus::NotStored),
+        R::Stored if storage => fixed(b"STORED\r\n", ReplyStatus::Stored),
+        R::Exists if storage => fixed(b"EXISTS\r\n", ReplyStatus::Exists),
+        R::Deleted if op == Op::Delete => fixed(b"DELETED\r\n", ReplyStatus::Deleted),
+        R::Touched if op == Op::Touch => fixed(b"TOUCHED\r\n", ReplyStatus::Touched),
         _ => None,
     }
 }
 
 /// Meta replies carry no opaque (`O`) or key (`k`) echo here: a plugin's own answer is not a
 /// backend's, and a client matching replies by opaque should not route through such a plugin.
-fn meta(code: u32, op: u32) -> Option<Outcome> {
-    match (op, code) {
-        (op::META_GET | op::META_DEBUG, reply::MISS | reply::NOT_FOUND) => {
-            fixed(b"EN\r\n", ReplyStatus::Miss)
-        }
-        (op::META_SET, reply::MISS | reply::NOT_STORED) => fixed(b"NS\r\n", ReplyStatus::NotStored),
-        (op::META_SET, reply::STORED) => fixed(b"HD\r\n", ReplyStatus::Stored),
-        (op::META_SET | op::META_DELETE | op::META_ARITHMETIC, reply::EXISTS) => {
+fn meta(r: &OwnedReply, op: Op) -> Option<Outcome> {
+    use OwnedReply as R;
+    match (op, r) {
+        (Op::MetaGet | Op::MetaDebug, R::Miss | R::NotFound) => fixed(b"EN\r\n", ReplyStatus::Miss),
+        (Op::MetaSet, R::Miss | R::NotStored) => fixed(b"NS\r\n", ReplyStatus::NotStored),
+        (Op::MetaSet, R::Stored) => fixed(b"HD\r\n", ReplyStatus::Stored),
+        (Op::MetaSet | Op::MetaDelete | Op::MetaArithmetic, R::Exists) => {
             fixed(b"EX\r\n", ReplyStatus::Exists)
         }
-        (op::META_SET | op::META_DELETE | op::META_ARITHMETIC, reply::NOT_FOUND) => {
+        (Op::MetaSet | Op::MetaDelete | Op::MetaArithmetic, R::NotFound) => {
             fixed(b"NF\r\n", ReplyStatus::NotFound)
         }
-        (op::META_DELETE | op::META_ARITHMETIC, reply::MISS) => {
-            fixed(b"NF\r\n", ReplyStatus::NotFound)
-        }
-        (op::META_DELETE, reply::DELETED) => fixed(b"HD\r\n", ReplyStatus::Deleted),
-        (op::META_ARITHMETIC, reply::NOT_STORED) => fixed(b"NS\r\n", ReplyStatus::NotStored),
+        (Op::MetaDelete | Op::MetaArithmetic, R::Miss) => fixed(b"NF\r\n", ReplyStatus::NotFound),
+        (Op::MetaDelete, R::Deleted) => fixed(b"HD\r\n", ReplyStatus::Deleted),
+        (Op::MetaArithmetic, R::NotStored) => fixed(b"NS\r\n", ReplyStatus::NotStored),
         _ => None,
     }
 }
@@ -78,6 +95,7 @@ fn meta(code: u32, op: u32) -> Option<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_sdk::abi::{op, reply};
 
     fn frame(code: u32, op: u32) -> Bytes {
         let reply = switchyard_sdk::Reply::from_code(code, "why").expect("known code");
@@ -101,7 +119,10 @@ mod tests {
         assert_eq!(frame(reply::MISS, op::DELETE), "NOT_FOUND\r\n");
         assert_eq!(frame(reply::STORED, op::CAS), "STORED\r\n");
         assert_eq!(frame(reply::SERVER_ERROR, op::INCR), "SERVER_ERROR why\r\n");
-        assert!(frame(reply::STORED, op::GET).starts_with(b"SERVER_ERROR plugin reply 2"));
+        assert_eq!(
+            frame(reply::STORED, op::GET),
+            "SERVER_ERROR plugin reply stored is not valid for get\r\n"
+        );
     }
 
     #[test]

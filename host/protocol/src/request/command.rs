@@ -1,4 +1,8 @@
-//! [`Command`]: what a client may ask, and what that says about its reply.
+//! [`Command`]: what a client may ask, and what that says about its reply; [`Command::op`],
+//! the operation a plugin is told it is (the one place commands meet the SDK's [`Op`]).
+
+use switchyard_sdk::Op;
+use switchyard_sdk::rewrite::Store;
 
 use crate::reply::{ReplyKind, ReplyStatus};
 
@@ -89,6 +93,39 @@ impl Command {
         }
     }
 
+    /// The operation a plugin routes this command as (its ABI code is [`Op::code`]); `None`
+    /// for the commands the router answers or spreads itself, which no plugin routes
+    /// (`version quit stats flush_all verbosity mn`).
+    pub const fn op(self) -> Option<Op> {
+        Some(match self {
+            Command::Get => Op::Get,
+            Command::Gets => Op::Gets,
+            Command::Gat => Op::Gat,
+            Command::Gats => Op::Gats,
+            Command::Set => Op::Set,
+            Command::Add => Op::Add,
+            Command::Replace => Op::Replace,
+            Command::Append => Op::Append,
+            Command::Prepend => Op::Prepend,
+            Command::Cas => Op::Cas,
+            Command::Delete => Op::Delete,
+            Command::Incr => Op::Incr,
+            Command::Decr => Op::Decr,
+            Command::Touch => Op::Touch,
+            Command::MetaGet => Op::MetaGet,
+            Command::MetaSet => Op::MetaSet,
+            Command::MetaDelete => Op::MetaDelete,
+            Command::MetaArithmetic => Op::MetaArithmetic,
+            Command::MetaDebug => Op::MetaDebug,
+            Command::Version
+            | Command::Quit
+            | Command::Stats
+            | Command::FlushAll
+            | Command::Verbosity
+            | Command::MetaNoop => return None,
+        })
+    }
+
     /// `get gets gat gats`: any number of keys, answered with `VALUE`s and `END`.
     pub fn is_retrieval(self) -> bool {
         matches!(
@@ -174,9 +211,77 @@ impl Command {
     }
 }
 
+/// The storage command a plugin's background [`Store`] sends.
+impl From<Store> for Command {
+    fn from(store: Store) -> Self {
+        match store {
+            Store::Set => Command::Set,
+            Store::Add => Command::Add,
+            Store::Replace => Command::Replace,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ALL: [Command; 25] = [
+        Command::Get,
+        Command::Gets,
+        Command::Gat,
+        Command::Gats,
+        Command::Set,
+        Command::Add,
+        Command::Replace,
+        Command::Append,
+        Command::Prepend,
+        Command::Cas,
+        Command::Delete,
+        Command::Incr,
+        Command::Decr,
+        Command::Touch,
+        Command::Version,
+        Command::Quit,
+        Command::Stats,
+        Command::FlushAll,
+        Command::Verbosity,
+        Command::MetaGet,
+        Command::MetaSet,
+        Command::MetaDelete,
+        Command::MetaArithmetic,
+        Command::MetaNoop,
+        Command::MetaDebug,
+    ];
+
+    #[test]
+    fn keyed_commands_are_the_operations_plugins_route() {
+        let mut codes = Vec::new();
+        for command in ALL {
+            match command.op() {
+                Some(op) => {
+                    assert_eq!(op.name(), Some(command.name()), "{command:?}");
+                    assert_eq!(op.is_retrieval(), command.is_retrieval(), "{command:?}");
+                    assert_eq!(op.is_storage(), command.has_data_block(), "{command:?}");
+                    assert_eq!(Op::from_code(op.code()), op);
+                    codes.push(op.code());
+                }
+                None => assert!(
+                    !command.is_retrieval() && !command.has_data_block(),
+                    "{command:?}"
+                ),
+            }
+        }
+        // Every code the ABI names, each once (ABI.md, "Operation codes").
+        assert_eq!(
+            codes,
+            (1..switchyard_sdk::abi::op::RESERVED_FROM).collect::<Vec<_>>()
+        );
+        for store in [Store::Set, Store::Add, Store::Replace] {
+            let op = Command::from(store).op().expect("keyed");
+            assert_eq!(op.code(), store.op(), "{store:?}");
+        }
+    }
 
     #[test]
     fn every_command_knows_its_reply_kind() {
