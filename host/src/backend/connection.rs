@@ -435,7 +435,14 @@ fn broken(
 /// order (memcached answers a multi-get's keys in order, leaving out misses). The tokens after
 /// the command are the candidates: `gat`'s exptime among them only makes this more lenient.
 fn values_answer(line: &[u8], reply: &[u8]) -> bool {
-    let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+    // The line as memcached reads it: up to its newline (`\r\n` or a bare `\n`), and cut at
+    // a NUL byte.
+    let end = line
+        .iter()
+        .position(|&b| b == b'\n' || b == 0)
+        .unwrap_or(line.len());
+    let line = line.get(..end).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut asked = line.split(|&b| b == b' ').skip(1).filter(|t| !t.is_empty());
     values(reply).all(|entry| {
         let key = reply.get(entry.key).unwrap_or_default();
@@ -470,6 +477,12 @@ mod tests {
         assert!(!values_answer(b"get a b c\r\n", &reply(&["c", "a"])));
         assert!(values_answer(b"gats 100 k\r\n", &reply(&["k"])));
         assert!(values_answer(b"gets  a  b\r\n", &reply(&["b"])));
+        assert!(values_answer(b"get a\n", &reply(&["a"])), "a bare newline");
+        assert!(
+            values_answer(b"get a\0b c\r\n", &reply(&["a"])),
+            "cut at NUL"
+        );
+        assert!(!values_answer(b"get a\0b c\r\n", &reply(&["c"])));
     }
 
     #[test]
