@@ -256,12 +256,9 @@ pub(crate) const MAX_CALLS: usize = switchyard_sdk::abi::MAX_CALLS as usize;
 /// most 250 bytes) and the request cloned (its ranges); only requests whose route plans a
 /// `call` pay for it.
 struct OwnedReq {
-    op: u32,
+    /// The request's route input, its key aside (`key`).
+    input: RouteInput<'static>,
     key: Bytes,
-    flags: u32,
-    exptime: i64,
-    value_len: u32,
-    listener: u32,
     wire: Wire,
     kind: ReplyKind,
     origin: OwnedOrigin,
@@ -274,14 +271,9 @@ enum OwnedOrigin {
 
 impl OwnedReq {
     fn new(req: &Req<'_>) -> OwnedReq {
-        let input = &req.input;
         OwnedReq {
-            op: input.op,
-            key: Bytes::copy_from_slice(input.key),
-            flags: input.flags,
-            exptime: input.exptime,
-            value_len: input.value_len,
-            listener: input.listener,
+            input: req.input.with_key(&[]),
+            key: Bytes::copy_from_slice(req.input.key),
             wire: req.wire.clone(),
             kind: req.kind,
             origin: match req.origin {
@@ -296,14 +288,7 @@ impl OwnedReq {
 
     fn req(&self) -> Req<'_> {
         Req {
-            input: RouteInput {
-                op: self.op,
-                key: &self.key,
-                flags: self.flags,
-                exptime: self.exptime,
-                value_len: self.value_len,
-                listener: self.listener,
-            },
+            input: self.input.with_key(&self.key),
             wire: &self.wire,
             kind: self.kind,
             origin: match &self.origin {

@@ -553,32 +553,14 @@ mod execute {
     /// route `r` of bundled plugin `plugin`.
     fn replicated(plugin: &str) -> ([Scripted; 3], Router) {
         let servers = [Scripted::start(), Scripted::start(), Scripted::start()];
-        let pools: String = servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                format!(
-                    "[pools.p{i}]\nservers = [\"{}\"]\ntimeout_ms = {TIMEOUT_MS}\n\
-                     connect_timeout_ms = 200\n{NEVER_DOWN}\n\n",
-                    s.spec()
-                )
-            })
-            .collect();
-        let router = router(&format!(
-            r#"
-[server]
-workers = 1
-
-[[listeners]]
-address = "127.0.0.1:0"
-route = "r"
-
-{pools}
-[routes.r]
-plugin = "{plugin}"
-children = ["p0", "p1", "p2"]
-"#
-        ));
+        let specs: Vec<String> = servers.iter().map(Scripted::spec).collect();
+        let router = switchyard_tests::replicated_router(
+            &specs,
+            plugin,
+            TIMEOUT_MS,
+            NEVER_DOWN,
+            "workers = 1",
+        );
         (servers, router)
     }
 

@@ -114,18 +114,42 @@ servers = {}
 /// `plugin`, which the router's listener serves.
 pub fn replicated(plugin: &str, timeout_ms: u64) -> ([Memcached; 3], Router) {
     let servers = [Memcached::start(), Memcached::start(), Memcached::start()];
-    let pools: String = servers
+    let router = replicated_router(
+        &specs(&servers.iter().collect::<Vec<_>>()),
+        plugin,
+        timeout_ms,
+        "",
+        "",
+    );
+    (servers, router)
+}
+
+/// A router whose listener serves route `r` of bundled plugin `plugin`, with one pool per
+/// server spec (`p0`, `p1`, ...; request timeout `timeout_ms`, connect timeout 200 ms, and
+/// `pool_settings`) as its children. `server_settings` goes in `[server]`.
+pub fn replicated_router(
+    specs: &[String],
+    plugin: &str,
+    timeout_ms: u64,
+    pool_settings: &str,
+    server_settings: &str,
+) -> Router {
+    let pools: String = specs
         .iter()
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, spec)| {
             format!(
-                "[pools.p{i}]\nservers = [\"{}\"]\ntimeout_ms = {timeout_ms}\nconnect_timeout_ms = 200\n\n",
-                s.spec()
+                "[pools.p{i}]\nservers = [\"{spec}\"]\ntimeout_ms = {timeout_ms}\n\
+                 connect_timeout_ms = 200\n{pool_settings}\n\n"
             )
         })
         .collect();
-    let router = router(&format!(
+    let children: Vec<String> = (0..specs.len()).map(|i| format!("\"p{i}\"")).collect();
+    router(&format!(
         r#"
+[server]
+{server_settings}
+
 [[listeners]]
 address = "127.0.0.1:0"
 route = "r"
@@ -133,10 +157,10 @@ route = "r"
 {pools}
 [routes.r]
 plugin = "{plugin}"
-children = ["p0", "p1", "p2"]
-"#
-    ));
-    (servers, router)
+children = [{}]
+"#,
+        children.join(", ")
+    ))
 }
 
 /// For each key, the index in `servers` of the one server that holds it, asked directly.

@@ -87,6 +87,21 @@ pub struct RouteInput<'a> {
     pub listener: u32,
 }
 
+impl RouteInput<'_> {
+    /// The same request with another key: one held past the client's buffer (a `call`'s
+    /// continuation keeps its own copy).
+    pub fn with_key<'b>(&self, key: &'b [u8]) -> RouteInput<'b> {
+        RouteInput {
+            op: self.op,
+            key,
+            flags: self.flags,
+            exptime: self.exptime,
+            value_len: self.value_len,
+            listener: self.listener,
+        }
+    }
+}
+
 /// Why a `route` call produced no usable plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginFault {
