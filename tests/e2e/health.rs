@@ -53,16 +53,6 @@ fn keys_by_server(servers: &[Memcached; 3], router: &Router) -> [String; 3] {
     [on(0), on(1), on(2)]
 }
 
-/// One `stats backends` value of the server at `addr`.
-fn backend_stat(client: &mut Client, addr: &str, name: &str) -> Option<String> {
-    client.send(b"stats backends\r\n");
-    let reply = client.read_until(b"END\r\n");
-    let prefix = format!("STAT {addr}:{name} ");
-    String::from_utf8_lossy(&reply)
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
-}
-
 fn timed_get(client: &mut Client, key: &str) -> (String, Duration) {
     let started = Instant::now();
     let reply = client.request_str(&format!("get {key}\r\n"));
@@ -72,7 +62,7 @@ fn timed_get(client: &mut Client, key: &str) -> (String, Duration) {
 fn wait_for_state(client: &mut Client, addr: &str, state: &str, within: Duration) -> Duration {
     let started = Instant::now();
     poll_until(within, || {
-        (backend_stat(client, addr, "state").as_deref() == Some(state)).then_some(())
+        (client.backend_stat(addr, "state").as_deref() == Some(state)).then_some(())
     })
     .unwrap_or_else(|| panic!("{addr} did not become {state} within {within:?}"));
     started.elapsed()
@@ -129,10 +119,7 @@ fn a_killed_server_fails_fast_once_down_and_is_probed_back_after_restart() {
             "{reply:?} after {took:?}"
         );
     }
-    assert_eq!(
-        backend_stat(&mut client, &addr, "state").as_deref(),
-        Some("down")
-    );
+    assert_eq!(client.backend_stat(&addr, "state").as_deref(), Some("down"));
     let served = load.join().expect("load thread");
     assert!(served > 0, "the bystanders were served under load");
 
@@ -152,7 +139,8 @@ fn a_killed_server_fails_fast_once_down_and_is_probed_back_after_restart() {
     );
     assert_eq!(client.get(&victim).as_deref(), Some(&b"v"[..]));
     assert!(restarted.elapsed() < Duration::from_millis(PROBE_CEILING_MS) + SLACK * 3);
-    let probes: u64 = backend_stat(&mut client, &addr, "probes_ok")
+    let probes: u64 = client
+        .backend_stat(&addr, "probes_ok")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(probes >= 1, "it came back through a probe");
@@ -179,10 +167,7 @@ fn a_hung_server_times_out_is_marked_down_and_probed_back_after_sigcont() {
             "round {round}: {took:?}"
         );
     }
-    assert_eq!(
-        backend_stat(&mut client, &addr, "state").as_deref(),
-        Some("down")
-    );
+    assert_eq!(client.backend_stat(&addr, "state").as_deref(), Some("down"));
     let (reply, took) = timed_get(&mut client, &victim);
     assert!(
         reply.contains("is down") && took < FAST,
@@ -195,10 +180,7 @@ fn a_hung_server_times_out_is_marked_down_and_probed_back_after_sigcont() {
 
     // While it stays stopped, probes keep failing and it stays down.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        backend_stat(&mut client, &addr, "state").as_deref(),
-        Some("down")
-    );
+    assert_eq!(client.backend_stat(&addr, "state").as_deref(), Some("down"));
 
     servers[0].resume();
     let back = wait_for_state(

@@ -676,16 +676,6 @@ mod health {
         )
     }
 
-    /// One `stats backends` value of the server at `address`.
-    fn backend_stat(client: &mut Client, address: &str, name: &str) -> Option<String> {
-        client.send(b"stats backends\r\n");
-        let reply = client.read_until(b"END\r\n");
-        let prefix = format!("STAT {address}:{name} ");
-        String::from_utf8_lossy(&reply)
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
-    }
-
     /// Requests other than the prober's `version`.
     fn served(server: &Scripted) -> Vec<String> {
         server
@@ -710,7 +700,7 @@ mod health {
     /// and none reaches it.
     fn assert_down(client: &mut Client, server: &Scripted, sent_before: usize) {
         assert_eq!(
-            backend_stat(client, &server.address(), "state").as_deref(),
+            client.backend_stat(&server.address(), "state").as_deref(),
             Some("down")
         );
         for round in 0..10 {
@@ -749,14 +739,15 @@ mod health {
             s.lines().iter().filter(|l| *l == "version").count() >= 2
         });
         assert_eq!(
-            backend_stat(&mut client, &server.address(), "state").as_deref(),
+            client.backend_stat(&server.address(), "state").as_deref(),
             Some("down")
         );
 
         server.clear_script();
         let back = wait_served_again(&mut client, &hit("k", 0, b"v"));
         println!("fixed to served again: {back:?}");
-        let probes: u64 = backend_stat(&mut client, &server.address(), "probes_ok")
+        let probes: u64 = client
+            .backend_stat(&server.address(), "probes_ok")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         assert!(probes >= 1, "it came back through a probe");
@@ -817,7 +808,9 @@ probe_floor_ms = 10000
         }
         let mut client = connect(&router, 0);
         assert_eq!(
-            backend_stat(&mut client, &server.address(), "marked_down").as_deref(),
+            client
+                .backend_stat(&server.address(), "marked_down")
+                .as_deref(),
             Some("0")
         );
     }

@@ -115,6 +115,17 @@ impl Client {
             .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
     }
 
+    /// One value of `stats backends` for the server at `address` (`name` as in
+    /// `STAT <address>:<name> <value>`).
+    pub fn backend_stat(&mut self, address: &str, name: &str) -> Option<String> {
+        self.send(b"stats backends\r\n");
+        let reply = self.read_until(b"END\r\n");
+        let prefix = format!("STAT {address}:{name} ");
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+    }
+
     /// Reads exactly one reply: a single line (`STORED`, `SERVER_ERROR ...`, a number, ...), or
     /// for retrievals every `VALUE` block up to and including `END`.
     pub fn reply(&mut self) -> Vec<u8> {

@@ -100,7 +100,7 @@ pub(super) fn background(
             let data = hit.frame.slice(entry.data.start..entry.data.end + 2);
             (entry.flags, send.rewrite.exptime.apply(0, now), data)
         }
-        _ if is_classic_storage(command) => (
+        _ if command.is_storage() => (
             req.input.flags,
             send.rewrite.exptime.apply(req.input.exptime, now),
             data_block(req)?,
@@ -230,21 +230,9 @@ fn now(exptime: Exptime) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn is_classic_storage(command: Command) -> bool {
-    matches!(
-        command,
-        Command::Set
-            | Command::Add
-            | Command::Replace
-            | Command::Append
-            | Command::Prepend
-            | Command::Cas
-    )
-}
-
 /// Commands whose exptime a rewrite may change (meta commands through their `T` flag).
 fn carries_exptime(command: Command) -> bool {
-    is_classic_storage(command)
+    command.is_storage()
         || matches!(
             command,
             Command::Touch
@@ -281,7 +269,7 @@ fn compose_request(
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {
             compose::retrieval(&mut line, command, exptime, [key]);
         }
-        c if is_classic_storage(c) => compose::storage(
+        c if c.is_storage() => compose::storage(
             &mut line,
             &Storage {
                 command,
