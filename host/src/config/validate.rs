@@ -519,6 +519,20 @@ mod tests {
     }
 
     #[test]
+    fn the_old_request_count_bound_is_refused_naming_its_replacement() {
+        let e = check(&format!("{POOL}max_outstanding = 4096\n")).expect_err("replaced key");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(7), "pools.main.max_outstanding")
+        );
+        assert!(e.to_string().contains("max_outstanding_bytes"), "{e}");
+        let c = check(&format!("{POOL}max_outstanding_bytes = 65536\n")).expect("bytes bound");
+        assert_eq!(c.pools[0].max_outstanding_bytes, 65536);
+        let e = check(&format!("{POOL}max_outstanding_bytes = 10\n")).expect_err("range");
+        assert_eq!(e.key, "pools.main.max_outstanding_bytes");
+    }
+
+    #[test]
     fn plugin_paths_are_relative_to_the_config_file() {
         let c = validate(
             &format!("{POOL}[routes.r]\nplugin = \"plugins/mine.wasm\"\n"),
