@@ -22,7 +22,9 @@ use switchyard_protocol::{Framed, Framer, Limits, Parsed, ReplyKind};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
-use crate::dispatch::{Next, StreamRoute, answer, dispatch, forwarded_line, stream_route};
+use crate::dispatch::{
+    HeldRoute, Next, StreamRoute, answer, dispatch, dispatch_held, forwarded_line, stream_route,
+};
 use crate::reply::queue::ReplyQueue;
 use crate::reply::{Outcome, Pending};
 use crate::wire::WriteQueue;
@@ -103,13 +105,15 @@ fn read_requests<'a>(
         let mut buf = BytesMut::new();
         // The buffer grew past the usual size since it was lent (a long value came through).
         let mut grew = false;
+        // The route of a long value being buffered whole, decided when its line came.
+        let mut held: Option<Box<HeldRoute>> = None;
         loop {
             // Every request complete in the buffer, in order. What is held across an await
             // here is a reply or a boxed upload, never a parsed request.
             loop {
                 // Room first: the step's reply is then queued without waiting.
                 queue.room().await;
-                match next_step(&mut framer, &mut buf, worker, listener) {
+                match next_step(&mut framer, &mut held, &mut buf, worker, listener) {
                     Step::Reply(pending) => queue.push(pending),
                     Step::Next => {}
                     Step::Read => break,
@@ -186,6 +190,7 @@ enum Step {
 /// it. No I/O: a reply still to come is a [`Pending`].
 fn next_step(
     framer: &mut Framer,
+    hold: &mut Option<Box<HeldRoute>>,
     buf: &mut BytesMut,
     worker: &Worker,
     listener: SocketAddr,
@@ -198,13 +203,19 @@ fn next_step(
         }
         Framed::Parsed(parsed) => parsed,
     };
+    // A route decided for a long value held whole belongs to the request completed now.
+    let held = hold.take();
     let ready = |reply| Step::Reply(Pending::Ready(error_reply(reply)));
     match parsed {
         // The framer never returns this; reading more is the answer anyway.
         Parsed::Incomplete => Step::Read,
         Parsed::Request { request, consumed } => {
             let frame = buf.split_to(consumed).freeze();
-            match dispatch(worker, &request, frame, listener) {
+            let next = match held {
+                Some(route) => dispatch_held(worker, &request, frame, listener, *route),
+                None => dispatch(worker, &request, frame, listener),
+            };
+            match next {
                 Next::Reply(p) => Step::Reply(p),
                 Next::Silent => Step::Next,
                 Next::Close => Step::Close,
@@ -248,10 +259,11 @@ fn next_step(
                 stream_route(worker, &request, &buf[..line], listener)
             } else {
                 // Enough connections of its own to servers already: buffer this one.
-                StreamRoute::Whole
+                StreamRoute::Whole(None)
             };
             match route {
-                StreamRoute::Whole => {
+                StreamRoute::Whole(route) => {
+                    *hold = route;
                     framer.hold_whole();
                     Step::Read
                 }

@@ -158,8 +158,9 @@ pub enum StreamRoute {
     /// the value as it arrives.
     Answer(Outcome),
     /// Its route needs the whole value (a fan-out, a failover, a rewrite): buffer it, and
-    /// dispatch it as usual once it is in. The route is then run again.
-    Whole,
+    /// carry out this route once it is in ([`dispatch_held`]), without asking the plugins
+    /// again. `None` when the value is buffered for another reason (it was not routed).
+    Whole(Option<Box<HeldRoute>>),
     /// Its listener was removed by a reload: close, as for any request.
     Close,
 }
@@ -192,8 +193,51 @@ pub fn stream_route(
             worker.stats.cmd_set.inc();
             StreamRoute::Answer(outcome)
         }
-        Resolved::Plan { .. } => StreamRoute::Whole,
+        plan @ Resolved::Plan { .. } => StreamRoute::Whole(Some(Box::new(HeldRoute {
+            generation,
+            resolved: plan,
+        }))),
     }
+}
+
+/// A long value's route, decided when its command line arrived and carried out once its data
+/// is in (the plugins are asked once per request).
+#[derive(Debug)]
+pub struct HeldRoute {
+    generation: Rc<LocalGeneration>,
+    resolved: Resolved,
+}
+
+/// Carries out `held` for `request`, the long value it was decided for, now whole in `frame`.
+pub fn dispatch_held(
+    worker: &Worker,
+    request: &Request,
+    frame: Bytes,
+    local: SocketAddr,
+    held: HeldRoute,
+) -> Next {
+    let HeldRoute {
+        generation,
+        resolved,
+    } = held;
+    let Some(listener) = generation.shared.listener_index(local) else {
+        return Next::Close;
+    };
+    worker.stats.cmd_set.inc();
+    let mut decoded = [0u8; DECODED_KEY_BUF];
+    let input = keyed_input(request, &frame, &mut decoded, listener);
+    let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
+    let wire = forwarded(request, &frame);
+    let req = Req {
+        input,
+        wire: &wire,
+        kind,
+        origin: Origin::Client {
+            request,
+            frame: &frame,
+        },
+    };
+    answer(request, generation.run(resolved, &req))
 }
 
 /// A single server a long value streams to ([`stream_route`]).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_tests::ports::{free_port, poll_until};
 use switchyard_tests::process::RouterProcess;
-use switchyard_tests::{Client, Memcached, connect, router, show};
+use switchyard_tests::{Client, Memcached, TestDir, connect, router, router_in, show, wasm};
 
 const MAX_VALUE: usize = 64 << 20;
 
@@ -465,4 +465,45 @@ fn the_routers_memory_does_not_grow_with_the_values_it_carries() {
         grown >> 20,
         LEN >> 20
     );
+}
+
+/// A long value whose route needs it whole (a fan-out) is buffered, and routed once: the
+/// plugin's decision made when its line arrived is the one carried out when its data is in.
+/// The plugin traps if asked twice for the same key.
+#[test]
+fn a_long_value_buffered_for_a_fan_out_is_routed_once() {
+    let servers = [big_server(), big_server()];
+    let dir = TestDir::new("route-once");
+    dir.write("fan.wasm", wasm::fanning_out_once_plugin());
+    let pools: String = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "[pools.p{i}]\nservers = [\"{}\"]\ntimeout_ms = 5000\n\n",
+                s.spec()
+            )
+        })
+        .collect();
+    let router = router_in(
+        &dir,
+        &format!(
+            "[server]\nworkers = 1\nmax_value_bytes = {MAX_VALUE}\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"r\"\n\n{pools}\
+             [routes.r]\nplugin = \"fan.wasm\"\nchildren = [\"p0\", \"p1\"]\n"
+        ),
+    );
+    let mut client = connect(&router, 0);
+    // Larger than the socket buffers: its line is parsed long before its data is in.
+    let long = value(8 << 20, 5);
+    let replies = run(&mut client, &[(store_cmd("set", "fan:once", &long, ""), 1)]);
+    assert_eq!(replies[0], b"STORED\r\n", "{}", show(&replies[0]));
+    for (i, server) in servers.iter().enumerate() {
+        assert_eq!(
+            server.client().get("fan:once").map(|v| v.len()),
+            Some(long.len()),
+            "server {i} holds the value"
+        );
+    }
+    assert_eq!(client.stat("plugin_faults"), Some(0));
 }

@@ -75,6 +75,23 @@ pub fn fanning_out_plugin() -> Vec<u8> {
     ))
 }
 
+/// Like [`fanning_out_plugin`], but only once: a second `fan:` key in the same instance traps.
+/// A test of how often the host routes one request.
+pub fn fanning_out_once_plugin() -> Vec<u8> {
+    compile(&guest(
+        "",
+        b"fan:",
+        "(if (i32.load (i32.const 7000)) (then unreachable))
+      (i32.store (i32.const 7000) (i32.const 1))
+      (i32.store (i32.const 2048) (i32.const 1))
+      (i32.store (i32.const 2052) (i32.const 3))
+      (i32.store (i32.const 2056) (i32.const 0))
+      (i32.store (i32.const 2060) (i32.const 0))
+      (i32.store (i32.const 2064) (i32.const 1))
+      (return (i64.or (i64.shl (i64.const 20) (i64.const 32)) (i64.const 3)))",
+    ))
+}
+
 /// A forwarding guest like [`forwarding_plugin`] whose bytes differ by `variant`: the same
 /// policy as a new build, for tests that replace a plugin file.
 pub fn forwarding_plugin_variant(variant: u8) -> Vec<u8> {
@@ -101,6 +118,8 @@ mod tests {
             trapping_plugin(),
             looping_plugin(),
             forwarding_plugin(),
+            fanning_out_plugin(),
+            fanning_out_once_plugin(),
             wasi_plugin(),
         ] {
             assert_eq!(&module[..4], b"\0asm");
