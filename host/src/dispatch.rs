@@ -75,28 +75,38 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketA
                 c if c.has_data_block() => stats.cmd_set.inc(),
                 _ => stats.cmd_other.inc(),
             }
-            let mut decoded = [0u8; DECODED_KEY_BUF];
-            let input = keyed_input(request, &frame, &mut decoded, listener);
-            let root = generation.shared.roots[listener as usize];
-            let kind = command.reply_kind().unwrap_or(ReplyKind::Line);
-            let wire = forwarded(request, &frame);
-            let req = Req {
-                input,
-                wire: &wire,
-                kind,
-                origin: Origin::Client {
-                    request,
-                    frame: &frame,
-                },
-            };
-            if command == Command::MetaGet {
-                generation.execute_for_client(root, &req)
-            } else {
-                generation.execute(root, &req)
-            }
+            keyed(&generation, request, &frame, listener, None)
         }
     };
     answer(request, pending)
+}
+
+/// A single-key command: routed from the listener's root, or carried out by `held`, a route
+/// already decided for it, and sent.
+fn keyed(
+    generation: &Rc<LocalGeneration>,
+    request: &Request,
+    frame: &Bytes,
+    listener: u32,
+    held: Option<Resolved>,
+) -> Pending {
+    let mut decoded = [0u8; DECODED_KEY_BUF];
+    let input = keyed_input(request, frame, &mut decoded, listener);
+    let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
+    let wire = forwarded(request, frame);
+    let req = Req {
+        input,
+        wire: &wire,
+        kind,
+        origin: Origin::Client { request, frame },
+    };
+    let root = generation.shared.roots[listener as usize];
+    match held {
+        Some(resolved) => generation.run(resolved, &req),
+        // A meta get's long value may stream to the client.
+        None if request.command == Command::MetaGet => generation.execute_for_client(root, &req),
+        None => generation.execute(root, &req),
+    }
 }
 
 /// What the client is sent of `pending`, the reply to `request`: nothing for `noreply`, and
@@ -224,20 +234,8 @@ pub fn dispatch_held(
         return Next::Close;
     };
     worker.stats.cmd_set.inc();
-    let mut decoded = [0u8; DECODED_KEY_BUF];
-    let input = keyed_input(request, &frame, &mut decoded, listener);
-    let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
-    let wire = forwarded(request, &frame);
-    let req = Req {
-        input,
-        wire: &wire,
-        kind,
-        origin: Origin::Client {
-            request,
-            frame: &frame,
-        },
-    };
-    answer(request, generation.run(resolved, &req))
+    let pending = keyed(&generation, request, &frame, listener, Some(resolved));
+    answer(request, pending)
 }
 
 /// A single server a long value streams to ([`stream_route`]).
