@@ -199,18 +199,19 @@ impl Control {
     }
 
     /// If the current generation came from a reload and its plugins have faulted past the
-    /// threshold, replaces it with a fresh build of the configuration before it.
-    pub fn roll_back_if_crash_looping(&self) {
+    /// threshold, replaces it with a fresh build of the configuration before it. Says whether
+    /// it did.
+    pub fn roll_back_if_crash_looping(&self) -> bool {
         let current = self.current.load_full();
         let threshold = current.config.plugins.rollback_faults;
         if threshold == 0 || current.faults.get() < threshold {
-            return;
+            return false;
         }
         let previous = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             match state.previous.take() {
                 Some(p) => p,
-                None => return,
+                None => return false,
             }
         };
         let faults = current.faults.get();
@@ -222,11 +223,16 @@ impl Control {
                     bad = current.number,
                     generation = number,
                     faults,
-                    "generation {} kept faulting; rolled back to the previous configuration",
+                    "generation {} kept faulting; rolled back to the previous configuration, \
+                     which stays until a watched file changes",
                     current.number
                 );
+                true
             }
-            Err(e) => tracing::error!(error = %e, "rollback failed; the faulting generation stays"),
+            Err(e) => {
+                tracing::error!(error = %e, "rollback failed; the faulting generation stays");
+                false
+            }
         }
     }
 
@@ -281,37 +287,120 @@ fn bind_listeners(
     Ok(())
 }
 
-/// Watches the config file and every plugin file it names; reloads when one changes, and rolls
-/// back a crash-looping generation. Runs until `stop` is signalled or dropped.
-pub fn watch(control: Arc<Control>, stop: mpsc::Receiver<()>) {
-    let mut seen = fingerprints(&control.current.load().config);
+/// Watches the files of the configuration: the config file, every plugin file the running
+/// configuration names, and every plugin file the config file on disk names (so that a file a
+/// refused reload needed is noticed when it appears or is fixed). A change is a change of
+/// content (a hash), not of modification time, and one look every [`WATCH_INTERVAL`] sees a
+/// burst of writes as one change. After a rollback the files as they are then count as seen:
+/// the router stays on the rolled-back configuration until a file changes again.
+pub fn watch(control: Arc<Control>, start: Watched, stop: mpsc::Receiver<()>) {
+    let Watched {
+        mut files,
+        hashes: mut seen,
+    } = start;
     loop {
         match stop.recv_timeout(WATCH_INTERVAL) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        control.roll_back_if_crash_looping();
+        let rolled_back = control.roll_back_if_crash_looping();
         let config = control.current.load().config.clone();
-        if !config.server.watch {
+        let now = files.look(&config);
+        if rolled_back || !config.server.watch {
+            seen = now;
             continue;
         }
-        let now = fingerprints(&config);
         if now != seen {
             tracing::info!(file = %config.origin.display(), "change detected; reloading");
-            // A refused reload is logged and counted; the files are looked at again next time
-            // they change.
+            // A refused reload is logged and counted; the files are looked at again when they
+            // change.
             let _ = control.reload();
-            seen = fingerprints(&control.current.load().config);
-            // Keep the state seen now even if the reload failed, so a broken file is not
-            // rebuilt every interval.
-            seen.extend(now);
+            seen = now;
         }
     }
 }
 
-/// Size and modification time of the config file and of every plugin file it names.
-fn fingerprints(config: &Config) -> HashMap<PathBuf, Option<(u64, SystemTime)>> {
-    let plugin_files = config
+/// Content hashes of watched files, by path (`None`: missing or unreadable).
+type Hashes = HashMap<PathBuf, Option<u64>>;
+
+/// The watched files as the watcher starts from them.
+#[derive(Debug)]
+pub struct Watched {
+    files: WatchedFiles,
+    hashes: Hashes,
+}
+
+impl Watched {
+    /// The files of `control`'s running configuration as they are now.
+    pub fn now(control: &Control) -> Watched {
+        let mut files = WatchedFiles::default();
+        let hashes = files.look(&control.current.load().config);
+        Watched { files, hashes }
+    }
+}
+
+/// What the watcher knows of the files: each file's size, modification time and content hash,
+/// so that a file is read and hashed again only when its size or time changed; and the plugin
+/// files the config file names, parsed again only when its content changed.
+#[derive(Debug, Default)]
+struct WatchedFiles {
+    stamps: HashMap<PathBuf, (u64, SystemTime, u64)>,
+    config_hash: Option<u64>,
+    config_plugins: Vec<PathBuf>,
+}
+
+impl WatchedFiles {
+    /// The content hash of every watched file, for the running configuration `running`.
+    fn look(&mut self, running: &Config) -> Hashes {
+        let origin = running.origin.clone();
+        let config_hash = self.hash(&origin);
+        if config_hash != self.config_hash {
+            self.config_hash = config_hash;
+            // A config file that does not parse names no plugin files; the running ones and the
+            // config file itself are still watched.
+            self.config_plugins = Config::load(&origin)
+                .map(|c| plugin_files(&c).collect())
+                .unwrap_or_default();
+        }
+        let mut hashes = Hashes::new();
+        hashes.insert(origin, config_hash);
+        let names: Vec<PathBuf> = plugin_files(running)
+            .chain(self.config_plugins.iter().cloned())
+            .collect();
+        for path in names {
+            if let std::collections::hash_map::Entry::Vacant(slot) = hashes.entry(path) {
+                let hash = self.hash(slot.key());
+                slot.insert(hash);
+            }
+        }
+        self.stamps.retain(|path, _| hashes.contains_key(path));
+        hashes
+    }
+
+    /// `path`'s content hash, read again only if its size or modification time changed.
+    fn hash(&mut self, path: &PathBuf) -> Option<u64> {
+        let meta = std::fs::metadata(path).ok()?;
+        let stamp = (meta.len(), meta.modified().ok()?);
+        if let Some((len, time, hash)) = self.stamps.get(path)
+            && (*len, *time) == stamp
+        {
+            return Some(*hash);
+        }
+        let bytes = std::fs::read(path).ok()?;
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut h);
+            h.finish()
+        };
+        self.stamps.insert(path.clone(), (stamp.0, stamp.1, hash));
+        Some(hash)
+    }
+}
+
+/// The plugin files `config` names.
+fn plugin_files(config: &Config) -> impl Iterator<Item = PathBuf> + '_ {
+    config
         .routes
         .iter()
         .map(|r| &r.plugin)
@@ -319,16 +408,7 @@ fn fingerprints(config: &Config) -> HashMap<PathBuf, Option<(u64, SystemTime)>> 
         .filter_map(|s| match s {
             PluginSource::File(path) => Some(path.clone()),
             PluginSource::Bundled(_) => None,
-        });
-    std::iter::once(config.origin.clone())
-        .chain(plugin_files)
-        .map(|path| {
-            let stamp = std::fs::metadata(&path)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)));
-            (path, stamp)
         })
-        .collect()
 }
 
 fn unix_now() -> u64 {

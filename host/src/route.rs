@@ -122,6 +122,9 @@ impl LocalGeneration {
                         slot.instance.insert(instance)
                     }
                     Err(e) => {
+                        // A fault of the generation too: one whose plugin cannot start on a
+                        // worker is rolled back like one that traps.
+                        self.shared.faults.inc();
                         tracing::error!(node = %node.context.label, error = %e, "cannot instantiate plugin");
                         return Err(failed(Fault::Unavailable(e.to_string())));
                     }
@@ -178,10 +181,14 @@ impl LocalGeneration {
     pub(crate) fn plan_failed(&self, n: usize, call: PluginCall, problem: PlanProblem) -> Outcome {
         let label = &self.shared.nodes[n].context.label;
         match problem {
+            // The plugin should not have made these plans: faults of the generation, counted
+            // towards its rollback like traps.
             PlanProblem::MisplacedPass => {
+                self.shared.faults.inc();
                 tracing::warn!(node = %label, "plugin returned pass from route; request failed");
             }
             PlanProblem::TooManyCalls => {
+                self.shared.faults.inc();
                 tracing::warn!(node = %label, "plugin chained more than {} calls; request failed", crate::execute::MAX_CALLS);
             }
             _ => {}

@@ -102,9 +102,12 @@ impl Router {
         let (stop_watch, watch_signal) = std::sync::mpsc::channel();
         {
             let control = control.clone();
+            // The files as they are now, when the configuration was just loaded from them: a
+            // change made before the watcher thread first runs is still a change.
+            let seen = crate::reload::Watched::now(&control);
             let watcher = std::thread::Builder::new()
                 .name("switchyard-watch".into())
-                .spawn(move || crate::reload::watch(control, watch_signal))
+                .spawn(move || crate::reload::watch(control, seen, watch_signal))
                 .map_err(StartError::Thread)?;
             threads.push(watcher);
         }

@@ -386,3 +386,97 @@ fn listeners_open_and_close_on_reload_without_touching_the_others() {
     );
     assert_eq!(served_by(&mut on_p2, "k6"), "a");
 }
+
+/// A number stat, polled until `done` says it is what the test waits for.
+fn wait_stat(client: &mut Client, name: &str, done: impl Fn(u64) -> bool, what: &str) -> u64 {
+    poll_until(Duration::from_secs(10), || {
+        stat(client, name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| done(*v))
+    })
+    .unwrap_or_else(|| panic!("{what}: stat {name} is {:?}", stat(client, name)))
+}
+
+/// With the watcher on, as in production: an edit that points the route at a trapping plugin
+/// is published, rolled back once, and stays rolled back while the files stay as they are
+/// (the watcher does not publish the same bytes again); fixing the plugin file publishes it.
+#[test]
+fn a_route_edited_to_a_trapping_plugin_is_rolled_back_once_and_stays_rolled_back() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("rollback-sticks");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    let good = config_text(&a, &b, "a", "");
+    let router = start_from(&dir, &good);
+    let mut client = connect(&router, 0);
+    assert_eq!(served_by(&mut client, "trap1"), "miss");
+    let first = wait_stat(&mut client, "generation", |_| true, "the first generation");
+
+    dir.write("trap.wasm", wasm::trapping_plugin());
+    dir.write("switchyard.toml", good.replace("guard.wasm", "trap.wasm"));
+    wait_stat(
+        &mut client,
+        "generation",
+        |g| g > first,
+        "the edit is published",
+    );
+    let mut failed = 0;
+    let recovered = poll_until(Duration::from_secs(10), || {
+        let reply = client.request_str("get trap1\r\n");
+        if reply.starts_with("SERVER_ERROR") {
+            failed += 1;
+            None
+        } else {
+            Some(reply)
+        }
+    });
+    assert_eq!(recovered.as_deref(), Some("END\r\n"), "rolled back");
+    assert_eq!(stat(&mut client, "rollbacks").as_deref(), Some("1"));
+    let rolled_back = wait_stat(&mut client, "generation", |_| true, "after the rollback");
+    let reloads = stat(&mut client, "reloads");
+    println!("rolled back after {failed} failed requests, to generation {rolled_back}");
+
+    // Several watch intervals with the files unchanged: nothing is published again.
+    std::thread::sleep(reload_settle());
+    assert_eq!(
+        wait_stat(&mut client, "generation", |_| true, "still rolled back"),
+        rolled_back,
+        "the watcher published again after the rollback"
+    );
+    assert_eq!(stat(&mut client, "reloads"), reloads);
+    assert_eq!(served_by(&mut client, "trap1"), "miss");
+
+    // A fixed plugin in the file the config names is noticed and published.
+    dir.write("trap.wasm", wasm::forwarding_plugin_variant(7));
+    wait_stat(
+        &mut client,
+        "generation",
+        |g| g > rolled_back,
+        "the fixed plugin is published",
+    );
+    assert_eq!(served_by(&mut client, "trap1"), "miss");
+    assert_eq!(stat(&mut client, "rollbacks").as_deref(), Some("1"));
+}
+
+/// Long enough for the watcher to look at the files several times (its interval is 200 ms).
+fn reload_settle() -> Duration {
+    switchyard::reload::WATCH_INTERVAL * 6
+}
+
+/// Every edit of the config file under the watcher is one reload: no more, no fewer.
+#[test]
+fn a_hundred_config_edits_make_a_hundred_reloads() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("hundred-edits");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    let base = config_text(&a, &b, "a", "");
+    let router = start_from(&dir, &base);
+    let mut client = connect(&router, 0);
+    for edit in 1..=100u64 {
+        dir.write("switchyard.toml", format!("{base}\n# edit {edit}\n"));
+        wait_stat(&mut client, "reloads", |r| r >= edit, "an edit is reloaded");
+    }
+    std::thread::sleep(reload_settle());
+    assert_eq!(stat(&mut client, "reloads").as_deref(), Some("100"));
+    assert_eq!(stat(&mut client, "reload_failures").as_deref(), Some("0"));
+    assert_eq!(served_by(&mut client, "k1"), "a");
+}
