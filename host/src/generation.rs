@@ -68,6 +68,9 @@ pub struct Generation {
     /// Plugin faults (traps, timeouts, invalid plans) while this generation served: what a
     /// crash-looping plugin is rolled back on.
     pub faults: crate::stats::Counter,
+    /// The watcher, told when the faults reach `[plugins] rollback_faults` so that it rolls
+    /// back at once rather than at its next look (set when the generation is published).
+    pub(crate) alarm: std::sync::OnceLock<std::sync::mpsc::Sender<crate::reload::WatchSignal>>,
 }
 
 /// Why a configuration could not be built.
@@ -279,7 +282,20 @@ impl Generation {
             sockets: Vec::new(),
             listen_addrs: Vec::new(),
             faults: crate::stats::Counter::default(),
+            alarm: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts a plugin fault; the one that reaches `[plugins] rollback_faults` tells the
+    /// watcher.
+    pub(crate) fn fault(&self) {
+        let threshold = self.config.plugins.rollback_faults;
+        if self.faults.inc_get() == threshold
+            && threshold > 0
+            && let Some(alarm) = self.alarm.get()
+        {
+            let _ = alarm.send(crate::reload::WatchSignal::Faults);
+        }
     }
 }
 

@@ -31,6 +31,15 @@ use crate::stats::Counter;
 /// generation): a change is picked up within this, plus the build.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
+/// What the watcher thread is told besides its timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchSignal {
+    /// A generation's plugin faults reached `[plugins] rollback_faults`: look now.
+    Faults,
+    /// The router is stopping.
+    Stop,
+}
+
 /// Why a reload was refused. The running generation is untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -93,6 +102,8 @@ pub struct Control {
     published: Mutex<Vec<Weak<Generation>>>,
     /// Told the number of each generation published, so workers can open and close listeners.
     announce: tokio::sync::watch::Sender<u64>,
+    /// The watcher's channel, given to every published generation (see [`Control::watch_with`]).
+    alarm: std::sync::OnceLock<mpsc::Sender<WatchSignal>>,
     /// Counters and the last failure.
     pub stats: ReloadStats,
 }
@@ -121,10 +132,18 @@ impl Control {
             }),
             published: Mutex::new(vec![Arc::downgrade(&first)]),
             announce: tokio::sync::watch::channel(1).0,
+            alarm: std::sync::OnceLock::new(),
             stats: ReloadStats::default(),
         };
         control.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
         Ok(control)
+    }
+
+    /// Gives the running generation, and every generation published from now on, the
+    /// watcher's channel, so that the fault reaching `rollback_faults` wakes it at once.
+    pub fn watch_with(&self, alarm: mpsc::Sender<WatchSignal>) {
+        let _ = self.current.load().alarm.set(alarm.clone());
+        let _ = self.alarm.set(alarm);
     }
 
     /// The published generation, as workers read it.
@@ -191,6 +210,9 @@ impl Control {
             let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
             published.retain(|g| g.strong_count() > 0);
             published.push(Arc::downgrade(&built));
+        }
+        if let Some(alarm) = self.alarm.get() {
+            let _ = built.alarm.set(alarm.clone());
         }
         self.current.store(built);
         self.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
@@ -293,15 +315,15 @@ fn bind_listeners(
 /// content (a hash), not of modification time, and one look every [`WATCH_INTERVAL`] sees a
 /// burst of writes as one change. After a rollback the files as they are then count as seen:
 /// the router stays on the rolled-back configuration until a file changes again.
-pub fn watch(control: Arc<Control>, start: Watched, stop: mpsc::Receiver<()>) {
+pub fn watch(control: Arc<Control>, start: Watched, signal: mpsc::Receiver<WatchSignal>) {
     let Watched {
         mut files,
         hashes: mut seen,
     } = start;
     loop {
-        match stop.recv_timeout(WATCH_INTERVAL) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
+        match signal.recv_timeout(WATCH_INTERVAL) {
+            Err(mpsc::RecvTimeoutError::Timeout) | Ok(WatchSignal::Faults) => {}
+            Ok(WatchSignal::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
         let rolled_back = control.roll_back_if_crash_looping();
         let config = control.current.load().config.clone();

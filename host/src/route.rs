@@ -124,7 +124,7 @@ impl LocalGeneration {
                     Err(e) => {
                         // A fault of the generation too: one whose plugin cannot start on a
                         // worker is rolled back like one that traps.
-                        self.shared.faults.inc();
+                        self.shared.fault();
                         tracing::error!(node = %node.context.label, error = %e, "cannot instantiate plugin");
                         return Err(failed(Fault::Unavailable(e.to_string())));
                     }
@@ -134,7 +134,7 @@ impl LocalGeneration {
         match call(instance) {
             Ok(plan) => Ok(plan),
             Err(fault) => {
-                self.shared.faults.inc();
+                self.shared.fault();
                 tracing::warn!(node = %node.context.label, plugin = %node.module.name(), error = %fault, "plugin fault; request failed");
                 if fault.poisons() {
                     slot.instance = None;
@@ -184,11 +184,11 @@ impl LocalGeneration {
             // The plugin should not have made these plans: faults of the generation, counted
             // towards its rollback like traps.
             PlanProblem::MisplacedPass => {
-                self.shared.faults.inc();
+                self.shared.fault();
                 tracing::warn!(node = %label, "plugin returned pass from route; request failed");
             }
             PlanProblem::TooManyCalls => {
-                self.shared.faults.inc();
+                self.shared.fault();
                 tracing::warn!(node = %label, "plugin chained more than {} calls; request failed", crate::execute::MAX_CALLS);
             }
             _ => {}

@@ -73,7 +73,7 @@ pub enum StartError {
 pub struct Router {
     admin: Option<crate::admin::Admin>,
     shutdown: watch::Sender<bool>,
-    stop_watch: Option<std::sync::mpsc::Sender<()>>,
+    stop_watch: Option<std::sync::mpsc::Sender<crate::reload::WatchSignal>>,
     threads: Vec<JoinHandle<()>>,
     control: Arc<Control>,
     stats: Arc<RouterStats>,
@@ -100,6 +100,7 @@ impl Router {
             threads.push(thread);
         }
         let (stop_watch, watch_signal) = std::sync::mpsc::channel();
+        control.watch_with(stop_watch.clone());
         {
             let control = control.clone();
             // The files as they are now, when the configuration was just loaded from them: a
@@ -174,7 +175,10 @@ impl Router {
 
     fn stop(&mut self) {
         let _ = self.shutdown.send(true);
-        self.stop_watch.take();
+        // Generations hold the watcher's channel too: say stop rather than drop it.
+        if let Some(watch) = self.stop_watch.take() {
+            let _ = watch.send(crate::reload::WatchSignal::Stop);
+        }
         if let Some(admin) = self.admin.take() {
             admin.stop();
         }

@@ -15,6 +15,11 @@ impl Counter {
         self.add(1);
     }
 
+    /// Adds one; returns the count after.
+    pub fn inc_get(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// Adds `n`.
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
