@@ -232,16 +232,16 @@ impl Destination {
         }
         let limit = self.spec.max_outstanding_bytes;
         // Always admit one request when none is outstanding, whatever its size.
-        if self.jobs.outstanding() > 0
-            && self.jobs.outstanding() + wire.byte_len() + jobs::JOB_OVERHEAD > limit
-        {
+        let cost = jobs::cost(&wire);
+        let outstanding = self.jobs.outstanding();
+        if outstanding > 0 && outstanding + cost > limit {
             self.spec.health.fast_failed.inc();
             return Err(BackendError::Overloaded(limit));
         }
         let (tx, rx) = self.slots.take();
         let now = tokio::time::Instant::now();
         self.jobs
-            .push(wire, kind, stream_from, now, now + timeout, tx);
+            .push(wire, cost, kind, stream_from, now, now + timeout, tx);
         Ok(rx)
     }
 }

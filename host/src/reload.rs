@@ -400,7 +400,7 @@ impl WatchedFiles {
     }
 
     /// `path`'s content hash, read again only if its size or modification time changed.
-    fn hash(&mut self, path: &PathBuf) -> Option<u64> {
+    fn hash(&mut self, path: &std::path::Path) -> Option<u64> {
         let meta = std::fs::metadata(path).ok()?;
         let stamp = (meta.len(), meta.modified().ok()?);
         if let Some((len, time, hash)) = self.stamps.get(path)
@@ -415,7 +415,8 @@ impl WatchedFiles {
             bytes.hash(&mut h);
             h.finish()
         };
-        self.stamps.insert(path.clone(), (stamp.0, stamp.1, hash));
+        self.stamps
+            .insert(path.to_path_buf(), (stamp.0, stamp.1, hash));
         Some(hash)
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use switchyard_tests::client::{parse_values, reply_keys};
 use switchyard_tests::ports::poll_until;
 use switchyard_tests::scripted::{Accept, Scripted, Step, When};
-use switchyard_tests::{Client, Router, connect, router, show, toml_servers};
+use switchyard_tests::{Client, Router, connect, router, show, single_pool_config, toml_servers};
 
 /// The pool's request timeout, unless a test needs another.
 const TIMEOUT_MS: u64 = 400;
@@ -758,22 +758,9 @@ mod health {
         let server = Scripted::start();
         // Two workers, so two connections to the server, and a failure limit of two; no probe
         // for ten seconds, so a server marked down stays down while the test looks.
-        let router = router(&format!(
-            r#"
-[server]
-workers = 2
-
-[[listeners]]
-address = "127.0.0.1:0"
-route = "main"
-
-[pools.main]
-servers = ["{}"]
-timeout_ms = {TIMEOUT_MS}
-failure_limit = 2
-probe_floor_ms = 10000
-"#,
-            server.spec()
+        let router = router(&single_pool_config(
+            &[server.spec()],
+            &format!("timeout_ms = {TIMEOUT_MS}\nfailure_limit = 2\nprobe_floor_ms = 10000"),
         ));
         let want = hit("k", 0, b"v");
         server.set("k", 0, b"v");

@@ -22,6 +22,11 @@ use crate::wire::Wire;
 /// What a request costs on top of its bytes: the job itself and its reply slot.
 pub(super) const JOB_OVERHEAD: usize = 128;
 
+/// What a request counts against its destination's bound: its bytes and the overhead.
+pub(super) fn cost(wire: &Wire) -> usize {
+    wire.byte_len() + JOB_OVERHEAD
+}
+
 /// Capacity a queue keeps when it empties; a burst's larger buffer is given back.
 const KEEP_CAPACITY: usize = 64;
 
@@ -95,17 +100,22 @@ impl JobQueue {
         self.stopped.get()
     }
 
-    /// Queues a request for the driver.
+    /// Queues a request for the driver; `cost` is [`cost`]`(&wire)`, computed once by the
+    /// sender for its admission check.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a job's fields, each set once here"
+    )]
     pub(super) fn push(
         &self,
         wire: Wire,
+        cost: usize,
         kind: ReplyKind,
         stream_from: usize,
         queued: tokio::time::Instant,
         deadline: tokio::time::Instant,
         reply: ReplySender,
     ) {
-        let cost = wire.byte_len() + JOB_OVERHEAD;
         self.outstanding.set(self.outstanding.get() + cost);
         self.jobs.borrow_mut().push_back(Job {
             wire,
@@ -182,7 +192,8 @@ mod tests {
         let (tx, rx) = slots.take();
         let now = tokio::time::Instant::now();
         let wire = Wire::one(Bytes::from_static(line));
-        queue.push(wire, ReplyKind::Line, usize::MAX, now, now, tx);
+        let bytes = cost(&wire);
+        queue.push(wire, bytes, ReplyKind::Line, usize::MAX, now, now, tx);
         rx
     }
 
