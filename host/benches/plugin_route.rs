@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchyard::config::{
+    DEFAULT_BREAKER_BACKOFF, DEFAULT_BREAKER_FAULTS, DEFAULT_BREAKER_MAX_BACKOFF,
     DEFAULT_CALL_TIMEOUT, DEFAULT_INIT_TIMEOUT, DEFAULT_MEMORY_LIMIT_BYTES, PluginSettings,
 };
 use switchyard::plugin::{
@@ -50,6 +51,9 @@ fn settings() -> PluginSettings {
         init_timeout: DEFAULT_INIT_TIMEOUT,
         memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
         rollback_faults: 0,
+        breaker_faults: DEFAULT_BREAKER_FAULTS,
+        breaker_backoff: DEFAULT_BREAKER_BACKOFF,
+        breaker_max_backoff: DEFAULT_BREAKER_MAX_BACKOFF,
     }
 }
 
@@ -72,8 +76,9 @@ fn instance(
             })
             .collect(),
         config_toml: config.to_string(),
+        health: vec![None; children.len()],
     });
-    PluginInstance::new(&module, ctx, None, &settings(), 1).expect("the plugin's init succeeds")
+    PluginInstance::new(&module, ctx, &settings(), 1).expect("the plugin's init succeeds")
 }
 
 fn bundled_instance(

@@ -200,11 +200,6 @@ impl Destination {
         }
     }
 
-    /// Whether the server is in service (not marked down).
-    pub fn is_up(&self) -> bool {
-        self.spec.health.is_up()
-    }
-
     /// The owning worker's counters.
     pub fn stats(&self) -> &WorkerStats {
         &self.stats

@@ -21,12 +21,22 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Time a backend has to answer one request when the pool does not set it: mcrouter's default
 /// server timeout, long enough for a multi-megabyte value over a busy link.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
-/// Epoch budget of one plugin `route` call. A routing decision takes microseconds, but the
-/// deadline is wall-clock time, and on a loaded host a worker can be descheduled for tens of
-/// milliseconds in the middle of a call: a false timeout fails a good request and counts towards
-/// rollback. A tenth of a second stays far above that noise and still caps what a runaway loop
-/// costs a worker.
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Epoch budget of one plugin `route` or `on_reply` call. A routing decision takes a microsecond
+/// or two, and a memcached round trip on one network well under a millisecond: a plugin that
+/// needs milliseconds per request is broken, and every millisecond it runs, every other client
+/// of its worker waits. The deadline is wall-clock time counted in 1 ms epoch ticks, so it must
+/// also stay above a scheduler time slice (a worker descheduled mid-call must not fail a good
+/// request): 10 ms is both. A plugin that keeps hitting it trips its node's breaker after
+/// [`DEFAULT_BREAKER_FAULTS`] calls, so a runaway loop costs a worker about 50 ms, not seconds.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
+/// Consecutive traps, timeouts or failed re-creations of one node's plugin on one worker that
+/// open the node's circuit breaker: more than a plugin with a few bad keys in a row produces,
+/// few enough that a plugin looping on every call stops costing its worker within ~50 ms.
+pub const DEFAULT_BREAKER_FAULTS: u32 = 5;
+/// How long an opened breaker stays open the first time; each reopening doubles it.
+pub const DEFAULT_BREAKER_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest a breaker stays open before it tries the plugin again.
+pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Budget of one plugin `init` call, which may build tables (a ketama continuum) once.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Linear-memory cap per plugin instance: room for large lookup tables, small enough that one
@@ -121,6 +131,24 @@ pub struct PluginSettings {
     pub memory_limit_bytes: usize,
     /// Faults after which a reloaded generation is rolled back (0: never).
     pub rollback_faults: u64,
+    /// Consecutive traps or timeouts that open a node's breaker on a worker (0: never).
+    pub breaker_faults: u32,
+    /// First open interval of a breaker.
+    pub breaker_backoff: Duration,
+    /// Longest open interval of a breaker.
+    pub breaker_max_backoff: Duration,
+}
+
+/// What a route node does with a request its plugin could not route (a trap, a timeout, an
+/// invalid plan, no instance): `on_fault`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFault {
+    /// Fail the request with `SERVER_ERROR` naming the node (fail closed).
+    #[default]
+    Error,
+    /// Send the request on to the node's child of this index, as if the plugin had forwarded
+    /// it there (`pass` is child 0; `fallback:NAME` the child named NAME).
+    Forward(usize),
 }
 
 /// One `[[listeners]]` entry.
@@ -157,6 +185,8 @@ pub struct PoolConfig {
     pub probe_ceiling: Duration,
     /// Bytes of requests one worker may have queued or in flight at one server.
     pub max_outstanding_bytes: usize,
+    /// What the pool does when its hashing plugin faults.
+    pub on_fault: OnFault,
 }
 
 /// One `[routes.NAME]` table.
@@ -172,6 +202,8 @@ pub struct RouteConfig {
     pub children: Vec<String>,
     /// The table handed to the plugin's `init`.
     pub config: toml::Table,
+    /// What the route does when its plugin faults.
+    pub on_fault: OnFault,
 }
 
 /// Where a plugin's code comes from.

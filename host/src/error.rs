@@ -66,12 +66,15 @@ pub enum PluginCall {
 pub enum Fault {
     /// The guest ran past its epoch deadline.
     Timeout,
-    /// The guest trapped (including running out of its memory cap): why.
+    /// The guest trapped: why.
     Trap(String),
+    /// The guest trapped after reaching its memory cap: the cap in bytes.
+    OutOfMemory(usize),
     /// The guest returned a plan the host cannot decode: why.
     BadPlan(String),
-    /// The node's plugin could not be instantiated: why.
-    Unavailable(String),
+    /// The node has no instance to call on this worker: creating one failed, one is being
+    /// made, or the node's breaker is open. Why.
+    Unavailable(std::borrow::Cow<'static, str>),
 }
 
 impl From<PluginFault> for Fault {
@@ -79,7 +82,59 @@ impl From<PluginFault> for Fault {
         match fault {
             PluginFault::Timeout => Fault::Timeout,
             PluginFault::Trap(why) => Fault::Trap(why),
+            PluginFault::OutOfMemory { limit_bytes } => Fault::OutOfMemory(limit_bytes),
             PluginFault::BadPlan(why) => Fault::BadPlan(why),
+        }
+    }
+}
+
+/// The kinds of plugin fault, as logged and as the fault log limits them: one line per kind per
+/// node per interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// A trap other than running out of memory.
+    Trap,
+    /// A call ran past `call_timeout_ms`.
+    Timeout,
+    /// A trap after a refused memory growth.
+    OutOfMemory,
+    /// A plan that does not decode, or a reply that makes no sense for the operation.
+    InvalidPlan,
+    /// `pass` from `route`, where there is nothing to pass on.
+    PassFromRoute,
+    /// More chained calls than `abi::MAX_CALLS`.
+    TooManyCalls,
+    /// No instance: creating one failed, one is being made, or the breaker is open.
+    Unavailable,
+}
+
+impl FaultKind {
+    /// Every kind, in the order of [`FaultKind::index`].
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::Trap,
+        FaultKind::Timeout,
+        FaultKind::OutOfMemory,
+        FaultKind::InvalidPlan,
+        FaultKind::PassFromRoute,
+        FaultKind::TooManyCalls,
+        FaultKind::Unavailable,
+    ];
+
+    /// A dense index, for per-kind tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// How logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Trap => "trap",
+            FaultKind::Timeout => "timeout",
+            FaultKind::OutOfMemory => "out_of_memory",
+            FaultKind::InvalidPlan => "invalid_plan",
+            FaultKind::PassFromRoute => "pass_from_route",
+            FaultKind::TooManyCalls => "too_many_calls",
+            FaultKind::Unavailable => "unavailable",
         }
     }
 }
@@ -222,6 +277,49 @@ impl RequestError {
         }
     }
 
+    /// The kind of plugin fault, when the plugin is at fault.
+    pub fn fault_kind(&self) -> Option<FaultKind> {
+        match self {
+            RequestError::Plugin { fault, .. } => Some(match fault {
+                Fault::Timeout => FaultKind::Timeout,
+                Fault::Trap(_) => FaultKind::Trap,
+                Fault::OutOfMemory(_) => FaultKind::OutOfMemory,
+                Fault::BadPlan(_) => FaultKind::InvalidPlan,
+                Fault::Unavailable(_) => FaultKind::Unavailable,
+            }),
+            RequestError::Plan { problem, .. } => match problem {
+                PlanProblem::MisplacedPass => Some(FaultKind::PassFromRoute),
+                PlanProblem::TooManyCalls => Some(FaultKind::TooManyCalls),
+                PlanProblem::ReplyNotValid { .. } => Some(FaultKind::InvalidPlan),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// What the plugin did, on one line, for the log: the fault's own description.
+    pub fn detail(&self) -> String {
+        match self {
+            RequestError::Plugin { fault, .. } => match fault {
+                Fault::Timeout => "exceeded its time budget".into(),
+                Fault::Trap(why) => format!("trapped: {why}"),
+                Fault::OutOfMemory(limit) => {
+                    format!("memory limit of {} MiB reached", limit >> 20)
+                }
+                Fault::BadPlan(why) => format!("returned an invalid plan: {why}"),
+                Fault::Unavailable(why) => format!("unavailable: {why}"),
+            },
+            RequestError::Plan { problem, .. } => match problem {
+                PlanProblem::MisplacedPass => "returned pass from route".into(),
+                PlanProblem::TooManyCalls => {
+                    format!("chained more than {} calls", switchyard_sdk::abi::MAX_CALLS)
+                }
+                _ => self.to_string(),
+            },
+            _ => self.to_string(),
+        }
+    }
+
     /// The node's label, when a plugin or its plan failed.
     pub fn node(&self) -> Option<&str> {
         match self {
@@ -273,7 +371,9 @@ impl fmt::Display for RequestError {
             }
             RequestError::Plugin { node, fault, .. } => match fault {
                 Fault::Timeout => write!(f, "plugin {node} timed out"),
-                Fault::Trap(_) | Fault::BadPlan(_) => write!(f, "plugin {node} failed"),
+                Fault::Trap(_) | Fault::BadPlan(_) | Fault::OutOfMemory(_) => {
+                    write!(f, "plugin {node} failed")
+                }
                 Fault::Unavailable(_) => write!(f, "plugin {node} unavailable"),
             },
             RequestError::Plan { node, problem, .. } => match problem {

@@ -20,7 +20,7 @@ use crate::error::{PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;
 use crate::plugin::{Decision, OwnedBackground, RouteInput, Wait};
 use crate::reply::{Outcome, Pending};
-use crate::route::Resolved;
+use crate::route::{Recovery, Resolved};
 use crate::wire::Wire;
 use crate::worker::LocalGeneration;
 
@@ -99,7 +99,9 @@ impl LocalGeneration {
         };
         match plan {
             Decision::Forward(child) => self.execute(children[child as usize], req),
-            Decision::Reply(r) => Pending::Ready(self.plugin_reply(node, &r, req.input.op, stage)),
+            Decision::Reply(r) => {
+                self.recover(self.plugin_reply(node, &r, req.input.op, stage), req)
+            }
             Decision::FanOut {
                 children: chosen,
                 wait: Wait::None,
@@ -116,7 +118,9 @@ impl LocalGeneration {
                     .collect();
                 let mut reply = match fan_out::combine(Vec::new(), Wait::None, req.input.op) {
                     Ok(reply) => reply,
-                    Err(problem) => return Pending::Ready(self.plan_failed(node, stage, problem)),
+                    Err(problem) => {
+                        return self.recover(self.plan_failed(node, stage, problem), req);
+                    }
                 };
                 self.background(node, &copies, req, at_hand, &mut reply);
                 reply
@@ -131,13 +135,14 @@ impl LocalGeneration {
                     .collect();
                 match fan_out::combine(parts, wait, req.input.op) {
                     Ok(reply) => reply,
-                    Err(problem) => Pending::Ready(self.plan_failed(node, stage, problem)),
+                    Err(problem) => self.recover(self.plan_failed(node, stage, problem), req),
                 }
             }
             // Checked before sending: a refused call must not reach a backend.
-            Decision::Call { .. } if calls >= MAX_CALLS => {
-                Pending::Ready(self.plan_failed(node, stage, PlanProblem::TooManyCalls))
-            }
+            Decision::Call { .. } if calls >= MAX_CALLS => self.recover(
+                self.plan_failed(node, stage, PlanProblem::TooManyCalls),
+                req,
+            ),
             Decision::Call { child, cookie } => {
                 let first = self.execute(children[child as usize], req);
                 let call = Continuation {
@@ -150,7 +155,10 @@ impl LocalGeneration {
             }
             Decision::Pass => match at_hand {
                 Some(outcome) => Pending::Ready(outcome.clone()),
-                None => Pending::Ready(self.plan_failed(node, stage, PlanProblem::MisplacedPass)),
+                None => self.recover(
+                    self.plan_failed(node, stage, PlanProblem::MisplacedPass),
+                    req,
+                ),
             },
             Decision::Extended {
                 primary,
@@ -163,7 +171,7 @@ impl LocalGeneration {
                     match rewrite::rewrite(req, &rewrite) {
                         Ok(rewritten) => Some(rewritten),
                         Err(problem) => {
-                            return Pending::Ready(self.plan_failed(node, stage, problem));
+                            return self.recover(self.plan_failed(node, stage, problem), req);
                         }
                     }
                 };
@@ -178,6 +186,15 @@ impl LocalGeneration {
                 self.background(node, &background, req, at_hand, &mut reply);
                 reply
             }
+        }
+    }
+
+    /// Carries out what a failed step left: its answer, or the rest of the route from where
+    /// the node's `on_fault` sent the request.
+    fn recover(self: &Rc<Self>, recovery: Recovery, req: &Req<'_>) -> Pending {
+        match recovery {
+            Recovery::Answer(outcome) => Pending::Ready(outcome),
+            Recovery::Reroute(target) => self.execute(target, req),
         }
     }
 
@@ -321,7 +338,11 @@ impl Continuation {
                     .outcome()
                     .await
             }
-            Err(error) => error.answer(&g.stats),
+            Err(error) => {
+                g.recover(g.plugin_failed(self.node, error), &req)
+                    .outcome()
+                    .await
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::backend::{DestinationSpec, Health, HealthPolicy};
-use crate::config::{Config, PluginSource};
+use crate::config::{Config, OnFault, PluginSettings, PluginSource};
 use crate::plugin::{
     ChildInfo, ModuleCache, NodeContext, PluginEngine, PluginError, PluginInstance, PluginModule,
     bundled,
@@ -41,6 +41,10 @@ pub struct Node {
     pub module: Arc<PluginModule>,
     /// Children in index order.
     pub children: Vec<Target>,
+    /// What a request gets when the plugin cannot route it.
+    pub on_fault: OnFault,
+    /// Limits the node's fault lines in the log.
+    pub(crate) fault_log: crate::route::FaultLog,
 }
 
 /// One built configuration.
@@ -71,7 +75,12 @@ pub struct Generation {
     /// The watcher, told when the faults reach `[plugins] rollback_faults` so that it rolls
     /// back at once rather than at its next look (set when the generation is published).
     pub(crate) alarm: std::sync::OnceLock<std::sync::mpsc::Sender<crate::reload::WatchSignal>>,
+    /// Each worker's plugin instances, one per node, until the worker takes them.
+    prepared: Vec<std::sync::Mutex<Vec<Prepared>>>,
 }
+
+/// An instance made when a generation was built, with how long it took to make.
+type Prepared = (PluginInstance, Duration);
 
 /// Why a configuration could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,6 +187,7 @@ impl Generation {
             let module = compile(&pool.hash, &format!("{label}.hash"), pool.line)?;
             let mut children = Vec::with_capacity(pool.servers.len());
             let mut infos = Vec::with_capacity(pool.servers.len());
+            let mut health = Vec::with_capacity(pool.servers.len());
             for s in &pool.servers {
                 let dest = *dest_index.entry(s.address).or_insert_with(|| {
                     // Health outlives generations: a server down before a reload is still down.
@@ -211,15 +221,19 @@ impl Generation {
                     name: s.name.clone(),
                     weight: s.weight,
                 });
+                health.push(Some(destinations[dest].health.clone()));
             }
             nodes.push(Node {
                 context: Arc::new(NodeContext {
                     label,
                     children: infos,
                     config_toml: table_text(&pool.hash_config),
+                    health,
                 }),
                 module,
                 children,
+                on_fault: pool.on_fault,
+                fault_log: Default::default(),
             });
         }
         for route in &config.routes {
@@ -243,9 +257,12 @@ impl Generation {
                     label,
                     children: infos,
                     config_toml: table_text(&route.config),
+                    health: vec![None; route.children.len()],
                 }),
                 module,
                 children,
+                on_fault: route.on_fault,
+                fault_log: Default::default(),
             });
         }
         let roots = config
@@ -254,22 +271,24 @@ impl Generation {
             .map(|l| lookup(&index, &l.route, "listeners", 0))
             .collect::<Result<Vec<_>, _>>()?;
 
-        // Every node must accept its configuration now, not on a worker at the first request.
+        // Every worker's instance of every node, created and `init`ed now, off the request
+        // path: a configuration a plugin rejects on any worker is never published, and no
+        // client waits for an `init`.
         let lines: Vec<usize> = config
             .pools
             .iter()
             .map(|p| p.line)
             .chain(config.routes.iter().map(|r| r.line))
             .collect();
-        for (node, line) in nodes.iter().zip(lines) {
-            PluginInstance::new(&node.module, node.context.clone(), None, &config.plugins, 1)
-                .map_err(|source| BuildError::Plugin {
-                    file: file.clone(),
-                    line,
-                    node: node.context.label.clone(),
-                    source,
-                })?;
-        }
+        let workers = previous.map_or(config.server.workers, |p| p.prepared.len());
+        let prepared = prepare(&nodes, &config.plugins, workers).map_err(|(n, source)| {
+            BuildError::Plugin {
+                file: file.clone(),
+                line: lines[n],
+                node: nodes[n].context.label.clone(),
+                source,
+            }
+        })?;
 
         Ok(Generation {
             number,
@@ -283,7 +302,17 @@ impl Generation {
             listen_addrs: Vec::new(),
             faults: crate::stats::Counter::default(),
             alarm: std::sync::OnceLock::new(),
+            prepared,
         })
+    }
+
+    /// Worker `worker`'s instances of every node, created when the generation was built; each
+    /// worker takes them once, when it first serves the generation (an empty list after that).
+    pub(crate) fn take_instances(&self, worker: usize) -> Vec<Prepared> {
+        self.prepared
+            .get(worker)
+            .map(|p| std::mem::take(&mut *p.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
     }
 
     /// Counts a plugin fault; the one that reaches `[plugins] rollback_faults` tells the
@@ -351,6 +380,86 @@ fn lookup(
             line,
             name: name.to_string(),
         })
+}
+
+/// The random seed of worker `worker`'s `created`-th instance of a node.
+pub(crate) fn seed(worker: usize, created: u64) -> u64 {
+    (worker as u64) << 32 | created
+}
+
+/// One instance of every node for each of `workers` workers, each worker's made on a thread of
+/// its own so that a slow `init` costs a reload its time once, not once per worker. The first
+/// failure, by worker then node, is the node's index and why; it names the worker when other
+/// workers succeeded.
+fn prepare(
+    nodes: &[Node],
+    settings: &PluginSettings,
+    workers: usize,
+) -> Result<Vec<std::sync::Mutex<Vec<Prepared>>>, (usize, PluginError)> {
+    let make = |worker: usize| -> Result<Vec<Prepared>, (usize, PluginError)> {
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| {
+                let started = std::time::Instant::now();
+                PluginInstance::new(
+                    &node.module,
+                    node.context.clone(),
+                    settings,
+                    seed(worker, 0),
+                )
+                .map(|i| (i, started.elapsed()))
+                .map_err(|e| (n, e))
+            })
+            .collect()
+    };
+    let results: Vec<_> = if workers <= 1 {
+        vec![make(0)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    std::thread::Builder::new()
+                        .name(format!("switchyard-init-{w}"))
+                        .spawn_scoped(scope, move || make(w))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .enumerate()
+                .map(|(w, h)| match h {
+                    // Cannot spawn a thread: make this worker's here.
+                    Err(_) => make(w),
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        Err((
+                            0,
+                            PluginError {
+                                plugin: String::new(),
+                                message: "instance creation panicked".into(),
+                            },
+                        ))
+                    }),
+                })
+                .collect()
+        })
+    };
+    let failed_on = results.iter().filter(|r| r.is_err()).count();
+    let mut prepared = Vec::with_capacity(workers);
+    for (w, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(instances) => prepared.push(std::sync::Mutex::new(instances)),
+            Err((n, mut e)) => {
+                if failed_on < workers {
+                    e.message = format!(
+                        "{} (on worker {w} of {workers}; a plugin must start on every worker)",
+                        e.message
+                    );
+                }
+                return Err((n, e));
+            }
+        }
+    }
+    Ok(prepared)
 }
 
 fn table_text(table: &toml::Table) -> String {

@@ -24,7 +24,7 @@ mod plan;
 use std::time::Duration;
 
 pub use cache::ModuleCache;
-pub use instance::{ChildInfo, HealthView, NodeContext, PluginFault, PluginInstance, RouteInput};
+pub use instance::{ChildInfo, NodeContext, PluginFault, PluginInstance, RouteInput};
 pub use module::PluginModule;
 pub use plan::{Decision, OwnedBackground, OwnedReply, OwnedRewrite};
 pub use switchyard_sdk::Wait;

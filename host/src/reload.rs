@@ -70,6 +70,12 @@ pub struct ReloadStats {
     pub rollbacks: Counter,
     /// Unix seconds of the last published generation.
     pub loaded_at: AtomicU64,
+    /// Unix seconds of the last reload that published (0: none yet).
+    pub last_success: AtomicU64,
+    /// The generation the running one replaced by rolling back (0: the running generation is
+    /// not a rollback).
+    pub rolled_back_from: AtomicU64,
+    /// Why the last reload was refused; cleared by the next one that publishes.
     last_error: Mutex<String>,
 }
 
@@ -173,6 +179,9 @@ impl Control {
         match &result {
             Ok(number) => {
                 self.stats.reloads.inc();
+                self.stats.last_success.store(unix_now(), Ordering::Relaxed);
+                self.stats.rolled_back_from.store(0, Ordering::Relaxed);
+                self.stats.set_last_error("");
                 tracing::info!(generation = number, "configuration reloaded");
             }
             Err(e) => {
@@ -241,6 +250,9 @@ impl Control {
         match self.publish(config, Some(modules)) {
             Ok(number) => {
                 self.stats.rollbacks.inc();
+                self.stats
+                    .rolled_back_from
+                    .store(current.number, Ordering::Relaxed);
                 tracing::error!(
                     bad = current.number,
                     generation = number,

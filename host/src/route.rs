@@ -1,21 +1,42 @@
 //! Routing one key: the node's plugin is asked, a `Forward` moves to the child and asks again,
 //! until the route ends at a server, a reply, or a plan that needs more than one send
 //! ([`Resolved`]). Nothing is sent here: plugins in, a resolved plan out. The plugin calls
-//! themselves (`route`, `on_reply`, instance creation and replacement after a fault) are
-//! [`LocalGeneration::call_plugin`]'s.
+//! themselves (`route`, `on_reply`, replacing an instance after a fault, the circuit breaker)
+//! are [`LocalGeneration::call_plugin`]'s; what a request whose plugin failed gets (the node's
+//! `on_fault`) is [`LocalGeneration::plugin_failed`]'s.
+//!
+//! - `slot`: a node's instance on one worker, and its breaker.
+//! - `fault_log`: one log line per node and fault kind per interval.
 
-use std::rc::Rc;
-use std::time::Duration;
+mod fault_log;
+mod slot;
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
 
 use switchyard_protocol::ReplyStatus;
 
-use crate::backend::Destination;
-use crate::error::{Fault, PlanProblem, PluginCall, RequestError};
+use crate::config::OnFault;
+use crate::error::{Fault, PlanProblem, PluginCall, RequestError, Side};
 use crate::generation::Target;
 use crate::plugin::{Decision, OwnedReply, PluginFault, PluginInstance, RouteInput};
 use crate::reply::Outcome;
 use crate::reply::render_plugin_reply;
 use crate::worker::LocalGeneration;
+
+pub(crate) use fault_log::FaultLog;
+pub(crate) use slot::Slot;
+use slot::{INLINE_RECREATE, Made, Tripped};
+
+/// What becomes of a request after a step of its route: answered, or sent on to a target (a
+/// node's `on_fault` forwarding a request its plugin failed).
+#[derive(Debug)]
+pub enum Recovery {
+    /// Answered with this.
+    Answer(Outcome),
+    /// Routed on from this target.
+    Reroute(Target),
+}
 
 /// Where one key's route ends, before anything is sent.
 #[derive(Debug)]
@@ -43,27 +64,24 @@ impl LocalGeneration {
     /// needs more than one send.
     pub fn resolve(&self, mut target: Target, input: &RouteInput<'_>) -> Resolved {
         loop {
-            match target {
+            let n = match target {
                 Target::Server { dest, timeout } => return Resolved::Server { dest, timeout },
-                Target::Node(n) => match self.route(n, input) {
-                    Ok(Decision::Forward(child)) => {
-                        target = self.shared.nodes[n].children[child as usize];
-                    }
-                    Ok(Decision::Reply(r)) => {
-                        return Resolved::Reply(self.plugin_reply(
-                            n,
-                            &r,
-                            input.op,
-                            PluginCall::Route,
-                        ));
-                    }
-                    Ok(plan) if *plan.primary() == Decision::Pass => {
-                        let problem = PlanProblem::MisplacedPass;
-                        return Resolved::Reply(self.plan_failed(n, PluginCall::Route, problem));
-                    }
-                    Ok(plan) => return Resolved::Plan { node: n, plan },
-                    Err(error) => return Resolved::Reply(error.answer(&self.stats)),
-                },
+                Target::Node(n) => n,
+            };
+            let step = match self.route(n, input) {
+                Ok(Decision::Forward(child)) => {
+                    Recovery::Reroute(self.shared.nodes[n].children[child as usize])
+                }
+                Ok(Decision::Reply(r)) => self.plugin_reply(n, &r, input.op, PluginCall::Route),
+                Ok(plan) if *plan.primary() == Decision::Pass => {
+                    self.plan_failed(n, PluginCall::Route, PlanProblem::MisplacedPass)
+                }
+                Ok(plan) => return Resolved::Plan { node: n, plan },
+                Err(error) => self.plugin_failed(n, error),
+            };
+            match step {
+                Recovery::Answer(outcome) => return Resolved::Reply(outcome),
+                Recovery::Reroute(next) => target = next,
             }
         }
     }
@@ -86,10 +104,11 @@ impl LocalGeneration {
         })
     }
 
-    /// Calls into node `n`'s instance, creating it first if needed. A fault fails only this
-    /// request (the caller answers and counts it); a trapped or timed-out instance is dropped
-    /// and replaced before the node's next call. A fault of the call itself, not of creating the
-    /// instance, counts toward the generation's rollback.
+    /// Calls into node `n`'s instance on this worker. A fault fails only this request (the
+    /// caller hands it to [`plugin_failed`](Self::plugin_failed)); a trapped or timed-out
+    /// instance is dropped and replaced, at once on this thread when creating one is quick,
+    /// else in the background. Repeated traps and timeouts open the node's breaker
+    /// (`route/slot.rs`): then the plugin is not called at all until it closes.
     fn call_plugin(
         &self,
         n: usize,
@@ -104,64 +123,172 @@ impl LocalGeneration {
         };
         let mut slot = self.slots[n].borrow_mut();
         let slot = &mut *slot;
-        let instance = match slot.instance {
-            Some(ref mut instance) => instance,
-            None => {
-                let health = self.health_view(n);
-                let seed = (self.worker as u64) << 32 | slot.created;
-                let created = PluginInstance::new(
-                    &node.module,
-                    node.context.clone(),
-                    Some(health),
-                    &self.shared.config.plugins,
-                    seed,
-                );
-                match created {
-                    Ok(instance) => {
-                        slot.created += 1;
-                        slot.instance.insert(instance)
-                    }
-                    Err(e) => {
-                        // A fault of the generation too: one whose plugin cannot start on a
-                        // worker is rolled back like one that traps.
-                        self.shared.fault();
-                        tracing::error!(node = %node.context.label, error = %e, "cannot instantiate plugin");
-                        return Err(failed(Fault::Unavailable(e.to_string())));
-                    }
-                }
-            }
+        if !slot.breaker.allows(Instant::now) {
+            return Err(failed(Fault::Unavailable(Cow::Borrowed(
+                "its circuit breaker is open",
+            ))));
+        }
+        if slot.instance.is_none() {
+            self.replace_instance(n, slot).map_err(failed)?;
+        }
+        let Some(instance) = slot.instance.as_mut() else {
+            return Err(failed(Fault::Unavailable(Cow::Borrowed(
+                "its instance is being re-created",
+            ))));
         };
         match call(instance) {
-            Ok(plan) => Ok(plan),
+            Ok(plan) => {
+                slot.breaker.success();
+                Ok(plan)
+            }
             Err(fault) => {
-                self.shared.fault();
-                tracing::warn!(node = %node.context.label, plugin = %node.module.name(), error = %fault, "plugin fault; request failed");
                 if fault.poisons() {
                     slot.instance = None;
+                    self.breaker_fault(n, slot);
                 }
                 Err(failed(fault.into()))
             }
         }
     }
 
-    /// What `child_healthy` answers for node `n`'s children on this worker.
-    fn health_view(&self, n: usize) -> crate::plugin::HealthView {
-        let targets = self.shared.nodes[n].children.clone();
-        let dests: Vec<Option<Rc<Destination>>> = targets
-            .iter()
-            .map(|t| match t {
-                crate::generation::Target::Server { dest, .. } => {
-                    self.destinations.get(*dest).cloned()
+    /// Gives node `n`'s slot an instance if it can now: one made in the background that has
+    /// arrived, or a new one made here when that is quick. Otherwise starts making one in the
+    /// background (if none is on its way) and leaves the slot empty.
+    fn replace_instance(&self, n: usize, slot: &mut Slot) -> Result<(), Fault> {
+        if let Some(incoming) = &slot.incoming {
+            let made = match incoming.try_recv() {
+                Ok(made) => made,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    Err(crate::plugin::PluginError {
+                        plugin: self.shared.nodes[n].context.label.clone(),
+                        message: "instance creation panicked".into(),
+                    })
                 }
-                crate::generation::Target::Node(_) => None,
-            })
-            .collect();
-        Rc::new(move |child: usize| {
-            dests
-                .get(child)
-                .and_then(|d| d.as_ref())
-                .is_none_or(|d| d.is_up())
-        })
+            };
+            slot.incoming = None;
+            return self.install(n, slot, made);
+        }
+        if slot.creation_time < INLINE_RECREATE {
+            let made = self.make_instance(n, slot);
+            return self.install(n, slot, made);
+        }
+        self.make_in_background(n, slot);
+        Ok(())
+    }
+
+    /// Puts a new instance in node `n`'s slot, or counts why there is none.
+    fn install(&self, n: usize, slot: &mut Slot, made: Made) -> Result<(), Fault> {
+        match made {
+            Ok((instance, took)) => {
+                slot.instance = Some(instance);
+                slot.creation_time = took;
+                Ok(())
+            }
+            Err(e) => {
+                self.breaker_fault(n, slot);
+                Err(Fault::Unavailable(Cow::Owned(format!(
+                    "cannot create an instance: {}",
+                    e.message
+                ))))
+            }
+        }
+    }
+
+    /// Makes an instance of node `n`'s plugin on this thread.
+    fn make_instance(&self, n: usize, slot: &mut Slot) -> Made {
+        let node = &self.shared.nodes[n];
+        let seed = crate::generation::seed(self.worker, slot.created);
+        slot.created += 1;
+        let started = Instant::now();
+        PluginInstance::new(
+            &node.module,
+            node.context.clone(),
+            &self.shared.config.plugins,
+            seed,
+        )
+        .map(|instance| (instance, started.elapsed()))
+    }
+
+    /// Starts making an instance of node `n`'s plugin on a thread of its own, unless one is on
+    /// its way; the slot takes it at its next call after it arrives.
+    fn make_in_background(&self, n: usize, slot: &mut Slot) {
+        if slot.incoming.is_some() {
+            return;
+        }
+        let node = &self.shared.nodes[n];
+        let (module, context) = (node.module.clone(), node.context.clone());
+        let settings = self.shared.config.plugins.clone();
+        let seed = crate::generation::seed(self.worker, slot.created);
+        slot.created += 1;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("switchyard-init".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let made = PluginInstance::new(&module, context, &settings, seed)
+                    .map(|instance| (instance, started.elapsed()));
+                // The generation may be gone: then nobody wants it.
+                let _ = tx.send(made);
+            });
+        if spawned.is_ok() {
+            slot.incoming = Some(rx);
+        }
+    }
+
+    /// Counts a trap, a timeout or a failed creation against node `n`'s breaker on this worker;
+    /// when that opens it, starts making the instance the breaker will try when it closes.
+    fn breaker_fault(&self, n: usize, slot: &mut Slot) {
+        let settings = &self.shared.config.plugins;
+        let now = Instant::now();
+        if let Tripped::Open(open_for) = slot.breaker.fault(now, settings) {
+            self.stats.plugin_breaker_opens.inc();
+            let label = &self.shared.nodes[n].context.label;
+            tracing::warn!(
+                node = %label,
+                worker = self.worker,
+                open_ms = open_for.as_millis() as u64,
+                "plugin keeps faulting; its circuit breaker is open: requests get the node's \
+                 on_fault without calling it until then"
+            );
+            if slot.instance.is_none() {
+                self.make_in_background(n, slot);
+            }
+        }
+    }
+
+    /// What a request whose node `n` failed it gets. A failure on the plugin's side counts
+    /// towards the generation's rollback and goes to the node's fault log, then the node's
+    /// `on_fault` decides: `SERVER_ERROR`, or the request goes on to a child. Any other
+    /// failure is answered as it is.
+    pub(crate) fn plugin_failed(&self, n: usize, error: RequestError) -> Recovery {
+        if error.side() != Side::Plugin {
+            return Recovery::Answer(error.answer(&self.stats));
+        }
+        self.shared.fault();
+        let node = &self.shared.nodes[n];
+        if let Some(kind) = error.fault_kind()
+            && let Some(suppressed) = node.fault_log.admit(kind, fault_log::now_ms())
+        {
+            tracing::warn!(
+                node = %node.context.label,
+                plugin = %node.module.name(),
+                kind = kind.name(),
+                not_logged = suppressed,
+                on_fault = ?node.on_fault,
+                "plugin fault: {}; {suppressed} more of this kind in the last {} s were not logged",
+                error.detail(),
+                fault_log::INTERVAL.as_secs(),
+            );
+        }
+        match node.on_fault {
+            OnFault::Error => Recovery::Answer(error.answer(&self.stats)),
+            OnFault::Forward(child) => {
+                error.count(&self.stats);
+                self.stats.plugin_fallbacks.inc();
+                Recovery::Reroute(node.children[child])
+            }
+        }
     }
 
     /// Node `n`'s direct reply `r` to operation `op`; a failure when the reply makes no sense
@@ -172,32 +299,20 @@ impl LocalGeneration {
         r: &OwnedReply,
         op: u32,
         call: PluginCall,
-    ) -> Outcome {
-        render_plugin_reply(r, op).unwrap_or_else(|problem| self.plan_failed(n, call, problem))
+    ) -> Recovery {
+        match render_plugin_reply(r, op) {
+            Ok(outcome) => Recovery::Answer(outcome),
+            Err(problem) => self.plan_failed(n, call, problem),
+        }
     }
 
-    /// Fails a request node `n`'s plan from `call` cannot be carried out for: counted, and
-    /// logged when the plugin should not have made the plan.
-    pub(crate) fn plan_failed(&self, n: usize, call: PluginCall, problem: PlanProblem) -> Outcome {
-        let label = &self.shared.nodes[n].context.label;
-        match problem {
-            // The plugin should not have made these plans: faults of the generation, counted
-            // towards its rollback like traps.
-            PlanProblem::MisplacedPass => {
-                self.shared.fault();
-                tracing::warn!(node = %label, "plugin returned pass from route; request failed");
-            }
-            PlanProblem::TooManyCalls => {
-                self.shared.fault();
-                tracing::warn!(node = %label, "plugin chained more than {} calls; request failed", crate::execute::MAX_CALLS);
-            }
-            _ => {}
-        }
+    /// A request node `n`'s plan from `call` cannot be carried out for.
+    pub(crate) fn plan_failed(&self, n: usize, call: PluginCall, problem: PlanProblem) -> Recovery {
         let error = RequestError::Plan {
-            node: label.clone(),
+            node: self.shared.nodes[n].context.label.clone(),
             call,
             problem,
         };
-        error.answer(&self.stats)
+        self.plugin_failed(n, error)
     }
 }

@@ -58,6 +58,11 @@ pub struct WorkerStats {
     /// Requests failed on a plugin's side: traps, timeouts, invalid plans, a plugin that cannot
     /// be instantiated, plans that make no sense for the request (`error::Side::Plugin`).
     pub plugin_faults: Counter,
+    /// Of those, requests a node's `on_fault` sent on to a child (`pass`, `fallback:`)
+    /// instead of failing them.
+    pub plugin_fallbacks: Counter,
+    /// Times a node's circuit breaker opened on a worker.
+    pub plugin_breaker_opens: Counter,
     /// Malformed client requests, and requests whose key a rewrite cannot fit
     /// (`error::Side::Client`).
     pub client_errors: Counter,
@@ -169,6 +174,11 @@ impl RouterStats {
         stat("cmd_other", &self.sum(|w| &w.cmd_other));
         stat("backend_errors", &self.sum(|w| &w.backend_errors));
         stat("plugin_faults", &self.sum(|w| &w.plugin_faults));
+        stat("plugin_fallbacks", &self.sum(|w| &w.plugin_fallbacks));
+        stat(
+            "plugin_breaker_opens",
+            &self.sum(|w| &w.plugin_breaker_opens),
+        );
         stat("client_errors", &self.sum(|w| &w.client_errors));
         stat("internal_errors", &self.sum(|w| &w.internal_errors));
         stat("background_sent", &self.sum(|w| &w.background_sent));
@@ -197,6 +207,18 @@ impl RouterStats {
         stat("reloads", &c.stats.reloads.get());
         stat("reload_failures", &c.stats.failures.get());
         stat("rollbacks", &c.stats.rollbacks.get());
+        stat(
+            "rolled_back_from",
+            &c.stats
+                .rolled_back_from
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        stat(
+            "last_reload_success",
+            &c.stats
+                .last_success
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
         let last_error = c.stats.last_error().replace(['\r', '\n'], " ");
         if !last_error.is_empty() {
             stat("last_reload_error", &last_error);

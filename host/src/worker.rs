@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use crate::backend::{Destination, DestinationSpec};
 use crate::connection::READ_CHUNK;
 use crate::generation::Generation;
-use crate::plugin::PluginInstance;
+use crate::route::Slot;
 use crate::stats::{RouterStats, WorkerStats};
 
 /// Read buffers a worker keeps for its quiet connections: 1 MiB at most, more than the clients
@@ -136,20 +136,13 @@ impl Worker {
 pub struct LocalGeneration {
     /// The shared, immutable generation.
     pub shared: Arc<Generation>,
-    /// One plugin slot per node (instantiated on first use, by `route`).
+    /// One plugin slot per node, holding the instance made for this worker when the generation
+    /// was built (`route` replaces it after a fault).
     pub(crate) slots: Vec<RefCell<Slot>>,
     /// One connection driver per destination.
     pub destinations: Vec<Rc<Destination>>,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) worker: usize,
-}
-
-/// A node's plugin instance on this worker.
-#[derive(Debug, Default)]
-pub(crate) struct Slot {
-    pub(crate) instance: Option<PluginInstance>,
-    /// Instances created so far: the first, then one per replacement after a fault.
-    pub(crate) created: u64,
 }
 
 impl LocalGeneration {
@@ -159,10 +152,11 @@ impl LocalGeneration {
         worker: usize,
         stats: Arc<WorkerStats>,
     ) -> LocalGeneration {
+        let mut prepared = shared.take_instances(worker).into_iter();
         let slots = shared
             .nodes
             .iter()
-            .map(|_| RefCell::new(Slot::default()))
+            .map(|_| RefCell::new(Slot::new(prepared.next())))
             .collect();
         LocalGeneration {
             shared,

@@ -198,8 +198,10 @@ pub mod __private {
 
         /// `switchyard_init`: 0, or 1 after `set_error`.
         pub fn init<P: Policy>(slot: &Slot<P>, cfg_ptr: i32, cfg_len: i32) -> i32 {
+            // The message goes with the trap the panic becomes: the host logs it once, with
+            // the fault, under its own rate limit.
             std::panic::set_hook(Box::new(|info| {
-                host::log(Level::Error, &format!("plugin panicked: {info}"));
+                sys::set_error(&format!("plugin panicked: {info}"));
             }));
             let instance = sys::take_config(cfg_ptr, cfg_len)
                 .and_then(|config| Instance::<P>::configure(&config));

@@ -43,6 +43,9 @@ pub struct RawPlugins {
     pub init_timeout_ms: Option<Spanned<i64>>,
     pub memory_limit_mb: Option<Spanned<i64>>,
     pub rollback_faults: Option<Spanned<i64>>,
+    pub breaker_faults: Option<Spanned<i64>>,
+    pub breaker_backoff_ms: Option<Spanned<i64>>,
+    pub breaker_max_backoff_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +72,7 @@ pub struct RawPool {
     pub probe_floor_ms: Option<Spanned<i64>>,
     pub probe_ceiling_ms: Option<Spanned<i64>>,
     pub max_outstanding_bytes: Option<Spanned<i64>>,
+    pub on_fault: Option<Spanned<String>>,
     /// Replaced by `max_outstanding_bytes`; kept to say so.
     pub max_outstanding: Option<Spanned<i64>>,
 }
@@ -89,4 +93,5 @@ pub struct RawRoute {
     pub children: Vec<Spanned<String>>,
     #[serde(default)]
     pub config: toml::Table,
+    pub on_fault: Option<Spanned<String>>,
 }

@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::raw::{RawConfig, RawPluginRef};
 use super::{
-    Config, ConfigError, ListenerConfig, MAX_WORKERS, PluginSettings, PluginSource, PoolConfig,
-    RouteConfig, ServerSettings,
+    Config, ConfigError, ListenerConfig, MAX_WORKERS, OnFault, PluginSettings, PluginSource,
+    PoolConfig, RouteConfig, ServerSettings,
 };
 
 /// Builds errors that point into one file.
@@ -160,7 +160,36 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 0..=1 << 40,
             )?
             .map_or(super::DEFAULT_ROLLBACK_FAULTS, i64::unsigned_abs),
+        breaker_faults: cx
+            .int_in(
+                &raw.plugins.breaker_faults,
+                "plugins.breaker_faults",
+                0..=1_000_000,
+            )?
+            .map_or(super::DEFAULT_BREAKER_FAULTS, |n| n.unsigned_abs() as u32),
+        breaker_backoff: cx.millis(
+            &raw.plugins.breaker_backoff_ms,
+            "plugins.breaker_backoff_ms",
+            super::DEFAULT_BREAKER_BACKOFF,
+        )?,
+        breaker_max_backoff: cx.millis(
+            &raw.plugins.breaker_max_backoff_ms,
+            "plugins.breaker_max_backoff_ms",
+            super::DEFAULT_BREAKER_MAX_BACKOFF,
+        )?,
     };
+    if plugins.breaker_max_backoff < plugins.breaker_backoff {
+        let at = raw
+            .plugins
+            .breaker_max_backoff_ms
+            .as_ref()
+            .map(|s| s.span());
+        return Err(cx.err(
+            at,
+            "plugins.breaker_max_backoff_ms",
+            "must not be below breaker_backoff_ms",
+        ));
+    }
 
     // Pools and routes share one namespace: a reference is a bare name.
     let mut names: HashMap<&str, Range<usize>> = HashMap::new();
@@ -244,8 +273,21 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 "must not be below probe_floor_ms",
             ));
         }
+        let server_names: Vec<String> = pool
+            .servers
+            .get_ref()
+            .iter()
+            .map(|s| server_address_text(s.get_ref()))
+            .collect();
+        let on_fault = on_fault(
+            &cx,
+            &pool.on_fault,
+            &format!("{key}.on_fault"),
+            &server_names,
+        )?;
         pools.push(PoolConfig {
             name: name.get_ref().clone(),
+            on_fault,
             line: cx.line_of(name.span().start),
             servers,
             hash,
@@ -293,11 +335,14 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 ));
             }
         }
+        let children: Vec<String> = route.children.iter().map(|c| c.get_ref().clone()).collect();
+        let on_fault = on_fault(&cx, &route.on_fault, &format!("{key}.on_fault"), &children)?;
         routes.push(RouteConfig {
             name: name.get_ref().clone(),
+            on_fault,
             line: cx.line_of(route.plugin.span().start),
             plugin: plugin_source(&cx, &route.plugin, &format!("{key}.plugin"))?,
-            children: route.children.iter().map(|c| c.get_ref().clone()).collect(),
+            children,
             config: route.config.clone(),
         });
     }
@@ -345,6 +390,65 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         pools,
         routes,
     })
+}
+
+/// `on_fault`: `error` (the default), `pass` (child 0) or `fallback:NAME`, NAME being one of
+/// `children` (a route's children as listed; a pool's servers as `host:port`, as written).
+fn on_fault(
+    cx: &Ctx<'_>,
+    value: &Option<Spanned<String>>,
+    key: &str,
+    children: &[String],
+) -> Result<OnFault, ConfigError> {
+    let Some(value) = value else {
+        return Ok(OnFault::Error);
+    };
+    match value.get_ref().as_str() {
+        "error" => Ok(OnFault::Error),
+        "pass" if children.is_empty() => Err(cx.at(value, key, "`pass` needs a child to pass to")),
+        "pass" => Ok(OnFault::Forward(0)),
+        other => match other.strip_prefix("fallback:") {
+            Some(name) => children
+                .iter()
+                .position(|c| c == name.trim())
+                .map(OnFault::Forward)
+                .ok_or_else(|| {
+                    cx.at(
+                        value,
+                        key,
+                        format!(
+                            "`{}` is not a child of this node (its children: {})",
+                            name.trim(),
+                            children.join(", ")
+                        ),
+                    )
+                }),
+            None => Err(cx.at(
+                value,
+                key,
+                format!("`{other}`: expected \"error\", \"pass\" or \"fallback:<child>\""),
+            )),
+        },
+    }
+}
+
+/// A server string's `host:port`, as written (weight and name left out): how `fallback:`
+/// names a pool's server.
+fn server_address_text(spec: &str) -> String {
+    let addr = spec.trim().split(char::is_whitespace).next().unwrap_or("");
+    match addr.rsplit_once(':') {
+        // `host:port:weight` (or `[v6]:port:weight`): drop the weight.
+        Some((head, tail))
+            if tail.chars().all(|c| c.is_ascii_digit())
+                && head.rsplit_once(':').is_some_and(|(_, port)| {
+                    !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())
+                })
+                && !head.ends_with(']') =>
+        {
+            head.to_string()
+        }
+        _ => addr.to_string(),
+    }
 }
 
 fn default_workers() -> usize {

@@ -121,7 +121,7 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
         abi::import::LOG,
         |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
             let bytes = guest_bytes(&caller, ptr, len)?;
-            let msg = String::from_utf8_lossy(bytes);
+            let msg = super::instance::one_line(&String::from_utf8_lossy(bytes));
             let plugin = &caller.data().node.label;
             match level {
                 1 => tracing::error!(plugin = %plugin, "{msg}"),
@@ -137,7 +137,7 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
         abi::import::SET_ERROR,
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| {
             let msg = String::from_utf8_lossy(guest_bytes(&caller, ptr, len)?).into_owned();
-            caller.data_mut().init_error = Some(msg);
+            caller.data_mut().error_note = Some(msg);
             Ok(())
         },
     )?;

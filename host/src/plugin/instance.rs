@@ -1,12 +1,11 @@
 //! One plugin instance: a wasmtime `Store` owned by one worker, `init`-ed once, then asked to
 //! `route` requests under an epoch deadline.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use switchyard_sdk::ReplyStatus;
 use switchyard_sdk::abi::{self, export};
-use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
+use wasmtime::{Memory, ResourceLimiter, Store, Trap, TypedFunc};
 
 use super::epoch::CallGauge;
 use super::plan::{self, Decision};
@@ -31,18 +30,66 @@ pub struct NodeContext {
     pub children: Vec<ChildInfo>,
     /// The node's `config` table as TOML text, handed to `init`.
     pub config_toml: String,
+    /// For a pool's servers, each one's health (what `child_healthy` answers); `None` for a
+    /// route child, which is always healthy.
+    pub health: Vec<Option<Arc<crate::backend::Health>>>,
 }
 
-/// Answers `child_healthy` for one worker; absent, every child is healthy.
-pub type HealthView = Rc<dyn Fn(usize) -> bool>;
+/// What one instance may hold: its linear memory in bytes, and one memory, one instance and a
+/// few small tables. Remembers a refused memory growth, so that the trap a guest's allocator
+/// raises next reads "memory limit reached" rather than "unreachable".
+#[derive(Debug)]
+struct Limits {
+    memory_bytes: usize,
+    refused_growth: bool,
+}
+
+/// Table elements an instance may have: far above what a compiled plugin's function table
+/// needs, and a bound on what a table can cost.
+const MAX_TABLE_ELEMENTS: usize = 1 << 16;
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.memory_bytes;
+        self.refused_growth |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
 
 /// The data a `Store` carries for host functions.
 pub struct HostState {
-    limits: StoreLimits,
+    limits: Limits,
     pub(super) node: Arc<NodeContext>,
-    health: Option<HealthView>,
     pub(super) memory: Option<Memory>,
-    pub(super) init_error: Option<String>,
+    /// What the guest said about its failure: `init`'s reason for rejecting its config, or a
+    /// panic's message just before the trap it becomes (`set_error`).
+    pub(super) error_note: Option<String>,
     rng: u64,
 }
 
@@ -56,7 +103,11 @@ impl std::fmt::Debug for HostState {
 
 impl HostState {
     pub(super) fn healthy(&self, child: usize) -> bool {
-        self.health.as_ref().is_none_or(|h| h(child))
+        self.node
+            .health
+            .get(child)
+            .and_then(Option::as_ref)
+            .is_none_or(|h| h.is_up())
     }
 
     /// xorshift64*: a plugin's `random` needs spread, not secrecy.
@@ -105,10 +156,15 @@ impl RouteInput<'_> {
 /// Why a `route` call produced no usable plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginFault {
-    /// The guest trapped (including running out of its memory cap).
+    /// The guest trapped: why, on one line (a panic's message when it left one).
     Trap(String),
     /// The guest ran past its epoch deadline.
     Timeout,
+    /// The guest trapped after the host refused to grow its memory past the cap: the cap.
+    OutOfMemory {
+        /// `[plugins] memory_limit_mb`, in bytes.
+        limit_bytes: usize,
+    },
     /// The guest returned a plan the host cannot execute.
     BadPlan(String),
 }
@@ -125,6 +181,9 @@ impl std::fmt::Display for PluginFault {
         match self {
             PluginFault::Trap(m) => write!(f, "trapped: {m}"),
             PluginFault::Timeout => f.write_str("exceeded its time budget"),
+            PluginFault::OutOfMemory { limit_bytes } => {
+                write!(f, "memory limit of {} MiB reached", limit_bytes >> 20)
+            }
             PluginFault::BadPlan(m) => write!(f, "returned an invalid plan: {m}"),
         }
     }
@@ -155,11 +214,11 @@ impl std::fmt::Debug for PluginInstance {
 }
 
 impl PluginInstance {
-    /// Instantiates `module` for `node` and runs its `init` with the node's config.
+    /// Instantiates `module` for `node` and runs its `init` with the node's config. `seed`
+    /// seeds the instance's `random`: `(worker << 32) | instances the worker made before`.
     pub fn new(
         module: &PluginModule,
         node: Arc<NodeContext>,
-        health: Option<HealthView>,
         settings: &PluginSettings,
         seed: u64,
     ) -> Result<PluginInstance, PluginError> {
@@ -167,18 +226,15 @@ impl PluginInstance {
             plugin: format!("{} ({})", node.label, module.name()),
             message,
         };
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(settings.memory_limit_bytes)
-            .instances(1)
-            .tables(4)
-            .memories(1)
-            .build();
+        let limits = Limits {
+            memory_bytes: settings.memory_limit_bytes,
+            refused_growth: false,
+        };
         let state = HostState {
             limits,
             node: node.clone(),
-            health,
             memory: None,
-            init_error: None,
+            error_note: None,
             rng: seed | 1,
         };
         let mut store = Store::new(module.pre().module().engine(), state);
@@ -188,10 +244,12 @@ impl PluginInstance {
         let gauge = module.ticker().gauge();
         let running = gauge.enter();
 
-        let instance = module
-            .pre()
-            .instantiate(&mut store)
-            .map_err(|e| err(format!("cannot be instantiated: {}", describe(&e))))?;
+        let instance = module.pre().instantiate(&mut store).map_err(|e| {
+            err(format!(
+                "cannot be instantiated: {}",
+                describe(&e, store.data_mut())
+            ))
+        })?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| err("exports no memory".into()))?;
@@ -202,7 +260,12 @@ impl PluginInstance {
                 .get_typed_func::<(), i32>(&mut *store, name)
                 .map_err(|e| err(format!("`{name}` has the wrong signature: {e}")))?
                 .call(&mut *store, ())
-                .map_err(|e| err(format!("`{name}` failed: {}", describe(&e))))
+                .map_err(|e| {
+                    err(format!(
+                        "`{name}` failed: {}",
+                        describe(&e, store.data_mut())
+                    ))
+                })
         };
         let version = call0(&mut store, export::ABI_VERSION)?;
         if version as u32 != abi::ABI_VERSION {
@@ -225,9 +288,13 @@ impl PluginInstance {
             .get_typed_func::<i32, i32>(&mut store, export::ALLOC)
             .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::ALLOC)))?;
         let len = i32::try_from(config.len()).map_err(|_| err("config too large".into()))?;
-        let ptr = alloc
-            .call(&mut store, len)
-            .map_err(|e| err(format!("`{}` failed: {}", export::ALLOC, describe(&e))))?;
+        let ptr = alloc.call(&mut store, len).map_err(|e| {
+            err(format!(
+                "`{}` failed: {}",
+                export::ALLOC,
+                describe(&e, store.data_mut())
+            ))
+        })?;
         memory
             .data_mut(&mut store)
             .get_mut(ptr as u32 as usize..(ptr as u32 as usize).saturating_add(config.len()))
@@ -238,11 +305,11 @@ impl PluginInstance {
             .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::INIT)))?;
         let rc = init
             .call(&mut store, (ptr, len))
-            .map_err(|e| err(format!("`init` failed: {}", describe(&e))))?;
+            .map_err(|e| err(format!("`init` failed: {}", describe(&e, store.data_mut()))))?;
         if rc != 0 {
             let reason = store
                 .data_mut()
-                .init_error
+                .error_note
                 .take()
                 .unwrap_or_else(|| format!("`init` returned {rc} without a reason"));
             return Err(err(format!("rejected its config: {reason}")));
@@ -290,7 +357,7 @@ impl PluginInstance {
                     input.listener as i32,
                 ),
             )
-            .map_err(fault)?;
+            .map_err(|e| fault(&e, self.store.data_mut()))?;
         self.decode(word)
     }
 
@@ -321,7 +388,7 @@ impl PluginInstance {
                     key_len as i32,
                 ),
             )
-            .map_err(fault)?;
+            .map_err(|e| fault(&e, self.store.data_mut()))?;
         self.decode(word)
     }
 
@@ -339,6 +406,9 @@ impl PluginInstance {
             .get_mut(self.key_buf..self.key_buf + key_len)
             .ok_or_else(|| PluginFault::Trap("key buffer lies outside memory".into()))?;
         dst.copy_from_slice(key);
+        let state = self.store.data_mut();
+        state.limits.refused_growth = false;
+        state.error_note = None;
         self.store.set_epoch_deadline(self.call_ticks);
         Ok(key_len)
     }
@@ -354,18 +424,54 @@ impl PluginInstance {
     }
 }
 
-fn fault(e: wasmtime::Error) -> PluginFault {
+fn fault(e: &wasmtime::Error, state: &mut HostState) -> PluginFault {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginFault::Timeout,
-        _ => PluginFault::Trap(describe(&e)),
+        _ if state.limits.refused_growth => PluginFault::OutOfMemory {
+            limit_bytes: state.limits.memory_bytes,
+        },
+        _ => PluginFault::Trap(describe(e, state)),
     }
 }
 
-/// A trap's one-line description.
-fn describe(e: &wasmtime::Error) -> String {
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => "exceeded its time budget".into(),
-        Some(t) => format!("wasm trap: {t}"),
-        None => format!("{e}"),
+/// A failed call's description, on one line: the guest's own note (a panic's message) when it
+/// left one, the memory cap when a refused growth led to the trap, else the trap or error
+/// itself (its first line: wasmtime appends a backtrace).
+fn describe(e: &wasmtime::Error, state: &mut HostState) -> String {
+    let what = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return "exceeded its time budget".into(),
+        _ if state.limits.refused_growth => {
+            return format!(
+                "memory limit of {} MiB reached",
+                state.limits.memory_bytes >> 20
+            );
+        }
+        Some(t) => t.to_string(),
+        None => e.to_string(),
+    };
+    let what = one_line(&what);
+    match state.error_note.take() {
+        Some(note) => format!("{} ({what})", one_line(&note)),
+        None => what,
     }
+}
+
+/// `text` on one line: line breaks become `; `, and at most 300 characters are kept.
+pub(super) fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(300));
+    for (i, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(line);
+    }
+    if out.chars().count() > 300 {
+        out = out.chars().take(297).collect::<String>() + "...";
+    }
+    out
 }
