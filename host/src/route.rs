@@ -26,7 +26,7 @@ use crate::worker::LocalGeneration;
 
 pub(crate) use fault_log::FaultLog;
 pub(crate) use slot::Slot;
-use slot::{INLINE_RECREATE, Made, Tripped};
+use slot::{Made, Tripped};
 
 /// What becomes of a request after a step of its route: answered, or sent on to a target (a
 /// node's `on_fault` forwarding a request its plugin failed).
@@ -169,7 +169,11 @@ impl LocalGeneration {
             slot.incoming = None;
             return self.install(n, slot, made);
         }
-        if slot.creation_time < INLINE_RECREATE {
+        // An instance that took no longer to create than one call may take is re-created here,
+        // so that a plugin failing on one bad key fails only that key's request, and the
+        // worker's other clients wait no longer than for a slow call; a slower one (an `init`
+        // that builds large tables) is made in the background.
+        if slot.creation_time <= self.shared.config.plugins.call_timeout {
             let made = self.make_instance(n, slot);
             return self.install(n, slot, made);
         }

@@ -475,3 +475,18 @@ pub(super) fn one_line(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_panic_message_reads_on_one_line() {
+        assert_eq!(
+            one_line("plugin panicked: panicked at src/lib.rs:5:9:\nindex out of bounds\n"),
+            "plugin panicked: panicked at src/lib.rs:5:9:; index out of bounds"
+        );
+        let long = "x".repeat(1000);
+        assert_eq!(one_line(&long).chars().count(), 300);
+    }
+}

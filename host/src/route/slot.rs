@@ -16,11 +16,6 @@ use crate::plugin::{PluginError, PluginInstance};
 /// An instance made in the background, with how long it took, or why it could not be made.
 pub(crate) type Made = Result<(PluginInstance, Duration), PluginError>;
 
-/// An instance that took less than this to create is re-created on the request path after a
-/// trap, so that a plugin failing on one bad key fails only that key's request; a slower one is
-/// re-created in the background.
-pub(crate) const INLINE_RECREATE: Duration = Duration::from_millis(1);
-
 /// A node's instance on one worker.
 #[derive(Debug)]
 pub(crate) struct Slot {
