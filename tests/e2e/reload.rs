@@ -398,12 +398,24 @@ fn wait_stat(client: &mut Client, name: &str, done: impl Fn(u64) -> bool, what: 
 }
 
 /// With the watcher on, as in production: an edit that points the route at a trapping plugin
-/// is published, rolled back once, and stays rolled back while the files stay as they are
-/// (the watcher does not publish the same bytes again); fixing the plugin file publishes it.
+/// is published, rolled back once within `rollback_faults` failed requests, and stays rolled
+/// back while the files stay as they are (the watcher does not publish the same bytes again);
+/// fixing the plugin file publishes it.
 #[test]
 fn a_route_edited_to_a_trapping_plugin_is_rolled_back_once_and_stays_rolled_back() {
+    rolled_back_once_and_stays("rollback-sticks", false);
+}
+
+/// The same with an edit that also adds a listener: the rollback closes it, the watcher does
+/// not reopen it in a loop, and the fixed plugin's reload binds it again at once.
+#[test]
+fn an_edit_adding_a_listener_and_a_trapping_plugin_is_rolled_back_once_and_rebinds_when_fixed() {
+    rolled_back_once_and_stays("rollback-listener", true);
+}
+
+fn rolled_back_once_and_stays(name: &str, add_listener: bool) {
     let (a, b, _) = two_pools();
-    let dir = TestDir::new("rollback-sticks");
+    let dir = TestDir::new(name);
     dir.write("guard.wasm", wasm::forwarding_plugin());
     let good = config_text(&a, &b, "a", "");
     let router = start_from(&dir, &good);
@@ -411,8 +423,15 @@ fn a_route_edited_to_a_trapping_plugin_is_rolled_back_once_and_stays_rolled_back
     assert_eq!(served_by(&mut client, "trap1"), "miss");
     let first = wait_stat(&mut client, "generation", |_| true, "the first generation");
 
+    let added = free_port();
+    let mut edited = good.replace("guard.wasm", "trap.wasm");
+    if add_listener {
+        edited.push_str(&format!(
+            "\n[[listeners]]\naddress = \"127.0.0.1:{added}\"\nroute = \"root\"\n"
+        ));
+    }
     dir.write("trap.wasm", wasm::trapping_plugin());
-    dir.write("switchyard.toml", good.replace("guard.wasm", "trap.wasm"));
+    dir.write("switchyard.toml", &edited);
     wait_stat(
         &mut client,
         "generation",
@@ -431,9 +450,25 @@ fn a_route_edited_to_a_trapping_plugin_is_rolled_back_once_and_stays_rolled_back
     });
     assert_eq!(recovered.as_deref(), Some("END\r\n"), "rolled back");
     assert_eq!(stat(&mut client, "rollbacks").as_deref(), Some("1"));
+    // `config_text` sets rollback_faults = 20, and this client is the only one.
+    assert!(
+        failed <= 20,
+        "rolled back after {failed} failed requests, more than rollback_faults"
+    );
     let rolled_back = wait_stat(&mut client, "generation", |_| true, "after the rollback");
+    assert_eq!(
+        stat(&mut client, "rolled_back_from"),
+        Some((rolled_back - 1).to_string()),
+        "stats names the generation rolled back from"
+    );
     let reloads = stat(&mut client, "reloads");
     println!("rolled back after {failed} failed requests, to generation {rolled_back}");
+    if add_listener {
+        let closed = poll_until(Duration::from_secs(5), || {
+            (!switchyard_tests::ports::accepts(loopback(added))).then_some(())
+        });
+        assert!(closed.is_some(), "the rollback left port {added} open");
+    }
 
     // Several watch intervals with the files unchanged: nothing is published again.
     std::thread::sleep(reload_settle());
@@ -443,6 +478,7 @@ fn a_route_edited_to_a_trapping_plugin_is_rolled_back_once_and_stays_rolled_back
         "the watcher published again after the rollback"
     );
     assert_eq!(stat(&mut client, "reloads"), reloads);
+    assert_eq!(stat(&mut client, "reload_failures").as_deref(), Some("0"));
     assert_eq!(served_by(&mut client, "trap1"), "miss");
 
     // A fixed plugin in the file the config names is noticed and published.
@@ -455,6 +491,12 @@ fn a_route_edited_to_a_trapping_plugin_is_rolled_back_once_and_stays_rolled_back
     );
     assert_eq!(served_by(&mut client, "trap1"), "miss");
     assert_eq!(stat(&mut client, "rollbacks").as_deref(), Some("1"));
+    assert_eq!(stat(&mut client, "rolled_back_from").as_deref(), Some("0"));
+    assert_eq!(stat(&mut client, "reload_failures").as_deref(), Some("0"));
+    if add_listener {
+        let mut on_added = Client::connect(loopback(added));
+        assert_eq!(served_by(&mut on_added, "k1"), "a");
+    }
 }
 
 /// Long enough for the watcher to look at the files several times (its interval is 200 ms).
