@@ -11,6 +11,11 @@
 //! - [`burst`]: 10,000 clients asking for one hot key at once all get it, no error.
 //! - [`health`]: servers marked down fail fast, come back by probe, and cannot grow memory.
 //! - [`plugin_sandbox`]: traps, endless loops and WASI imports are contained or refused.
+//! - [`fault_policy`]: `on_fault` (error, pass, fallback) for every kind of plugin fault, and
+//!   the per-node circuit breaker.
+//! - [`isolation`]: a looping, slow-starting, half-failing or trapping plugin costs its own
+//!   requests only: not another listener's throughput, reload latency, the log, or more than
+//!   `rollback_faults` failed requests (process tests; `SWITCHYARD_BINARY` picks the build).
 //! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
 //! - [`reload`]: hot swap under load, every trigger, refused reloads, automatic rollback.
 //! - [`replication`]: all-sync, all-fastest, all-majority, all-async and failover with a child
@@ -39,7 +44,9 @@ mod differential;
 mod docs;
 mod examples;
 mod fan_out;
+mod fault_policy;
 mod health;
+mod isolation;
 mod ketama;
 mod long_values;
 mod pipelining;

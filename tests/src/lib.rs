@@ -204,10 +204,21 @@ pub fn store_all(client: &mut Client, keys: &[String], value: &[u8]) {
     }
 }
 
-/// Where the `switchyard` binary of this build is: `target/<profile>/switchyard`, two levels
-/// above this test executable (`target/<profile>/deps/e2e-<hash>`). `cargo test` does not build
-/// it for another crate's tests; `scripts/test` builds it first.
+/// Where the `switchyard` binary of this build is: `$SWITCHYARD_BINARY` when set (to run the
+/// process tests against another build, such as a release build of an earlier commit), else
+/// `target/<profile>/switchyard`, two levels above this test executable
+/// (`target/<profile>/deps/e2e-<hash>`). `cargo test` does not build it for another crate's
+/// tests; `scripts/test` builds it first.
 pub fn switchyard_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("SWITCHYARD_BINARY") {
+        let binary = PathBuf::from(binary);
+        assert!(
+            binary.is_file(),
+            "SWITCHYARD_BINARY is {}, which is not a file",
+            binary.display()
+        );
+        return binary;
+    }
     let exe = std::env::current_exe().expect("path of the test executable");
     let profile_dir = exe
         .parent()

@@ -1,0 +1,727 @@
+//! One misbehaving plugin costs its own requests only: not another listener's throughput, not
+//! the latency of requests on a reload, not a published generation that cannot run on every
+//! worker, not the log, and not more failed requests than `[plugins] rollback_faults`.
+//!
+//! Every test runs the router binary as a process of its own (`SWITCHYARD_BINARY` picks
+//! another build, to measure one before a change) and prints what it measured with
+//! `eprintln!`, so `--nocapture` shows the figures. Each measures first and asserts after.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+use switchyard_tests::ports::{accepts, free_port, loopback, poll_until};
+use switchyard_tests::{Client, Memcached, TestDir, show, switchyard_binary, wasm};
+
+/// The router binary on `switchyard.toml` in its own directory, with its standard error in
+/// `switchyard.log` there; killed when dropped.
+struct Spawned {
+    child: Child,
+    dir: TestDir,
+    ports: Vec<u16>,
+}
+
+impl Spawned {
+    /// Writes `config` (whose listeners use `ports`, in order) and the `plugins` files
+    /// (name, bytes) to a new directory, starts the binary on it, and returns once every
+    /// listener accepts.
+    fn start(label: &str, config: &str, ports: &[u16], plugins: &[(&str, Vec<u8>)]) -> Spawned {
+        let dir = TestDir::new(label);
+        for (name, bytes) in plugins {
+            dir.write(name, bytes);
+        }
+        let path = dir.write("switchyard.toml", config);
+        let log = std::fs::File::create(dir.path().join("switchyard.log")).expect("create log");
+        let child = Command::new(switchyard_binary())
+            .args(["--config".as_ref(), path.as_os_str()])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start switchyard");
+        let mut spawned = Spawned {
+            child,
+            dir,
+            ports: ports.to_vec(),
+        };
+        let ready = poll_until(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = spawned.child.try_wait() {
+                panic!("switchyard exited with {status}: {}", spawned.log());
+            }
+            ports.iter().all(|&p| accepts(loopback(p))).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "switchyard did not listen on {ports:?}: {}",
+            spawned.log()
+        );
+        spawned
+    }
+
+    /// Where listener `i` accepts.
+    fn addr(&self, i: usize) -> SocketAddr {
+        loopback(self.ports[i])
+    }
+
+    /// A new connection to listener `i`.
+    fn client(&self, i: usize) -> Client {
+        Client::connect(self.addr(i))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("switchyard.log")
+    }
+
+    /// Everything it has written to standard error so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Replaces its config file (the watcher, if on, notices; else see [`Spawned::sighup`]).
+    fn write(&self, name: &str, contents: impl AsRef<[u8]>) {
+        self.dir.write(name, contents);
+    }
+
+    /// Asks it to reload its config file.
+    fn sighup(&self) {
+        let pid = i32::try_from(self.child.id())
+            .ok()
+            .and_then(Pid::from_raw)
+            .expect("a process id");
+        kill_process(pid, Signal::HUP).expect("kill -HUP switchyard");
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `[server]` and `[[listeners]]` of a config: `workers` workers, watching its files or not,
+/// one listener per (port, route).
+fn head(workers: usize, watch: bool, plugins: &str, listeners: &[(u16, &str)]) -> String {
+    let mut text = format!("[server]\nworkers = {workers}\nwatch = {watch}\n\n{plugins}\n");
+    for (port, route) in listeners {
+        text.push_str(&format!(
+            "[[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"{route}\"\n\n"
+        ));
+    }
+    text
+}
+
+/// A pool `name` of the one server `server`.
+fn pool(name: &str, server: &Memcached) -> String {
+    format!("[pools.{name}]\nservers = [\"{}\"]\n\n", server.spec())
+}
+
+/// A route `name` of the plugin file `plugin`, with `children`.
+fn route(name: &str, plugin: &str, children: &[&str]) -> String {
+    let children: Vec<String> = children.iter().map(|c| format!("{c:?}")).collect();
+    format!(
+        "[routes.{name}]\nplugin = \"{plugin}\"\nchildren = [{}]\n\n",
+        children.join(", ")
+    )
+}
+
+/// A number stat, asked on a fresh connection to `addr` (so a stuck connection of the test's
+/// own does not hide it).
+fn stat(addr: SocketAddr, name: &str) -> u64 {
+    Client::connect(addr)
+        .stat(name)
+        .unwrap_or_else(|| panic!("no stat {name} at {addr}"))
+}
+
+/// What the clients of a [`Load`] saw, in all or over one phase.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    /// Replies as expected: `STORED` to a set, a retrieval reply to a get.
+    ok: u64,
+    /// `SERVER_ERROR` replies.
+    server_errors: u64,
+    /// Any other reply.
+    other_count: u64,
+    /// The first few other replies, shown.
+    other: Vec<String>,
+    /// The slowest request.
+    max_latency: Duration,
+}
+
+/// Counters the client threads of a [`Load`] share.
+#[derive(Debug, Default)]
+struct Counts {
+    ok: AtomicU64,
+    server_errors: AtomicU64,
+    other_count: AtomicU64,
+    other: std::sync::Mutex<Vec<String>>,
+    /// The slowest request since the last [`Load::phase`], in microseconds.
+    max_latency_us: AtomicU64,
+}
+
+/// Client threads doing `set` then `get` of their own keys in a loop, one request at a time,
+/// until stopped, each taking its connections in turn.
+///
+/// The connections are opened one at a time, each answered before the next is opened, and
+/// dealt to the threads in turn: every worker accepts on every listener and a new connection
+/// goes to whichever takes it first, so connections opened in a burst land on one worker
+/// (which accepts them all in one go), and a thread holding only those would not notice the
+/// other worker stalling. Dealt this way, with several per thread, each thread has
+/// connections on every worker (with all but negligible odds: which worker accepts is not
+/// for a client to choose).
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    counts: Arc<Counts>,
+    started: Instant,
+}
+
+impl Load {
+    fn start(addr: SocketAddr, threads: usize, connections: usize, label: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Counts::default());
+        let mut dealt: Vec<Vec<Client>> = (0..threads).map(|_| Vec::new()).collect();
+        for k in 0..threads * connections {
+            let mut client = Client::connect(addr);
+            let reply = client.request(b"version\r\n");
+            assert!(reply.starts_with(b"VERSION "), "{}", show(&reply));
+            // Each round of `threads` connections is dealt starting one thread further on,
+            // so that neither runs nor alternation of workers give a thread only one.
+            dealt[(k + k / threads) % threads].push(client);
+        }
+        let threads = dealt
+            .into_iter()
+            .enumerate()
+            .map(|(t, mut clients)| {
+                let (stop, counts) = (stop.clone(), counts.clone());
+                let label = label.to_string();
+                std::thread::spawn(move || {
+                    let mut i = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let client = &mut clients[i % connections];
+                        let key = format!("{label}-{t}-{}", i % 100);
+                        let set = format!("set {key} 0 0 5\r\nvalue\r\n");
+                        for (request, get) in [(set, false), (format!("get {key}\r\n"), true)] {
+                            let sent = Instant::now();
+                            let reply = client.request(request.as_bytes());
+                            let took = sent.elapsed().as_micros() as u64;
+                            counts.max_latency_us.fetch_max(took, Ordering::Relaxed);
+                            let good = if get {
+                                reply.ends_with(b"END\r\n")
+                            } else {
+                                reply == b"STORED\r\n"
+                            };
+                            let counter = if good {
+                                &counts.ok
+                            } else if reply.starts_with(b"SERVER_ERROR") {
+                                &counts.server_errors
+                            } else {
+                                let mut other = counts.other.lock().expect("not poisoned");
+                                if other.len() < 5 {
+                                    other.push(show(&reply));
+                                }
+                                &counts.other_count
+                            };
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            threads,
+            counts,
+            started: Instant::now(),
+        }
+    }
+
+    /// What the clients have seen so far; the slowest request is the slowest since the last
+    /// call, which starts a new phase.
+    fn phase(&self) -> (Seen, Instant) {
+        let c = &self.counts;
+        let seen = Seen {
+            ok: c.ok.load(Ordering::Relaxed),
+            server_errors: c.server_errors.load(Ordering::Relaxed),
+            other_count: c.other_count.load(Ordering::Relaxed),
+            other: c.other.lock().expect("not poisoned").clone(),
+            max_latency: Duration::from_micros(c.max_latency_us.swap(0, Ordering::Relaxed)),
+        };
+        (seen, Instant::now())
+    }
+
+    /// Waits until the clients have had `n` good replies in all (they are connected and
+    /// served).
+    fn wait_served(&self, n: u64) {
+        let served = poll_until(Duration::from_secs(20), || {
+            (self.counts.ok.load(Ordering::Relaxed) >= n).then_some(())
+        });
+        assert!(served.is_some(), "the load's clients were not served");
+    }
+
+    /// Stops the threads; what they saw in all (the slowest request since the last phase),
+    /// and for how long they ran.
+    fn stop(mut self) -> (Seen, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        let elapsed = self.started.elapsed();
+        for t in std::mem::take(&mut self.threads) {
+            t.join().expect("a load thread panicked");
+        }
+        (self.phase().0, elapsed)
+    }
+}
+
+/// Good replies per second between two phases.
+fn rate(from: &(Seen, Instant), to: &(Seen, Instant)) -> f64 {
+    (to.0.ok - from.0.ok) as f64 / to.1.duration_since(from.1).as_secs_f64()
+}
+
+/// A plugin stuck in a loop on every call, on one listener, under a steady stream of requests:
+/// the other listener, which reaches the same pool without any plugin of the route, keeps at
+/// least 80% of its throughput. The default `call_timeout_ms` is part of what is tested, so
+/// the config does not set it.
+#[test]
+fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput() {
+    let server = Memcached::start();
+    let (bad_port, plain_port) = (free_port(), free_port());
+    let config = head(2, false, "", &[(bad_port, "bad"), (plain_port, "p")])
+        + &pool("p", &server)
+        + &route("bad", "bad.wasm", &["p"]);
+    let router = Spawned::start(
+        "isolation-looping",
+        &config,
+        &[bad_port, plain_port],
+        &[("bad.wasm", wasm::looping_every_call_plugin())],
+    );
+    let window = Duration::from_millis(1500);
+
+    // Four clients on the plain listener, each taking 16 connections in turn: every client
+    // has connections on both workers. The same connections are measured alone and beside
+    // the looping plugin.
+    let load = Load::start(router.addr(1), 4, 16, "plain");
+    load.wait_served(16);
+    let alone_from = load.phase();
+    // The windows are what is measured, not waits for readiness.
+    std::thread::sleep(window);
+    let alone_to = load.phase();
+
+    // Two clients hammer the looping listener: one get at a time each, no pause. Their
+    // connections are open before either sends, so the workers share them too.
+    let stop = Arc::new(AtomicBool::new(false));
+    let replies = Arc::new(AtomicU64::new(0));
+    let hammers: Vec<JoinHandle<(u64, u64)>> = (0..2)
+        .map(|h| (h, router.client(0)))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|(h, mut client)| {
+            let (stop, replies) = (stop.clone(), replies.clone());
+            std::thread::spawn(move || {
+                let (mut errors, mut other) = (0, 0);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let reply = client.request(format!("get loop-{h}-{i}\r\n").as_bytes());
+                    if reply.starts_with(b"SERVER_ERROR") {
+                        errors += 1;
+                    } else {
+                        other += 1;
+                    }
+                    replies.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+                (errors, other)
+            })
+        })
+        .collect();
+    // The looping listener has answered before the second window starts.
+    let hammering = poll_until(Duration::from_secs(20), || {
+        (replies.load(Ordering::Relaxed) >= 2).then_some(())
+    });
+    let beside_from = load.phase();
+    std::thread::sleep(window);
+    let beside_to = load.phase();
+    stop.store(true, Ordering::Relaxed);
+    let (mut hammer_errors, mut hammer_other) = (0, 0);
+    for h in hammers {
+        let (e, o) = h.join().expect("a hammering client panicked");
+        hammer_errors += e;
+        hammer_other += o;
+    }
+    let (all, _) = load.stop();
+    let (baseline, beside) = (rate(&alone_from, &alone_to), rate(&beside_from, &beside_to));
+
+    eprintln!(
+        "looping plugin on listener 1: listener 2 {baseline:.0} ok/s alone, {beside:.0} ok/s \
+         beside it ({:.0}%); listener 2 max latency {:?} alone, {:?} beside it; the looping \
+         listener answered {hammer_errors} SERVER_ERROR and {hammer_other} other replies",
+        100.0 * beside / baseline,
+        alone_to.0.max_latency,
+        beside_to.0.max_latency,
+    );
+    assert!(hammering.is_some(), "the looping listener never answered");
+    assert_eq!(
+        (all.server_errors, all.other_count),
+        (0, 0),
+        "listener 2 failed requests: {:?}",
+        all.other
+    );
+    assert_eq!(
+        hammer_other, 0,
+        "the looping listener answered other than SERVER_ERROR"
+    );
+    assert!(
+        beside >= 0.8 * baseline,
+        "listener 2 fell from {baseline:.0} to {beside:.0} ok/s beside a looping plugin"
+    );
+}
+
+/// A reload whose new route's plugin takes a second in `init`: clients of the listener the
+/// route is put behind see no request held for anything like that second, and the new
+/// configuration is published.
+#[test]
+fn a_plugin_whose_init_takes_a_second_holds_no_client_request() {
+    let server = Memcached::start();
+    let port = free_port();
+    let before = head(2, false, "", &[(port, "p")]) + &pool("p", &server);
+    let after = head(2, false, "", &[(port, "slow")])
+        + &pool("p", &server)
+        + &route("slow", "slow.wasm", &["p"]);
+    let router = Spawned::start(
+        "isolation-slow-init",
+        &before,
+        &[port],
+        &[("slow.wasm", wasm::slow_init_plugin(1000))],
+    );
+    let (generation, reloads) = (
+        stat(router.addr(0), "generation"),
+        stat(router.addr(0), "reloads"),
+    );
+
+    let load = Load::start(router.addr(0), 4, 1, "slow-init");
+    load.wait_served(8);
+    let _ = load.phase();
+    let window = Instant::now();
+    // Half a second of load before the reload, then the reload, under load.
+    std::thread::sleep(Duration::from_millis(500));
+    router.write("switchyard.toml", &after);
+    router.sighup();
+    let signalled = Instant::now();
+    let published = poll_until(Duration::from_secs(10), || {
+        (stat(router.addr(0), "generation") > generation).then(|| signalled.elapsed())
+    });
+    // The load runs on for at least a second after the publish and 3 s in all: every
+    // worker's first request through the new route falls in the window.
+    let end = (window + Duration::from_secs(3)).max(Instant::now() + Duration::from_secs(1));
+    std::thread::sleep(end.saturating_duration_since(Instant::now()));
+    let (seen, elapsed) = load.stop();
+    let reloads_after = stat(router.addr(0), "reloads");
+
+    eprintln!(
+        "reload to a plugin whose init takes 1 s: published after {published:?}; max client \
+         latency {:?} over {} requests in {elapsed:?} ({} SERVER_ERROR, {} other)",
+        seen.max_latency,
+        seen.ok + seen.server_errors + seen.other_count,
+        seen.server_errors,
+        seen.other_count,
+    );
+    assert!(
+        published.is_some(),
+        "the reload was not published: {}",
+        router.log()
+    );
+    assert!(
+        reloads_after > reloads,
+        "stats reloads stayed {reloads_after}"
+    );
+    assert_eq!(
+        (seen.server_errors, seen.other_count),
+        (0, 0),
+        "requests failed across the reload: {:?}",
+        seen.other
+    );
+    assert!(
+        seen.max_latency < Duration::from_millis(250),
+        "a request was held {:?} across the reload",
+        seen.max_latency
+    );
+}
+
+/// A reload to a plugin whose `init` succeeds when the config is checked and on worker 0 but
+/// fails on worker 1 is refused as a whole: it counts as a failed reload, the running
+/// generation stays, and requests on every worker keep being served.
+#[test]
+fn a_plugin_whose_init_fails_on_one_worker_is_a_refused_reload() {
+    let server = Memcached::start();
+    let port = free_port();
+    let config = |plugin: &str| {
+        head(2, false, "", &[(port, "guard")])
+            + &pool("p", &server)
+            + &route("guard", plugin, &["p"])
+    };
+    let router = Spawned::start(
+        "isolation-init-fails",
+        &config("guard.wasm"),
+        &[port],
+        &[
+            ("guard.wasm", wasm::forwarding_plugin()),
+            ("fails.wasm", wasm::init_fails_off_worker_zero_plugin()),
+        ],
+    );
+    let addr = router.addr(0);
+    let (generation, failures, reloads) = (
+        stat(addr, "generation"),
+        stat(addr, "reload_failures"),
+        stat(addr, "reloads"),
+    );
+
+    router.write("switchyard.toml", config("fails.wasm"));
+    router.sighup();
+    // The reload is over when it is counted, either way.
+    let done = poll_until(Duration::from_secs(10), || {
+        (stat(addr, "reload_failures") > failures || stat(addr, "reloads") > reloads).then_some(())
+    });
+
+    // 200 requests over 20 fresh connections, all open at once: the workers share them.
+    let mut clients: Vec<Client> = (0..20).map(|_| Client::connect(addr)).collect();
+    let (mut ok, mut server_errors, mut other) = (0, 0, Vec::new());
+    for round in 0..5 {
+        for (c, client) in clients.iter_mut().enumerate() {
+            let key = format!("init-fails-{c}-{round}");
+            for request in [
+                format!("set {key} 0 0 2\r\nok\r\n"),
+                format!("get {key}\r\n"),
+            ] {
+                let reply = client.request(request.as_bytes());
+                if reply == b"STORED\r\n" || reply.ends_with(b"\r\nok\r\nEND\r\n") {
+                    ok += 1;
+                } else if reply.starts_with(b"SERVER_ERROR") {
+                    server_errors += 1;
+                    if other.len() < 3 {
+                        other.push(show(&reply));
+                    }
+                } else {
+                    other.push(show(&reply));
+                }
+            }
+        }
+    }
+    let (generation_after, failures_after) =
+        (stat(addr, "generation"), stat(addr, "reload_failures"));
+
+    eprintln!(
+        "reload to a plugin whose init fails on worker 1: reload_failures {failures} -> \
+         {failures_after}, generation {generation} -> {generation_after}; of 200 requests \
+         {ok} ok, {server_errors} SERVER_ERROR (first replies not ok: {other:?})"
+    );
+    assert!(done.is_some(), "the reload was never counted");
+    assert_eq!(
+        failures_after,
+        failures + 1,
+        "the reload should be refused: {}",
+        router.log()
+    );
+    assert_eq!(generation_after, generation, "a generation was published");
+    assert_eq!(server_errors, 0, "requests failed: {other:?}");
+    assert_eq!(ok, 200, "not every request was served: {other:?}");
+}
+
+/// Whether a log line (escape sequences removed) has a level, as every line the router writes
+/// should: a message split over lines leaves lines without one.
+fn has_level(line: &str) -> bool {
+    ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]
+        .iter()
+        .any(|level| line.contains(level))
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// 5,000 trapping requests in two seconds make a handful of log lines, not 5,000: the router
+/// logs a fault kind of a node once per interval with a count of those it did not log. Lines
+/// are whole (none is a fragment of a message split over lines) and say "wasm trap" once.
+#[test]
+fn faults_do_not_flood_the_log() {
+    let server = Memcached::start();
+    let port = free_port();
+    let config = head(2, false, "", &[(port, "guarded")])
+        + &pool("p", &server)
+        + &route("guarded", "trap.wasm", &["p"]);
+    let router = Spawned::start(
+        "isolation-log",
+        &config,
+        &[port],
+        &[("trap.wasm", wasm::trapping_plugin())],
+    );
+    // Only what is written from here on is counted.
+    let mut warm = router.client(0);
+    warm.set("warm", b"1");
+    let start_at = router.log().len();
+
+    const REQUESTS: u64 = 5000;
+    const THREADS: u64 = 2;
+    let window = Duration::from_secs(2);
+    let started = Instant::now();
+    let senders: Vec<JoinHandle<(u64, u64)>> = (0..THREADS)
+        .map(|t| {
+            let addr = router.addr(0);
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let per_thread = REQUESTS / THREADS;
+                let (mut errors, mut other) = (0, 0);
+                for i in 0..per_thread {
+                    // Paced to spread the requests over the window.
+                    let due = started + window.mul_f64(i as f64 / per_thread as f64);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    let reply = client.request(format!("get trap:{t}-{i}\r\n").as_bytes());
+                    if reply.starts_with(b"SERVER_ERROR") {
+                        errors += 1;
+                    } else {
+                        other += 1;
+                    }
+                }
+                (errors, other)
+            })
+        })
+        .collect();
+    let (mut errors, mut other) = (0, 0);
+    for s in senders {
+        let (e, o) = s.join().expect("a sending client panicked");
+        errors += e;
+        other += o;
+    }
+    let sent_in = started.elapsed();
+    // A last line for the interval (with its count) may follow the last fault.
+    std::thread::sleep(Duration::from_secs(1));
+    let log = strip_ansi(&router.log()[start_at..]);
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let about_faults: Vec<&&str> = lines
+        .iter()
+        .filter(|l| {
+            let lower = l.to_lowercase();
+            lower.contains("fault") || lower.contains("trap") || lower.contains("routes.guarded")
+        })
+        .collect();
+    let doubled: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("wasm trap: wasm trap"))
+        .collect();
+    let fragments: Vec<&&str> = lines.iter().filter(|l| !has_level(l)).collect();
+
+    eprintln!(
+        "{REQUESTS} trapping requests in {sent_in:?} ({errors} SERVER_ERROR, {other} other): \
+         {} log lines about the fault ({} lines in all, {} with `wasm trap: wasm trap`, {} \
+         without a level); first: {:?}",
+        about_faults.len(),
+        lines.len(),
+        doubled.len(),
+        fragments.len(),
+        about_faults.first(),
+    );
+    assert_eq!(
+        (errors, other),
+        (REQUESTS, 0),
+        "every trapping request fails alone"
+    );
+    assert!(
+        !about_faults.is_empty(),
+        "the faults were not logged at all: {log}"
+    );
+    assert!(
+        about_faults.len() <= 20,
+        "{} log lines for {REQUESTS} faults of one kind on one node; last: {:?}",
+        about_faults.len(),
+        about_faults.last()
+    );
+    assert!(doubled.is_empty(), "doubled prefix: {:?}", doubled.first());
+    assert!(
+        fragments.is_empty(),
+        "log lines without a level (a message split over lines?): {:?}",
+        &fragments[..fragments.len().min(5)]
+    );
+}
+
+/// With `rollback_faults = 100`, four clients loading the router and the route edited (under
+/// the watcher) to a plugin that traps on every call: the router rolls back after about 100
+/// failed requests (in-flight ones aside), and stays rolled back.
+#[test]
+fn rollback_comes_within_rollback_faults_failed_requests_under_load() {
+    const ROLLBACK_FAULTS: u64 = 100;
+    const CLIENTS: usize = 4;
+    let server = Memcached::start();
+    let port = free_port();
+    let config = |plugin: &str| {
+        head(
+            2,
+            true,
+            &format!("[plugins]\nrollback_faults = {ROLLBACK_FAULTS}\n"),
+            &[(port, "root")],
+        ) + &pool("p", &server)
+            + &route("root", plugin, &["p"])
+    };
+    let router = Spawned::start(
+        "isolation-rollback",
+        &config("guard.wasm"),
+        &[port],
+        &[
+            ("guard.wasm", wasm::forwarding_plugin()),
+            ("trap.wasm", wasm::trapping_every_call_plugin()),
+        ],
+    );
+    let addr = router.addr(0);
+    let generation = stat(addr, "generation");
+
+    let load = Load::start(addr, CLIENTS, 1, "rollback");
+    load.wait_served(8);
+    router.write("switchyard.toml", config("trap.wasm"));
+    let edited = Instant::now();
+    let rolled_back = poll_until(Duration::from_secs(20), || {
+        (stat(addr, "rollbacks") >= 1).then(|| edited.elapsed())
+    });
+    let at_rollback = stat(addr, "generation");
+    // Two seconds on the rolled-back configuration, the load still running.
+    std::thread::sleep(Duration::from_secs(2));
+    let (generation_later, rollbacks_later) = (stat(addr, "generation"), stat(addr, "rollbacks"));
+    let (seen, _) = load.stop();
+
+    eprintln!(
+        "route edited to a plugin that traps on every call (rollback_faults = \
+         {ROLLBACK_FAULTS}, {CLIENTS} clients): rolled back after {rolled_back:?}, \
+         {} SERVER_ERROR replies; generation {generation} -> {at_rollback} at the rollback -> \
+         {generation_later} 2 s later; rollbacks {rollbacks_later}; {} ok, {} other",
+        seen.server_errors, seen.ok, seen.other_count,
+    );
+    assert!(rolled_back.is_some(), "no rollback: {}", router.log());
+    assert!(at_rollback > generation, "the edit was never published");
+    assert!(
+        seen.server_errors <= ROLLBACK_FAULTS + CLIENTS as u64,
+        "{} requests failed before the rollback; rollback_faults is {ROLLBACK_FAULTS}",
+        seen.server_errors
+    );
+    assert_eq!(
+        (generation_later, rollbacks_later),
+        (at_rollback, 1),
+        "the rolled-back configuration did not stay"
+    );
+    assert_eq!(seen.other_count, 0, "unexpected replies: {:?}", seen.other);
+}
