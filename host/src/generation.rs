@@ -75,6 +75,8 @@ pub struct Generation {
     /// The watcher, told when the faults reach `[plugins] rollback_faults` so that it rolls
     /// back at once rather than at its next look (set when the generation is published).
     pub(crate) alarm: std::sync::OnceLock<std::sync::mpsc::Sender<crate::reload::WatchSignal>>,
+    /// The reload control that published it, to roll back through at the fault itself.
+    pub(crate) control: std::sync::OnceLock<std::sync::Weak<crate::reload::Control>>,
     /// Each worker's plugin instances, one per node, until the worker takes them.
     prepared: Vec<std::sync::Mutex<Vec<Prepared>>>,
 }
@@ -302,6 +304,7 @@ impl Generation {
             listen_addrs: Vec::new(),
             faults: crate::stats::Counter::default(),
             alarm: std::sync::OnceLock::new(),
+            control: std::sync::OnceLock::new(),
             prepared,
         })
     }
@@ -315,14 +318,20 @@ impl Generation {
             .unwrap_or_default()
     }
 
-    /// Counts a plugin fault; the one that reaches `[plugins] rollback_faults` tells the
-    /// watcher.
+    /// Counts a plugin fault. The one that reaches `[plugins] rollback_faults` rolls the
+    /// generation back there and then when the previous configuration is ready
+    /// ([`crate::reload::Control::roll_back_now`]), else tells the watcher.
     pub(crate) fn fault(&self) {
         let threshold = self.config.plugins.rollback_faults;
-        if self.faults.inc_get() == threshold
-            && threshold > 0
-            && let Some(alarm) = self.alarm.get()
-        {
+        if self.faults.inc_get() != threshold || threshold == 0 {
+            return;
+        }
+        let swapped = self
+            .control
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .is_some_and(|control| control.roll_back_now(self));
+        if !swapped && let Some(alarm) = self.alarm.get() {
             let _ = alarm.send(crate::reload::WatchSignal::Faults);
         }
     }

@@ -110,6 +110,11 @@ pub struct Control {
     announce: tokio::sync::watch::Sender<u64>,
     /// The watcher's channel, given to every published generation (see [`Control::watch_with`]).
     alarm: std::sync::OnceLock<mpsc::Sender<WatchSignal>>,
+    /// This control, for published generations to roll back through at their fault.
+    this: std::sync::OnceLock<Weak<Control>>,
+    /// Set by a rollback made on a worker, taken by the watcher: the files as they are count
+    /// as seen.
+    rolled_back: std::sync::atomic::AtomicBool,
     /// Counters and the last failure.
     pub stats: ReloadStats,
 }
@@ -119,6 +124,9 @@ struct State {
     next_number: u64,
     /// The configuration before the current one, with the modules it ran.
     previous: Option<(Config, Modules)>,
+    /// That configuration built, its instances made, ready to be published by the fault that
+    /// reaches `rollback_faults` without waiting for a build (unnumbered, no sockets yet).
+    standby: Option<Generation>,
 }
 
 impl Control {
@@ -135,10 +143,13 @@ impl Control {
             state: Mutex::new(State {
                 next_number: 2,
                 previous: None,
+                standby: None,
             }),
             published: Mutex::new(vec![Arc::downgrade(&first)]),
             announce: tokio::sync::watch::channel(1).0,
             alarm: std::sync::OnceLock::new(),
+            this: std::sync::OnceLock::new(),
+            rolled_back: std::sync::atomic::AtomicBool::new(false),
             stats: ReloadStats::default(),
         };
         control.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
@@ -146,9 +157,13 @@ impl Control {
     }
 
     /// Gives the running generation, and every generation published from now on, the
-    /// watcher's channel, so that the fault reaching `rollback_faults` wakes it at once.
-    pub fn watch_with(&self, alarm: mpsc::Sender<WatchSignal>) {
-        let _ = self.current.load().alarm.set(alarm.clone());
+    /// watcher's channel, so that the fault reaching `rollback_faults` wakes it at once (when
+    /// the generation cannot roll back by itself: see [`Control::roll_back_now`]).
+    pub fn watch_with(self: &Arc<Self>, alarm: mpsc::Sender<WatchSignal>) {
+        let _ = self.this.set(Arc::downgrade(self));
+        let current = self.current.load();
+        let _ = current.alarm.set(alarm.clone());
+        let _ = current.control.set(Arc::downgrade(self));
         let _ = self.alarm.set(alarm);
     }
 
@@ -210,11 +225,36 @@ impl Control {
             pinned.unwrap_or_default(),
         )?;
         bind_listeners(&mut built, Some(&running))?;
-        let built = Arc::new(built);
         state.next_number += 1;
+        state.standby = None;
+        let built = self.store(built);
         if !rollback {
             state.previous = Some((running.config.clone(), running.modules.clone()));
+            // The configuration it replaced, built again now and kept ready, so that a rollback
+            // is a swap: the requests that fault while a rollback is built are not bounded by
+            // `rollback_faults`.
+            if built.config.plugins.rollback_faults > 0 {
+                state.standby = Generation::build_with(
+                    running.config.clone(),
+                    &self.engine,
+                    &self.cache,
+                    0,
+                    Some(&built),
+                    running.modules.clone(),
+                )
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "cannot keep the previous configuration ready to roll back to; a rollback will build it then");
+                })
+                .ok();
+            }
         }
+        Ok(number)
+    }
+
+    /// Publishes `built`: workers take it at their next request.
+    fn store(&self, built: Generation) -> Arc<Generation> {
+        let number = built.number;
+        let built = Arc::new(built);
         {
             let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
             published.retain(|g| g.strong_count() > 0);
@@ -223,10 +263,68 @@ impl Control {
         if let Some(alarm) = self.alarm.get() {
             let _ = built.alarm.set(alarm.clone());
         }
-        self.current.store(built);
+        if let Some(this) = self.this.get() {
+            let _ = built.control.set(this.clone());
+        }
+        self.current.store(built.clone());
         self.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
         self.announce.send_replace(number);
-        Ok(number)
+        built
+    }
+
+    /// Rolls `bad` back at once by publishing the previous configuration kept ready, if `bad`
+    /// is still the running generation, one is ready, and no reload is in progress (this runs
+    /// on the worker whose request fault reached `rollback_faults`: it never waits for a
+    /// reload). Says whether it did; if not, the watcher rolls back, building the
+    /// configuration then.
+    pub(crate) fn roll_back_now(&self, bad: &Generation) -> bool {
+        let Ok(mut state) = self.state.try_lock() else {
+            return false;
+        };
+        let current = self.current.load_full();
+        if current.number != bad.number {
+            return false;
+        }
+        let Some(mut standby) = state.standby.take() else {
+            return false;
+        };
+        standby.number = state.next_number;
+        standby.loaded_at = std::time::SystemTime::now();
+        if let Err(e) = bind_listeners(&mut standby, Some(&current)) {
+            tracing::error!(error = %e, "cannot roll back at once; the watcher rebuilds the previous configuration");
+            return false;
+        }
+        state.next_number += 1;
+        state.previous = None;
+        let number = standby.number;
+        self.store(standby);
+        self.rolled_back
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.rolled_back_to(&current, number, Duration::ZERO);
+        true
+    }
+
+    /// Counts and logs a rollback from `bad` to generation `number`.
+    fn rolled_back_to(&self, bad: &Generation, number: u64, took: Duration) {
+        self.stats.rollbacks.inc();
+        self.stats
+            .rolled_back_from
+            .store(bad.number, Ordering::Relaxed);
+        tracing::error!(
+            bad = bad.number,
+            generation = number,
+            faults = bad.faults.get(),
+            took_ms = took.as_millis() as u64,
+            "generation {} kept faulting; rolled back to the previous configuration, \
+             which stays until a watched file changes",
+            bad.number
+        );
+    }
+
+    /// Whether a worker rolled back since the last call.
+    fn take_rolled_back(&self) -> bool {
+        self.rolled_back
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// If the current generation came from a reload and its plugins have faulted past the
@@ -245,22 +343,11 @@ impl Control {
                 None => return false,
             }
         };
-        let faults = current.faults.get();
         let (config, modules) = previous;
+        let started = std::time::Instant::now();
         match self.publish(config, Some(modules)) {
             Ok(number) => {
-                self.stats.rollbacks.inc();
-                self.stats
-                    .rolled_back_from
-                    .store(current.number, Ordering::Relaxed);
-                tracing::error!(
-                    bad = current.number,
-                    generation = number,
-                    faults,
-                    "generation {} kept faulting; rolled back to the previous configuration, \
-                     which stays until a watched file changes",
-                    current.number
-                );
+                self.rolled_back_to(&current, number, started.elapsed());
                 true
             }
             Err(e) => {
@@ -337,7 +424,7 @@ pub fn watch(control: Arc<Control>, start: Watched, signal: mpsc::Receiver<Watch
             Err(mpsc::RecvTimeoutError::Timeout) | Ok(WatchSignal::Faults) => {}
             Ok(WatchSignal::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        let rolled_back = control.roll_back_if_crash_looping();
+        let rolled_back = control.roll_back_if_crash_looping() | control.take_rolled_back();
         let config = control.current.load().config.clone();
         let now = files.look(&config);
         if rolled_back || !config.server.watch {
