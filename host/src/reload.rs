@@ -193,10 +193,6 @@ impl Control {
         let result = config.and_then(|c| self.publish(c, None));
         match &result {
             Ok(number) => {
-                self.stats.reloads.inc();
-                self.stats.last_success.store(unix_now(), Ordering::Relaxed);
-                self.stats.rolled_back_from.store(0, Ordering::Relaxed);
-                self.stats.set_last_error("");
                 tracing::info!(generation = number, "configuration reloaded");
             }
             Err(e) => {
@@ -225,34 +221,40 @@ impl Control {
             pinned.unwrap_or_default(),
         )?;
         bind_listeners(&mut built, Some(&running))?;
+        // The configuration being replaced, built again and kept ready before the new one is
+        // published, so that a rollback is a swap at the fault: otherwise the requests that
+        // fault while a rollback is built are not bounded by `rollback_faults`.
+        let standby = if rollback || built.config.plugins.rollback_faults == 0 {
+            None
+        } else {
+            Generation::build_with(
+                running.config.clone(),
+                &self.engine,
+                &self.cache,
+                0,
+                Some(&running),
+                running.modules.clone(),
+            )
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "cannot keep the previous configuration ready to roll back to; a rollback will build it then");
+            })
+            .ok()
+        };
         state.next_number += 1;
-        state.standby = None;
-        let built = self.store(built);
+        state.standby = standby;
         if !rollback {
             state.previous = Some((running.config.clone(), running.modules.clone()));
-            // The configuration it replaced, built again now and kept ready, so that a rollback
-            // is a swap: the requests that fault while a rollback is built are not bounded by
-            // `rollback_faults`.
-            if built.config.plugins.rollback_faults > 0 {
-                state.standby = Generation::build_with(
-                    running.config.clone(),
-                    &self.engine,
-                    &self.cache,
-                    0,
-                    Some(&built),
-                    running.modules.clone(),
-                )
-                .inspect_err(|e| {
-                    tracing::warn!(error = %e, "cannot keep the previous configuration ready to roll back to; a rollback will build it then");
-                })
-                .ok();
-            }
+            self.stats.reloads.inc();
+            self.stats.last_success.store(unix_now(), Ordering::Relaxed);
+            self.stats.rolled_back_from.store(0, Ordering::Relaxed);
+            self.stats.set_last_error("");
         }
+        self.store(built);
         Ok(number)
     }
 
     /// Publishes `built`: workers take it at their next request.
-    fn store(&self, built: Generation) -> Arc<Generation> {
+    fn store(&self, built: Generation) {
         let number = built.number;
         let built = Arc::new(built);
         {
@@ -266,10 +268,9 @@ impl Control {
         if let Some(this) = self.this.get() {
             let _ = built.control.set(this.clone());
         }
-        self.current.store(built.clone());
+        self.current.store(built);
         self.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
         self.announce.send_replace(number);
-        built
     }
 
     /// Rolls `bad` back at once by publishing the previous configuration kept ready, if `bad`

@@ -306,6 +306,71 @@ fn a_broken_reload_leaves_the_running_generation_serving() {
             "{what}: stats last_reload_error is {last:?}"
         );
     }
+
+    // A reload that publishes clears the last error and says when it succeeded.
+    assert_eq!(
+        stat(&mut client, "last_reload_success").as_deref(),
+        Some("0")
+    );
+    dir.write("switchyard.toml", &good);
+    router.reload().expect("the good config reloads");
+    assert_eq!(stat(&mut client, "last_reload_error"), None);
+    let success: u64 = stat(&mut client, "last_reload_success")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    assert!(
+        success + 5 >= now && success <= now + 1,
+        "last_reload_success {success}, now {now}"
+    );
+}
+
+/// A plugin file that a refused reload needed, created afterwards, is noticed by the watcher
+/// and published without another edit of the config.
+#[test]
+fn a_plugin_file_created_after_a_refused_reload_is_published() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("late-plugin");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    let good = config_text(&a, &b, "a", "");
+    let router = start_from(&dir, &good);
+    let mut client = connect(&router, 0);
+    let first = wait_stat(&mut client, "generation", |_| true, "the first generation");
+
+    dir.write(
+        "switchyard.toml",
+        good.replace("guard.wasm", "later.wasm")
+            .replace("children = [\"a\"]", "children = [\"b\"]"),
+    );
+    wait_stat(
+        &mut client,
+        "reload_failures",
+        |f| f >= 1,
+        "the reload needing later.wasm is refused",
+    );
+    assert!(
+        stat(&mut client, "last_reload_error")
+            .unwrap_or_default()
+            .contains("later.wasm"),
+        "the error names the missing file"
+    );
+    dir.write("later.wasm", wasm::forwarding_plugin_variant(3));
+    wait_stat(
+        &mut client,
+        "generation",
+        |g| g > first,
+        "the new plugin file is noticed",
+    );
+    assert_eq!(served_by(&mut client, "k1"), "b");
+    assert_eq!(
+        stat(&mut client, "last_reload_error"),
+        None,
+        "reloads {:?}, failures {:?}",
+        stat(&mut client, "reloads"),
+        stat(&mut client, "reload_failures")
+    );
 }
 
 #[test]
