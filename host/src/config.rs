@@ -62,6 +62,14 @@ pub const MIN_OUTSTANDING_BYTES: usize = 1 << 10;
 /// configuration: far more than a plugin with an occasional bad key produces, few enough that a
 /// plugin trapping on every request is gone within a fraction of a second under load.
 pub const DEFAULT_ROLLBACK_FAULTS: u64 = 100;
+/// Bytes of replies one client connection may be owed before the router stops reading its
+/// requests (`reply/queue.rs` says how they are counted). A client that reads its replies never
+/// comes near it: a pipeline of a thousand 1 KiB replies is 1 MiB. One that sends without
+/// reading holds at most about this much in the router, instead of every reply it asked for;
+/// ten thousand such connections would hold 40 GiB, so it stays small.
+pub const DEFAULT_MAX_CLIENT_REPLY_BYTES: usize = 4 << 20;
+/// Smallest `max_client_reply_bytes`.
+pub const MIN_CLIENT_REPLY_BYTES: usize = 64 << 10;
 /// Largest value a client may store: memcached's own default item size limit.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 /// Hard ceiling for `server.max_value_bytes`.
@@ -118,6 +126,8 @@ pub struct ServerSettings {
     pub max_background: usize,
     /// Values at least this long stream through when their route ends at one server.
     pub stream_from_bytes: usize,
+    /// Bytes of replies one client connection may be owed before its requests are not read.
+    pub max_client_reply_bytes: usize,
 }
 
 /// `[plugins]`.

@@ -59,18 +59,23 @@ pub fn run(
         worker.stats.total_connections.inc();
         // Read once, without keeping the generation: a connection must not hold it after a
         // reload.
-        let framer = {
+        let (framer, queue) = {
             let generation = worker.generation();
             let server = &generation.shared.config.server;
-            Framer::new(Limits {
+            let framer = Framer::new(Limits {
                 max_value_len: server.max_value_bytes,
                 stream_from: server.stream_from_bytes,
                 ..Limits::default()
-            })
+            });
+            // A reply is at most a value and its `VALUE` line (a longer one streams).
+            let largest = server.max_value_bytes.min(server.stream_from_bytes) + 300;
+            (
+                framer,
+                ReplyQueue::new(server.max_client_reply_bytes, largest),
+            )
         };
         // Borrowed halves: `into_split` would allocate an `Arc` per connection.
         let (rd, wr) = stream.split();
-        let queue = ReplyQueue::default();
         let reader = async {
             read_requests(rd, &worker, listener, &queue, framer).await;
             queue.close();

@@ -100,6 +100,16 @@ impl Settled {
         }
     }
 
+    /// Its length in bytes as it is in now (a streamed value's header only: the rest passes
+    /// through as it arrives).
+    pub fn len(&self) -> usize {
+        match self {
+            Settled::Whole(o) | Settled::Streaming(o, _) => o.frame.len(),
+            Settled::Chunks(chunks) => chunks.iter().map(Bytes::len).sum(),
+            Settled::Hidden => 0,
+        }
+    }
+
     /// Queues the reply's bytes for the client; the rest of a streamed value is the caller's to
     /// pass on after them.
     pub fn queue_into(self, out: &mut WriteQueue) -> Option<Box<Body>> {

@@ -30,6 +30,8 @@
 //! - [`rewrites`]: background sends and rewrites: all-initial, modify, the background bound.
 //! - [`long_values`]: long values stream through both ways, with memcached's replies, and the
 //!   router's memory does not grow with them.
+//! - [`memory`]: a client that pipelines without reading holds a bounded amount of replies in
+//!   the router; other clients are served as usual.
 //! - [`docs`]: `configs/README.md` lists every bundled plugin, example config and config key.
 //! - [`scripted_backend`]: scripted backends that send garbage, extra, dripped, late or no
 //!   replies, or drop the connection: what clients get, and exactly what each backend is sent
@@ -49,6 +51,7 @@ mod health;
 mod isolation;
 mod ketama;
 mod long_values;
+mod memory;
 mod pipelining;
 mod plugin_sandbox;
 mod prefix;

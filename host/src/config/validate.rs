@@ -132,6 +132,15 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             .map_or(super::DEFAULT_STREAM_FROM_BYTES, |v| {
                 v.unsigned_abs() as usize
             }),
+        max_client_reply_bytes: cx
+            .int_in(
+                &raw.server.max_client_reply_bytes,
+                "server.max_client_reply_bytes",
+                super::MIN_CLIENT_REPLY_BYTES as i64..=1 << 40,
+            )?
+            .map_or(super::DEFAULT_MAX_CLIENT_REPLY_BYTES, |v| {
+                v.unsigned_abs() as usize
+            }),
     };
     let plugins = PluginSettings {
         call_timeout: cx.millis(

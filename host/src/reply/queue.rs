@@ -13,9 +13,24 @@ use crate::signal::Signal;
 /// Requests a client may have outstanding before the router stops reading from it.
 pub const MAX_PIPELINE: usize = 1024;
 
-#[derive(Debug, Default)]
+/// A connection's replies, and how many it may have outstanding.
+///
+/// The bound is in bytes (`[server] max_client_reply_bytes`): the router stops reading a
+/// client's requests while its outstanding requests, each counted at the size of the largest
+/// recent reply, would exceed it. A reply's size is known only once it is in, so the estimate
+/// starts at the largest value a client may store (a new connection pipelining requests gets a
+/// few in flight, then more as its replies prove small), jumps to any larger reply at once, and
+/// halves toward each smaller one. A client that sends requests without reading the replies
+/// thus holds about that many bytes of replies in the router (plus what its writer has taken
+/// and cannot write), whatever their size: memcached, which answers one request at a time,
+/// holds one.
+#[derive(Debug)]
 pub struct ReplyQueue {
     pending: RefCell<SmallDeque<Pending>>,
+    /// `max_client_reply_bytes`.
+    budget: usize,
+    /// The estimate of the next reply's size: the largest recent one.
+    largest: Cell<usize>,
     /// The reader has stopped: no more replies will be queued.
     closed: Cell<bool>,
     /// Wakes the writer when a reply is queued or the reader stops.
@@ -25,12 +40,32 @@ pub struct ReplyQueue {
 }
 
 impl ReplyQueue {
-    /// Waits while [`MAX_PIPELINE`] replies are queued. The caller then pushes with no await
+    /// A queue for a client that may be owed `budget` bytes of replies, whose replies may be
+    /// up to `largest` bytes long.
+    pub fn new(budget: usize, largest: usize) -> ReplyQueue {
+        ReplyQueue {
+            pending: RefCell::default(),
+            budget,
+            largest: Cell::new(largest.max(1)),
+            closed: Cell::default(),
+            queued: Signal::default(),
+            drained: Signal::default(),
+        }
+    }
+
+    /// Requests that may be outstanding now: the budget over the estimated reply size, at
+    /// least one, at most [`MAX_PIPELINE`].
+    fn window(&self) -> usize {
+        (self.budget / self.largest.get()).clamp(1, MAX_PIPELINE)
+    }
+
+    /// Waits while the client has as many requests outstanding as its reply budget allows
+    /// ([`ReplyQueue::window`]). The caller then pushes with no await
     /// in between (the reader is the only pusher), so the reply itself is never held by a
     /// waiting future.
     pub async fn room(&self) {
         std::future::poll_fn(|cx| {
-            while self.pending.borrow().len() >= MAX_PIPELINE {
+            while self.pending.borrow().len() >= self.window() {
                 std::task::ready!(self.drained.poll(cx));
             }
             Poll::Ready(())
@@ -59,7 +94,7 @@ impl ReplyQueue {
                 // The reply's own source wakes the writer when it is in.
                 let settled = std::task::ready!(front.poll_settle(cx));
                 pending.pop_front();
-                self.popped(&mut pending);
+                self.popped(&mut pending, &settled);
                 return Poll::Ready(Some(settled));
             }
             drop(pending);
@@ -83,11 +118,18 @@ impl ReplyQueue {
         };
         // What is left in its place is empty.
         pending.pop_front();
-        self.popped(&mut pending);
+        self.popped(&mut pending, &settled);
         Some(settled)
     }
 
-    fn popped(&self, pending: &mut SmallDeque<Pending>) {
+    fn popped(&self, pending: &mut SmallDeque<Pending>, settled: &Settled) {
+        let size = settled.len();
+        let largest = self.largest.get();
+        self.largest.set(if size >= largest {
+            size.max(1)
+        } else {
+            (largest + size).div_ceil(2)
+        });
         // One reply in flight lives inline; a pipelined burst's buffer goes once it is answered.
         pending.release();
         self.drained.notify();
