@@ -21,13 +21,14 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Time a backend has to answer one request when the pool does not set it: mcrouter's default
 /// server timeout, long enough for a multi-megabyte value over a busy link.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
-/// Epoch budget of one plugin `route` or `on_reply` call. A routing decision takes a microsecond
-/// or two, and a memcached round trip on one network well under a millisecond: a plugin that
-/// needs milliseconds per request is broken, and every millisecond it runs, every other client
-/// of its worker waits. The deadline is wall-clock time counted in 1 ms epoch ticks, so it must
-/// also stay above a scheduler time slice (a worker descheduled mid-call must not fail a good
-/// request): 10 ms is both. A plugin that keeps hitting it trips its node's breaker after
-/// [`DEFAULT_BREAKER_FAULTS`] calls, so a runaway loop costs a worker about 50 ms, not seconds.
+/// CPU time one plugin `route` or `on_reply` call may use. A routing decision takes a
+/// microsecond or two, and a memcached round trip on one network well under a millisecond: a
+/// plugin that needs milliseconds per request is broken, and every millisecond it runs, every
+/// other client of its worker waits. The budget is the calling thread's CPU time, checked at
+/// each 1 ms epoch tick a call reaches (`plugin/instance.rs`), so a worker descheduled in the
+/// middle of a call on a loaded host does not fail a good request. A plugin that keeps using it
+/// up trips its node's breaker after [`DEFAULT_BREAKER_FAULTS`] calls, so a runaway loop costs
+/// a worker about 50 ms, not seconds.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
 /// Consecutive traps, timeouts or failed re-creations of one node's plugin on one worker that
 /// open the node's circuit breaker: more than a plugin with a few bad keys in a row produces,

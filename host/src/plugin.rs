@@ -30,8 +30,8 @@ pub use plan::{Decision, OwnedBackground, OwnedReply, OwnedRewrite};
 pub use switchyard_sdk::Wait;
 
 /// How often the engine's epoch advances while plugins run. Deadlines are counted in these
-/// ticks, so this is the granularity of `call_timeout_ms`; an idle router does not tick at
-/// all (`epoch`).
+/// ticks (a call's CPU time is checked at each tick it reaches), so this is the granularity of
+/// `call_timeout_ms`; an idle router does not tick at all (`epoch`).
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// An error loading, vetting or initialising a plugin.

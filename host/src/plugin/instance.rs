@@ -2,10 +2,11 @@
 //! `route` requests under an epoch deadline.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchyard_sdk::ReplyStatus;
 use switchyard_sdk::abi::{self, export};
-use wasmtime::{Memory, ResourceLimiter, Store, Trap, TypedFunc};
+use wasmtime::{Memory, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline};
 
 use super::epoch::CallGauge;
 use super::plan::{self, Decision};
@@ -91,6 +92,41 @@ pub struct HostState {
     /// panic's message just before the trap it becomes (`set_error`).
     pub(super) error_note: Option<String>,
     rng: u64,
+    /// The CPU time a `route` or `on_reply` call may use; `None` while `init` runs, whose
+    /// deadline is wall-clock time.
+    call_budget: Option<Duration>,
+    /// The thread's CPU time when the running call first reached an epoch tick (`None`: it
+    /// has not yet: most calls end within a microsecond or two, long before).
+    call_cpu_from: Option<Duration>,
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// What happens when a call reaches its epoch deadline. During `init`, the wall-clock deadline
+/// is the budget: the call is interrupted. During `route` or `on_reply`, the budget is the CPU
+/// time the call uses, so that a worker thread descheduled in the middle of a call (a loaded
+/// host) does not fail a good request: the deadline is one tick ahead, and at each tick the
+/// call reaches, its thread's CPU time since the first is checked against the budget.
+fn on_deadline(state: &mut HostState) -> UpdateDeadline {
+    let Some(budget) = state.call_budget else {
+        return UpdateDeadline::Interrupt;
+    };
+    let now = thread_cpu_time();
+    match state.call_cpu_from {
+        None => {
+            state.call_cpu_from = Some(now);
+            UpdateDeadline::Continue(1)
+        }
+        Some(from) if now.saturating_sub(from) >= budget => UpdateDeadline::Interrupt,
+        Some(_) => UpdateDeadline::Continue(1),
+    }
 }
 
 impl std::fmt::Debug for HostState {
@@ -202,7 +238,6 @@ pub struct PluginInstance {
     on_reply_fn: Option<OnReplyFn>,
     key_buf: usize,
     plan_buf: usize,
-    call_ticks: u64,
 }
 
 impl std::fmt::Debug for PluginInstance {
@@ -236,9 +271,12 @@ impl PluginInstance {
             memory: None,
             error_note: None,
             rng: seed | 1,
+            call_budget: None,
+            call_cpu_from: None,
         };
         let mut store = Store::new(module.pre().module().engine(), state);
         store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|mut cx| Ok(on_deadline(cx.data_mut())));
         store.set_epoch_deadline(super::ticks(settings.init_timeout));
         // Instantiation runs the module's start function, then `init`: all under the clock.
         let gauge = module.ticker().gauge();
@@ -328,6 +366,7 @@ impl PluginInstance {
             .get_typed_func(&mut store, export::ROUTE)
             .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::ROUTE)))?;
         drop(running);
+        store.data_mut().call_budget = Some(settings.call_timeout);
         Ok(PluginInstance {
             store,
             gauge,
@@ -336,7 +375,6 @@ impl PluginInstance {
             on_reply_fn,
             key_buf,
             plan_buf,
-            call_ticks: super::ticks(settings.call_timeout),
         })
     }
 
@@ -409,7 +447,9 @@ impl PluginInstance {
         let state = self.store.data_mut();
         state.limits.refused_growth = false;
         state.error_note = None;
-        self.store.set_epoch_deadline(self.call_ticks);
+        state.call_cpu_from = None;
+        // The next tick starts the CPU clock of a call still running then (`on_deadline`).
+        self.store.set_epoch_deadline(1);
         Ok(key_len)
     }
 
