@@ -98,3 +98,96 @@ fn a_client_pipelining_gets_without_reading_holds_a_bounded_amount_of_replies() 
         "the polite client was held up"
     );
 }
+
+/// Sets of 250 kB each clients pipeline.
+const SETS: usize = 200;
+const SET_CLIENTS: usize = 4;
+const SET_LEN: usize = 250_000;
+/// The pool's `max_outstanding_bytes` in the stopped-server test.
+const SERVER_BOUND: usize = 8 << 20;
+
+/// A stopped memcached, four clients pipelining 250 kB sets at it (200 MB in all): the router
+/// holds about the pool's `max_outstanding_bytes` of them, fails the rest at once with the
+/// bound's error, and every client gets a reply for every set once the server resumes.
+#[test]
+fn a_stopped_server_costs_the_router_its_outstanding_bytes_not_every_request() {
+    let server = Memcached::start();
+    let spec = server.spec();
+    let router = RouterProcess::start("memory-stopped", |listen| {
+        format!(
+            "[server]\nworkers = 1\nwatch = false\n\n[[listeners]]\naddress = \"{listen}\"\n\
+             route = \"main\"\n\n[pools.main]\nservers = [\"{spec}\"]\n\
+             max_outstanding_bytes = {SERVER_BOUND}\ntimeout_ms = 20000\n"
+        )
+    });
+    let mut warm = Client::connect(router.addr());
+    warm.set("memory:warm", &vec![b'w'; SET_LEN]);
+    let baseline = router.status_bytes("VmRSS");
+    server.pause();
+
+    let value = vec![b's'; SET_LEN];
+    let clients: Vec<_> = (0..SET_CLIENTS)
+        .map(|c| {
+            let value = value.clone();
+            let addr = router.addr();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr).with_deadline(Duration::from_secs(60));
+                let mut w = client.writer();
+                // Sets are written from a thread of their own while this one reads replies.
+                let writer = std::thread::spawn(move || {
+                    for i in 0..SETS {
+                        let mut request =
+                            format!("set memory:{c}:{i} 0 0 {SET_LEN}\r\n").into_bytes();
+                        request.extend_from_slice(&value);
+                        request.extend_from_slice(b"\r\n");
+                        w.write_all(&request).expect("send a set");
+                    }
+                });
+                let replies = client.replies(SETS);
+                writer.join().expect("the writer panicked");
+                replies
+            })
+        })
+        .collect();
+
+    // Every set is sent (the writers finish) or held; give the router a moment under that
+    // load, then look at its memory while the server is still stopped.
+    let started = Instant::now();
+    let mut peak = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        peak = peak.max(router.status_bytes("VmRSS"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.resume();
+    let mut stored = 0;
+    let mut refused = 0;
+    for c in clients {
+        for reply in c.join().expect("a client panicked") {
+            if reply == b"STORED\r\n" {
+                stored += 1;
+            } else if reply.starts_with(b"SERVER_ERROR backend")
+                && String::from_utf8_lossy(&reply).contains("outstanding")
+            {
+                refused += 1;
+            } else {
+                panic!("unexpected reply {:?}", String::from_utf8_lossy(&reply));
+            }
+        }
+    }
+    let grew = peak.saturating_sub(baseline);
+    println!(
+        "{SET_CLIENTS} clients pipelining {SETS} sets of {SET_LEN} B at a stopped server \
+         (max_outstanding_bytes {} MiB): router RSS +{} MiB at most while stopped; after it \
+         resumed {stored} stored, {refused} refused at once",
+        SERVER_BOUND >> 20,
+        grew >> 20
+    );
+    assert_eq!(stored + refused, SET_CLIENTS * SETS);
+    assert!(stored > 0, "nothing was stored after the server resumed");
+    assert!(
+        grew <= SERVER_BOUND + (48 << 20),
+        "router RSS grew by {} MiB with {} MiB allowed outstanding",
+        grew >> 20,
+        SERVER_BOUND >> 20
+    );
+}
