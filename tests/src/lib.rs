@@ -206,9 +206,9 @@ pub fn store_all(client: &mut Client, keys: &[String], value: &[u8]) {
 
 /// Where the `switchyard` binary of this build is: `$SWITCHYARD_BINARY` when set (to run the
 /// process tests against another build, such as a release build of an earlier commit), else
-/// `target/<profile>/switchyard`, two levels above this test executable
-/// (`target/<profile>/deps/e2e-<hash>`). `cargo test` does not build it for another crate's
-/// tests; `scripts/test` builds it first.
+/// `target/<profile>/switchyard`: two levels above a test executable
+/// (`target/<profile>/deps/e2e-<hash>`), beside a binary of this crate (`target/<profile>/soak`).
+/// `cargo test` does not build it for another crate's tests; `scripts/test` builds it first.
 pub fn switchyard_binary() -> PathBuf {
     if let Some(binary) = std::env::var_os("SWITCHYARD_BINARY") {
         let binary = PathBuf::from(binary);
@@ -220,11 +220,16 @@ pub fn switchyard_binary() -> PathBuf {
         return binary;
     }
     let exe = std::env::current_exe().expect("path of the test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("unexpected test executable location {}", exe.display()));
-    let binary = profile_dir.join(format!("switchyard{}", std::env::consts::EXE_SUFFIX));
+    let name = format!("switchyard{}", std::env::consts::EXE_SUFFIX);
+    let beside = exe.parent().map(|dir| dir.join(&name));
+    let binary = match beside {
+        Some(binary) if binary.is_file() => binary,
+        _ => exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or_else(|| panic!("unexpected test executable location {}", exe.display()))
+            .join(&name),
+    };
     assert!(
         binary.is_file(),
         "{} does not exist: build it first with `cargo build -p switchyard` \
