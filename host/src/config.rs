@@ -69,6 +69,11 @@ pub const DEFAULT_ROLLBACK_FAULTS: u64 = 100;
 /// reading holds at most about this much in the router, instead of every reply it asked for;
 /// ten thousand such connections would hold 40 GiB, so it stays small.
 pub const DEFAULT_MAX_CLIENT_REPLY_BYTES: usize = 4 << 20;
+/// Bytes of background requests (shadow copies, refills, asynchronous replication) one worker
+/// may have in flight: a shadowed stream of 1 MiB sets would otherwise hold `max_background`
+/// values, a gigabyte, while a slow shadow pool catches up. 64 MiB keeps a thousand ordinary
+/// copies in flight and bounds the large ones.
+pub const DEFAULT_MAX_BACKGROUND_BYTES: usize = 64 << 20;
 /// Smallest `max_client_reply_bytes`.
 pub const MIN_CLIENT_REPLY_BYTES: usize = 64 << 10;
 /// Largest value a client may store: memcached's own default item size limit.
@@ -127,6 +132,8 @@ pub struct ServerSettings {
     pub max_background: usize,
     /// Values at least this long stream through when their route ends at one server.
     pub stream_from_bytes: usize,
+    /// Bytes of background requests one worker may have in flight.
+    pub max_background_bytes: usize,
     /// Bytes of replies one client connection may be owed before its requests are not read.
     pub max_client_reply_bytes: usize,
 }

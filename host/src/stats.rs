@@ -27,7 +27,12 @@ impl Counter {
 
     /// Subtracts one (for gauges).
     pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.sub(1);
+    }
+
+    /// Subtracts `n` (for gauges).
+    pub fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// The current value.
@@ -72,7 +77,11 @@ pub struct WorkerStats {
     pub background_sent: Counter,
     /// Background requests in flight now (a gauge, bounded by `server.max_background`).
     pub background_outstanding: Counter,
-    /// Background requests not sent because the worker had `server.max_background` in flight.
+    /// Bytes of background requests in flight now (a gauge, bounded by
+    /// `server.max_background_bytes`).
+    pub background_bytes: Counter,
+    /// Background requests not sent because the worker had `server.max_background` of them, or
+    /// `server.max_background_bytes` of their bytes, in flight.
     pub background_dropped: Counter,
     /// Background stores not sent because there was no value at hand (ABI.md, `background`).
     pub background_skipped: Counter,
@@ -186,6 +195,7 @@ impl RouterStats {
             "background_outstanding",
             &self.sum(|w| &w.background_outstanding),
         );
+        stat("background_bytes", &self.sum(|w| &w.background_bytes));
         stat("background_dropped", &self.sum(|w| &w.background_dropped));
         stat("background_skipped", &self.sum(|w| &w.background_skipped));
         stat("background_failed", &self.sum(|w| &w.background_failed));

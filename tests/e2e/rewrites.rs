@@ -182,3 +182,62 @@ children = ["main", "shadow"]
     assert!(drained.is_some(), "copies complete once the shadow answers");
     assert_eq!(client.stat("shadow_mismatches"), Some(0));
 }
+
+/// The same bound in bytes: copies of 200 kB stores to a shadow that never answers stop at
+/// `max_background_bytes`, however few they are.
+#[test]
+fn background_bytes_beyond_the_limit_are_dropped_and_counted() {
+    const VALUE_LEN: usize = 200_000;
+    let main = Memcached::start();
+    let shadow = Memcached::start();
+    let router = router(&format!(
+        r#"
+[server]
+workers = 1
+max_background = 1000
+max_background_bytes = 500000
+
+[[listeners]]
+address = "127.0.0.1:0"
+route = "r"
+
+[pools.main]
+servers = ["{}"]
+
+[pools.shadow]
+servers = ["{}"]
+timeout_ms = 2000
+
+[routes.r]
+plugin = "shadow"
+children = ["main", "shadow"]
+"#,
+        main.spec(),
+        shadow.spec()
+    ));
+    shadow.pause();
+    let mut client = connect(&router, 0);
+    let value = vec![b'v'; VALUE_LEN];
+    for i in 0..10 {
+        let mut request = format!("set big{i} 0 0 {VALUE_LEN}\r\n").into_bytes();
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+        assert_eq!(client.request(&request), b"STORED\r\n");
+    }
+    // Two copies fit in 500,000 bytes, the third would not.
+    assert_eq!(client.stat("background_sent"), Some(2));
+    assert_eq!(client.stat("background_dropped"), Some(8));
+    let held = client.stat("background_bytes").unwrap_or(0);
+    assert!(
+        held > 2 * VALUE_LEN as u64 && held <= 500_000,
+        "background_bytes {held}"
+    );
+    shadow.resume();
+    let drained = poll_until(Duration::from_secs(3), || {
+        (client.stat("background_bytes") == Some(0)).then_some(())
+    });
+    assert!(
+        drained.is_some(),
+        "the bytes are given back once the shadow answers"
+    );
+}

@@ -35,6 +35,7 @@ pub struct RawServer {
     pub max_background: Option<Spanned<i64>>,
     pub stream_from_bytes: Option<Spanned<i64>>,
     pub max_client_reply_bytes: Option<Spanned<i64>>,
+    pub max_background_bytes: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

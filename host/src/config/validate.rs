@@ -132,6 +132,15 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             .map_or(super::DEFAULT_STREAM_FROM_BYTES, |v| {
                 v.unsigned_abs() as usize
             }),
+        max_background_bytes: cx
+            .int_in(
+                &raw.server.max_background_bytes,
+                "server.max_background_bytes",
+                0..=1 << 40,
+            )?
+            .map_or(super::DEFAULT_MAX_BACKGROUND_BYTES, |v| {
+                v.unsigned_abs() as usize
+            }),
         max_client_reply_bytes: cx
             .int_in(
                 &raw.server.max_client_reply_bytes,

@@ -1,7 +1,8 @@
 //! Background sends (`sdk/ABI.md`, `background`; and the children of a `fan_out` with wait
 //! `none`): requests sent on the side of a plan. Their replies are read and dropped, so they
 //! never delay or change the client's reply; each worker keeps at most
-//! `server.max_background` of them in flight, and drops (and counts) what is over.
+//! `server.max_background` of them in flight, holding at most `server.max_background_bytes` of
+//! requests (a copied `set` keeps its value), and drops (and counts) what is over.
 //!
 //! A send goes out when the plan is carried out, through the child's own route like any
 //! request, and a small local task waits for its reply to count it. A compared send (shadowing)
@@ -34,10 +35,16 @@ impl LocalGeneration {
             return;
         }
         let node_reply = sends.iter().any(|s| s.compare).then(|| hand_over(reply));
-        let limit = self.shared.config.server.max_background as u64;
+        let server = &self.shared.config.server;
+        let (limit, byte_limit) = (server.max_background as u64, server.max_background_bytes);
         let stats = &self.stats;
+        // What one copy holds: the request's bytes (a store's value with it) and a request's
+        // worth of bookkeeping.
+        let bytes = req.wire.byte_len() as u64 + 128;
         for send in sends {
-            if stats.background_outstanding.get() >= limit {
+            if stats.background_outstanding.get() >= limit
+                || stats.background_bytes.get() + bytes > byte_limit as u64
+            {
                 stats.background_dropped.inc();
                 continue;
             }
@@ -55,11 +62,13 @@ impl LocalGeneration {
             };
             stats.background_sent.inc();
             stats.background_outstanding.inc();
+            stats.background_bytes.add(bytes);
             let stats = self.stats.clone();
             let compare_with = node_reply.clone().filter(|_| send.compare);
             tokio::task::spawn_local(async move {
                 let mine = pending.outcome().await;
                 stats.background_outstanding.dec();
+                stats.background_bytes.sub(bytes);
                 if mine.is_error() {
                     stats.background_failed.inc();
                 }
