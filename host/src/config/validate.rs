@@ -145,7 +145,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             .int_in(
                 &raw.server.max_client_reply_bytes,
                 "server.max_client_reply_bytes",
-                super::MIN_CLIENT_REPLY_BYTES as i64..=1 << 40,
+                super::MIN_CLIENT_REPLY_BYTES as i64..=u32::MAX as i64,
             )?
             .map_or(super::DEFAULT_MAX_CLIENT_REPLY_BYTES, |v| {
                 v.unsigned_abs() as usize

@@ -27,10 +27,11 @@ pub const MAX_PIPELINE: usize = 1024;
 #[derive(Debug)]
 pub struct ReplyQueue {
     pending: RefCell<SmallDeque<Pending>>,
-    /// `max_client_reply_bytes`.
-    budget: usize,
-    /// The estimate of the next reply's size: the largest recent one.
-    largest: Cell<usize>,
+    /// `max_client_reply_bytes` (at most 4 GiB: the queue is in every connection's task, and
+    /// two `u32`s keep it a word smaller).
+    budget: u32,
+    /// The estimate of the next reply's size: the largest recent one (saturating).
+    largest: Cell<u32>,
     /// The reader has stopped: no more replies will be queued.
     closed: Cell<bool>,
     /// Wakes the writer when a reply is queued or the reader stops.
@@ -45,8 +46,8 @@ impl ReplyQueue {
     pub fn new(budget: usize, largest: usize) -> ReplyQueue {
         ReplyQueue {
             pending: RefCell::default(),
-            budget,
-            largest: Cell::new(largest.max(1)),
+            budget: saturate(budget),
+            largest: Cell::new(saturate(largest).max(1)),
             closed: Cell::default(),
             queued: Signal::default(),
             drained: Signal::default(),
@@ -56,7 +57,7 @@ impl ReplyQueue {
     /// Requests that may be outstanding now: the budget over the estimated reply size, at
     /// least one, at most [`MAX_PIPELINE`].
     fn window(&self) -> usize {
-        (self.budget / self.largest.get()).clamp(1, MAX_PIPELINE)
+        (self.budget / self.largest.get()).clamp(1, MAX_PIPELINE as u32) as usize
     }
 
     /// Waits while the client has as many requests outstanding as its reply budget allows
@@ -123,15 +124,19 @@ impl ReplyQueue {
     }
 
     fn popped(&self, pending: &mut SmallDeque<Pending>, settled: &Settled) {
-        let size = settled.len();
+        let size = saturate(settled.len());
         let largest = self.largest.get();
         self.largest.set(if size >= largest {
             size.max(1)
         } else {
-            (largest + size).div_ceil(2)
+            largest - (largest - size) / 2
         });
         // One reply in flight lives inline; a pipelined burst's buffer goes once it is answered.
         pending.release();
         self.drained.notify();
     }
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
