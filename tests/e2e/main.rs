@@ -31,6 +31,9 @@
 //! - [`long_values`]: long values stream through both ways, with memcached's replies, and the
 //!   router's memory does not grow with them.
 //! - [`docs`]: `configs/README.md` lists every bundled plugin, example config and config key.
+//! - [`spool`]: the reliable delete stream: a delete a dead or stopped server fails is spooled,
+//!   answered `NOT_FOUND`, and replayed when it is back, after a router restart or SIGKILL, past
+//!   a torn last record, or by `switchyard spool replay`; the spool's byte bound.
 //! - [`scripted_backend`]: scripted backends that send garbage, extra, dripped, late or no
 //!   replies, or drop the connection: what clients get, and exactly what each backend is sent
 //!   (connection, dispatch, fan-out and health).
@@ -57,3 +60,4 @@ mod replication;
 mod rewrites;
 mod scripted_backend;
 mod setup;
+mod spool;
