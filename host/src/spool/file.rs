@@ -137,6 +137,18 @@ impl SpoolFile {
         Ok((file, scan))
     }
 
+    /// A spool file over `log` and `checkpoint_file` as they are: no lock, no check.
+    #[cfg(test)]
+    pub fn unchecked(path: &Path, log: File, checkpoint_file: File) -> SpoolFile {
+        SpoolFile {
+            path: path.to_path_buf(),
+            log,
+            checkpoint_file,
+            len: 0,
+            checkpoint: 0,
+        }
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -271,3 +271,98 @@ fn log_error(entry: &Entry, path: &Path, what: &str, error: &std::io::Error) {
          (delete_spool_dropped)"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::backend::Health;
+    use crate::spool::Settings;
+
+    /// A writer with one spool whose file is `log`, bounded to `max_bytes`.
+    fn writer_over(log: &str, max_bytes: u64) -> (Writer, Arc<ServerSpool>) {
+        let stats = Arc::new(SpoolStats::default());
+        let address = "127.0.0.1:1".parse().expect("address");
+        let (tx, _) = mpsc::unbounded_channel();
+        let path = PathBuf::from(log);
+        let spool = Arc::new(ServerSpool {
+            id: 1,
+            path: path.clone(),
+            address,
+            server: address.to_string(),
+            health: Arc::new(Health::new(address, 1)),
+            settings: Mutex::new(Settings {
+                max_bytes,
+                replay_rate: 1,
+                connect_timeout: Duration::from_millis(1),
+                timeout: Duration::from_millis(1),
+                retry_floor: Duration::from_millis(1),
+                retry_ceiling: Duration::from_millis(1),
+            }),
+            tx,
+            stats: stats.clone(),
+        });
+        let open = |p: &str| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .expect("open")
+        };
+        let file = SpoolFile::unchecked(&path, open(log), open("/dev/null"));
+        let entry = Rc::new(Entry {
+            id: 1,
+            file: RefCell::new(Some(file)),
+            notify: Notify::new(),
+            spool: Arc::downgrade(&spool),
+            full_logged: Cell::new(false),
+            error_logged: Cell::new(None),
+        });
+        let writer = Writer {
+            entries: HashMap::from([(path, entry)]),
+            stats,
+        };
+        (writer, spool)
+    }
+
+    /// Commits one append of `record` to `spool`; whether it was durable.
+    fn commit_one(writer: &mut Writer, spool: &Arc<ServerSpool>, record: &[u8]) -> bool {
+        let (done, mut durable) = oneshot::channel();
+        writer.stats.queued.fetch_add(1, Ordering::Relaxed);
+        writer.commit(&mut vec![Append {
+            spool: spool.clone(),
+            record: record.to_vec(),
+            done,
+        }]);
+        durable.try_recv().expect("answered")
+    }
+
+    #[test]
+    fn a_failed_write_is_answered_not_durable_and_counted() {
+        // Every write to /dev/full fails with ENOSPC: a full disk.
+        let (mut writer, spool) = writer_over("/dev/full", 1 << 20);
+        assert!(!commit_one(&mut writer, &spool, b"record"));
+        let stats = &writer.stats;
+        assert_eq!((stats.spooled.get(), stats.dropped.get()), (0, 1));
+        assert_eq!(stats.bytes(), 0);
+        assert_eq!(stats.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn past_the_bound_appends_are_refused() {
+        let log = std::env::temp_dir().join(format!(
+            "switchyard-spool-writer-{}.spool",
+            std::process::id()
+        ));
+        std::fs::write(&log, b"").expect("create");
+        let (mut writer, spool) = writer_over(&log.display().to_string(), 10);
+        assert!(commit_one(&mut writer, &spool, b"0123456789"));
+        assert!(!commit_one(&mut writer, &spool, b"x"));
+        let stats = &writer.stats;
+        assert_eq!((stats.spooled.get(), stats.dropped.get()), (1, 1));
+        assert_eq!(stats.bytes(), 10);
+        assert_eq!(std::fs::read(&log).expect("read"), b"0123456789");
+        let _ = std::fs::remove_file(&log);
+    }
+}
