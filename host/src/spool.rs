@@ -23,9 +23,9 @@
 //!   checkpoint that is also a lock), and reading them back past a torn tail.
 //! - `cli.rs`: `switchyard spool show|replay DIR`.
 //!
-//! Spools live as long as some published generation names them ([`Spools::attach`], called
-//! with the generation's listeners' binding), and are found again by path across reloads; a
-//! restarted router reopens the files and replays what they hold.
+//! Spools live as long as some generation names them ([`Spools::attach`], called where a
+//! generation about to be published gets its listening sockets), and are found again by path
+//! across reloads; a restarted router reopens the files and replays what they hold.
 
 pub(crate) mod cli;
 mod file;
