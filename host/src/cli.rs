@@ -1,4 +1,5 @@
-//! The `switchyard` command line: run the router, or check a config and exit. The binaries
+//! The `switchyard` command line: run the router, check a config and exit, or look at and
+//! replay a delete spool (`switchyard spool ...`, `spool/cli.rs`). The binaries
 //! (`switchyard`, and `switchyard-count-allocs` for the benchmarks) are this module's `main`.
 
 use std::path::PathBuf;
@@ -86,8 +87,9 @@ impl Flag {
 }
 
 fn usage() -> String {
-    let mut text = String::from(
-        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n\n",
+    let mut text = format!(
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n\n",
+        crate::spool::cli::USAGE
     );
     let spelled: Vec<String> = FLAGS
         .iter()
@@ -103,7 +105,11 @@ fn usage() -> String {
         text.push_str(&format!("  {spelled:width$}  {}\n", flag.help));
     }
     text.push_str(
-        "\nLogging: SWITCHYARD_LOG (tracing filter syntax, default `info`), on standard error.\n\
+        "\nDelete spools ([pools.NAME] delete_spool): `spool show DIR` prints what each server's\n\
+         spool holds; `spool replay DIR` replays it (only HOST:PORT's with --server, N deletes a\n\
+         second with --rate, default 1000) and fails if deletes are left. A running router\n\
+         replays its spools itself and holds them locked.\n\
+         \nLogging: SWITCHYARD_LOG (tracing filter syntax, default `info`), on standard error.\n\
          Configuration reference: configs/README.md.",
     );
     text
@@ -124,10 +130,15 @@ enum Mode {
         workers: Option<usize>,
     },
     Check(PathBuf),
+    Spool(crate::spool::cli::SpoolCommand),
 }
 
 fn parse_args() -> anyhow::Result<Option<Mode>> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("spool") {
+        args.next();
+        return Ok(Some(Mode::Spool(crate::spool::cli::parse(args)?)));
+    }
     let mut config = None;
     let mut check = None;
     let mut workers = None;
@@ -208,6 +219,7 @@ fn run() -> anyhow::Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
+        Mode::Spool(command) => crate::spool::cli::run(command),
         Mode::Run { config, workers } => {
             let mut config = Config::load(&config)?;
             if let Some(w) = workers {

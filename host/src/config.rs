@@ -96,6 +96,16 @@ pub const DEFAULT_MAX_BACKGROUND: usize = 1024;
 /// Most worker threads `[server] workers` (and `--workers`) may ask for: far above any core
 /// count this runs on, low enough that a typo cannot start a million threads.
 pub const MAX_WORKERS: usize = 1024;
+/// Bytes one server's delete spool file may hold when the pool does not set
+/// `delete_spool_max_bytes`: about a million deletes of 40-byte keys, hours of a busy pool's
+/// deletes to one dead server, and still small next to any disk. Past it further deletes are
+/// refused to the spool (and answered with their error), never an unbounded file.
+pub const DEFAULT_DELETE_SPOOL_MAX_BYTES: u64 = 64 << 20;
+/// Spooled deletes replayed per second to a server that is back, when the pool does not set
+/// `delete_spool_replay_rate`: a few percent of what one memcached serves, so a replay after a
+/// long outage does not compete with the clients, yet a full default spool of a million deletes
+/// drains in about a quarter of an hour.
+pub const DEFAULT_DELETE_SPOOL_REPLAY_RATE: u32 = 1000;
 /// Hashing plugin of a pool that names none: what twemproxy and libmemcached users expect.
 pub const DEFAULT_HASH_PLUGIN: &str = "ketama";
 
@@ -205,6 +215,20 @@ pub struct PoolConfig {
     pub max_outstanding_bytes: usize,
     /// What the pool does when its hashing plugin faults.
     pub on_fault: OnFault,
+    /// Where deletes that fail on a server are kept to be replayed (`delete_spool`), if
+    /// anywhere.
+    pub delete_spool: Option<DeleteSpool>,
+}
+
+/// `[pools.NAME] delete_spool` and its settings: the reliable delete stream (`spool.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteSpool {
+    /// The directory, resolved against the config file's directory.
+    pub dir: PathBuf,
+    /// Most bytes one server's spool file may hold.
+    pub max_bytes: u64,
+    /// Spooled deletes replayed per second to one server.
+    pub replay_rate: u32,
 }
 
 /// One `[routes.NAME]` table.

@@ -73,7 +73,11 @@ impl LocalGeneration {
     /// Carries out a resolved route.
     pub fn run(self: &Rc<Self>, resolved: Resolved, req: &Req<'_>) -> Pending {
         match resolved {
-            Resolved::Server { dest, timeout } => self.send(dest, timeout, req.wire, req.kind),
+            Resolved::Server { dest, timeout } => match self.delete_spool(dest, req) {
+                // A delete its server fails is kept on disk and replayed (`spool.rs`).
+                Some(spool) => crate::spool::send(self, spool, dest, timeout, req),
+                None => self.send(dest, timeout, req.wire, req.kind),
+            },
             Resolved::Reply(outcome) => Pending::Ready(outcome),
             Resolved::Plan { node, plan } => self.carry_out(node, plan, req, None, 0),
         }

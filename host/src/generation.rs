@@ -69,6 +69,10 @@ pub struct Generation {
     pub sockets: Vec<Arc<std::net::TcpListener>>,
     /// Where each socket actually listens (with port 0 resolved), in config order.
     pub listen_addrs: Vec<SocketAddr>,
+    /// The delete spool of each destination (by index) that has one: given when the
+    /// generation is about to be published (`spool::Spools::attach`), like its sockets, so
+    /// that checking a config never opens one. Empty when no pool has `delete_spool`.
+    pub(crate) spools: Vec<Option<Arc<crate::spool::ServerSpool>>>,
     /// Plugin faults (traps, timeouts, invalid plans) while this generation served: what a
     /// crash-looping plugin is rolled back on.
     pub faults: crate::stats::Counter,
@@ -302,6 +306,7 @@ impl Generation {
             modules,
             sockets: Vec::new(),
             listen_addrs: Vec::new(),
+            spools: Vec::new(),
             faults: crate::stats::Counter::default(),
             alarm: std::sync::OnceLock::new(),
             control: std::sync::OnceLock::new(),

@@ -15,7 +15,8 @@
 //! Around it: [`server`] (listeners, one single-threaded runtime per worker thread), `worker`
 //! (a worker's plugin instances and backend handles for a generation), [`plugin`] (the
 //! wasmtime sandbox and the ABI, `sdk/ABI.md`), `error` (why a request failed: its side,
-//! whether a retry is safe, its one reply, where it is counted), [`config`] and `generation`
+//! whether a retry is safe, its one reply, where it is counted), `spool` (the reliable delete
+//! stream: failed deletes kept on disk and replayed), [`config`] and `generation`
 //! (the TOML file, validated, built into a route tree), [`reload`] (hot swap), `admin`, `wire`
 //! (vectored writes), [`stats`], [`cli`].
 //!
@@ -38,6 +39,7 @@ mod reply;
 mod route;
 pub mod server;
 mod signal;
+mod spool;
 pub mod stats;
 mod wire;
 mod worker;

@@ -49,6 +49,9 @@ pub enum ReloadError {
     /// A plugin could not be read, compiled or initialised, or a reference is missing.
     #[error("{0}")]
     Build(#[from] BuildError),
+    /// A delete spool of the new configuration could not be opened.
+    #[error("{0}")]
+    Spool(#[from] crate::spool::SpoolError),
     /// A listener of the new configuration could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -117,6 +120,8 @@ pub struct Control {
     rolled_back: std::sync::atomic::AtomicBool,
     /// Counters and the last failure.
     pub stats: ReloadStats,
+    /// The delete spools of the published generations (`[pools.NAME] delete_spool`).
+    spools: crate::spool::Spools,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +140,8 @@ impl Control {
         let cache = ModuleCache::default();
         let mut first = Generation::build(config, &engine, &cache, 1, None)?;
         bind_listeners(&mut first, None)?;
+        let spools = crate::spool::Spools::default();
+        spools.attach(&mut first)?;
         let first = Arc::new(first);
         let control = Control {
             engine,
@@ -151,6 +158,7 @@ impl Control {
             this: std::sync::OnceLock::new(),
             rolled_back: std::sync::atomic::AtomicBool::new(false),
             stats: ReloadStats::default(),
+            spools,
         };
         control.stats.loaded_at.store(unix_now(), Ordering::Relaxed);
         Ok(control)
@@ -221,6 +229,7 @@ impl Control {
             pinned.unwrap_or_default(),
         )?;
         bind_listeners(&mut built, Some(&running))?;
+        self.spools.attach(&mut built)?;
         // The configuration being replaced, built again and kept ready before the new one is
         // published, so that a rollback is a swap at the fault: otherwise the requests that
         // fault while a rollback is built are not bounded by `rollback_faults`.
@@ -235,6 +244,12 @@ impl Control {
                 Some(&running),
                 running.modules.clone(),
             )
+            .map_err(ReloadError::from)
+            // Its spools are the running generation's: attaching finds them open.
+            .and_then(|mut standby| {
+                self.spools.attach(&mut standby)?;
+                Ok(standby)
+            })
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "cannot keep the previous configuration ready to roll back to; a rollback will build it then");
             })
@@ -255,6 +270,7 @@ impl Control {
 
     /// Publishes `built`: workers take it at their next request.
     fn store(&self, built: Generation) {
+        crate::spool::Spools::publish(&built);
         let number = built.number;
         let built = Arc::new(built);
         {
@@ -362,6 +378,11 @@ impl Control {
     pub fn generations_alive(&self) -> usize {
         let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
         published.iter().filter(|g| g.strong_count() > 0).count()
+    }
+
+    /// The delete spools and their counters.
+    pub fn spools(&self) -> &crate::spool::Spools {
+        &self.spools
     }
 
     /// Compiled plugin modules in use.

@@ -203,6 +203,11 @@ impl RouterStats {
         stat("streamed_stores", &self.sum(|w| &w.streamed_stores));
         stat("streamed_values", &self.sum(|w| &w.streamed_values));
         stat("streams_broken", &self.sum(|w| &w.streams_broken));
+        let spools = self.control.spools().stats();
+        stat("delete_spooled", &spools.spooled.get());
+        stat("delete_replayed", &spools.replayed.get());
+        stat("delete_spool_dropped", &spools.dropped.get());
+        stat("delete_spool_bytes", &spools.bytes());
         if let Some(allocations) = ALLOCATIONS.get() {
             stat("allocations", &allocations());
         }

@@ -33,6 +33,9 @@
 //! - [`memory`]: a client that pipelines without reading holds a bounded amount of replies in
 //!   the router; other clients are served as usual.
 //! - [`docs`]: `configs/README.md` lists every bundled plugin, example config and config key.
+//! - [`spool`]: the reliable delete stream: a delete a dead or stopped server fails is spooled,
+//!   answered `NOT_FOUND`, and replayed when it is back, after a router restart or SIGKILL, past
+//!   a torn last record, or by `switchyard spool replay`; the spool's byte bound.
 //! - [`scripted_backend`]: scripted backends that send garbage, extra, dripped, late or no
 //!   replies, or drop the connection: what clients get, and exactly what each backend is sent
 //!   (connection, dispatch, fan-out and health).
@@ -60,3 +63,4 @@ mod replication;
 mod rewrites;
 mod scripted_backend;
 mod setup;
+mod spool;

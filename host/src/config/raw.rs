@@ -75,6 +75,9 @@ pub struct RawPool {
     pub probe_ceiling_ms: Option<Spanned<i64>>,
     pub max_outstanding_bytes: Option<Spanned<i64>>,
     pub on_fault: Option<Spanned<String>>,
+    pub delete_spool: Option<Spanned<String>>,
+    pub delete_spool_max_bytes: Option<Spanned<i64>>,
+    pub delete_spool_replay_rate: Option<Spanned<i64>>,
     /// Replaced by `max_outstanding_bytes`; kept to say so.
     pub max_outstanding: Option<Spanned<i64>>,
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawPluginRef};
+use super::raw::{RawConfig, RawPluginRef, RawPool};
 use super::{
-    Config, ConfigError, ListenerConfig, MAX_WORKERS, OnFault, PluginSettings, PluginSource,
-    PoolConfig, RouteConfig, ServerSettings,
+    Config, ConfigError, DeleteSpool, ListenerConfig, MAX_WORKERS, OnFault, PluginSettings,
+    PluginSource, PoolConfig, RouteConfig, ServerSettings,
 };
 
 /// Builds errors that point into one file.
@@ -303,9 +303,11 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             &format!("{key}.on_fault"),
             &server_names,
         )?;
+        let delete_spool = delete_spool(&cx, pool, &key)?;
         pools.push(PoolConfig {
             name: name.get_ref().clone(),
             on_fault,
+            delete_spool,
             line: cx.line_of(name.span().start),
             servers,
             hash,
@@ -340,6 +342,8 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 }),
         });
     }
+
+    same_spool_per_server(&cx, &pools, &raw.pools)?;
 
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (name, route) in &raw.routes {
@@ -448,6 +452,91 @@ fn on_fault(
             )),
         },
     }
+}
+
+/// `delete_spool` (a directory, relative to the config file) and the keys that only mean
+/// something with it.
+fn delete_spool(
+    cx: &Ctx<'_>,
+    pool: &RawPool,
+    key: &str,
+) -> Result<Option<DeleteSpool>, ConfigError> {
+    let max_bytes = cx.int_in(
+        &pool.delete_spool_max_bytes,
+        &format!("{key}.delete_spool_max_bytes"),
+        1..=1 << 40,
+    )?;
+    let replay_rate = cx.int_in(
+        &pool.delete_spool_replay_rate,
+        &format!("{key}.delete_spool_replay_rate"),
+        1..=1_000_000,
+    )?;
+    let Some(dir) = &pool.delete_spool else {
+        for (value, name) in [
+            (&pool.delete_spool_max_bytes, "delete_spool_max_bytes"),
+            (&pool.delete_spool_replay_rate, "delete_spool_replay_rate"),
+        ] {
+            if let Some(value) = value {
+                return Err(cx.at(
+                    value,
+                    format!("{key}.{name}"),
+                    "has no effect without `delete_spool` (the directory deletes are spooled to)",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    if dir.get_ref().trim().is_empty() {
+        return Err(cx.at(
+            dir,
+            format!("{key}.delete_spool"),
+            "empty path: name the directory failed deletes are spooled to",
+        ));
+    }
+    let path = PathBuf::from(dir.get_ref());
+    let path = if path.is_absolute() {
+        path
+    } else {
+        cx.file.parent().unwrap_or(Path::new("")).join(path)
+    };
+    Ok(Some(DeleteSpool {
+        dir: path,
+        max_bytes: max_bytes.map_or(super::DEFAULT_DELETE_SPOOL_MAX_BYTES, i64::unsigned_abs),
+        replay_rate: replay_rate.map_or(super::DEFAULT_DELETE_SPOOL_REPLAY_RATE, |n| {
+            n.unsigned_abs() as u32
+        }),
+    }))
+}
+
+/// A server has one delete spool (its file is per address): pools that share a server must
+/// give it the same `delete_spool` settings, or none in both.
+fn same_spool_per_server(
+    cx: &Ctx<'_>,
+    pools: &[PoolConfig],
+    raw: &BTreeMap<Spanned<String>, RawPool>,
+) -> Result<(), ConfigError> {
+    let mut first: HashMap<SocketAddr, &PoolConfig> = HashMap::new();
+    for (pool, (name, raw_pool)) in pools.iter().zip(raw) {
+        for server in &pool.servers {
+            let earlier = *first.entry(server.address).or_insert(pool);
+            if earlier.delete_spool != pool.delete_spool {
+                let span = raw_pool
+                    .delete_spool
+                    .as_ref()
+                    .map_or_else(|| name.span(), Spanned::span);
+                return Err(cx.err(
+                    Some(span),
+                    format!("pools.{}.delete_spool", pool.name),
+                    format!(
+                        "{} is also in pool `{}`, whose delete_spool settings differ; a server \
+                         has one spool, so pools sharing it must configure it alike",
+                        server.address, earlier.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A server string's `host:port`, as written (weight and name left out): how `fallback:`
@@ -665,5 +754,62 @@ mod tests {
             c.routes[0].plugin,
             PluginSource::File("/etc/switchyard/plugins/mine.wasm".into())
         );
+    }
+
+    #[test]
+    fn a_delete_spool_is_a_directory_beside_the_config_with_bounds() {
+        let c = validate(
+            &format!("{POOL}delete_spool = \"spool\"\n"),
+            Path::new("/etc/switchyard/sy.toml"),
+        )
+        .expect("valid");
+        let spool = c.pools[0].delete_spool.as_ref().expect("a spool");
+        assert_eq!(spool.dir, Path::new("/etc/switchyard/spool"));
+        assert_eq!(
+            spool.max_bytes,
+            super::super::DEFAULT_DELETE_SPOOL_MAX_BYTES
+        );
+        assert_eq!(
+            spool.replay_rate,
+            super::super::DEFAULT_DELETE_SPOOL_REPLAY_RATE
+        );
+        let c = check(&format!(
+            "{POOL}delete_spool = \"/var/spool/sy\"\ndelete_spool_max_bytes = 100\n\
+             delete_spool_replay_rate = 5\n"
+        ))
+        .expect("valid");
+        let spool = c.pools[0].delete_spool.as_ref().expect("a spool");
+        assert_eq!(
+            (spool.dir.as_path(), spool.max_bytes, spool.replay_rate),
+            (Path::new("/var/spool/sy"), 100, 5)
+        );
+        assert!(check(POOL).expect("valid").pools[0].delete_spool.is_none());
+
+        let e = check(&format!("{POOL}delete_spool_max_bytes = 100\n")).expect_err("no spool");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(7), "pools.main.delete_spool_max_bytes")
+        );
+        let e = check(&format!("{POOL}delete_spool = \"\"\n")).expect_err("empty");
+        assert_eq!(e.key, "pools.main.delete_spool");
+        let e = check(&format!(
+            "{POOL}delete_spool = \"d\"\ndelete_spool_replay_rate = 0\n"
+        ))
+        .expect_err("range");
+        assert_eq!(e.key, "pools.main.delete_spool_replay_rate");
+    }
+
+    #[test]
+    fn pools_sharing_a_server_share_its_spool_settings() {
+        let two = |a: &str, b: &str| {
+            format!(
+                "{POOL}{a}\n[pools.other]\nservers = [\"127.0.0.1:21211\", \"127.0.0.1:21212\"]\n{b}\n"
+            )
+        };
+        let e = check(&two("delete_spool = \"d\"", "")).expect_err("differ");
+        assert_eq!(e.key, "pools.other.delete_spool");
+        assert!(e.message.contains("127.0.0.1:21211"), "{e}");
+        check(&two("delete_spool = \"d\"", "delete_spool = \"d\"")).expect("alike");
+        check(&two("", "")).expect("neither");
     }
 }
