@@ -296,8 +296,9 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
         &[("bad.wasm", wasm::looping_every_call_plugin())],
     );
     // Interleaved windows, alone then beside the looping plugin, so that what else runs on
-    // the machine (other tests, on two cores) weighs on both sides alike.
-    const ROUNDS: usize = 4;
+    // the machine (other tests, on two cores) weighs on both sides alike; the median of the
+    // rounds' ratios, so that one round another test disturbed does not decide.
+    const ROUNDS: usize = 6;
     let window = Duration::from_millis(500);
 
     // Four clients on the plain listener, each taking 16 connections in turn: every client
@@ -341,6 +342,7 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
         .collect();
 
     let (mut alone_ok, mut alone_time, mut beside_ok, mut beside_time) = (0, 0.0, 0, 0.0);
+    let mut ratios = Vec::with_capacity(ROUNDS);
     let (mut alone_max, mut beside_max) = (Duration::ZERO, Duration::ZERO);
     let mut hammering = None;
     for round in 0..ROUNDS {
@@ -350,6 +352,7 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
         alone_ok += to.0.ok - from.0.ok;
         alone_time += to.1.duration_since(from.1).as_secs_f64();
         alone_max = alone_max.max(to.0.max_latency);
+        let alone_rate = (to.0.ok - from.0.ok) as f64 / to.1.duration_since(from.1).as_secs_f64();
 
         active.store(true, Ordering::Relaxed);
         if round == 0 {
@@ -365,7 +368,11 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
         beside_ok += to.0.ok - from.0.ok;
         beside_time += to.1.duration_since(from.1).as_secs_f64();
         beside_max = beside_max.max(to.0.max_latency);
+        let beside_rate = (to.0.ok - from.0.ok) as f64 / to.1.duration_since(from.1).as_secs_f64();
+        ratios.push(beside_rate / alone_rate.max(1.0));
     }
+    ratios.sort_by(f64::total_cmp);
+    let median = (ratios[ROUNDS / 2 - 1] + ratios[ROUNDS / 2]) / 2.0;
     stop.store(true, Ordering::Relaxed);
     let (mut hammer_errors, mut hammer_other) = (0, 0);
     for h in hammers {
@@ -378,10 +385,11 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
 
     eprintln!(
         "looping plugin on listener 1: listener 2 {baseline:.0} ok/s alone, {beside:.0} ok/s \
-         beside it ({:.0}%, {ROUNDS} interleaved rounds of {window:?}); listener 2 max latency \
-         {alone_max:?} alone, {beside_max:?} beside it; the looping listener answered \
-         {hammer_errors} SERVER_ERROR and {hammer_other} other replies",
+         beside it ({:.0}% overall, median of {ROUNDS} interleaved rounds of {window:?} \
+         {:.0}%); listener 2 max latency {alone_max:?} alone, {beside_max:?} beside it; the \
+         looping listener answered {hammer_errors} SERVER_ERROR and {hammer_other} other replies",
         100.0 * beside / baseline,
+        100.0 * median,
     );
     assert!(hammering.is_some(), "the looping listener never answered");
     assert_eq!(
@@ -395,8 +403,9 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
         "the looping listener answered other than SERVER_ERROR"
     );
     assert!(
-        beside >= 0.8 * baseline,
-        "listener 2 fell from {baseline:.0} to {beside:.0} ok/s beside a looping plugin"
+        median >= 0.8,
+        "listener 2 fell to {:.0}% of its throughput beside a looping plugin (rounds: {ratios:?})",
+        100.0 * median
     );
 }
 
