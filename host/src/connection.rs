@@ -136,8 +136,8 @@ fn read_requests<'a>(
                 }
             }
             if framer.overflows(buf.len()) {
-                // Only an endless multi-key get line gets here: memcached would grow without
-                // bound.
+                // The parser refuses a line over the cap itself (with memcached's error); this
+                // only bounds what it might wait on by mistake.
                 worker.stats.client_errors.inc();
                 return;
             }

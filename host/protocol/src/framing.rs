@@ -6,14 +6,19 @@
 //! the buffer holds and takes what the answer says. Property tests feed a [`Framer`] input in
 //! pieces (`tests/properties.rs`, `fuzz/invariants/request.rs`) and check it frames the same
 //! requests as input fed whole.
+//!
+//! A connection whose first byte is `0x80` speaks memcached's binary protocol, which the router
+//! does not serve. memcached started with `-B ascii` reads such bytes as a text line: it waits
+//! for a newline (a binary request rarely has one, so the client hangs) and then answers
+//! `ERROR`. The framer gives that answer at once and closes ([`Parsed::Close`]), so a binary
+//! client learns at its first request that it has the wrong protocol instead of hanging.
 
 use crate::limits::Limits;
+use crate::replies;
 use crate::request::{Parsed, parse_request};
 
-/// Room beyond the largest value that unparsed input may take before the connection is
-/// closed: a multi-key `get` line of several thousand keys. memcached itself would grow
-/// without bound on an endless `get` line.
-pub const MAX_EXTRA_BUFFER: usize = 1 << 20;
+/// The magic byte that starts every memcached binary-protocol request.
+pub const BINARY_REQUEST_MAGIC: u8 = 0x80;
 
 /// One connection's framing state.
 #[derive(Debug, Clone)]
@@ -24,6 +29,8 @@ pub struct Framer {
     /// The request at the front cannot be passed on as it arrives (see [`Framer::hold_whole`]):
     /// parse it whole.
     whole: bool,
+    /// Some input has been seen (its first byte told the protocol).
+    started: bool,
 }
 
 /// What the front of the buffer holds.
@@ -52,11 +59,23 @@ impl Framer {
             limits,
             discard: 0,
             whole: false,
+            started: false,
         }
     }
 
     /// What the front of `buf` (the connection's unparsed input) holds.
     pub fn next(&mut self, buf: &[u8]) -> Framed {
+        if !self.started {
+            let Some(&first) = buf.first() else {
+                return Framed::Incomplete;
+            };
+            self.started = true;
+            if first == BINARY_REQUEST_MAGIC {
+                return Framed::Parsed(Parsed::Close {
+                    reply: Some(replies::ERROR),
+                });
+            }
+        }
         if self.discard > 0 {
             if buf.is_empty() {
                 return Framed::Incomplete;
@@ -103,10 +122,16 @@ impl Framer {
         self.discard
     }
 
-    /// Whether `buffered` bytes of incomplete input are more than any request may take: only an
-    /// endless `get` line gets there, and the connection should be closed.
+    /// Whether `buffered` bytes of incomplete input are more than any request may take (a line
+    /// at the cap and the largest value): the parser refuses long lines itself
+    /// ([`Limits::line_cap`]), so only a bug gets here, and the connection should be closed.
     pub fn overflows(&self, buffered: usize) -> bool {
-        buffered > self.limits.max_value_len.saturating_add(MAX_EXTRA_BUFFER)
+        buffered
+            > self
+                .limits
+                .line_cap
+                .saturating_add(self.limits.max_value_len)
+                .saturating_add(2)
     }
 }
 
@@ -178,9 +203,52 @@ mod tests {
     }
 
     #[test]
+    fn a_binary_protocol_client_is_answered_error_and_closed() {
+        let mut framer = Framer::new(tiny());
+        assert_eq!(framer.next(b""), Framed::Incomplete);
+        // A binary `get` header, no newline anywhere.
+        let request = [0x80, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3];
+        assert_eq!(
+            framer.next(&request),
+            Framed::Parsed(Parsed::Close {
+                reply: Some(replies::ERROR)
+            })
+        );
+        // Only the first byte of a connection tells: later, 0x80 starts an unknown command.
+        let mut framer = Framer::new(Limits::default());
+        assert!(matches!(
+            framer.next(b"version\r\n"),
+            Framed::Parsed(Parsed::Request { consumed: 9, .. })
+        ));
+        assert!(matches!(
+            framer.next(b"\x80x\r\n"),
+            Framed::Parsed(Parsed::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_refused_whether_or_not_its_newline_came() {
+        let limits = Limits {
+            line_cap: 64,
+            ..Limits::default()
+        };
+        let mut line = b"get".to_vec();
+        while line.len() < 70 {
+            line.extend_from_slice(b" k");
+        }
+        let refused = Framed::Parsed(Parsed::Close {
+            reply: Some(replies::LINE_TOO_LONG),
+        });
+        assert_eq!(Framer::new(limits).next(&line), refused);
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(Framer::new(limits).next(&line), refused);
+    }
+
+    #[test]
     fn only_more_than_a_value_and_a_long_get_line_overflows() {
         let framer = Framer::new(tiny());
-        assert!(!framer.overflows(4 + MAX_EXTRA_BUFFER));
-        assert!(framer.overflows(5 + MAX_EXTRA_BUFFER));
+        let cap = Limits::default().line_cap;
+        assert!(!framer.overflows(cap + 4 + 2));
+        assert!(framer.overflows(cap + 5 + 2));
     }
 }
