@@ -20,10 +20,11 @@ use crate::request::{Parsed, parse_request};
 /// The magic byte that starts every memcached binary-protocol request.
 pub const BINARY_REQUEST_MAGIC: u8 = 0x80;
 
-/// One connection's framing state.
+/// One connection's framing state. Every client connection holds one for life, idle or not,
+/// so it is kept small: 40 bytes.
 #[derive(Debug, Clone)]
 pub struct Framer {
-    limits: Limits,
+    limits: PackedLimits,
     /// Bytes still to drop as they arrive: the rest of a refused data block.
     discard: usize,
     /// The request at the front cannot be passed on as it arrives (see [`Framer::hold_whole`]):
@@ -31,6 +32,44 @@ pub struct Framer {
     whole: bool,
     /// Some input has been seen (its first byte told the protocol).
     started: bool,
+}
+
+/// [`Limits`] in 24 bytes rather than 40: a length limit past `u32::MAX` (4 GiB) means no
+/// limit, as `usize::MAX` does.
+#[derive(Debug, Clone, Copy)]
+struct PackedLimits {
+    max_key_len: u32,
+    max_value_len: u32,
+    max_line_len: u32,
+    line_cap: u32,
+    stream_from: usize,
+}
+
+impl PackedLimits {
+    fn pack(limits: &Limits) -> PackedLimits {
+        let pack = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        PackedLimits {
+            max_key_len: pack(limits.max_key_len),
+            max_value_len: pack(limits.max_value_len),
+            max_line_len: pack(limits.max_line_len),
+            line_cap: pack(limits.line_cap),
+            stream_from: limits.stream_from,
+        }
+    }
+
+    fn unpack(self) -> Limits {
+        let unpack = |n: u32| match n {
+            u32::MAX => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        Limits {
+            max_key_len: unpack(self.max_key_len),
+            max_value_len: unpack(self.max_value_len),
+            max_line_len: unpack(self.max_line_len),
+            line_cap: unpack(self.line_cap),
+            stream_from: self.stream_from,
+        }
+    }
 }
 
 /// What the front of the buffer holds.
@@ -56,7 +95,7 @@ impl Framer {
     /// A framer for a connection with these limits.
     pub fn new(limits: Limits) -> Framer {
         Framer {
-            limits,
+            limits: PackedLimits::pack(&limits),
             discard: 0,
             whole: false,
             started: false,
@@ -84,15 +123,11 @@ impl Framer {
             self.discard -= n;
             return Framed::Discard(n);
         }
-        let parsed = if self.whole {
-            let whole = Limits {
-                stream_from: usize::MAX,
-                ..self.limits
-            };
-            parse_request(buf, &whole)
-        } else {
-            parse_request(buf, &self.limits)
-        };
+        let mut limits = self.limits.unpack();
+        if self.whole {
+            limits.stream_from = usize::MAX;
+        }
+        let parsed = parse_request(buf, &limits);
         match parsed {
             Parsed::Incomplete => Framed::Incomplete,
             parsed => {
@@ -126,12 +161,8 @@ impl Framer {
     /// at the cap and the largest value): the parser refuses long lines itself
     /// ([`Limits::line_cap`]), so only a bug gets here, and the connection should be closed.
     pub fn overflows(&self, buffered: usize) -> bool {
-        buffered
-            > self
-                .limits
-                .line_cap
-                .saturating_add(self.limits.max_value_len)
-                .saturating_add(2)
+        let limits = self.limits.unpack();
+        buffered > limits.line_cap.saturating_add(limits.max_value_len).saturating_add(2)
     }
 }
 
@@ -145,6 +176,21 @@ mod tests {
             stream_from: 3,
             ..Limits::default()
         }
+    }
+
+    #[test]
+    fn a_framer_is_small_and_keeps_its_limits() {
+        assert!(std::mem::size_of::<Framer>() <= 40);
+        for limits in [Limits::default(), tiny()] {
+            assert_eq!(PackedLimits::pack(&limits).unpack(), limits);
+        }
+        let unlimited = Limits {
+            max_value_len: usize::MAX,
+            line_cap: 5 << 30,
+            ..Limits::default()
+        };
+        let unpacked = PackedLimits::pack(&unlimited).unpack();
+        assert_eq!((unpacked.max_value_len, unpacked.line_cap), (usize::MAX, usize::MAX));
     }
 
     #[test]
