@@ -162,7 +162,11 @@ impl Framer {
     /// ([`Limits::line_cap`]), so only a bug gets here, and the connection should be closed.
     pub fn overflows(&self, buffered: usize) -> bool {
         let limits = self.limits.unpack();
-        buffered > limits.line_cap.saturating_add(limits.max_value_len).saturating_add(2)
+        buffered
+            > limits
+                .line_cap
+                .saturating_add(limits.max_value_len)
+                .saturating_add(2)
     }
 }
 
@@ -190,7 +194,10 @@ mod tests {
             ..Limits::default()
         };
         let unpacked = PackedLimits::pack(&unlimited).unpack();
-        assert_eq!((unpacked.max_value_len, unpacked.line_cap), (usize::MAX, usize::MAX));
+        assert_eq!(
+            (unpacked.max_value_len, unpacked.line_cap),
+            (usize::MAX, usize::MAX)
+        );
     }
 
     #[test]
