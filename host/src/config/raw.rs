@@ -34,6 +34,7 @@ pub struct RawServer {
     pub max_value_bytes: Option<Spanned<i64>>,
     pub max_background: Option<Spanned<i64>>,
     pub stream_from_bytes: Option<Spanned<i64>>,
+    pub drain_timeout_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +60,7 @@ pub struct RawAdmin {
 pub struct RawListener {
     pub address: Spanned<String>,
     pub route: Spanned<String>,
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
