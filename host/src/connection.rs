@@ -195,24 +195,38 @@ fn read_requests<'a>(
                     .return_read_buffer(std::mem::take(&mut buf), grew);
                 grew = false;
                 // Polled in place: `readable()` would add its own future to every connection.
-                // A drain wakes it too.
-                let readable = std::future::poll_fn(|cx| match rd.as_ref().poll_read_ready(cx) {
-                    Poll::Pending => admitted.poll_drain(cx).map(Ok),
-                    ready => ready,
+                // A buffer is lent for the read only; a drain ends the wait, unless the client
+                // had already sent more (whose readiness then comes). 0: end of input, or of
+                // the wait.
+                let read = std::future::poll_fn(|cx| {
+                    loop {
+                        match rd.as_ref().poll_read_ready(cx) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(_)) => return Poll::Ready(0),
+                            Poll::Pending => {
+                                return match admitted.poll_drain(cx) {
+                                    Poll::Ready(()) if !has_input(rd.as_ref()) => Poll::Ready(0),
+                                    _ => Poll::Pending,
+                                };
+                            }
+                        }
+                        let mut lent = admitted.worker().read_buffer();
+                        match crate::wire::try_read_some(rd.as_ref(), &mut lent) {
+                            Ok(n) => {
+                                buf = lent;
+                                return Poll::Ready(n);
+                            }
+                            // The readiness was stale (and is cleared now): wait again.
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                admitted.worker().return_read_buffer(lent, false);
+                            }
+                            Err(_) => return Poll::Ready(0),
+                        }
+                    }
                 })
                 .await;
-                if readable.is_err() {
+                if read == 0 {
                     return;
-                }
-                // Draining with nothing half-read: go on only with what the client had
-                // already sent.
-                if admitted.worker().connections.draining() && !has_input(rd.as_ref()) {
-                    return;
-                }
-                buf = admitted.worker().read_buffer();
-                match crate::wire::read_some(rd.as_ref(), &mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
                 }
                 continue;
             }
