@@ -31,6 +31,11 @@
 //! - [`long_values`]: long values stream through both ways, with memcached's replies, and the
 //!   router's memory does not grow with them.
 //! - [`docs`]: `configs/README.md` lists every bundled plugin, example config and config key.
+//! - [`lifecycle`]: SIGTERM drains (every request already sent answered, new connects refused,
+//!   exit 0 within the drain timeout, a second signal exits at once); `max_connections` and a
+//!   low open-file limit answered with memcached's `ERROR Too many open connections`, the
+//!   server left up; binary-protocol clients and over-long lines closed with memcached's
+//!   errors; a thousand admin connections and no thread each.
 //! - [`scripted_backend`]: scripted backends that send garbage, extra, dripped, late or no
 //!   replies, or drop the connection: what clients get, and exactly what each backend is sent
 //!   (connection, dispatch, fan-out and health).
@@ -48,6 +53,7 @@ mod fault_policy;
 mod health;
 mod isolation;
 mod ketama;
+mod lifecycle;
 mod long_values;
 mod pipelining;
 mod plugin_sandbox;
