@@ -253,10 +253,8 @@ fn serve(router: Router) -> anyhow::Result<()> {
             }
         };
         let timeout = router.generation().config.server.drain_timeout;
-        tracing::info!(
-            "{name}: stopping within {} ms; a second SIGTERM or SIGINT stops at once",
-            timeout.as_millis()
-        );
+        // The drain logs its own line, with the connections open.
+        tracing::debug!("{name}: draining; a second SIGTERM or SIGINT stops at once");
         // The drain blocks (it joins the workers): on a thread of its own, so that this one
         // still hears a second signal.
         let drain = tokio::task::spawn_blocking(move || router.drain(timeout));
