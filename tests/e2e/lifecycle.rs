@@ -271,7 +271,7 @@ fn at_a_low_open_file_limit_clients_past_the_budget_are_refused_and_the_server_s
     // Two workers, one server, one listener: what the router keeps for itself.
     let reserved = 100_000 - switchyard::server::client_budget(100_000, 2, 1, 1);
     let open_files = (reserved + BUDGET) as u64;
-    let server = Memcached::start();
+    let mut server = Memcached::start();
     let spec = server.spec();
     let router = RouterProcess::start_with_open_files("low-nofile", open_files, |listen| {
         config(listen, &spec, "", "")
@@ -307,8 +307,21 @@ fn at_a_low_open_file_limit_clients_past_the_budget_are_refused_and_the_server_s
         router.log()
     );
 
-    // The clients held, and the one refused, cost the server nothing.
+    // The clients held, and those refused, cost the server nothing: not even a reconnect
+    // after it restarts, for which the router kept a descriptor.
     for client in served.iter_mut().chain([&mut first]) {
+        assert_eq!(client.get("k"), Some(b"v".to_vec()));
+    }
+    server.restart();
+    let stored = poll_until(Duration::from_secs(5), || {
+        (first.request(b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n").then_some(())
+    });
+    assert!(
+        stored.is_some(),
+        "no store after the server restarted:\n{}",
+        router.log()
+    );
+    for client in &mut served {
         assert_eq!(client.get("k"), Some(b"v".to_vec()));
     }
     let address = server.address();
