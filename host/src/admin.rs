@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::reload::Control;
-use crate::server::StartError;
+use crate::server::{AcceptBackoff, EveryInterval, StartError};
 use crate::stats::RouterStats;
 
 /// How long an admin connection may sit idle before it is closed.
@@ -34,8 +34,6 @@ const MAX_LINE: u64 = 256;
 /// room for a burst of them while bounding what a flood can cost (a small task and a socket
 /// each, for at most [`IDLE_TIMEOUT`] when idle).
 pub const MAX_CONNECTIONS: usize = 64;
-/// Pause after a failed `accept` (out of file descriptors, say) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A running admin listener.
 #[derive(Debug)]
@@ -111,12 +109,21 @@ pub fn start(
 
 async fn accept(listener: TcpListener, control: Arc<Control>, stats: Arc<RouterStats>) {
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // A failing accept (out of descriptors, say) backs off and is logged as the listeners' is.
+    let mut backoff = AcceptBackoff::default();
+    let reports = EveryInterval::new();
+    let local = listener.local_addr().ok();
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                backoff.reset();
+                stream
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "admin accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                let local = local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                if let Some(pause) = backoff.failed(&e, local, &reports) {
+                    tokio::time::sleep(pause).await;
+                }
                 continue;
             }
         };

@@ -215,6 +215,12 @@ impl Router {
             addrs.len(),
         );
         tracing::info!(workers, listeners = ?addrs, client_budget = budget, "switchyard started");
+        if budget == 0 {
+            tracing::warn!(
+                open_files = admission.open_files,
+                "the open-file limit leaves no room for clients: every one is refused"
+            );
+        }
         Ok(Router {
             admin,
             phase,
@@ -400,7 +406,7 @@ impl ListenerCount {
 
 /// Counts events that are logged at most once per [`LOG_INTERVAL`] over every worker.
 #[derive(Debug)]
-struct EveryInterval {
+pub(crate) struct EveryInterval {
     since: Instant,
     /// When the next line may be written, in milliseconds after `since`.
     next_ms: AtomicU64,
@@ -408,7 +414,7 @@ struct EveryInterval {
 }
 
 impl EveryInterval {
-    fn new() -> EveryInterval {
+    pub(crate) fn new() -> EveryInterval {
         EveryInterval {
             since: Instant::now(),
             next_ms: AtomicU64::new(0),
@@ -417,7 +423,7 @@ impl EveryInterval {
     }
 
     /// Counts one event; when a line is due, how many there were since the last one.
-    fn note(&self) -> Option<u64> {
+    pub(crate) fn note(&self) -> Option<u64> {
         self.count.fetch_add(1, Ordering::Relaxed);
         let now = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
         let next = self.next_ms.load(Ordering::Relaxed);
@@ -567,39 +573,72 @@ async fn accept(
     admission: Arc<Admission>,
     count: Arc<ListenerCount>,
 ) {
-    let mut backoff = ACCEPT_BACKOFF;
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                backoff = ACCEPT_BACKOFF;
+                backoff.reset();
                 admit(&worker, &admission, &count, stream, local);
             }
-            // A client that gave up before it was accepted: nothing is wrong here.
-            Err(e) if is_one_clients(&e) => {}
             Err(e) => {
-                if let Some(failures) = admission.accept_failures.note() {
-                    tracing::warn!(
-                        %local,
-                        error = %e,
-                        failures,
-                        retry_ms = backoff.as_millis() as u64,
-                        "accept failed {failures} times since the last report; backing off (up to 1 s)"
-                    );
+                if let Some(pause) = backoff.failed(&e, local, &admission.accept_failures) {
+                    tokio::time::sleep(pause).await;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }
 }
 
-/// An `accept` error that is about one client only (it reset or gave up first).
-fn is_one_clients(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
-    )
+/// The pause of a listener whose `accept` keeps failing, from [`ACCEPT_BACKOFF`] doubling to
+/// [`ACCEPT_BACKOFF_MAX`].
+#[derive(Debug)]
+pub(crate) struct AcceptBackoff {
+    next: Duration,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> AcceptBackoff {
+        AcceptBackoff {
+            next: ACCEPT_BACKOFF,
+        }
+    }
+}
+
+impl AcceptBackoff {
+    /// An accept succeeded.
+    pub(crate) fn reset(&mut self) {
+        self.next = ACCEPT_BACKOFF;
+    }
+
+    /// How long to pause after `accept` on `local` failed with `error` (`None`: an error about
+    /// one client only, which gave up or reset first, and is no failure); logs it when
+    /// `reports` says a line is due.
+    pub(crate) fn failed(
+        &mut self,
+        error: &std::io::Error,
+        local: SocketAddr,
+        reports: &EveryInterval,
+    ) -> Option<Duration> {
+        use std::io::ErrorKind;
+        if matches!(
+            error.kind(),
+            ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+        ) {
+            return None;
+        }
+        let pause = self.next;
+        if let Some(failures) = reports.note() {
+            tracing::warn!(
+                %local,
+                %error,
+                failures,
+                retry_ms = pause.as_millis() as u64,
+                "accept failed {failures} times since the last report; backing off (up to 1 s)"
+            );
+        }
+        self.next = (pause * 2).min(ACCEPT_BACKOFF_MAX);
+        Some(pause)
+    }
 }
 
 /// Serves a client accepted on `local`, or refuses it when its listener or the router is at its
@@ -678,6 +717,28 @@ mod tests {
         a.release();
         assert!(b.admit(None, 3), "a place given back is taken again");
         assert_eq!(admission.total.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_failing_accept_backs_off_doubling_to_a_second_and_a_success_resets_it() {
+        let reports = EveryInterval::new();
+        let local = "127.0.0.1:1".parse().expect("address");
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let mut backoff = AcceptBackoff::default();
+        let pauses: Vec<u64> = (0..9)
+            .filter_map(|_| backoff.failed(&emfile, local, &reports))
+            .map(|p| p.as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        // One line was due (the first); the other eight wait for the next.
+        assert_eq!(reports.count.load(Ordering::Relaxed), 8);
+        let aborted = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+        assert_eq!(backoff.failed(&aborted, local, &reports), None);
+        backoff.reset();
+        assert_eq!(
+            backoff.failed(&emfile, local, &reports),
+            Some(ACCEPT_BACKOFF)
+        );
     }
 
     #[test]
