@@ -32,6 +32,7 @@ const TINY: Limits = Limits {
     max_key_len: 8,
     max_value_len: 16,
     max_line_len: 64,
+    line_cap: 128,
     stream_from: usize::MAX,
 };
 

@@ -225,39 +225,60 @@ fn run() -> anyhow::Result<()> {
             if let Some(w) = workers {
                 config.server.workers = w;
             }
+            let soft = crate::server::open_file_limit();
             match crate::server::raise_open_file_limit() {
-                Ok(files) => tracing::debug!(files, "open file limit"),
-                Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+                Ok(files) if files > soft => {
+                    tracing::info!(files, "open file limit raised from {soft} to {files}");
+                }
+                Ok(files) => tracing::info!(files, "open file limit {files} (its hard limit)"),
+                Err(e) => {
+                    tracing::warn!(error = %e, files = soft, "cannot raise the open file limit");
+                }
             }
             let router = Router::start(config)?;
-            wait_for_termination(&router)?;
-            tracing::info!("shutting down");
-            router.shutdown();
-            Ok(())
+            serve(router)
         }
     }
 }
 
-/// Runs until SIGINT or SIGTERM; SIGHUP reloads the config file.
-fn wait_for_termination(router: &Router) -> anyhow::Result<()> {
+/// Runs until SIGTERM or SIGINT, then drains ([`Router::drain`], `[server] drain_timeout_ms`);
+/// a second SIGTERM or SIGINT during the drain exits at once, with status 1. SIGHUP reloads
+/// the config file (not during a drain).
+fn serve(router: Router) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
-        loop {
+        let name = loop {
             tokio::select! {
-                r = tokio::signal::ctrl_c() => return r,
-                _ = term.recv() => return Ok(()),
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading");
                     // Refusals are logged and counted by the reload itself.
                     let _ = router.reload();
                 }
             }
-        }
-    })?;
-    Ok(())
+        };
+        let timeout = router.generation().config.server.drain_timeout;
+        // The drain logs its own line, with the connections open.
+        tracing::debug!("{name}: draining; a second SIGTERM or SIGINT stops at once");
+        // The drain blocks (it joins the workers): on a thread of its own, so that this one
+        // still hears a second signal.
+        let drain = tokio::task::spawn_blocking(move || router.drain(timeout));
+        let name = tokio::select! {
+            drained = drain => {
+                drained?;
+                return Ok(());
+            }
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::warn!("second {name} while draining: exiting now");
+        std::process::exit(1)
+    })
 }

@@ -93,6 +93,15 @@ pub const MIN_STREAM_FROM_BYTES: usize = 1 << 10;
 /// above what a healthy pool keeps outstanding, and beyond it new background sends are dropped
 /// and counted (`stats background_dropped`).
 pub const DEFAULT_MAX_BACKGROUND: usize = 1024;
+/// How long a drain (SIGTERM) lets connections finish the requests already read before it
+/// cuts them and the process exits. Every request has a reply or its pool's timeout within
+/// `timeout_ms` (1 s by default, mcrouter's), so five of those cover a default pool with room
+/// for a reply that queued behind others; it stays well under what service managers allow a
+/// stop (systemd's 90 s, the unit's `TimeoutStopSec`, Kubernetes' 30 s grace period), so a
+/// stuck client never turns a stop into a kill.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Highest `max_connections` a listener may set: far above what one process can hold open.
+pub const MAX_CONNECTIONS_CEILING: usize = 1 << 30;
 /// Most worker threads `[server] workers` (and `--workers`) may ask for: far above any core
 /// count this runs on, low enough that a typo cannot start a million threads.
 pub const MAX_WORKERS: usize = 1024;
@@ -146,6 +155,9 @@ pub struct ServerSettings {
     pub max_background_bytes: usize,
     /// Bytes of replies one client connection may be owed before its requests are not read.
     pub max_client_reply_bytes: usize,
+    /// How long a drain (SIGTERM, SIGINT) waits for connections to finish before it cuts
+    /// them (zero: at once).
+    pub drain_timeout: Duration,
 }
 
 /// `[plugins]`.
@@ -186,6 +198,10 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// The pool or route that receives this listener's requests.
     pub route: String,
+    /// Client connections this listener holds at once; past it a new client is answered
+    /// `ERROR Too many open connections` and closed. `None`: only the router-wide budget the
+    /// open-file limit leaves (`server::client_budget`).
+    pub max_connections: Option<usize>,
 }
 
 /// One `[pools.NAME]` table.

@@ -11,11 +11,15 @@
 //! Long values (`server.stream_from_bytes` and up) are not held whole when their route ends at
 //! one server: a store's value goes to the server as it arrives (`upload.rs`), and a retrieved
 //! one is written to the client as it arrives from the server (`reply/body.rs`).
+//!
+//! In a drain (`server.rs`) a connection reads on while its client has input already sent, or
+//! a request half-read, and stops at the first moment it has neither: its replies are written,
+//! it says end of stream, and it closes without resetting ([`close_gently`]).
 
 mod upload;
 
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::task::Poll;
 
 use bytes::{Buf, BytesMut};
 use switchyard_protocol::{Framed, Framer, Limits, Parsed, ReplyKind};
@@ -25,6 +29,7 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 use crate::dispatch::{
     HeldRoute, Next, StreamRoute, answer, dispatch, dispatch_held, forwarded_line, stream_route,
 };
+use crate::drain::Admitted;
 use crate::reply::queue::ReplyQueue;
 use crate::reply::{Outcome, Pending};
 use crate::wire::WriteQueue;
@@ -37,7 +42,7 @@ pub(crate) const READ_CHUNK: usize = 16 * 1024;
 const MAX_WRITE_BATCH: usize = 256 * 1024;
 /// Long values one worker streams to servers at once, each over a connection of its own;
 /// more are buffered whole, so that clients cannot open server connections without bound.
-const MAX_UPLOADS: usize = 64;
+pub(crate) const MAX_UPLOADS: usize = 64;
 
 /// Serves one client until it quits, disconnects or sends something memcached would close on.
 ///
@@ -50,17 +55,17 @@ const MAX_UPLOADS: usize = 64;
 )]
 pub fn run(
     mut stream: TcpStream,
-    worker: Rc<Worker>,
+    admitted: Admitted,
     listener: SocketAddr,
 ) -> impl std::future::Future<Output = ()> {
     async move {
         let _ = stream.set_nodelay(true);
-        worker.stats.curr_connections.inc();
-        worker.stats.total_connections.inc();
+        admitted.worker().stats.curr_connections.inc();
+        admitted.worker().stats.total_connections.inc();
         // Read once, without keeping the generation: a connection must not hold it after a
         // reload.
         let (framer, queue) = {
-            let generation = worker.generation();
+            let generation = admitted.worker().generation();
             let server = &generation.shared.config.server;
             let framer = Framer::new(Limits {
                 max_value_len: server.max_value_bytes,
@@ -74,22 +79,56 @@ pub fn run(
                 ReplyQueue::new(server.max_client_reply_bytes, largest),
             )
         };
-        // Borrowed halves: `into_split` would allocate an `Arc` per connection.
-        let (rd, wr) = stream.split();
-        let reader = async {
-            read_requests(rd, &worker, listener, &queue, framer).await;
-            queue.close();
-        };
-        let writer = write_replies(wr, &queue);
-        tokio::pin!(reader, writer);
-        tokio::select! {
-            // The reader is done (quit, close, end of input): answer what it queued.
-            () = &mut reader => writer.await,
-            // The writer stops first only when the client can no longer be answered (a write
-            // failed, or a streamed value broke off): stop reading too, closing the connection.
-            () = &mut writer => {}
+        {
+            // Borrowed halves: `into_split` would allocate an `Arc` per connection.
+            let (rd, wr) = stream.split();
+            let reader = async {
+                read_requests(rd, &admitted, listener, &queue, framer).await;
+                queue.close();
+            };
+            let writer = write_replies(wr, &queue);
+            tokio::pin!(reader, writer);
+            tokio::select! {
+                // The reader is done (quit, close, end of input): answer what it queued.
+                () = &mut reader => writer.await,
+                // The writer stops first only when the client can no longer be answered (a
+                // write failed, or a streamed value broke off): stop reading too, closing the
+                // connection.
+                () = &mut writer => {}
+            }
         }
-        worker.stats.curr_connections.dec();
+        admitted.worker().stats.curr_connections.dec();
+        if admitted.worker().connections.draining() {
+            close_gently(&stream);
+        }
+    }
+}
+
+/// Whether the client has sent bytes not read yet, asked of the socket itself (tokio's
+/// readiness may not have caught up with them).
+fn has_input(stream: &TcpStream) -> bool {
+    use rustix::net::{RecvFlags, recv};
+    let mut byte = [0u8; 1];
+    matches!(
+        recv(stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
+        Ok((_, n)) if n > 0
+    )
+}
+
+/// Ends a connection a drain closes without resetting it: closing a socket with unread input
+/// resets the connection, and a reset can lose replies still on their way to the client. So
+/// say end of stream first (after the replies), then drop whatever the client sent since (it
+/// is not answered), then close.
+fn close_gently(stream: &TcpStream) {
+    use rustix::net::{RecvFlags, Shutdown, recv, shutdown};
+    let _ = shutdown(stream, Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    // At most 1 MiB: a client that keeps sending is reset after all.
+    for _ in 0..256 {
+        match recv(stream, &mut sink[..], RecvFlags::DONTWAIT) {
+            Ok((_, n)) if n > 0 => {}
+            _ => break,
+        }
     }
 }
 
@@ -99,7 +138,7 @@ pub fn run(
 )]
 fn read_requests<'a>(
     mut rd: ReadHalf<'a>,
-    worker: &'a Worker,
+    admitted: &'a Admitted,
     listener: SocketAddr,
     queue: &'a ReplyQueue,
     mut framer: Framer,
@@ -118,7 +157,13 @@ fn read_requests<'a>(
             loop {
                 // Room first: the step's reply is then queued without waiting.
                 queue.room().await;
-                match next_step(&mut framer, &mut held, &mut buf, worker, listener) {
+                match next_step(
+                    &mut framer,
+                    &mut held,
+                    &mut buf,
+                    admitted.worker(),
+                    listener,
+                ) {
                     Step::Reply(pending) => queue.push(pending),
                     Step::Next => {}
                     Step::Read => break,
@@ -131,7 +176,8 @@ fn read_requests<'a>(
                         // Boxed: rare, and large enough to double every connection's task if
                         // held inline.
                         let reply =
-                            Box::pin(upload.run(worker, &mut framer, &mut buf, &mut rd)).await;
+                            Box::pin(upload.run(admitted.worker(), &mut framer, &mut buf, &mut rd))
+                                .await;
                         match reply {
                             Some(Next::Reply(pending)) => queue.push(pending),
                             Some(Next::Silent) => {}
@@ -141,25 +187,51 @@ fn read_requests<'a>(
                 }
             }
             if framer.overflows(buf.len()) {
-                // Only an endless multi-key get line gets here: memcached would grow without
-                // bound.
-                worker.stats.client_errors.inc();
+                // The parser refuses a line over the cap itself (with memcached's error); this
+                // only bounds what it might wait on by mistake.
+                admitted.worker().stats.client_errors.inc();
                 return;
             }
             if buf.is_empty() {
                 // Nothing half-read: the buffer goes back to the worker while the client is
                 // quiet, and one is lent again when it has sent something.
-                worker.return_read_buffer(std::mem::take(&mut buf), grew);
+                admitted
+                    .worker()
+                    .return_read_buffer(std::mem::take(&mut buf), grew);
                 grew = false;
                 // Polled in place: `readable()` would add its own future to every connection.
-                let readable = std::future::poll_fn(|cx| rd.as_ref().poll_read_ready(cx)).await;
-                if readable.is_err() {
+                // A buffer is lent for the read only; a drain ends the wait, unless the client
+                // had already sent more (whose readiness then comes). 0: end of input, or of
+                // the wait.
+                let read = std::future::poll_fn(|cx| {
+                    loop {
+                        match rd.as_ref().poll_read_ready(cx) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(_)) => return Poll::Ready(0),
+                            Poll::Pending => {
+                                return match admitted.poll_drain(cx) {
+                                    Poll::Ready(()) if !has_input(rd.as_ref()) => Poll::Ready(0),
+                                    _ => Poll::Pending,
+                                };
+                            }
+                        }
+                        let mut lent = admitted.worker().read_buffer();
+                        match crate::wire::try_read_some(rd.as_ref(), &mut lent) {
+                            Ok(n) => {
+                                buf = lent;
+                                return Poll::Ready(n);
+                            }
+                            // The readiness was stale (and is cleared now): wait again.
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                admitted.worker().return_read_buffer(lent, false);
+                            }
+                            Err(_) => return Poll::Ready(0),
+                        }
+                    }
+                })
+                .await;
+                if read == 0 {
                     return;
-                }
-                buf = worker.read_buffer();
-                match crate::wire::read_some(rd.as_ref(), &mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
                 }
                 continue;
             }

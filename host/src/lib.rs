@@ -12,7 +12,8 @@
 //! 5. `reply`: what the client gets: pending replies, the in-order queue, merged multi-gets.
 //! 6. `backend`: one pipelined connection per server and worker (the reply reader), health.
 //!
-//! Around it: [`server`] (listeners, one single-threaded runtime per worker thread), `worker`
+//! Around it: [`server`] (listeners, admission, one single-threaded runtime per worker
+//! thread, the graceful drain), `drain` (a worker's open connections, as a drain sees them), `worker`
 //! (a worker's plugin instances and backend handles for a generation), [`plugin`] (the
 //! wasmtime sandbox and the ABI, `sdk/ABI.md`), `error` (why a request failed: its side,
 //! whether a retry is safe, its one reply, where it is counted), `spool` (the reliable delete
@@ -30,6 +31,7 @@ pub mod config;
 mod connection;
 mod deque;
 mod dispatch;
+mod drain;
 mod error;
 mod execute;
 mod generation;

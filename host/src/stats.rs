@@ -49,6 +49,9 @@ pub struct WorkerStats {
     pub curr_connections: Counter,
     /// Client connections accepted.
     pub total_connections: Counter,
+    /// Client connections refused at a listener's `max_connections` or the router's
+    /// open-file budget (answered `ERROR Too many open connections`; memcached's name).
+    pub rejected_connections: Counter,
     /// Retrieval commands (one per command, not per key).
     pub cmd_get: Counter,
     /// Keys looked up by retrieval commands.
@@ -177,6 +180,10 @@ impl RouterStats {
         stat("threads", &self.workers.len());
         stat("curr_connections", &self.sum(|w| &w.curr_connections));
         stat("total_connections", &self.sum(|w| &w.total_connections));
+        stat(
+            "rejected_connections",
+            &self.sum(|w| &w.rejected_connections),
+        );
         stat("cmd_get", &self.sum(|w| &w.cmd_get));
         stat("get_keys", &self.sum(|w| &w.get_keys));
         stat("cmd_set", &self.sum(|w| &w.cmd_set));

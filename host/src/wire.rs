@@ -65,26 +65,31 @@ pub async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usi
     std::future::poll_fn(|cx| {
         loop {
             std::task::ready!(stream.poll_read_ready(cx))?;
-            if buf.capacity() == buf.len() {
-                buf.reserve(READ_RESERVE);
-            }
-            let room = buf.capacity() - buf.len();
-            match stream.try_read_buf(buf) {
-                Ok(n) => {
-                    if n > 0 && n < room {
-                        let _ = stream.try_io(Interest::READABLE, || {
-                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                        });
-                    }
-                    return Poll::Ready(Ok(n));
-                }
+            match try_read_some(stream, buf) {
                 // Readiness was cleared: wait for the next event.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
+                read => return Poll::Ready(read),
             }
         }
     })
     .await
+}
+
+/// One read of what `stream` has into `buf`'s free space, without waiting: `WouldBlock` (and
+/// the readiness cleared) when it has nothing. Clears the readiness too when the read drained
+/// the socket (see [`read_some`]). For a caller that polls the readiness itself.
+pub fn try_read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.capacity() == buf.len() {
+        buf.reserve(READ_RESERVE);
+    }
+    let room = buf.capacity() - buf.len();
+    let n = stream.try_read_buf(buf)?;
+    if n > 0 && n < room {
+        let _ = stream.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+    Ok(n)
 }
 
 /// Room made in a full buffer before a read.

@@ -15,6 +15,7 @@ use bytes::BytesMut;
 
 use crate::backend::{Destination, DestinationSpec};
 use crate::connection::READ_CHUNK;
+use crate::drain::Connections;
 use crate::generation::Generation;
 use crate::route::Slot;
 use crate::stats::{RouterStats, WorkerStats};
@@ -46,6 +47,8 @@ pub struct Worker {
     /// Read buffers of connections that are quiet now, lent again to whichever client sends
     /// next: an idle connection holds none (`session`).
     read_buffers: RefCell<Vec<BytesMut>>,
+    /// This worker's open client connections, for a drain.
+    pub(crate) connections: Connections,
 }
 
 impl Worker {
@@ -65,6 +68,7 @@ impl Worker {
             router_stats,
             uploads: std::cell::Cell::new(0),
             read_buffers: RefCell::new(Vec::new()),
+            connections: Connections::default(),
         }
     }
 

@@ -36,6 +36,11 @@
 //! - [`spool`]: the reliable delete stream: a delete a dead or stopped server fails is spooled,
 //!   answered `NOT_FOUND`, and replayed when it is back, after a router restart or SIGKILL, past
 //!   a torn last record, or by `switchyard spool replay`; the spool's byte bound.
+//! - [`lifecycle`]: SIGTERM drains (every request already sent answered, new connects refused,
+//!   exit 0 within the drain timeout, a second signal exits at once); `max_connections` and a
+//!   low open-file limit answered with memcached's `ERROR Too many open connections`, the
+//!   server left up; binary-protocol clients and over-long lines closed with memcached's
+//!   errors; a thousand admin connections and no thread each.
 //! - [`scripted_backend`]: scripted backends that send garbage, extra, dripped, late or no
 //!   replies, or drop the connection: what clients get, and exactly what each backend is sent
 //!   (connection, dispatch, fan-out and health).
@@ -53,6 +58,7 @@ mod fault_policy;
 mod health;
 mod isolation;
 mod ketama;
+mod lifecycle;
 mod long_values;
 mod memory;
 mod pipelining;

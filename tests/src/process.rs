@@ -1,50 +1,119 @@
 //! The router as its own process (the built `switchyard` binary), for tests that must read its
-//! memory from `/proc`, stop it, or need more file descriptors than one process may hold; and
-//! stopping and resuming any child process.
+//! memory or threads from `/proc`, stop it, signal it, run it under a low open-file limit, or
+//! need more file descriptors than one process may hold; and stopping and resuming any child
+//! process.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal, kill_process};
+pub use rustix::process::Signal;
+use rustix::process::{Pid, kill_process};
 
 use crate::ports::{STARTUP_DEADLINE, accepts, free_port, loopback, poll_until};
 use crate::{TestDir, switchyard_binary};
 
-/// A `switchyard --config FILE` process, killed when dropped.
+/// A `switchyard --config FILE` process, killed when dropped. Its standard error (the log) goes
+/// to `switchyard.log` in its directory ([`RouterProcess::log`]).
 #[derive(Debug)]
 pub struct RouterProcess {
     child: Child,
     addr: SocketAddr,
-    _dir: TestDir,
+    dir: TestDir,
 }
 
 impl RouterProcess {
     /// Starts the binary on `config(listen)`, where `listen` is the `host:port` its first
     /// listener must use (a free loopback port); returns once that port accepts connections.
     pub fn start(name: &str, config: impl FnOnce(&str) -> String) -> RouterProcess {
+        RouterProcess::spawn(name, None, config)
+    }
+
+    /// As [`RouterProcess::start`], with its soft and hard limits on open files both
+    /// `open_files` from the start (it runs under `prlimit`), so it cannot raise them.
+    pub fn start_with_open_files(
+        name: &str,
+        open_files: u64,
+        config: impl FnOnce(&str) -> String,
+    ) -> RouterProcess {
+        RouterProcess::spawn(name, Some(open_files), config)
+    }
+
+    fn spawn(
+        name: &str,
+        open_files: Option<u64>,
+        config: impl FnOnce(&str) -> String,
+    ) -> RouterProcess {
         let dir = TestDir::new(name);
         let port = free_port();
         let path = dir.write("switchyard.toml", config(&format!("127.0.0.1:{port}")));
-        let child = Command::new(switchyard_binary())
+        let log = std::fs::File::create(dir.path().join("switchyard.log")).expect("create log");
+        let mut command = match open_files {
+            None => Command::new(switchyard_binary()),
+            Some(n) => {
+                // prlimit (util-linux) sets the limits, then runs the router in its place.
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(switchyard_binary());
+                command
+            }
+        };
+        let mut child = command
             .args(["--config".as_ref(), path.as_os_str()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start switchyard");
         let addr = loopback(port);
-        poll_until(Duration::from_secs(20), || accepts(addr).then_some(()))
-            .expect("switchyard listens");
-        RouterProcess {
-            child,
-            addr,
-            _dir: dir,
-        }
+        let listening = poll_until(Duration::from_secs(20), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.path().join("switchyard.log"));
+                panic!(
+                    "switchyard exited with {status}: {}",
+                    log.unwrap_or_default()
+                );
+            }
+            accepts(addr).then_some(())
+        });
+        listening.expect("switchyard listens");
+        RouterProcess { child, addr, dir }
     }
 
     /// Where its first listener accepts.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it has logged so far, without terminal escape sequences (`field=value` reads as
+    /// such).
+    pub fn log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("switchyard.log"));
+        strip_ansi(&log.unwrap_or_default())
+    }
+
+    /// Sends it `signal` (SIGTERM, SIGINT, SIGHUP ...).
+    pub fn signal(&self, signal: Signal) {
+        send(self.child.id(), signal);
+    }
+
+    /// Its exit status, waiting at most `deadline` for it to exit (`None`: still running).
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let child = &mut self.child;
+        poll_until(deadline, || child.try_wait().expect("wait for switchyard"))
+    }
+
+    /// How many threads it has now.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
+            .map(|tasks| tasks.count())
+            .unwrap_or(0)
     }
 
     /// A line of its `/proc/PID/status` (`VmHWM`, `VmRSS`, ...) in bytes.
@@ -96,6 +165,24 @@ impl RouterProcess {
     pub fn resume(&self) {
         resume(self.child.id());
     }
+}
+
+/// `text` without its ANSI escape sequences (the log's colours and styles).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Stops process `pid` (SIGSTOP) and returns once every thread of it is stopped: the signal is

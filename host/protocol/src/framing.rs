@@ -6,24 +6,70 @@
 //! the buffer holds and takes what the answer says. Property tests feed a [`Framer`] input in
 //! pieces (`tests/properties.rs`, `fuzz/invariants/request.rs`) and check it frames the same
 //! requests as input fed whole.
+//!
+//! A connection whose first byte is `0x80` speaks memcached's binary protocol, which the router
+//! does not serve. memcached started with `-B ascii` reads such bytes as a text line: it waits
+//! for a newline (a binary request rarely has one, so the client hangs) and then answers
+//! `ERROR`. The framer gives that answer at once and closes ([`Parsed::Close`]), so a binary
+//! client learns at its first request that it has the wrong protocol instead of hanging.
 
 use crate::limits::Limits;
+use crate::replies;
 use crate::request::{Parsed, parse_request};
 
-/// Room beyond the largest value that unparsed input may take before the connection is
-/// closed: a multi-key `get` line of several thousand keys. memcached itself would grow
-/// without bound on an endless `get` line.
-pub const MAX_EXTRA_BUFFER: usize = 1 << 20;
+/// The magic byte that starts every memcached binary-protocol request.
+pub const BINARY_REQUEST_MAGIC: u8 = 0x80;
 
-/// One connection's framing state.
+/// One connection's framing state. Every client connection holds one for life, idle or not,
+/// so it is kept small: 40 bytes.
 #[derive(Debug, Clone)]
 pub struct Framer {
-    limits: Limits,
+    limits: PackedLimits,
     /// Bytes still to drop as they arrive: the rest of a refused data block.
     discard: usize,
     /// The request at the front cannot be passed on as it arrives (see [`Framer::hold_whole`]):
     /// parse it whole.
     whole: bool,
+    /// Some input has been seen (its first byte told the protocol).
+    started: bool,
+}
+
+/// [`Limits`] in 24 bytes rather than 40: a length limit past `u32::MAX` (4 GiB) means no
+/// limit, as `usize::MAX` does.
+#[derive(Debug, Clone, Copy)]
+struct PackedLimits {
+    max_key_len: u32,
+    max_value_len: u32,
+    max_line_len: u32,
+    line_cap: u32,
+    stream_from: usize,
+}
+
+impl PackedLimits {
+    fn pack(limits: &Limits) -> PackedLimits {
+        let pack = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        PackedLimits {
+            max_key_len: pack(limits.max_key_len),
+            max_value_len: pack(limits.max_value_len),
+            max_line_len: pack(limits.max_line_len),
+            line_cap: pack(limits.line_cap),
+            stream_from: limits.stream_from,
+        }
+    }
+
+    fn unpack(self) -> Limits {
+        let unpack = |n: u32| match n {
+            u32::MAX => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        Limits {
+            max_key_len: unpack(self.max_key_len),
+            max_value_len: unpack(self.max_value_len),
+            max_line_len: unpack(self.max_line_len),
+            line_cap: unpack(self.line_cap),
+            stream_from: self.stream_from,
+        }
+    }
 }
 
 /// What the front of the buffer holds.
@@ -49,14 +95,26 @@ impl Framer {
     /// A framer for a connection with these limits.
     pub fn new(limits: Limits) -> Framer {
         Framer {
-            limits,
+            limits: PackedLimits::pack(&limits),
             discard: 0,
             whole: false,
+            started: false,
         }
     }
 
     /// What the front of `buf` (the connection's unparsed input) holds.
     pub fn next(&mut self, buf: &[u8]) -> Framed {
+        if !self.started {
+            let Some(&first) = buf.first() else {
+                return Framed::Incomplete;
+            };
+            self.started = true;
+            if first == BINARY_REQUEST_MAGIC {
+                return Framed::Parsed(Parsed::Close {
+                    reply: Some(replies::ERROR),
+                });
+            }
+        }
         if self.discard > 0 {
             if buf.is_empty() {
                 return Framed::Incomplete;
@@ -65,15 +123,11 @@ impl Framer {
             self.discard -= n;
             return Framed::Discard(n);
         }
-        let parsed = if self.whole {
-            let whole = Limits {
-                stream_from: usize::MAX,
-                ..self.limits
-            };
-            parse_request(buf, &whole)
-        } else {
-            parse_request(buf, &self.limits)
-        };
+        let mut limits = self.limits.unpack();
+        if self.whole {
+            limits.stream_from = usize::MAX;
+        }
+        let parsed = parse_request(buf, &limits);
         match parsed {
             Parsed::Incomplete => Framed::Incomplete,
             parsed => {
@@ -103,10 +157,16 @@ impl Framer {
         self.discard
     }
 
-    /// Whether `buffered` bytes of incomplete input are more than any request may take: only an
-    /// endless `get` line gets there, and the connection should be closed.
+    /// Whether `buffered` bytes of incomplete input are more than any request may take (a line
+    /// at the cap and the largest value): the parser refuses long lines itself
+    /// ([`Limits::line_cap`]), so only a bug gets here, and the connection should be closed.
     pub fn overflows(&self, buffered: usize) -> bool {
-        buffered > self.limits.max_value_len.saturating_add(MAX_EXTRA_BUFFER)
+        let limits = self.limits.unpack();
+        buffered
+            > limits
+                .line_cap
+                .saturating_add(limits.max_value_len)
+                .saturating_add(2)
     }
 }
 
@@ -120,6 +180,24 @@ mod tests {
             stream_from: 3,
             ..Limits::default()
         }
+    }
+
+    #[test]
+    fn a_framer_is_small_and_keeps_its_limits() {
+        assert!(std::mem::size_of::<Framer>() <= 40);
+        for limits in [Limits::default(), tiny()] {
+            assert_eq!(PackedLimits::pack(&limits).unpack(), limits);
+        }
+        let unlimited = Limits {
+            max_value_len: usize::MAX,
+            line_cap: 5 << 30,
+            ..Limits::default()
+        };
+        let unpacked = PackedLimits::pack(&unlimited).unpack();
+        assert_eq!(
+            (unpacked.max_value_len, unpacked.line_cap),
+            (usize::MAX, usize::MAX)
+        );
     }
 
     #[test]
@@ -178,9 +256,52 @@ mod tests {
     }
 
     #[test]
+    fn a_binary_protocol_client_is_answered_error_and_closed() {
+        let mut framer = Framer::new(tiny());
+        assert_eq!(framer.next(b""), Framed::Incomplete);
+        // A binary `get` header, no newline anywhere.
+        let request = [0x80, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3];
+        assert_eq!(
+            framer.next(&request),
+            Framed::Parsed(Parsed::Close {
+                reply: Some(replies::ERROR)
+            })
+        );
+        // Only the first byte of a connection tells: later, 0x80 starts an unknown command.
+        let mut framer = Framer::new(Limits::default());
+        assert!(matches!(
+            framer.next(b"version\r\n"),
+            Framed::Parsed(Parsed::Request { consumed: 9, .. })
+        ));
+        assert!(matches!(
+            framer.next(b"\x80x\r\n"),
+            Framed::Parsed(Parsed::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_refused_whether_or_not_its_newline_came() {
+        let limits = Limits {
+            line_cap: 64,
+            ..Limits::default()
+        };
+        let mut line = b"get".to_vec();
+        while line.len() < 70 {
+            line.extend_from_slice(b" k");
+        }
+        let refused = Framed::Parsed(Parsed::Close {
+            reply: Some(replies::LINE_TOO_LONG),
+        });
+        assert_eq!(Framer::new(limits).next(&line), refused);
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(Framer::new(limits).next(&line), refused);
+    }
+
+    #[test]
     fn only_more_than_a_value_and_a_long_get_line_overflows() {
         let framer = Framer::new(tiny());
-        assert!(!framer.overflows(4 + MAX_EXTRA_BUFFER));
-        assert!(framer.overflows(5 + MAX_EXTRA_BUFFER));
+        let cap = Limits::default().line_cap;
+        assert!(!framer.overflows(cap + 4 + 2));
+        assert!(framer.overflows(cap + 5 + 2));
     }
 }

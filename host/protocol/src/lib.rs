@@ -26,7 +26,8 @@
 //!   `switchyard-sdk` with its ABI code); `reply/values.rs` the `VALUE` entries of a retrieval
 //!   reply ([`values`]); `reply/meta.rs` the replies to meta commands.
 //! - [`framing`]: a connection's input, minus the I/O ([`Framer`]): the next request, the
-//!   bytes of a refused data block to drop, an endless line to close on.
+//!   bytes of a refused data block to drop, an endless line or a binary-protocol client to
+//!   close on.
 //! - [`compose`]: writing request lines for a backend (forwarding without `noreply` or `q`,
 //!   batching the keys of a multi-get, rewriting a request).
 //!

@@ -14,7 +14,15 @@ pub const DEFAULT_MAX_VALUE_LEN: usize = 1024 * 1024;
 /// connection (unless the line is a `get`/`gets`, which may be any length).
 pub const DEFAULT_MAX_LINE_LEN: usize = 2048;
 
-/// The sizes a client request may have. `Default` gives memcached's own.
+/// Longest request line the router reads, however it arrives: 2 MiB, a multi-key `get` of
+/// 8,000 keys of the longest kind (250 bytes) or over 100,000 short ones, and what the router
+/// allowed an unterminated `get` line before (memcached's default item size plus 1 MiB).
+/// memcached has no such cap (it grows its buffer for a multi-get without bound); a router
+/// serving thousands of clients cannot hold a line of any length for each.
+pub const DEFAULT_LINE_CAP: usize = 2 << 20;
+
+/// The sizes a client request may have. `Default` gives memcached's own, except
+/// [`Limits::line_cap`], which memcached does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest key, in bytes.
@@ -26,6 +34,11 @@ pub struct Limits {
     /// start a `get`/`gets` line. Only checked while no newline has arrived: a longer line
     /// that arrives whole is parsed, as memcached does.
     pub max_line_len: usize,
+    /// Longest line accepted at all, `get`s included, whether its newline has arrived or not:
+    /// a longer one is answered with `SERVER_ERROR out of memory reading request` (what
+    /// memcached answers when it cannot buffer a request) and the connection is closed. So
+    /// whether a line fits never depends on where the reads that brought it ended.
+    pub line_cap: usize,
     /// Values of at least this many bytes whose data has not all arrived yet are handed over
     /// as [`crate::Parsed::Stream`], for the caller to pass on as it arrives instead of
     /// buffering it whole. `usize::MAX`, the default, never streams.
@@ -38,6 +51,7 @@ impl Default for Limits {
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             max_line_len: DEFAULT_MAX_LINE_LEN,
+            line_cap: DEFAULT_LINE_CAP,
             stream_from: usize::MAX,
         }
     }

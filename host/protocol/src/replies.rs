@@ -15,6 +15,10 @@ pub const BAD_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta argument\r\n";
 pub const BAD_EXPTIME: &[u8] = b"CLIENT_ERROR invalid exptime argument\r\n";
 /// A storage command announcing a value over the size limit.
 pub const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
+/// A request line over the router's line cap (`Limits::line_cap`), terminated or not:
+/// memcached's reply when it cannot grow its read buffer for a request, after which it closes
+/// the connection.
+pub const LINE_TOO_LONG: &[u8] = b"SERVER_ERROR out of memory reading request\r\n";
 /// The end of a retrieval reply, and all of a miss.
 pub const END: &[u8] = b"END\r\n";
 

@@ -240,9 +240,11 @@ pub enum Parsed {
         block: usize,
     },
     /// Close the connection, after writing the replies to earlier requests: an unterminated
-    /// line over [`Limits::max_line_len`] that is not a `get`, or an HTTP request line.
+    /// line over [`Limits::max_line_len`] that is not a `get`, an HTTP request line, or a line
+    /// over [`Limits::line_cap`].
     Close {
-        /// What to send before closing. memcached sends nothing in every case it closes on.
+        /// What to send before closing: nothing in the cases memcached closes on, and
+        /// [`replies::LINE_TOO_LONG`] for a line over the cap.
         reply: Option<&'static [u8]>,
     },
 }
@@ -250,9 +252,14 @@ pub enum Parsed {
 /// Reads the request at the start of `buf`. Never panics, whatever `buf` holds; anything but
 /// [`Parsed::Incomplete`] and [`Parsed::Close`] consumes at least one byte.
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed {
-    let (range, consumed) = match line::frame(buf, limits.max_line_len) {
+    let (range, consumed) = match line::frame(buf, limits.max_line_len, limits.line_cap) {
         Framed::Incomplete => return Parsed::Incomplete,
         Framed::Close => return Parsed::Close { reply: None },
+        Framed::TooLong => {
+            return Parsed::Close {
+                reply: Some(replies::LINE_TOO_LONG),
+            };
+        }
         Framed::Line { line, consumed } => (line, consumed),
     };
     let line = Line {

@@ -613,7 +613,7 @@ proptest! {
         stream_from in 0usize..64,
     ) {
         check_request_outcome(&buf, &Limits::default())?;
-        let tiny = Limits { max_value_len, max_key_len: 3, max_line_len: 16, stream_from };
+        let tiny = Limits { max_value_len, max_key_len: 3, max_line_len: 16, line_cap: 48, stream_from };
         check_request_outcome(&buf, &tiny)?;
     }
 

@@ -36,6 +36,7 @@ pub struct RawServer {
     pub stream_from_bytes: Option<Spanned<i64>>,
     pub max_client_reply_bytes: Option<Spanned<i64>>,
     pub max_background_bytes: Option<Spanned<i64>>,
+    pub drain_timeout_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +62,7 @@ pub struct RawAdmin {
 pub struct RawListener {
     pub address: Spanned<String>,
     pub route: Spanned<String>,
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -150,6 +150,15 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             .map_or(super::DEFAULT_MAX_CLIENT_REPLY_BYTES, |v| {
                 v.unsigned_abs() as usize
             }),
+        drain_timeout: cx
+            .int_in(
+                &raw.server.drain_timeout_ms,
+                "server.drain_timeout_ms",
+                0..=3_600_000,
+            )?
+            .map_or(super::DEFAULT_DRAIN_TIMEOUT, |ms| {
+                Duration::from_millis(ms.unsigned_abs())
+            }),
     };
     let plugins = PluginSettings {
         call_timeout: cx.millis(
@@ -389,9 +398,17 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 format!("no pool or route is named `{}`", l.route.get_ref()),
             ));
         }
+        let max_connections = cx
+            .int_in(
+                &l.max_connections,
+                &format!("{key}.max_connections"),
+                1..=super::MAX_CONNECTIONS_CEILING as i64,
+            )?
+            .map(|n| n.unsigned_abs() as usize);
         listeners.push(ListenerConfig {
             address,
             route: l.route.get_ref().clone(),
+            max_connections,
         });
     }
 
@@ -676,6 +693,33 @@ mod tests {
             c.server.stream_from_bytes,
             super::super::DEFAULT_STREAM_FROM_BYTES
         );
+        assert_eq!(c.server.drain_timeout, super::super::DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(c.listeners[0].max_connections, None);
+    }
+
+    #[test]
+    fn connection_caps_and_the_drain_timeout_are_read_and_checked() {
+        let text = format!(
+            "[server]\ndrain_timeout_ms = 0\n{}",
+            POOL.replace(
+                "route = \"main\"\n",
+                "route = \"main\"\nmax_connections = 10\n"
+            )
+        );
+        let c = check(&text).expect("valid");
+        assert_eq!(c.server.drain_timeout, Duration::ZERO);
+        assert_eq!(c.listeners[0].max_connections, Some(10));
+        let zero = POOL.replace(
+            "route = \"main\"\n",
+            "route = \"main\"\nmax_connections = 0\n",
+        );
+        let e = check(&zero).expect_err("range");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(4), "listeners[0].max_connections")
+        );
+        let e = check(&format!("[server]\ndrain_timeout_ms = -1\n{POOL}")).expect_err("range");
+        assert_eq!(e.key, "server.drain_timeout_ms");
     }
 
     #[test]
