@@ -19,6 +19,7 @@ const VALUE: &[u8] = b"a value every client asks for at once";
 
 #[test]
 fn ten_thousand_clients_asking_for_one_hot_key_at_once_all_get_it() {
+    let _heavy = switchyard_tests::heavy();
     // This process holds the clients; the router, a process of its own, the other ends (it
     // raises its own limit the same way).
     let files = switchyard::server::raise_open_file_limit().expect("raise the open file limit");

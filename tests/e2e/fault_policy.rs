@@ -284,6 +284,7 @@ fn a_fallback_that_is_not_a_child_is_refused_with_file_line_and_key() {
 /// so they take nothing like the call deadline.
 #[test]
 fn an_open_breaker_answers_without_calling_the_plugin() {
+    let _heavy = switchyard_tests::heavy();
     const DEADLINE: Duration = Duration::from_millis(5);
     let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
     let (a, b) = two_servers(&keys);

@@ -284,6 +284,7 @@ impl Load {
 /// the config does not set it.
 #[test]
 fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput() {
+    let _heavy = switchyard_tests::heavy();
     let server = Memcached::start();
     let (bad_port, plain_port) = (free_port(), free_port());
     let config = head(2, false, "", &[(bad_port, "bad"), (plain_port, "p")])
@@ -414,6 +415,7 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
 /// configuration is published.
 #[test]
 fn a_plugin_whose_init_takes_a_second_holds_no_client_request() {
+    let _heavy = switchyard_tests::heavy();
     let server = Memcached::start();
     let port = free_port();
     let before = head(2, false, "", &[(port, "p")]) + &pool("p", &server);
@@ -485,6 +487,7 @@ fn a_plugin_whose_init_takes_a_second_holds_no_client_request() {
 /// generation stays, and requests on every worker keep being served.
 #[test]
 fn a_plugin_whose_init_fails_on_one_worker_is_a_refused_reload() {
+    let _heavy = switchyard_tests::heavy();
     let server = Memcached::start();
     let port = free_port();
     let config = |plugin: &str| {
@@ -590,6 +593,7 @@ fn strip_ansi(text: &str) -> String {
 /// are whole (none is a fragment of a message split over lines) and say "wasm trap" once.
 #[test]
 fn faults_do_not_flood_the_log() {
+    let _heavy = switchyard_tests::heavy();
     let server = Memcached::start();
     let port = free_port();
     let config = head(2, false, "", &[(port, "guarded")])
@@ -694,6 +698,7 @@ fn faults_do_not_flood_the_log() {
 /// failed requests (in-flight ones aside), and stays rolled back.
 #[test]
 fn rollback_comes_within_rollback_faults_failed_requests_under_load() {
+    let _heavy = switchyard_tests::heavy();
     const ROLLBACK_FAULTS: u64 = 100;
     const CLIENTS: usize = 4;
     let server = Memcached::start();

@@ -21,6 +21,7 @@ const BOUND_PER_CLIENT: usize = 64 << 20;
 
 #[test]
 fn a_client_pipelining_gets_without_reading_holds_a_bounded_amount_of_replies() {
+    let _heavy = switchyard_tests::heavy();
     let server = Memcached::start();
     let spec = server.spec();
     let router = RouterProcess::start("memory-greedy", |listen| {
@@ -111,6 +112,7 @@ const SERVER_BOUND: usize = 8 << 20;
 /// bound's error, and every client gets a reply for every set once the server resumes.
 #[test]
 fn a_stopped_server_costs_the_router_its_outstanding_bytes_not_every_request() {
+    let _heavy = switchyard_tests::heavy();
     let server = Memcached::start();
     let spec = server.spec();
     let router = RouterProcess::start("memory-stopped", |listen| {
@@ -196,6 +198,7 @@ fn a_stopped_server_costs_the_router_its_outstanding_bytes_not_every_request() {
 /// replies in flight: once they are answered and gone, the router's memory comes back down.
 #[test]
 fn memory_comes_back_after_a_spike() {
+    let _heavy = switchyard_tests::heavy();
     const CLIENTS: usize = 16;
     const KEYS: usize = 40;
     const LEN: usize = 500_000;

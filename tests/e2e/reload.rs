@@ -81,6 +81,7 @@ fn stat(client: &mut Client, name: &str) -> Option<String> {
 
 #[test]
 fn swapping_routes_and_plugin_code_under_load_drops_nothing() {
+    let _heavy = switchyard_tests::heavy();
     let (a, b, keys) = two_pools();
     let dir = TestDir::new("swap-under-load");
     dir.write("guard.wasm", wasm::forwarding_plugin());
@@ -171,6 +172,7 @@ fn swapping_routes_and_plugin_code_under_load_drops_nothing() {
 
 #[test]
 fn every_trigger_publishes_and_new_requests_follow_at_once() {
+    let _heavy = switchyard_tests::heavy();
     let (a, b, _) = two_pools();
     let dir = TestDir::new("triggers");
     dir.write("guard.wasm", wasm::forwarding_plugin());

@@ -238,3 +238,13 @@ pub fn switchyard_binary() -> PathBuf {
     );
     binary
 }
+
+/// Held by the tests that load the machine hard or measure time or throughput (the isolation,
+/// memory and burst tests, the reload deadlines): they take turns, so that on a two-core
+/// machine one of them is not what another measures. Other tests still run beside them.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
