@@ -336,8 +336,9 @@ fn migrate_switches_reads_at_the_configured_time_and_deletes_to_both_meanwhile()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    // The window opens now; reads switch `interval` seconds later.
-    let interval = 3;
+    // The window opens now; reads switch `interval` seconds later (long enough for the router
+    // to start and the first half to run on a loaded machine).
+    let interval = 6;
     let start = now;
     let ex = Example::start_edited("migrate", |t| {
         t.replace("start = 1767225600", &format!("start = {start}"))
