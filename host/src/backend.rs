@@ -280,9 +280,11 @@ impl Destination {
         }
     }
 
-    /// A request is refused because the server is down: counted.
+    /// A request is refused because the server is down: counted, and the prober told that
+    /// the server is wanted.
     fn refused_down(&self) {
         self.spec.health.fast_failed.inc();
+        self.spec.health.wanted(&self.spec.policy);
     }
 
     /// Keeps a connection from [`Destination::dedicated`] whose request is complete (its

@@ -5,7 +5,7 @@
 //!                 or one refused connect
 //!        ┌──────┐ ─────────────────────────▶ ┌──────┐
 //!        │  Up  │                            │ Down │ ◀─┐ probe failed:
-//!        └──────┘ ◀───────────────────────── └──────┘ ──┘ wait ×2 (≤ ceiling)
+//!        └──────┘ ◀───────────────────────── └──────┘ ──┘ wait ×2 (≤ ceiling), jittered
 //!                   a `version` probe answered
 //! ```
 //! - **Up**: requests are sent. Every failure on the server's side (a connect refused or
@@ -17,9 +17,15 @@
 //! - **Down**: requests fail at once with `SERVER_ERROR backend <addr> is down`, without
 //!   touching the network, so failover policies act without paying a timeout. Exactly one
 //!   prober (whichever worker marked the server down) sends `version` on a fresh connection
-//!   (`exchange.rs`, which reads the reply with the same parser as every other reader),
-//!   first after the probe floor, then doubling up to the ceiling, and marks the server up when
-//!   it answers.
+//!   (`exchange.rs`, which reads the reply with the same parser as every other reader) and
+//!   marks the server up when it answers. It waits the probe floor first, then twice as long
+//!   after each failed probe up to the ceiling, each wait drawn between half of it (never
+//!   below the floor) and all of it, so that routers which lost a server together do not
+//!   probe it in step. A request refused because the server is down wakes the prober early
+//!   ([`Health::wanted`]) when the last probe began at least a floor ago: a server that
+//!   clients ask for is probed every floor (100 ms by default), one nobody asks for every
+//!   ceiling at most (500 ms), and never by more than one probe at a time however many
+//!   workers and requests want it.
 //!
 //! State changes are logged once each, never per request; local shortages once per
 //! [`LOCAL_LOG_INTERVAL`] per server.
@@ -29,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use switchyard_protocol::{ReplyKind, ReplyStatus};
+use tokio::sync::Notify;
 
 use super::LocalShortage;
 use crate::stats::Counter;
@@ -59,12 +66,18 @@ pub struct Health {
     failures: AtomicU32,
     probing: AtomicBool,
     changed_at_ms: AtomicU64,
-    /// The clock of the local-shortage log.
+    /// The clock of [`Health::last_probe`] and of the local-shortage log.
     born: Instant,
+    /// Milliseconds after `born` when the last probe began or ended (0: none yet).
+    last_probe: AtomicU64,
     /// Milliseconds after `born` of the last local-shortage log line (0: none yet).
     local_logged: AtomicU64,
     /// Local shortages not logged since the last line.
     local_unlogged: AtomicU64,
+    /// A request wanted the server while it was down; the prober has not seen it yet.
+    wanted: AtomicBool,
+    /// Wakes the prober when a request wants the server.
+    wake: Notify,
     /// Failures on the server's side (connect, silent timeout, reset, protocol), one per
     /// connection that ended with them.
     pub failed: Counter,
@@ -110,8 +123,11 @@ impl Health {
             probing: AtomicBool::new(false),
             changed_at_ms: AtomicU64::new(now_ms()),
             born: Instant::now(),
+            last_probe: AtomicU64::new(0),
             local_logged: AtomicU64::new(0),
             local_unlogged: AtomicU64::new(0),
+            wanted: AtomicBool::new(false),
+            wake: Notify::new(),
             failed: Counter::default(),
             timeouts: Counter::default(),
             replies_cut: Counter::default(),
@@ -196,6 +212,17 @@ impl Health {
         !self.probing.swap(true, Ordering::AcqRel)
     }
 
+    /// A request wanted the server while it is down: wakes the prober to probe now, if its
+    /// last probe began at least `policy.probe_floor` ago. Called only on the refusal path,
+    /// never for a server that is up.
+    pub fn wanted(&self, policy: &HealthPolicy) {
+        let last = self.last_probe.load(Ordering::Relaxed);
+        let since = Duration::from_millis(self.clock().saturating_sub(last));
+        if (last == 0 || since >= policy.probe_floor) && !self.wanted.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+    }
+
     /// The router could not connect for want of `what`: counts it, and logs it unless a line
     /// about this server was written less than [`LOCAL_LOG_INTERVAL`] ago. The server's health
     /// is untouched.
@@ -222,22 +249,86 @@ impl Health {
         }
     }
 
-    /// Milliseconds since this record was made, at least 1 (0 means "never").
+    /// Milliseconds since this record was made, at least 1 (0 means "never" above).
     fn clock(&self) -> u64 {
         (self.born.elapsed().as_millis() as u64).max(1)
     }
 }
 
-/// Probes a down server until it answers, with exponential backoff. Run as a task by the worker
-/// that claimed the prober.
+/// A small xorshift generator for probe jitter: no dependency, no lock, and nothing secret.
+#[derive(Debug)]
+struct Jitter(u64);
+
+impl Jitter {
+    fn new(address: SocketAddr) -> Jitter {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        address.hash(&mut h);
+        now_ms().hash(&mut h);
+        Jitter(h.finish() | 1)
+    }
+
+    /// A duration drawn evenly from `low..=high`.
+    fn between(&mut self, low: Duration, high: Duration) -> Duration {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        let span = high.saturating_sub(low).as_micros() as u64;
+        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D) % (span + 1);
+        low + Duration::from_micros(r)
+    }
+}
+
+/// The wait before the next probe, `wait` being the current step of the backoff: drawn between
+/// half of it (never below the floor) and all of it.
+fn jittered(jitter: &mut Jitter, wait: Duration, policy: &HealthPolicy) -> Duration {
+    let low = (wait / 2).max(policy.probe_floor).min(wait);
+    jitter.between(low, wait)
+}
+
+/// Probes a down server until it answers, with jittered exponential backoff, or sooner when a
+/// request wants it ([`Health::wanted`]). Run as a task by the worker that claimed the prober.
 pub async fn probe_until_up(health: std::sync::Arc<Health>, policy: HealthPolicy) {
-    let mut wait = policy.probe_floor;
     loop {
-        tokio::time::sleep(wait).await;
+        probe_loop(&health, &policy).await;
+        health.probing.store(false, Ordering::Release);
+        // Marked down again between the probe that brought it up and the line above: the
+        // worker that marked it found a prober still running and started none.
+        if health.is_up() || !health.claim_prober() {
+            break;
+        }
+    }
+}
+
+async fn probe_loop(health: &Health, policy: &HealthPolicy) {
+    let mut jitter = Jitter::new(health.address);
+    let mut step = policy.probe_floor;
+    // The first wait is the floor itself: the server just failed.
+    let mut wait = policy.probe_floor;
+    health.last_probe.store(health.clock(), Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = health.wake.notified() => {
+                // Asked for: probe now, but never sooner than a floor after the last probe
+                // began or ended.
+                let since = health.clock().saturating_sub(health.last_probe.load(Ordering::Relaxed));
+                let left = policy.probe_floor.saturating_sub(Duration::from_millis(since));
+                if !left.is_zero() {
+                    tokio::time::sleep(left).await;
+                }
+            }
+        }
+        health.wanted.store(false, Ordering::Release);
         if health.is_up() {
             break;
         }
-        match probe(health.address, policy.probe_timeout).await {
+        health.last_probe.store(health.clock(), Ordering::Relaxed);
+        let result = probe(health.address, policy.probe_timeout).await;
+        health.last_probe.store(health.clock(), Ordering::Relaxed);
+        match result {
             Ok(()) => {
                 health.probes_ok.inc();
                 health.mark_up();
@@ -245,12 +336,12 @@ pub async fn probe_until_up(health: std::sync::Arc<Health>, policy: HealthPolicy
             }
             Err(e) => {
                 health.probes_failed.inc();
+                step = (step * 2).min(policy.probe_ceiling);
+                wait = jittered(&mut jitter, step, policy);
                 tracing::debug!(backend = %health.address, error = %e, next_in = ?wait, "probe failed");
-                wait = (wait * 2).min(policy.probe_ceiling);
             }
         }
     }
-    health.probing.store(false, Ordering::Release);
 }
 
 /// One `version` round trip on a fresh connection.
@@ -290,6 +381,33 @@ mod tests {
     }
 
     #[test]
+    fn probe_waits_are_jittered_within_half_the_step_and_never_below_the_floor() {
+        let p = policy(100, 500);
+        let mut jitter = Jitter::new("127.0.0.1:1".parse().expect("address"));
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let w = jittered(&mut jitter, Duration::from_millis(400), &p);
+            assert!(
+                w >= Duration::from_millis(200) && w <= Duration::from_millis(400),
+                "{w:?}"
+            );
+            seen.insert(w.as_millis());
+            let w = jittered(&mut jitter, Duration::from_millis(150), &p);
+            assert!(
+                w >= Duration::from_millis(100) && w <= Duration::from_millis(150),
+                "{w:?}"
+            );
+        }
+        assert!(seen.len() > 50, "the waits vary: {} distinct", seen.len());
+        let w = jittered(&mut jitter, Duration::from_millis(100), &p);
+        assert_eq!(
+            w,
+            Duration::from_millis(100),
+            "a step at the floor is the floor"
+        );
+    }
+
+    #[test]
     fn only_server_side_failures_count_and_a_reply_clears_them() {
         let h = health();
         let p = policy(100, 500);
@@ -319,5 +437,23 @@ mod tests {
             9,
             "one line for ten shortages within the interval"
         );
+    }
+
+    #[test]
+    fn a_request_for_a_down_server_wakes_the_prober_at_most_once_per_floor() {
+        let h = health();
+        let p = policy(100, 500);
+        // No probe yet: the first request wakes the prober; the others find it woken.
+        h.wanted(&p);
+        assert!(h.wanted.load(Ordering::Relaxed));
+        h.wanted.store(false, Ordering::Relaxed);
+        // A probe just began: nobody wakes it until a floor has passed.
+        h.last_probe.store(h.clock(), Ordering::Relaxed);
+        h.wanted(&p);
+        assert!(!h.wanted.load(Ordering::Relaxed));
+        h.last_probe.store(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(2));
+        h.wanted(&policy(1, 500));
+        assert!(h.wanted.load(Ordering::Relaxed));
     }
 }
