@@ -58,18 +58,41 @@ pub struct Body {
     pub stall: Duration,
 }
 
-/// Why a backend request produced no reply.
+/// Why a backend request produced no reply. Most are the server's doing; the exceptions are
+/// named as such ([`BackendError::StillArriving`], [`BackendError::CutBehind`],
+/// [`BackendError::Local`]), and `error::RequestError` blames them elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// The TCP connect failed (refused, unreachable, ...).
     #[error("connect failed: {0}")]
     Connect(String),
+    /// The router could not attempt the connect for want of a local resource: its own
+    /// failure, not the server's, which is not marked down for it.
+    #[error("{0}")]
+    Local(LocalShortage),
     /// The TCP connect did not finish within the pool's connect timeout.
     #[error("connect timed out")]
     ConnectTimeout,
-    /// No reply within the pool's request timeout; the connection is reset.
+    /// No reply within the pool's request timeout, the server silent; the connection is reset.
     #[error("timed out")]
     Timeout,
+    /// The reply was still arriving when the request's timeout passed: the server was busy
+    /// sending what it was asked for (a multi-get of many long values, say). The request's
+    /// doing, not the server's; the connection is reset.
+    #[error(
+        "exceeded its {timeout_ms} ms timeout while still arriving ({received} bytes received)"
+    )]
+    StillArriving {
+        /// Bytes of the reply received by then.
+        received: usize,
+        /// The request's timeout.
+        timeout_ms: u64,
+    },
+    /// The request was in flight behind a reply cut off as [`BackendError::StillArriving`],
+    /// and is not one that can be sent again (it may have been applied): its reply can no
+    /// longer be told apart.
+    #[error("reset behind a reply that exceeded its timeout")]
+    CutBehind,
     /// The server closed the connection.
     #[error("connection closed")]
     Closed,
@@ -93,6 +116,66 @@ pub enum BackendError {
 
 /// The result a request's sender receives.
 pub type BackendResult = Result<BackendReply, BackendError>;
+
+/// A local resource the router ran out of when it tried to connect to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LocalShortage {
+    /// `EMFILE`: this process's limit on open files.
+    #[error("out of file descriptors")]
+    FileDescriptors,
+    /// `ENFILE`: the system's limit on open files.
+    #[error("out of file descriptors (system-wide limit)")]
+    SystemFileDescriptors,
+    /// `ENOMEM` or `ENOBUFS`: kernel memory for a socket.
+    #[error("out of memory")]
+    Memory,
+    /// `EADDRNOTAVAIL`: no local port left to connect from.
+    #[error("out of local ports")]
+    LocalPorts,
+}
+
+impl LocalShortage {
+    /// The shortage `e` reports, if it is one.
+    pub fn of(e: &std::io::Error) -> Option<LocalShortage> {
+        use rustix::io::Errno;
+        let errno = Errno::from_io_error(e)?;
+        if errno == Errno::MFILE {
+            Some(LocalShortage::FileDescriptors)
+        } else if errno == Errno::NFILE {
+            Some(LocalShortage::SystemFileDescriptors)
+        } else if errno == Errno::NOMEM || errno == Errno::NOBUFS {
+            Some(LocalShortage::Memory)
+        } else if errno == Errno::ADDRNOTAVAIL {
+            Some(LocalShortage::LocalPorts)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a failed connect means: a local shortage (the router's), or a connect failure.
+pub(crate) fn connect_failed(e: &std::io::Error) -> BackendError {
+    match LocalShortage::of(e) {
+        Some(what) => BackendError::Local(what),
+        None => BackendError::Connect(describe(e)),
+    }
+}
+
+/// A failed read or write.
+pub(crate) fn io_error(e: &std::io::Error) -> BackendError {
+    BackendError::Io(describe(e))
+}
+
+/// An I/O error in a few words: its kind (`connection refused`), or the system's own words
+/// when the kind says nothing (`uncategorized error`, `other error`).
+fn describe(e: &std::io::Error) -> String {
+    let kind = e.kind().to_string();
+    if e.raw_os_error().is_some() && (kind == "uncategorized error" || kind == "other error") {
+        e.to_string()
+    } else {
+        kind
+    }
+}
 
 /// Settings of one destination. A server listed by several pools takes the first pool's
 /// health settings and the smallest connect timeout.
@@ -169,7 +252,7 @@ impl Destination {
     /// is marked down.
     pub async fn dedicated(&self) -> Result<tokio::net::TcpStream, BackendError> {
         if !self.spec.health.is_up() {
-            self.spec.health.fast_failed.inc();
+            self.refused_down();
             return Err(BackendError::Down);
         }
         while let Some(spare) = self.spares.borrow_mut().pop() {
@@ -186,9 +269,22 @@ impl Destination {
                 let _ = stream.set_nodelay(true);
                 Ok(stream)
             }
-            Ok(Err(e)) => Err(BackendError::Connect(e.kind().to_string())),
+            Ok(Err(e)) => {
+                let err = connect_failed(&e);
+                if let BackendError::Local(what) = err {
+                    self.spec.health.local_shortage(what);
+                }
+                Err(err)
+            }
             Err(_) => Err(BackendError::ConnectTimeout),
         }
+    }
+
+    /// A request is refused because the server is down: counted, and the prober told that
+    /// the server is wanted.
+    fn refused_down(&self) {
+        self.spec.health.fast_failed.inc();
+        self.spec.health.wanted(&self.spec.policy);
     }
 
     /// Keeps a connection from [`Destination::dedicated`] whose request is complete (its
@@ -219,7 +315,7 @@ impl Destination {
         stream_from: usize,
     ) -> Result<ReplyReceiver, BackendError> {
         if !self.spec.health.is_up() {
-            self.spec.health.fast_failed.inc();
+            self.refused_down();
             return Err(BackendError::Down);
         }
         if self.jobs.stopped() {
@@ -245,5 +341,38 @@ impl Drop for Destination {
     fn drop(&mut self) {
         // The driver serves what is queued, then ends.
         self.jobs.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::io::Errno;
+
+    #[test]
+    fn local_shortages_are_told_apart_from_connect_failures() {
+        let os = |e: Errno| std::io::Error::from_raw_os_error(e.raw_os_error());
+        let cases = [
+            (Errno::MFILE, "router out of file descriptors"),
+            (Errno::NFILE, "out of file descriptors (system-wide limit)"),
+            (Errno::NOMEM, "out of memory"),
+            (Errno::NOBUFS, "out of memory"),
+            (Errno::ADDRNOTAVAIL, "out of local ports"),
+        ];
+        for (errno, text) in cases {
+            let err = connect_failed(&os(errno));
+            assert!(matches!(err, BackendError::Local(_)), "{errno:?}: {err:?}");
+            assert!(format!("router {err}").ends_with(text), "{errno:?}: {err}");
+        }
+        assert_eq!(
+            connect_failed(&os(Errno::CONNREFUSED)),
+            BackendError::Connect("connection refused".into())
+        );
+        // A kind that says nothing gives way to the system's words.
+        let odd = connect_failed(&os(Errno::NOTSOCK));
+        assert!(
+            matches!(&odd, BackendError::Connect(why) if why.contains("os error")),
+            "{odd:?}"
+        );
     }
 }

@@ -47,11 +47,18 @@ pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 64 << 20;
 /// jumpy for a busy pool (a single slow reply would eject a healthy server); three is mcrouter's
 /// choice too. A refused connect marks a server down at once whatever this says.
 pub const DEFAULT_FAILURE_LIMIT: u32 = 3;
-/// First wait before a down server is probed: short, so a restarted memcached is back quickly.
+/// First wait before a down server is probed, and the shortest time between two probes (a
+/// request for a down server wakes its prober early, but no sooner than this after the last
+/// probe): short, so a restarted memcached that clients ask for is back within about a tenth
+/// of a second, as twemproxy's reconnect-on-request would have it, while a server clients keep
+/// asking for costs at most ten probes a second per router, not one connect per request.
 pub const DEFAULT_PROBE_FLOOR: Duration = Duration::from_millis(100);
-/// Longest wait between probes of a down server: a dead host costs one connect attempt per
-/// period, and a recovered one is back within it.
-pub const DEFAULT_PROBE_CEILING: Duration = Duration::from_secs(5);
+/// Longest wait between probes of a down server nobody asks for (requests wake the prober
+/// sooner). Was 5 s, which left a restarted server unused for seconds after the backoff had
+/// grown, and a ketama `eject` pool routing around it (so asking for it never) as long; half a
+/// second brings it back within that for two connect attempts a second, one `SYN` answered by
+/// a `RST` while nothing listens.
+pub const DEFAULT_PROBE_CEILING: Duration = Duration::from_millis(500);
 /// Bytes of requests one worker may have queued or in flight at one server (each request
 /// counted with about a hundred bytes of overhead). Far above what a healthy memcached keeps
 /// outstanding, even in a burst of tens of thousands of requests; reached only when a server

@@ -28,14 +28,18 @@ use crate::stats::{Counter, WorkerStats};
 /// Who is at fault when a request fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
-    /// The request: malformed, or one its route cannot carry (a key a rewrite cannot fit).
+    /// The request: malformed, one its route cannot carry (a key a rewrite cannot fit), or one
+    /// whose own reply was still arriving when its timeout passed (too much asked at once).
     Client,
-    /// A memcached server: down, unreachable, too slow, or not speaking the protocol.
+    /// A memcached server: down, unreachable, silent past the timeout, or not speaking the
+    /// protocol.
     Backend,
     /// A plugin: it trapped, timed out, could not be instantiated, or planned something that
     /// makes no sense.
     Plugin,
-    /// The router itself: an invariant broke, or it cannot do what a valid plan asks.
+    /// The router itself: an invariant broke, it cannot do what a valid plan asks, it ran out
+    /// of a local resource (file descriptors, memory, local ports) connecting to a server, or
+    /// a request lost its place on a shared connection reset behind another's reply.
     Internal,
 }
 
@@ -188,6 +192,9 @@ impl PlanProblem {
 pub enum RequestError {
     /// A server gave no reply: it is down or over its outstanding bound (nothing sent), the
     /// connect failed, or the request timed out, was reset or got something that is not a reply.
+    /// Not always the server's fault ([`RequestError::side`]): a reply still arriving at its
+    /// timeout is the request's, a connect the router lacked the resources to attempt, or a
+    /// request cut off behind another's reply, the router's.
     Backend {
         /// The server.
         address: SocketAddr,
@@ -231,7 +238,12 @@ impl RequestError {
     /// Who is at fault.
     pub fn side(&self) -> Side {
         match self {
-            RequestError::Backend { .. } | RequestError::StreamBroken { .. } => Side::Backend,
+            RequestError::Backend { cause, .. } => match cause {
+                BackendError::StillArriving { .. } => Side::Client,
+                BackendError::Local(_) | BackendError::CutBehind => Side::Internal,
+                _ => Side::Backend,
+            },
+            RequestError::StreamBroken { .. } => Side::Backend,
             RequestError::Plugin { .. } => Side::Plugin,
             RequestError::Plan { problem, .. } => problem.side(),
             RequestError::Internal(_) => Side::Internal,
@@ -240,11 +252,12 @@ impl RequestError {
 
     /// Whether sending the request again could not apply it twice: true only when nothing of it
     /// reached a server before this failure. That is so when the server was down or over its
-    /// outstanding bound, the connect failed or timed out, or the router was shutting down
-    /// (nothing was written), and when a plugin failed, or its plan could not be carried out, in
-    /// `route` (before anything was sent). It is not after a timeout, a reset, an I/O or
-    /// protocol error (the request may have been written, and applied), nor for anything in
-    /// `on_reply` (a `call` sent the request already) or an internal error (nothing is known).
+    /// outstanding bound, the connect failed, timed out or could not be attempted (a local
+    /// shortage), or the router was shutting down (nothing was written), and when a plugin
+    /// failed, or its plan could not be carried out, in `route` (before anything was sent). It
+    /// is not after a timeout, a reset (a cut-off reply's included), an I/O or protocol error
+    /// (the request may have been written, and applied), nor for anything in `on_reply` (a
+    /// `call` sent the request already) or an internal error (nothing is known).
     ///
     /// It speaks for the step that failed: when a `call`'s `on_reply` routes the request on
     /// (a failover) and that fails in a retry-safe way, the first send may still have reached
@@ -255,9 +268,12 @@ impl RequestError {
                 BackendError::Down
                 | BackendError::Overloaded(_)
                 | BackendError::Connect(_)
+                | BackendError::Local(_)
                 | BackendError::ConnectTimeout
                 | BackendError::Shutdown => true,
                 BackendError::Timeout
+                | BackendError::StillArriving { .. }
+                | BackendError::CutBehind
                 | BackendError::Closed
                 | BackendError::Io(_)
                 | BackendError::Protocol(_) => false,
@@ -364,7 +380,13 @@ impl fmt::Display for RequestError {
     /// The reply's message. Clients and tests match these texts: change none lightly.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RequestError::Backend { address, cause } => write!(f, "backend {address} {cause}"),
+            // Each names who failed first: the server, its reply, or the router.
+            RequestError::Backend { address, cause } => match cause {
+                BackendError::StillArriving { .. } => write!(f, "reply from {address} {cause}"),
+                BackendError::CutBehind => write!(f, "connection to {address} {cause}"),
+                BackendError::Local(what) => write!(f, "router {what} connecting to {address}"),
+                _ => write!(f, "backend {address} {cause}"),
+            },
             RequestError::StreamBroken { cause: Some(cause) } => write!(f, "backend {cause}"),
             RequestError::StreamBroken { cause: None } => {
                 f.write_str("backend value stream ended early")
@@ -479,6 +501,45 @@ mod tests {
             false,
             "SERVER_ERROR backend 127.0.0.1:11211 timed out\r\n",
         );
+    }
+
+    #[test]
+    fn what_is_not_the_servers_doing_is_blamed_where_it_belongs() {
+        use crate::backend::LocalShortage;
+        check(
+            &backend(BackendError::StillArriving {
+                received: 123_456,
+                timeout_ms: 150,
+            }),
+            Side::Client,
+            false,
+            "SERVER_ERROR reply from 127.0.0.1:11211 exceeded its 150 ms timeout while still \
+             arriving (123456 bytes received)\r\n",
+        );
+        check(
+            &backend(BackendError::CutBehind),
+            Side::Internal,
+            false,
+            "SERVER_ERROR connection to 127.0.0.1:11211 reset behind a reply that exceeded its \
+             timeout\r\n",
+        );
+        let local = [
+            (LocalShortage::FileDescriptors, "out of file descriptors"),
+            (
+                LocalShortage::SystemFileDescriptors,
+                "out of file descriptors (system-wide limit)",
+            ),
+            (LocalShortage::Memory, "out of memory"),
+            (LocalShortage::LocalPorts, "out of local ports"),
+        ];
+        for (what, text) in local {
+            check(
+                &backend(BackendError::Local(what)),
+                Side::Internal,
+                true,
+                &format!("SERVER_ERROR router {text} connecting to {ADDR}\r\n"),
+            );
+        }
     }
 
     #[test]

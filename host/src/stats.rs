@@ -109,12 +109,16 @@ pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> Stri
         let replies = h.replies();
         let avg_us = h.latency_us().checked_div(replies).unwrap_or(0);
         let state = if h.is_up() { "up" } else { "down" };
-        let lines: [(&str, &dyn std::fmt::Display); 10] = [
+        let lines: [(&str, &dyn std::fmt::Display); 14] = [
             ("state", &state),
             ("state_since_ms", &h.changed_at_ms()),
             ("consecutive_failures", &h.failures()),
             ("failures", &h.failed.get()),
             ("timeouts", &h.timeouts.get()),
+            ("replies_cut", &h.replies_cut.get()),
+            ("resent", &h.resent.get()),
+            ("cut_behind", &h.cut_behind.get()),
+            ("local_errors", &h.local_errors.get()),
             ("fast_failed", &h.fast_failed.get()),
             ("marked_down", &h.marked_down.get()),
             ("probes_ok", &h.probes_ok.get()),

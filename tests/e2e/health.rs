@@ -3,10 +3,14 @@
 //! make the router hold an unbounded amount for it.
 
 use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use switchyard_tests::ports::poll_until;
 use switchyard_tests::process::RouterProcess;
+use switchyard_tests::scripted::{Accept, Scripted};
 use switchyard_tests::{
     Client, Memcached, Router, connect, locate, router, single_pool_config, specs,
 };
@@ -389,4 +393,209 @@ children = ["main", "backup"]
         backup.holds(&keys).iter().any(|h| *h),
         "some keys were written to the backup"
     );
+}
+
+/// Waits on a thread of its own until something accepts TCP connections on `addr` (polling
+/// every millisecond), and returns when it first did.
+fn first_accept(addr: SocketAddr) -> std::thread::JoinHandle<Instant> {
+    std::thread::spawn(move || {
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
+                return Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
+/// Sends `get k` to `addr` every 2 ms on a thread of its own (reconnecting whenever the
+/// connection fails) until the reply is `END\r\n`, a miss served by the (empty) server; returns
+/// when that reply came and how many requests it took.
+fn first_served(addr: SocketAddr, until: Duration) -> std::thread::JoinHandle<(Instant, usize)> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut sent = 0;
+        let mut conn: Option<TcpStream> = None;
+        while started.elapsed() < until {
+            let stream = match conn.take() {
+                Some(stream) => stream,
+                None => match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                    Ok(stream) => {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                        stream
+                    }
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                },
+            };
+            sent += 1;
+            if let Some(reply) = one_line(&stream, b"get k\r\n") {
+                if reply == b"END\r\n" {
+                    return (Instant::now(), sent);
+                }
+                conn = Some(stream);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("{addr} did not serve `get k` within {until:?}");
+    })
+}
+
+/// Sends `request` on `stream` and reads one line back; `None` if the connection failed.
+fn one_line(mut stream: &TcpStream, request: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    stream.write_all(request).ok()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(line)
+}
+
+/// How long a server is down before it restarts: longer than the probe backoff of a build
+/// whose waits double from 100 ms (0.1, 0.3, 0.7, 1.5, 3.1 s after the failure: the next probe
+/// would then come at 6.3 s).
+const DOWN_FOR: Duration = Duration::from_millis(3200);
+
+#[test]
+fn a_restarted_memcached_under_requests_is_served_again_within_half_a_second() {
+    let mut server = Memcached::start();
+    let address = server.address();
+    // The default probe settings, as a user gets them.
+    let router = router(&single_pool_config(
+        &[server.spec()],
+        "connect_timeout_ms = 200",
+    ));
+    let proxy = switchyard_tests::Nutcracker::start(&[server.spec()]);
+    let mut client = connect(&router, 0);
+    assert_eq!(client.request_str("get k\r\n"), "END\r\n");
+    assert_eq!(proxy.client().request_str("get k\r\n"), "END\r\n");
+
+    server.kill();
+    let reply = client.request_str("get k\r\n");
+    assert!(reply.starts_with("SERVER_ERROR "), "{reply:?}");
+    wait_for_state(&mut client, &address, "down", Duration::from_secs(2));
+    std::thread::sleep(DOWN_FOR);
+
+    // Both are asked every 2 ms from just before the restart on.
+    let accepted = first_accept(server.addr());
+    let ours = first_served(router.local_addrs()[0], Duration::from_secs(10));
+    let theirs = first_served(proxy.addr(), Duration::from_secs(10));
+    server.restart();
+    let accepted = accepted.join().expect("accept watcher");
+    let (ours, sent) = ours.join().expect("router poller");
+    let (theirs, _) = theirs.join().expect("nutcracker poller");
+    let ours = ours.saturating_duration_since(accepted);
+    let theirs = theirs.saturating_duration_since(accepted);
+    let probes = ["probes_ok", "probes_failed"].map(|name| {
+        client
+            .backend_stat(&address, name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    println!(
+        "down {DOWN_FOR:?}, restarted: served again through switchyard after {ours:?} \
+         ({sent} requests polled every 2 ms; probes ok/failed {probes:?}), through \
+         nutcracker after {theirs:?}"
+    );
+    assert!(
+        ours <= Duration::from_millis(500),
+        "served again {ours:?} after the restarted server accepted"
+    );
+}
+
+#[test]
+fn a_restarted_memcached_nobody_asks_for_is_probed_back_within_the_probe_ceiling() {
+    let mut server = Memcached::start();
+    let address = server.address();
+    let router = router(&single_pool_config(
+        &[server.spec()],
+        "connect_timeout_ms = 200",
+    ));
+    let mut client = connect(&router, 0);
+    assert_eq!(client.request_str("get k\r\n"), "END\r\n");
+    server.kill();
+    let reply = client.request_str("get k\r\n");
+    assert!(reply.starts_with("SERVER_ERROR "), "{reply:?}");
+    wait_for_state(&mut client, &address, "down", Duration::from_secs(2));
+    std::thread::sleep(DOWN_FOR);
+
+    // No request reaches the server's keys: only the router's own `stats` is asked.
+    let accepted = first_accept(server.addr());
+    server.restart();
+    let accepted = accepted.join().expect("accept watcher");
+    wait_for_state(&mut client, &address, "up", Duration::from_secs(10));
+    let back = accepted.elapsed();
+    println!("down {DOWN_FOR:?}, restarted, no requests: marked up after {back:?}");
+    assert!(
+        back <= Duration::from_millis(500) + SLACK,
+        "probed back {back:?} after the restarted server accepted"
+    );
+    assert_eq!(client.request_str("get k\r\n"), "END\r\n");
+}
+
+#[test]
+fn a_server_down_under_load_is_not_flooded_with_connects() {
+    const LOAD_FOR: Duration = Duration::from_secs(5);
+    let server = Scripted::start();
+    let address = server.address();
+    let router = router(&single_pool_config(
+        &[server.spec()],
+        "connect_timeout_ms = 200\ntimeout_ms = 300",
+    ));
+    let mut client = connect(&router, 0);
+    assert_eq!(client.request_str("get k\r\n"), "END\r\n");
+
+    // From now on the server closes every connection at once: each request fails, and after
+    // `failure_limit` of them it is down.
+    server.accept(Accept::Close);
+    server.close_connections();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = connect(&router, 0);
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let reply = c.request_str("get k\r\n");
+                    assert!(
+                        reply.starts_with("SERVER_ERROR ") || reply == "END\r\n",
+                        "{reply:?}"
+                    );
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    wait_for_state(&mut client, &address, "down", Duration::from_secs(5));
+    let before = server.connections();
+    std::thread::sleep(LOAD_FOR);
+    let attempts = server.connections() - before;
+
+    // Serving again: back under the same load.
+    server.accept(Accept::Serve);
+    let serving = Instant::now();
+    wait_for_state(&mut client, &address, "up", Duration::from_secs(5));
+    let back = serving.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let sent: u64 = load.into_iter().map(|t| t.join().expect("load")).sum();
+    println!(
+        "down for {LOAD_FOR:?} under {sent} requests: {attempts} connection attempts reached \
+         it; up again {back:?} after it served again"
+    );
+    // One prober for all workers, at most one probe per `probe_floor_ms` (100 ms) however
+    // many requests ask for the server.
+    assert!(
+        attempts <= (LOAD_FOR.as_millis() / 100) as usize + 10,
+        "{attempts} connection attempts in {LOAD_FOR:?}"
+    );
+    assert!(back <= Duration::from_millis(500), "{back:?}");
 }

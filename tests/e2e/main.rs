@@ -7,6 +7,8 @@
 //! - [`ketama`]: keys land where twemproxy puts them; adding a server moves about a quarter.
 //! - [`prefix`]: key prefixes choose pools, longest match first.
 //! - [`pipelining`]: pipelined requests and multi-key gets come back in order.
+//! - [`blame`]: a reply that outlasts its timeout while still arriving, or a router out of file
+//!   descriptors, fails its own request and never marks a healthy server down.
 //! - [`backend_failure`]: a dead or hung backend costs its requests only, within the timeout.
 //! - [`burst`]: 10,000 clients asking for one hot key at once all get it, no error.
 //! - [`health`]: servers marked down fail fast, come back by probe, and cannot grow memory.
@@ -46,6 +48,7 @@
 //!   (connection, dispatch, fan-out and health).
 
 mod backend_failure;
+mod blame;
 mod burst;
 mod check_config;
 mod cli;

@@ -116,6 +116,43 @@ impl RouterProcess {
             .unwrap_or(0)
     }
 
+    /// The numbers of the file descriptors it has open now (`/proc/PID/fd`), in order. A new
+    /// descriptor takes the lowest number not among them; past the limit on open files (a
+    /// limit on that number, not on how many are open) it fails with `EMFILE`.
+    pub fn open_files(&self) -> Vec<u64> {
+        let mut fds: Vec<u64> = std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("read /proc/PID/fd")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort_unstable();
+        fds
+    }
+
+    /// The number its next file descriptor would get: the lowest not open.
+    pub fn next_file(&self) -> u64 {
+        let fds = self.open_files();
+        (0..).find(|n| fds.binary_search(n).is_err()).unwrap_or(0)
+    }
+
+    /// Sets both its soft and its hard limit on open files (`RLIMIT_NOFILE`) to `limit`, as
+    /// `prlimit --pid PID --nofile=LIMIT:LIMIT` would: descriptors it already holds stay open,
+    /// new ones past the limit fail with `EMFILE`. (The router raises its soft limit to the
+    /// hard one when it starts, so a limit set before then would not hold.)
+    pub fn limit_open_files(&self, limit: u64) {
+        use rustix::process::{Resource, Rlimit, prlimit};
+        let pid = i32::try_from(self.child.id())
+            .ok()
+            .and_then(Pid::from_raw)
+            .expect("a process id");
+        let new = Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        };
+        prlimit(Some(pid), Resource::Nofile, new)
+            .unwrap_or_else(|e| panic!("prlimit --nofile={limit} on {pid:?}: {e}"));
+    }
+
     /// A line of its `/proc/PID/status` (`VmHWM`, `VmRSS`, ...) in bytes.
     pub fn status_bytes(&self, field: &str) -> usize {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

@@ -71,7 +71,8 @@ pub enum Step {
     /// The memcached answer followed, in the same write, by these bytes: a reply to a request
     /// nobody made.
     Extra(Vec<u8>),
-    /// The memcached answer one byte per write, with this pause after each byte.
+    /// The memcached answer one byte per write, with this pause after each byte. The
+    /// connection goes on reading and recording what it is sent meanwhile (answering it after).
     Drip(Duration),
     /// The memcached answer after this long. The connection reads nothing meanwhile.
     Delay(Duration),
@@ -84,6 +85,9 @@ pub enum Step {
     Reset,
     /// The first this many bytes of the memcached answer, then a reset as for [`Step::Reset`].
     ResetAfter(usize),
+    /// The first this many bytes of the memcached answer, then silence as for [`Step::Stall`]:
+    /// a server that hangs part way through a reply.
+    StallAfter(usize),
 }
 
 /// Which requests a rule applies to.
@@ -573,26 +577,25 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: usize) {
         return;
     }
     let closings = shared.closings.load(Ordering::SeqCst);
-    let mut unparsed: Vec<u8> = Vec::new();
-    let mut queue: VecDeque<(Request, bool)> = VecDeque::new();
+    let mut intake = Intake {
+        id,
+        unparsed: Vec::new(),
+        framed: VecDeque::new(),
+        buf: vec![0u8; 64 * 1024],
+    };
     let mut stalled = false;
-    let mut buf = vec![0u8; 64 * 1024];
     while !shared.stopping() {
         if shared.closings.load(Ordering::SeqCst) != closings {
             let _ = stream.shutdown(Shutdown::Both);
             break;
         }
-        while let Some((request, chunk_ok, used)) = frame(&unparsed, id) {
-            unparsed.drain(..used);
-            shared.state().requests.push(request.clone());
-            queue.push_back((request, chunk_ok));
-        }
+        intake.frame(shared);
         while !stalled && !shared.held() {
-            let Some((request, chunk_ok)) = queue.pop_front() else {
+            let Some((request, chunk_ok)) = intake.framed.pop_front() else {
                 break;
             };
             let step = shared.step_for(&request);
-            match answer(shared, &mut stream, &request, chunk_ok, step) {
+            match answer(shared, &mut stream, &request, chunk_ok, step, &mut intake) {
                 Flow::Continue => {}
                 Flow::Stall => stalled = true,
                 Flow::Closed => {
@@ -601,14 +604,9 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: usize) {
                 }
             }
         }
-        match stream.read(&mut buf) {
+        match stream.read(&mut intake.buf) {
             Ok(0) => break,
-            Ok(n) => {
-                if let Some(c) = shared.state().connections.get_mut(id) {
-                    c.received.extend_from_slice(&buf[..n]);
-                }
-                unparsed.extend_from_slice(&buf[..n]);
-            }
+            Ok(n) => intake.took(shared, n),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -620,6 +618,47 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: usize) {
     shared.closed(id);
 }
 
+/// What one connection has read: bytes not yet cut into requests, and requests not yet
+/// answered, in order.
+struct Intake {
+    id: usize,
+    unparsed: Vec<u8>,
+    framed: VecDeque<(Request, bool)>,
+    buf: Vec<u8>,
+}
+
+impl Intake {
+    /// Records the `n` bytes just read into `buf`.
+    fn took(&mut self, shared: &Shared, n: usize) {
+        let bytes = &self.buf[..n];
+        if let Some(c) = shared.state().connections.get_mut(self.id) {
+            c.received.extend_from_slice(bytes);
+        }
+        self.unparsed.extend_from_slice(bytes);
+    }
+
+    /// Cuts every complete request off the bytes read, recording each.
+    fn frame(&mut self, shared: &Shared) {
+        while let Some((request, chunk_ok, used)) = frame(&self.unparsed, self.id) {
+            self.unparsed.drain(..used);
+            shared.state().requests.push(request.clone());
+            self.framed.push_back((request, chunk_ok));
+        }
+    }
+
+    /// Reads and records whatever has arrived, without waiting (while an answer is dripped).
+    fn poll(&mut self, shared: &Shared, stream: &mut TcpStream) {
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        while let Ok(n @ 1..) = stream.read(&mut self.buf) {
+            self.took(shared, n);
+        }
+        let _ = stream.set_nonblocking(false);
+        self.frame(shared);
+    }
+}
+
 /// Carries out `step` for `request` on `stream`. A write error means the peer has gone: the
 /// connection is over.
 fn answer(
@@ -628,6 +667,7 @@ fn answer(
     request: &Request,
     chunk_ok: bool,
     step: Step,
+    intake: &mut Intake,
 ) -> Flow {
     let memcached = || memcached_reply(&mut shared.state(), request, chunk_ok);
     let sent = match step {
@@ -642,8 +682,10 @@ fn answer(
         Step::Drip(gap) => {
             for byte in memcached() {
                 if stream.write_all(&[byte]).is_err() || !shared.sleep(gap) {
+                    intake.poll(shared, stream);
                     return Flow::Closed;
                 }
+                intake.poll(shared, stream);
             }
             Ok(())
         }
@@ -668,6 +710,13 @@ fn answer(
             shared.sleep(CUT_PAUSE);
             set_reset_on_close(stream);
             return Flow::Closed;
+        }
+        Step::StallAfter(n) => {
+            let reply = memcached();
+            return match stream.write_all(&reply[..n.min(reply.len())]) {
+                Ok(()) => Flow::Stall,
+                Err(_) => Flow::Closed,
+            };
         }
     };
     match sent {

@@ -18,6 +18,21 @@
 //!   reset: replies behind a hung request would arrive no sooner, and dropping the socket is the
 //!   only way to bound what the server can make us hold.
 //!
+//! Who is to blame for a timeout depends on what the connection was doing when it passed:
+//! - **Silence** (no byte of the oldest job's reply yet, or none for the last quarter of its
+//!   timeout): the server's. Every job in flight fails with `timed out`, and it counts towards
+//!   `failure_limit`.
+//! - **A reply still arriving** (part of it in, and bytes within the last quarter of its
+//!   timeout): the request's own, as with a multi-get of a thousand long values. The server is
+//!   alive and busy sending what it was asked for. That job fails with `reply from <addr>
+//!   exceeded ... while still arriving`, and the connection is reset (draining the rest of a
+//!   reply nobody wants would hold up everything behind it for as long as it takes). The jobs
+//!   behind it lose only their place: classic retrievals are sent again, once, on the next
+//!   connection with a fresh timeout (a read sent twice does no harm); anything else may have
+//!   been applied already and can no longer be told its reply, so it fails with `connection to
+//!   <addr> reset behind a reply that exceeded its timeout`. Nothing counts against the
+//!   server.
+//!
 //! A long value in a reply to a job that allows streaming is not held whole: the job completes
 //! with the header line as soon as it is in, and the reader passes the value on in chunks as
 //! they arrive. At most [`STREAM_WINDOW`] chunks wait for the client; beyond that the reader
@@ -44,7 +59,7 @@ use tokio::sync::{Notify, mpsc};
 use super::jobs::{Job, JobQueue, Reply};
 use super::{BackendError, BackendReply, Body, DestinationSpec, Health};
 use crate::stats::WorkerStats;
-use crate::wire::{WriteQueue, read_some};
+use crate::wire::{Wire, WriteQueue, read_some};
 
 /// Jobs taken from the queue per `writev` batch: enough to amortise the syscall under load,
 /// few enough that the first reply is not held back behind a huge batch.
@@ -61,14 +76,42 @@ const STREAM_WINDOW: usize = 16;
 /// A job whose bytes have been (or are being) written: what reading its reply needs.
 struct InFlight {
     kind: ReplyKind,
-    /// A classic retrieval's request line, to check that the values in its reply are for the
-    /// keys it asked for: a value for another key is a reply out of step (a stray or extra
-    /// reply from the server), and every reply behind it would go to the wrong request.
-    asked: Option<Bytes>,
+    /// A classic retrieval's request: its line (the first part) to check that the values in
+    /// its reply are for the keys it asked for (a value for another key is a reply out of step,
+    /// a stray or extra reply from the server, and every reply behind it would go to the wrong
+    /// request), and the whole of it to send again if a reply ahead of it is cut off.
+    asked: Option<Wire>,
     stream_from: usize,
     queued: tokio::time::Instant,
     deadline: tokio::time::Instant,
+    /// Sent once already, before a reply ahead of it was cut off: not sent a third time.
+    resent: bool,
     reply: Reply,
+}
+
+impl InFlight {
+    /// The job again, to be sent on the next connection with a fresh timeout, if it is a
+    /// classic retrieval not sent again before; else where its reply (an error now) goes.
+    fn resend(self, now: tokio::time::Instant) -> Result<Job, Reply> {
+        let Some(wire) = self.asked.filter(|_| !self.resent) else {
+            return Err(self.reply);
+        };
+        Ok(Job {
+            wire,
+            kind: self.kind,
+            stream_from: self.stream_from,
+            queued: now,
+            deadline: now + self.deadline.saturating_duration_since(self.queued),
+            resent: true,
+            reply: self.reply,
+        })
+    }
+}
+
+/// How long a reply may go without a byte and still count as arriving: a quarter of its
+/// request's timeout (the share a streamed value's client may stall for, too).
+fn arriving_window(timeout: Duration) -> Duration {
+    timeout / 4
 }
 
 pub(super) async fn drive(
@@ -92,9 +135,16 @@ pub(super) async fn drive(
         let stream = match connect {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
+                let err = super::connect_failed(&e);
+                if let BackendError::Local(what) = err {
+                    // The router's own shortage: the server is not to blame.
+                    spec.health.local_shortage(what);
+                    first.reply.send(Err(err.clone()));
+                    jobs.fail_all(&err);
+                    continue;
+                }
                 // A refused connect is unambiguous: nothing listens there.
                 let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
-                let err = BackendError::Connect(e.kind().to_string());
                 fail_queued(first, &jobs, &err, &spec, refused);
                 continue;
             }
@@ -108,6 +158,12 @@ pub(super) async fn drive(
         match err {
             BackendError::Shutdown => return,
             BackendError::Timeout => spec.health.timeouts.inc(),
+            BackendError::StillArriving { .. } => {
+                // The request's doing, not the server's: see the module's notes on blame.
+                spec.health.replies_cut.inc();
+                tracing::debug!(backend = %spec.address, error = %err, "reply cut off");
+                continue;
+            }
             _ => {}
         }
         tracing::debug!(backend = %spec.address, error = %err, "backend connection ended");
@@ -160,8 +216,32 @@ async fn serve(
         e = write_jobs(wr, first, jobs, &inflight, &wake) => e,
         e = read_replies(rd, &inflight, &wake, health, worker, stats) => e,
     };
-    let lost = !inflight.borrow().is_empty();
-    for f in inflight.borrow_mut().drain(..) {
+    let mut inflight = inflight.into_inner();
+    let lost = !inflight.is_empty();
+    if let BackendError::StillArriving { .. } = err {
+        // The oldest job's reply outlasted its timeout: it fails alone. Those behind it lose
+        // their place on the connection; reads are sent again on the next one.
+        if let Some(f) = inflight.pop_front() {
+            f.reply.send(Err(err.clone()));
+        }
+        let now = tokio::time::Instant::now();
+        let mut again = Vec::new();
+        for f in inflight {
+            match f.resend(now) {
+                Ok(job) => {
+                    health.resent.inc();
+                    again.push(job);
+                }
+                Err(reply) => {
+                    health.cut_behind.inc();
+                    reply.send(Err(BackendError::CutBehind));
+                }
+            }
+        }
+        jobs.requeue(again);
+        return (err, false);
+    }
+    for f in inflight {
         f.reply.send(Err(err.clone()));
     }
     (err, lost)
@@ -199,11 +279,10 @@ async fn write_jobs(
                     stream_from,
                     queued,
                     deadline,
+                    resent,
                     reply,
                 } = j;
-                let asked = (kind == ReplyKind::Retrieval)
-                    .then(|| wire.parts().first().cloned())
-                    .flatten();
+                let asked = (kind == ReplyKind::Retrieval).then(|| wire.clone());
                 out.push_wire(wire);
                 inflight.borrow_mut().push_back(InFlight {
                     kind,
@@ -211,6 +290,7 @@ async fn write_jobs(
                     stream_from,
                     queued,
                     deadline,
+                    resent,
                     reply,
                 });
                 batch += 1;
@@ -224,7 +304,7 @@ async fn write_jobs(
         }
         wake.notify_one();
         if let Err(e) = out.flush_to(&mut wr).await {
-            return BackendError::Io(e.kind().to_string());
+            return super::io_error(&e);
         }
     }
 }
@@ -292,6 +372,7 @@ async fn read_replies(
                     let answers = inflight.borrow().front().is_none_or(|f| {
                         f.asked
                             .as_ref()
+                            .and_then(|wire| wire.parts().first())
                             .is_none_or(|line| values_answer(line, &buf[..consumed]))
                     });
                     if !answers {
@@ -313,9 +394,9 @@ async fn read_replies(
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
-        let deadline = inflight.borrow().front().map(|f| f.deadline);
-        match deadline {
-            Some(deadline) => {
+        let front = inflight.borrow().front().map(|f| (f.deadline, f.queued));
+        match front {
+            Some((deadline, queued)) => {
                 if armed.is_none_or(|at| deadline < at) {
                     timer.as_mut().reset(deadline);
                     armed = Some(deadline);
@@ -325,11 +406,23 @@ async fn read_replies(
                     r = read_some(rd.as_ref(), &mut buf) => match r {
                         Ok(0) => return BackendError::Closed,
                         Ok(_) => now = tokio::time::Instant::now(),
-                        Err(e) => return BackendError::Io(e.kind().to_string()),
+                        Err(e) => return super::io_error(&e),
                     },
                     () = &mut timer => {
                         armed = None;
-                        if tokio::time::Instant::now() >= deadline {
+                        let at = tokio::time::Instant::now();
+                        if at >= deadline {
+                            // Part of the reply is in (whole replies are split off above), and
+                            // the last read was recent: the server is busy sending it.
+                            let timeout = deadline.saturating_duration_since(queued);
+                            let arriving = !buf.is_empty()
+                                && at.saturating_duration_since(now) <= arriving_window(timeout);
+                            if arriving {
+                                return BackendError::StillArriving {
+                                    received: buf.len(),
+                                    timeout_ms: timeout.as_millis() as u64,
+                                };
+                            }
                             return BackendError::Timeout;
                         }
                     }
@@ -344,7 +437,7 @@ async fn read_replies(
                     r = read_some(rd.as_ref(), &mut buf) => match r {
                         Ok(0) => return BackendError::Closed,
                         Ok(_) => now = tokio::time::Instant::now(),
-                        Err(e) => return BackendError::Io(e.kind().to_string()),
+                        Err(e) => return super::io_error(&e),
                     },
                 }
             }
@@ -409,7 +502,7 @@ async fn pass_value(
         let e = match tokio::time::timeout(stall, rd.read_buf(buf)).await {
             Ok(Ok(0)) => BackendError::Closed,
             Ok(Ok(_)) => continue,
-            Ok(Err(e)) => BackendError::Io(e.kind().to_string()),
+            Ok(Err(e)) => super::io_error(&e),
             Err(_) => BackendError::Timeout,
         };
         broken(client, &e, stats);

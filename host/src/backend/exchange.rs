@@ -37,7 +37,7 @@ pub(crate) async fn read_reply(
             Err(_) => return Err(BackendError::Timeout),
             Ok(Ok(0)) => return Err(BackendError::Closed),
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(BackendError::Io(e.kind().to_string())),
+            Ok(Err(e)) => return Err(super::io_error(&e)),
         }
     }
 }
@@ -53,12 +53,12 @@ pub(crate) async fn exchange(
     let connect = tokio::time::timeout_at(deadline, TcpStream::connect(address)).await;
     let mut conn = match connect {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(BackendError::Connect(e.kind().to_string())),
+        Ok(Err(e)) => return Err(super::connect_failed(&e)),
         Err(_) => return Err(BackendError::ConnectTimeout),
     };
     match tokio::time::timeout_at(deadline, conn.write_all(request)).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(BackendError::Io(e.kind().to_string())),
+        Ok(Err(e)) => return Err(super::io_error(&e)),
         Err(_) => return Err(BackendError::Timeout),
     }
     read_reply(&conn, kind, deadline).await

@@ -40,6 +40,9 @@ pub(crate) struct Job {
     pub(super) stream_from: usize,
     pub(super) queued: tokio::time::Instant,
     pub(super) deadline: tokio::time::Instant,
+    /// Sent once already, on a connection reset behind a reply cut off at its timeout: not
+    /// sent a third time.
+    pub(super) resent: bool,
     /// Where its reply goes.
     pub(super) reply: Reply,
 }
@@ -123,6 +126,7 @@ impl JobQueue {
             stream_from,
             queued,
             deadline,
+            resent: false,
             reply: Reply {
                 sender: reply,
                 _charge: Charge {
@@ -156,6 +160,20 @@ impl JobQueue {
             }
             self.arrived.wait().await;
         }
+    }
+
+    /// Puts `again` (jobs taken from the queue before, in their order) back at its front, to be
+    /// sent before anything queued since.
+    pub(super) fn requeue(&self, again: Vec<Job>) {
+        if again.is_empty() {
+            return;
+        }
+        let mut jobs = self.jobs.borrow_mut();
+        for job in again.into_iter().rev() {
+            jobs.push_front(job);
+        }
+        drop(jobs);
+        self.arrived.notify();
     }
 
     /// Fails every queued job with `err`.
