@@ -454,6 +454,18 @@ pub fn watch(control: Arc<Control>, start: Watched, signal: mpsc::Receiver<Watch
             continue;
         }
         if now != seen {
+            // A burst of writes (an editor's, a deploy's, a file written in pieces) is one
+            // change: wait until the files hold still for a moment, so that a half-written
+            // file is not reloaded (and refused) on the way.
+            let mut now = now;
+            for _ in 0..MAX_SETTLE_LOOKS {
+                std::thread::sleep(SETTLE);
+                let again = files.look(&config);
+                if again == now {
+                    break;
+                }
+                now = again;
+            }
             tracing::info!(file = %config.origin.display(), "change detected; reloading");
             // A refused reload is logged and counted; the files are looked at again when they
             // change.
@@ -462,6 +474,12 @@ pub fn watch(control: Arc<Control>, start: Watched, signal: mpsc::Receiver<Watch
         }
     }
 }
+
+/// How long watched files must hold still after a change before it is reloaded.
+const SETTLE: Duration = Duration::from_millis(30);
+/// Looks the watcher takes at most waiting for files to hold still (a file rewritten without
+/// end is reloaded anyway after them).
+const MAX_SETTLE_LOOKS: usize = 20;
 
 /// Content hashes of watched files, by path (`None`: missing or unreadable).
 type Hashes = HashMap<PathBuf, Option<u64>>;

@@ -280,6 +280,7 @@ fn a_silent_server_is_still_blamed_for_a_timeout() {
 
 #[test]
 fn out_of_file_descriptors_the_router_blames_itself_and_the_server_stays_up() {
+    let _heavy = switchyard_tests::heavy();
     let server = Memcached::start();
     let address = server.address();
     server.client().set("k", b"v");
