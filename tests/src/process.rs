@@ -116,6 +116,26 @@ impl RouterProcess {
             .unwrap_or(0)
     }
 
+    /// Waits until it catches SIGHUP and SIGTERM (`SigCgt` in `/proc/PID/status`): its main
+    /// thread has then built what it waits for signals with, the last of what it sets up at
+    /// start (its listeners accept before that). Then its descriptors are those of a running
+    /// router, and lowering its limit on open files cannot make its start fail.
+    pub fn wait_until_started(&self) {
+        let wanted = (1u64 << (Signal::HUP.as_raw() - 1)) | (1u64 << (Signal::TERM.as_raw() - 1));
+        let caught = poll_until(STARTUP_DEADLINE, || {
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+            (mask & wanted == wanted).then_some(())
+        });
+        assert!(
+            caught.is_some(),
+            "switchyard {} does not catch SIGHUP and SIGTERM after {STARTUP_DEADLINE:?}",
+            self.child.id()
+        );
+    }
+
     /// The numbers of the file descriptors it has open now (`/proc/PID/fd`), in order. A new
     /// descriptor takes the lowest number not among them; past the limit on open files (a
     /// limit on that number, not on how many are open) it fails with `EMFILE`.
