@@ -570,24 +570,6 @@ fn has_level(line: &str) -> bool {
         .any(|level| line.contains(level))
 }
 
-/// `text` without ANSI escape sequences (`ESC [ ... letter`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// 5,000 trapping requests in two seconds make a handful of log lines, not 5,000: the router
 /// logs a fault kind of a node once per interval with a count of those it did not log. Lines
 /// are whole (none is a fragment of a message split over lines) and say "wasm trap" once.
@@ -645,7 +627,7 @@ fn faults_do_not_flood_the_log() {
     let sent_in = started.elapsed();
     // A last line for the interval (with its count) may follow the last fault.
     std::thread::sleep(Duration::from_secs(1));
-    let log = strip_ansi(&router.log()[start_at..]);
+    let log = switchyard_tests::process::strip_ansi(&router.log()[start_at..]);
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     let about_faults: Vec<&&str> = lines
         .iter()

@@ -225,7 +225,7 @@ impl RouterProcess {
 }
 
 /// `text` without its ANSI escape sequences (the log's colours and styles).
-fn strip_ansi(text: &str) -> String {
+pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
