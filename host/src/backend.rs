@@ -59,8 +59,9 @@ pub struct Body {
 }
 
 /// Why a backend request produced no reply. Most are the server's doing; the exceptions are
-/// named as such ([`BackendError::StillArriving`], [`BackendError::CutBehind`],
-/// [`BackendError::Local`]), and `error::RequestError` blames them elsewhere.
+/// named as such ([`BackendError::StillArriving`], [`BackendError::TooLarge`],
+/// [`BackendError::CutBehind`], [`BackendError::Local`]), and `error::RequestError` blames them
+/// elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// The TCP connect failed (refused, unreachable, ...).
@@ -88,10 +89,18 @@ pub enum BackendError {
         /// The request's timeout.
         timeout_ms: u64,
     },
-    /// The request was in flight behind a reply cut off as [`BackendError::StillArriving`],
-    /// and is not one that can be sent again (it may have been applied): its reply can no
-    /// longer be told apart.
-    #[error("reset behind a reply that exceeded its timeout")]
+    /// The reply grew past the pool's `max_reply_bytes` before its end (a multi-get of more
+    /// long values than that): the request's doing, not the server's. Holding it whole would
+    /// cost the router memory without bound; the connection is reset.
+    #[error("exceeded max_reply_bytes ({limit}) before its end")]
+    TooLarge {
+        /// The pool's `max_reply_bytes`.
+        limit: usize,
+    },
+    /// The request was in flight behind a reply cut off (as [`BackendError::StillArriving`]
+    /// or [`BackendError::TooLarge`]), and is not one that can be sent again (it may have been
+    /// applied): its reply can no longer be told apart.
+    #[error("reset behind a reply that was cut off")]
     CutBehind,
     /// The server closed the connection.
     #[error("connection closed")]
@@ -189,6 +198,8 @@ pub struct DestinationSpec {
     pub policy: HealthPolicy,
     /// Bytes of requests one worker may have queued or in flight at this server.
     pub max_outstanding_bytes: usize,
+    /// Bytes of one reply gathered whole before the request is failed and the reply cut off.
+    pub max_reply_bytes: usize,
     /// Shared by every worker.
     pub health: Arc<Health>,
 }
@@ -243,6 +254,7 @@ impl Destination {
             && mine.connect_timeout == spec.connect_timeout
             && mine.policy == spec.policy
             && mine.max_outstanding_bytes == spec.max_outstanding_bytes
+            && mine.max_reply_bytes == spec.max_reply_bytes
             && Arc::ptr_eq(&mine.health, &spec.health)
     }
 

@@ -66,6 +66,13 @@ pub const DEFAULT_PROBE_CEILING: Duration = Duration::from_millis(500);
 pub const DEFAULT_MAX_OUTSTANDING_BYTES: usize = 32 << 20;
 /// Smallest `max_outstanding_bytes`: a few requests' worth.
 pub const MIN_OUTSTANDING_BYTES: usize = 1 << 10;
+/// Bytes of one reply the router gathers whole (a multi-get's, or a value too short to stream)
+/// before it gives up on it: sixty-four of memcached's largest default items. A multi-get
+/// asking for more than this from one server fails alone (`max_reply_bytes`), instead of holding
+/// a reply of any size in memory.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 64 << 20;
+/// Smallest `max_reply_bytes`.
+pub const MIN_REPLY_BYTES: usize = 64 << 10;
 /// Plugin faults after which a newly published generation is replaced by the previous
 /// configuration: far more than a plugin with an occasional bad key produces, few enough that a
 /// plugin trapping on every request is gone within a fraction of a second under load.
@@ -236,6 +243,8 @@ pub struct PoolConfig {
     pub probe_ceiling: Duration,
     /// Bytes of requests one worker may have queued or in flight at one server.
     pub max_outstanding_bytes: usize,
+    /// Bytes of one reply a server may send before its end, when the reply is gathered whole.
+    pub max_reply_bytes: usize,
     /// What the pool does when its hashing plugin faults.
     pub on_fault: OnFault,
     /// Where deletes that fail on a server are kept to be replayed (`delete_spool`), if

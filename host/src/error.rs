@@ -239,7 +239,7 @@ impl RequestError {
     pub fn side(&self) -> Side {
         match self {
             RequestError::Backend { cause, .. } => match cause {
-                BackendError::StillArriving { .. } => Side::Client,
+                BackendError::StillArriving { .. } | BackendError::TooLarge { .. } => Side::Client,
                 BackendError::Local(_) | BackendError::CutBehind => Side::Internal,
                 _ => Side::Backend,
             },
@@ -273,6 +273,7 @@ impl RequestError {
                 | BackendError::Shutdown => true,
                 BackendError::Timeout
                 | BackendError::StillArriving { .. }
+                | BackendError::TooLarge { .. }
                 | BackendError::CutBehind
                 | BackendError::Closed
                 | BackendError::Io(_)
@@ -382,7 +383,9 @@ impl fmt::Display for RequestError {
         match self {
             // Each names who failed first: the server, its reply, or the router.
             RequestError::Backend { address, cause } => match cause {
-                BackendError::StillArriving { .. } => write!(f, "reply from {address} {cause}"),
+                BackendError::StillArriving { .. } | BackendError::TooLarge { .. } => {
+                    write!(f, "reply from {address} {cause}")
+                }
                 BackendError::CutBehind => write!(f, "connection to {address} {cause}"),
                 BackendError::Local(what) => write!(f, "router {what} connecting to {address}"),
                 _ => write!(f, "backend {address} {cause}"),
@@ -517,11 +520,17 @@ mod tests {
              arriving (123456 bytes received)\r\n",
         );
         check(
+            &backend(BackendError::TooLarge { limit: 65536 }),
+            Side::Client,
+            false,
+            "SERVER_ERROR reply from 127.0.0.1:11211 exceeded max_reply_bytes (65536) before its \
+             end\r\n",
+        );
+        check(
             &backend(BackendError::CutBehind),
             Side::Internal,
             false,
-            "SERVER_ERROR connection to 127.0.0.1:11211 reset behind a reply that exceeded its \
-             timeout\r\n",
+            "SERVER_ERROR connection to 127.0.0.1:11211 reset behind a reply that was cut off\r\n",
         );
         let local = [
             (LocalShortage::FileDescriptors, "out of file descriptors"),

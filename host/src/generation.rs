@@ -213,12 +213,16 @@ impl Generation {
                             probe_timeout: pool.connect_timeout + pool.timeout,
                         },
                         max_outstanding_bytes: pool.max_outstanding_bytes,
+                        max_reply_bytes: pool.max_reply_bytes,
                         health,
                     });
                     destinations.len() - 1
                 });
                 let spec = &mut destinations[dest];
                 spec.connect_timeout = spec.connect_timeout.min(pool.connect_timeout);
+                // Pools sharing a server share its connection: no pool's replies are cut
+                // short of its own bound.
+                spec.max_reply_bytes = spec.max_reply_bytes.max(pool.max_reply_bytes);
                 children.push(Target::Server {
                     dest,
                     timeout: pool.timeout,

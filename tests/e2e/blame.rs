@@ -24,6 +24,8 @@ const ONE_STRIKE: &str = "failure_limit = 1\nprobe_floor_ms = 10000\nprobe_ceili
 /// A router with one worker (so every client's requests to a server share one backend
 /// connection: the hard case) in front of one pool `main` of `servers`. A loaded machine can
 /// hold up a plugin call for longer than the default 10 ms; these tests are about servers.
+/// Replies are gathered up to 4 GiB (`max_reply_bytes`), so that a long reply meets its timeout
+/// here, not the size bound (`memory.rs` tests that).
 fn one_worker_config(listen: &str, servers: &[String], timeout_ms: u64) -> String {
     format!(
         r#"
@@ -41,6 +43,7 @@ route = "main"
 servers = {}
 timeout_ms = {timeout_ms}
 connect_timeout_ms = 200
+max_reply_bytes = 4294967296
 {ONE_STRIKE}
 "#,
         toml_servers(servers)

@@ -267,3 +267,76 @@ fn memory_comes_back_after_a_spike() {
         peak >> 20
     );
 }
+
+/// One client's `get` of 2,000 copies of a 500 kB key: a 1 GB reply from one server, with a
+/// timeout long enough for all of it to arrive. The router gathers at most the pool's
+/// `max_reply_bytes` of it (its read buffer grows no further; a growth step holds one and a
+/// half times that for a moment), fails that request alone with an error naming the bound, and
+/// does not blame the server.
+#[test]
+fn a_gigabyte_multi_get_holds_at_most_max_reply_bytes_and_fails_alone() {
+    let _heavy = switchyard_tests::heavy();
+    const COPIES: usize = 2000;
+    const LEN: usize = 500_000;
+    const BOUND: usize = 16 << 20;
+    let server = Memcached::start();
+    let address = server.address();
+    let spec = server.spec();
+    server.client().set("multi:big", &vec![b'x'; LEN]);
+    server.client().set("multi:small", b"v");
+    let router = RouterProcess::start("memory-multi-get", |listen| {
+        format!(
+            "[server]\nworkers = 1\nwatch = false\n\n[[listeners]]\naddress = \"{listen}\"\n\
+             route = \"main\"\n\n[pools.main]\nservers = [\"{spec}\"]\ntimeout_ms = 30000\n\
+             max_reply_bytes = {BOUND}\nfailure_limit = 1\nprobe_floor_ms = 10000\n\
+             probe_ceiling_ms = 10000\n"
+        )
+    });
+    let mut client = Client::connect(router.addr()).with_deadline(Duration::from_secs(60));
+    // Under the bound, a multi-get of long values is answered whole, as before.
+    let some = format!("get{}\r\n", " multi:big".repeat(BOUND / LEN / 2));
+    let reply = client.request(some.as_bytes());
+    assert!(
+        reply.len() > (BOUND / LEN / 2) * LEN && reply.ends_with(b"END\r\n"),
+        "a multi-get under the bound: {:?}",
+        String::from_utf8_lossy(&reply[..reply.len().min(200)])
+    );
+    let baseline = router.status_bytes("VmRSS");
+
+    let huge = format!("get{}\r\n", " multi:big".repeat(COPIES));
+    for round in 0..3 {
+        let started = Instant::now();
+        let reply = client.request(huge.as_bytes());
+        let text = String::from_utf8_lossy(&reply[..reply.len().min(300)]).into_owned();
+        println!("round {round}: {text:?} after {:?}", started.elapsed());
+        assert_eq!(
+            text,
+            format!(
+                "SERVER_ERROR reply from {address} exceeded max_reply_bytes ({BOUND}) before \
+                 its end\r\n"
+            )
+        );
+        // The connection was reset, not the client's: it goes on.
+        assert_eq!(client.get("multi:small").as_deref(), Some(&b"v"[..]));
+    }
+    let peak = router.peak_rss();
+    let grew = peak.saturating_sub(baseline);
+    let state = client.backend_stat(&address, "state");
+    let marked = client.backend_stat(&address, "marked_down");
+    let cut = client.backend_stat(&address, "replies_cut");
+    println!(
+        "3 gets of {COPIES} x {LEN} B with max_reply_bytes {} MiB: router RSS +{} MiB at the \
+         peak; server state {state:?}, marked_down {marked:?}, replies_cut {cut:?}",
+        BOUND >> 20,
+        grew >> 20
+    );
+    assert_eq!(state.as_deref(), Some("up"));
+    assert_eq!(marked.as_deref(), Some("0"));
+    assert_eq!(cut.as_deref(), Some("3"));
+    assert!(
+        grew <= BOUND * 3 / 2 + (48 << 20),
+        "router RSS grew by {} MiB with max_reply_bytes {} MiB",
+        grew >> 20,
+        BOUND >> 20
+    );
+}

@@ -30,8 +30,12 @@
 //!   behind it lose only their place: classic retrievals are sent again, once, on the next
 //!   connection with a fresh timeout (a read sent twice does no harm); anything else may have
 //!   been applied already and can no longer be told its reply, so it fails with `connection to
-//!   <addr> reset behind a reply that exceeded its timeout`. Nothing counts against the
-//!   server.
+//!   <addr> reset behind a reply that was cut off`. Nothing counts against the server.
+//! - A reply gathered whole (anything but a long value streamed to one client: a multi-get's,
+//!   say) that grows past the pool's `max_reply_bytes` before its end is cut off the same way,
+//!   with `reply from <addr> exceeded max_reply_bytes (N) before its end`: a `get` of two
+//!   thousand copies of a 500 kB key costs the router that bound (its read buffer grows no
+//!   further; see [`make_room`]), not a 1 GB buffer.
 //!
 //! A long value in a reply to a job that allows streaming is not held whole: the job completes
 //! with the header line as soon as it is in, and the reader passes the value on in chunks as
@@ -57,7 +61,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 
 use super::jobs::{Job, JobQueue, Reply};
-use super::{BackendError, BackendReply, Body, DestinationSpec, Health};
+use super::{BackendError, BackendReply, Body, DestinationSpec};
 use crate::stats::WorkerStats;
 use crate::wire::{Wire, WriteQueue, read_some};
 
@@ -154,11 +158,11 @@ pub(super) async fn drive(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (err, lost) = serve(stream, first, &jobs, &spec.health, worker, &stats).await;
+        let (err, lost) = serve(stream, first, &jobs, &spec, worker, &stats).await;
         match err {
             BackendError::Shutdown => return,
             BackendError::Timeout => spec.health.timeouts.inc(),
-            BackendError::StillArriving { .. } => {
+            BackendError::StillArriving { .. } | BackendError::TooLarge { .. } => {
                 // The request's doing, not the server's: see the module's notes on blame.
                 spec.health.replies_cut.inc();
                 tracing::debug!(backend = %spec.address, error = %err, "reply cut off");
@@ -202,10 +206,11 @@ async fn serve(
     stream: TcpStream,
     first: Job,
     jobs: &JobQueue,
-    health: &Health,
+    spec: &DestinationSpec,
     worker: usize,
     stats: &WorkerStats,
 ) -> (BackendError, bool) {
+    let health = &*spec.health;
     let (rd, wr) = stream.into_split();
     let inflight = RefCell::new(VecDeque::<InFlight>::new());
     let wake = Notify::new();
@@ -214,13 +219,14 @@ async fn serve(
         // the connection, so that `first` is failed with the connection's error, not dropped.
         biased;
         e = write_jobs(wr, first, jobs, &inflight, &wake) => e,
-        e = read_replies(rd, &inflight, &wake, health, worker, stats) => e,
+        e = read_replies(rd, &inflight, &wake, spec, worker, stats) => e,
     };
     let mut inflight = inflight.into_inner();
     let lost = !inflight.is_empty();
-    if let BackendError::StillArriving { .. } = err {
-        // The oldest job's reply outlasted its timeout: it fails alone. Those behind it lose
-        // their place on the connection; reads are sent again on the next one.
+    if let BackendError::StillArriving { .. } | BackendError::TooLarge { .. } = err {
+        // The oldest job's reply outlasted its timeout or its size bound: it fails alone.
+        // Those behind it lose their place on the connection; reads are sent again on the
+        // next one.
         if let Some(f) = inflight.pop_front() {
             f.reply.send(Err(err.clone()));
         }
@@ -313,10 +319,11 @@ async fn read_replies(
     mut rd: OwnedReadHalf,
     inflight: &RefCell<VecDeque<InFlight>>,
     wake: &Notify,
-    health: &Health,
+    spec: &DestinationSpec,
     worker: usize,
     stats: &WorkerStats,
 ) -> BackendError {
+    let health = &*spec.health;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     // One timer for the connection, armed at the oldest request's deadline and re-armed only
     // when it fires early or a request with an earlier deadline becomes the oldest: a timer per
@@ -391,9 +398,13 @@ async fn read_replies(
                 }
             }
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+        // Whole replies are split off above: what is left is part of the oldest job's.
+        if buf.len() >= spec.max_reply_bytes {
+            return BackendError::TooLarge {
+                limit: spec.max_reply_bytes,
+            };
         }
+        make_room(&mut buf, spec.max_reply_bytes);
         let front = inflight.borrow().front().map(|f| (f.deadline, f.queued));
         match front {
             Some((deadline, queued)) => {
@@ -443,6 +454,24 @@ async fn read_replies(
             }
         }
     }
+}
+
+/// Makes room in the read buffer for the next read, growing it by doubling (so that a long
+/// reply costs few copies) up to `limit` and no further: once it is that long and full, the
+/// reply in it is cut off (a growth step holds the old buffer and the new one for a moment:
+/// at most one and a half times `limit`).
+fn make_room(buf: &mut BytesMut, limit: usize) {
+    let capacity = buf.capacity();
+    if capacity - buf.len() >= READ_CHUNK / 4 || capacity >= limit {
+        return;
+    }
+    if capacity.saturating_mul(2) <= limit {
+        buf.reserve(READ_CHUNK);
+        return;
+    }
+    let mut last = BytesMut::with_capacity(limit);
+    last.extend_from_slice(buf);
+    *buf = last;
 }
 
 /// Passes on the rest of a reply whose header `head` has been taken from `buf`: the value and

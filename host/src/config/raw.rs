@@ -76,6 +76,7 @@ pub struct RawPool {
     pub probe_floor_ms: Option<Spanned<i64>>,
     pub probe_ceiling_ms: Option<Spanned<i64>>,
     pub max_outstanding_bytes: Option<Spanned<i64>>,
+    pub max_reply_bytes: Option<Spanned<i64>>,
     pub on_fault: Option<Spanned<String>>,
     pub delete_spool: Option<Spanned<String>>,
     pub delete_spool_max_bytes: Option<Spanned<i64>>,

@@ -349,6 +349,15 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 .map_or(super::DEFAULT_MAX_OUTSTANDING_BYTES, |n| {
                     n.unsigned_abs() as usize
                 }),
+            max_reply_bytes: cx
+                .int_in(
+                    &pool.max_reply_bytes,
+                    &format!("{key}.max_reply_bytes"),
+                    super::MIN_REPLY_BYTES as i64..=1 << 40,
+                )?
+                .map_or(super::DEFAULT_MAX_REPLY_BYTES, |n| {
+                    n.unsigned_abs() as usize
+                }),
         });
     }
 
@@ -785,6 +794,13 @@ mod tests {
         assert_eq!(c.pools[0].max_outstanding_bytes, 65536);
         let e = check(&format!("{POOL}max_outstanding_bytes = 10\n")).expect_err("range");
         assert_eq!(e.key, "pools.main.max_outstanding_bytes");
+        let c = check(POOL).expect("defaults");
+        assert_eq!(
+            c.pools[0].max_reply_bytes,
+            crate::config::DEFAULT_MAX_REPLY_BYTES
+        );
+        let e = check(&format!("{POOL}max_reply_bytes = 1000\n")).expect_err("range");
+        assert_eq!(e.key, "pools.main.max_reply_bytes");
     }
 
     #[test]
