@@ -385,7 +385,7 @@ impl Session {
                     ));
                     consumed
                 }
-                Framed::Parsed(Parsed::Close { .. }) => {
+                Framed::Parsed(Parsed::Close { .. }) | Framed::TlsHello => {
                     self.events.push(Event::Close);
                     self.closed = true;
                     0

@@ -99,6 +99,7 @@ fn get(key: &[u8]) -> RouteInput<'_> {
         exptime: 0,
         value_len: 0,
         listener: 0,
+        identity: None,
     }
 }
 

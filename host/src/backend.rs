@@ -9,6 +9,7 @@ mod connection;
 mod exchange;
 mod health;
 mod jobs;
+pub(crate) mod link;
 mod slots;
 
 use std::net::SocketAddr;
@@ -74,6 +75,10 @@ pub enum BackendError {
     /// The TCP connect did not finish within the pool's connect timeout.
     #[error("connect timed out")]
     ConnectTimeout,
+    /// The TLS handshake with the server failed (its certificate did not verify, it does not
+    /// speak TLS, ...): why, in rustls's words.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     /// No reply within the pool's request timeout, the server silent; the connection is reset.
     #[error("timed out")]
     Timeout,
@@ -170,6 +175,12 @@ pub(crate) fn connect_failed(e: &std::io::Error) -> BackendError {
     }
 }
 
+/// Whether a connect failed because nothing listens there (`connect_failed` of a
+/// `ConnectionRefused`): unambiguous, so the server is marked down at once.
+pub(crate) fn refused(err: &BackendError) -> bool {
+    matches!(err, BackendError::Connect(why) if *why == std::io::ErrorKind::ConnectionRefused.to_string())
+}
+
 /// A failed read or write.
 pub(crate) fn io_error(e: &std::io::Error) -> BackendError {
     BackendError::Io(describe(e))
@@ -200,6 +211,8 @@ pub struct DestinationSpec {
     pub max_outstanding_bytes: usize,
     /// Bytes of one reply gathered whole before the request is failed and the reply cut off.
     pub max_reply_bytes: usize,
+    /// TLS to the server, if its pool has it.
+    pub tls: Option<crate::tls::Connector>,
     /// Shared by every worker.
     pub health: Arc<Health>,
 }
@@ -215,7 +228,7 @@ pub struct Destination {
     /// Where this worker's requests to the server wait for their replies.
     slots: Rc<slots::Slots>,
     /// Idle connections of their own ([`Destination::dedicated`]), kept for reuse.
-    spares: std::cell::RefCell<Vec<tokio::net::TcpStream>>,
+    spares: std::cell::RefCell<Vec<link::Link>>,
 }
 
 /// Idle dedicated connections one worker keeps per server: enough to save the connect for the
@@ -255,6 +268,7 @@ impl Destination {
             && mine.policy == spec.policy
             && mine.max_outstanding_bytes == spec.max_outstanding_bytes
             && mine.max_reply_bytes == spec.max_reply_bytes
+            && crate::tls::same(&mine.tls, &spec.tls)
             && Arc::ptr_eq(&mine.health, &spec.health)
     }
 
@@ -262,34 +276,29 @@ impl Destination {
     /// pipelined one (a long value passed on as it arrives): a spare one given back by an
     /// earlier such request if it is still open, else a new one. Fails at once when the server
     /// is marked down.
-    pub async fn dedicated(&self) -> Result<tokio::net::TcpStream, BackendError> {
+    pub async fn dedicated(&self) -> Result<link::Link, BackendError> {
         if !self.spec.health.is_up() {
             self.refused_down();
             return Err(BackendError::Down);
         }
         while let Some(spare) = self.spares.borrow_mut().pop() {
             // An open, idle connection has nothing to read; one the server closed reads EOF.
-            if let Err(e) = spare.try_read(&mut [0u8; 1])
-                && e.kind() == std::io::ErrorKind::WouldBlock
-            {
+            if spare.is_idle() {
                 return Ok(spare);
             }
         }
-        let connect = tokio::net::TcpStream::connect(self.spec.address);
-        match tokio::time::timeout(self.spec.connect_timeout, connect).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                Ok(stream)
-            }
-            Ok(Err(e)) => {
-                let err = connect_failed(&e);
-                if let BackendError::Local(what) = err {
-                    self.spec.health.local_shortage(what);
-                }
-                Err(err)
-            }
-            Err(_) => Err(BackendError::ConnectTimeout),
+        let connected = link::Link::connect(
+            self.spec.address,
+            self.spec.tls.as_ref(),
+            self.spec.connect_timeout,
+        )
+        .await;
+        match &connected {
+            Err(BackendError::Local(what)) => self.spec.health.local_shortage(*what),
+            Err(e @ BackendError::Tls(_)) => self.spec.health.tls_failed(e),
+            _ => {}
         }
+        connected
     }
 
     /// A request is refused because the server is down: counted, and the prober told that
@@ -301,7 +310,7 @@ impl Destination {
 
     /// Keeps a connection from [`Destination::dedicated`] whose request is complete (its
     /// reply read whole) for the next one, up to [`SPARE_CONNECTIONS`].
-    pub fn give_back(&self, conn: tokio::net::TcpStream) {
+    pub fn give_back(&self, conn: link::Link) {
         let mut spares = self.spares.borrow_mut();
         if spares.len() < SPARE_CONNECTIONS {
             spares.push(conn);

@@ -216,6 +216,38 @@ pub struct ListenerConfig {
     /// `ERROR Too many open connections` and closed. `None`: only the router-wide budget the
     /// open-file limit leaves (`server::client_budget`).
     pub max_connections: Option<usize>,
+    /// `[listeners.tls]`: clients connect over TLS.
+    pub tls: Option<ListenerTls>,
+}
+
+/// A TLS listener's files (`[listeners.tls]`), resolved against the config file's directory.
+/// Read when a generation is built (`tls.rs`), so that every reload reads them again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// The certificate chain, PEM, the listener's own certificate first.
+    pub cert: PathBuf,
+    /// Its private key, PEM.
+    pub key: PathBuf,
+    /// CA certificates, PEM: when set, a client must present a certificate that chains to one
+    /// of them (mutual TLS), and its names become the connection's identity.
+    pub client_ca: Option<PathBuf>,
+    /// Line of the `tls` table, for errors found while reading the files.
+    pub line: usize,
+}
+
+/// A pool's TLS to its servers (`[pools.NAME.tls]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolTls {
+    /// CA certificates, PEM, that a server's certificate must chain to.
+    pub ca: PathBuf,
+    /// The name every server's certificate must carry; `None`: each server's host as written
+    /// in `servers` (a DNS name, or an IP address checked against the certificate's IP
+    /// entries).
+    pub server_name: Option<String>,
+    /// A client certificate chain and its key, PEM, for servers that require one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Line of the `tls` table.
+    pub line: usize,
 }
 
 /// One `[pools.NAME]` table.
@@ -250,6 +282,8 @@ pub struct PoolConfig {
     /// Where deletes that fail on a server are kept to be replayed (`delete_spool`), if
     /// anywhere.
     pub delete_spool: Option<DeleteSpool>,
+    /// TLS to the servers, if any.
+    pub tls: Option<PoolTls>,
 }
 
 /// `[pools.NAME] delete_spool` and its settings: the reliable delete stream (`spool.rs`).

@@ -16,6 +16,7 @@
 //! a request half-read, and stops at the first moment it has neither: its replies are written,
 //! it says end of stream, and it closes without resetting ([`close_gently`]).
 
+mod transport;
 mod upload;
 
 use std::net::SocketAddr;
@@ -23,17 +24,19 @@ use std::task::Poll;
 
 use bytes::{Buf, BytesMut};
 use switchyard_protocol::{Framed, Framer, Limits, Parsed, ReplyKind};
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{ReadHalf, WriteHalf};
 
 use crate::dispatch::{
-    HeldRoute, Next, StreamRoute, answer, dispatch, dispatch_held, forwarded_line, stream_route,
+    Caller, HeldRoute, Next, StreamRoute, answer, dispatch, dispatch_held, forwarded_line,
+    stream_route,
 };
 use crate::drain::Admitted;
 use crate::reply::queue::ReplyQueue;
 use crate::reply::{Outcome, Pending};
 use crate::wire::WriteQueue;
 use crate::worker::Worker;
+use transport::{Halves, Input};
 use upload::{Uploaded, upload};
 
 /// Initial and minimum free space of a client's read buffer.
@@ -46,7 +49,7 @@ pub(crate) const MAX_UPLOADS: usize = 64;
 
 /// Serves one client until it quits, disconnects or sends something memcached would close on.
 ///
-/// This future, and the two below it, are written as functions returning `async move` blocks:
+/// This future, and the ones below it, are written as functions returning `async move` blocks:
 /// an `async fn` keeps its arguments twice in its state (as passed, and moved into the body),
 /// and this state is what every connection costs while idle.
 #[expect(
@@ -56,10 +59,95 @@ pub(crate) const MAX_UPLOADS: usize = 64;
 pub fn run(
     mut stream: TcpStream,
     admitted: Admitted,
+    caller: Caller,
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        let _ = stream.set_nodelay(true);
+        serve(&mut stream, &admitted, &caller).await;
+        if admitted.worker().connections.draining() {
+            close_gently(&stream);
+        }
+    }
+}
+
+/// How long a client has to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`run`] for a client of a TLS listener: the handshake first (a failed one is logged with the
+/// peer and the reason, counted as `tls_handshake_errors`, and ends the connection), then the
+/// same service over the session, and a `close_notify` at the end.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its state (see `run`)"
+)]
+pub fn run_tls(
+    stream: TcpStream,
+    acceptor: crate::tls::Acceptor,
+    admitted: Admitted,
     listener: SocketAddr,
 ) -> impl std::future::Future<Output = ()> {
     async move {
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().ok();
+        let stats = &admitted.worker().stats;
+        let accept = tokio_rustls::TlsAcceptor::from(acceptor.config).accept(stream);
+        let handshake = tokio::select! {
+            done = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept) => done,
+            // A drain does not wait for a handshake.
+            () = std::future::poll_fn(|cx| admitted.poll_drain(cx)) => return,
+        };
+        let session = match handshake {
+            Ok(Ok(session)) => session,
+            failed => {
+                stats.tls_handshake_errors.inc();
+                let reason = match failed {
+                    Ok(Err(e)) => crate::tls::reason(&e),
+                    _ => format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+                };
+                tracing::warn!(
+                    peer = %peer.map_or_else(|| "unknown".into(), |p| p.to_string()),
+                    %listener,
+                    mutual = acceptor.mutual,
+                    "TLS handshake failed: {reason}"
+                );
+                return;
+            }
+        };
+        stats.tls_connections.inc();
+        let identity = crate::tls::identity(session.get_ref().1.peer_certificates());
+        tracing::debug!(
+            peer = %peer.map_or_else(|| "unknown".into(), |p| p.to_string()),
+            %listener,
+            identity = identity.as_ref().map_or("-", |id| id.as_str()),
+            "TLS client connected"
+        );
+        // Boxed: a session is kilobytes, and only TLS connections pay for it.
+        let mut session = Box::new(std::cell::RefCell::new(session));
+        serve(&mut *session, &admitted, &Caller { listener, identity }).await;
+        let mut session = session.into_inner();
+        // Says `close_notify`, so the client can tell the end from a truncation.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            tokio::io::AsyncWriteExt::shutdown(&mut session),
+        )
+        .await;
+        if admitted.worker().connections.draining() {
+            close_gently(session.get_ref().0);
+        }
+    }
+}
+
+/// One connection's service, plaintext or TLS.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its state (see `run`)"
+)]
+fn serve<'a, S: Halves>(
+    stream: &'a mut S,
+    admitted: &'a Admitted,
+    caller: &'a Caller,
+) -> impl std::future::Future<Output = ()> + 'a {
+    async move {
         admitted.worker().stats.curr_connections.inc();
         admitted.worker().stats.total_connections.inc();
         // Read once, without keeping the generation: a connection must not hold it after a
@@ -80,10 +168,9 @@ pub fn run(
             )
         };
         {
-            // Borrowed halves: `into_split` would allocate an `Arc` per connection.
-            let (rd, wr) = stream.split();
+            let (rd, wr) = stream.halves();
             let reader = async {
-                read_requests(rd, &admitted, listener, &queue, framer).await;
+                read_requests(rd, admitted, caller, &queue, framer).await;
                 queue.close();
             };
             let writer = write_replies(wr, &queue);
@@ -98,21 +185,7 @@ pub fn run(
             }
         }
         admitted.worker().stats.curr_connections.dec();
-        if admitted.worker().connections.draining() {
-            close_gently(&stream);
-        }
     }
-}
-
-/// Whether the client has sent bytes not read yet, asked of the socket itself (tokio's
-/// readiness may not have caught up with them).
-fn has_input(stream: &TcpStream) -> bool {
-    use rustix::net::{RecvFlags, recv};
-    let mut byte = [0u8; 1];
-    matches!(
-        recv(stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
-        Ok((_, n)) if n > 0
-    )
 }
 
 /// Ends a connection a drain closes without resetting it: closing a socket with unread input
@@ -136,10 +209,10 @@ fn close_gently(stream: &TcpStream) {
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice in its state (see `run`)"
 )]
-fn read_requests<'a>(
-    mut rd: ReadHalf<'a>,
+fn read_requests<'a, R: Input + 'a>(
+    mut rd: R,
     admitted: &'a Admitted,
-    listener: SocketAddr,
+    caller: &'a Caller,
     queue: &'a ReplyQueue,
     mut framer: Framer,
 ) -> impl std::future::Future<Output = ()> + 'a {
@@ -157,17 +230,21 @@ fn read_requests<'a>(
             loop {
                 // Room first: the step's reply is then queued without waiting.
                 queue.room().await;
-                match next_step(
-                    &mut framer,
-                    &mut held,
-                    &mut buf,
-                    admitted.worker(),
-                    listener,
-                ) {
+                match next_step(&mut framer, &mut held, &mut buf, admitted.worker(), caller) {
                     Step::Reply(pending) => queue.push(pending),
                     Step::Next => {}
                     Step::Read => break,
                     Step::Close => return,
+                    Step::TlsHello => {
+                        admitted.worker().stats.tls_on_plain_listener.inc();
+                        admitted.worker().stats.client_errors.inc();
+                        tracing::warn!(
+                            peer = %rd.peer().map_or_else(|| "unknown".into(), |p| p.to_string()),
+                            listener = %caller.listener,
+                            "TLS client on a plaintext listener: connection closed"
+                        );
+                        return;
+                    }
                     Step::Last(pending) => {
                         queue.push(pending);
                         return;
@@ -204,28 +281,33 @@ fn read_requests<'a>(
                 // had already sent more (whose readiness then comes). 0: end of input, or of
                 // the wait.
                 let read = std::future::poll_fn(|cx| {
-                    loop {
-                        match rd.as_ref().poll_read_ready(cx) {
-                            Poll::Ready(Ok(())) => {}
-                            Poll::Ready(Err(_)) => return Poll::Ready(0),
-                            Poll::Pending => {
-                                return match admitted.poll_drain(cx) {
-                                    Poll::Ready(()) if !has_input(rd.as_ref()) => Poll::Ready(0),
-                                    _ => Poll::Pending,
-                                };
-                            }
+                    match rd.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(_)) => return Poll::Ready(0),
+                        Poll::Pending => {
+                            return match admitted.poll_drain(cx) {
+                                Poll::Ready(()) if !rd.has_input() => Poll::Ready(0),
+                                _ => Poll::Pending,
+                            };
                         }
-                        let mut lent = admitted.worker().read_buffer();
-                        match crate::wire::try_read_some(rd.as_ref(), &mut lent) {
-                            Ok(n) => {
-                                buf = lent;
-                                return Poll::Ready(n);
+                    }
+                    let mut lent = admitted.worker().read_buffer();
+                    match rd.poll_read_some(cx, &mut lent) {
+                        Poll::Ready(Ok(n)) => {
+                            buf = lent;
+                            Poll::Ready(n)
+                        }
+                        Poll::Ready(Err(_)) => {
+                            admitted.worker().return_read_buffer(lent, false);
+                            Poll::Ready(0)
+                        }
+                        // Nothing after all (and the task will be woken when there is).
+                        Poll::Pending => {
+                            admitted.worker().return_read_buffer(lent, false);
+                            match admitted.poll_drain(cx) {
+                                Poll::Ready(()) if !rd.has_input() => Poll::Ready(0),
+                                _ => Poll::Pending,
                             }
-                            // The readiness was stale (and is cleared now): wait again.
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                admitted.worker().return_read_buffer(lent, false);
-                            }
-                            Err(_) => return Poll::Ready(0),
                         }
                     }
                 })
@@ -239,7 +321,7 @@ fn read_requests<'a>(
                 buf.reserve(READ_CHUNK);
             }
             grew |= buf.capacity() > 2 * READ_CHUNK;
-            match crate::wire::read_some(rd.as_ref(), &mut buf).await {
+            match rd.read_some(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -261,6 +343,8 @@ enum Step {
     Last(Pending),
     /// A long value to pass to its server as it arrives.
     Upload(Box<Upload>),
+    /// A TLS client on this plaintext listener: close at once.
+    TlsHello,
 }
 
 /// Takes the next request (or the next bytes to drop) from the front of `buf` and dispatches
@@ -270,10 +354,11 @@ fn next_step(
     hold: &mut Option<Box<HeldRoute>>,
     buf: &mut BytesMut,
     worker: &Worker,
-    listener: SocketAddr,
+    caller: &Caller,
 ) -> Step {
     let parsed = match framer.next(buf) {
         Framed::Incomplete => return Step::Read,
+        Framed::TlsHello => return Step::TlsHello,
         Framed::Discard(n) => {
             buf.advance(n);
             return Step::Next;
@@ -289,8 +374,8 @@ fn next_step(
         Parsed::Request { request, consumed } => {
             let frame = buf.split_to(consumed).freeze();
             let next = match held {
-                Some(route) => dispatch_held(worker, &request, frame, listener, *route),
-                None => dispatch(worker, &request, frame, listener),
+                Some(route) => dispatch_held(worker, &request, frame, caller, *route),
+                None => dispatch(worker, &request, frame, caller),
             };
             match next {
                 Next::Reply(p) => Step::Reply(p),
@@ -316,7 +401,7 @@ fn next_step(
             let line = buf.split_to(consumed.min(buf.len())).freeze();
             if let Some(key) = delete {
                 let key = line.slice(key);
-                crate::dispatch::delete_quietly(worker, key, delete_base64, listener);
+                crate::dispatch::delete_quietly(worker, key, delete_base64, caller);
             }
             reply.map_or(Step::Next, ready)
         }
@@ -333,7 +418,7 @@ fn next_step(
             block,
         } => {
             let route = if worker.uploads.get() < MAX_UPLOADS {
-                stream_route(worker, &request, &buf[..line], listener)
+                stream_route(worker, &request, &buf[..line], caller)
             } else {
                 // Enough connections of its own to servers already: buffer this one.
                 StreamRoute::Whole(None)
@@ -383,12 +468,12 @@ struct Upload {
 
 impl Upload {
     /// Passes the value on; the reply to queue, or `None` when the client went away.
-    async fn run(
+    async fn run<R: Input>(
         self,
         worker: &Worker,
         framer: &mut Framer,
         buf: &mut BytesMut,
-        rd: &mut ReadHalf<'_>,
+        rd: &mut R,
     ) -> Option<Next> {
         let slot = UploadSlot::take(&worker.uploads);
         let Upload {
@@ -439,8 +524,8 @@ fn error_reply(reply: &'static [u8]) -> Outcome {
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice in its state (see `run`)"
 )]
-fn write_replies<'a>(
-    mut wr: WriteHalf<'a>,
+fn write_replies<'a, W: AsyncWrite + Unpin + 'a>(
+    mut wr: W,
     queue: &'a ReplyQueue,
 ) -> impl std::future::Future<Output = ()> + 'a {
     async move {

@@ -13,6 +13,7 @@ use crate::execute::{Origin, Req, worst_of};
 use crate::plugin::RouteInput;
 use crate::reply::{Outcome, Pending, merge_retrieval};
 use crate::route::Resolved;
+use crate::tls::Identity;
 use crate::wire::Wire;
 use crate::worker::{LocalGeneration, Worker};
 
@@ -29,12 +30,40 @@ pub enum Next {
     Close,
 }
 
+/// Where a client's requests come from: the listener it connected to, and who it is (from the
+/// certificate it presented on a mutual-TLS listener), which plugins may route by.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The listener's address.
+    pub listener: SocketAddr,
+    /// The client's identity (`tls::identity`), if it has one.
+    pub identity: Option<Identity>,
+}
+
+impl Caller {
+    /// The listener's place in `shared`'s config and the identity; `None` when a reload
+    /// removed the listener (its connections close at their next request).
+    fn via<'a>(&'a self, shared: &crate::generation::Generation) -> Option<Via<'a>> {
+        Some(Via {
+            listener: shared.listener_index(self.listener)?,
+            identity: self.identity.as_ref(),
+        })
+    }
+}
+
+/// [`Caller`] as one generation sees it: the listener's index, and the identity.
+#[derive(Debug, Clone, Copy)]
+struct Via<'a> {
+    listener: u32,
+    identity: Option<&'a Identity>,
+}
+
 /// Handles one request. `frame` holds exactly the request's bytes (line and data block), and
 /// the request's ranges index into it.
-pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketAddr) -> Next {
+pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Caller) -> Next {
     let generation = worker.generation();
     // A connection on a listener a reload removed is closed at its next request.
-    let Some(listener) = generation.shared.listener_index(local) else {
+    let Some(via) = caller.via(&generation.shared) else {
         return Next::Close;
     };
     let stats = &worker.stats;
@@ -62,10 +91,10 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketA
                 status: ReplyStatus::Ok,
             })
         }
-        Command::FlushAll => flush_all(&generation, listener, request, &frame),
+        Command::FlushAll => flush_all(&generation, via, request, &frame),
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {
             stats.cmd_get.inc();
-            retrieval(&generation, listener, request, &frame)
+            retrieval(&generation, via, request, &frame)
         }
         // After everything before it, which the in-order writer guarantees.
         Command::MetaNoop => Pending::Ready(Outcome::fixed(replies::MN, ReplyStatus::Ok)),
@@ -75,7 +104,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, local: SocketA
                 c if c.has_data_block() => stats.cmd_set.inc(),
                 _ => stats.cmd_other.inc(),
             }
-            keyed(&generation, request, &frame, listener, None)
+            keyed(&generation, request, &frame, via, None)
         }
     };
     answer(request, pending)
@@ -87,11 +116,11 @@ fn keyed(
     generation: &Rc<LocalGeneration>,
     request: &Request,
     frame: &Bytes,
-    listener: u32,
+    via: Via<'_>,
     held: Option<Resolved>,
 ) -> Pending {
     let mut decoded = [0u8; DECODED_KEY_BUF];
-    let input = keyed_input(request, frame, &mut decoded, listener);
+    let input = keyed_input(request, frame, &mut decoded, via);
     let kind = request.command.reply_kind().unwrap_or(ReplyKind::Line);
     let wire = forwarded(request, frame);
     let req = Req {
@@ -100,7 +129,7 @@ fn keyed(
         kind,
         origin: Origin::Client { request, frame },
     };
-    let root = generation.shared.roots[listener as usize];
+    let root = generation.shared.roots[via.listener as usize];
     match held {
         Some(resolved) => generation.run(resolved, &req),
         // A meta get's long value may stream to the client.
@@ -123,14 +152,15 @@ pub fn answer(request: &Request, pending: Pending) -> Next {
 
 /// What a plugin is given to route `key` of `request`: built here, once per key, for every
 /// route a client's request takes.
-fn route_input<'a>(request: &Request, key: &'a [u8], listener: u32) -> RouteInput<'a> {
+fn route_input<'a>(request: &Request, key: &'a [u8], via: Via<'a>) -> RouteInput<'a> {
     RouteInput {
         op: request.command.op().map_or(0, switchyard_sdk::Op::code),
         key,
         flags: request.flags,
         exptime: request.exptime,
         value_len: request.value.len() as u32,
-        listener,
+        listener: via.listener,
+        identity: via.identity,
     }
 }
 
@@ -154,9 +184,9 @@ fn keyed_input<'a>(
     request: &Request,
     buf: &'a [u8],
     decoded: &'a mut [u8; DECODED_KEY_BUF],
-    listener: u32,
+    via: Via<'a>,
 ) -> RouteInput<'a> {
-    route_input(request, request.routing_key(buf, decoded), listener)
+    route_input(request, request.routing_key(buf, decoded), via)
 }
 
 /// What becomes of a store whose long value is still arriving ([`stream_route`]).
@@ -181,15 +211,15 @@ pub fn stream_route(
     worker: &Worker,
     request: &Request,
     line: &[u8],
-    local: SocketAddr,
+    caller: &Caller,
 ) -> StreamRoute {
     let generation = worker.generation();
-    let Some(listener) = generation.shared.listener_index(local) else {
+    let Some(via) = caller.via(&generation.shared) else {
         return StreamRoute::Close;
     };
     let mut decoded = [0u8; DECODED_KEY_BUF];
-    let input = keyed_input(request, line, &mut decoded, listener);
-    let root = generation.shared.roots[listener as usize];
+    let input = keyed_input(request, line, &mut decoded, via);
+    let root = generation.shared.roots[via.listener as usize];
     match generation.resolve(root, &input) {
         Resolved::Server { dest, timeout } => {
             worker.stats.cmd_set.inc();
@@ -223,18 +253,18 @@ pub fn dispatch_held(
     worker: &Worker,
     request: &Request,
     frame: Bytes,
-    local: SocketAddr,
+    caller: &Caller,
     held: HeldRoute,
 ) -> Next {
     let HeldRoute {
         generation,
         resolved,
     } = held;
-    let Some(listener) = generation.shared.listener_index(local) else {
+    let Some(via) = caller.via(&generation.shared) else {
         return Next::Close;
     };
     worker.stats.cmd_set.inc();
-    let pending = keyed(&generation, request, &frame, listener, Some(resolved));
+    let pending = keyed(&generation, request, &frame, via, Some(resolved));
     answer(request, pending)
 }
 
@@ -265,9 +295,9 @@ pub fn forwarded_line(request: &Request, line: &Bytes) -> Wire {
 /// Deletes `key` through the listener's route without answering anyone: what memcached does to
 /// the old value when it refuses a value as too large. A base64 meta key is deleted with
 /// `md <key> b` and routed by its decoded bytes.
-pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, local: SocketAddr) {
+pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, caller: &Caller) {
     let generation = worker.generation();
-    let Some(listener) = generation.shared.listener_index(local) else {
+    let Some(via) = caller.via(&generation.shared) else {
         return;
     };
     let (verb, suffix, kind): (&[u8], &[u8], _) = if base64 {
@@ -294,9 +324,10 @@ pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, local: SocketAd
         flags: 0,
         exptime: 0,
         value_len: 0,
-        listener,
+        listener: via.listener,
+        identity: via.identity,
     };
-    let root = generation.shared.roots[listener as usize];
+    let root = generation.shared.roots[via.listener as usize];
     let wire = Wire::one(line.freeze());
     let origin = Origin::Built(if base64 {
         Command::MetaDelete
@@ -318,11 +349,11 @@ pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, local: SocketAd
 /// sent as one request, and the replies are merged back into the client's key order.
 fn retrieval(
     generation: &Rc<LocalGeneration>,
-    listener: u32,
+    via: Via<'_>,
     request: &Request,
     frame: &Bytes,
 ) -> Pending {
-    let root = generation.shared.roots[listener as usize];
+    let root = generation.shared.roots[via.listener as usize];
     let mut keys = request.keys(frame);
     let Some(first) = keys.next() else {
         // `gat <exptime>` with no key: memcached answers an empty retrieval.
@@ -331,7 +362,7 @@ fn retrieval(
     let Some(second) = keys.next() else {
         // One key: the client's bytes go through unchanged.
         generation.stats_keys(1);
-        let input = route_input(request, &frame[first.clone()], listener);
+        let input = route_input(request, &frame[first.clone()], via);
         let wire = forwarded(request, frame);
         let req = Req {
             input,
@@ -358,7 +389,7 @@ fn retrieval(
     let mut parts: Vec<Part> = Vec::with_capacity(4);
     let mut order: Vec<(Range<usize>, usize)> = Vec::with_capacity(request.keys(frame).count());
     for key in [first, second].into_iter().chain(keys) {
-        let input = route_input(request, &frame[key.clone()], listener);
+        let input = route_input(request, &frame[key.clone()], via);
         match generation.resolve(root, &input) {
             Resolved::Server { dest, timeout } => {
                 let found = parts
@@ -443,11 +474,11 @@ fn retrieval(
 /// `flush_all` goes to every server the listener's route can reach; the reply is the worst.
 fn flush_all(
     generation: &Rc<LocalGeneration>,
-    listener: u32,
+    via: Via<'_>,
     request: &Request,
     frame: &Bytes,
 ) -> Pending {
-    let root = generation.shared.roots[listener as usize];
+    let root = generation.shared.roots[via.listener as usize];
     let wire = forwarded(request, frame);
     let parts: Vec<Pending> = generation
         .shared

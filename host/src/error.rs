@@ -270,6 +270,7 @@ impl RequestError {
                 | BackendError::Connect(_)
                 | BackendError::Local(_)
                 | BackendError::ConnectTimeout
+                | BackendError::Tls(_)
                 | BackendError::Shutdown => true,
                 BackendError::Timeout
                 | BackendError::StillArriving { .. }

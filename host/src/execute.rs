@@ -280,6 +280,7 @@ struct OwnedReq {
     /// The request's route input, its key aside (`key`).
     input: RouteInput<'static>,
     key: Bytes,
+    identity: Option<crate::tls::Identity>,
     wire: Wire,
     kind: ReplyKind,
     origin: OwnedOrigin,
@@ -293,8 +294,9 @@ enum OwnedOrigin {
 impl OwnedReq {
     fn new(req: &Req<'_>) -> OwnedReq {
         OwnedReq {
-            input: req.input.with_key(&[]),
+            input: req.input.detached(),
             key: Bytes::copy_from_slice(req.input.key),
+            identity: req.input.identity.cloned(),
             wire: req.wire.clone(),
             kind: req.kind,
             origin: match req.origin {
@@ -309,7 +311,10 @@ impl OwnedReq {
 
     fn req(&self) -> Req<'_> {
         Req {
-            input: self.input.with_key(&self.key),
+            input: RouteInput {
+                identity: self.identity.as_ref(),
+                ..self.input.with_key(&self.key)
+            },
             wire: &self.wire,
             kind: self.kind,
             origin: match &self.origin {

@@ -69,6 +69,9 @@ pub struct Generation {
     pub sockets: Vec<Arc<std::net::TcpListener>>,
     /// Where each socket actually listens (with port 0 resolved), in config order.
     pub listen_addrs: Vec<SocketAddr>,
+    /// Each listener's TLS, in config order (`None`: plaintext), its files read when this
+    /// generation was built: a connection accepted on it is served with what is here then.
+    pub acceptors: Vec<Option<crate::tls::Acceptor>>,
     /// The delete spool of each destination (by index) that has one: given when the
     /// generation is about to be published (`spool::Spools::attach`), like its sockets, so
     /// that checking a config never opens one. Empty when no pool has `delete_spool`.
@@ -91,6 +94,16 @@ type Prepared = (PluginInstance, Duration);
 /// Why a configuration could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
+    /// A certificate, key or CA bundle a `tls` table names cannot be used.
+    #[error("{file}:{line}: {problem}")]
+    Tls {
+        /// The config file.
+        file: String,
+        /// Line of the `tls` table.
+        line: usize,
+        /// Which file, and why.
+        problem: crate::tls::TlsFileError,
+    },
     /// A plugin could not be read, compiled or initialised.
     #[error("{file}:{line}: {node}: {source}")]
     Plugin {
@@ -141,6 +154,7 @@ impl Generation {
         pinned: Modules,
     ) -> Result<Generation, BuildError> {
         let file = config.origin.display().to_string();
+        let config_path = config.origin.clone();
         let mut modules: Modules = pinned;
         let mut compile = |source: &PluginSource,
                            node: &str,
@@ -191,10 +205,61 @@ impl Generation {
         for pool in &config.pools {
             let label = format!("pools.{}", pool.name);
             let module = compile(&pool.hash, &format!("{label}.hash"), pool.line)?;
+            let tls_config = match &pool.tls {
+                None => None,
+                Some(files) => Some((
+                    files,
+                    crate::tls::pool(files, &format!("{label}.tls")).map_err(|problem| {
+                        BuildError::Tls {
+                            file: file.clone(),
+                            line: files.line,
+                            problem,
+                        }
+                    })?,
+                )),
+            };
             let mut children = Vec::with_capacity(pool.servers.len());
             let mut infos = Vec::with_capacity(pool.servers.len());
             let mut health = Vec::with_capacity(pool.servers.len());
             for s in &pool.servers {
+                let tls = match &tls_config {
+                    None => None,
+                    Some((files, (config, fingerprint))) => Some(
+                        crate::tls::connector(files, config, *fingerprint, &s.host).map_err(
+                            |message| BuildError::Tls {
+                                file: file.clone(),
+                                line: files.line,
+                                problem: crate::tls::TlsFileError {
+                                    key: format!("{label}.tls.server_name"),
+                                    path: config_path.clone(),
+                                    message,
+                                },
+                            },
+                        )?,
+                    ),
+                };
+                if let Some(&dest) = dest_index.get(&s.address)
+                    && destinations[dest].tls.is_some() != tls.is_some()
+                {
+                    return Err(BuildError::Tls {
+                        file: file.clone(),
+                        line: pool.line,
+                        problem: crate::tls::TlsFileError {
+                            key: format!("{label}.servers"),
+                            path: config_path.clone(),
+                            message: format!(
+                                "{} is also in a pool that reaches it {}: a server is reached \
+                                 over TLS by every pool or by none",
+                                s.address,
+                                if tls.is_some() {
+                                    "without TLS"
+                                } else {
+                                    "over TLS"
+                                }
+                            ),
+                        },
+                    });
+                }
                 let dest = *dest_index.entry(s.address).or_insert_with(|| {
                     // Health outlives generations: a server down before a reload is still down.
                     let health = previous
@@ -214,6 +279,7 @@ impl Generation {
                         },
                         max_outstanding_bytes: pool.max_outstanding_bytes,
                         max_reply_bytes: pool.max_reply_bytes,
+                        tls: tls.clone(),
                         health,
                     });
                     destinations.len() - 1
@@ -275,6 +341,27 @@ impl Generation {
                 fault_log: Default::default(),
             });
         }
+        let acceptors = config
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let Some(files) = &l.tls else {
+                    return Ok(None);
+                };
+                let server = crate::tls::listener(files, &format!("listeners[{i}].tls")).map_err(
+                    |problem| BuildError::Tls {
+                        file: file.clone(),
+                        line: files.line,
+                        problem,
+                    },
+                )?;
+                Ok(Some(crate::tls::Acceptor {
+                    config: server,
+                    mutual: files.client_ca.is_some(),
+                }))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
         let roots = config
             .listeners
             .iter()
@@ -310,6 +397,7 @@ impl Generation {
             modules,
             sockets: Vec::new(),
             listen_addrs: Vec::new(),
+            acceptors,
             spools: Vec::new(),
             faults: crate::stats::Counter::default(),
             alarm: std::sync::OnceLock::new(),

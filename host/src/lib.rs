@@ -43,6 +43,7 @@ pub mod server;
 mod signal;
 mod spool;
 pub mod stats;
+mod tls;
 mod wire;
 mod worker;
 

@@ -100,7 +100,7 @@ impl LocalGeneration {
         input: &RouteInput<'_>,
     ) -> Result<Decision, RequestError> {
         self.call_plugin(n, PluginCall::OnReply, |instance| {
-            instance.on_reply(cookie, status, input.op, input.key)
+            instance.on_reply(cookie, status, input)
         })
     }
 

@@ -650,24 +650,38 @@ fn admit(
     stream: TcpStream,
     local: SocketAddr,
 ) {
-    let (cap, budget) = {
+    let (cap, budget, tls) = {
         let generation = worker.generation();
         let shared = &generation.shared;
-        let cap = shared
-            .listener_index(local)
-            .and_then(|i| shared.config.listeners.get(i as usize))
+        let index = shared.listener_index(local).map(|i| i as usize);
+        let cap = index
+            .and_then(|i| shared.config.listeners.get(i))
             .and_then(|l| l.max_connections);
+        // The listener's TLS as the generation serving now has it: a reload with a rotated
+        // certificate applies from the next connection.
+        let tls = index.and_then(|i| shared.acceptors.get(i).cloned().flatten());
         let budget = client_budget(
             admission.open_files,
             worker.router_stats.workers.len(),
             shared.destinations.len(),
             shared.listen_addrs.len(),
         );
-        (cap, budget)
+        (cap, budget, tls)
     };
     if count.admit(cap, budget) {
         let admitted = Connections::enter(worker, count.clone());
-        tokio::task::spawn_local(crate::connection::run(stream, admitted, local));
+        match tls {
+            None => {
+                let caller = crate::dispatch::Caller {
+                    listener: local,
+                    identity: None,
+                };
+                tokio::task::spawn_local(crate::connection::run(stream, admitted, caller));
+            }
+            Some(tls) => {
+                tokio::task::spawn_local(crate::connection::run_tls(stream, tls, admitted, local));
+            }
+        }
         return;
     }
     worker.stats.rejected_connections.inc();

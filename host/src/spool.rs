@@ -144,6 +144,8 @@ pub struct ServerSpool {
     server: String,
     health: Arc<Health>,
     settings: Mutex<Settings>,
+    /// TLS to the server, when its pool has it: the published generation's.
+    tls: Mutex<Option<crate::tls::Connector>>,
     tx: mpsc::UnboundedSender<Msg>,
     stats: Arc<SpoolStats>,
 }
@@ -151,6 +153,10 @@ pub struct ServerSpool {
 impl ServerSpool {
     fn settings(&self) -> Settings {
         *self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tls(&self) -> Option<crate::tls::Connector> {
+        self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Writes a delete of `key` to the spool; true once it is durable, false if it was not
@@ -232,6 +238,7 @@ impl Spools {
                 server: spec.address.to_string(),
                 health: spec.health.clone(),
                 settings: Mutex::new(settings),
+                tls: Mutex::new(spec.tls.clone()),
                 tx: tx.clone(),
                 stats: self.stats.clone(),
             });
@@ -259,6 +266,11 @@ impl Spools {
         for (spool, wanted) in generation.spools.iter().zip(wanted(generation)) {
             if let (Some(spool), Some((_, settings))) = (spool, wanted) {
                 *spool.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
+            }
+        }
+        for (spool, spec) in generation.spools.iter().zip(&generation.destinations) {
+            if let Some(spool) = spool {
+                *spool.tls.lock().unwrap_or_else(|e| e.into_inner()) = spec.tls.clone();
             }
         }
     }
@@ -452,6 +464,7 @@ mod tests {
                 exptime: 0,
                 value_len: 0,
                 listener: 0,
+                identity: None,
             },
             wire: &wire,
             kind: ReplyKind::Line,

@@ -52,6 +52,13 @@ pub struct WorkerStats {
     /// Client connections refused at a listener's `max_connections` or the router's
     /// open-file budget (answered `ERROR Too many open connections`; memcached's name).
     pub rejected_connections: Counter,
+    /// TLS handshakes completed on TLS listeners.
+    pub tls_connections: Counter,
+    /// TLS handshakes that failed (no or an untrusted or expired client certificate, a
+    /// plaintext client on a TLS listener, garbage, a timeout); each is logged with its reason.
+    pub tls_handshake_errors: Counter,
+    /// Connections whose first bytes were a TLS handshake on a plaintext listener: closed.
+    pub tls_on_plain_listener: Counter,
     /// Retrieval commands (one per command, not per key).
     pub cmd_get: Counter,
     /// Keys looked up by retrieval commands.
@@ -109,7 +116,7 @@ pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> Stri
         let replies = h.replies();
         let avg_us = h.latency_us().checked_div(replies).unwrap_or(0);
         let state = if h.is_up() { "up" } else { "down" };
-        let lines: [(&str, &dyn std::fmt::Display); 14] = [
+        let lines: [(&str, &dyn std::fmt::Display); 15] = [
             ("state", &state),
             ("state_since_ms", &h.changed_at_ms()),
             ("consecutive_failures", &h.failures()),
@@ -119,6 +126,7 @@ pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> Stri
             ("resent", &h.resent.get()),
             ("cut_behind", &h.cut_behind.get()),
             ("local_errors", &h.local_errors.get()),
+            ("tls_handshake_errors", &h.tls_errors.get()),
             ("fast_failed", &h.fast_failed.get()),
             ("marked_down", &h.marked_down.get()),
             ("probes_ok", &h.probes_ok.get()),
@@ -187,6 +195,15 @@ impl RouterStats {
         stat(
             "rejected_connections",
             &self.sum(|w| &w.rejected_connections),
+        );
+        stat("tls_connections", &self.sum(|w| &w.tls_connections));
+        stat(
+            "tls_handshake_errors",
+            &self.sum(|w| &w.tls_handshake_errors),
+        );
+        stat(
+            "tls_on_plain_listener",
+            &self.sum(|w| &w.tls_on_plain_listener),
         );
         stat("cmd_get", &self.sum(|w| &w.cmd_get));
         stat("get_keys", &self.sum(|w| &w.get_keys));

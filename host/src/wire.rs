@@ -180,7 +180,8 @@ impl WriteQueue {
         while !self.pieces.is_empty() {
             std::task::ready!(self.poll_write_some(w, cx))?;
         }
-        Poll::Ready(Ok(()))
+        // A TLS writer holds what it encrypted until flushed; a socket's flush does nothing.
+        Pin::new(w).poll_flush(cx)
     }
 
     /// Writes everything queued, failing with `TimedOut` if the writer accepts nothing for
@@ -197,7 +198,11 @@ impl WriteQueue {
                 Err(_) => return Err(io::ErrorKind::TimedOut.into()),
             }
         }
-        Ok(())
+        let flushed = std::future::poll_fn(|cx| Pin::new(&mut *w).poll_flush(cx));
+        match tokio::time::timeout(stall, flushed).await {
+            Ok(flushed) => flushed,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
     }
 
     /// One `writev` of what is queued. The slices are built on the stack at each poll, so

@@ -39,9 +39,13 @@ pub mod import {
     pub const LOG: &str = "log";
     /// `(ptr: i32, len: i32)`: during `init`, the reason the configuration is rejected.
     pub const SET_ERROR: &str = "set_error";
+    /// `(out: i32, cap: i32) -> i32`: during `route` or `on_reply`, copy up to `cap` bytes of
+    /// the requesting client's identity (from its TLS certificate) to `out` and return its full
+    /// length; -1 when the client has none.
+    pub const CLIENT_IDENTITY: &str = "client_identity";
 
     /// Every import a version 1 plugin may use; anything else is refused at load.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         HASH,
         MD5,
         CHILD_COUNT,
@@ -52,6 +56,7 @@ pub mod import {
         NOW_MS,
         LOG,
         SET_ERROR,
+        CLIENT_IDENTITY,
     ];
 }
 

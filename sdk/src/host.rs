@@ -83,6 +83,14 @@ pub fn now_ms() -> u64 {
     backend::now_ms()
 }
 
+/// Who the requesting client is: the identity its TLS client certificate gave its connection
+/// (the subject CN, else the first URI SAN such as a SPIFFE ID, else the first DNS SAN), or
+/// `None` for a client without one (a plaintext listener, TLS without a client certificate).
+/// Meaningful during `route` and `on_reply`; `None` during `init`.
+pub fn client_identity() -> Option<String> {
+    backend::client_identity()
+}
+
 /// Logs a message through the host's logger.
 pub fn log(level: Level, message: &str) {
     backend::log(level.code(), message);

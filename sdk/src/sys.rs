@@ -25,6 +25,7 @@ mod ffi {
         pub fn now_ms() -> i64;
         pub fn log(level: i32, ptr: *const u8, len: i32);
         pub fn set_error(ptr: *const u8, len: i32);
+        pub fn client_identity(out: *mut u8, cap: i32) -> i32;
     }
 }
 
@@ -169,6 +170,20 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) fn log(level: u32, message: &str) {
     // SAFETY: the pointer and length describe a live UTF-8 slice.
     unsafe { ffi::log(level as i32, message.as_ptr(), len_i32(message.as_bytes())) }
+}
+
+pub(crate) fn client_identity() -> Option<String> {
+    let mut name = vec![0u8; 64];
+    loop {
+        // SAFETY: `name` is `name.len()` writable bytes; the import writes at most that many.
+        let full = unsafe { ffi::client_identity(name.as_mut_ptr(), len_i32(&name)) };
+        let full = usize::try_from(full).ok()?;
+        if full <= name.len() {
+            name.truncate(full);
+            return Some(String::from_utf8_lossy(&name).into_owned());
+        }
+        name.resize(full, 0);
+    }
 }
 
 pub(crate) fn set_error(message: &str) {

@@ -258,6 +258,13 @@ impl<P: Policy> Harness<P> {
         }
     }
 
+    /// Sets the identity of the client whose requests follow, as
+    /// [`host::client_identity`](crate::host::client_identity) will report it (`None`: a client
+    /// without a certificate).
+    pub fn set_client_identity(&mut self, identity: Option<&str>) {
+        self.host.identity = identity.map(str::to_owned);
+    }
+
     /// Sets what `now_ms` returns.
     pub fn set_now_ms(&mut self, now_ms: u64) {
         self.host.now_ms = now_ms;

@@ -11,7 +11,9 @@
 //! does not serve. memcached started with `-B ascii` reads such bytes as a text line: it waits
 //! for a newline (a binary request rarely has one, so the client hangs) and then answers
 //! `ERROR`. The framer gives that answer at once and closes ([`Parsed::Close`]), so a binary
-//! client learns at its first request that it has the wrong protocol instead of hanging.
+//! client learns at its first request that it has the wrong protocol instead of hanging. A
+//! first byte `0x16` is a TLS client's handshake ([`Framed::TlsHello`]): the connection closes
+//! at once, where memcached would wait for a newline.
 
 use crate::limits::Limits;
 use crate::replies;
@@ -19,6 +21,11 @@ use crate::request::{Parsed, parse_request};
 
 /// The magic byte that starts every memcached binary-protocol request.
 pub const BINARY_REQUEST_MAGIC: u8 = 0x80;
+
+/// The byte that starts a TLS handshake record: a connection that opens with it is a TLS
+/// client (its `ClientHello`) on a listener that does not speak TLS. No text command starts
+/// with this control character.
+pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// One connection's framing state. Every client connection holds one for life, idle or not,
 /// so it is kept small: 40 bytes.
@@ -84,6 +91,9 @@ pub enum Framed {
     /// Drop this many bytes from the front of the buffer (part of a refused data block), then
     /// ask again.
     Discard(usize),
+    /// The connection's first byte starts a TLS handshake: a TLS client on a plaintext
+    /// listener. Nothing can answer it (it cannot read a text reply); the connection closes.
+    TlsHello,
     /// The parser's outcome for the request at the front. The caller takes the bytes it says it
     /// consumed; a [`Parsed::Swallow`]'s data block then comes back as [`Framed::Discard`]s,
     /// however it arrives. A [`Parsed::Stream`] is the caller's to pass on, hold whole
@@ -113,6 +123,9 @@ impl Framer {
                 return Framed::Parsed(Parsed::Close {
                     reply: Some(replies::ERROR),
                 });
+            }
+            if first == TLS_HANDSHAKE_RECORD {
+                return Framed::TlsHello;
             }
         }
         if self.discard > 0 {

@@ -503,7 +503,7 @@ impl Session {
                     ));
                     consumed
                 }
-                Framed::Parsed(Parsed::Close { .. }) => {
+                Framed::Parsed(Parsed::Close { .. }) | Framed::TlsHello => {
                     self.events.push(Event::Close);
                     self.closed = true;
                     0

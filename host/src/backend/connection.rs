@@ -56,14 +56,13 @@ use switchyard_protocol::{
     ReplyKind, ReplyParsed, ReplyStatus, ValueHead, parse_reply, value_head, values,
 };
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 
 use super::jobs::{Job, JobQueue, Reply};
+use super::link::{Link, LinkRead, LinkWrite};
 use super::{BackendError, BackendReply, Body, DestinationSpec};
 use crate::stats::WorkerStats;
-use crate::wire::{Wire, WriteQueue, read_some};
+use crate::wire::{Wire, WriteQueue};
 
 /// Jobs taken from the queue per `writev` batch: enough to amortise the syscall under load,
 /// few enough that the first reply is not held back behind a huge batch.
@@ -134,31 +133,27 @@ pub(super) async fn drive(
     }
     let _stop = Stop(&jobs);
     while let Some(first) = jobs.pop().await {
-        let connect =
-            tokio::time::timeout(spec.connect_timeout, TcpStream::connect(spec.address)).await;
-        let stream = match connect {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                let err = super::connect_failed(&e);
-                if let BackendError::Local(what) = err {
-                    // The router's own shortage: the server is not to blame.
-                    spec.health.local_shortage(what);
-                    first.reply.send(Err(err.clone()));
-                    jobs.fail_all(&err);
-                    continue;
+        let link = match Link::connect(spec.address, spec.tls.as_ref(), spec.connect_timeout).await
+        {
+            Ok(link) => link,
+            Err(err @ BackendError::Local(what)) => {
+                // The router's own shortage: the server is not to blame.
+                spec.health.local_shortage(what);
+                first.reply.send(Err(err.clone()));
+                jobs.fail_all(&err);
+                continue;
+            }
+            Err(err) => {
+                if let BackendError::Tls(_) = err {
+                    spec.health.tls_failed(&err);
                 }
                 // A refused connect is unambiguous: nothing listens there.
-                let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
+                let refused = super::refused(&err);
                 fail_queued(first, &jobs, &err, &spec, refused);
                 continue;
             }
-            Err(_) => {
-                fail_queued(first, &jobs, &BackendError::ConnectTimeout, &spec, false);
-                continue;
-            }
         };
-        let _ = stream.set_nodelay(true);
-        let (err, lost) = serve(stream, first, &jobs, &spec, worker, &stats).await;
+        let (err, lost) = serve(link, first, &jobs, &spec, worker, &stats).await;
         match err {
             BackendError::Shutdown => return,
             BackendError::Timeout => spec.health.timeouts.inc(),
@@ -183,7 +178,8 @@ pub(super) async fn drive(
 /// Counts a failure; starts the prober when it marks the server down.
 fn note_failure(spec: &DestinationSpec, err: &BackendError, immediate: bool) {
     if spec.health.record_failure(&spec.policy, err, immediate) && spec.health.claim_prober() {
-        let probe = super::health::probe_until_up(spec.health.clone(), spec.policy);
+        let probe =
+            super::health::probe_until_up(spec.health.clone(), spec.policy, spec.tls.clone());
         tokio::task::spawn_local(probe);
     }
 }
@@ -203,7 +199,7 @@ fn fail_queued(
 /// Runs one connection until it fails; every job it took is completed one way or the other.
 /// Returns why it ended, and whether any request was in flight then.
 async fn serve(
-    stream: TcpStream,
+    mut link: Link,
     first: Job,
     jobs: &JobQueue,
     spec: &DestinationSpec,
@@ -211,7 +207,7 @@ async fn serve(
     stats: &WorkerStats,
 ) -> (BackendError, bool) {
     let health = &*spec.health;
-    let (rd, wr) = stream.into_split();
+    let (rd, wr) = link.split();
     let inflight = RefCell::new(VecDeque::<InFlight>::new());
     let wake = Notify::new();
     let err = tokio::select! {
@@ -254,7 +250,7 @@ async fn serve(
 }
 
 async fn write_jobs(
-    mut wr: OwnedWriteHalf,
+    mut wr: LinkWrite<'_>,
     first: Job,
     jobs: &JobQueue,
     inflight: &RefCell<VecDeque<InFlight>>,
@@ -316,7 +312,7 @@ async fn write_jobs(
 }
 
 async fn read_replies(
-    mut rd: OwnedReadHalf,
+    mut rd: LinkRead<'_>,
     inflight: &RefCell<VecDeque<InFlight>>,
     wake: &Notify,
     spec: &DestinationSpec,
@@ -414,7 +410,7 @@ async fn read_replies(
                 }
                 tokio::select! {
                     biased;
-                    r = read_some(rd.as_ref(), &mut buf) => match r {
+                    r = rd.read_some(&mut buf) => match r {
                         Ok(0) => return BackendError::Closed,
                         Ok(_) => now = tokio::time::Instant::now(),
                         Err(e) => return super::io_error(&e),
@@ -445,7 +441,7 @@ async fn read_replies(
                 }
                 tokio::select! {
                     _ = wake.notified() => {}
-                    r = read_some(rd.as_ref(), &mut buf) => match r {
+                    r = rd.read_some(&mut buf) => match r {
                         Ok(0) => return BackendError::Closed,
                         Ok(_) => now = tokio::time::Instant::now(),
                         Err(e) => return super::io_error(&e),
@@ -481,7 +477,7 @@ fn make_room(buf: &mut BytesMut, limit: usize) {
 /// read and dropped.
 /// An error ends the connection, and is passed to the client too.
 async fn pass_value(
-    rd: &mut OwnedReadHalf,
+    rd: &mut LinkRead<'_>,
     buf: &mut BytesMut,
     head: &ValueHead,
     tx: mpsc::Sender<Result<Bytes, BackendError>>,

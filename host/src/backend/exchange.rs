@@ -6,10 +6,9 @@
 use bytes::{Bytes, BytesMut};
 use switchyard_protocol::{ReplyKind, ReplyParsed, ReplyStatus, parse_reply};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::BackendError;
-use crate::wire::read_some;
+use super::link::Link;
 
 /// Initial room for a reply: a status line, a `VERSION`.
 const REPLY_BUF: usize = 256;
@@ -17,7 +16,7 @@ const REPLY_BUF: usize = 256;
 /// Reads the one reply to what was just sent on `conn`, by `deadline`. Anything after the
 /// reply is an answer to nothing: a protocol error.
 pub(crate) async fn read_reply(
-    conn: &TcpStream,
+    conn: &mut Link,
     kind: ReplyKind,
     deadline: tokio::time::Instant,
 ) -> Result<(Bytes, ReplyStatus), BackendError> {
@@ -33,7 +32,7 @@ pub(crate) async fn read_reply(
             ReplyParsed::Malformed => return Err(BackendError::Protocol("malformed reply")),
             ReplyParsed::Incomplete => {}
         }
-        match tokio::time::timeout_at(deadline, read_some(conn, &mut reply)).await {
+        match tokio::time::timeout_at(deadline, conn.read_some(&mut reply)).await {
             Err(_) => return Err(BackendError::Timeout),
             Ok(Ok(0)) => return Err(BackendError::Closed),
             Ok(Ok(_)) => {}
@@ -42,24 +41,25 @@ pub(crate) async fn read_reply(
     }
 }
 
-/// Sends `request` on a fresh connection to `address` and reads its one reply, all by
-/// `deadline`.
+/// Sends `request` on a fresh connection to `address` (over TLS when `tls` says so) and reads
+/// its one reply, all by `deadline`.
 pub(crate) async fn exchange(
     address: std::net::SocketAddr,
+    tls: Option<&crate::tls::Connector>,
     request: &[u8],
     kind: ReplyKind,
     deadline: tokio::time::Instant,
 ) -> Result<(Bytes, ReplyStatus), BackendError> {
-    let connect = tokio::time::timeout_at(deadline, TcpStream::connect(address)).await;
-    let mut conn = match connect {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(super::connect_failed(&e)),
-        Err(_) => return Err(BackendError::ConnectTimeout),
+    let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let mut conn = Link::connect(address, tls, budget).await?;
+    let written = async {
+        conn.write_all(request).await?;
+        conn.flush().await
     };
-    match tokio::time::timeout_at(deadline, conn.write_all(request)).await {
+    match tokio::time::timeout_at(deadline, written).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(super::io_error(&e)),
         Err(_) => return Err(BackendError::Timeout),
     }
-    read_reply(&conn, kind, deadline).await
+    read_reply(&mut conn, kind, deadline).await
 }

@@ -92,6 +92,11 @@ pub struct Health {
     pub cut_behind: Counter,
     /// Connects the router could not make for want of a local resource.
     pub local_errors: Counter,
+    /// TLS handshakes with the server that failed (a certificate that did not verify, a
+    /// server not speaking TLS).
+    pub tls_errors: Counter,
+    /// At most one log line about failed handshakes per interval.
+    tls_logged: crate::server::EveryInterval,
     /// Requests refused at once because the server was down or over its outstanding limit.
     pub fast_failed: Counter,
     /// Times the server was marked down.
@@ -134,6 +139,8 @@ impl Health {
             resent: Counter::default(),
             cut_behind: Counter::default(),
             local_errors: Counter::default(),
+            tls_errors: Counter::default(),
+            tls_logged: crate::server::EveryInterval::new(),
             fast_failed: Counter::default(),
             marked_down: Counter::default(),
             probes_ok: Counter::default(),
@@ -249,6 +256,19 @@ impl Health {
         }
     }
 
+    /// A TLS handshake with the server failed with `error`: counted, and logged with the
+    /// reason (the first, then at most once per interval with how many there were).
+    pub fn tls_failed(&self, error: &super::BackendError) {
+        self.tls_errors.inc();
+        if let Some(failed) = self.tls_logged.note() {
+            tracing::warn!(
+                backend = %self.address,
+                failed,
+                "backend TLS handshake failed: {error}"
+            );
+        }
+    }
+
     /// Milliseconds since this record was made, at least 1 (0 means "never" above).
     fn clock(&self) -> u64 {
         (self.born.elapsed().as_millis() as u64).max(1)
@@ -290,9 +310,13 @@ fn jittered(jitter: &mut Jitter, wait: Duration, policy: &HealthPolicy) -> Durat
 
 /// Probes a down server until it answers, with jittered exponential backoff, or sooner when a
 /// request wants it ([`Health::wanted`]). Run as a task by the worker that claimed the prober.
-pub async fn probe_until_up(health: std::sync::Arc<Health>, policy: HealthPolicy) {
+pub async fn probe_until_up(
+    health: std::sync::Arc<Health>,
+    policy: HealthPolicy,
+    tls: Option<crate::tls::Connector>,
+) {
     loop {
-        probe_loop(&health, &policy).await;
+        probe_loop(&health, &policy, tls.as_ref()).await;
         health.probing.store(false, Ordering::Release);
         // Marked down again between the probe that brought it up and the line above: the
         // worker that marked it found a prober still running and started none.
@@ -302,7 +326,7 @@ pub async fn probe_until_up(health: std::sync::Arc<Health>, policy: HealthPolicy
     }
 }
 
-async fn probe_loop(health: &Health, policy: &HealthPolicy) {
+async fn probe_loop(health: &Health, policy: &HealthPolicy, tls: Option<&crate::tls::Connector>) {
     let mut jitter = Jitter::new(health.address);
     let mut step = policy.probe_floor;
     // The first wait is the floor itself: the server just failed.
@@ -326,7 +350,7 @@ async fn probe_loop(health: &Health, policy: &HealthPolicy) {
             break;
         }
         health.last_probe.store(health.clock(), Ordering::Relaxed);
-        let result = probe(health.address, policy.probe_timeout).await;
+        let result = probe(health, tls, policy.probe_timeout).await;
         health.last_probe.store(health.clock(), Ordering::Relaxed);
         match result {
             Ok(()) => {
@@ -345,9 +369,24 @@ async fn probe_loop(health: &Health, policy: &HealthPolicy) {
 }
 
 /// One `version` round trip on a fresh connection.
-async fn probe(address: SocketAddr, budget: Duration) -> Result<(), String> {
+async fn probe(
+    health: &Health,
+    tls: Option<&crate::tls::Connector>,
+    budget: Duration,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + budget;
-    match super::exchange::exchange(address, b"version\r\n", ReplyKind::Line, deadline).await {
+    let exchange = super::exchange::exchange(
+        health.address,
+        tls,
+        b"version\r\n",
+        ReplyKind::Line,
+        deadline,
+    );
+    match exchange.await {
+        Err(e @ super::BackendError::Tls(_)) => {
+            health.tls_failed(&e);
+            Err(e.to_string())
+        }
         Ok((_, ReplyStatus::Version)) => Ok(()),
         Ok((reply, _)) => Err(format!(
             "unexpected answer {:?}",

@@ -63,6 +63,26 @@ pub struct RawListener {
     pub address: Spanned<String>,
     pub route: Spanned<String>,
     pub max_connections: Option<Spanned<i64>>,
+    pub tls: Option<Spanned<RawListenerTls>>,
+}
+
+/// `[listeners.tls]`: the listener speaks TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+    pub client_ca: Option<Spanned<String>>,
+}
+
+/// `[pools.NAME.tls]`: the pool reaches its servers over TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoolTls {
+    pub ca: Spanned<String>,
+    pub server_name: Option<Spanned<String>>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +101,7 @@ pub struct RawPool {
     pub delete_spool: Option<Spanned<String>>,
     pub delete_spool_max_bytes: Option<Spanned<i64>>,
     pub delete_spool_replay_rate: Option<Spanned<i64>>,
+    pub tls: Option<Spanned<RawPoolTls>>,
     /// Replaced by `max_outstanding_bytes`; kept to say so.
     pub max_outstanding: Option<Spanned<i64>>,
 }

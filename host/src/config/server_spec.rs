@@ -10,6 +10,9 @@ const KETAMA_DEFAULT_PORT: u16 = 11211;
 pub struct ServerSpec {
     /// Resolved address (the first the resolver returns).
     pub address: SocketAddr,
+    /// The host as written (`cache-a.local`, `10.0.0.1`, `::1`): the name a TLS server's
+    /// certificate is checked against unless the pool names another.
+    pub host: String,
     /// Relative share of the keyspace; 1 when not given.
     pub weight: u32,
     /// The name consistent hashing places on the ring. When the string gives none, it is what
@@ -70,6 +73,7 @@ pub fn parse(spec: &str) -> Result<ServerSpec, String> {
     };
     Ok(ServerSpec {
         address,
+        host: host.to_string(),
         weight,
         name,
     })

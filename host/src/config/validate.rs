@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::raw::{RawConfig, RawPluginRef, RawPool};
 use super::{
-    Config, ConfigError, DeleteSpool, ListenerConfig, MAX_WORKERS, OnFault, PluginSettings,
-    PluginSource, PoolConfig, RouteConfig, ServerSettings,
+    Config, ConfigError, DeleteSpool, ListenerConfig, ListenerTls, MAX_WORKERS, OnFault,
+    PluginSettings, PluginSource, PoolConfig, PoolTls, RouteConfig, ServerSettings,
 };
 
 /// Builds errors that point into one file.
@@ -51,6 +51,20 @@ impl Ctx<'_> {
         message: impl Into<String>,
     ) -> ConfigError {
         self.err(Some(spanned.span()), key, message)
+    }
+
+    /// A file or directory the config names: not empty, and relative to the config file's
+    /// directory unless absolute.
+    fn path(&self, value: &Spanned<String>, key: &str, what: &str) -> Result<PathBuf, ConfigError> {
+        if value.get_ref().trim().is_empty() {
+            return Err(self.at(value, key, format!("empty path: name the {what}")));
+        }
+        let path = PathBuf::from(value.get_ref());
+        Ok(if path.is_absolute() {
+            path
+        } else {
+            self.file.parent().unwrap_or(Path::new("")).join(path)
+        })
     }
 
     fn int_in(
@@ -313,10 +327,12 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             &server_names,
         )?;
         let delete_spool = delete_spool(&cx, pool, &key)?;
+        let tls = pool_tls(&cx, pool, &key)?;
         pools.push(PoolConfig {
             name: name.get_ref().clone(),
             on_fault,
             delete_spool,
+            tls,
             line: cx.line_of(name.span().start),
             servers,
             hash,
@@ -414,10 +430,29 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 1..=super::MAX_CONNECTIONS_CEILING as i64,
             )?
             .map(|n| n.unsigned_abs() as usize);
+        let tls = match &l.tls {
+            None => None,
+            Some(t) => {
+                let key = format!("{key}.tls");
+                let line = cx.line_of(t.span().start);
+                let t = t.get_ref();
+                Some(ListenerTls {
+                    cert: cx.path(&t.cert, &format!("{key}.cert"), "certificate chain file")?,
+                    key: cx.path(&t.key, &format!("{key}.key"), "private key file")?,
+                    client_ca: t
+                        .client_ca
+                        .as_ref()
+                        .map(|ca| cx.path(ca, &format!("{key}.client_ca"), "CA bundle file"))
+                        .transpose()?,
+                    line,
+                })
+            }
+        };
         listeners.push(ListenerConfig {
             address,
             route: l.route.get_ref().clone(),
             max_connections,
+            tls,
         });
     }
 
@@ -512,25 +547,65 @@ fn delete_spool(
         }
         return Ok(None);
     };
-    if dir.get_ref().trim().is_empty() {
-        return Err(cx.at(
-            dir,
-            format!("{key}.delete_spool"),
-            "empty path: name the directory failed deletes are spooled to",
-        ));
-    }
-    let path = PathBuf::from(dir.get_ref());
-    let path = if path.is_absolute() {
-        path
-    } else {
-        cx.file.parent().unwrap_or(Path::new("")).join(path)
-    };
+    let path = cx.path(
+        dir,
+        &format!("{key}.delete_spool"),
+        "directory failed deletes are spooled to",
+    )?;
     Ok(Some(DeleteSpool {
         dir: path,
         max_bytes: max_bytes.map_or(super::DEFAULT_DELETE_SPOOL_MAX_BYTES, i64::unsigned_abs),
         replay_rate: replay_rate.map_or(super::DEFAULT_DELETE_SPOOL_REPLAY_RATE, |n| {
             n.unsigned_abs() as u32
         }),
+    }))
+}
+
+/// `[pools.NAME.tls]`: the CA bundle, the name to verify, and a client certificate and key
+/// (both or neither).
+fn pool_tls(cx: &Ctx<'_>, pool: &RawPool, key: &str) -> Result<Option<PoolTls>, ConfigError> {
+    let Some(t) = &pool.tls else {
+        return Ok(None);
+    };
+    let key = format!("{key}.tls");
+    let line = cx.line_of(t.span().start);
+    let t = t.get_ref();
+    let server_name = match &t.server_name {
+        None => None,
+        Some(name) => {
+            if rustls::pki_types::ServerName::try_from(name.get_ref().as_str()).is_err() {
+                return Err(cx.at(
+                    name,
+                    format!("{key}.server_name"),
+                    format!("`{}` is not a DNS name or an IP address", name.get_ref()),
+                ));
+            }
+            Some(name.get_ref().clone())
+        }
+    };
+    let client_cert = match (&t.cert, &t.key) {
+        (None, None) => None,
+        (Some(cert), Some(k)) => Some((
+            cx.path(
+                cert,
+                &format!("{key}.cert"),
+                "client certificate chain file",
+            )?,
+            cx.path(k, &format!("{key}.key"), "client private key file")?,
+        )),
+        (Some(given), None) | (None, Some(given)) => {
+            return Err(cx.at(
+                given,
+                key,
+                "a client certificate needs both `cert` and `key`",
+            ));
+        }
+    };
+    Ok(Some(PoolTls {
+        ca: cx.path(&t.ca, &format!("{key}.ca"), "CA bundle file")?,
+        server_name,
+        client_cert,
+        line,
     }))
 }
 

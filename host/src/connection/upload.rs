@@ -14,8 +14,6 @@
 
 use bytes::{Bytes, BytesMut};
 use switchyard_protocol::{ReplyKind, ReplyStatus};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::ReadHalf;
 
 use crate::backend::{BackendError, read_reply};
 use crate::dispatch::StreamTarget;
@@ -46,12 +44,12 @@ pub(super) enum Uploaded {
 /// Sends the store whose command line is `line` and whose data block, `block` bytes long,
 /// starts at the front of `buf` and goes on in `rd`. Takes from `buf` what it passes on; when
 /// refused, the rest of the block is still at the front of `buf` or to come.
-pub(super) async fn upload(
+pub(super) async fn upload<R: super::transport::Input>(
     target: &StreamTarget,
     line: Wire,
     kind: ReplyKind,
     buf: &mut BytesMut,
-    rd: &mut ReadHalf<'_>,
+    rd: &mut R,
     block: usize,
 ) -> Uploaded {
     let generation = &target.generation;
@@ -107,13 +105,13 @@ pub(super) async fn upload(
         if buf.capacity() - buf.len() < STREAM_CHUNK / 4 {
             buf.reserve(STREAM_CHUNK);
         }
-        match rd.read_buf(buf).await {
+        match rd.read_some(buf).await {
             Ok(0) | Err(_) => return Uploaded::ClientGone,
             Ok(_) => {}
         }
     }
     let deadline = tokio::time::Instant::now() + timeout;
-    Uploaded::Reply(match read_reply(&conn, kind, deadline).await {
+    Uploaded::Reply(match read_reply(&mut conn, kind, deadline).await {
         Ok((frame, status)) => {
             dest.give_back(conn);
             Outcome { frame, status }

@@ -45,6 +45,7 @@ impl Rewritten {
                 exptime: self.exptime,
                 value_len: self.value_len,
                 listener: base.input.listener,
+                identity: base.input.identity,
             },
             wire: &self.wire,
             kind: self.kind,

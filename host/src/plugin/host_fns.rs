@@ -9,7 +9,7 @@ use wasmtime::{Caller, Linker, format_err};
 use super::instance::HostState;
 
 /// Names of the functions in [`define`], for load-time messages.
-pub const NAMES: [&str; 10] = abi::import::ALL;
+pub const NAMES: [&str; 11] = abi::import::ALL;
 
 type HostResult<T> = wasmtime::Result<T>;
 
@@ -139,6 +139,18 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
             let msg = String::from_utf8_lossy(guest_bytes(&caller, ptr, len)?).into_owned();
             caller.data_mut().error_note = Some(msg);
             Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        abi::import::CLIENT_IDENTITY,
+        |mut caller: Caller<'_, HostState>, out: i32, cap: i32| {
+            let Some(identity) = caller.data().identity.clone() else {
+                return Ok(-1);
+            };
+            let n = identity.len().min(cap.max(0) as usize);
+            write_guest(&mut caller, out, &identity.as_bytes()[..n])?;
+            Ok(identity.len() as i32)
         },
     )?;
     Ok(())

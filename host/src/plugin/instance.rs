@@ -12,6 +12,7 @@ use super::epoch::CallGauge;
 use super::plan::{self, Decision};
 use super::{PluginError, PluginModule};
 use crate::config::PluginSettings;
+use crate::tls::Identity;
 
 /// What a plugin is told about one of its children.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +93,9 @@ pub struct HostState {
     /// panic's message just before the trap it becomes (`set_error`).
     pub(super) error_note: Option<String>,
     rng: u64,
+    /// The identity of the client whose request is being routed (`client_identity`); kept
+    /// from one call to the next while it is the same client's.
+    pub(super) identity: Option<Identity>,
     /// The CPU time a `route` or `on_reply` call may use; `None` while `init` runs, whose
     /// deadline is wall-clock time.
     call_budget: Option<Duration>,
@@ -172,12 +176,31 @@ pub struct RouteInput<'a> {
     pub value_len: u32,
     /// Index of the listener the request came in on.
     pub listener: u32,
+    /// The client's identity, from its certificate (`tls::identity`), if it has one.
+    pub identity: Option<&'a Identity>,
 }
 
-impl RouteInput<'_> {
+impl<'a> RouteInput<'a> {
     /// The same request with another key: one held past the client's buffer (a `call`'s
     /// continuation keeps its own copy).
-    pub fn with_key<'b>(&self, key: &'b [u8]) -> RouteInput<'b> {
+    /// The request with nothing borrowed (no key, no identity): what a `call`'s continuation
+    /// keeps, with its own copies of those.
+    pub fn detached(&self) -> RouteInput<'static> {
+        RouteInput {
+            op: self.op,
+            key: &[],
+            flags: self.flags,
+            exptime: self.exptime,
+            value_len: self.value_len,
+            listener: self.listener,
+            identity: None,
+        }
+    }
+
+    pub fn with_key<'b>(&self, key: &'b [u8]) -> RouteInput<'b>
+    where
+        'a: 'b,
+    {
         RouteInput {
             op: self.op,
             key,
@@ -185,6 +208,7 @@ impl RouteInput<'_> {
             exptime: self.exptime,
             value_len: self.value_len,
             listener: self.listener,
+            identity: self.identity,
         }
     }
 }
@@ -270,6 +294,7 @@ impl PluginInstance {
             node: node.clone(),
             memory: None,
             error_note: None,
+            identity: None,
             rng: seed | 1,
             call_budget: None,
             call_cpu_from: None,
@@ -378,9 +403,24 @@ impl PluginInstance {
         })
     }
 
+    /// Makes `identity` what `client_identity` answers: a pointer comparison while one
+    /// client's requests follow each other, a reference count otherwise.
+    fn set_identity(&mut self, identity: Option<&Identity>) {
+        let state = self.store.data_mut();
+        let same = match (&state.identity, identity) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if !same {
+            state.identity = identity.cloned();
+        }
+    }
+
     /// Asks the plugin what to do with one request.
     pub fn route(&mut self, input: &RouteInput<'_>) -> Result<Decision, PluginFault> {
         let key_len = self.write_key(input.key)?;
+        self.set_identity(input.identity);
         let _running = self.gauge.enter();
         let word = self
             .route_fn
@@ -405,9 +445,9 @@ impl PluginInstance {
         &mut self,
         cookie: u32,
         status: ReplyStatus,
-        op: u32,
-        key: &[u8],
+        input: &RouteInput<'_>,
     ) -> Result<Decision, PluginFault> {
+        let (op, key) = (input.op, input.key);
         let Some(on_reply) = self.on_reply_fn.clone() else {
             return Err(PluginFault::BadPlan(format!(
                 "planned a call but does not export `{}`",
@@ -415,6 +455,7 @@ impl PluginInstance {
             )));
         };
         let key_len = self.write_key(key)?;
+        self.set_identity(input.identity);
         let _running = self.gauge.enter();
         let word = on_reply
             .call(

@@ -221,7 +221,7 @@ async fn replay_file(file: &mut SpoolFile, address: SocketAddr, rate: u32) -> Re
         } else {
             let stream = match &mut conn {
                 Some(stream) => stream,
-                None => match connect(address, DEFAULT_CONNECT_TIMEOUT).await {
+                None => match connect(address, None, DEFAULT_CONNECT_TIMEOUT).await {
                     Ok(stream) => conn.insert(stream),
                     Err(e) => {
                         out.error = Some(e.to_string());

@@ -17,11 +17,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::link::Link;
 use bytes::BytesMut;
 use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN;
 use switchyard_protocol::{ReplyKind, ReplyParsed, ReplyStatus, parse_reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::format::Record;
@@ -42,7 +42,7 @@ pub fn batch_size(rate: u32) -> usize {
 
 /// The replay task of one spool; ends when the spool is closed or no longer in use.
 pub async fn replay(entry: Rc<Entry>, stats: Arc<SpoolStats>) {
-    let mut conn: Option<TcpStream> = None;
+    let mut conn: Option<Link> = None;
     // The wait before the next try while replays fail.
     let mut failing: Option<Duration> = None;
     let mut idle = true;
@@ -51,6 +51,7 @@ pub async fn replay(entry: Rc<Entry>, stats: Arc<SpoolStats>) {
             return;
         };
         let (settings, address, health) = (spool.settings(), spool.address, spool.health.clone());
+        let tls = spool.tls();
         drop(spool);
         let pending = match entry.file.borrow().as_ref() {
             None => return,
@@ -70,7 +71,7 @@ pub async fn replay(entry: Rc<Entry>, stats: Arc<SpoolStats>) {
             continue;
         }
         let started = Instant::now();
-        match replay_batch(&entry, &mut conn, address, &settings, &stats).await {
+        match replay_batch(&entry, &mut conn, address, tls.as_ref(), &settings, &stats).await {
             Ok(sent) => {
                 if failing.take().is_some() {
                     tracing::info!(backend = %address, "replaying the delete spool");
@@ -99,8 +100,9 @@ pub async fn replay(entry: Rc<Entry>, stats: Arc<SpoolStats>) {
 /// the number of deletes sent.
 async fn replay_batch(
     entry: &Entry,
-    conn: &mut Option<TcpStream>,
+    conn: &mut Option<Link>,
     address: SocketAddr,
+    tls: Option<&crate::tls::Connector>,
     settings: &Settings,
     stats: &SpoolStats,
 ) -> Result<usize, String> {
@@ -117,7 +119,7 @@ async fn replay_batch(
     let stream = match conn {
         Some(stream) => stream,
         None => conn.insert(
-            connect(address, settings.connect_timeout)
+            connect(address, tls, settings.connect_timeout)
                 .await
                 .map_err(|e| e.to_string())?,
         ),
@@ -149,16 +151,13 @@ fn advance(entry: &Entry, through: u64, stats: &SpoolStats) -> Result<(), String
     Ok(())
 }
 
-/// A connection for replaying to `address`.
-pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<TcpStream, BackendError> {
-    match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-        Ok(Err(e)) => Err(BackendError::Connect(e.kind().to_string())),
-        Err(_) => Err(BackendError::ConnectTimeout),
-    }
+/// A connection for replaying to `address`, over TLS when its pool has it.
+pub async fn connect(
+    address: SocketAddr,
+    tls: Option<&crate::tls::Connector>,
+    timeout: Duration,
+) -> Result<Link, BackendError> {
+    Link::connect(address, tls, timeout).await
 }
 
 /// What became of a batch.
@@ -176,18 +175,18 @@ pub struct Sent {
 
 /// Sends a delete of each record's key on `stream`, pipelined, and reads the replies; each
 /// reply must come within `timeout` of the one before.
-pub async fn send_batch(
-    stream: &mut TcpStream,
-    records: &[(Record, u64)],
-    timeout: Duration,
-) -> Sent {
+pub async fn send_batch(stream: &mut Link, records: &[(Record, u64)], timeout: Duration) -> Sent {
     let mut out = Vec::with_capacity(records.len() * 32);
     let kinds: Vec<ReplyKind> = records
         .iter()
         .map(|(r, _)| request(&r.key, &mut out))
         .collect();
     let mut sent = Sent::default();
-    match tokio::time::timeout(timeout, stream.write_all(&out)).await {
+    let written = async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(timeout, written).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             sent.error = Some(BackendError::Io(e.kind().to_string()).to_string());

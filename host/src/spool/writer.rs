@@ -300,6 +300,7 @@ mod tests {
                 retry_floor: Duration::from_millis(1),
                 retry_ceiling: Duration::from_millis(1),
             }),
+            tls: Mutex::new(None),
             tx,
             stats: stats.clone(),
         });

@@ -13,6 +13,7 @@ pub(crate) struct FakeHost {
     pub(crate) now_ms: u64,
     pub(crate) random_state: u64,
     pub(crate) logs: Vec<(Level, String)>,
+    pub(crate) identity: Option<String>,
 }
 
 impl FakeHost {
@@ -107,6 +108,10 @@ pub(crate) fn random() -> u64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     })
+}
+
+pub(crate) fn client_identity() -> Option<String> {
+    with("client_identity", |host| host.identity.clone())
 }
 
 pub(crate) fn now_ms() -> u64 {
