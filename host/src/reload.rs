@@ -501,13 +501,13 @@ impl Watched {
 }
 
 /// What the watcher knows of the files: each file's size, modification time and content hash,
-/// so that a file is read and hashed again only when its size or time changed; and the plugin
-/// files the config file names, parsed again only when its content changed.
+/// so that a file is read and hashed again only when its size or time changed; and the other
+/// files the config file names (plugins, TLS files), parsed again only when its content changed.
 #[derive(Debug, Default)]
 struct WatchedFiles {
     stamps: HashMap<PathBuf, (u64, SystemTime, u64)>,
     config_hash: Option<u64>,
-    config_plugins: Vec<PathBuf>,
+    config_files: Vec<PathBuf>,
 }
 
 impl WatchedFiles {
@@ -519,14 +519,14 @@ impl WatchedFiles {
             self.config_hash = config_hash;
             // A config file that does not parse names no plugin files; the running ones and the
             // config file itself are still watched.
-            self.config_plugins = Config::load(&origin)
-                .map(|c| plugin_files(&c).collect())
+            self.config_files = Config::load(&origin)
+                .map(|c| watched_files(&c).collect())
                 .unwrap_or_default();
         }
         let mut hashes = Hashes::new();
         hashes.insert(origin, config_hash);
-        let names: Vec<PathBuf> = plugin_files(running)
-            .chain(self.config_plugins.iter().cloned())
+        let names: Vec<PathBuf> = watched_files(running)
+            .chain(self.config_files.iter().cloned())
             .collect();
         for path in names {
             if let std::collections::hash_map::Entry::Vacant(slot) = hashes.entry(path) {
@@ -560,9 +560,10 @@ impl WatchedFiles {
     }
 }
 
-/// The plugin files `config` names.
-fn plugin_files(config: &Config) -> impl Iterator<Item = PathBuf> + '_ {
-    config
+/// The files `config` names besides itself: plugin files, and the certificates, keys and CA
+/// bundles of its TLS listeners and pools (a rotated certificate is a change like any other).
+fn watched_files(config: &Config) -> impl Iterator<Item = PathBuf> + '_ {
+    let plugins = config
         .routes
         .iter()
         .map(|r| &r.plugin)
@@ -570,7 +571,25 @@ fn plugin_files(config: &Config) -> impl Iterator<Item = PathBuf> + '_ {
         .filter_map(|s| match s {
             PluginSource::File(path) => Some(path.clone()),
             PluginSource::Bundled(_) => None,
+        });
+    let listeners = config
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.as_ref())
+        .flat_map(|t| [Some(&t.cert), Some(&t.key), t.client_ca.as_ref()])
+        .flatten()
+        .cloned();
+    let pools = config
+        .pools
+        .iter()
+        .filter_map(|p| p.tls.as_ref())
+        .flat_map(|t| {
+            let (cert, key) = t.client_cert.as_ref().map(|(c, k)| (c, k)).unzip();
+            [Some(&t.ca), cert, key]
         })
+        .flatten()
+        .cloned();
+    plugins.chain(listeners).chain(pools)
 }
 
 fn unix_now() -> u64 {
