@@ -90,6 +90,17 @@ pub fn run_tls(
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok();
         let stats = &admitted.worker().stats;
+        // A connect that sends nothing and closes (a load balancer's TCP health check) is no
+        // TLS client: it is neither counted nor logged as a failed handshake.
+        let mut byte = [0u8; 1];
+        let first = tokio::select! {
+            first = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut byte)) => first,
+            () = std::future::poll_fn(|cx| admitted.poll_drain(cx)) => return,
+        };
+        if let Ok(Ok(0)) = first {
+            tracing::debug!(%listener, "connection to a TLS listener closed before a byte");
+            return;
+        }
         let accept = tokio_rustls::TlsAcceptor::from(acceptor.config).accept(stream);
         let handshake = tokio::select! {
             done = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept) => done,
@@ -121,6 +132,10 @@ pub fn run_tls(
             identity = identity.as_ref().map_or("-", |id| id.as_str()),
             "TLS client connected"
         );
+        let router_stats = admitted.worker().router_stats.clone();
+        let _counted = identity
+            .as_ref()
+            .map(|id| router_stats.identities.connected(id));
         // Boxed: a session is kilobytes, and only TLS connections pay for it.
         let mut session = Box::new(std::cell::RefCell::new(session));
         serve(&mut *session, &admitted, &Caller { listener, identity }).await;

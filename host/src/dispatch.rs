@@ -79,6 +79,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
             let text = match &frame[request.args.clone()] {
                 b"" => worker.router_stats.render(),
                 b"backends" => crate::stats::render_backends(&generation.shared.destinations),
+                b"tls" => worker.router_stats.identities.render(),
                 _ => {
                     return Next::Reply(Pending::Ready(Outcome::fixed(
                         b"ERROR\r\n",

@@ -105,7 +105,7 @@ pub enum BuildError {
         problem: crate::tls::TlsFileError,
     },
     /// A plugin could not be read, compiled or initialised.
-    #[error("{file}:{line}: {node}: {source}")]
+    #[error("{file}:{line}: {node}: {error}")]
     Plugin {
         /// The config file.
         file: String,
@@ -114,7 +114,7 @@ pub enum BuildError {
         /// The node's key (`routes.root`, `pools.main.hash`).
         node: String,
         /// What the plugin runtime said.
-        source: PluginError,
+        error: PluginError,
     },
     /// A reference to a pool or route that does not exist.
     #[error("{node} (line {line}): no pool or route is named `{name}`")]
@@ -167,7 +167,7 @@ impl Generation {
                 file: file.clone(),
                 line,
                 node: node.to_string(),
-                source: PluginError {
+                error: PluginError {
                     plugin: source.to_string(),
                     message,
                 },
@@ -239,7 +239,7 @@ impl Generation {
                     ),
                 };
                 if let Some(&dest) = dest_index.get(&s.address)
-                    && destinations[dest].tls.is_some() != tls.is_some()
+                    && !crate::tls::same(&destinations[dest].tls, &tls)
                 {
                     return Err(BuildError::Tls {
                         file: file.clone(),
@@ -248,13 +248,13 @@ impl Generation {
                             key: format!("{label}.servers"),
                             path: config_path.clone(),
                             message: format!(
-                                "{} is also in a pool that reaches it {}: a server is reached \
-                                 over TLS by every pool or by none",
+                                "{} is also in a pool that reaches it {}: pools that share \
+                                 a server share its connections, so they must reach it alike",
                                 s.address,
-                                if tls.is_some() {
-                                    "without TLS"
-                                } else {
-                                    "over TLS"
+                                match (&destinations[dest].tls, &tls) {
+                                    (None, _) => "without TLS",
+                                    (_, None) => "over TLS",
+                                    _ => "over TLS with other files or another server_name",
                                 }
                             ),
                         },
@@ -378,14 +378,13 @@ impl Generation {
             .chain(config.routes.iter().map(|r| r.line))
             .collect();
         let workers = previous.map_or(config.server.workers, |p| p.prepared.len());
-        let prepared = prepare(&nodes, &config.plugins, workers).map_err(|(n, source)| {
-            BuildError::Plugin {
+        let prepared =
+            prepare(&nodes, &config.plugins, workers).map_err(|(n, error)| BuildError::Plugin {
                 file: file.clone(),
                 line: lines[n],
                 node: nodes[n].context.label.clone(),
-                source,
-            }
-        })?;
+                error,
+            })?;
 
         Ok(Generation {
             number,

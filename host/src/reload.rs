@@ -44,13 +44,13 @@ pub enum WatchSignal {
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The file could not be read or is not a valid config.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// A plugin could not be read, compiled or initialised, or a reference is missing.
-    #[error("{0}")]
+    #[error(transparent)]
     Build(#[from] BuildError),
     /// A delete spool of the new configuration could not be opened.
-    #[error("{0}")]
+    #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),
     /// A listener of the new configuration could not be bound.
     #[error("cannot listen on {address}: {source}")]

@@ -112,10 +112,10 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The wasm engine could not be created.
-    #[error("{0}")]
+    #[error(transparent)]
     Engine(#[from] PluginError),
     /// The first generation could not be built or its listeners bound.
-    #[error("{0}")]
+    #[error(transparent)]
     Reload(#[from] ReloadError),
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]

@@ -151,6 +151,80 @@ pub struct RouterStats {
     pub workers: Vec<Arc<WorkerStats>>,
     /// Generations and reloads.
     pub control: Arc<crate::reload::Control>,
+    /// TLS client connections by identity (`stats tls`).
+    pub identities: Identities,
+}
+
+/// Most identities `stats tls` keeps: past it, one that has no connection open is forgotten to
+/// make room, so a stream of clients with distinct certificates cannot grow it without bound.
+const MAX_IDENTITIES: usize = 4096;
+
+/// Client connections by the identity their certificate gave them: touched when a TLS client
+/// connects and when it leaves, never per request.
+#[derive(Debug, Default)]
+pub struct Identities(std::sync::Mutex<std::collections::HashMap<String, IdentityCount>>);
+
+/// Connections of one identity.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdentityCount {
+    curr: u64,
+    total: u64,
+}
+
+impl Identities {
+    /// A client with `identity` connected; the returned guard says when it leaves.
+    pub fn connected(&self, identity: &str) -> IdentityGuard<'_> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !map.contains_key(identity) && map.len() >= MAX_IDENTITIES {
+            let idle = map
+                .iter()
+                .find(|(_, c)| c.curr == 0)
+                .map(|(name, _)| name.clone());
+            if let Some(idle) = idle {
+                map.remove(&idle);
+            }
+        }
+        let count = map.entry(identity.to_string()).or_default();
+        count.curr += 1;
+        count.total += 1;
+        IdentityGuard {
+            identities: self,
+            identity: identity.to_string(),
+        }
+    }
+
+    /// `stats tls`: `STAT identity:<name>:curr_connections` and `:total_connections` per
+    /// identity, then `END`.
+    pub fn render(&self) -> String {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<(&String, &IdentityCount)> = map.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = String::with_capacity(64 * names.len() + 8);
+        for (name, count) in names {
+            out.push_str(&format!(
+                "STAT identity:{name}:curr_connections {}\r\nSTAT identity:{name}:total_connections {}\r\n",
+                count.curr, count.total
+            ));
+        }
+        out.push_str("END\r\n");
+        out
+    }
+}
+
+/// Counts a TLS client's connection as closed when dropped.
+#[derive(Debug)]
+pub struct IdentityGuard<'a> {
+    identities: &'a Identities,
+    identity: String,
+}
+
+impl Drop for IdentityGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.identities.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = map.get_mut(&self.identity) {
+            count.curr = count.curr.saturating_sub(1);
+        }
+    }
 }
 
 impl RouterStats {
@@ -162,6 +236,7 @@ impl RouterStats {
                 .map(|_| Arc::new(WorkerStats::default()))
                 .collect(),
             control,
+            identities: Identities::default(),
         }
     }
 

@@ -46,6 +46,9 @@
 //! - [`scripted_backend`]: scripted backends that send garbage, extra, dripped, late or no
 //!   replies, or drop the connection: what clients get, and exactly what each backend is sent
 //!   (connection, dispatch, fan-out and health).
+//! - [`tls`]: TLS listeners and pools against memcached `-Z`: set/get both ways, mutual TLS
+//!   and routing by the client certificate's identity, refused certificates and handshakes,
+//!   backends whose TLS fails, certificate rotation on reload, `configs/tls.toml`.
 
 mod backend_failure;
 mod blame;
@@ -73,3 +76,4 @@ mod rewrites;
 mod scripted_backend;
 mod setup;
 mod spool;
+mod tls;

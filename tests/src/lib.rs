@@ -1,6 +1,7 @@
 //! The end-to-end test harness: real memcached and twemproxy processes, a real router, real TCP.
 //!
-//! - [`memcached`]: [`Memcached`], a server on a free loopback port; kill, restart, pause.
+//! - [`memcached`]: [`Memcached`], a server on a free loopback port; kill, restart, pause;
+//!   TLS-only (`-Z`) with [`Memcached::start_tls`].
 //! - [`nutcracker`]: [`Nutcracker`], twemproxy with ketama/md5, the reference for key placement.
 //! - [`client`]: [`Client`], a blocking text-protocol client whose reads all have deadlines.
 //! - [`wasm`]: hand-written plugins (WAT) that trap, loop, or import WASI.
@@ -11,6 +12,8 @@
 //! - [`scripted`]: [`scripted::Scripted`], a fake memcached on a free port that records what it
 //!   is sent and answers as a test scripts it: malformed, extra, dripped, late or no replies,
 //!   closed and reset connections.
+//! - [`tls`]: [`Certs`], throwaway certificates (a CA, a server, a client, rotated, expired,
+//!   from another CA), and [`TlsClient`], a [`Client`] over a TLS session.
 //!
 //! This file: starting a [`Router`] from config text, config fragments, and where keys live.
 //!
@@ -25,6 +28,7 @@ pub mod ports;
 pub mod process;
 pub mod scripted;
 pub mod tempdir;
+pub mod tls;
 pub mod wasm;
 
 use std::net::SocketAddr;
@@ -35,6 +39,7 @@ pub use memcached::Memcached;
 pub use nutcracker::Nutcracker;
 pub use switchyard::{Config, Router};
 pub use tempdir::TestDir;
+pub use tls::{Certs, TlsClient, TlsOptions};
 
 /// Starts a router from config text that refers to no files (bundled plugins only). Listeners
 /// should use port 0; [`Router::local_addrs`] says where they ended up.

@@ -1,12 +1,13 @@
-//! Real `memcached` processes on free loopback ports.
+//! Real `memcached` processes on free loopback ports, plaintext or TLS (`-Z`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::client::Client;
+use crate::client::{Client, Ending};
 use crate::ports::{POLL_INTERVAL, STARTUP_DEADLINE, free_port, loopback, poll_until};
+use crate::tls::{CA, Certs, SERVER_CERT, SERVER_KEY, TlsOptions};
 
 /// How many fresh ports to try when another process takes the one we picked first.
 const PORT_ATTEMPTS: usize = 10;
@@ -16,12 +17,15 @@ const PORT_ATTEMPTS: usize = 10;
 /// Started as `memcached -U 0 -l 127.0.0.1 -p PORT -u nobody -t 1 -m 64`: UDP off, loopback
 /// only, `-u nobody` because memcached refuses to run as root without it (and ignores it
 /// otherwise), one worker thread and a small cache because tests run many of these on two cores.
+/// [`Memcached::start_tls`] adds `-Z -o ssl_chain_cert=...,ssl_key=...`.
 #[derive(Debug)]
 pub struct Memcached {
     child: Option<Child>,
     port: u16,
     /// Options after the defaults (later ones win), kept for restarts.
     extra: Vec<String>,
+    /// How to reach it when it speaks TLS only.
+    tls: Option<TlsOptions>,
 }
 
 impl Memcached {
@@ -36,15 +40,54 @@ impl Memcached {
     /// `-I 64m -m 256` for large items).
     pub fn start_with(extra: &[&str]) -> Memcached {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Memcached::start_on_a_free_port(extra, None)
+    }
+
+    /// Starts memcached speaking TLS only (`-Z`) with the server certificate and key of
+    /// `certs` (`server.pem`, `server-key.pem`), not asking for client certificates; returns
+    /// once it answers `stats` over TLS. [`Memcached::client`] then connects over TLS, trusting
+    /// `certs`' CA.
+    pub fn start_tls(certs: &Certs) -> Memcached {
+        Memcached::start_tls_with(certs, false)
+    }
+
+    /// As [`Memcached::start_tls`], and requiring a client certificate signed by `certs`' CA
+    /// (`ssl_ca_cert=ca.pem,ssl_verify_mode=2`): a client without one fails its handshake.
+    /// [`Memcached::client`] shows `certs`' client certificate.
+    pub fn start_tls_verifying_clients(certs: &Certs) -> Memcached {
+        Memcached::start_tls_with(certs, true)
+    }
+
+    fn start_tls_with(certs: &Certs, verify_clients: bool) -> Memcached {
+        // `-o` splits its value at commas: the paths must have none.
+        let path = |name: &str| {
+            let path = certs.path(name).display().to_string();
+            assert!(!path.contains(','), "memcached cannot take {path} in -o");
+            path
+        };
+        let mut settings = format!(
+            "ssl_chain_cert={},ssl_key={}",
+            path(SERVER_CERT),
+            path(SERVER_KEY)
+        );
+        if verify_clients {
+            settings.push_str(&format!(",ssl_ca_cert={},ssl_verify_mode=2", path(CA)));
+        }
+        let extra = vec!["-Z".to_owned(), "-o".to_owned(), settings];
+        Memcached::start_on_a_free_port(extra, Some(certs.as_client()))
+    }
+
+    fn start_on_a_free_port(extra: Vec<String>, tls: Option<TlsOptions>) -> Memcached {
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            match spawn(port, &extra) {
+            match spawn(port, &extra, tls.as_ref()) {
                 Ok(child) => {
                     return Memcached {
                         child: Some(child),
                         port,
                         extra,
+                        tls,
                     };
                 }
                 Err(e) => last_error = e,
@@ -73,9 +116,20 @@ impl Memcached {
         format!("127.0.0.1:{}:1", self.port)
     }
 
-    /// A new client connection to this server.
+    /// A new client connection to this server (over TLS if it speaks TLS).
     pub fn client(&self) -> Client {
-        Client::connect(self.addr())
+        match &self.tls {
+            None => Client::connect(self.addr()),
+            Some(options) => options
+                .connect(self.addr())
+                .unwrap_or_else(|e| panic!("TLS client of memcached: {e}"))
+                .into_client(),
+        }
+    }
+
+    /// Whether it speaks TLS only (`-Z`).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The process id, while running.
@@ -101,11 +155,14 @@ impl Memcached {
         // Our own old socket is gone (memcached sets SO_REUSEADDR); retry briefly in case the
         // kernel needs a moment, but fail if someone else took the port.
         let mut last_error = String::new();
-        let child = poll_until(STARTUP_DEADLINE, || match spawn(self.port, &self.extra) {
-            Ok(child) => Some(child),
-            Err(e) => {
-                last_error = e;
-                None
+        let tls = self.tls.as_ref();
+        let child = poll_until(STARTUP_DEADLINE, || {
+            match spawn(self.port, &self.extra, tls) {
+                Ok(child) => Some(child),
+                Err(e) => {
+                    last_error = e;
+                    None
+                }
             }
         });
         match child {
@@ -170,8 +227,9 @@ impl Drop for Memcached {
 }
 
 /// Spawns memcached on `port` and waits until it answers `stats` with its own pid (so a
-/// different process that happens to hold the port is not mistaken for ours).
-fn spawn(port: u16, extra: &[String]) -> Result<Child, String> {
+/// different process that happens to hold the port is not mistaken for ours), over TLS with
+/// `tls` when given.
+fn spawn(port: u16, extra: &[String], tls: Option<&TlsOptions>) -> Result<Child, String> {
     let mut child = Command::new("memcached")
         .args(["-U", "0", "-l", "127.0.0.1", "-p", &port.to_string()])
         .args(["-u", "nobody", "-t", "1", "-m", "64"])
@@ -196,7 +254,11 @@ fn spawn(port: u16, extra: &[String]) -> Result<Child, String> {
             Ok(None) => {}
             Err(e) => panic!("wait for memcached: {e}"),
         }
-        (stats_pid(loopback(port)) == Some(pid)).then_some(true)
+        let answered = match tls {
+            None => stats_pid(loopback(port)),
+            Some(options) => stats_pid_tls(loopback(port), options),
+        };
+        (answered == Some(pid)).then_some(true)
     });
     match (ready, exited) {
         (Some(true), _) => Ok(child),
@@ -237,7 +299,26 @@ fn stats_pid(addr: SocketAddr) -> Option<u32> {
         }
         reply.extend_from_slice(&buf[..n]);
     }
-    String::from_utf8_lossy(&reply)
+    pid_of(&reply)
+}
+
+/// The `STAT pid` of whatever memcached answers on `addr` over TLS, if any answers.
+fn stats_pid_tls(addr: SocketAddr, options: &TlsOptions) -> Option<u32> {
+    let mut client = options
+        .connect(addr)
+        .ok()?
+        .into_client()
+        .with_deadline(Duration::from_secs(1));
+    client.try_send(b"stats\r\n").ok()?;
+    match client.read_through(b"END\r\n") {
+        (reply, Ending::Terminator) => pid_of(&reply),
+        _ => None,
+    }
+}
+
+/// The `STAT pid` line of a `stats` reply.
+fn pid_of(reply: &[u8]) -> Option<u32> {
+    String::from_utf8_lossy(reply)
         .lines()
         .find_map(|line| line.strip_prefix("STAT pid "))
         .and_then(|pid| pid.trim().parse().ok())
@@ -293,6 +374,45 @@ mod tests {
             "{}",
             crate::show(&buf[..n])
         );
+    }
+
+    #[test]
+    fn a_tls_memcached_answers_over_tls_only_and_restarts_with_tls() {
+        let dir = crate::TestDir::new("memcached-tls");
+        let certs = Certs::generate(dir.path());
+        let mut server = Memcached::start_tls(&certs);
+        assert!(server.is_tls());
+        let mut client = server.client();
+        let version = client.request_str("version\r\n");
+        assert!(version.starts_with("VERSION "), "{version:?}");
+        client.set("k", b"v");
+        assert_eq!(client.get("k"), Some(b"v".to_vec()));
+        assert_eq!(server.holds(&["k".to_owned()]), [true]);
+
+        // Plaintext gets no memcached reply: the TLS handshake fails and memcached closes.
+        let mut plain = Client::connect(server.addr()).with_deadline(Duration::from_secs(5));
+        let _ = plain.try_send(b"version\r\n");
+        let (bytes, ending) = plain.read_through(b"VERSION");
+        assert_ne!(ending, Ending::Terminator, "{}", crate::show(&bytes));
+
+        server.restart();
+        assert_eq!(server.client().get("k"), None, "restarted with TLS, empty");
+    }
+
+    #[test]
+    fn a_tls_memcached_verifying_clients_refuses_one_without_a_certificate() {
+        let dir = crate::TestDir::new("memcached-mtls");
+        let certs = Certs::generate(dir.path());
+        let server = Memcached::start_tls_verifying_clients(&certs);
+        server.client().set("k", b"v");
+        let refused = match certs.trust().connect(server.addr()) {
+            Err(_) => true,
+            Ok(mut client) => {
+                let _ = client.try_send(b"get k\r\n");
+                client.read_through(b"END\r\n").1 == Ending::Closed
+            }
+        };
+        assert!(refused, "memcached served a client without a certificate");
     }
 
     #[test]

@@ -264,7 +264,7 @@ impl Health {
             tracing::warn!(
                 backend = %self.address,
                 failed,
-                "backend TLS handshake failed: {error}"
+                "backend {error}"
             );
         }
     }
