@@ -426,6 +426,17 @@ fn a_mutual_tls_listener_serves_good_certificates_by_identity_and_refuses_the_re
     assert!(on(&others, "from-beta") && !on(&alpha, "from-beta"));
     Client::connect(plain).set("from-plain", b"p");
     assert!(on(&others, "from-plain") && !on(&alpha, "from-plain"));
+    // `stats tls` names each identity with its connections: alpha's and beta's are open.
+    let mut stats = Client::connect(plain);
+    stats.send(b"stats tls\r\n");
+    let by_identity = String::from_utf8_lossy(&stats.read_until(b"END\r\n")).into_owned();
+    for id in ["alpha", "beta"] {
+        assert!(
+            by_identity.contains(&format!("STAT identity:{id}:curr_connections 1\r\n"))
+                && by_identity.contains(&format!("STAT identity:{id}:total_connections 1\r\n")),
+            "stats tls for {id}: {by_identity}"
+        );
+    }
 
     let foreign = Authority::new("another CA").client("alpha");
     let expired = certs.ca.expired_client("alpha");
