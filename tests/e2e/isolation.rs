@@ -7,103 +7,15 @@
 //! `eprintln!`, so `--nocapture` shows the figures. Each measures first and asserts after.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process};
-use switchyard_tests::ports::{accepts, free_port, loopback, poll_until};
-use switchyard_tests::{Client, Memcached, TestDir, show, switchyard_binary, wasm};
-
-/// The router binary on `switchyard.toml` in its own directory, with its standard error in
-/// `switchyard.log` there; killed when dropped.
-struct Spawned {
-    child: Child,
-    dir: TestDir,
-    ports: Vec<u16>,
-}
-
-impl Spawned {
-    /// Writes `config` (whose listeners use `ports`, in order) and the `plugins` files
-    /// (name, bytes) to a new directory, starts the binary on it, and returns once every
-    /// listener accepts.
-    fn start(label: &str, config: &str, ports: &[u16], plugins: &[(&str, Vec<u8>)]) -> Spawned {
-        let dir = TestDir::new(label);
-        for (name, bytes) in plugins {
-            dir.write(name, bytes);
-        }
-        let path = dir.write("switchyard.toml", config);
-        let log = std::fs::File::create(dir.path().join("switchyard.log")).expect("create log");
-        let child = Command::new(switchyard_binary())
-            .args(["--config".as_ref(), path.as_os_str()])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start switchyard");
-        let mut spawned = Spawned {
-            child,
-            dir,
-            ports: ports.to_vec(),
-        };
-        let ready = poll_until(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = spawned.child.try_wait() {
-                panic!("switchyard exited with {status}: {}", spawned.log());
-            }
-            ports.iter().all(|&p| accepts(loopback(p))).then_some(())
-        });
-        assert!(
-            ready.is_some(),
-            "switchyard did not listen on {ports:?}: {}",
-            spawned.log()
-        );
-        spawned
-    }
-
-    /// Where listener `i` accepts.
-    fn addr(&self, i: usize) -> SocketAddr {
-        loopback(self.ports[i])
-    }
-
-    /// A new connection to listener `i`.
-    fn client(&self, i: usize) -> Client {
-        Client::connect(self.addr(i))
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("switchyard.log")
-    }
-
-    /// Everything it has written to standard error so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    /// Replaces its config file (the watcher, if on, notices; else see [`Spawned::sighup`]).
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) {
-        self.dir.write(name, contents);
-    }
-
-    /// Asks it to reload its config file.
-    fn sighup(&self) {
-        let pid = i32::try_from(self.child.id())
-            .ok()
-            .and_then(Pid::from_raw)
-            .expect("a process id");
-        kill_process(pid, Signal::HUP).expect("kill -HUP switchyard");
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use rustix::process::Signal;
+use switchyard_tests::ports::{free_port, poll_until};
+use switchyard_tests::process::RouterProcess;
+use switchyard_tests::{Client, Memcached, show, wasm};
 
 /// `[server]` and `[[listeners]]` of a config: `workers` workers, watching its files or not,
 /// one listener per (port, route).
@@ -290,7 +202,7 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
     let config = head(2, false, "", &[(bad_port, "bad"), (plain_port, "p")])
         + &pool("p", &server)
         + &route("bad", "bad.wasm", &["p"]);
-    let router = Spawned::start(
+    let router = RouterProcess::start_listening(
         "isolation-looping",
         &config,
         &[bad_port, plain_port],
@@ -305,7 +217,7 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
     // Four clients on the plain listener, each taking 16 connections in turn: every client
     // has connections on both workers. The same connections are measured alone and beside
     // the looping plugin.
-    let load = Load::start(router.addr(1), 4, 16, "plain");
+    let load = Load::start(router.listener(1), 4, 16, "plain");
     load.wait_served(16);
 
     // Two clients hammer the looping listener while `active`: one get at a time each, a
@@ -316,7 +228,7 @@ fn a_plugin_looping_on_every_call_leaves_another_listener_most_of_its_throughput
     let active = Arc::new(AtomicBool::new(false));
     let replies = Arc::new(AtomicU64::new(0));
     let hammers: Vec<JoinHandle<(u64, u64)>> = (0..2)
-        .map(|h| (h, router.client(0)))
+        .map(|h| (h, Client::connect(router.listener(0))))
         .collect::<Vec<_>>()
         .into_iter()
         .map(|(h, mut client)| {
@@ -422,35 +334,35 @@ fn a_plugin_whose_init_takes_a_second_holds_no_client_request() {
     let after = head(2, false, "", &[(port, "slow")])
         + &pool("p", &server)
         + &route("slow", "slow.wasm", &["p"]);
-    let router = Spawned::start(
+    let router = RouterProcess::start_listening(
         "isolation-slow-init",
         &before,
         &[port],
         &[("slow.wasm", wasm::slow_init_plugin(1000))],
     );
     let (generation, reloads) = (
-        stat(router.addr(0), "generation"),
-        stat(router.addr(0), "reloads"),
+        stat(router.listener(0), "generation"),
+        stat(router.listener(0), "reloads"),
     );
 
-    let load = Load::start(router.addr(0), 4, 1, "slow-init");
+    let load = Load::start(router.listener(0), 4, 1, "slow-init");
     load.wait_served(8);
     let _ = load.phase();
     let window = Instant::now();
     // Half a second of load before the reload, then the reload, under load.
     std::thread::sleep(Duration::from_millis(500));
     router.write("switchyard.toml", &after);
-    router.sighup();
+    router.signal(Signal::HUP);
     let signalled = Instant::now();
     let published = poll_until(Duration::from_secs(10), || {
-        (stat(router.addr(0), "generation") > generation).then(|| signalled.elapsed())
+        (stat(router.listener(0), "generation") > generation).then(|| signalled.elapsed())
     });
     // The load runs on for at least a second after the publish and 3 s in all: every
     // worker's first request through the new route falls in the window.
     let end = (window + Duration::from_secs(3)).max(Instant::now() + Duration::from_secs(1));
     std::thread::sleep(end.saturating_duration_since(Instant::now()));
     let (seen, elapsed) = load.stop();
-    let reloads_after = stat(router.addr(0), "reloads");
+    let reloads_after = stat(router.listener(0), "reloads");
 
     eprintln!(
         "reload to a plugin whose init takes 1 s: published after {published:?}; max client \
@@ -495,7 +407,7 @@ fn a_plugin_whose_init_fails_on_one_worker_is_a_refused_reload() {
             + &pool("p", &server)
             + &route("guard", plugin, &["p"])
     };
-    let router = Spawned::start(
+    let router = RouterProcess::start_listening(
         "isolation-init-fails",
         &config("guard.wasm"),
         &[port],
@@ -504,7 +416,7 @@ fn a_plugin_whose_init_fails_on_one_worker_is_a_refused_reload() {
             ("fails.wasm", wasm::init_fails_off_worker_zero_plugin()),
         ],
     );
-    let addr = router.addr(0);
+    let addr = router.listener(0);
     let (generation, failures, reloads) = (
         stat(addr, "generation"),
         stat(addr, "reload_failures"),
@@ -512,7 +424,7 @@ fn a_plugin_whose_init_fails_on_one_worker_is_a_refused_reload() {
     );
 
     router.write("switchyard.toml", config("fails.wasm"));
-    router.sighup();
+    router.signal(Signal::HUP);
     // The reload is over when it is counted, either way.
     let done = poll_until(Duration::from_secs(10), || {
         (stat(addr, "reload_failures") > failures || stat(addr, "reloads") > reloads).then_some(())
@@ -581,14 +493,14 @@ fn faults_do_not_flood_the_log() {
     let config = head(2, false, "", &[(port, "guarded")])
         + &pool("p", &server)
         + &route("guarded", "trap.wasm", &["p"]);
-    let router = Spawned::start(
+    let router = RouterProcess::start_listening(
         "isolation-log",
         &config,
         &[port],
         &[("trap.wasm", wasm::trapping_plugin())],
     );
     // Only what is written from here on is counted.
-    let mut warm = router.client(0);
+    let mut warm = Client::connect(router.listener(0));
     warm.set("warm", b"1");
     let start_at = router.log().len();
 
@@ -598,7 +510,7 @@ fn faults_do_not_flood_the_log() {
     let started = Instant::now();
     let senders: Vec<JoinHandle<(u64, u64)>> = (0..THREADS)
         .map(|t| {
-            let addr = router.addr(0);
+            let addr = router.listener(0);
             std::thread::spawn(move || {
                 let mut client = Client::connect(addr);
                 let per_thread = REQUESTS / THREADS;
@@ -694,7 +606,7 @@ fn rollback_comes_within_rollback_faults_failed_requests_under_load() {
         ) + &pool("p", &server)
             + &route("root", plugin, &["p"])
     };
-    let router = Spawned::start(
+    let router = RouterProcess::start_listening(
         "isolation-rollback",
         &config("guard.wasm"),
         &[port],
@@ -703,7 +615,7 @@ fn rollback_comes_within_rollback_faults_failed_requests_under_load() {
             ("trap.wasm", wasm::trapping_every_call_plugin()),
         ],
     );
-    let addr = router.addr(0);
+    let addr = router.listener(0);
     let generation = stat(addr, "generation");
 
     let load = Load::start(addr, CLIENTS, 1, "rollback");

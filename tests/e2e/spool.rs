@@ -4,12 +4,12 @@
 //! SIGKILL), or by `switchyard spool replay`. A torn last record is ignored with a log line, and
 //! the spool's byte bound refuses (and counts) what does not fit.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use switchyard_tests::ports::{accepts, free_port, loopback, poll_until};
+use switchyard_tests::ports::poll_until;
+use switchyard_tests::process::RouterProcess;
 use switchyard_tests::{
     Client, Config, Memcached, TestDir, connect, router, switchyard_binary, toml_servers,
 };
@@ -90,65 +90,6 @@ fn spool_file(dir: &Path) -> PathBuf {
         dir.display()
     );
     files[0].clone()
-}
-
-/// The router binary as a process of its own on `config`, its standard error kept; killed
-/// (SIGKILL) when dropped.
-struct Spawned {
-    child: Child,
-    dir: TestDir,
-    addr: SocketAddr,
-}
-
-impl Spawned {
-    /// Starts the binary on `config(listen)` and returns once it accepts.
-    fn start(label: &str, config: impl FnOnce(&str) -> String) -> Spawned {
-        let dir = TestDir::new(label);
-        let port = free_port();
-        let path = dir.write("switchyard.toml", config(&format!("127.0.0.1:{port}")));
-        let log = std::fs::File::create(dir.path().join("switchyard.log")).expect("create log");
-        let child = Command::new(switchyard_binary())
-            .args(["--config".as_ref(), path.as_os_str()])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start switchyard");
-        let mut spawned = Spawned {
-            child,
-            dir,
-            addr: loopback(port),
-        };
-        let ready = poll_until(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = spawned.child.try_wait() {
-                panic!("switchyard exited with {status}: {}", spawned.log());
-            }
-            accepts(spawned.addr).then_some(())
-        });
-        assert!(
-            ready.is_some(),
-            "switchyard did not listen: {}",
-            spawned.log()
-        );
-        spawned
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(self.addr)
-    }
-
-    /// Everything it has written to standard error so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("switchyard.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `switchyard spool ARGS...`.
@@ -244,10 +185,10 @@ fn a_spool_survives_a_killed_router_process() {
     let servers = [server.spec()];
     server.kill();
 
-    let router = Spawned::start("spool-killed-1", |listen| {
+    let router = RouterProcess::start("spool-killed-1", |listen| {
         config(listen, &servers, spool.path(), "")
     });
-    let mut client = router.client();
+    let mut client = Client::connect(router.addr());
     assert_eq!(text(&client.request(b"delete k1\r\n")), "NOT_FOUND\r\n");
     assert_eq!(text(&client.request(b"md k2\r\n")), "NF\r\n");
     // SIGKILL: what was answered must already be on disk.
@@ -257,11 +198,11 @@ fn a_spool_survives_a_killed_router_process() {
     server.restart();
     server.client().set("k1", b"stale");
     server.client().set("k2", b"stale");
-    let router = Spawned::start("spool-killed-2", |listen| {
+    let router = RouterProcess::start("spool-killed-2", |listen| {
         config(listen, &servers, spool.path(), "")
     });
     wait_gone(&server, &["k1", "k2"]);
-    let mut client = router.client();
+    let mut client = Client::connect(router.addr());
     wait_stat(&mut client, "delete_replayed", 2);
     assert!(
         router
@@ -278,10 +219,10 @@ fn a_torn_last_record_is_ignored_with_a_log_line_and_the_rest_replayed() {
     let mut server = Memcached::start();
     let servers = [server.spec()];
     server.kill();
-    let router = Spawned::start("spool-torn-1", |listen| {
+    let router = RouterProcess::start("spool-torn-1", |listen| {
         config(listen, &servers, spool.path(), "")
     });
-    let mut client = router.client();
+    let mut client = Client::connect(router.addr());
     for key in ["t1", "t2"] {
         let reply = client.request(format!("delete {key}\r\n").as_bytes());
         assert_eq!(text(&reply), "NOT_FOUND\r\n");
@@ -310,11 +251,11 @@ fn a_torn_last_record_is_ignored_with_a_log_line_and_the_rest_replayed() {
     for key in ["t1", "t2"] {
         server.client().set(key, b"stale");
     }
-    let router = Spawned::start("spool-torn-2", |listen| {
+    let router = RouterProcess::start("spool-torn-2", |listen| {
         config(listen, &servers, spool.path(), "")
     });
     wait_gone(&server, &["t1", "t2"]);
-    let mut client = router.client();
+    let mut client = Client::connect(router.addr());
     wait_stat(&mut client, "delete_replayed", 2);
     let log = router.log();
     assert!(
@@ -423,10 +364,10 @@ fn spool_replay_applies_a_spool_the_router_wrote() {
     let mut server = Memcached::start();
     let servers = [server.spec()];
     server.kill();
-    let router = Spawned::start("spool-cli-router", |listen| {
+    let router = RouterProcess::start("spool-cli-router", |listen| {
         config(listen, &servers, spool.path(), "")
     });
-    let mut client = router.client();
+    let mut client = Client::connect(router.addr());
     for key in ["c1", "c2", "c3"] {
         let reply = client.request(format!("delete {key}\r\n").as_bytes());
         assert_eq!(text(&reply), "NOT_FOUND\r\n");

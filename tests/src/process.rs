@@ -18,7 +18,8 @@ use crate::{TestDir, switchyard_binary};
 #[derive(Debug)]
 pub struct RouterProcess {
     child: Child,
-    addr: SocketAddr,
+    /// Its listeners' addresses, the first one's first.
+    listeners: Vec<SocketAddr>,
     dir: TestDir,
 }
 
@@ -39,14 +40,34 @@ impl RouterProcess {
         RouterProcess::spawn(name, Some(open_files), config)
     }
 
+    /// Writes `files` (name, bytes: plugins, certificates) and `config` into a new directory,
+    /// starts the binary on it, and returns once each of `ports` (the config's listeners, the
+    /// first being [`RouterProcess::addr`]) accepts connections.
+    pub fn start_listening(
+        name: &str,
+        config: &str,
+        ports: &[u16],
+        files: &[(&str, Vec<u8>)],
+    ) -> RouterProcess {
+        let dir = TestDir::new(name);
+        for (file, bytes) in files {
+            dir.write(file, bytes);
+        }
+        RouterProcess::launch(dir, None, config, ports)
+    }
+
     fn spawn(
         name: &str,
         open_files: Option<u64>,
         config: impl FnOnce(&str) -> String,
     ) -> RouterProcess {
-        let dir = TestDir::new(name);
         let port = free_port();
-        let path = dir.write("switchyard.toml", config(&format!("127.0.0.1:{port}")));
+        let config = config(&format!("127.0.0.1:{port}"));
+        RouterProcess::launch(TestDir::new(name), open_files, &config, &[port])
+    }
+
+    fn launch(dir: TestDir, open_files: Option<u64>, config: &str, ports: &[u16]) -> RouterProcess {
+        let path = dir.write("switchyard.toml", config);
         let log = std::fs::File::create(dir.path().join("switchyard.log")).expect("create log");
         let mut command = match open_files {
             None => Command::new(switchyard_binary()),
@@ -66,7 +87,7 @@ impl RouterProcess {
             .stderr(log)
             .spawn()
             .expect("start switchyard");
-        let addr = loopback(port);
+        let listeners: Vec<SocketAddr> = ports.iter().map(|&p| loopback(p)).collect();
         let listening = poll_until(Duration::from_secs(20), || {
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(dir.path().join("switchyard.log"));
@@ -75,15 +96,35 @@ impl RouterProcess {
                     log.unwrap_or_default()
                 );
             }
-            accepts(addr).then_some(())
+            listeners.iter().all(|&a| accepts(a)).then_some(())
         });
-        listening.expect("switchyard listens");
-        RouterProcess { child, addr, dir }
+        listening.unwrap_or_else(|| {
+            panic!(
+                "switchyard does not listen on {listeners:?}: {}",
+                std::fs::read_to_string(dir.path().join("switchyard.log")).unwrap_or_default()
+            )
+        });
+        RouterProcess {
+            child,
+            listeners,
+            dir,
+        }
     }
 
     /// Where its first listener accepts.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listeners[0]
+    }
+
+    /// Where listener `i` (of those it was started with) accepts.
+    pub fn listener(&self, i: usize) -> SocketAddr {
+        self.listeners[i]
+    }
+
+    /// Writes `contents` to the file `name` in its directory (its config is
+    /// `switchyard.toml`): the watcher, if on, notices; else send SIGHUP.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) {
+        self.dir.write(name, contents);
     }
 
     /// Its process id.
