@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use exchange::read_reply;
-pub use health::{Health, HealthPolicy};
+pub use health::{Health, HealthCounters, HealthPolicy};
 pub use slots::{Canceled, ReplyReceiver};
 
 use bytes::Bytes;
@@ -304,7 +304,7 @@ impl Destination {
     /// A request is refused because the server is down: counted, and the prober told that
     /// the server is wanted.
     fn refused_down(&self) {
-        self.spec.health.fast_failed.inc();
+        self.spec.health.counters.fast_failed.inc();
         self.spec.health.wanted(&self.spec.policy);
     }
 
@@ -347,7 +347,7 @@ impl Destination {
         let cost = jobs::cost(&wire);
         let outstanding = self.jobs.outstanding();
         if outstanding > 0 && outstanding + cost > limit {
-            self.spec.health.fast_failed.inc();
+            self.spec.health.counters.fast_failed.inc();
             return Err(BackendError::Overloaded(limit));
         }
         let (tx, rx) = self.slots.take();

@@ -43,6 +43,13 @@ const FLAGS: &[Flag] = &[
         help: "print the bundled plugins a config can name with `plugin = \"NAME\"`, then exit",
     },
     Flag {
+        action: Action::DescribeStats,
+        long: "--describe-stats",
+        short: None,
+        value: None,
+        help: "print every stat `stats` reports (group, name, kind, unit, meaning), then exit",
+    },
+    Flag {
         action: Action::Version,
         long: "--version",
         short: Some("-V"),
@@ -76,6 +83,7 @@ enum Action {
     CheckConfig,
     Workers,
     ListPlugins,
+    DescribeStats,
     Version,
     Help,
 }
@@ -168,6 +176,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
                 for name in crate::plugin::bundled::names() {
                     println!("{name}");
                 }
+                return Ok(None);
+            }
+            Action::DescribeStats => {
+                print!("{}", crate::stats::describe());
                 return Ok(None);
             }
             Action::Version => {

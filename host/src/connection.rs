@@ -330,6 +330,7 @@ fn read_requests<'a, R: Input + 'a>(
                 if read == 0 {
                     return;
                 }
+                admitted.worker().stats.bytes_read.add(read as u64);
                 continue;
             }
             if buf.capacity() - buf.len() < READ_CHUNK / 4 {
@@ -338,7 +339,7 @@ fn read_requests<'a, R: Input + 'a>(
             grew |= buf.capacity() > 2 * READ_CHUNK;
             match rd.read_some(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(n) => admitted.worker().stats.bytes_read.add(n as u64),
             }
         }
     }

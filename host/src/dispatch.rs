@@ -68,6 +68,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
     };
     let stats = &worker.stats;
     let command = request.command;
+    stats.command(command);
     let pending = match command {
         Command::Quit => return Next::Close,
         Command::Version => Pending::Ready(Outcome {
@@ -80,6 +81,8 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
                 b"" => worker.router_stats.render(),
                 b"backends" => crate::stats::render_backends(&generation.shared.destinations),
                 b"tls" => worker.router_stats.identities.render(),
+                b"plugins" => crate::stats::render_plugins(&generation.shared),
+                b"config" => worker.router_stats.render_config(),
                 _ => {
                     return Next::Reply(Pending::Ready(Outcome::fixed(
                         b"ERROR\r\n",
@@ -94,19 +97,11 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
         }
         Command::FlushAll => flush_all(&generation, via, request, &frame),
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {
-            stats.cmd_get.inc();
             retrieval(&generation, via, request, &frame)
         }
         // After everything before it, which the in-order writer guarantees.
         Command::MetaNoop => Pending::Ready(Outcome::fixed(replies::MN, ReplyStatus::Ok)),
-        _ => {
-            match command {
-                Command::MetaGet => stats.cmd_get.inc(),
-                c if c.has_data_block() => stats.cmd_set.inc(),
-                _ => stats.cmd_other.inc(),
-            }
-            keyed(&generation, request, &frame, via, None)
-        }
+        _ => keyed(&generation, request, &frame, via, None),
     };
     answer(request, pending)
 }
@@ -223,7 +218,7 @@ pub fn stream_route(
     let root = generation.shared.roots[via.listener as usize];
     match generation.resolve(root, &input) {
         Resolved::Server { dest, timeout } => {
-            worker.stats.cmd_set.inc();
+            worker.stats.command(request.command);
             StreamRoute::Server(StreamTarget {
                 generation,
                 dest,
@@ -231,7 +226,7 @@ pub fn stream_route(
             })
         }
         Resolved::Reply(outcome) => {
-            worker.stats.cmd_set.inc();
+            worker.stats.command(request.command);
             StreamRoute::Answer(outcome)
         }
         plan @ Resolved::Plan { .. } => StreamRoute::Whole(Some(Box::new(HeldRoute {
@@ -264,7 +259,7 @@ pub fn dispatch_held(
     let Some(via) = caller.via(&generation.shared) else {
         return Next::Close;
     };
-    worker.stats.cmd_set.inc();
+    worker.stats.command(request.command);
     let pending = keyed(&generation, request, &frame, via, Some(resolved));
     answer(request, pending)
 }

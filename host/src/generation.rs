@@ -45,6 +45,8 @@ pub struct Node {
     pub on_fault: OnFault,
     /// Limits the node's fault lines in the log.
     pub(crate) fault_log: crate::route::FaultLog,
+    /// Calls, faults, call time and memory of the node's plugin (`stats plugins`).
+    pub(crate) stats: crate::stats::NodeStats,
 }
 
 /// One built configuration.
@@ -199,6 +201,7 @@ impl Generation {
             index.insert(name, i);
         }
 
+        let workers = previous.map_or(config.server.workers, |p| p.prepared.len());
         let mut destinations: Vec<DestinationSpec> = Vec::new();
         let mut dest_index: HashMap<SocketAddr, usize> = HashMap::new();
         let mut nodes = Vec::with_capacity(index.len());
@@ -310,6 +313,7 @@ impl Generation {
                 children,
                 on_fault: pool.on_fault,
                 fault_log: Default::default(),
+                stats: crate::stats::NodeStats::new(workers),
             });
         }
         for route in &config.routes {
@@ -339,6 +343,7 @@ impl Generation {
                 children,
                 on_fault: route.on_fault,
                 fault_log: Default::default(),
+                stats: crate::stats::NodeStats::new(workers),
             });
         }
         let acceptors = config
@@ -377,7 +382,6 @@ impl Generation {
             .map(|p| p.line)
             .chain(config.routes.iter().map(|r| r.line))
             .collect();
-        let workers = previous.map_or(config.server.workers, |p| p.prepared.len());
         let prepared =
             prepare(&nodes, &config.plugins, workers).map_err(|(n, error)| BuildError::Plugin {
                 file: file.clone(),

@@ -78,6 +78,11 @@ pub struct ReloadStats {
     /// The generation the running one replaced by rolling back (0: the running generation is
     /// not a rollback).
     pub rolled_back_from: AtomicU64,
+    /// Unix seconds of the last refused reload (0: none yet).
+    pub last_failure: AtomicU64,
+    /// Unix seconds of the last reload that published after a refused one, clearing its
+    /// error (0: none yet).
+    pub error_cleared: AtomicU64,
     /// Why the last reload was refused; cleared by the next one that publishes.
     last_error: Mutex<String>,
 }
@@ -93,6 +98,11 @@ impl ReloadStats {
 
     fn set_last_error(&self, error: &str) {
         if let Ok(mut e) = self.last_error.lock() {
+            if error.is_empty() && !e.is_empty() {
+                self.error_cleared.store(unix_now(), Ordering::Relaxed);
+            } else if !error.is_empty() {
+                self.last_failure.store(unix_now(), Ordering::Relaxed);
+            }
             *e = error.to_string();
         }
     }

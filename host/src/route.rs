@@ -136,7 +136,11 @@ impl LocalGeneration {
                 "its instance is being re-created",
             ))));
         };
-        match call(instance) {
+        let started = Instant::now();
+        let result = call(instance);
+        node.stats
+            .call(self.worker, started.elapsed(), instance.memory_size());
+        match result {
             Ok(plan) => {
                 slot.breaker.success();
                 Ok(plan)
@@ -271,6 +275,9 @@ impl LocalGeneration {
         }
         self.shared.fault();
         let node = &self.shared.nodes[n];
+        if let Some(kind) = error.fault_kind() {
+            node.stats.fault(self.worker, kind);
+        }
         if let Some(kind) = error.fault_kind()
             && let Some(suppressed) = node.fault_log.admit(kind, fault_log::now_ms())
         {

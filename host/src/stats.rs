@@ -1,9 +1,19 @@
 //! Counters: one set per worker, written only by that worker (relaxed atomics on its own cache
 //! lines), summed when a client asks for `stats`.
 
+pub mod histogram;
+pub mod registry;
+
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use switchyard_protocol::Command;
+
+use crate::error::FaultKind;
+pub use histogram::{Histogram, Snapshot};
+use registry::{StatDef, declare_counters};
 
 /// A counter written by one thread and read by any.
 #[derive(Debug, Default)]
@@ -41,102 +51,206 @@ impl Counter {
     }
 }
 
-/// One worker's counters.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub struct WorkerStats {
-    /// Client connections open now.
-    pub curr_connections: Counter,
-    /// Client connections accepted.
-    pub total_connections: Counter,
-    /// Client connections refused at a listener's `max_connections` or the router's
-    /// open-file budget (answered `ERROR Too many open connections`; memcached's name).
-    pub rejected_connections: Counter,
-    /// TLS handshakes completed on TLS listeners.
-    pub tls_connections: Counter,
-    /// TLS handshakes that failed (no or an untrusted or expired client certificate, a
-    /// plaintext client on a TLS listener, garbage, a timeout); each is logged with its reason.
-    pub tls_handshake_errors: Counter,
-    /// Connections whose first bytes were a TLS handshake on a plaintext listener: closed.
-    pub tls_on_plain_listener: Counter,
-    /// Retrieval commands (one per command, not per key).
-    pub cmd_get: Counter,
-    /// Keys looked up by retrieval commands.
-    pub get_keys: Counter,
-    /// Storage commands.
-    pub cmd_set: Counter,
-    /// Deletes, arithmetic and touches.
-    pub cmd_other: Counter,
-    /// Requests failed on a backend's side: down, unreachable, timed out, reset, or answering
-    /// with something that is not a reply (`error::Side::Backend`).
-    pub backend_errors: Counter,
-    /// Requests failed on a plugin's side: traps, timeouts, invalid plans, a plugin that cannot
-    /// be instantiated, plans that make no sense for the request (`error::Side::Plugin`).
-    pub plugin_faults: Counter,
-    /// Of those, requests a node's `on_fault` sent on to a child (`pass`, `fallback:`)
-    /// instead of failing them.
-    pub plugin_fallbacks: Counter,
-    /// Times a node's circuit breaker opened on a worker.
-    pub plugin_breaker_opens: Counter,
-    /// Malformed client requests, and requests whose key a rewrite cannot fit
-    /// (`error::Side::Client`).
-    pub client_errors: Counter,
-    /// Requests failed by the router itself: an invariant broke (`error::Side::Internal`).
-    pub internal_errors: Counter,
-    /// Background requests sent (shadow copies, refills, asynchronous replication).
-    pub background_sent: Counter,
-    /// Background requests in flight now (a gauge, bounded by `server.max_background`).
-    pub background_outstanding: Counter,
-    /// Bytes of background requests in flight now (a gauge, bounded by
-    /// `server.max_background_bytes`).
-    pub background_bytes: Counter,
-    /// Background requests not sent because the worker had `server.max_background` of them, or
-    /// `server.max_background_bytes` of their bytes, in flight.
-    pub background_dropped: Counter,
-    /// Background stores not sent because there was no value at hand (ABI.md, `background`).
-    pub background_skipped: Counter,
-    /// Background requests whose reply was an error (including the router's own).
-    pub background_failed: Counter,
-    /// Compared background replies (shadowing) that differed from the client's reply.
-    pub shadow_mismatches: Counter,
-    /// Long values a client stored that passed through to their server as they arrived.
-    pub streamed_stores: Counter,
-    /// Long values a server returned that passed through to their client as they arrived.
-    pub streamed_values: Counter,
-    /// Streams cut short by a failure after part of the value had passed (the client's
-    /// connection is then closed, as a partial value cannot be taken back).
-    pub streams_broken: Counter,
+declare_counters! {
+    /// One worker's counters.
+    #[derive(Debug, Default)]
+    #[repr(align(128))]
+    pub struct WorkerStats in "" {
+        /// Client connections open now.
+        curr_connections: Gauge, Count;
+        /// Client connections accepted.
+        total_connections: Counter, Count;
+        /// Client connections refused at a listener's `max_connections` or the router's
+        /// open-file budget (answered `ERROR Too many open connections`; memcached's name).
+        rejected_connections: Counter, Count;
+        /// TLS handshakes completed on TLS listeners.
+        tls_connections: Counter, Count;
+        /// TLS handshakes that failed (no or an untrusted or expired client certificate, a
+        /// plaintext client on a TLS listener, garbage, a timeout); each is logged with its
+        /// reason.
+        tls_handshake_errors: Counter, Count;
+        /// Connections whose first bytes were a TLS handshake on a plaintext listener: closed.
+        tls_on_plain_listener: Counter, Count;
+        /// Bytes read from clients (after TLS, if any).
+        bytes_read: Counter, Bytes;
+        /// Keys looked up by retrieval commands (`get a b c` is three).
+        get_keys: Counter, Count;
+        /// Requests failed on a backend's side: down, unreachable, timed out, reset, or
+        /// answering with something that is not a reply (`error::Side::Backend`).
+        backend_errors: Counter, Count;
+        /// Requests failed on a plugin's side: traps, timeouts, invalid plans, a plugin that
+        /// cannot be instantiated, plans that make no sense for the request
+        /// (`error::Side::Plugin`).
+        plugin_faults: Counter, Count;
+        /// Of those, requests a node's `on_fault` sent on to a child (`pass`, `fallback:`)
+        /// instead of failing them.
+        plugin_fallbacks: Counter, Count;
+        /// Times a node's circuit breaker opened on a worker.
+        plugin_breaker_opens: Counter, Count;
+        /// Malformed client requests, requests whose key a rewrite cannot fit, and requests
+        /// whose own reply outlasted its timeout or size bound (`error::Side::Client`).
+        client_errors: Counter, Count;
+        /// Requests failed by the router itself: an invariant broke, a local shortage
+        /// (`error::Side::Internal`).
+        internal_errors: Counter, Count;
+        /// Background requests sent (shadow copies, refills, asynchronous replication).
+        background_sent: Counter, Count;
+        /// Background requests in flight now (bounded by `server.max_background`).
+        background_outstanding: Gauge, Count;
+        /// Bytes of background requests in flight now (bounded by
+        /// `server.max_background_bytes`).
+        background_bytes: Gauge, Bytes;
+        /// Background requests not sent because the worker had `server.max_background` of
+        /// them, or `server.max_background_bytes` of their bytes, in flight.
+        background_dropped: Counter, Count;
+        /// Background stores not sent because there was no value at hand (ABI.md,
+        /// `background`).
+        background_skipped: Counter, Count;
+        /// Background requests whose reply was an error (including the router's own).
+        background_failed: Counter, Count;
+        /// Compared background replies (shadowing) that differed from the client's reply.
+        shadow_mismatches: Counter, Count;
+        /// Long values a client stored that passed through to their server as they arrived.
+        streamed_stores: Counter, Count;
+        /// Long values a server returned that passed through to their client as they arrived.
+        streamed_values: Counter, Count;
+        /// Streams cut short by a failure after part of the value had passed (the client's
+        /// connection is then closed, as a partial value cannot be taken back).
+        streams_broken: Counter, Count;
+    }
+    also {
+        /// Requests of each command, by `Command::index` (`cmd_<command>`).
+        commands: [Counter; Command::ALL.len()],
+    }
 }
 
-/// `stats backends`: state and counters of every server, as `STAT <address>:<name> <value>`.
+impl WorkerStats {
+    /// Counts one request of `command`.
+    pub fn command(&self, command: Command) {
+        self.commands[command.index()].inc();
+    }
+}
+
+/// One plugin node's counters, a slot per worker: written by that worker around each call
+/// into the node's plugin, merged when `stats plugins` is read. They start with the
+/// generation the node belongs to.
+#[derive(Debug)]
+pub struct NodeStats {
+    slots: Box<[NodeSlot]>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct NodeSlot {
+    calls: Counter,
+    faults: [Counter; FaultKind::ALL.len()],
+    /// The worker's instance's linear memory after its last call.
+    memory: Counter,
+    time: Histogram,
+}
+
+impl NodeStats {
+    /// Counters for `workers` workers.
+    pub fn new(workers: usize) -> NodeStats {
+        NodeStats {
+            slots: (0..workers.max(1)).map(|_| NodeSlot::default()).collect(),
+        }
+    }
+
+    fn slot(&self, worker: usize) -> &NodeSlot {
+        &self.slots[worker % self.slots.len()]
+    }
+
+    /// A call on `worker` took `time`; its instance now has `memory` bytes.
+    pub fn call(&self, worker: usize, time: Duration, memory: Option<u64>) {
+        let slot = self.slot(worker);
+        slot.calls.inc();
+        slot.time.record(time);
+        if let Some(memory) = memory
+            && memory != slot.memory.get()
+        {
+            slot.memory.0.store(memory, Ordering::Relaxed);
+        }
+    }
+
+    /// A request on `worker` failed on the node's plugin with `kind`.
+    pub fn fault(&self, worker: usize, kind: FaultKind) {
+        self.slot(worker).faults[kind.index()].inc();
+    }
+
+    /// `stats plugins` lines of the node labelled `label`, running `module`.
+    fn render(&self, label: &str, module: &crate::plugin::PluginModule, out: &mut String) {
+        let sum = |f: &dyn Fn(&NodeSlot) -> u64| self.slots.iter().map(f).sum::<u64>();
+        let time = Snapshot::of(self.slots.iter().map(|s| &s.time));
+        let fault = |kind: FaultKind| sum(&|s| s.faults[kind.index()].get());
+        let invalid = fault(FaultKind::InvalidPlan)
+            + fault(FaultKind::PassFromRoute)
+            + fault(FaultKind::TooManyCalls);
+        let module_text = format!("{} {}", module.name(), module.hash());
+        let lines: [(&StatDef, &dyn std::fmt::Display); 10] = [
+            (&registry::PLUGIN_CALLS, &sum(&|s| s.calls.get())),
+            (&registry::PLUGIN_TRAPS, &fault(FaultKind::Trap)),
+            (&registry::PLUGIN_TIMEOUTS, &fault(FaultKind::Timeout)),
+            (&registry::PLUGIN_BAD_PLANS, &invalid),
+            (
+                &registry::PLUGIN_OUT_OF_MEMORY,
+                &fault(FaultKind::OutOfMemory),
+            ),
+            (
+                &registry::PLUGIN_UNAVAILABLE,
+                &fault(FaultKind::Unavailable),
+            ),
+            (&registry::PLUGIN_CALL_MEAN, &time.mean_us()),
+            (&registry::PLUGIN_CALL_P99, &time.quantile_us(0.99)),
+            (&registry::PLUGIN_MEMORY, &sum(&|s| s.memory.get())),
+            (&registry::PLUGIN_MODULE, &module_text),
+        ];
+        for (def, value) in lines {
+            let name = def.name.replacen("<node>", label, 1);
+            let _ = write!(out, "STAT {name} {value}\r\n");
+        }
+    }
+}
+
+/// `stats plugins`: every node of `generation`.
+pub fn render_plugins(generation: &crate::generation::Generation) -> String {
+    let mut out = String::with_capacity(512 * generation.nodes.len() + 8);
+    for node in &generation.nodes {
+        node.stats
+            .render(&node.context.label, &node.module, &mut out);
+    }
+    out.push_str("END\r\n");
+    out
+}
+
+/// `stats backends`: state, counters and latency of every server, as
+/// `STAT <address>:<name> <value>`.
 pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> String {
-    let mut out = String::with_capacity(256 * destinations.len() + 8);
+    let mut out = String::with_capacity(1024 * destinations.len() + 8);
     for d in destinations {
         let h = &d.health;
-        let replies = h.replies();
-        let avg_us = h.latency_us().checked_div(replies).unwrap_or(0);
+        let latency = h.latency();
         let state = if h.is_up() { "up" } else { "down" };
-        let lines: [(&str, &dyn std::fmt::Display); 15] = [
-            ("state", &state),
-            ("state_since_ms", &h.changed_at_ms()),
-            ("consecutive_failures", &h.failures()),
-            ("failures", &h.failed.get()),
-            ("timeouts", &h.timeouts.get()),
-            ("replies_cut", &h.replies_cut.get()),
-            ("resent", &h.resent.get()),
-            ("cut_behind", &h.cut_behind.get()),
-            ("local_errors", &h.local_errors.get()),
-            ("tls_handshake_errors", &h.tls_errors.get()),
-            ("fast_failed", &h.fast_failed.get()),
-            ("marked_down", &h.marked_down.get()),
-            ("probes_ok", &h.probes_ok.get()),
-            ("probes_failed", &h.probes_failed.get()),
-            ("avg_latency_us", &avg_us),
+        let lines: [(&StatDef, &dyn std::fmt::Display); 7] = [
+            (&registry::BACKEND_STATE, &state),
+            (&registry::BACKEND_STATE_SINCE, &h.changed_at_ms()),
+            (&registry::BACKEND_CONSECUTIVE_FAILURES, &h.failures()),
+            (&registry::BACKEND_REPLIES, &latency.count()),
+            (&registry::BACKEND_LATENCY_MEAN, &latency.mean_us()),
+            (&registry::BACKEND_LATENCY_P50, &latency.quantile_us(0.5)),
+            (&registry::BACKEND_LATENCY_P99, &latency.quantile_us(0.99)),
         ];
-        for (name, value) in lines {
-            out.push_str(&format!("STAT {}:{name} {value}\r\n", d.address));
+        let address = d.address.to_string();
+        for (def, value) in lines {
+            let name = def.name.replacen("<server>", &address, 1);
+            let _ = write!(out, "STAT {name} {value}\r\n");
         }
-        out.push_str(&format!("STAT {}:replies {replies}\r\n", d.address));
+        for (def, counter) in crate::backend::HealthCounters::DEFS
+            .iter()
+            .zip(h.counters.counters())
+        {
+            let _ = write!(out, "STAT {address}:{} {}\r\n", def.name, counter.get());
+        }
     }
     out.push_str("END\r\n");
     out
@@ -245,105 +359,112 @@ impl RouterStats {
         self.workers.iter().map(|w| f(w).get()).sum()
     }
 
-    /// The `STAT name value` lines of a `stats` reply, ending with `END`.
+    /// The `STAT name value` lines of a `stats` reply, ending with `END`: process, requests,
+    /// errors and the configuration's state.
     pub fn render(&self) -> String {
         let now = SystemTime::now();
         let unix = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let uptime = now.duration_since(self.started).map_or(0, |d| d.as_secs());
-        let mut out = String::with_capacity(512);
-        let mut stat = |name: &str, value: &dyn std::fmt::Display| {
-            out.push_str("STAT ");
-            out.push_str(name);
-            out.push(' ');
-            out.push_str(&value.to_string());
-            out.push_str("\r\n");
+        let mut out = String::with_capacity(4096);
+        let mut stat = |def: &StatDef, value: &dyn std::fmt::Display| {
+            let _ = write!(out, "STAT {} {value}\r\n", def.name);
         };
-        stat("pid", &std::process::id());
-        stat("uptime", &uptime);
-        stat("time", &unix);
-        stat("version", &crate::VERSION_STRING);
-        stat("threads", &self.workers.len());
-        stat("curr_connections", &self.sum(|w| &w.curr_connections));
-        stat("total_connections", &self.sum(|w| &w.total_connections));
-        stat(
-            "rejected_connections",
-            &self.sum(|w| &w.rejected_connections),
-        );
-        stat("tls_connections", &self.sum(|w| &w.tls_connections));
-        stat(
-            "tls_handshake_errors",
-            &self.sum(|w| &w.tls_handshake_errors),
-        );
-        stat(
-            "tls_on_plain_listener",
-            &self.sum(|w| &w.tls_on_plain_listener),
-        );
-        stat("cmd_get", &self.sum(|w| &w.cmd_get));
-        stat("get_keys", &self.sum(|w| &w.get_keys));
-        stat("cmd_set", &self.sum(|w| &w.cmd_set));
-        stat("cmd_other", &self.sum(|w| &w.cmd_other));
-        stat("backend_errors", &self.sum(|w| &w.backend_errors));
-        stat("plugin_faults", &self.sum(|w| &w.plugin_faults));
-        stat("plugin_fallbacks", &self.sum(|w| &w.plugin_fallbacks));
-        stat(
-            "plugin_breaker_opens",
-            &self.sum(|w| &w.plugin_breaker_opens),
-        );
-        stat("client_errors", &self.sum(|w| &w.client_errors));
-        stat("internal_errors", &self.sum(|w| &w.internal_errors));
-        stat("background_sent", &self.sum(|w| &w.background_sent));
-        stat(
-            "background_outstanding",
-            &self.sum(|w| &w.background_outstanding),
-        );
-        stat("background_bytes", &self.sum(|w| &w.background_bytes));
-        stat("background_dropped", &self.sum(|w| &w.background_dropped));
-        stat("background_skipped", &self.sum(|w| &w.background_skipped));
-        stat("background_failed", &self.sum(|w| &w.background_failed));
-        stat("shadow_mismatches", &self.sum(|w| &w.shadow_mismatches));
-        stat("streamed_stores", &self.sum(|w| &w.streamed_stores));
-        stat("streamed_values", &self.sum(|w| &w.streamed_values));
-        stat("streams_broken", &self.sum(|w| &w.streams_broken));
+        stat(&registry::PID, &std::process::id());
+        stat(&registry::UPTIME, &uptime);
+        stat(&registry::TIME, &unix);
+        stat(&registry::VERSION, &crate::VERSION_STRING);
+        stat(&registry::THREADS, &self.workers.len());
+        let mut totals = vec![0u64; WorkerStats::DEFS.len()];
+        let mut commands = [0u64; Command::ALL.len()];
+        for w in &self.workers {
+            for (total, counter) in totals.iter_mut().zip(w.counters()) {
+                *total += counter.get();
+            }
+            for (total, counter) in commands.iter_mut().zip(&w.commands) {
+                *total += counter.get();
+            }
+        }
+        for (def, total) in WorkerStats::DEFS.iter().zip(&totals) {
+            let _ = write!(out, "STAT {} {total}\r\n", def.name);
+        }
+        for (command, total) in Command::ALL.iter().zip(commands) {
+            let _ = write!(out, "STAT cmd_{} {total}\r\n", command.name());
+        }
         let spools = self.control.spools().stats();
-        stat("delete_spooled", &spools.spooled.get());
-        stat("delete_replayed", &spools.replayed.get());
-        stat("delete_spool_dropped", &spools.dropped.get());
-        stat("delete_spool_bytes", &spools.bytes());
+        let mut stat = |def: &StatDef, value: &dyn std::fmt::Display| {
+            let _ = write!(out, "STAT {} {value}\r\n", def.name);
+        };
+        stat(&registry::DELETE_SPOOLED, &spools.spooled.get());
+        stat(&registry::DELETE_REPLAYED, &spools.replayed.get());
+        stat(&registry::DELETE_SPOOL_DROPPED, &spools.dropped.get());
+        stat(&registry::DELETE_SPOOL_BYTES, &spools.bytes());
         if let Some(allocations) = ALLOCATIONS.get() {
-            stat("allocations", &allocations());
+            stat(&registry::ALLOCATIONS, &allocations());
         }
-        let c = &self.control;
-        let generation = c.current().load();
-        let loaded_at = c.stats.loaded_at.load(std::sync::atomic::Ordering::Relaxed);
-        stat("generation", &generation.number);
-        stat("generation_loaded_at", &loaded_at);
-        stat("generation_faults", &generation.faults.get());
-        stat("generations_alive", &c.generations_alive());
-        stat("plugin_modules", &c.modules_cached());
-        stat("reloads", &c.stats.reloads.get());
-        stat("reload_failures", &c.stats.failures.get());
-        stat("rollbacks", &c.stats.rollbacks.get());
-        stat(
-            "rolled_back_from",
-            &c.stats
-                .rolled_back_from
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        stat(
-            "last_reload_success",
-            &c.stats
-                .last_success
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        let last_error = c.stats.last_error().replace(['\r', '\n'], " ");
-        if !last_error.is_empty() {
-            stat("last_reload_error", &last_error);
-        }
+        self.render_config_into(&mut out);
         out.push_str("END\r\n");
         out
     }
+
+    /// `stats config`: the serving generation and the reloads.
+    pub fn render_config(&self) -> String {
+        let mut out = String::with_capacity(1024);
+        self.render_config_into(&mut out);
+        out.push_str("END\r\n");
+        out
+    }
+
+    fn render_config_into(&self, out: &mut String) {
+        let mut stat = |def: &StatDef, value: &dyn std::fmt::Display| {
+            let _ = write!(out, "STAT {} {value}\r\n", def.name);
+        };
+        let c = &self.control;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let generation = c.current().load();
+        stat(&registry::GENERATION, &generation.number);
+        stat(
+            &registry::GENERATION_LOADED_AT,
+            &c.stats.loaded_at.load(relaxed),
+        );
+        stat(&registry::GENERATION_FAULTS, &generation.faults.get());
+        stat(&registry::GENERATIONS_ALIVE, &c.generations_alive());
+        stat(&registry::PLUGIN_MODULES, &c.modules_cached());
+        let file = generation.config.origin.display().to_string();
+        stat(
+            &registry::CONFIG_FILE,
+            &file.replace(['\r', '\n', ' '], "_"),
+        );
+        stat(&registry::RELOADS, &c.stats.reloads.get());
+        stat(&registry::RELOAD_FAILURES, &c.stats.failures.get());
+        stat(&registry::ROLLBACKS, &c.stats.rollbacks.get());
+        stat(
+            &registry::ROLLED_BACK_FROM,
+            &c.stats.rolled_back_from.load(relaxed),
+        );
+        stat(
+            &registry::LAST_RELOAD_SUCCESS,
+            &c.stats.last_success.load(relaxed),
+        );
+        let last_error = c.stats.last_error().replace(['\r', '\n'], " ");
+        if !last_error.is_empty() {
+            stat(&registry::LAST_RELOAD_ERROR, &last_error);
+        }
+        let failed_at = c.stats.last_failure.load(relaxed);
+        if failed_at != 0 {
+            stat(&registry::LAST_RELOAD_FAILURE, &failed_at);
+        }
+        let cleared_at = c.stats.error_cleared.load(relaxed);
+        if cleared_at != 0 {
+            stat(&registry::LAST_RELOAD_ERROR_CLEARED, &cleared_at);
+        }
+    }
+}
+
+/// `switchyard --describe-stats`.
+pub fn describe() -> String {
+    registry::describe(&[WorkerStats::DEFS], crate::backend::HealthCounters::DEFS)
 }
 
 /// Heap allocations made so far, in a build whose global allocator counts them (bench/run's

@@ -277,3 +277,25 @@ fn raw_field_extraction_reads_renames_and_skips_the_rest() {
     let keys: Vec<String> = raw_fields(src).into_iter().map(|(_, k)| k).collect();
     assert_eq!(keys, ["plain", "wire-name", "kept_private", "long"]);
 }
+
+#[test]
+fn every_stat_is_documented() {
+    let doc = read(DOC);
+    let output = std::process::Command::new(switchyard_tests::switchyard_binary())
+        .arg("--describe-stats")
+        .output()
+        .expect("run switchyard --describe-stats");
+    let described = String::from_utf8_lossy(&output.stdout).into_owned();
+    let missing: Vec<&str> = described
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|name| !doc.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{DOC}, `## Stats`, does not list these stats of `switchyard --describe-stats` (each \
+         as a table row starting `| `name` |`):\n  {}",
+        missing.join("\n  ")
+    );
+}

@@ -76,4 +76,5 @@ mod rewrites;
 mod scripted_backend;
 mod setup;
 mod spool;
+mod stats;
 mod tls;

@@ -156,10 +156,10 @@ pub(super) async fn drive(
         let (err, lost) = serve(link, first, &jobs, &spec, worker, &stats).await;
         match err {
             BackendError::Shutdown => return,
-            BackendError::Timeout => spec.health.timeouts.inc(),
+            BackendError::Timeout => spec.health.counters.timeouts.inc(),
             BackendError::StillArriving { .. } | BackendError::TooLarge { .. } => {
                 // The request's doing, not the server's: see the module's notes on blame.
-                spec.health.replies_cut.inc();
+                spec.health.counters.replies_cut.inc();
                 tracing::debug!(backend = %spec.address, error = %err, "reply cut off");
                 continue;
             }
@@ -231,11 +231,11 @@ async fn serve(
         for f in inflight {
             match f.resend(now) {
                 Ok(job) => {
-                    health.resent.inc();
+                    health.counters.resent.inc();
                     again.push(job);
                 }
                 Err(reply) => {
-                    health.cut_behind.inc();
+                    health.counters.cut_behind.inc();
                     reply.send(Err(BackendError::CutBehind));
                 }
             }

@@ -38,7 +38,7 @@ use switchyard_protocol::{ReplyKind, ReplyStatus};
 use tokio::sync::Notify;
 
 use super::LocalShortage;
-use crate::stats::Counter;
+use crate::stats::registry::declare_counters;
 
 /// Shortest time between two log lines about a local shortage for one server: a router out of
 /// file descriptors fails every connect, and must not log each one.
@@ -55,6 +55,40 @@ pub struct HealthPolicy {
     pub probe_ceiling: Duration,
     /// Connect and answer budget of one probe.
     pub probe_timeout: Duration,
+}
+
+declare_counters! {
+    /// A server's counters: written by whichever worker sees an event, summed by `stats
+    /// backends`.
+    #[derive(Debug, Default)]
+    pub struct HealthCounters in "backends" {
+        /// Failures on the server's side (connect, silent timeout, reset, protocol), one per
+        /// connection that ended with them.
+        failures: Counter, Count;
+        /// Requests that timed out with the server silent.
+        timeouts: Counter, Count;
+        /// Requests whose reply was still arriving when their timeout passed: failed, their
+        /// connection reset, not counted against the server.
+        replies_cut: Counter, Count;
+        /// Reads re-sent on a fresh connection because a reply ahead of them was cut.
+        resent: Counter, Count;
+        /// Requests failed because a reply ahead of them was cut and they could not be re-sent.
+        cut_behind: Counter, Count;
+        /// Connects the router could not make for want of a local resource.
+        local_errors: Counter, Count;
+        /// TLS handshakes with the server that failed (a certificate that did not verify, a
+        /// server not speaking TLS).
+        tls_handshake_errors: Counter, Count;
+        /// Requests refused at once because the server was down or over its outstanding limit.
+        fast_failed: Counter, Count;
+        /// Times the server was marked down.
+        marked_down: Counter, Count;
+        /// Probes answered.
+        probes_ok: Counter, Count;
+        /// Probes that failed.
+        probes_failed: Counter, Count;
+    }
+    also {}
 }
 
 /// A server's health and counters. Written by whichever worker sees an event; read on every
@@ -78,44 +112,20 @@ pub struct Health {
     wanted: AtomicBool,
     /// Wakes the prober when a request wants the server.
     wake: Notify,
-    /// Failures on the server's side (connect, silent timeout, reset, protocol), one per
-    /// connection that ended with them.
-    pub failed: Counter,
-    /// Requests that timed out with the server silent.
-    pub timeouts: Counter,
-    /// Requests whose reply was still arriving when their timeout passed: failed, their
-    /// connection reset, not counted against the server.
-    pub replies_cut: Counter,
-    /// Reads re-sent on a fresh connection because a reply ahead of them was cut.
-    pub resent: Counter,
-    /// Requests failed because a reply ahead of them was cut and they could not be re-sent.
-    pub cut_behind: Counter,
-    /// Connects the router could not make for want of a local resource.
-    pub local_errors: Counter,
-    /// TLS handshakes with the server that failed (a certificate that did not verify, a
-    /// server not speaking TLS).
-    pub tls_errors: Counter,
+    /// The server's counters (`stats backends`).
+    pub counters: HealthCounters,
     /// At most one log line about failed handshakes per interval.
     tls_logged: crate::server::EveryInterval,
-    /// Requests refused at once because the server was down or over its outstanding limit.
-    pub fast_failed: Counter,
-    /// Times the server was marked down.
-    pub marked_down: Counter,
-    /// Probes answered.
-    pub probes_ok: Counter,
-    /// Probes that failed.
-    pub probes_failed: Counter,
     /// Replies and their latency, one slot per worker: written on every reply, so never a
     /// cache line two workers write.
     latency: Box<[LatencySlot]>,
 }
 
-/// One worker's reply count and summed latency for one server.
+/// One worker's reply latencies for one server.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct LatencySlot {
-    replies: Counter,
-    latency_us: Counter,
+    latency: crate::stats::Histogram,
 }
 
 impl Health {
@@ -133,18 +143,8 @@ impl Health {
             local_unlogged: AtomicU64::new(0),
             wanted: AtomicBool::new(false),
             wake: Notify::new(),
-            failed: Counter::default(),
-            timeouts: Counter::default(),
-            replies_cut: Counter::default(),
-            resent: Counter::default(),
-            cut_behind: Counter::default(),
-            local_errors: Counter::default(),
-            tls_errors: Counter::default(),
+            counters: HealthCounters::default(),
             tls_logged: crate::server::EveryInterval::new(),
-            fast_failed: Counter::default(),
-            marked_down: Counter::default(),
-            probes_ok: Counter::default(),
-            probes_failed: Counter::default(),
             latency: (0..workers.max(1))
                 .map(|_| LatencySlot::default())
                 .collect(),
@@ -156,14 +156,9 @@ impl Health {
         !self.down.load(Ordering::Relaxed)
     }
 
-    /// Replies received, over all workers.
-    pub fn replies(&self) -> u64 {
-        self.latency.iter().map(|s| s.replies.get()).sum()
-    }
-
-    /// Summed reply latency over all workers, microseconds.
-    pub fn latency_us(&self) -> u64 {
-        self.latency.iter().map(|s| s.latency_us.get()).sum()
+    /// Reply latencies over all workers.
+    pub fn latency(&self) -> crate::stats::Snapshot {
+        crate::stats::Snapshot::of(self.latency.iter().map(|s| &s.latency))
     }
 
     /// Consecutive failures so far.
@@ -178,9 +173,9 @@ impl Health {
 
     /// Worker `worker` received a reply after `latency`.
     pub fn record_reply(&self, worker: usize, latency: Duration) {
-        let slot = &self.latency[worker % self.latency.len()];
-        slot.replies.inc();
-        slot.latency_us.add(latency.as_micros() as u64);
+        self.latency[worker % self.latency.len()]
+            .latency
+            .record(latency);
         // Read first: the common case writes nothing to a line every worker reads.
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
@@ -195,10 +190,10 @@ impl Health {
         reason: &dyn std::fmt::Display,
         immediate: bool,
     ) -> bool {
-        self.failed.inc();
+        self.counters.failures.inc();
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if (immediate || n >= policy.failure_limit) && !self.down.swap(true, Ordering::AcqRel) {
-            self.marked_down.inc();
+            self.counters.marked_down.inc();
             self.changed_at_ms.store(now_ms(), Ordering::Relaxed);
             tracing::warn!(backend = %self.address, failures = n, reason = %reason, "backend marked down");
             return true;
@@ -234,7 +229,7 @@ impl Health {
     /// about this server was written less than [`LOCAL_LOG_INTERVAL`] ago. The server's health
     /// is untouched.
     pub fn local_shortage(&self, what: LocalShortage) {
-        self.local_errors.inc();
+        self.counters.local_errors.inc();
         let now = self.clock().max(1);
         let last = self.local_logged.load(Ordering::Relaxed);
         let due = last == 0 || Duration::from_millis(now - last.min(now)) >= LOCAL_LOG_INTERVAL;
@@ -259,7 +254,7 @@ impl Health {
     /// A TLS handshake with the server failed with `error`: counted, and logged with the
     /// reason (the first, then at most once per interval with how many there were).
     pub fn tls_failed(&self, error: &super::BackendError) {
-        self.tls_errors.inc();
+        self.counters.tls_handshake_errors.inc();
         if let Some(failed) = self.tls_logged.note() {
             tracing::warn!(
                 backend = %self.address,
@@ -354,12 +349,12 @@ async fn probe_loop(health: &Health, policy: &HealthPolicy, tls: Option<&crate::
         health.last_probe.store(health.clock(), Ordering::Relaxed);
         match result {
             Ok(()) => {
-                health.probes_ok.inc();
+                health.counters.probes_ok.inc();
                 health.mark_up();
                 break;
             }
             Err(e) => {
-                health.probes_failed.inc();
+                health.counters.probes_failed.inc();
                 step = (step * 2).min(policy.probe_ceiling);
                 wait = jittered(&mut jitter, step, policy);
                 tracing::debug!(backend = %health.address, error = %e, next_in = ?wait, "probe failed");
@@ -462,7 +457,7 @@ mod tests {
         );
         assert!(!h.is_up());
         assert!(!h.record_failure(&p, &"timed out", false), "once");
-        assert_eq!(h.marked_down.get(), 1);
+        assert_eq!(h.counters.marked_down.get(), 1);
 
         // A local shortage is counted apart and leaves the state alone.
         let h = health();
@@ -470,7 +465,7 @@ mod tests {
             h.local_shortage(super::super::LocalShortage::FileDescriptors);
         }
         assert!(h.is_up());
-        assert_eq!((h.failures(), h.local_errors.get()), (0, 10));
+        assert_eq!((h.failures(), h.counters.local_errors.get()), (0, 10));
         assert_eq!(
             h.local_unlogged.load(Ordering::Relaxed),
             9,

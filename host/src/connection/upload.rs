@@ -107,7 +107,7 @@ pub(super) async fn upload<R: super::transport::Input>(
         }
         match rd.read_some(buf).await {
             Ok(0) | Err(_) => return Uploaded::ClientGone,
-            Ok(_) => {}
+            Ok(n) => generation.stats.bytes_read.add(n as u64),
         }
     }
     let deadline = tokio::time::Instant::now() + timeout;

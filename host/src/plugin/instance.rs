@@ -403,6 +403,12 @@ impl PluginInstance {
         })
     }
 
+    /// Bytes of linear memory the instance has now.
+    pub fn memory_size(&self) -> Option<u64> {
+        let memory = self.store.data().memory?;
+        Some(memory.data_size(&self.store) as u64)
+    }
+
     /// Makes `identity` what `client_identity` answers: a pointer comparison while one
     /// client's requests follow each other, a reference count otherwise.
     fn set_identity(&mut self, identity: Option<&Identity>) {

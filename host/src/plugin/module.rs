@@ -9,6 +9,8 @@ use super::{PluginEngine, PluginError};
 /// A compiled, vetted plugin: ready to be instantiated on any worker.
 pub struct PluginModule {
     name: String,
+    /// `md5:<hex>` of its bytes: which build a node runs (`stats plugins`, the start log).
+    hash: String,
     pre: InstancePre<HostState>,
     ticker: super::epoch::TickerHandle,
 }
@@ -86,8 +88,17 @@ impl PluginModule {
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| err(format!("cannot be linked: {e}")))?;
+        let hash =
+            switchyard_sdk::hash::md5(wasm)
+                .iter()
+                .fold(String::from("md5:"), |mut hex, b| {
+                    use std::fmt::Write as _;
+                    let _ = write!(hex, "{b:02x}");
+                    hex
+                });
         Ok(PluginModule {
             name: name.to_string(),
+            hash,
             pre,
             ticker: engine.ticker(),
         })
@@ -96,6 +107,11 @@ impl PluginModule {
     /// The plugin's name (bundled) or path (file), for messages.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `md5:<hex>` of the module's bytes.
+    pub fn hash(&self) -> &str {
+        &self.hash
     }
 
     pub(crate) fn pre(&self) -> &InstancePre<HostState> {

@@ -62,6 +62,40 @@ pub enum Command {
 }
 
 impl Command {
+    /// Every command, in declaration order: `ALL[c.index()] == c`.
+    pub const ALL: [Command; 25] = [
+        Command::Get,
+        Command::Gets,
+        Command::Gat,
+        Command::Gats,
+        Command::Set,
+        Command::Add,
+        Command::Replace,
+        Command::Append,
+        Command::Prepend,
+        Command::Cas,
+        Command::Delete,
+        Command::Incr,
+        Command::Decr,
+        Command::Touch,
+        Command::Version,
+        Command::Quit,
+        Command::Stats,
+        Command::FlushAll,
+        Command::Verbosity,
+        Command::MetaGet,
+        Command::MetaSet,
+        Command::MetaDelete,
+        Command::MetaArithmetic,
+        Command::MetaNoop,
+        Command::MetaDebug,
+    ];
+
+    /// Its place in [`Command::ALL`], for per-command tables.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The command's name on the wire.
     pub fn name(self) -> &'static str {
         match self {
@@ -224,6 +258,13 @@ impl From<Store> for Command {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn all_lists_every_command_at_its_index() {
+        for (i, c) in Command::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i, "{}", c.name());
+        }
+    }
+
     use super::*;
 
     const ALL: [Command; 25] = [

@@ -1,0 +1,285 @@
+//! Every stat the router reports, declared once: its group, name, kind, unit and what it
+//! means. `stats` and its groups render from these declarations, and `switchyard
+//! --describe-stats` prints them all ([`describe`]).
+//!
+//! Counters that every worker keeps are declared with their struct ([`declare_counters!`]), so
+//! a field cannot exist without its description. Stats of one server, plugin node or identity
+//! are declared here with a `<placeholder>` in their name, the way `stats` prints them
+//! (`<server>:timeouts`).
+
+use std::fmt::Write as _;
+
+/// How a stat behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows (until a restart).
+    Counter,
+    /// Goes up and down: a level now.
+    Gauge,
+    /// A quantile or mean of a latency histogram.
+    Quantile,
+    /// A fact, not a number to add up (a version, a state, a hash).
+    Info,
+}
+
+impl Kind {
+    /// Its name in `--describe-stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Quantile => "quantile",
+            Kind::Info => "info",
+        }
+    }
+}
+
+/// What a stat's value counts or measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Events, requests, keys, connections, ...: a number of things.
+    Count,
+    /// Bytes.
+    Bytes,
+    /// Seconds.
+    Seconds,
+    /// Milliseconds.
+    Milliseconds,
+    /// Microseconds.
+    Microseconds,
+    /// Seconds since the Unix epoch.
+    UnixSeconds,
+    /// Milliseconds since the Unix epoch.
+    UnixMilliseconds,
+    /// Text.
+    Text,
+}
+
+impl Unit {
+    /// Its name in `--describe-stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Count => "count",
+            Unit::Bytes => "bytes",
+            Unit::Seconds => "seconds",
+            Unit::Milliseconds => "milliseconds",
+            Unit::Microseconds => "microseconds",
+            Unit::UnixSeconds => "unix_seconds",
+            Unit::UnixMilliseconds => "unix_milliseconds",
+            Unit::Text => "text",
+        }
+    }
+}
+
+/// One stat's declaration.
+#[derive(Debug, Clone, Copy)]
+pub struct StatDef {
+    /// The `stats` group it is reported in: `""` for plain `stats`, else `backends`,
+    /// `plugins`, `config` or `tls`.
+    pub group: &'static str,
+    /// Its name as `stats` prints it; `<server>`, `<node>`, `<command>` or `<identity>`
+    /// stand for the part that varies.
+    pub name: &'static str,
+    /// How it behaves.
+    pub kind: Kind,
+    /// What it measures.
+    pub unit: Unit,
+    /// What it means (doc comment text, whitespace as written).
+    pub help: &'static str,
+}
+
+impl StatDef {
+    /// Its description on one line.
+    pub fn help(&self) -> String {
+        self.help.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Declares a struct of per-worker [`Counter`](crate::stats::Counter)s and the [`StatDef`] of
+/// each, from one list: `name: Kind, Unit;` under its doc comment. Other fields follow in an
+/// `also { ... }` block.
+macro_rules! declare_counters {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident in $group:literal {
+            $( $(#[doc = $doc:literal])+ $field:ident: $kind:ident, $unit:ident; )*
+        }
+        also { $( $(#[doc = $xdoc:literal])+ $xfield:ident: $xty:ty, )* }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $( $(#[doc = $doc])+ pub $field: $crate::stats::Counter, )*
+            $( $(#[doc = $xdoc])+ pub $xfield: $xty, )*
+        }
+
+        impl $name {
+            /// The declaration of each counter, in field order.
+            pub const DEFS: &'static [$crate::stats::registry::StatDef] = &[
+                $( $crate::stats::registry::StatDef {
+                    group: $group,
+                    name: stringify!($field),
+                    kind: $crate::stats::registry::Kind::$kind,
+                    unit: $crate::stats::registry::Unit::$unit,
+                    help: concat!($($doc),+),
+                }, )*
+            ];
+
+            /// Each counter, in the order of [`Self::DEFS`].
+            pub fn counters(&self) -> [&$crate::stats::Counter; [$(stringify!($field)),*].len()] {
+                [$(&self.$field),*]
+            }
+        }
+    };
+}
+pub(crate) use declare_counters;
+
+macro_rules! defs {
+    ($( $(#[doc = $doc:literal])+ $ident:ident = $group:literal, $name:literal, $kind:ident, $unit:ident; )*) => {
+        $(
+            $(#[doc = $doc])+
+            pub const $ident: StatDef = StatDef {
+                group: $group,
+                name: $name,
+                kind: Kind::$kind,
+                unit: Unit::$unit,
+                help: concat!($($doc),+),
+            };
+        )*
+        /// Every stat declared here (the per-worker counters are in their structs).
+        pub const DECLARED: &[StatDef] = &[$($ident),*];
+    };
+}
+
+defs! {
+    /// The router's process id.
+    PID = "", "pid", Info, Count;
+    /// Seconds since the router started.
+    UPTIME = "", "uptime", Gauge, Seconds;
+    /// The time now.
+    TIME = "", "time", Gauge, UnixSeconds;
+    /// The router's version and plugin ABI version.
+    VERSION = "", "version", Info, Text;
+    /// Worker threads serving clients.
+    THREADS = "", "threads", Gauge, Count;
+    /// Requests of each command clients sent (memcached's command names: `cmd_get`,
+    /// `cmd_set`, `cmd_mg`, ... one per command; a multi-key get is one).
+    CMD = "", "cmd_<command>", Counter, Count;
+    /// Deletes kept in a delete spool because their server failed them.
+    DELETE_SPOOLED = "", "delete_spooled", Counter, Count;
+    /// Spooled deletes replayed to their server.
+    DELETE_REPLAYED = "", "delete_replayed", Counter, Count;
+    /// Deletes a spool could not keep (full, or a write failed): their clients got the error.
+    DELETE_SPOOL_DROPPED = "", "delete_spool_dropped", Counter, Count;
+    /// Bytes in the delete spools now.
+    DELETE_SPOOL_BYTES = "", "delete_spool_bytes", Gauge, Bytes;
+    /// Heap allocations so far, in a build that counts them (`bench/run`'s); absent
+    /// otherwise.
+    ALLOCATIONS = "", "allocations", Counter, Count;
+
+    /// The serving generation's number: one more with every published reload.
+    GENERATION = "config", "generation", Gauge, Count;
+    /// When the serving generation was published.
+    GENERATION_LOADED_AT = "config", "generation_loaded_at", Info, UnixSeconds;
+    /// Plugin faults in the serving generation (a rollback watches this).
+    GENERATION_FAULTS = "config", "generation_faults", Counter, Count;
+    /// Generations still held by a connection or a request (the serving one included).
+    GENERATIONS_ALIVE = "config", "generations_alive", Gauge, Count;
+    /// Compiled plugin modules in the cache.
+    PLUGIN_MODULES = "config", "plugin_modules", Gauge, Count;
+    /// The config file the router runs.
+    CONFIG_FILE = "config", "config_file", Info, Text;
+    /// Reloads published.
+    RELOADS = "config", "reloads", Counter, Count;
+    /// Reloads refused (a bad file, a plugin that failed, a file that cannot be read); the
+    /// serving generation stayed.
+    RELOAD_FAILURES = "config", "reload_failures", Counter, Count;
+    /// Generations rolled back because their plugins faulted too often.
+    ROLLBACKS = "config", "rollbacks", Counter, Count;
+    /// The generation the last rollback left (0: none).
+    ROLLED_BACK_FROM = "config", "rolled_back_from", Info, Count;
+    /// When the last reload was published (0: none since the start).
+    LAST_RELOAD_SUCCESS = "config", "last_reload_success", Info, UnixSeconds;
+    /// Why the last reload was refused, until a reload succeeds; absent when none was.
+    LAST_RELOAD_ERROR = "config", "last_reload_error", Info, Text;
+    /// When the last refused reload was; absent when none was.
+    LAST_RELOAD_FAILURE = "config", "last_reload_failure", Info, UnixSeconds;
+    /// When a reload last succeeded after a refused one, clearing `last_reload_error`.
+    LAST_RELOAD_ERROR_CLEARED = "config", "last_reload_error_cleared", Info, UnixSeconds;
+
+    /// `up` or `down`.
+    BACKEND_STATE = "backends", "<server>:state", Info, Text;
+    /// When the server's state last changed.
+    BACKEND_STATE_SINCE = "backends", "<server>:state_since_ms", Info, UnixMilliseconds;
+    /// Failures in a row; `failure_limit` of them mark the server down.
+    BACKEND_CONSECUTIVE_FAILURES = "backends", "<server>:consecutive_failures", Gauge, Count;
+    /// Replies received from the server (every worker's connection).
+    BACKEND_REPLIES = "backends", "<server>:replies", Counter, Count;
+    /// Mean time from a request's queueing to its reply's arrival.
+    BACKEND_LATENCY_MEAN = "backends", "<server>:latency_mean_us", Quantile, Microseconds;
+    /// Median of that time (the upper edge of its histogram bucket: at most 12.5% high).
+    BACKEND_LATENCY_P50 = "backends", "<server>:latency_p50_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    BACKEND_LATENCY_P99 = "backends", "<server>:latency_p99_us", Quantile, Microseconds;
+
+    /// Calls into the node's plugin (`route` and `on_reply`), every worker.
+    PLUGIN_CALLS = "plugins", "<node>:calls", Counter, Count;
+    /// Calls that trapped (a panic, an out-of-bounds access, ...).
+    PLUGIN_TRAPS = "plugins", "<node>:faults_trap", Counter, Count;
+    /// Calls that ran past `call_timeout_ms` of CPU time.
+    PLUGIN_TIMEOUTS = "plugins", "<node>:faults_timeout", Counter, Count;
+    /// Calls that returned a plan the host refused.
+    PLUGIN_BAD_PLANS = "plugins", "<node>:faults_bad_plan", Counter, Count;
+    /// Calls that trapped after the host refused to grow the plugin's memory past
+    /// `memory_limit_mb`.
+    PLUGIN_OUT_OF_MEMORY = "plugins", "<node>:faults_out_of_memory", Counter, Count;
+    /// Requests that found no instance to call (its breaker open, or re-creating it failed).
+    PLUGIN_UNAVAILABLE = "plugins", "<node>:faults_unavailable", Counter, Count;
+    /// Mean CPU-thread time of a call, measured around it (wall clock on the worker).
+    PLUGIN_CALL_MEAN = "plugins", "<node>:call_mean_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    PLUGIN_CALL_P99 = "plugins", "<node>:call_p99_us", Quantile, Microseconds;
+    /// Linear memory of the node's instances now, summed over workers.
+    PLUGIN_MEMORY = "plugins", "<node>:memory_bytes", Gauge, Bytes;
+    /// The plugin module the node runs: `bundled:<name>` or its file, and a hash of its bytes.
+    PLUGIN_MODULE = "plugins", "<node>:module", Info, Text;
+
+    /// TLS client connections open now with this identity.
+    IDENTITY_CURR = "tls", "identity:<identity>:curr_connections", Gauge, Count;
+    /// TLS client connections made with this identity.
+    IDENTITY_TOTAL = "tls", "identity:<identity>:total_connections", Counter, Count;
+}
+
+/// `switchyard --describe-stats`: every stat, one per line, grouped as `stats` prints them:
+/// `group name kind unit description` (the group `stats` for plain `stats`).
+pub fn describe(worker_defs: &[&[StatDef]], server_defs: &[StatDef]) -> String {
+    let mut all: Vec<(StatDef, String)> =
+        DECLARED.iter().map(|d| (*d, d.name.to_string())).collect();
+    for defs in worker_defs {
+        all.extend(defs.iter().map(|d| (*d, d.name.to_string())));
+    }
+    all.extend(
+        server_defs
+            .iter()
+            .map(|d| (*d, format!("<server>:{}", d.name))),
+    );
+    let order = ["", "config", "backends", "plugins", "tls"];
+    all.sort_by_key(|(d, _)| {
+        order
+            .iter()
+            .position(|g| *g == d.group)
+            .unwrap_or(order.len())
+    });
+    let mut out = String::new();
+    let _ = writeln!(out, "# group name kind unit description");
+    for (d, name) in all {
+        let group = if d.group.is_empty() { "stats" } else { d.group };
+        let _ = writeln!(
+            out,
+            "{group} {name} {} {} {}",
+            d.kind.name(),
+            d.unit.name(),
+            d.help()
+        );
+    }
+    out
+}

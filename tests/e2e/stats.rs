@@ -1,0 +1,226 @@
+//! `stats` and its groups after known traffic: the counters by command, the bytes read, each
+//! server's replies and latency histogram, each plugin node's calls, faults and call time; and
+//! every line any group prints is a stat `--describe-stats` declares.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use switchyard_tests::ports::poll_until;
+use switchyard_tests::process::RouterProcess;
+use switchyard_tests::{Client, Memcached, connect, router, switchyard_binary, wasm};
+
+/// Every `STAT name value` of `stats GROUP` (plain `stats` for `""`).
+fn group(client: &mut Client, group: &str) -> BTreeMap<String, String> {
+    let request = if group.is_empty() {
+        "stats\r\n".to_string()
+    } else {
+        format!("stats {group}\r\n")
+    };
+    client.send(request.as_bytes());
+    let reply = String::from_utf8_lossy(&client.read_until(b"END\r\n")).into_owned();
+    reply
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.strip_prefix("STAT ")?.split_once(' ')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn number(stats: &BTreeMap<String, String>, name: &str) -> u64 {
+    stats
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number for STAT {name} in {stats:?}"))
+}
+
+#[test]
+fn counters_and_histograms_move_as_expected_after_known_traffic() {
+    let server = Memcached::start();
+    let address = server.address();
+    let router = router(&format!(
+        "[server]\nworkers = 1\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n",
+        server.spec()
+    ));
+    let mut client = connect(&router, 0);
+    let mut observer = connect(&router, 0);
+    let before = group(&mut observer, "");
+
+    // 10 sets, 20 one-key gets, 5 three-key gets, 2 deletes: 37 requests, 47 keys routed.
+    let mut sent = 0u64;
+    let mut request = |client: &mut Client, bytes: &[u8]| {
+        sent += bytes.len() as u64;
+        client.request(bytes)
+    };
+    for i in 0..10 {
+        let set = format!("set k{i} 0 0 5\r\nvalue\r\n");
+        assert_eq!(request(&mut client, set.as_bytes()), b"STORED\r\n");
+    }
+    for i in 0..20 {
+        let reply = request(&mut client, format!("get k{}\r\n", i % 10).as_bytes());
+        assert!(
+            reply.starts_with(b"VALUE"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    for i in 0..5 {
+        let reply = request(
+            &mut client,
+            format!("get k{i} k{} nope\r\n", i + 1).as_bytes(),
+        );
+        assert!(reply.ends_with(b"END\r\n"));
+    }
+    for i in 0..2 {
+        assert_eq!(
+            request(&mut client, format!("delete k{i}\r\n").as_bytes()),
+            b"DELETED\r\n"
+        );
+    }
+
+    let after = group(&mut observer, "");
+    let grew = |name: &str| number(&after, name) - number(&before, name);
+    assert_eq!(grew("cmd_set"), 10);
+    assert_eq!(grew("cmd_get"), 25);
+    assert_eq!(grew("cmd_delete"), 2);
+    assert_eq!(grew("cmd_gets"), 0);
+    assert_eq!(grew("get_keys"), 35);
+    // The observer's own `stats` request is read too.
+    assert_eq!(grew("bytes_read"), sent + "stats\r\n".len() as u64);
+    assert_eq!(grew("backend_errors"), 0);
+
+    let backends = group(&mut observer, "backends");
+    let replies = number(&backends, &format!("{address}:replies"));
+    let (p50, p99) = (
+        number(&backends, &format!("{address}:latency_p50_us")),
+        number(&backends, &format!("{address}:latency_p99_us")),
+    );
+    println!("backend: {replies} replies, p50 {p50} us, p99 {p99} us");
+    // One reply per request: a multi-get's keys on one server go as one request.
+    assert_eq!(replies, 37);
+    assert!(0 < p50 && p50 <= p99, "p50 {p50} us, p99 {p99} us");
+    assert_eq!(backends[&format!("{address}:state")], "up");
+
+    let plugins = group(&mut observer, "plugins");
+    assert_eq!(number(&plugins, "pools.main:calls"), 47);
+    assert_eq!(number(&plugins, "pools.main:faults_trap"), 0);
+    assert!(
+        number(&plugins, "pools.main:call_p99_us")
+            >= number(&plugins, "pools.main:call_mean_us").min(1)
+    );
+    assert!(number(&plugins, "pools.main:memory_bytes") > 0);
+    assert!(
+        plugins["pools.main:module"].starts_with("ketama md5:"),
+        "{}",
+        plugins["pools.main:module"]
+    );
+
+    let config = group(&mut observer, "config");
+    assert_eq!(number(&config, "generation"), 1);
+    assert_eq!(number(&config, "reload_failures"), 0);
+}
+
+#[test]
+fn a_trapping_plugin_shows_in_stats_plugins_and_as_one_log_line() {
+    let server = Memcached::start();
+    let spec = server.spec();
+    let port = switchyard_tests::ports::free_port();
+    let config = format!(
+        "[server]\nworkers = 1\nwatch = false\n\n[plugins]\nrollback_faults = 0\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"r\"\n\n\
+         [pools.p]\nservers = [\"{spec}\"]\n\n\
+         [routes.r]\nplugin = \"trap.wasm\"\nchildren = [\"p\"]\n"
+    );
+    let router = RouterProcess::start_listening(
+        "stats-trap",
+        &config,
+        &[port],
+        &[("trap.wasm", wasm::trapping_plugin())],
+    );
+    let mut client = Client::connect(router.addr());
+    // Four in a row: the fifth would open the node's breaker (`breaker_faults`), and the
+    // requests after that would be `unavailable` faults, a kind of their own.
+    for i in 0..4 {
+        let reply = client.request(format!("get trap:{i}\r\n").as_bytes());
+        assert!(reply.starts_with(b"SERVER_ERROR plugin routes.r failed"));
+    }
+    assert_eq!(client.get("fine"), None);
+    let plugins = group(&mut client, "plugins");
+    assert_eq!(number(&plugins, "routes.r:faults_trap"), 4);
+    assert_eq!(number(&plugins, "routes.r:faults_unavailable"), 0);
+    assert_eq!(number(&plugins, "routes.r:calls"), 5);
+    assert_eq!(number(&plugins, "pools.p:calls"), 1);
+    let faults = poll_until(std::time::Duration::from_secs(5), || {
+        let lines = router
+            .log()
+            .lines()
+            .filter(|l| l.contains("plugin fault"))
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        (!lines.is_empty()).then_some(lines)
+    })
+    .unwrap_or_else(|| panic!("no plugin fault line: {}", router.log()));
+    assert_eq!(faults.len(), 1, "{faults:#?}");
+    assert!(
+        faults[0].contains("routes.r") && faults[0].contains("trap"),
+        "{}",
+        faults[0]
+    );
+}
+
+#[test]
+fn every_stat_any_group_prints_is_declared_in_describe_stats() {
+    let output = Command::new(switchyard_binary())
+        .arg("--describe-stats")
+        .output()
+        .expect("run switchyard --describe-stats");
+    assert!(output.status.success());
+    let described = String::from_utf8_lossy(&output.stdout).into_owned();
+    // (group, name pattern) per line; `<...>` stands for any text without spaces.
+    let patterns: Vec<(String, String)> = described
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let mut words = l.split(' ');
+            let group = words.next().unwrap_or_default().to_string();
+            let name = words.next().unwrap_or_default().to_string();
+            assert!(
+                words.clone().count() >= 3,
+                "a stat without kind, unit and description: {l}"
+            );
+            (group, name)
+        })
+        .collect();
+    let matches = |pattern: &str, name: &str| match pattern.split_once('<') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let tail = rest.split_once('>').map_or("", |(_, t)| t);
+            name.len() > head.len() + tail.len() && name.starts_with(head) && name.ends_with(tail)
+        }
+    };
+
+    let server = Memcached::start();
+    let router = router(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n",
+        server.spec()
+    ));
+    let mut client = connect(&router, 0);
+    client.set("k", b"v");
+    for (group_name, described_as) in [
+        ("", "stats"),
+        ("backends", "backends"),
+        ("plugins", "plugins"),
+        ("config", "config"),
+    ] {
+        for name in group(&mut client, group_name).keys() {
+            assert!(
+                patterns.iter().any(|(g, p)| (g == described_as
+                    || (described_as == "stats" && g == "config"))
+                    && matches(p, name)),
+                "STAT {name} (stats {group_name}) is not in --describe-stats"
+            );
+        }
+    }
+}
