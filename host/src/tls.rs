@@ -162,6 +162,13 @@ pub fn listener(files: &ListenerTls, table: &str) -> Result<Arc<ServerConfig>, T
 pub struct Connector {
     /// Shared by every server of the pool (and so is its cache of sessions to resume).
     pub config: Arc<ClientConfig>,
+    /// The same without resumption, for a server that fails resumed handshakes (memcached
+    /// 1.6 requiring client certificates without `ssl_session_cache` answers them with an
+    /// `internal_error` alert).
+    pub fresh: Arc<ClientConfig>,
+    /// Set once a resumed handshake failed where a full one then succeeded: this server is
+    /// reached without resumption from then on.
+    pub no_resumption: Arc<std::sync::atomic::AtomicBool>,
     /// The name to verify.
     pub server_name: ServerName<'static>,
     /// A hash of the files' contents and the name: a reload that reads the same files keeps
@@ -212,8 +219,12 @@ pub fn connector(
     let mut h = DefaultHasher::new();
     fingerprint.hash(&mut h);
     name.hash(&mut h);
+    let mut fresh = (**config).clone();
+    fresh.resumption = rustls::client::Resumption::disabled();
     Ok(Connector {
         config: config.clone(),
+        fresh: Arc::new(fresh),
+        no_resumption: Arc::default(),
         server_name,
         fingerprint: h.finish(),
     })

@@ -254,6 +254,23 @@ fn a_pool_with_a_client_certificate_reaches_a_memcached_that_requires_one() {
     client.set("k", b"v");
     assert_eq!(client.get("k"), Some(b"v".to_vec()));
     assert_eq!(with_cert.holds(&["k".to_owned()]), [true]);
+    // Long values stream over connections of their own, each a new handshake that offers to
+    // resume the first session. memcached 1.6 requiring client certificates (without
+    // `ssl_session_cache`) refuses resumed handshakes; the router falls back to full ones.
+    for i in 0..3 {
+        client.set(&format!("long:{i}"), &vec![b'l'; 300 * 1024]);
+    }
+    assert_eq!(
+        client.get("long:2").map(|v| v.len()),
+        Some(300 * 1024),
+        "{}",
+        router.log()
+    );
+    assert!(
+        router.log().contains("without session resumption"),
+        "the fallback to full handshakes was not logged: {}",
+        router.log()
+    );
 
     let reply = plain_request(other, "get k\r\n");
     let expected = format!("SERVER_ERROR backend {} ", without_cert.address());

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -50,15 +51,46 @@ impl Link {
         let Some(tls) = tls else {
             return Ok(Link::Plain(stream));
         };
-        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let fresh = tls.no_resumption.load(Ordering::Relaxed);
+        let config = if fresh { &tls.fresh } else { &tls.config };
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
         let handshake = connector.connect(tls.server_name.clone(), stream);
-        match tokio::time::timeout_at(deadline, handshake).await {
-            Ok(Ok(session)) => Ok(Link::Tls(Box::new(RefCell::new(session)))),
-            Ok(Err(e)) => Err(BackendError::Tls(crate::tls::reason(&e))),
-            Err(_) => Err(BackendError::Tls(format!(
-                "no handshake within the connect timeout ({} ms)",
-                timeout.as_millis()
-            ))),
+        let failed = match tokio::time::timeout_at(deadline, handshake).await {
+            Ok(Ok(session)) => return Ok(Link::Tls(Box::new(RefCell::new(session)))),
+            Ok(Err(e)) => crate::tls::reason(&e),
+            Err(_) => {
+                return Err(BackendError::Tls(format!(
+                    "no handshake within the connect timeout ({} ms)",
+                    timeout.as_millis()
+                )));
+            }
+        };
+        if fresh {
+            return Err(BackendError::Tls(failed));
+        }
+        // The handshake may have failed because the server cannot resume the session it was
+        // offered: once more, a full handshake, on a new connection.
+        let retry = async {
+            let stream = TcpStream::connect(address).await?;
+            let _ = stream.set_nodelay(true);
+            tokio_rustls::TlsConnector::from(tls.fresh.clone())
+                .connect(tls.server_name.clone(), stream)
+                .await
+        };
+        match tokio::time::timeout_at(deadline, retry).await {
+            Ok(Ok(session)) => {
+                if !tls.no_resumption.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        backend = %address,
+                        first = %failed,
+                        "a resumed TLS handshake failed and a full one succeeded: this server \
+                         is reached without session resumption from now on"
+                    );
+                }
+                Ok(Link::Tls(Box::new(RefCell::new(session))))
+            }
+            // The full handshake failed too: the first reason is the one to tell.
+            _ => Err(BackendError::Tls(failed)),
         }
     }
 
