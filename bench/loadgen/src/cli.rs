@@ -1,5 +1,6 @@
 //! The command line: flags, their defaults, and the checks that turn them into a [`Config`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail, ensure};
@@ -59,6 +60,13 @@ errors and latency percentiles (HDR histogram). Every reply is checked.
   --threads T            worker threads (default 1)
   --timeout SECS         no byte moving this long with requests in flight: the connection
                          is counted failed and reopened (default 5)
+  --tls-ca FILE          speak TLS to the server, trusting the CA certificates in FILE (PEM)
+  --tls-cert FILE        with --tls-key: a client certificate chain (PEM), shown when the
+                         server asks for one (mutual TLS)
+  --tls-key FILE         the client certificate's private key (PEM)
+  --tls-server-name NAME the name the server's certificate must carry (default: each
+                         server's host as written in --server; an IP address is checked
+                         against the certificate's IP entries)
   --json                 print one JSON object instead of a table
   --mark-window          write `measure-start` and `measure-end` lines to stderr as the
                          measured window opens and closes
@@ -87,12 +95,26 @@ pub struct Config {
     pub json: bool,
     /// `measure-start` / `measure-end` on stderr around the measured window.
     pub mark_window: bool,
+    /// TLS to the server (`--tls-ca` and the flags beside it); plaintext without it.
+    pub tls: Option<TlsOptions>,
+}
+
+/// What the `--tls-*` flags ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// CA certificates, PEM: the server's certificate must chain to one of them.
+    pub ca: PathBuf,
+    /// A client certificate chain and its private key, PEM.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// The name every server's certificate must carry; `None`: each server's host.
+    pub server_name: Option<String>,
 }
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Run(Config),
+    /// Boxed: a config is large beside `Help`.
+    Run(Box<Config>),
     Help,
 }
 
@@ -124,7 +146,9 @@ where
         timeout: seconds(DEFAULT_TIMEOUT),
         json: false,
         mark_window: false,
+        tls: None,
     };
+    let (mut tls_ca, mut tls_cert, mut tls_key, mut tls_server_name) = (None, None, None, None);
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -155,7 +179,8 @@ where
         let v = match flag.as_str() {
             "--server" | "--conns" | "--depth" | "--keys" | "--value-size" | "--mix"
             | "--mget-keys" | "--duration" | "--warmup" | "--rate" | "--idle-conns" | "--seed"
-            | "--threads" | "--timeout" => value()?,
+            | "--threads" | "--timeout" | "--tls-ca" | "--tls-cert" | "--tls-key"
+            | "--tls-server-name" => value()?,
             _ => bail!("unknown flag {flag:?} (see --help)"),
         };
         let what = || format!("{flag} {v}");
@@ -174,12 +199,20 @@ where
             "--seed" => config.seed = number(&v).with_context(what)?,
             "--threads" => config.threads = number(&v).with_context(what)?,
             "--timeout" => config.timeout = secs(&v).with_context(what)?,
+            "--tls-ca" => tls_ca = Some(PathBuf::from(&v)),
+            "--tls-cert" => tls_cert = Some(PathBuf::from(&v)),
+            "--tls-key" => tls_key = Some(PathBuf::from(&v)),
+            "--tls-server-name" => {
+                ensure!(!v.is_empty(), "--tls-server-name needs a name");
+                tls_server_name = Some(v.clone());
+            }
             _ => bail!("unknown flag {flag:?} (see --help)"),
         }
     }
     config.server = server.ok_or_else(|| anyhow!("--server HOST:PORT is required (see --help)"))?;
+    config.tls = tls_options(tls_ca, tls_cert, tls_key, tls_server_name)?;
     validate(&config)?;
-    Ok(Command::Run(config))
+    Ok(Command::Run(Box::new(config)))
 }
 
 fn validate(c: &Config) -> anyhow::Result<()> {
@@ -201,6 +234,40 @@ fn validate(c: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The `--tls-*` flags together: TLS only with a CA to trust, a client certificate only with
+/// its key.
+fn tls_options(
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_name: Option<String>,
+) -> anyhow::Result<Option<TlsOptions>> {
+    let Some(ca) = ca else {
+        for (flag, given) in [
+            ("--tls-cert", cert.is_some()),
+            ("--tls-key", key.is_some()),
+            ("--tls-server-name", server_name.is_some()),
+        ] {
+            ensure!(
+                !given,
+                "{flag} needs --tls-ca (the CA the server's certificate chains to)"
+            );
+        }
+        return Ok(None);
+    };
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => bail!("--tls-cert needs --tls-key"),
+        (None, Some(_)) => bail!("--tls-key needs --tls-cert"),
+    };
+    Ok(Some(TlsOptions {
+        ca,
+        client,
+        server_name,
+    }))
 }
 
 fn seconds(s: f64) -> Duration {
@@ -266,7 +333,7 @@ mod tests {
 
     fn run(args: &[&str]) -> anyhow::Result<Config> {
         match parse(args.iter().copied())? {
-            Command::Run(config) => Ok(config),
+            Command::Run(config) => Ok(*config),
             Command::Help => bail!("help"),
         }
     }
@@ -290,6 +357,50 @@ mod tests {
             (None, 0, false, false)
         );
         assert_eq!(c.threads, 1);
+        assert_eq!(c.tls, None);
+    }
+
+    #[test]
+    fn tls_flags() {
+        let c = run(&["--server=h:1", "--tls-ca", "ca.pem"]).expect("valid");
+        assert_eq!(
+            c.tls,
+            Some(TlsOptions {
+                ca: "ca.pem".into(),
+                client: None,
+                server_name: None
+            })
+        );
+        let c = run(&[
+            "--server=h:1",
+            "--tls-ca=ca.pem",
+            "--tls-cert=c.pem",
+            "--tls-key=k.pem",
+            "--tls-server-name=localhost",
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.tls,
+            Some(TlsOptions {
+                ca: "ca.pem".into(),
+                client: Some(("c.pem".into(), "k.pem".into())),
+                server_name: Some("localhost".into())
+            })
+        );
+        let s = "--server=h:1";
+        assert_eq!(
+            error(&[s, "--tls-cert=c.pem", "--tls-key=k.pem"]),
+            "--tls-cert needs --tls-ca (the CA the server's certificate chains to)"
+        );
+        assert_eq!(
+            error(&[s, "--tls-ca=ca.pem", "--tls-cert=c.pem"]),
+            "--tls-cert needs --tls-key"
+        );
+        assert_eq!(
+            error(&[s, "--tls-ca=ca.pem", "--tls-key=k.pem"]),
+            "--tls-key needs --tls-cert"
+        );
+        assert_eq!(error(&[s, "--tls-ca"]), "--tls-ca needs a value");
     }
 
     #[test]

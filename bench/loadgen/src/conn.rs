@@ -1,22 +1,30 @@
 //! One connection under load: the socket loop around a [`Pipeline`], and reopening the
 //! connection when it fails.
+//!
+//! The loop is generic over the [`Transport`] (a socket, or a TLS session over one), so each
+//! is compiled on its own: a plaintext connection pays nothing for TLS, not even a branch per
+//! read or write.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, sleep_until, timeout};
+use tokio_rustls::client::TlsStream;
 
 use crate::pacer::{EARLY, PaceSleep, PacerHandle};
 use crate::pipeline::Pipeline;
 use crate::reply::Malformed;
 use crate::rng::Rng;
 use crate::stats::{ErrorKind, Recorder};
+use crate::tls::Tls;
 use crate::workload::{Next, Workload};
 
 /// How long a connection may take to open before it counts as failed.
@@ -36,12 +44,31 @@ pub struct Context {
     pub timeout: Duration,
     /// Open loop only.
     pub pacer: Option<PacerHandle>,
+    /// TLS to the servers (`--tls-ca`); plaintext without it.
+    pub tls: Option<Tls>,
 }
 
 impl Context {
     /// The server connection `id` talks to.
     pub fn addr(&self, id: usize) -> SocketAddr {
         self.addrs[id % self.addrs.len()]
+    }
+
+    /// Opens connection `id`: TCP, then the TLS handshake if the run speaks TLS, within
+    /// [`CONNECT_TIMEOUT`] in all.
+    pub async fn open(&self, id: usize) -> io::Result<Stream> {
+        let server = id % self.addrs.len();
+        let opening = async {
+            let tcp = TcpStream::connect(self.addrs[server]).await?;
+            tcp.set_nodelay(true)?;
+            Ok(match &self.tls {
+                None => Stream::Plain(tcp),
+                Some(tls) => Stream::Tls(Box::new(tls.connect(server, tcp).await?)),
+            })
+        };
+        timeout(CONNECT_TIMEOUT, opening)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
     }
 
     /// Where connection `id` stands among the connections to its server: (its position,
@@ -148,9 +175,36 @@ impl Failure {
 enum Event {
     Read(io::Result<usize>),
     Wrote(io::Result<usize>),
+    /// A TLS session sent what it held back.
+    Flushed(io::Result<()>),
     Stall,
     Pace,
     End,
+}
+
+/// A connection's bytes: a TCP socket (no Nagle delay, since latency is what is measured), or
+/// a TLS session over one.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    /// Boxed: a session holds kilobytes of state, and only TLS connections pay for them.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// What the socket loop reads from and writes to.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// A write may leave bytes that only a flush sends: a TLS session accepts plaintext and
+    /// holds the records it could not write while the socket was full. A socket holds nothing
+    /// back, and for it the loop never flushes.
+    const HOLDS_BACK: bool;
+}
+
+impl Transport for TcpStream {
+    const HOLDS_BACK: bool = false;
+}
+
+impl Transport for TlsStream<TcpStream> {
+    const HOLDS_BACK: bool = true;
 }
 
 /// A connection, open or waiting to be reopened.
@@ -158,24 +212,15 @@ enum Event {
 pub struct Conn {
     /// Its index among the run's load connections.
     pub id: usize,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     pipeline: Pipeline,
     rng: Rng,
-}
-
-/// Opens a TCP connection for load: no Nagle delay, since latency is what is measured.
-pub async fn open(addr: SocketAddr) -> io::Result<TcpStream> {
-    let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 impl Conn {
     /// Opens connection `id`; its requests are drawn from `rng`, `slots` at most in flight.
     pub async fn connect(id: usize, ctx: &Context, rng: Rng, slots: usize) -> io::Result<Self> {
-        let stream = open(ctx.addr(id)).await?;
+        let stream = ctx.open(id).await?;
         Ok(Self {
             id,
             stream: Some(stream),
@@ -195,7 +240,11 @@ impl Conn {
                     None => break,
                 },
             };
-            match self.exchange(&mut stream, phase, ctx, rec).await {
+            let exchanged = match &mut stream {
+                Stream::Plain(tcp) => self.exchange(tcp, phase, ctx, rec).await,
+                Stream::Tls(tls) => self.exchange(&mut **tls, phase, ctx, rec).await,
+            };
+            match exchanged {
                 Ok(()) => {
                     self.stream = Some(stream);
                     break;
@@ -224,13 +273,13 @@ impl Conn {
         phase: &Phase,
         ctx: &Context,
         rec: &RefCell<Recorder>,
-    ) -> Option<TcpStream> {
+    ) -> Option<Stream> {
         let give_up = phase.end.unwrap_or_else(|| Instant::now() + ctx.timeout);
         loop {
             if Instant::now() >= give_up {
                 return None;
             }
-            match open(ctx.addr(self.id)).await {
+            match ctx.open(self.id).await {
                 Ok(stream) => return Some(stream),
                 Err(e) => rec.borrow_mut().error(ErrorKind::Connect, || {
                     format!("reconnect to {}: {e}", ctx.addr(self.id))
@@ -246,14 +295,15 @@ impl Conn {
 
     /// The socket loop: writes requests as the phase allows, reads replies, until the phase
     /// ends (`Ok`) or the connection fails.
-    async fn exchange(
+    async fn exchange<S: Transport>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         phase: &mut Phase,
         ctx: &Context,
         rec: &RefCell<Recorder>,
     ) -> Result<(), Failure> {
-        let (mut rd, mut wr) = stream.split();
+        // Written bytes a TLS session may still hold (never set for a socket).
+        let mut unflushed = false;
         let mut end = pin!(sleep_until(
             phase
                 .end
@@ -287,11 +337,10 @@ impl Conn {
             };
             let busy = self.pipeline.in_flight() > 0;
             let (space, out) = self.pipeline.buffers();
-            let writing = !out.is_empty();
+            let flush = S::HOLDS_BACK && unflushed;
             let event = tokio::select! {
                 biased;
-                read = rd.read(space) => Event::Read(read),
-                wrote = wr.write(out), if writing => Event::Wrote(wrote),
+                event = poll_fn(|cx| poll_io(cx, &mut *stream, &mut *space, out, flush)) => event,
                 () = &mut pace, if pace_armed => Event::Pace,
                 () = &mut stall, if busy => Event::Stall,
                 () = &mut end, if phase.end.is_some() => Event::End,
@@ -313,8 +362,15 @@ impl Conn {
                     progress = now;
                     self.pipeline.wrote(n);
                     rec.borrow_mut().sent(n, now);
+                    unflushed = S::HOLDS_BACK;
                 }
-                Event::Read(Err(e)) | Event::Wrote(Err(e)) => return Err(Failure::Io(e)),
+                Event::Flushed(Ok(())) => {
+                    progress = Instant::now();
+                    unflushed = false;
+                }
+                Event::Read(Err(e)) | Event::Wrote(Err(e)) | Event::Flushed(Err(e)) => {
+                    return Err(Failure::Io(e));
+                }
                 Event::Stall => {
                     let quiet = progress.elapsed();
                     if quiet >= ctx.timeout {
@@ -353,4 +409,27 @@ impl Conn {
                 .push(&ctx.workload, next, &mut self.rng, start);
         }
     }
+}
+
+/// One poll of the stream, reading before writing: a read into `space`; else a write of `out`
+/// if it holds anything; else, if `flush`, a flush of what a TLS session held back.
+fn poll_io<S: Transport>(
+    cx: &mut TaskContext<'_>,
+    stream: &mut S,
+    space: &mut [u8],
+    out: &[u8],
+    flush: bool,
+) -> Poll<Event> {
+    let mut buf = ReadBuf::new(space);
+    if let Poll::Ready(read) = Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+        return Poll::Ready(Event::Read(read.map(|()| buf.filled().len())));
+    }
+    if !out.is_empty() {
+        if let Poll::Ready(wrote) = Pin::new(&mut *stream).poll_write(cx, out) {
+            return Poll::Ready(Event::Wrote(wrote));
+        }
+    } else if flush && let Poll::Ready(flushed) = Pin::new(stream).poll_flush(cx) {
+        return Poll::Ready(Event::Flushed(flushed));
+    }
+    Poll::Pending
 }

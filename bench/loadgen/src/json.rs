@@ -61,6 +61,11 @@ impl<'a> Object<'a> {
         }
     }
 
+    pub fn bool(&mut self, key: &str, v: bool) {
+        self.key(key);
+        self.out.push_str(if v { "true" } else { "false" });
+    }
+
     pub fn null(&mut self, key: &str) {
         self.key(key);
         self.out.push_str("null");

@@ -10,15 +10,17 @@
 //! - [`workload`]: which operation, keys and value size come next, and their request bytes.
 //! - [`reply`]: sans-IO reader of `set`/`get` replies, checking each against its request.
 //! - [`pipeline`]: one connection's requests in flight and its buffers, without the socket.
-//! - [`conn`]: the socket loop around a pipeline; reconnecting; closed and open-loop pacing.
+//! - [`conn`]: the socket loop around a pipeline, over a socket or a TLS session;
+//!   reconnecting; closed and open-loop pacing.
+//! - [`tls`]: TLS to the server (`--tls-ca`): rustls's client configuration, the handshakes.
 //! - [`pacer`]: a high-resolution timer for the open loop (tokio's ticks in milliseconds).
 //! - [`worker`]: threads, each a single-threaded runtime with its share of the connections.
 //! - [`stats`]: counters and HDR histograms, per thread, merged at the end.
 //! - [`report`], [`json`]: the JSON object and the table.
 //!
-//! A run: resolve and connect once (or exit with one line saying why), open the idle
-//! connections, open the load connections, prefill if asked, then warmup and the measured
-//! window, the same instants for every thread.
+//! A run: resolve and connect once (with TLS, a handshake and a `version`; or exit with one
+//! line saying why), open the idle connections, open the load connections, prefill if asked,
+//! then warmup and the measured window, the same instants for every thread.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -31,10 +33,11 @@ mod reply;
 mod report;
 mod rng;
 mod stats;
+mod tls;
 mod worker;
 mod workload;
 
-use std::io::ErrorKind as IoErrorKind;
+use std::io::{ErrorKind as IoErrorKind, Read as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,6 +51,7 @@ use crate::keys::KeySpace;
 use crate::pacer::Pacer;
 use crate::report::{Prefill, Report};
 use crate::stats::Recorder;
+use crate::tls::{Blocking, Negotiated, Tls};
 use crate::worker::{Run, Setup, Worker};
 use crate::workload::{Op, Workload};
 
@@ -75,21 +79,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// A connection held idle: a socket, or a TLS session over one.
+#[derive(Debug)]
+enum Idle {
+    Plain(TcpStream),
+    Tls(Box<Blocking>),
+}
+
 fn run(config: &Config) -> anyhow::Result<()> {
-    let addrs = config
-        .server
-        .split(',')
-        .map(resolve)
+    let servers: Vec<&str> = config.server.split(',').collect();
+    let addrs = servers
+        .iter()
+        .map(|server| resolve(server))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // Fail fast, with one line, if nothing answers there.
-    for (server, addr) in config.server.split(',').zip(&addrs) {
-        TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|options| Tls::new(options, &servers))
+        .transpose()?;
+    // Fail fast, with one line, if nothing answers there (or, with TLS, answers otherwise).
+    let mut negotiated: Option<Negotiated> = None;
+    for (i, (server, addr)) in servers.iter().zip(&addrs).enumerate() {
+        let tcp = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
             .with_context(|| format!("cannot connect to {server} ({addr})"))?;
+        if let Some(tls) = &tls {
+            tcp.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+            tcp.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+            let settled = tls
+                .probe(i, tcp)
+                .with_context(|| format!("cannot speak TLS to {server} ({addr})"))?;
+            negotiated.get_or_insert(settled);
+        }
     }
     let idle = (0..config.idle_conns)
         .map(|i| {
-            let addr = addrs[i % addrs.len()];
-            TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).with_context(|| {
+            let server = i % addrs.len();
+            let opened =
+                TcpStream::connect_timeout(&addrs[server], CONNECT_TIMEOUT).and_then(|tcp| {
+                    match &tls {
+                        None => Ok(Idle::Plain(tcp)),
+                        Some(tls) => {
+                            tcp.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+                            tcp.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+                            Ok(Idle::Tls(Box::new(tls.handshake(server, tcp)?)))
+                        }
+                    }
+                });
+            opened.with_context(|| {
                 format!(
                     "cannot open idle connection {} of {} to {}",
                     i + 1,
@@ -118,6 +154,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
             workload: Arc::new(workload),
             timeout: config.timeout,
             pacer: pacer.as_ref().map(Pacer::handle),
+            tls,
         },
         conns: config.conns,
         depth: config.depth,
@@ -175,7 +212,13 @@ fn run(config: &Config) -> anyhow::Result<()> {
     }
     drop(workers);
     drop(pacer);
-    let idle_closed = idle.iter().filter(|s| closed_by_peer(s)).count();
+    let idle_closed = idle
+        .iter()
+        .filter(|idle| match idle {
+            Idle::Plain(tcp) => closed_by_peer(tcp),
+            Idle::Tls(session) => closed_by_peer(&session.tcp),
+        })
+        .count();
 
     let all = rec.all_latencies()?;
     let report = Report {
@@ -189,6 +232,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
         prefill,
         idle_closed,
         timer_slack_ns,
+        tls: negotiated,
     };
     if config.json {
         println!("{}", report.json(&all));
@@ -218,15 +262,19 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{server:?} resolves to no address"))
 }
 
-/// Whether the server has closed a connection that was held idle.
-fn closed_by_peer(stream: &TcpStream) -> bool {
+/// Whether the server has closed a connection that was held idle. What it sent unasked (a TLS
+/// server's session tickets) is read past, so that a close behind it is seen.
+fn closed_by_peer(mut stream: &TcpStream) -> bool {
     if stream.set_nonblocking(true).is_err() {
         return true;
     }
-    let mut byte = [0u8; 1];
-    match stream.peek(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() != IoErrorKind::WouldBlock,
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == IoErrorKind::Interrupted => {}
+            Err(e) => return e.kind() != IoErrorKind::WouldBlock,
+        }
     }
 }

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use crate::cli::Config;
 use crate::json::Object;
 use crate::stats::{ErrorKind, Recorder};
+use crate::tls::Negotiated;
 use crate::workload::Op;
 
 /// What prefilling did.
@@ -32,6 +33,8 @@ pub struct Report<'a> {
     pub idle_closed: usize,
     /// The worker and pacer threads' timer slack, if known.
     pub timer_slack_ns: Option<u64>,
+    /// With TLS, what the first server's handshake settled on.
+    pub tls: Option<Negotiated>,
 }
 
 /// Percentiles of one histogram, in microseconds.
@@ -97,6 +100,15 @@ impl Report<'_> {
             o.str("server", &c.server);
             o.str("address", &self.addr);
             o.str("mode", if c.rate.is_some() { "open" } else { "closed" });
+            match &self.tls {
+                None => o.null("tls"),
+                Some(t) => o.object("tls", |o| {
+                    o.str("server_name", &t.server_name);
+                    o.str("version", &t.version);
+                    o.str("cipher_suite", &t.cipher_suite);
+                    o.bool("client_cert", t.client_cert);
+                }),
+            }
             o.uint("conns", c.conns as u64);
             o.uint("depth", c.depth as u64);
             o.uint("threads", c.threads.min(c.conns) as u64);
@@ -210,6 +222,22 @@ impl Report<'_> {
                 }
             ),
         );
+        if let Some(t) = &self.tls {
+            w(
+                &mut out,
+                format_args!(
+                    "TLS: {}, {}, server name {}, {}",
+                    t.version,
+                    t.cipher_suite,
+                    t.server_name,
+                    if t.client_cert {
+                        "client certificate"
+                    } else {
+                        "no client certificate"
+                    }
+                ),
+            );
+        }
         if let Some(p) = &self.prefill {
             w(
                 &mut out,
@@ -324,7 +352,7 @@ mod tests {
 
     fn config(args: &[&str]) -> Config {
         match cli::parse(args.iter().copied()).expect("valid") {
-            Command::Run(config) => config,
+            Command::Run(config) => *config,
             Command::Help => panic!("help"),
         }
     }
@@ -363,6 +391,12 @@ mod tests {
             }),
             idle_closed: 0,
             timer_slack_ns: Some(1_000),
+            tls: Some(Negotiated {
+                server_name: "localhost".into(),
+                version: "TLSv1_3".into(),
+                cipher_suite: "TLS13_AES_256_GCM_SHA384".into(),
+                client_cert: true,
+            }),
         };
         let json = report.json(&rec.all_latencies().expect("same bounds"));
         let documented = documented();
@@ -395,6 +429,10 @@ mod tests {
             "connect",
             "stored",
             "seconds",
+            "server_name",
+            "version",
+            "cipher_suite",
+            "client_cert",
         ];
         for (at, _) in json.match_indices("\":") {
             let written = json[..at].rsplit('"').next().unwrap_or_default();
@@ -418,6 +456,7 @@ mod tests {
             prefill: None,
             idle_closed: 0,
             timer_slack_ns: None,
+            tls: None,
         };
         let table = report.table(&rec.all_latencies().expect("same bounds"));
         assert!(

@@ -1,5 +1,5 @@
-//! The PNG chart of a run: throughput relative to direct memcached, and p99 latency, per
-//! workload, one bar per target.
+//! The PNG chart of a run: throughput relative to direct memcached (to memcached `-Z` direct
+//! for the TLS workloads), and p99 latency, per workload, one bar per target measured.
 
 use std::path::Path;
 
@@ -13,14 +13,14 @@ use crate::report::{Summary, Target};
 /// text with a font it is given, not one it finds.
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-const COLOURS: [RGBColor; 3] = [
-    RGBColor(0x8c, 0x8c, 0x8c), // memcached
-    RGBColor(0x4c, 0x72, 0xb0), // twemproxy
-    RGBColor(0xdd, 0x84, 0x52), // switchyard
-];
-
 fn colour(t: Target) -> RGBColor {
-    COLOURS[Target::ALL.iter().position(|x| *x == t).unwrap_or(0)]
+    match t {
+        Target::Memcached => RGBColor(0x8c, 0x8c, 0x8c),
+        Target::Twemproxy => RGBColor(0x4c, 0x72, 0xb0),
+        Target::Switchyard => RGBColor(0xdd, 0x84, 0x52),
+        Target::MemcachedTls => RGBColor(0x4d, 0x4d, 0x4d),
+        Target::SwitchyardTls => RGBColor(0x9c, 0x3f, 0x1b),
+    }
 }
 
 /// Draws `summaries` of the load workloads (in `order`) to `path`.
@@ -53,8 +53,9 @@ pub fn draw(path: &Path, title: &str, order: &[&str], summaries: &[Summary]) -> 
             .and_then(f)
     };
     let relative = |w: &str, t: Target| -> Option<f64> {
-        let direct = value(w, Target::Memcached, |s| s.throughput.map(|x| x.median))?;
-        value(w, t, |s| s.throughput.map(|x| x.median)).map(|v| v / direct)
+        let throughput = |t: Target| value(w, t, |s| s.throughput.map(|x| x.median));
+        let direct = throughput(Target::Memcached).or_else(|| throughput(Target::MemcachedTls))?;
+        throughput(t).map(|v| v / direct)
     };
     let p99 = |w: &str, t: Target| value(w, t, |s| s.p99.map(|x| x.median));
 
@@ -102,7 +103,7 @@ pub fn draw(path: &Path, title: &str, order: &[&str], summaries: &[Summary]) -> 
     {
         let mut chart = ChartBuilder::on(&left)
             .caption(
-                "throughput relative to direct memcached (higher is better)",
+                "throughput relative to direct memcached, over TLS to memcached -Z (higher is better)",
                 ("sans-serif", 16),
             )
             .margin(12)
@@ -162,7 +163,8 @@ pub fn draw(path: &Path, title: &str, order: &[&str], summaries: &[Summary]) -> 
     Ok(())
 }
 
-/// One group of three bars per workload, at x = its index.
+/// One group of bars per workload, at x = its index: one bar per target that has a value,
+/// side by side in [`Target::ALL`]'s order.
 fn bars<Y>(
     chart: &mut ChartContext<
         '_,
@@ -176,13 +178,24 @@ where
     Y: Ranged<ValueType = f64>,
 {
     const WIDTH: f64 = 0.26;
-    for (k, target) in Target::ALL.into_iter().enumerate() {
-        let offset = (k as f64 - 1.0) * WIDTH;
+    let present = |w: &str| -> Vec<Target> {
+        Target::ALL
+            .into_iter()
+            .filter(|t| value(w, *t).is_some())
+            .collect()
+    };
+    for target in Target::ALL {
+        if !workloads.iter().any(|w| value(w, target).is_some()) {
+            continue;
+        }
         let c = colour(target);
         let floor = chart.y_range().start;
         chart
             .draw_series(workloads.iter().enumerate().filter_map(|(i, w)| {
                 let v = value(w, target)?;
+                let here = present(w);
+                let slot = here.iter().position(|t| *t == target)?;
+                let offset = (slot as f64 - (here.len() as f64 - 1.0) / 2.0) * WIDTH;
                 let x = i as f64 + offset;
                 Some(Rectangle::new(
                     [(x - WIDTH / 2.0, floor), (x + WIDTH / 2.0, v)],

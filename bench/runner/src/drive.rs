@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::certs::Certs;
 use crate::procs::Service;
 use crate::workloads::Load;
 
@@ -25,6 +26,14 @@ pub struct LoadReport {
     pub errors: Errors,
     pub error_sample: Option<String>,
     pub latency_us: Percentiles,
+    /// With TLS, what the handshake settled on; null in plaintext.
+    pub tls: Option<TlsReport>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsReport {
+    pub version: String,
+    pub cipher_suite: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,12 +64,17 @@ pub struct Measured {
     pub proxy_cpu_us: Option<f64>,
     /// CPU the three memcached spent per request.
     pub server_cpu_us: Option<f64>,
+    /// CPU loadgen spent per request: the client shares the machine, and over TLS it encrypts
+    /// too.
+    pub loadgen_cpu_us: Option<f64>,
     /// Peak resident memory of the proxy during the run.
     pub proxy_peak_rss: Option<u64>,
     /// Bytes of resident memory per idle client connection.
     pub idle_conn_bytes: Option<f64>,
     /// Heap allocations per request (the counting build of Switchyard only).
     pub allocs_per_request: Option<f64>,
+    /// Over TLS: the version and cipher suite loadgen's handshake settled on.
+    pub tls: Option<String>,
 }
 
 /// Where a target takes client connections, and which processes to charge.
@@ -72,6 +86,8 @@ pub struct Endpoint<'a> {
     pub servers: &'a [Service],
     /// The proxy is the counting build of Switchyard: read its `stats allocations` too.
     pub count_allocations: bool,
+    /// Clients speak TLS to `addrs`: trusting this CA, showing its client certificate.
+    pub tls: Option<&'a Certs>,
 }
 
 impl Endpoint<'_> {
@@ -173,6 +189,14 @@ pub fn loadgen(
     if let Some(rate) = rate {
         cmd.args(["--rate", &format!("{rate:.0}")]);
     }
+    if let Some(certs) = target.tls {
+        cmd.arg("--tls-ca")
+            .arg(&certs.ca)
+            .arg("--tls-cert")
+            .arg(&certs.client_cert)
+            .arg("--tls-key")
+            .arg(&certs.client_key);
+    }
     // loadgen says on stderr when its measured window opens and closes (after the prefill
     // and the warm-up): CPU is sampled at those two lines, so it is charged to exactly the
     // requests loadgen counts.
@@ -182,14 +206,22 @@ pub fn loadgen(
         .spawn()
         .with_context(|| format!("run {}", binary.display()))?;
     let stderr = child.stderr.take().context("loadgen's stderr")?;
+    let loadgen_pid = child.id();
     let mut start = None;
     let mut end = None;
+    let (mut loadgen_start, mut loadgen_end) = (None, None);
     let mut messages = String::new();
     for line in BufReader::new(stderr).lines() {
         let line = line.context("read loadgen's stderr")?;
         match line.trim() {
-            MEASURE_START => start = Some(Spent::start(target)?),
-            MEASURE_END => end = Some(Spent::now(target)?),
+            MEASURE_START => {
+                start = Some(Spent::start(target)?);
+                loadgen_start = crate::procs::cpu_time(loadgen_pid).ok();
+            }
+            MEASURE_END => {
+                end = Some(Spent::now(target)?);
+                loadgen_end = crate::procs::cpu_time(loadgen_pid).ok();
+            }
             other => {
                 messages.push_str(other);
                 messages.push('\n');
@@ -229,14 +261,24 @@ pub fn loadgen(
         p99_us: Some(report.latency_us.p99),
         p999_us: Some(report.latency_us.p999),
         max_us: Some(report.latency_us.max),
+        tls: report
+            .tls
+            .map(|t| format!("{}, {}", t.version, t.cipher_suite)),
         ..Measured::default()
     };
     start.charge(end, report.requests, &mut m);
+    if let (Some(before), Some(after)) = (loadgen_start, loadgen_end) {
+        m.loadgen_cpu_us =
+            Some(after.saturating_sub(before).as_secs_f64() * 1e6 / report.requests.max(1) as f64);
+    }
     Ok(m)
 }
 
 /// Runs memcaslap (90/10 get/set, 64 B values) against `target`.
 pub fn memcaslap(target: &Endpoint<'_>, conns: usize, duration: f64) -> anyhow::Result<Measured> {
+    if target.tls.is_some() {
+        bail!("memcaslap speaks no TLS");
+    }
     let start = Spent::start(target)?;
     let out = Command::new("memcaslap")
         .args(["-s", &target.addr_list(), "-T", "1", "-X", "64"])
@@ -271,6 +313,9 @@ pub fn memcaslap(target: &Endpoint<'_>, conns: usize, duration: f64) -> anyhow::
 /// `version` and read the answer (so the target has set up whatever it keeps per client),
 /// then stay open while the RSS is read again.
 pub fn idle_memory(target: &Endpoint<'_>, conns: usize) -> anyhow::Result<Measured> {
+    if target.tls.is_some() {
+        bail!("the idle-memory probe speaks no TLS");
+    }
     let rss = || -> anyhow::Result<u64> {
         Ok(match target.proxy {
             Some(p) => p.memory()?.rss,

@@ -1,13 +1,16 @@
 //! `bench/run`: direct memcached, twemproxy and Switchyard under identical load, in one run,
-//! interleaved over rounds, reported as medians with their range and as ratios.
+//! interleaved over rounds, reported as medians with their range and as ratios; and over TLS,
+//! memcached `-Z` directly against Switchyard with TLS on both sides and in plaintext.
 //!
-//! - [`procs`]: the processes under test (three memcached, nutcracker, Switchyard) and what
-//!   `/proc` says they spend.
+//! - [`procs`]: the processes under test (three memcached, nutcracker, Switchyard; for the TLS
+//!   workloads three memcached `-Z` and Switchyard twice) and what `/proc` says they spend.
+//! - [`certs`]: the TLS workloads' throwaway CA, server and client certificates (rcgen).
 //! - [`workloads`]: what each workload sends and with which driver.
 //! - [`drive`]: one workload against one target: `loadgen`, memcaslap, idle connections.
 //! - [`report`]: medians and ranges, the terminal and Markdown tables, the CSV.
 //! - [`chart`]: the PNG.
 
+mod certs;
 mod chart;
 mod drive;
 mod procs;
@@ -19,6 +22,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use certs::Certs;
 use drive::{Endpoint, Measured};
 use report::{Sample, Summary, Target};
 use workloads::{Kind, Rate, Workload};
@@ -30,13 +34,19 @@ Starts three memcached, twemproxy (nutcracker, ketama/md5) and Switchyard (ketam
 them, drives all three with the same load, interleaved over rounds, and reports medians,
 ranges and ratios. Writes bench/results/<date>.csv and .png.
 
+The tls-* workloads run on three memcached with TLS (-Z, mutual TLS, certificates made for the
+run), each also listening in plaintext: loadgen over TLS to them directly (memcached-tls),
+Switchyard with a TLS listener and a TLS pool (switchyard-tls), and Switchyard in plaintext on
+both sides (switchyard). twemproxy has no TLS and is not measured there.
+
   --quick               smoke run, under a minute: 1 round of 1 s, the quick workloads
   --rounds N            rounds; each runs every target once, in a rotated order (default 3)
   --duration SECS       measured seconds per run (default 5)
   --warmup SECS         unmeasured seconds before each run (default 1)
   --workers N           Switchyard worker threads (default 1: twemproxy has one thread)
   --workloads a,b       only these workloads (default: all; see the list below)
-  --targets a,b         only these of memcached, twemproxy, switchyard (default: all)
+  --targets a,b         only these of memcached, twemproxy, switchyard, memcached-tls,
+                        switchyard-tls (default: all)
   --record              also write bench/RESULTS.md from this run
   --results DIR         where the CSV and PNG go (default bench/results)
   --switchyard PATH     the router binary (default target/release/switchyard)
@@ -100,9 +110,11 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Options>> 
             "--loadgen" => o.loadgen = PathBuf::from(value()?),
             "-h" | "--help" => {
                 print!("{USAGE}\nworkloads:\n");
-                for w in workloads::all() {
+                let all = workloads::all();
+                let width = all.iter().map(|w| w.name.len()).max().unwrap_or(0);
+                for w in all {
                     println!(
-                        "  {:<13} {}{}",
+                        "  {:<width$} {}{}",
                         w.name,
                         w.about,
                         if w.quick { " (quick)" } else { "" }
@@ -217,30 +229,115 @@ impl Fleet {
         })
     }
 
-    fn endpoint(&self, t: Target) -> Endpoint<'_> {
+    fn endpoint(&self, t: Target) -> anyhow::Result<Endpoint<'_>> {
         let servers = &self.servers[..];
-        match t {
-            Target::Memcached => Endpoint {
-                addrs: servers.iter().map(|s| s.addr).collect(),
-                proxy: None,
-                servers,
-                count_allocations: false,
-            },
-            Target::Twemproxy | Target::Switchyard => {
-                let proxy = if t == Target::Twemproxy {
-                    &self.twemproxy
-                } else {
-                    &self.switchyard
-                };
-                let proxy = proxy.as_ref();
-                Endpoint {
-                    addrs: proxy.map(|p| p.addr).into_iter().collect(),
-                    proxy,
+        let proxy = match t {
+            Target::Memcached => {
+                return Ok(Endpoint {
+                    addrs: servers.iter().map(|s| s.addr).collect(),
+                    proxy: None,
                     servers,
                     count_allocations: false,
-                }
+                    tls: None,
+                });
             }
-        }
+            Target::Twemproxy => self.twemproxy.as_ref(),
+            Target::Switchyard => self.switchyard.as_ref(),
+            Target::MemcachedTls | Target::SwitchyardTls => {
+                bail!("{} belongs to the TLS workloads", t.name())
+            }
+        };
+        Ok(Endpoint {
+            addrs: proxy.map(|p| p.addr).into_iter().collect(),
+            proxy,
+            servers,
+            count_allocations: false,
+            tls: None,
+        })
+    }
+}
+
+/// The processes of the TLS workloads: three memcached with TLS (`-Z`), each also listening in
+/// plaintext, and in front of them Switchyard twice: with TLS on both sides (a TLS listener,
+/// a TLS pool to their TLS ports) and in plaintext on both sides (to their plaintext ports),
+/// so that the two differ in TLS alone.
+struct TlsFleet {
+    certs: Certs,
+    servers: Vec<procs::Service>,
+    /// Plaintext on both sides.
+    switchyard: Option<procs::Service>,
+    /// TLS on both sides.
+    switchyard_tls: Option<procs::Service>,
+}
+
+impl TlsFleet {
+    /// The certificates (in `dir/tls`), the servers, and the Switchyards among `targets`.
+    fn start(o: &Options, targets: &[Target], files: u64, dir: &Path) -> anyhow::Result<TlsFleet> {
+        let certs = Certs::generate(&dir.join("tls"))?;
+        let servers = (0..3)
+            .map(|_| procs::memcached_tls(memcached_conns(files), &certs))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let plain: Vec<_> = servers.iter().map(|s| s.addr).collect();
+        let tls: Vec<_> = servers.iter().filter_map(|s| s.tls_addr).collect();
+        let switchyard = targets
+            .contains(&Target::Switchyard)
+            .then(|| {
+                procs::switchyard_as(
+                    "switchyard-plaintext",
+                    &o.switchyard,
+                    &plain,
+                    o.workers,
+                    dir,
+                    None,
+                )
+            })
+            .transpose()?;
+        let switchyard_tls = targets
+            .contains(&Target::SwitchyardTls)
+            .then(|| {
+                procs::switchyard_as(
+                    "switchyard-tls",
+                    &o.switchyard,
+                    &tls,
+                    o.workers,
+                    dir,
+                    Some(&certs),
+                )
+            })
+            .transpose()?;
+        Ok(TlsFleet {
+            certs,
+            servers,
+            switchyard,
+            switchyard_tls,
+        })
+    }
+
+    fn endpoint(&self, t: Target) -> anyhow::Result<Endpoint<'_>> {
+        let servers = &self.servers[..];
+        let (proxy, tls) = match t {
+            Target::MemcachedTls => {
+                return Ok(Endpoint {
+                    addrs: servers.iter().filter_map(|s| s.tls_addr).collect(),
+                    proxy: None,
+                    servers,
+                    count_allocations: false,
+                    tls: Some(&self.certs),
+                });
+            }
+            Target::Switchyard => (self.switchyard.as_ref(), None),
+            Target::SwitchyardTls => (self.switchyard_tls.as_ref(), Some(&self.certs)),
+            Target::Memcached | Target::Twemproxy => {
+                bail!("{} is not measured over TLS", t.name())
+            }
+        };
+        Ok(Endpoint {
+            addrs: proxy.map(|p| p.addr).into_iter().collect(),
+            proxy,
+            servers,
+            count_allocations: false,
+            tls,
+        })
     }
 }
 
@@ -263,6 +360,8 @@ fn run(o: &Options) -> anyhow::Result<()> {
     let dir = procs::scratch_dir()?;
 
     let fleet = Fleet::start(o, &o.switchyard, &o.targets, files, &dir)?;
+    // Started at the first TLS workload.
+    let mut tls_fleet: Option<TlsFleet> = None;
 
     let date = command_output("date", &["-u", "+%Y-%m-%d-%H%M"]);
     eprintln!(
@@ -310,14 +409,43 @@ fn run(o: &Options) -> anyhow::Result<()> {
             },
             _ => None,
         };
+        let targets: Vec<Target> = o
+            .targets
+            .iter()
+            .copied()
+            .filter(|t| w.targets().contains(t))
+            .collect();
+        if targets.is_empty() {
+            eprintln!(
+                "bench: skipping {}: none of its targets ({}) is among --targets{}",
+                w.name,
+                w.targets()
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if w.tls { " (twemproxy has no TLS)" } else { "" }
+            );
+            continue;
+        }
+        if w.tls && tls_fleet.is_none() {
+            tls_fleet = Some(TlsFleet::start(o, &o.targets, files, &dir)?);
+        }
         for round in 0..o.rounds {
             // Rotated each round (ABC, BCA, CAB), so no target always runs first or last.
-            let mut order = o.targets.clone();
+            let mut order = targets.clone();
             let turn = round % order.len().max(1);
             order.rotate_left(turn);
             for target in order {
-                let endpoint = fleet.endpoint(target);
-                procs::flush_all(&fleet.servers)?;
+                let endpoint = if w.tls {
+                    tls_fleet
+                        .as_ref()
+                        .context("the TLS workloads' processes")?
+                        .endpoint(target)?
+                } else {
+                    fleet.endpoint(target)?
+                };
+                procs::flush_all(endpoint.servers)?;
                 let m = match &w.kind {
                     Kind::Load(load) => {
                         drive::loadgen(&o.loadgen, &endpoint, load, rate, o.duration, o.warmup)
@@ -327,12 +455,12 @@ fn run(o: &Options) -> anyhow::Result<()> {
                     // would be reused and hide the cost.
                     Kind::IdleMemory { conns } => {
                         Fleet::start(o, &o.switchyard, &[target], files, &dir)
-                            .and_then(|fresh| drive::idle_memory(&fresh.endpoint(target), *conns))
+                            .and_then(|fresh| drive::idle_memory(&fresh.endpoint(target)?, *conns))
                     }
                 }
                 .with_context(|| format!("{} on {}, round {}", w.name, target.name(), round + 1))?;
                 eprintln!(
-                    "bench: {:<12} {:<10} round {}: {}",
+                    "bench: {:<14} {:<14} round {}: {}",
                     w.name,
                     target.name(),
                     round + 1,
@@ -348,6 +476,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
         }
     }
     drop(fleet);
+    drop(tls_fleet);
 
     // Heap allocations per request, in a build of Switchyard that counts them: after the
     // runs above, so its counting costs none of their figures.
@@ -409,12 +538,68 @@ fn run(o: &Options) -> anyhow::Result<()> {
     );
 
     if o.record {
-        let md = results_md(o, &date, &png_path, &text, &ratios);
+        let tls = workloads.iter().any(|w| w.tls);
+        let md = results_md(o, &date, &png_path, &text, &ratios, tls);
         std::fs::write("bench/RESULTS.md", md).context("write bench/RESULTS.md")?;
         eprintln!("bench: wrote bench/RESULTS.md");
     }
+    router_logs(&dir);
     let _removed = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Says what the routers logged (at `warn` and above), before the scratch directory goes: a
+/// TLS error under load shows up here rather than only as loadgen's error count.
+fn router_logs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut logs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "log")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("switchyard"))
+        })
+        .collect();
+    logs.sort();
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        eprintln!(
+            "bench: {} logged {} line(s); the first:",
+            log.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            lines.len()
+        );
+        for line in lines.iter().take(5) {
+            eprintln!("bench:   {}", strip_ansi(line));
+        }
+    }
+}
+
+/// `line` without its terminal colour sequences (`ESC [ ... m`), which the router writes to
+/// its log file too.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // The introducer's `[`, parameters, and the final byte (`@` to `~`).
+            for c in chars.by_ref().skip(1) {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// get-set against the counting build: allocations during the measured window per request.
@@ -422,7 +607,7 @@ fn allocations(o: &Options, counting: &Path, files: u64, dir: &Path) -> anyhow::
     let fleet = Fleet::start(o, counting, &[Target::Switchyard], files, dir)?;
     let endpoint = Endpoint {
         count_allocations: true,
-        ..fleet.endpoint(Target::Switchyard)
+        ..fleet.endpoint(Target::Switchyard)?
     };
     let get_set = workloads::all()
         .into_iter()
@@ -454,7 +639,14 @@ fn brief(m: &Measured) -> String {
     s
 }
 
-fn results_md(o: &Options, date: &str, png: &Path, tables: &str, ratios: &str) -> String {
+fn results_md(
+    o: &Options,
+    date: &str,
+    png: &Path,
+    tables: &str,
+    ratios: &str,
+    tls: bool,
+) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -481,7 +673,8 @@ fn results_md(o: &Options, date: &str, png: &Path, tables: &str, ratios: &str) -
          Switchyard: {switchyard}, {workers} worker(s), ketama plugin\n\
          - load: `loadgen` (bench/loadgen, in this repository) for every row but `memcaslap`\n\
          - direct memcached: connection i talks to server i mod 3, and every server holds every \
-         key, so a multi-get goes whole to one server (through a proxy it is split over three)\n\n\
+         key, so a multi-get goes whole to one server (through a proxy it is split over three)\n\
+         {tls_note}\n\
          Reproduce: `bench/run --record` (after `scripts/setup`); `bench/run --quick` is a smoke run.\n\n\
          ![throughput and p99 per workload](results/{png_name})\n\n\
          ## Ratios (medians)\n\n{ratios}\n## Per workload\n\n{tables}",
@@ -493,8 +686,20 @@ fn results_md(o: &Options, date: &str, png: &Path, tables: &str, ratios: &str) -
         nutcracker = procs::version_line("nutcracker", "-V"),
         switchyard = procs::version_line(&o.switchyard.to_string_lossy(), "--version"),
         workers = o.workers,
+        tls_note = if tls { TLS_NOTE } else { "" },
     )
 }
+
+/// The RESULTS.md line on the TLS workloads' setup.
+const TLS_NOTE: &str = "- over TLS (`tls-*`): three more memcached with TLS (`-Z`, \
+`ssl_verify_mode=2`, `ssl_session_cache`), each also listening in plaintext; certificates made \
+for the run (rcgen, ECDSA P-256: a CA, a server certificate for 127.0.0.1 and localhost, a \
+client certificate); mutual TLS on every TLS leg (loadgen to memcached or Switchyard, \
+Switchyard to memcached). Targets: `memcached-tls` (loadgen over TLS to them directly), \
+`switchyard-tls` (a TLS listener and a TLS pool), `switchyard` (plaintext on both sides, over \
+the same memcached). twemproxy has no TLS and is not measured there. Every connection completes \
+its handshake before the warm-up; loadgen shares the machine and encrypts too, so read the \
+TLS throughput ratios beside the CPU figures.\n";
 
 fn main() -> ExitCode {
     let options = match parse(std::env::args().skip(1)) {
@@ -511,5 +716,17 @@ fn main() -> ExitCode {
             eprintln!("bench: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_sequences_are_stripped_from_log_lines() {
+        let line = "\u{1b}[2m2026-12-02T00:06:39Z\u{1b}[0m \u{1b}[33m WARN\u{1b}[0m backend TLS handshake failed";
+        assert_eq!(
+            super::strip_ansi(line),
+            "2026-12-02T00:06:39Z  WARN backend TLS handshake failed"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The processes under test: three memcached, twemproxy (nutcracker) and Switchyard, each on a
-//! free loopback port, ready when a connect succeeds; and what `/proc` says they cost.
+//! free loopback port, ready when a connect succeeds; for the TLS workloads, memcached with TLS
+//! (`-Z`) and Switchyard with a TLS listener and a TLS pool; and what `/proc` says they cost.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -9,13 +10,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::certs::Certs;
+
 /// How long a process may take to accept its first connection.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A process this run started; killed when dropped.
 #[derive(Debug)]
 pub struct Service {
+    /// Where it takes plaintext connections: `stats`, `flush_all` and the readiness check go
+    /// here.
     pub addr: SocketAddr,
+    /// memcached with TLS: its TLS listener (`addr` is its plaintext one).
+    pub tls_addr: Option<SocketAddr>,
     child: Child,
 }
 
@@ -72,7 +79,11 @@ fn start(
         let started = Instant::now();
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(Service { addr, child });
+                return Ok(Service {
+                    addr,
+                    tls_addr: None,
+                    child,
+                });
             }
             if let Some(status) = child.try_wait()? {
                 last = format!("{name} exited ({status}) before accepting on port {port}");
@@ -104,6 +115,40 @@ pub fn memcached(max_conns: u64) -> anyhow::Result<Service> {
             .stderr(Stdio::null());
         Ok(cmd)
     })
+}
+
+/// One memcached as [`memcached`] starts it, with TLS (`-Z`) on one port and plaintext on
+/// another (`-l notls:`), the same process behind both: clients must show a certificate from
+/// the bench CA (`ssl_verify_mode=2`), as Switchyard's pool and loadgen do.
+///
+/// `ssl_session_cache` too: memcached 1.6.18 verifying client certificates without it answers
+/// every resumed handshake (which rustls clients attempt on their second connection) with an
+/// `internal_error` alert, OpenSSL having no session id context to resume in.
+pub fn memcached_tls(max_conns: u64, certs: &Certs) -> anyhow::Result<Service> {
+    let mut tls_port = 0;
+    let mut service = start("memcached -Z", |port| {
+        tls_port = free_port()?;
+        let settings = format!(
+            "ssl_chain_cert={},ssl_key={},ssl_ca_cert={},ssl_verify_mode=2,ssl_session_cache",
+            certs.server_cert.display(),
+            certs.server_key.display(),
+            certs.ca.display()
+        );
+        let mut cmd = Command::new("memcached");
+        cmd.args(["-U", "0", "-u", "nobody", "-t", "1"])
+            .args(["-m", "1024", "-I", "8m", "-c", &max_conns.to_string()])
+            .args(["-Z", "-o", &settings])
+            // The TLS listener first: memcached binds in this order, so once the plaintext
+            // one accepts (the readiness check) both do.
+            .arg("-l")
+            .arg(format!("127.0.0.1:{tls_port}"))
+            .arg("-l")
+            .arg(format!("notls:127.0.0.1:{port}"))
+            .stderr(Stdio::null());
+        Ok(cmd)
+    })?;
+    service.tls_addr = Some(SocketAddr::from(([127, 0, 0, 1], tls_port)));
+    Ok(service)
 }
 
 /// twemproxy over `servers`: ketama over md5, as the Switchyard config below hashes.
@@ -139,17 +184,50 @@ pub fn switchyard(
     workers: usize,
     dir: &Path,
 ) -> anyhow::Result<Service> {
-    start("switchyard", |port| {
+    switchyard_as("switchyard", binary, servers, workers, dir, None)
+}
+
+/// Switchyard as [`switchyard`] starts it, its config and log named after `name`
+/// (`name.toml`, `name.log`). With `tls`, its listener speaks TLS and asks for a client
+/// certificate from the bench CA (mutual TLS), and its pool reaches `servers` over TLS,
+/// verifying their certificates for 127.0.0.1 and showing the client certificate.
+pub fn switchyard_as(
+    name: &str,
+    binary: &Path,
+    servers: &[SocketAddr],
+    workers: usize,
+    dir: &Path,
+    tls: Option<&Certs>,
+) -> anyhow::Result<Service> {
+    let quoted = |path: &Path| format!("{:?}", path.display().to_string());
+    let (listener_tls, pool_tls) = match tls {
+        None => (String::new(), String::new()),
+        Some(c) => (
+            format!(
+                "[listeners.tls]\ncert = {}\nkey = {}\nclient_ca = {}\n",
+                quoted(&c.server_cert),
+                quoted(&c.server_key),
+                quoted(&c.ca)
+            ),
+            format!(
+                "[pools.main.tls]\nca = {}\ncert = {}\nkey = {}\n",
+                quoted(&c.ca),
+                quoted(&c.client_cert),
+                quoted(&c.client_key)
+            ),
+        ),
+    };
+    start(name, |port| {
         let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
         let toml = format!(
             "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n\
-             [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"main\"\n\n\
-             [pools.main]\nservers = [{}]\nhash = {{ plugin = \"ketama\" }}\n",
+             [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"main\"\n{listener_tls}\n\
+             [pools.main]\nservers = [{}]\nhash = {{ plugin = \"ketama\" }}\n{pool_tls}",
             list.join(", ")
         );
-        let conf = dir.join("switchyard.toml");
-        std::fs::write(&conf, toml).context("write switchyard.toml")?;
-        let log = std::fs::File::create(dir.join("switchyard.log"))?;
+        let conf = dir.join(format!("{name}.toml"));
+        std::fs::write(&conf, toml).with_context(|| format!("write {name}.toml"))?;
+        let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
         let mut cmd = Command::new(binary);
         cmd.arg("--config")
             .arg(&conf)

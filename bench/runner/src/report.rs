@@ -6,22 +6,44 @@ use std::fmt::Write as _;
 use crate::drive::Measured;
 use crate::workloads::{Kind, Workload};
 
-/// What is measured: direct memcached, twemproxy, Switchyard.
+/// What is measured: direct memcached, twemproxy, Switchyard; and for the TLS workloads,
+/// memcached with TLS (`-Z`) directly and Switchyard with TLS on both sides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
     Memcached,
     Twemproxy,
     Switchyard,
+    /// memcached `-Z`, loadgen speaking TLS to it directly.
+    MemcachedTls,
+    /// Switchyard with a TLS listener and a TLS pool to memcached `-Z`.
+    SwitchyardTls,
 }
 
 impl Target {
-    pub const ALL: [Target; 3] = [Target::Memcached, Target::Twemproxy, Target::Switchyard];
+    pub const ALL: [Target; 5] = [
+        Target::Memcached,
+        Target::Twemproxy,
+        Target::Switchyard,
+        Target::MemcachedTls,
+        Target::SwitchyardTls,
+    ];
+    /// The targets of a plaintext workload.
+    pub const PLAINTEXT: [Target; 3] = [Target::Memcached, Target::Twemproxy, Target::Switchyard];
+    /// The targets of a TLS workload: twemproxy has no TLS. `Switchyard` is plaintext there,
+    /// over the same memcached as the other two.
+    pub const TLS: [Target; 3] = [
+        Target::Switchyard,
+        Target::MemcachedTls,
+        Target::SwitchyardTls,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::Memcached => "memcached",
             Target::Twemproxy => "twemproxy",
             Target::Switchyard => "switchyard",
+            Target::MemcachedTls => "memcached-tls",
+            Target::SwitchyardTls => "switchyard-tls",
         }
     }
 
@@ -79,10 +101,13 @@ pub struct Summary {
     pub p999: Option<Spread>,
     pub proxy_cpu: Option<Spread>,
     pub server_cpu: Option<Spread>,
+    pub loadgen_cpu: Option<Spread>,
     pub peak_rss: Option<Spread>,
     pub idle_conn_bytes: Option<Spread>,
     pub allocs: Option<Spread>,
     pub errors: u64,
+    /// What loadgen's TLS handshakes settled on, over the rounds (empty in plaintext).
+    pub tls: String,
 }
 
 pub fn summarise(samples: &[Sample], workload: &'static str, target: Target) -> Option<Summary> {
@@ -106,10 +131,17 @@ pub fn summarise(samples: &[Sample], workload: &'static str, target: Target) -> 
         p999: spread(&|m| m.p999_us),
         proxy_cpu: spread(&|m| m.proxy_cpu_us),
         server_cpu: spread(&|m| m.server_cpu_us),
+        loadgen_cpu: spread(&|m| m.loadgen_cpu_us),
         peak_rss: spread(&|m| m.proxy_peak_rss.map(|b| b as f64)),
         idle_conn_bytes: spread(&|m| m.idle_conn_bytes),
         allocs: spread(&|m| m.allocs_per_request),
         errors: mine.iter().map(|m| m.errors).sum(),
+        tls: {
+            let mut seen: Vec<&str> = mine.iter().filter_map(|m| m.tls.as_deref()).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.join("; ")
+        },
     })
 }
 
@@ -203,8 +235,31 @@ pub fn workload_table(w: &Workload, summaries: &[Summary]) -> String {
             s.errors
         );
     }
+    if w.tls {
+        t.push('\n');
+        t.push_str(TLS_TARGETS);
+        t.push('\n');
+        for s in summaries.iter().filter(|s| !s.tls.is_empty()) {
+            let _ = writeln!(t, "- loadgen to {}: {}", s.target.name(), s.tls);
+        }
+        let _ = writeln!(
+            t,
+            "- loadgen CPU µs/request (the client shares the machine, and encrypts over TLS): {}",
+            summaries
+                .iter()
+                .map(|s| format!("{} {}", s.target.name(), plain(s.loadgen_cpu, cpu)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     t
 }
+
+/// What the rows of a TLS workload are, and why twemproxy has none.
+const TLS_TARGETS: &str = "`memcached-tls`: loadgen speaks TLS to three memcached `-Z` directly. \
+`switchyard-tls`: Switchyard with a TLS listener and a TLS pool to the same memcached. \
+`switchyard`: Switchyard in plaintext on both sides, over the same memcached (each also listens \
+in plaintext). Mutual TLS on every TLS leg. twemproxy has no TLS: not measured here.\n";
 
 /// The headline: Switchyard's figures as ratios to twemproxy's and direct memcached's.
 pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
@@ -215,7 +270,7 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
     );
     let fmt = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}"));
     let mut extra = String::new();
-    for w in workloads {
+    for w in workloads.iter().filter(|w| !w.tls) {
         let (Some(s), tw, direct) = (
             find(w.name, Target::Switchyard),
             find(w.name, Target::Twemproxy),
@@ -268,7 +323,72 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
         t.push('\n');
         t.push_str(&extra);
     }
+    t.push_str(&tls_ratio_table(workloads, summaries));
     t
+}
+
+/// The TLS workloads' headline: TLS against plaintext through Switchyard, and Switchyard-TLS
+/// against memcached `-Z` direct. A figure needs both of its sides measured in this run; `-`
+/// otherwise. Empty without TLS workloads.
+fn tls_ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
+    let find = |w: &str, t: Target| summaries.iter().find(|s| s.workload == w && s.target == t);
+    let fmt = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}"));
+    let added = |a: Option<Spread>, b: Option<Spread>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:+.1} µs", a.median - b.median),
+        _ => "-".into(),
+    };
+    let mut rows = String::new();
+    let mut extra = String::new();
+    for w in workloads.iter().filter(|w| w.tls) {
+        let tls = find(w.name, Target::SwitchyardTls);
+        let plain = find(w.name, Target::Switchyard);
+        let direct = find(w.name, Target::MemcachedTls);
+        if tls.is_none() && plain.is_none() && direct.is_none() {
+            continue;
+        }
+        let get = |s: Option<&Summary>, f: fn(&Summary) -> Option<Spread>| s.and_then(f);
+        let _ = writeln!(
+            rows,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            w.name,
+            fmt(ratio(
+                get(tls, |s| s.throughput),
+                get(plain, |s| s.throughput)
+            )),
+            fmt(ratio(
+                get(tls, |s| s.throughput),
+                get(direct, |s| s.throughput)
+            )),
+            added(get(tls, |s| s.p50), get(plain, |s| s.p50)),
+            added(get(tls, |s| s.p50), get(direct, |s| s.p50)),
+            fmt(ratio(get(tls, |s| s.p99), get(plain, |s| s.p99))),
+            fmt(ratio(
+                get(tls, |s| s.proxy_cpu),
+                get(plain, |s| s.proxy_cpu)
+            )),
+        );
+        if let Kind::Load(l) = &w.kind
+            && l.conns == 1
+            && l.depth == 1
+        {
+            let _ = writeln!(
+                extra,
+                "- latency TLS adds at p50, one client, one request at a time ({}): through Switchyard {} (Switchyard-TLS against Switchyard plaintext); Switchyard-TLS against memcached -Z direct {}",
+                w.name,
+                added(get(tls, |s| s.p50), get(plain, |s| s.p50)),
+                added(get(tls, |s| s.p50), get(direct, |s| s.p50)),
+            );
+        }
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "\nOver TLS (memcached `-Z`; mutual TLS on every TLS leg). twemproxy has no TLS, so it is \
+         not measured in these workloads and no figure here involves it.\n\n\
+         | workload | throughput Switchyard-TLS / Switchyard plaintext | throughput Switchyard-TLS / memcached -Z direct | p50 added by TLS through Switchyard | p50 Switchyard-TLS − memcached -Z direct | p99 Switchyard-TLS / Switchyard plaintext | proxy CPU per request Switchyard-TLS / Switchyard plaintext |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n{rows}\n{extra}"
+    )
 }
 
 /// Every sample, one line each.
@@ -276,14 +396,14 @@ pub fn csv(date: &str, samples: &[Sample]) -> String {
     let mut out = String::from(
         "date,workload,target,round,requests_per_s,requests,errors,p50_us,p99_us,p999_us,max_us,\
          proxy_cpu_us_per_request,memcached_cpu_us_per_request,proxy_peak_rss_bytes,\
-         idle_connection_bytes,allocations_per_request\n",
+         idle_connection_bytes,allocations_per_request,loadgen_cpu_us_per_request\n",
     );
     let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.3}"));
     for s in samples {
         let m = &s.m;
         let _ = writeln!(
             out,
-            "{date},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{}",
+            "{date},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{}",
             s.workload,
             s.target.name(),
             s.round,
@@ -299,6 +419,7 @@ pub fn csv(date: &str, samples: &[Sample]) -> String {
             m.proxy_peak_rss.map_or_else(String::new, |b| b.to_string()),
             opt(m.idle_conn_bytes),
             opt(m.allocs_per_request),
+            opt(m.loadgen_cpu_us),
         );
     }
     out
@@ -370,5 +491,62 @@ mod tests {
                 .nth(1)
                 .is_some_and(|l| l.starts_with("d,get-set,switchyard,1,90.0,10,0,"))
         );
+        assert!(!table.contains("Over TLS"), "{table}");
+    }
+
+    #[test]
+    fn tls_ratios_compare_tls_with_plaintext_and_never_name_twemproxy() {
+        let timed = |target: Target, rps: f64, p50: f64| Sample {
+            workload: "tls-get-set",
+            target,
+            round: 1,
+            m: Measured {
+                throughput: rps,
+                requests: 10,
+                p50_us: Some(p50),
+                p99_us: Some(p50 * 2.0),
+                ..Measured::default()
+            },
+        };
+        let samples = [
+            timed(Target::Switchyard, 100.0, 50.0),
+            timed(Target::SwitchyardTls, 80.0, 62.5),
+            timed(Target::MemcachedTls, 160.0, 40.0),
+        ];
+        let summaries: Vec<Summary> = Target::ALL
+            .into_iter()
+            .filter_map(|t| summarise(&samples, "tls-get-set", t))
+            .collect();
+        let workloads: Vec<Workload> = crate::workloads::all()
+            .into_iter()
+            .filter(|w| w.name == "tls-get-set" || w.name == "get-set")
+            .collect();
+        let table = ratio_table(&workloads, &summaries);
+        assert!(
+            table.contains("| tls-get-set | 0.80 | 0.50 | +12.5 µs | +22.5 µs | 1.25 | - |"),
+            "{table}"
+        );
+        // The plaintext table has no row for it, and no blank stands for twemproxy.
+        assert!(!table.contains("| tls-get-set | -"), "{table}");
+        assert!(table.contains("twemproxy has no TLS"), "{table}");
+
+        // Switchyard-TLS not measured: no ratio against it.
+        let without: Vec<Summary> = summaries
+            .iter()
+            .filter(|s| s.target != Target::SwitchyardTls)
+            .cloned()
+            .collect();
+        let table = ratio_table(&workloads, &without);
+        assert!(
+            table.contains("| tls-get-set | - | - | - | - | - | - |"),
+            "{table}"
+        );
+        let w = workloads
+            .iter()
+            .find(|w| w.name == "tls-get-set")
+            .expect("tls-get-set");
+        let rows = workload_table(w, &summaries);
+        assert!(rows.contains("| memcached-tls | 160 |"), "{rows}");
+        assert!(!rows.contains("| twemproxy"), "{rows}");
     }
 }

@@ -1,5 +1,7 @@
 //! The workloads of a run: what each sends, with which driver, and what it measures.
 
+use crate::report::Target;
+
 /// One workload: a name for the command line and the report, and how to drive it.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -9,6 +11,21 @@ pub struct Workload {
     pub kind: Kind,
     /// Part of `--quick`.
     pub quick: bool,
+    /// Over TLS: measured on memcached with TLS (`-Z`) directly, on Switchyard with TLS on
+    /// both sides, and on Switchyard in plaintext over the same memcached; twemproxy has no
+    /// TLS.
+    pub tls: bool,
+}
+
+impl Workload {
+    /// The targets it is measured on, in [`Target::ALL`]'s order.
+    pub fn targets(&self) -> &'static [Target] {
+        if self.tls {
+            &Target::TLS
+        } else {
+            &Target::PLAINTEXT
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,30 +86,35 @@ pub fn all() -> Vec<Workload> {
             about: "90/10 get/set, 64 B values, 32 connections, one request in flight each",
             kind: Kind::Load(load(32, 1, 10_000, "64", "get=90,set=10")),
             quick: true,
+            tls: false,
         },
         Workload {
             name: "mget",
             about: "10-key multi-gets of 64 B values, 32 connections",
             kind: Kind::Load(load(32, 1, 10_000, "64", "get=0,set=0,mget=1")),
             quick: true,
+            tls: false,
         },
         Workload {
             name: "pipeline-16",
             about: "90/10 get/set, 64 B, 32 connections with 16 requests in flight each",
             kind: Kind::Load(load(32, 16, 10_000, "64", "get=90,set=10")),
             quick: false,
+            tls: false,
         },
         Workload {
             name: "100k-values",
             about: "90/10 get/set of 100 KiB values, 32 connections",
             kind: Kind::Load(load(32, 1, 1_000, "102400", "get=90,set=10")),
             quick: false,
+            tls: false,
         },
         Workload {
             name: "4m-values",
             about: "90/10 get/set of 4 MiB values (streamed by Switchyard), 4 connections",
             kind: Kind::Load(load(4, 1, 32, "4194304", "get=90,set=10")),
             quick: false,
+            tls: false,
         },
         Workload {
             name: "idle-1000",
@@ -102,12 +124,14 @@ pub fn all() -> Vec<Workload> {
                 ..load(32, 1, 10_000, "64", "get=90,set=10")
             }),
             quick: false,
+            tls: false,
         },
         Workload {
             name: "round-trip",
             about: "one client, one request at a time: the latency a proxy adds",
             kind: Kind::Load(load(1, 1, 10_000, "64", "get=90,set=10")),
             quick: true,
+            tls: false,
         },
         Workload {
             name: "fixed-rate",
@@ -117,24 +141,42 @@ pub fn all() -> Vec<Workload> {
                 ..load(32, 1, 10_000, "64", "get=90,set=10")
             }),
             quick: false,
+            tls: false,
+        },
+        Workload {
+            name: "tls-get-set",
+            about: "get-set over TLS: 90/10 get/set, 64 B values, 32 connections, one request in flight each",
+            kind: Kind::Load(load(32, 1, 10_000, "64", "get=90,set=10")),
+            quick: false,
+            tls: true,
+        },
+        Workload {
+            name: "tls-round-trip",
+            about: "round-trip over TLS: one client, one request at a time: the latency TLS adds",
+            kind: Kind::Load(load(1, 1, 10_000, "64", "get=90,set=10")),
+            quick: true,
+            tls: true,
         },
         Workload {
             name: "memcaslap",
             about: "memcaslap, 90/10 get/set of 64 B values, 32 connections (second driver)",
             kind: Kind::Memcaslap { conns: 32 },
             quick: true,
+            tls: false,
         },
         Workload {
             name: "idle-mem-1k",
             about: "memory per idle client connection, over 1,000 connections",
             kind: Kind::IdleMemory { conns: 1_000 },
             quick: true,
+            tls: false,
         },
         Workload {
             name: "idle-mem-10k",
             about: "memory per idle client connection, over 10,000 connections",
             kind: Kind::IdleMemory { conns: 10_000 },
             quick: false,
+            tls: false,
         },
     ]
 }
