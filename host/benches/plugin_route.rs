@@ -77,6 +77,7 @@ fn instance(
             .collect(),
         config_toml: config.to_string(),
         health: vec![None; children.len()],
+        log_budget: Default::default(),
     });
     PluginInstance::new(&module, ctx, &settings(), 1).expect("the plugin's init succeeds")
 }

@@ -1,5 +1,6 @@
-//! The admin listener: a separate socket (`[admin] address`) for commands that change the
-//! router, kept off the memcached port so that a client of the cache cannot reload it.
+//! The admin listeners, kept off the memcached ports so that a client of the cache cannot reload
+//! the router: a line protocol (`[admin] address`, this file) and HTTP (`[admin.http] address`,
+//! [`http`]: `/metrics`, `/healthz`, `/readyz`, `/config`, `POST /reload`).
 //!
 //! Line protocol, one command per line:
 //! - `reload`: re-read the config file and publish it; answers `OK <generation>` or
@@ -8,11 +9,17 @@
 //! - `version`, `quit`.
 //!
 //! Admin traffic is rare, and kept off the workers: one thread of its own runs a small
-//! current-thread runtime, with one task per connection and at most [`MAX_CONNECTIONS`] of
-//! them (the next gets memcached's `ERROR Too many open connections` and is closed), so a flood
-//! of admin connections costs tasks, never threads. A reload, which compiles plugins, runs on
-//! the runtime's one blocking thread, so `stats` on another connection is not held up by it.
+//! current-thread runtime serving both listeners, with one task per connection and at most
+//! [`MAX_CONNECTIONS`] of them over both (the next is refused: memcached's `ERROR Too many
+//! open connections` on the command port, `503` on the HTTP one, then closed), so a flood of
+//! admin connections costs tasks, never threads. A reload, which compiles plugins, runs on the
+//! runtime's one blocking thread, so `stats` or a scrape on another connection is not held up
+//! by it.
 
+mod http;
+mod metrics;
+
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,7 +27,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::reload::Control;
 use crate::server::{AcceptBackoff, EveryInterval, StartError};
@@ -30,23 +37,29 @@ use crate::stats::RouterStats;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest admin command line.
 const MAX_LINE: u64 = 256;
-/// Admin connections served at once. Operators and metrics scrapers open a handful; 64 leaves
-/// room for a burst of them while bounding what a flood can cost (a small task and a socket
-/// each, for at most [`IDLE_TIMEOUT`] when idle).
+/// Admin connections served at once, over both listeners. Operators and metrics scrapers open
+/// a handful; 64 leaves room for a burst of them while bounding what a flood can cost (a small
+/// task and a socket each, for at most [`IDLE_TIMEOUT`] when idle).
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// A running admin listener.
+/// The running admin listeners.
 #[derive(Debug)]
 pub struct Admin {
-    addr: SocketAddr,
+    addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Admin {
-    /// Where it listens.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// Where the command listener listens, if configured.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// Where the HTTP listener listens, if configured.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Stops accepting, closes every admin connection and joins the admin thread. A reload in
@@ -61,36 +74,67 @@ impl Admin {
     }
 }
 
-/// Binds `address` and serves admin commands on a thread of its own.
+/// Binds `address` (the command listener) and `http` (the HTTP listener), those given, and
+/// serves them on a thread of its own.
 pub fn start(
-    address: SocketAddr,
+    address: Option<SocketAddr>,
+    http: Option<SocketAddr>,
     control: Arc<Control>,
     stats: Arc<RouterStats>,
 ) -> Result<Admin, StartError> {
-    let error = |source| StartError::Admin { address, source };
-    let listener = std::net::TcpListener::bind(address).map_err(error)?;
-    listener.set_nonblocking(true).map_err(error)?;
-    let addr = listener.local_addr().unwrap_or(address);
+    let bind = |address: SocketAddr| {
+        let error = |source| StartError::Admin { address, source };
+        let listener = std::net::TcpListener::bind(address).map_err(error)?;
+        listener.set_nonblocking(true).map_err(error)?;
+        let addr = listener.local_addr().unwrap_or(address);
+        Ok::<_, StartError>((listener, addr))
+    };
+    let text = address.map(bind).transpose()?;
+    let web = http.map(bind).transpose()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(1)
         .thread_name("switchyard-admin-reload")
         .build()
-        .map_err(error)?;
+        .map_err(|source| StartError::Admin {
+            address: address
+                .or(http)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+            source,
+        })?;
+    let (addr, http_addr) = (text.as_ref().map(|t| t.1), web.as_ref().map(|w| w.1));
     let (stop, stopped) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("switchyard-admin".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let listener = match TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(%addr, error = %e, "cannot accept admin connections");
-                        return;
+                let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+                let commands = {
+                    let (control, stats, open) = (control.clone(), stats.clone(), open.clone());
+                    async move {
+                        let Some((listener, _)) = text else {
+                            return std::future::pending().await;
+                        };
+                        accept(listener, open, crate::server::refuse, move |stream| {
+                            let (control, stats) = (control.clone(), stats.clone());
+                            async move { serve(stream, &control, &stats).await }
+                        })
+                        .await;
                     }
                 };
+                let web = async move {
+                    let Some((listener, _)) = web else {
+                        return std::future::pending().await;
+                    };
+                    let shared = Arc::new(http::Shared::new(control, stats));
+                    accept(listener, open, http::refuse, move |stream| {
+                        http::serve(stream, shared.clone())
+                    })
+                    .await;
+                };
                 tokio::select! {
-                    () = accept(listener, control, stats) => {}
+                    () = commands => {}
+                    () = web => {}
                     _ = stopped => {}
                 }
             });
@@ -99,20 +143,48 @@ pub fn start(
             runtime.shutdown_background();
         })
         .map_err(StartError::Thread)?;
-    tracing::info!(%addr, "admin listener started");
+    if let Some(addr) = addr {
+        tracing::info!(%addr, "admin listener started");
+    }
+    if let Some(addr) = http_addr {
+        tracing::info!(%addr, "admin HTTP listener started");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "the admin HTTP listener is not on loopback: anyone who reaches it can read the \
+                 config and reload the router"
+            );
+        }
+    }
     Ok(Admin {
         addr,
+        http_addr,
         stop: Some(stop),
         thread: Some(thread),
     })
 }
 
-async fn accept(listener: TcpListener, control: Arc<Control>, stats: Arc<RouterStats>) {
-    let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+/// Accepts connections on `listener` and serves each with `serve` on a task of its own while
+/// `open` has a permit for it; one past that is handed to `refuse` and closed.
+async fn accept<F>(
+    listener: std::net::TcpListener,
+    open: Arc<Semaphore>,
+    refuse: fn(std::net::TcpStream),
+    serve: impl Fn(TcpStream) -> F,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let local = listener.local_addr().ok();
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(addr = ?local, error = %e, "cannot accept admin connections");
+            return std::future::pending().await;
+        }
+    };
     // A failing accept (out of descriptors, say) backs off and is logged as the listeners' is.
     let mut backoff = AcceptBackoff::default();
     let reports = EveryInterval::new();
-    let local = listener.local_addr().ok();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => {
@@ -129,14 +201,14 @@ async fn accept(listener: TcpListener, control: Arc<Control>, stats: Arc<RouterS
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
             if let Ok(stream) = stream.into_std() {
-                crate::server::refuse(stream);
+                refuse(stream);
             }
             continue;
         };
-        let (control, stats) = (control.clone(), stats.clone());
+        let served = serve(stream);
         tokio::spawn(async move {
-            serve(stream, &control, &stats).await;
-            drop(permit);
+            served.await;
+            drop::<OwnedSemaphorePermit>(permit);
         });
     }
 }

@@ -36,6 +36,20 @@ const FLAGS: &[Flag] = &[
         help: "worker threads, overriding [server] workers (default: number of cores)",
     },
     Flag {
+        action: Action::LogFormat,
+        long: "--log-format",
+        short: None,
+        value: Some("text|json"),
+        help: "log lines as text (the default) or as one JSON object each, on standard error",
+    },
+    Flag {
+        action: Action::LogLevel,
+        long: "--log-level",
+        short: None,
+        value: Some("FILTER"),
+        help: "what to log: a level (error, warn, info, debug, trace) or a tracing filter such as `info,switchyard::backend=debug`; overrides SWITCHYARD_LOG (default `info`)",
+    },
+    Flag {
         action: Action::ListPlugins,
         long: "--list-plugins",
         short: None,
@@ -82,6 +96,8 @@ enum Action {
     Config,
     CheckConfig,
     Workers,
+    LogFormat,
+    LogLevel,
     ListPlugins,
     DescribeStats,
     Version,
@@ -96,8 +112,9 @@ impl Flag {
 
 fn usage() -> String {
     let mut text = format!(
-        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n\n",
-        crate::spool::cli::USAGE
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n\n",
+        crate::spool::cli::USAGE,
+        crate::top::USAGE
     );
     let spelled: Vec<String> = FLAGS
         .iter()
@@ -117,7 +134,8 @@ fn usage() -> String {
          spool holds; `spool replay DIR` replays it (only HOST:PORT's with --server, N deletes a\n\
          second with --rate, default 1000) and fails if deletes are left. A running router\n\
          replays its spools itself and holds them locked.\n\
-         \nLogging: SWITCHYARD_LOG (tracing filter syntax, default `info`), on standard error.\n\
+         \nLogging: on standard error, as text or JSON (--log-format); --log-level, else\n\
+         SWITCHYARD_LOG (tracing filter syntax), else `info`.\n\
          Configuration reference: configs/README.md.",
     );
     text
@@ -139,6 +157,7 @@ enum Mode {
     },
     Check(PathBuf),
     Spool(crate::spool::cli::SpoolCommand),
+    Top(crate::top::TopOptions),
 }
 
 fn parse_args() -> anyhow::Result<Option<Mode>> {
@@ -146,6 +165,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
     if args.peek().map(String::as_str) == Some("spool") {
         args.next();
         return Ok(Some(Mode::Spool(crate::spool::cli::parse(args)?)));
+    }
+    if args.peek().map(String::as_str) == Some("top") {
+        args.next();
+        return Ok(Some(Mode::Top(crate::top::parse(args)?)));
     }
     let mut config = None;
     let mut check = None;
@@ -171,6 +194,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
                             format!("--workers: `{n}` is not a number from 1 to {MAX_WORKERS}")
                         })?,
                 );
+            }
+            // Read by `main` before anything runs (`logging`); taken here so they parse.
+            Action::LogFormat | Action::LogLevel => {
+                value()?;
             }
             Action::ListPlugins => {
                 for name in crate::plugin::bundled::names() {
@@ -203,13 +230,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
 
 /// Runs the command line of `std::env::args`.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = logging() {
+        eprintln!("switchyard: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -217,6 +241,39 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sets up the log from `--log-format` and `--log-level` (else `SWITCHYARD_LOG`, else `info`)
+/// before anything else runs, so that everything is logged the same way.
+fn logging() -> anyhow::Result<()> {
+    let mut format = "text".to_string();
+    let mut level = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--log-format" => format = args.next().unwrap_or_default(),
+            "--log-level" => level = args.next(),
+            _ => {}
+        }
+    }
+    let filter = match level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(&level).with_context(|| {
+            format!("--log-level: `{level}` is not a level or a tracing filter")
+        })?,
+        None => tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    // Colours only for a terminal: a log file or the journal gets plain text.
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format.as_str() {
+        "text" => log.init(),
+        "json" => log.json().with_current_span(false).init(),
+        other => bail!("--log-format: `{other}` is neither `text` nor `json`"),
+    }
+    Ok(())
 }
 
 fn run() -> anyhow::Result<()> {
@@ -232,6 +289,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Mode::Spool(command) => crate::spool::cli::run(command),
+        Mode::Top(options) => crate::top::run(&options),
         Mode::Run { config, workers } => {
             let mut config = Config::load(&config)?;
             if let Some(w) = workers {

@@ -131,6 +131,10 @@ pub const DEFAULT_DELETE_SPOOL_MAX_BYTES: u64 = 64 << 20;
 pub const DEFAULT_DELETE_SPOOL_REPLAY_RATE: u32 = 1000;
 /// Hashing plugin of a pool that names none: what twemproxy and libmemcached users expect.
 pub const DEFAULT_HASH_PLUGIN: &str = "ketama";
+/// Address the admin HTTP listener binds when `[admin.http] address` names a port alone: loopback,
+/// since its endpoints include `POST /reload` and carry no authentication of their own.
+pub const DEFAULT_ADMIN_HTTP_HOST: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 /// A validated configuration, ready to be built into a generation.
 #[derive(Debug, Clone)]
@@ -143,8 +147,14 @@ pub struct Config {
     pub plugins: PluginSettings,
     /// Client-facing sockets, in file order (a plugin sees the index as `listener`).
     pub listeners: Vec<ListenerConfig>,
-    /// Where the admin commands (`reload`, `stats`) are accepted, if anywhere.
+    /// Where the admin commands (`reload`, `stats`) are accepted, if anywhere (`[admin]
+    /// address`).
     pub admin: Option<SocketAddr>,
+    /// Where the admin HTTP endpoints (`/metrics`, `/healthz`, `/readyz`, `/config`,
+    /// `/reload`) are served, if anywhere (`[admin.http] address`).
+    pub admin_http: Option<SocketAddr>,
+    /// The text this configuration was read from, as `GET /config` shows it.
+    pub text: std::sync::Arc<str>,
     /// Pools of memcached servers, each with its hashing plugin.
     pub pools: Vec<PoolConfig>,
     /// Named route nodes.

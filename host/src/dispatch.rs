@@ -83,6 +83,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
                 b"tls" => worker.router_stats.identities.render(),
                 b"plugins" => crate::stats::render_plugins(&generation.shared),
                 b"config" => worker.router_stats.render_config(),
+                b"hotkeys" => worker.router_stats.hotkeys.render(),
                 _ => {
                     return Next::Reply(Pending::Ready(Outcome::fixed(
                         b"ERROR\r\n",
@@ -97,11 +98,23 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
         }
         Command::FlushAll => flush_all(&generation, via, request, &frame),
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {
+            for key in request.keys(&frame) {
+                if worker.hot_key_due() {
+                    worker.sample_hot_key(&frame[key], 0);
+                }
+            }
             retrieval(&generation, via, request, &frame)
         }
         // After everything before it, which the in-order writer guarantees.
         Command::MetaNoop => Pending::Ready(Outcome::fixed(replies::MN, ReplyStatus::Ok)),
-        _ => keyed(&generation, request, &frame, via, None),
+        _ => {
+            if worker.hot_key_due() {
+                let mut decoded = [0u8; DECODED_KEY_BUF];
+                let key = request.routing_key(&frame, &mut decoded);
+                worker.sample_hot_key(key, request.value.len());
+            }
+            keyed(&generation, request, &frame, via, None)
+        }
     };
     answer(request, pending)
 }

@@ -44,6 +44,7 @@ mod signal;
 mod spool;
 pub mod stats;
 mod tls;
+pub mod top;
 mod wire;
 mod worker;
 

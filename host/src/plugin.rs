@@ -24,6 +24,7 @@ mod plan;
 use std::time::Duration;
 
 pub use cache::ModuleCache;
+pub use host_fns::LogBudget;
 pub use instance::{ChildInfo, NodeContext, PluginFault, PluginInstance, RouteInput};
 pub use module::PluginModule;
 pub use plan::{Decision, OwnedBackground, OwnedReply, OwnedRewrite};

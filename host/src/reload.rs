@@ -152,6 +152,7 @@ impl Control {
         bind_listeners(&mut first, None)?;
         let spools = crate::spool::Spools::default();
         spools.attach(&mut first)?;
+        log_serving(&first);
         let first = Arc::new(first);
         let control = Control {
             engine,
@@ -281,6 +282,7 @@ impl Control {
     /// Publishes `built`: workers take it at their next request.
     fn store(&self, built: Generation) {
         crate::spool::Spools::publish(&built);
+        log_serving(&built);
         let number = built.number;
         let built = Arc::new(built);
         {
@@ -600,6 +602,31 @@ fn watched_files(config: &Config) -> impl Iterator<Item = PathBuf> + '_ {
         .flatten()
         .cloned();
     plugins.chain(listeners).chain(pools)
+}
+
+/// One line per generation published (at start, by a reload, by a rollback): what it
+/// serves, and which module, by hash, each plugin node runs.
+fn log_serving(generation: &Generation) {
+    let plugins: Vec<String> = generation
+        .nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{}={} {}",
+                n.context.label,
+                n.module.name(),
+                n.module.hash()
+            )
+        })
+        .collect();
+    tracing::info!(
+        generation = generation.number,
+        config = %generation.config.origin.display(),
+        listeners = ?generation.listen_addrs,
+        plugins = ?plugins,
+        "generation {} serving",
+        generation.number
+    );
 }
 
 fn unix_now() -> u64 {

@@ -199,13 +199,14 @@ impl Router {
                 .spawn(move || crate::reload::watch(control, seen, watch_signal))
                 .map_err(StartError::Thread)?
         };
-        let admin = match generation.config.admin {
-            Some(address) => Some(crate::admin::start(
+        let admin = match (generation.config.admin, generation.config.admin_http) {
+            (None, None) => None,
+            (address, http) => Some(crate::admin::start(
                 address,
+                http,
                 control.clone(),
                 stats.clone(),
             )?),
-            None => None,
         };
         let addrs = &generation.listen_addrs;
         let budget = client_budget(
@@ -241,7 +242,14 @@ impl Router {
 
     /// The bound address of the admin listener, if the config has one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(crate::admin::Admin::local_addr)
+        self.admin
+            .as_ref()
+            .and_then(crate::admin::Admin::local_addr)
+    }
+
+    /// The bound address of the admin HTTP listener, if the config has one.
+    pub fn admin_http_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(crate::admin::Admin::http_addr)
     }
 
     /// The generation serving new requests.

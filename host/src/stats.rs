@@ -2,6 +2,7 @@
 //! lines), summed when a client asks for `stats`.
 
 pub mod histogram;
+pub mod hotkeys;
 pub mod registry;
 
 use std::fmt::Write as _;
@@ -178,38 +179,65 @@ impl NodeStats {
         self.slot(worker).faults[kind.index()].inc();
     }
 
-    /// `stats plugins` lines of the node labelled `label`, running `module`.
-    fn render(&self, label: &str, module: &crate::plugin::PluginModule, out: &mut String) {
+    /// The node's counters and gauge summed over workers, each with its declaration, in
+    /// `stats plugins` order, and its call times merged: what `stats plugins` and `/metrics`
+    /// report.
+    pub fn totals(&self) -> NodeTotals {
         let sum = |f: &dyn Fn(&NodeSlot) -> u64| self.slots.iter().map(f).sum::<u64>();
-        let time = Snapshot::of(self.slots.iter().map(|s| &s.time));
         let fault = |kind: FaultKind| sum(&|s| s.faults[kind.index()].get());
         let invalid = fault(FaultKind::InvalidPlan)
             + fault(FaultKind::PassFromRoute)
             + fault(FaultKind::TooManyCalls);
-        let module_text = format!("{} {}", module.name(), module.hash());
-        let lines: [(&StatDef, &dyn std::fmt::Display); 10] = [
-            (&registry::PLUGIN_CALLS, &sum(&|s| s.calls.get())),
-            (&registry::PLUGIN_TRAPS, &fault(FaultKind::Trap)),
-            (&registry::PLUGIN_TIMEOUTS, &fault(FaultKind::Timeout)),
-            (&registry::PLUGIN_BAD_PLANS, &invalid),
-            (
-                &registry::PLUGIN_OUT_OF_MEMORY,
-                &fault(FaultKind::OutOfMemory),
-            ),
-            (
-                &registry::PLUGIN_UNAVAILABLE,
-                &fault(FaultKind::Unavailable),
-            ),
-            (&registry::PLUGIN_CALL_MEAN, &time.mean_us()),
-            (&registry::PLUGIN_CALL_P99, &time.quantile_us(0.99)),
-            (&registry::PLUGIN_MEMORY, &sum(&|s| s.memory.get())),
-            (&registry::PLUGIN_MODULE, &module_text),
-        ];
-        for (def, value) in lines {
-            let name = def.name.replacen("<node>", label, 1);
-            let _ = write!(out, "STAT {name} {value}\r\n");
+        NodeTotals {
+            counters: [
+                (&registry::PLUGIN_CALLS, sum(&|s| s.calls.get())),
+                (&registry::PLUGIN_TRAPS, fault(FaultKind::Trap)),
+                (&registry::PLUGIN_TIMEOUTS, fault(FaultKind::Timeout)),
+                (&registry::PLUGIN_BAD_PLANS, invalid),
+                (
+                    &registry::PLUGIN_OUT_OF_MEMORY,
+                    fault(FaultKind::OutOfMemory),
+                ),
+                (&registry::PLUGIN_UNAVAILABLE, fault(FaultKind::Unavailable)),
+            ],
+            memory: (&registry::PLUGIN_MEMORY, sum(&|s| s.memory.get())),
+            time: Snapshot::of(self.slots.iter().map(|s| &s.time)),
         }
     }
+
+    /// `stats plugins` lines of the node labelled `label`, running `module`.
+    fn render(&self, label: &str, module: &crate::plugin::PluginModule, out: &mut String) {
+        let NodeTotals {
+            counters,
+            memory,
+            time,
+        } = self.totals();
+        let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
+            let name = def.name.replacen("<node>", label, 1);
+            let _ = write!(out, "STAT {name} {value}\r\n");
+        };
+        for (def, value) in counters {
+            line(def, &value);
+        }
+        line(&registry::PLUGIN_CALL_MEAN, &time.mean_us());
+        line(&registry::PLUGIN_CALL_P99, &time.quantile_us(0.99));
+        line(memory.0, &memory.1);
+        line(
+            &registry::PLUGIN_MODULE,
+            &format_args!("{} {}", module.name(), module.hash()),
+        );
+    }
+}
+
+/// One plugin node's stats summed over workers ([`NodeStats::totals`]).
+#[derive(Debug)]
+pub struct NodeTotals {
+    /// Calls and faults by kind, with their declarations.
+    pub counters: [(&'static StatDef, u64); 6],
+    /// The instances' memory now, with its declaration.
+    pub memory: (&'static StatDef, u64),
+    /// Call times.
+    pub time: Snapshot,
 }
 
 /// `stats plugins`: every node of `generation`.
@@ -267,6 +295,8 @@ pub struct RouterStats {
     pub control: Arc<crate::reload::Control>,
     /// TLS client connections by identity (`stats tls`).
     pub identities: Identities,
+    /// The hottest keys, sampled (`stats hotkeys`).
+    pub hotkeys: hotkeys::HotKeys,
 }
 
 /// Most identities `stats tls` keeps: past it, one that has no connection open is forgotten to
@@ -305,6 +335,18 @@ impl Identities {
             identities: self,
             identity: identity.to_string(),
         }
+    }
+
+    /// Each identity's connections open now and made so far, by name: `(identity, curr,
+    /// total)`.
+    pub fn counts(&self) -> Vec<(String, u64, u64)> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts: Vec<(String, u64, u64)> = map
+            .iter()
+            .map(|(name, c)| (name.clone(), c.curr, c.total))
+            .collect();
+        counts.sort();
+        counts
     }
 
     /// `stats tls`: `STAT identity:<name>:curr_connections` and `:total_connections` per
@@ -351,6 +393,7 @@ impl RouterStats {
                 .collect(),
             control,
             identities: Identities::default(),
+            hotkeys: hotkeys::HotKeys::new(workers),
         }
     }
 
@@ -470,6 +513,11 @@ pub fn describe() -> String {
 /// Heap allocations made so far, in a build whose global allocator counts them (bench/run's
 /// `switchyard-count-allocs`); `stats` shows `allocations` only there.
 static ALLOCATIONS: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// Heap allocations so far, in a build that counts them (`None` otherwise).
+pub fn allocations() -> Option<u64> {
+    ALLOCATIONS.get().map(|count| count())
+}
 
 /// Makes `stats` report `allocations` as `count` reads them. Only the first call counts.
 pub fn report_allocations(count: fn() -> u64) {

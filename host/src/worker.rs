@@ -49,9 +49,27 @@ pub struct Worker {
     read_buffers: RefCell<Vec<BytesMut>>,
     /// This worker's open client connections, for a drain.
     pub(crate) connections: Connections,
+    /// Keys routed since the last one `stats hotkeys` sampled.
+    hot_tick: std::cell::Cell<u32>,
 }
 
 impl Worker {
+    /// Whether this key routed is one `stats hotkeys` samples: one in
+    /// `hotkeys::SAMPLE_EVERY`. The caller then passes it to [`Worker::sample_hot_key`].
+    pub fn hot_key_due(&self) -> bool {
+        let tick = self.hot_tick.get() + 1;
+        let due = tick >= crate::stats::hotkeys::SAMPLE_EVERY;
+        self.hot_tick.set(if due { 0 } else { tick });
+        due
+    }
+
+    /// Counts a sampled request for `key`, which stores `value_bytes`.
+    pub fn sample_hot_key(&self, key: &[u8], value_bytes: usize) {
+        self.router_stats
+            .hotkeys
+            .sample(self.id, key, value_bytes as u64);
+    }
+
     /// A worker reading generations from `current`.
     pub fn new(
         id: usize,
@@ -69,6 +87,7 @@ impl Worker {
             uploads: std::cell::Cell::new(0),
             read_buffers: RefCell::new(Vec::new()),
             connections: Connections::default(),
+            hot_tick: std::cell::Cell::new(0),
         }
     }
 

@@ -213,6 +213,7 @@ fn every_stat_any_group_prints_is_declared_in_describe_stats() {
         ("backends", "backends"),
         ("plugins", "plugins"),
         ("config", "config"),
+        ("hotkeys", "hotkeys"),
     ] {
         for name in group(&mut client, group_name).keys() {
             assert!(
@@ -223,4 +224,67 @@ fn every_stat_any_group_prints_is_declared_in_describe_stats() {
             );
         }
     }
+}
+
+#[test]
+fn a_key_at_a_fifth_of_the_requests_tops_stats_hotkeys() {
+    let server = Memcached::start();
+    let router = router(&format!(
+        "[server]\nworkers = 2\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n",
+        server.spec()
+    ));
+    // Two connections (one per worker, most likely), 5,000 requests each: every fifth for
+    // `hot`, the rest spread over 2,000 other keys; sets of 1 kB for `big`.
+    let mut clients: Vec<Client> = (0..2).map(|_| connect(&router, 0)).collect();
+    clients[0].set("big", &[b'b'; 1000]);
+    for i in 0..5000u32 {
+        for (c, client) in clients.iter_mut().enumerate() {
+            let key = if i % 5 == 0 {
+                "hot".to_string()
+            } else {
+                format!("cold:{}", (i * 7 + c as u32 * 13) % 2000)
+            };
+            client.send(format!("get {key}\r\n").as_bytes());
+            if i % 100 == 0 {
+                client.send(b"set big 0 0 1000\r\n");
+                client.send(&[b'b'; 1000]);
+                client.send(b"\r\n");
+            }
+        }
+        if i % 50 == 49 {
+            // Read what is owed so far; the replies are not looked at.
+            for client in &mut clients {
+                client.send(b"mn\r\n");
+                client.read_until(b"MN\r\n");
+            }
+        }
+    }
+    for client in &mut clients {
+        client.send(b"mn\r\n");
+        client.read_until(b"MN\r\n");
+    }
+    let mut observer = connect(&router, 0);
+    observer.send(b"stats hotkeys\r\n");
+    let text = String::from_utf8_lossy(&observer.read_until(b"END\r\n")).into_owned();
+    println!("{text}");
+    let first = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let top = first("STAT requests:");
+    assert_eq!(top.get(1).copied(), Some("requests:hot"), "{text}");
+    let estimate: u64 = top.get(2).and_then(|n| n.parse().ok()).unwrap_or_default();
+    // 2,000 requests for `hot` in all; sampling and Space-Saving's overcount allow some slack.
+    assert!(
+        (1200..=3000).contains(&estimate),
+        "estimate {estimate}: {text}"
+    );
+    assert_eq!(
+        first("STAT bytes:").get(1).copied(),
+        Some("bytes:big"),
+        "{text}"
+    );
 }

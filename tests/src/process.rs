@@ -49,11 +49,22 @@ impl RouterProcess {
         ports: &[u16],
         files: &[(&str, Vec<u8>)],
     ) -> RouterProcess {
+        RouterProcess::start_listening_with_args(name, config, ports, files, &[])
+    }
+
+    /// As [`RouterProcess::start_listening`], with `args` after `--config FILE`.
+    pub fn start_listening_with_args(
+        name: &str,
+        config: &str,
+        ports: &[u16],
+        files: &[(&str, Vec<u8>)],
+        args: &[&str],
+    ) -> RouterProcess {
         let dir = TestDir::new(name);
         for (file, bytes) in files {
             dir.write(file, bytes);
         }
-        RouterProcess::launch(dir, None, config, ports)
+        RouterProcess::launch(dir, None, config, ports, args)
     }
 
     fn spawn(
@@ -63,10 +74,16 @@ impl RouterProcess {
     ) -> RouterProcess {
         let port = free_port();
         let config = config(&format!("127.0.0.1:{port}"));
-        RouterProcess::launch(TestDir::new(name), open_files, &config, &[port])
+        RouterProcess::launch(TestDir::new(name), open_files, &config, &[port], &[])
     }
 
-    fn launch(dir: TestDir, open_files: Option<u64>, config: &str, ports: &[u16]) -> RouterProcess {
+    fn launch(
+        dir: TestDir,
+        open_files: Option<u64>,
+        config: &str,
+        ports: &[u16],
+        args: &[&str],
+    ) -> RouterProcess {
         let path = dir.write("switchyard.toml", config);
         let log = std::fs::File::create(dir.path().join("switchyard.log")).expect("create log");
         let mut command = match open_files {
@@ -83,6 +100,7 @@ impl RouterProcess {
         };
         let mut child = command
             .args(["--config".as_ref(), path.as_os_str()])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -271,6 +271,18 @@ pub fn too_many_calls_plugin() -> Vec<u8> {
     compile(&module("", INIT_OK, Some(b"call"), plan_call, &on_reply))
 }
 
+/// Forwards every request to child 0 and logs `chatty` at info level (`log`) in every `route`
+/// call: a plugin that would flood the log.
+pub fn logging_every_call_plugin() -> Vec<u8> {
+    compile(&module(
+        r#"(import "switchyard" "log" (func $log (param i32 i32 i32)))"#,
+        INIT_OK,
+        None,
+        &format!("(call $log (i32.const 3) (i32.const {TEXT_AT}) (i32.const 6))"),
+        &format!(r#"(data (i32.const {TEXT_AT}) "chatty")"#),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

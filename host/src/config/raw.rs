@@ -17,7 +17,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub plugins: RawPlugins,
     #[serde(default)]
-    pub admin: Option<RawAdmin>,
+    pub admin: Option<Spanned<RawAdmin>>,
     #[serde(default)]
     pub listeners: Vec<RawListener>,
     #[serde(default)]
@@ -54,6 +54,14 @@ pub struct RawPlugins {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
+    pub address: Option<Spanned<String>>,
+    pub http: Option<Spanned<RawAdminHttp>>,
+}
+
+/// `[admin.http]`: the admin HTTP listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminHttp {
     pub address: Spanned<String>,
 }
 

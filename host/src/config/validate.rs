@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawPluginRef, RawPool};
+use super::raw::{RawAdmin, RawConfig, RawPluginRef, RawPool};
 use super::{
     Config, ConfigError, DeleteSpool, ListenerConfig, ListenerTls, MAX_WORKERS, OnFault,
     PluginSettings, PluginSource, PoolConfig, PoolTls, RouteConfig, ServerSettings,
@@ -456,23 +456,87 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         });
     }
 
-    let admin = match &raw.admin {
-        None => None,
-        Some(a) => Some(
-            resolve_listen(a.address.get_ref())
-                .map_err(|m| cx.at(&a.address, "admin.address", m))?,
-        ),
-    };
+    let (admin, admin_http) = admin(&cx, raw.admin.as_ref(), &listeners)?;
 
     Ok(Config {
         origin: origin.to_path_buf(),
+        text: text.into(),
         server,
         plugins,
         admin,
+        admin_http,
         listeners,
         pools,
         routes,
     })
+}
+
+/// `[admin]`: the command listener (`address`) and the HTTP listener (`[admin.http]
+/// address`), at least one of them, on addresses no other listener of the file names. The HTTP
+/// listener's address may be a port alone, which binds loopback.
+fn admin(
+    cx: &Ctx<'_>,
+    raw: Option<&Spanned<RawAdmin>>,
+    listeners: &[ListenerConfig],
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), ConfigError> {
+    let Some(table) = raw else {
+        return Ok((None, None));
+    };
+    let a = table.get_ref();
+    let http_value = a.http.as_ref().map(|h| &h.get_ref().address);
+    if a.address.is_none() && http_value.is_none() {
+        return Err(cx.at(
+            table,
+            "admin",
+            "set `address` (the admin command listener), `[admin.http]` (the admin HTTP \
+             listener), or both",
+        ));
+    }
+    let address = a
+        .address
+        .as_ref()
+        .map(|v| resolve_listen(v.get_ref()).map_err(|m| cx.at(v, "admin.address", m)))
+        .transpose()?;
+    let http = http_value
+        .map(|v| {
+            let text = v.get_ref().trim();
+            match text.parse::<u16>() {
+                Ok(port) => Ok(SocketAddr::new(super::DEFAULT_ADMIN_HTTP_HOST, port)),
+                Err(_) => resolve_listen(text),
+            }
+            .map_err(|m| cx.at(v, "admin.http.address", m))
+        })
+        .transpose()?;
+    let taken = |addr: SocketAddr| addr.port() != 0 && listeners.iter().any(|l| l.address == addr);
+    for (value, addr, key) in [
+        (a.address.as_ref(), address, "admin.address"),
+        (http_value, http, "admin.http.address"),
+    ] {
+        if let (Some(value), Some(addr)) = (value, addr)
+            && taken(addr)
+        {
+            return Err(cx.at(
+                value,
+                key,
+                format!(
+                    "{addr} is also a [[listeners]] address; the admin listeners need their own"
+                ),
+            ));
+        }
+    }
+    if let (Some(value), Some(addr)) = (http_value, http)
+        && addr.port() != 0
+        && address == Some(addr)
+    {
+        return Err(cx.at(
+            value,
+            "admin.http.address",
+            format!(
+                "{addr} is also `admin.address`; the HTTP listener needs an address of its own"
+            ),
+        ));
+    }
+    Ok((address, http))
 }
 
 /// `on_fault`: `error` (the default), `pass` (child 0) or `fallback:NAME`, NAME being one of
@@ -932,6 +996,56 @@ mod tests {
         ))
         .expect_err("range");
         assert_eq!(e.key, "pools.main.delete_spool_replay_rate");
+    }
+
+    #[test]
+    fn the_admin_table_names_a_command_listener_an_http_listener_or_both() {
+        let c = check(POOL).expect("valid");
+        assert_eq!((c.admin, c.admin_http), (None, None));
+        assert_eq!(&*c.text, POOL);
+        let addr = |a: &str| Some(a.parse::<SocketAddr>().expect("address"));
+        let c = check(&format!("{POOL}[admin]\naddress = \"127.0.0.1:7000\"\n")).expect("text");
+        assert_eq!((c.admin, c.admin_http), (addr("127.0.0.1:7000"), None));
+        let c = check(&format!(
+            "{POOL}[admin.http]\naddress = \"127.0.0.1:7001\"\n"
+        ))
+        .expect("http");
+        assert_eq!((c.admin, c.admin_http), (None, addr("127.0.0.1:7001")));
+        let c = check(&format!("{POOL}[admin.http]\naddress = \"11312\"\n")).expect("a port");
+        assert_eq!(c.admin_http, addr("127.0.0.1:11312"));
+        let c = check(&format!(
+            "{POOL}[admin]\naddress = \"127.0.0.1:0\"\n[admin.http]\naddress = \"127.0.0.1:0\"\n"
+        ))
+        .expect("both on free ports");
+        assert!(c.admin.is_some() && c.admin_http.is_some());
+
+        let e = check(&format!("{POOL}[admin]\n")).expect_err("empty table");
+        assert_eq!(e.key, "admin");
+        let e = check(&format!("{POOL}[admin.http]\naddress = \"nowhere\"\n"))
+            .expect_err("bad address");
+        assert_eq!((e.line, e.key.as_str()), (Some(8), "admin.http.address"));
+        assert!(
+            e.to_string()
+                .starts_with("test.toml:8: admin.http.address: "),
+            "{e}"
+        );
+        let e = check(&format!(
+            "{POOL}[admin]\naddress = \"127.0.0.1:7000\"\n\
+             [admin.http]\naddress = \"127.0.0.1:7000\"\n"
+        ))
+        .expect_err("same address");
+        assert_eq!((e.line, e.key.as_str()), (Some(10), "admin.http.address"));
+        let listener = POOL.replace("127.0.0.1:0", "127.0.0.1:7002");
+        let e = check(&format!(
+            "{listener}[admin.http]\naddress = \"127.0.0.1:7002\"\n"
+        ))
+        .expect_err("a listener's address");
+        assert_eq!(e.key, "admin.http.address");
+        let e = check(&format!("{POOL}[admin]\nhttp = \"127.0.0.1:7003\"\n"))
+            .expect_err("a string, not a table");
+        assert_eq!(e.line, Some(8));
+        let e = check(&format!("{POOL}[admin.http]\nport = 7003\n")).expect_err("unknown key");
+        assert_eq!((e.line, e.key.as_str()), (Some(8), "port"));
     }
 
     #[test]

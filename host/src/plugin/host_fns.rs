@@ -3,7 +3,9 @@
 //! Every pointer is checked against the guest's memory; a bad one traps the call, which fails
 //! only the request being routed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use switchyard_sdk::{abi, hash};
+
 use wasmtime::{Caller, Linker, format_err};
 
 use super::instance::HostState;
@@ -50,6 +52,53 @@ fn child(caller: &Caller<'_, HostState>, idx: i32) -> HostResult<usize> {
     } else {
         Err(format_err!("child index {idx} out of range"))
     }
+}
+
+/// Lines a plugin node may log per [`LOG_WINDOW`]; past it its `log` calls are counted, not
+/// written, and the first line of the next window says how many were dropped (`suppressed`).
+pub const LOG_LINES_PER_WINDOW: u64 = 20;
+/// The window of [`LOG_LINES_PER_WINDOW`].
+pub const LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One node's log budget, shared by its instances on every worker; lock-free.
+#[derive(Debug, Default)]
+pub struct LogBudget {
+    /// Start of the current window, in [`log_clock_ms`] milliseconds.
+    window_start: AtomicU64,
+    /// Lines admitted in the current window.
+    lines: AtomicU64,
+    /// Lines dropped since the last one written.
+    suppressed: AtomicU64,
+}
+
+impl LogBudget {
+    /// Whether a line at `now_ms` is written: `Some(lines dropped before it)`, or `None` when
+    /// the window's budget is spent (the line is counted as dropped).
+    pub fn admit(&self, now_ms: u64) -> Option<u64> {
+        let start = self.window_start.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(start) >= LOG_WINDOW.as_millis() as u64
+            && self
+                .window_start
+                .compare_exchange(start, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.lines.store(0, Ordering::Relaxed);
+        }
+        if self.lines.fetch_add(1, Ordering::Relaxed) < LOG_LINES_PER_WINDOW {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// Milliseconds on a monotonic clock, for [`LogBudget`] (never 0 after the first call's
+/// instant passes, so a new budget's first window starts at once).
+fn log_clock_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| std::time::Instant::now() - LOG_WINDOW);
+    start.elapsed().as_millis() as u64
 }
 
 /// Adds every host function to `linker`.
@@ -120,14 +169,19 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
         m,
         abi::import::LOG,
         |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+            let node = &caller.data().node;
+            // Checked before the message is even read: a chatty plugin costs a counter.
+            let Some(suppressed) = node.log_budget.admit(log_clock_ms()) else {
+                return Ok(());
+            };
             let bytes = guest_bytes(&caller, ptr, len)?;
             let msg = super::instance::one_line(&String::from_utf8_lossy(bytes));
-            let plugin = &caller.data().node.label;
+            let plugin = &node.label;
             match level {
-                1 => tracing::error!(plugin = %plugin, "{msg}"),
-                2 => tracing::warn!(plugin = %plugin, "{msg}"),
-                3 => tracing::info!(plugin = %plugin, "{msg}"),
-                _ => tracing::debug!(plugin = %plugin, "{msg}"),
+                1 => tracing::error!(plugin = %plugin, suppressed, "{msg}"),
+                2 => tracing::warn!(plugin = %plugin, suppressed, "{msg}"),
+                3 => tracing::info!(plugin = %plugin, suppressed, "{msg}"),
+                _ => tracing::debug!(plugin = %plugin, suppressed, "{msg}"),
             }
             Ok(())
         },

@@ -35,6 +35,8 @@ pub struct NodeContext {
     /// For a pool's servers, each one's health (what `child_healthy` answers); `None` for a
     /// route child, which is always healthy.
     pub health: Vec<Option<Arc<crate::backend::Health>>>,
+    /// Bounds the lines the node's plugin may log (`log`), shared by its instances.
+    pub log_budget: super::host_fns::LogBudget,
 }
 
 /// What one instance may hold: its linear memory in bytes, and one memory, one instance and a

@@ -243,6 +243,18 @@ defs! {
     /// The plugin module the node runs: `bundled:<name>` or its file, and a hash of its bytes.
     PLUGIN_MODULE = "plugins", "<node>:module", Info, Text;
 
+    /// One keyed request in this many is sampled for the hot keys.
+    HOTKEYS_SAMPLE_EVERY = "hotkeys", "hotkeys_sample_every", Info, Count;
+    /// Keyed requests sampled so far.
+    HOTKEYS_SAMPLED = "hotkeys", "hotkeys_sampled", Counter, Count;
+    /// The hottest keys by requests, hottest first: the estimated requests for the key (its
+    /// sampled count times the sampling rate; high by at most the smallest count the worker's
+    /// table keeps). Keys are printed with bytes other than printable ASCII as `\xNN`.
+    HOTKEY_REQUESTS = "hotkeys", "requests:<key>", Counter, Count;
+    /// The hottest keys by bytes stored (the values of sets and other stores), estimated the
+    /// same way.
+    HOTKEY_BYTES = "hotkeys", "bytes:<key>", Counter, Bytes;
+
     /// TLS client connections open now with this identity.
     IDENTITY_CURR = "tls", "identity:<identity>:curr_connections", Gauge, Count;
     /// TLS client connections made with this identity.
@@ -262,7 +274,7 @@ pub fn describe(worker_defs: &[&[StatDef]], server_defs: &[StatDef]) -> String {
             .iter()
             .map(|d| (*d, format!("<server>:{}", d.name))),
     );
-    let order = ["", "config", "backends", "plugins", "tls"];
+    let order = ["", "config", "backends", "plugins", "hotkeys", "tls"];
     all.sort_by_key(|(d, _)| {
         order
             .iter()

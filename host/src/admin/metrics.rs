@@ -1,0 +1,687 @@
+//! `GET /metrics`: every stat of `stats` and its groups in the Prometheus text exposition
+//! format (version 0.0.4), read from the same counters when scraped and encoded by
+//! `prometheus-client` through a [`Collector`]. Names, kinds, units and help texts come from
+//! the declarations in `stats/registry.rs` (and the per-worker structs' `DEFS`), so a stat
+//! cannot be in `stats` with another meaning here.
+//!
+//! Naming ([`metric`]): `switchyard_`, the group (`backend_`, `plugin_`, `tls_`; none for
+//! plain `stats` and `stats config`), the stat's name without its `<placeholder>` (which
+//! becomes a label: `server`, `node`, `command`, `identity`), the unit as a suffix in its base
+//! unit (`_bytes`, `_seconds`: milliseconds and microseconds are converted), and `_total` on
+//! counters (`total_connections` is `switchyard_connections_total`). Text facts are `_info`
+//! gauges of value 1 with the text as a label; a server's state is one gauge per state
+//! (`switchyard_backend_state{server,state="up"}` 1 or 0). The latency quantiles of `stats`
+//! (mean, p50, p99) are one Prometheus histogram each (`switchyard_backend_latency_seconds`,
+//! `switchyard_plugin_call_seconds`) with a bucket at every power of two of microseconds from
+//! 1 µs to [`HISTOGRAM_TOP_US`]: each is an edge of the router's own buckets, so the counts are
+//! exact.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit as PromUnit};
+use switchyard_protocol::Command;
+
+use crate::generation::{Generation, Target};
+use crate::stats::registry::{self, Kind, StatDef, Unit};
+use crate::stats::{RouterStats, Snapshot, WorkerStats};
+
+/// What `/metrics` answers with: Prometheus' text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The highest histogram bucket bound below `+Inf`, microseconds: 2^26 µs, about 67 s, above
+/// any request timeout a pool is likely to set (values above it count in `+Inf` only).
+pub const HISTOGRAM_TOP_US: u64 = 1 << 26;
+
+/// Longest text a label of an `_info` metric carries (a reload error can be long); the rest is
+/// cut, as a label is no place for a paragraph.
+const MAX_LABEL_CHARS: usize = 512;
+
+/// A registry holding one collector that reads `stats` when scraped.
+pub fn registry(stats: Arc<RouterStats>) -> Registry {
+    let mut registry = Registry::with_prefix("switchyard");
+    registry.register_collector(Box::new(Scrape(stats)));
+    registry
+}
+
+/// `/metrics`'s body.
+pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::with_capacity(16 << 10);
+    prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// Reads the router's stats at each scrape.
+#[derive(Debug)]
+struct Scrape(Arc<RouterStats>);
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for family in collect(&self.0) {
+            family.encode(&mut encoder)?;
+        }
+        Ok(())
+    }
+}
+
+/// How a stat is exposed: its name (without prefix, unit and `_total`, which the encoder adds),
+/// unit, type, and the factor from its value to the base unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// Name between `switchyard_` and the unit suffix.
+    pub name: String,
+    /// The base unit, when it has one.
+    pub unit: Option<PromUnit>,
+    /// Counter, gauge, info or histogram.
+    pub kind: MetricType,
+    /// What one of the stat's units is in the base unit (`1e-3` for milliseconds).
+    pub scale: f64,
+    /// The label the stat's `<placeholder>` becomes, if it has one.
+    pub label: Option<&'static str>,
+}
+
+impl Metric {
+    /// Its full name as `/metrics` prints it.
+    #[cfg(test)]
+    pub fn full_name(&self) -> String {
+        let mut name = format!("switchyard_{}", self.name);
+        if let Some(unit) = &self.unit {
+            name.push('_');
+            name.push_str(unit.as_str());
+        }
+        match self.kind {
+            MetricType::Counter => name.push_str("_total"),
+            MetricType::Info => name.push_str("_info"),
+            _ => {}
+        }
+        name
+    }
+}
+
+/// How `def` is exposed (see the module's documentation for the rules).
+pub fn metric(def: &StatDef) -> Metric {
+    let mut label = None;
+    let mut plain = String::with_capacity(def.name.len());
+    let mut placeholder = None;
+    for (i, c) in def.name.char_indices() {
+        match c {
+            '<' => placeholder = Some(i + 1),
+            '>' => label = placeholder.take().map(|start| &def.name[start..i]),
+            _ if placeholder.is_some() => {}
+            c => plain.push(c),
+        }
+    }
+    // A server's counters are declared with their struct, by bare name (`timeouts`): `stats
+    // backends` prints them as `<server>:timeouts`.
+    if label.is_none() && def.group == "backends" {
+        label = Some("server");
+    }
+    let mut words: Vec<&str> = plain.split([':', '_']).filter(|w| !w.is_empty()).collect();
+    let (unit, scale, suffix) = match def.unit {
+        Unit::Bytes => (Some(PromUnit::Bytes), 1.0, Some("bytes")),
+        Unit::Seconds => (Some(PromUnit::Seconds), 1.0, Some("seconds")),
+        Unit::UnixSeconds => (Some(PromUnit::Seconds), 1.0, None),
+        Unit::Milliseconds | Unit::UnixMilliseconds => (Some(PromUnit::Seconds), 1e-3, Some("ms")),
+        Unit::Microseconds => (Some(PromUnit::Seconds), 1e-6, Some("us")),
+        Unit::Count | Unit::Text => (None, 1.0, None),
+    };
+    if let Some(i) = suffix.and_then(|s| words.iter().rposition(|w| *w == s))
+        && words.len() > 1
+    {
+        words.remove(i);
+    }
+    let kind = match def.kind {
+        // One gauge per state, 1 for the one the server is in.
+        _ if def.name == registry::BACKEND_STATE.name => MetricType::Gauge,
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Quantile => MetricType::Histogram,
+        Kind::Info if def.unit == Unit::Text => MetricType::Info,
+        Kind::Info => MetricType::Gauge,
+    };
+    // The encoder ends a counter's name with `_total`: `total_connections` is
+    // `connections_total`.
+    if let Some(i) = words.iter().position(|w| *w == "total")
+        && kind == MetricType::Counter
+        && words.len() > 1
+    {
+        words.remove(i);
+    }
+    if kind == MetricType::Histogram {
+        words.retain(|w| !matches!(*w, "mean" | "p50" | "p99"));
+    }
+    let group = match def.group {
+        "" | "config" => None,
+        "backends" => Some("backend"),
+        "plugins" => Some("plugin"),
+        "hotkeys" => Some("hotkey"),
+        other => Some(other),
+    };
+    // `hotkeys_sampled` in group `hotkeys` is `hotkey_sampled`.
+    if let Some(group) = group
+        && words.len() > 1
+        && words
+            .first()
+            .is_some_and(|w| w.trim_end_matches('s') == group)
+    {
+        words.remove(0);
+    }
+    let name = group.into_iter().chain(words).collect::<Vec<_>>().join("_");
+    Metric {
+        name,
+        unit,
+        kind,
+        scale,
+        label,
+    }
+}
+
+/// The label an `_info` metric carries its text in: the stat's name without placeholder
+/// (`version`, `config_file`, `module`).
+fn info_label(def: &StatDef) -> String {
+    let name = def.name.rsplit(':').next().unwrap_or(def.name);
+    name.to_string()
+}
+
+/// A histogram's help: the help of its mean, without "Mean" (the histogram is the times
+/// themselves).
+fn histogram_help(def: &StatDef) -> String {
+    let help = def.help();
+    match help.strip_prefix("Mean ") {
+        Some(rest) => {
+            let mut chars = rest.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect::<String>()
+            })
+        }
+        None => help,
+    }
+}
+
+/// One metric family: a stat and its series.
+struct Family {
+    def: &'static StatDef,
+    series: Vec<Series>,
+}
+
+/// One series: the placeholder's value, if the stat has one, and what it measures.
+struct Series {
+    label: Option<String>,
+    value: Value,
+}
+
+enum Value {
+    /// A count or a level in the stat's own unit.
+    Int(u64),
+    /// A text fact.
+    Text(String),
+    /// A server's state: up or not.
+    State(bool),
+    /// A latency histogram, microseconds.
+    Histogram(Snapshot),
+}
+
+impl Family {
+    fn one(def: &'static StatDef, value: Value) -> Family {
+        Family {
+            def,
+            series: vec![Series { label: None, value }],
+        }
+    }
+
+    fn each(def: &'static StatDef, series: impl IntoIterator<Item = (String, Value)>) -> Family {
+        Family {
+            def,
+            series: series
+                .into_iter()
+                .map(|(label, value)| Series {
+                    label: Some(label),
+                    value,
+                })
+                .collect(),
+        }
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        if self.series.is_empty() {
+            return Ok(());
+        }
+        let m = metric(self.def);
+        let help = match m.kind {
+            MetricType::Histogram => histogram_help(self.def),
+            _ => self.def.help(),
+        };
+        let label_key = m.label.unwrap_or("");
+        let info_key = info_label(self.def);
+        let mut family = encoder.encode_descriptor(&m.name, &help, m.unit.as_ref(), m.kind)?;
+        for series in &self.series {
+            let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(2);
+            if let Some(value) = &series.label {
+                labels.push((label_key, Cow::Borrowed(value.as_str())));
+            }
+            match &series.value {
+                Value::Int(v) if m.kind == MetricType::Counter => {
+                    family
+                        .encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, _, u64>(v, None)?
+                }
+                Value::Int(v) if m.scale == 1.0 => {
+                    family.encode_family(&labels)?.encode_gauge(v)?
+                }
+                Value::Int(v) => family
+                    .encode_family(&labels)?
+                    .encode_gauge(&(*v as f64 * m.scale))?,
+                Value::Text(text) => {
+                    let text = [(info_key.as_str(), label_text(text))];
+                    family.encode_family(&labels)?.encode_info(&text)?;
+                }
+                Value::State(up) => {
+                    for (name, on) in [("up", *up), ("down", !*up)] {
+                        let mut with_state = labels.clone();
+                        with_state.push(("state", Cow::Borrowed(name)));
+                        family
+                            .encode_family(&with_state)?
+                            .encode_gauge(&u64::from(on))?;
+                    }
+                }
+                Value::Histogram(snapshot) => {
+                    let (sum, count, buckets) = histogram(snapshot, m.scale);
+                    family
+                        .encode_family(&labels)?
+                        .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A label value for a text: one line, at most [`MAX_LABEL_CHARS`] characters.
+fn label_text(text: &str) -> String {
+    text.chars()
+        .take(MAX_LABEL_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `(sum, count, buckets)` of a histogram in the base unit, each bucket counting the values
+/// above the bound before it up to its own (the encoder makes them cumulative).
+fn histogram(snapshot: &Snapshot, scale: f64) -> (f64, u64, Vec<(f64, u64)>) {
+    let mut buckets = Vec::with_capacity(32);
+    let mut below = 0;
+    for (bound_us, cumulative) in snapshot.cumulative_octaves() {
+        if bound_us > HISTOGRAM_TOP_US {
+            break;
+        }
+        buckets.push((bound_us as f64 * scale, cumulative - below));
+        below = cumulative;
+    }
+    (snapshot.sum as f64 * scale, snapshot.count(), buckets)
+}
+
+/// Every family, in the order of `stats`, `stats config`, `stats backends`, `stats plugins`
+/// and `stats tls`.
+fn collect(stats: &RouterStats) -> Vec<Family> {
+    let mut out = Vec::with_capacity(128);
+    let now = SystemTime::now();
+    let unix = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let uptime = now.duration_since(stats.started).map_or(0, |d| d.as_secs());
+    out.push(Family::one(
+        &registry::PID,
+        Value::Int(u64::from(std::process::id())),
+    ));
+    out.push(Family::one(&registry::UPTIME, Value::Int(uptime)));
+    out.push(Family::one(&registry::TIME, Value::Int(unix)));
+    out.push(Family::one(
+        &registry::VERSION,
+        Value::Text(crate::VERSION_STRING.to_string()),
+    ));
+    out.push(Family::one(
+        &registry::THREADS,
+        Value::Int(stats.workers.len() as u64),
+    ));
+
+    let mut totals = vec![0u64; WorkerStats::DEFS.len()];
+    let mut commands = [0u64; Command::ALL.len()];
+    for w in &stats.workers {
+        for (total, counter) in totals.iter_mut().zip(w.counters()) {
+            *total += counter.get();
+        }
+        for (total, counter) in commands.iter_mut().zip(&w.commands) {
+            *total += counter.get();
+        }
+    }
+    for (def, total) in WorkerStats::DEFS.iter().zip(totals) {
+        out.push(Family::one(def, Value::Int(total)));
+    }
+    out.push(Family::each(
+        &registry::CMD,
+        Command::ALL
+            .iter()
+            .zip(commands)
+            .map(|(c, n)| (c.name().to_string(), Value::Int(n))),
+    ));
+    let control = &stats.control;
+    let spools = control.spools().stats();
+    out.push(Family::one(
+        &registry::DELETE_SPOOLED,
+        Value::Int(spools.spooled.get()),
+    ));
+    out.push(Family::one(
+        &registry::DELETE_REPLAYED,
+        Value::Int(spools.replayed.get()),
+    ));
+    out.push(Family::one(
+        &registry::DELETE_SPOOL_DROPPED,
+        Value::Int(spools.dropped.get()),
+    ));
+    out.push(Family::one(
+        &registry::DELETE_SPOOL_BYTES,
+        Value::Int(spools.bytes()),
+    ));
+    if let Some(allocations) = crate::stats::allocations() {
+        out.push(Family::one(&registry::ALLOCATIONS, Value::Int(allocations)));
+    }
+
+    let generation = control.current().load_full();
+    config_group(stats, &generation, &mut out);
+    backends_group(&generation, &mut out);
+    plugins_group(&generation, &mut out);
+
+    let identities = stats.identities.counts();
+    out.push(Family::each(
+        &registry::IDENTITY_CURR,
+        identities
+            .iter()
+            .map(|(name, curr, _)| (name.clone(), Value::Int(*curr))),
+    ));
+    out.push(Family::each(
+        &registry::IDENTITY_TOTAL,
+        identities
+            .iter()
+            .map(|(name, _, total)| (name.clone(), Value::Int(*total))),
+    ));
+    out
+}
+
+/// `stats config`.
+fn config_group(stats: &RouterStats, generation: &Generation, out: &mut Vec<Family>) {
+    let c = &stats.control;
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let int = |def: &'static StatDef, v: u64| Family::one(def, Value::Int(v));
+    out.push(int(&registry::GENERATION, generation.number));
+    out.push(int(
+        &registry::GENERATION_LOADED_AT,
+        c.stats.loaded_at.load(relaxed),
+    ));
+    out.push(int(&registry::GENERATION_FAULTS, generation.faults.get()));
+    out.push(int(
+        &registry::GENERATIONS_ALIVE,
+        c.generations_alive() as u64,
+    ));
+    out.push(int(&registry::PLUGIN_MODULES, c.modules_cached() as u64));
+    out.push(Family::one(
+        &registry::CONFIG_FILE,
+        Value::Text(generation.config.origin.display().to_string()),
+    ));
+    out.push(int(&registry::RELOADS, c.stats.reloads.get()));
+    out.push(int(&registry::RELOAD_FAILURES, c.stats.failures.get()));
+    out.push(int(&registry::ROLLBACKS, c.stats.rollbacks.get()));
+    out.push(int(
+        &registry::ROLLED_BACK_FROM,
+        c.stats.rolled_back_from.load(relaxed),
+    ));
+    out.push(int(
+        &registry::LAST_RELOAD_SUCCESS,
+        c.stats.last_success.load(relaxed),
+    ));
+    let last_error = c.stats.last_error();
+    if !last_error.is_empty() {
+        out.push(Family::one(
+            &registry::LAST_RELOAD_ERROR,
+            Value::Text(last_error),
+        ));
+    }
+    let failed_at = c.stats.last_failure.load(relaxed);
+    if failed_at != 0 {
+        out.push(int(&registry::LAST_RELOAD_FAILURE, failed_at));
+    }
+    let cleared_at = c.stats.error_cleared.load(relaxed);
+    if cleared_at != 0 {
+        out.push(int(&registry::LAST_RELOAD_ERROR_CLEARED, cleared_at));
+    }
+}
+
+/// `stats backends`: a series per server of every stat.
+fn backends_group(generation: &Generation, out: &mut Vec<Family>) {
+    let servers = &generation.destinations;
+    let latencies: Vec<Snapshot> = servers.iter().map(|d| d.health.latency()).collect();
+    let each = |value: &dyn Fn(usize) -> Value| {
+        (0..servers.len())
+            .map(|i| (servers[i].address.to_string(), value(i)))
+            .collect::<Vec<_>>()
+    };
+    out.push(Family::each(
+        &registry::BACKEND_STATE,
+        each(&|i| Value::State(servers[i].health.is_up())),
+    ));
+    out.push(Family::each(
+        &registry::BACKEND_STATE_SINCE,
+        each(&|i| Value::Int(servers[i].health.changed_at_ms())),
+    ));
+    out.push(Family::each(
+        &registry::BACKEND_CONSECUTIVE_FAILURES,
+        each(&|i| Value::Int(u64::from(servers[i].health.failures()))),
+    ));
+    out.push(Family::each(
+        &registry::BACKEND_REPLIES,
+        each(&|i| Value::Int(latencies[i].count())),
+    ));
+    out.push(Family::each(
+        &registry::BACKEND_LATENCY_MEAN,
+        each(&|i| Value::Histogram(latencies[i].clone())),
+    ));
+    for (k, def) in crate::backend::HealthCounters::DEFS.iter().enumerate() {
+        out.push(Family::each(
+            def,
+            each(&|i| {
+                let counters = servers[i].health.counters.counters();
+                Value::Int(counters.get(k).map_or(0, |c| c.get()))
+            }),
+        ));
+    }
+}
+
+/// `stats plugins`: a series per node of every stat.
+fn plugins_group(generation: &Generation, out: &mut Vec<Family>) {
+    let nodes: Vec<(&str, crate::stats::NodeTotals)> = generation
+        .nodes
+        .iter()
+        .map(|n| (n.context.label.as_str(), n.stats.totals()))
+        .collect();
+    let Some((_, first)) = nodes.first() else {
+        return;
+    };
+    for (k, (def, _)) in first.counters.iter().enumerate() {
+        out.push(Family::each(
+            def,
+            nodes
+                .iter()
+                .map(|(label, t)| (label.to_string(), Value::Int(t.counters[k].1))),
+        ));
+    }
+    out.push(Family::each(
+        &registry::PLUGIN_CALL_MEAN,
+        nodes
+            .iter()
+            .map(|(label, t)| (label.to_string(), Value::Histogram(t.time.clone()))),
+    ));
+    out.push(Family::each(
+        first.memory.0,
+        nodes
+            .iter()
+            .map(|(label, t)| (label.to_string(), Value::Int(t.memory.1))),
+    ));
+    out.push(Family::each(
+        &registry::PLUGIN_MODULE,
+        generation.nodes.iter().map(|n| {
+            (
+                n.context.label.clone(),
+                Value::Text(format!("{} {}", n.module.name(), n.module.hash())),
+            )
+        }),
+    ));
+}
+
+/// Whether every pool of `generation` has a server up; else why not, one line per pool that
+/// has none.
+pub fn readiness(generation: &Generation) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (pool, node) in generation.config.pools.iter().zip(&generation.nodes) {
+        let servers: Vec<&crate::backend::DestinationSpec> = node
+            .children
+            .iter()
+            .filter_map(|child| match child {
+                Target::Server { dest, .. } => generation.destinations.get(*dest),
+                Target::Node(_) => None,
+            })
+            .collect();
+        if !servers.iter().any(|d| d.health.is_up()) {
+            let down: Vec<String> = servers.iter().map(|d| d.address.to_string()).collect();
+            problems.push(format!(
+                "pool `{}` has no server up ({} down)",
+                pool.name,
+                down.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_def() -> Vec<&'static StatDef> {
+        registry::DECLARED
+            .iter()
+            .chain(WorkerStats::DEFS)
+            .chain(crate::backend::HealthCounters::DEFS)
+            .collect()
+    }
+
+    #[test]
+    fn names_follow_the_conventions() {
+        let name = |def: &StatDef| metric(def).full_name();
+        assert_eq!(name(&registry::UPTIME), "switchyard_uptime_seconds");
+        assert_eq!(name(&registry::CMD), "switchyard_cmd_total");
+        assert_eq!(metric(&registry::CMD).label, Some("command"));
+        assert_eq!(name(&WorkerStats::DEFS[1]), "switchyard_connections_total");
+        let bytes_read = WorkerStats::DEFS
+            .iter()
+            .find(|d| d.name == "bytes_read")
+            .expect("bytes_read");
+        assert_eq!(name(bytes_read), "switchyard_read_bytes_total");
+        assert_eq!(name(&registry::VERSION), "switchyard_version_info");
+        assert_eq!(name(&registry::BACKEND_STATE), "switchyard_backend_state");
+        let timeouts = crate::backend::HealthCounters::DEFS
+            .iter()
+            .find(|d| d.name == "timeouts")
+            .expect("timeouts");
+        assert_eq!(name(timeouts), "switchyard_backend_timeouts_total");
+        assert_eq!(metric(timeouts).label, Some("server"));
+        assert_eq!(name(&registry::GENERATION), "switchyard_generation");
+        assert_eq!(
+            name(&registry::BACKEND_STATE_SINCE),
+            "switchyard_backend_state_since_seconds"
+        );
+        assert_eq!(metric(&registry::BACKEND_STATE_SINCE).scale, 1e-3);
+        assert_eq!(
+            name(&registry::BACKEND_LATENCY_MEAN),
+            "switchyard_backend_latency_seconds"
+        );
+        assert_eq!(
+            name(&registry::PLUGIN_CALL_MEAN),
+            "switchyard_plugin_call_seconds"
+        );
+        assert_eq!(
+            name(&registry::PLUGIN_MEMORY),
+            "switchyard_plugin_memory_bytes"
+        );
+        assert_eq!(metric(&registry::PLUGIN_MEMORY).label, Some("node"));
+        assert_eq!(
+            name(&registry::IDENTITY_TOTAL),
+            "switchyard_tls_identity_connections_total"
+        );
+        assert_eq!(metric(&registry::IDENTITY_TOTAL).label, Some("identity"));
+        assert_eq!(
+            histogram_help(&registry::BACKEND_LATENCY_MEAN),
+            "Time from a request's queueing to its reply's arrival."
+        );
+    }
+
+    #[test]
+    fn every_stat_has_a_distinct_valid_name() {
+        let mut seen = std::collections::HashMap::new();
+        for def in every_def() {
+            let m = metric(def);
+            // A histogram's quantiles are one metric, checked below.
+            if m.kind == MetricType::Histogram {
+                continue;
+            }
+            let name = m.full_name();
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.contains("__")
+                    && !name.ends_with('_'),
+                "{} gives {name}",
+                def.name
+            );
+            if let Some(other) = seen.insert(name.clone(), def.name) {
+                panic!("{} and {other} are both {name}", def.name);
+            }
+        }
+        for def in [&registry::BACKEND_LATENCY_MEAN, &registry::PLUGIN_CALL_MEAN] {
+            let name = metric(def).full_name();
+            for suffix in ["", "_bucket", "_sum", "_count"] {
+                let series = format!("{name}{suffix}");
+                assert!(!seen.contains_key(&series), "{series} is taken");
+            }
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_count_what_is_at_or_below_them() {
+        let h = crate::stats::Histogram::default();
+        for us in [1, 3, 1000, 1000, 1 << 30] {
+            h.record_us(us);
+        }
+        let s = Snapshot::of([&h]);
+        let (sum, count, buckets) = histogram(&s, 1e-6);
+        assert_eq!(count, 5);
+        assert!((sum - (1.0 + 3.0 + 2000.0 + (1u64 << 30) as f64) * 1e-6).abs() < 1e-9);
+        assert_eq!(buckets.first(), Some(&(1e-6, 1)));
+        assert_eq!(buckets.len(), 27);
+        let upto = |bound: f64| -> u64 {
+            buckets
+                .iter()
+                .take_while(|(b, _)| *b <= bound + 1e-12)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        assert_eq!(upto(4e-6), 2);
+        assert_eq!(upto(1024e-6), 4);
+        // The value above the top bound counts in +Inf alone.
+        assert_eq!(upto(f64::MAX), 4);
+    }
+}

@@ -1,0 +1,219 @@
+//! The hottest keys, found cheaply: each worker samples one keyed request in [`SAMPLE_EVERY`]
+//! and counts the sampled keys with the Space-Saving algorithm (Metwally et al.) in a table of
+//! [`CAPACITY`] keys, by requests and by bytes stored. `stats hotkeys` merges the workers'
+//! tables and scales the counts back up.
+//!
+//! Space-Saving keeps the `CAPACITY` keys with the largest counts it has seen; a key that
+//! arrives when the table is full takes the place of the smallest one and inherits its count
+//! (so a count may be high by at most the smallest count in the table). Any key more frequent than 1/`CAPACITY` of the sampled
+//! requests is guaranteed a place, which is what a hot key is.
+//!
+//! Cost on the request path: a counter and a branch per keyed request; per sampled one an
+//! uncontended lock of the worker's own table (only `stats hotkeys` takes it from another
+//! thread), one hash lookup, and when a new key displaces the smallest, a scan of the table's
+//! counts. Memory: two tables of `CAPACITY` keys (at most 250 bytes each) per worker. The key's
+//! buffer is reused when a key is displaced, so sampling allocates nothing once the tables are
+//! full.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use super::registry;
+
+/// One keyed request in this many is sampled.
+pub const SAMPLE_EVERY: u32 = 8;
+/// Keys each table keeps.
+const CAPACITY: usize = 64;
+/// Keys `stats hotkeys` lists per table.
+const LISTED: usize = 20;
+
+/// A Space-Saving summary.
+#[derive(Debug, Default)]
+struct Summary {
+    counts: HashMap<Vec<u8>, Entry>,
+}
+
+/// A key's count, which may include what it inherited from the key it displaced.
+#[derive(Debug, Default, Clone, Copy)]
+struct Entry {
+    count: u64,
+}
+
+impl Summary {
+    fn add(&mut self, key: &[u8], weight: u64) {
+        if let Some(entry) = self.counts.get_mut(key) {
+            entry.count += weight;
+            return;
+        }
+        if self.counts.len() < CAPACITY {
+            self.counts.insert(key.to_vec(), Entry { count: weight });
+            return;
+        }
+        let Some(smallest) = self
+            .counts
+            .iter()
+            .min_by_key(|(_, e)| e.count)
+            .map(|(k, e)| (k.clone(), *e))
+        else {
+            return;
+        };
+        // Reuse the displaced key's buffer for the new one.
+        let Some((mut buffer, _)) = self.counts.remove_entry(&smallest.0) else {
+            return;
+        };
+        buffer.clear();
+        buffer.extend_from_slice(key);
+        self.counts.insert(
+            buffer,
+            Entry {
+                count: smallest.1.count + weight,
+            },
+        );
+    }
+}
+
+/// One worker's tables.
+#[derive(Debug, Default)]
+struct Tables {
+    requests: Summary,
+    bytes: Summary,
+    sampled: u64,
+}
+
+/// Every worker's hot-key tables.
+#[derive(Debug)]
+pub struct HotKeys {
+    workers: Box<[Mutex<Tables>]>,
+}
+
+impl HotKeys {
+    /// Tables for `workers` workers.
+    pub fn new(workers: usize) -> HotKeys {
+        HotKeys {
+            workers: (0..workers.max(1))
+                .map(|_| Mutex::new(Tables::default()))
+                .collect(),
+        }
+    }
+
+    /// Counts a sampled request for `key` on `worker`, which stores `value_bytes` (0 for
+    /// anything but a store).
+    pub fn sample(&self, worker: usize, key: &[u8], value_bytes: u64) {
+        let Some(tables) = self.workers.get(worker) else {
+            return;
+        };
+        let mut tables = tables.lock().unwrap_or_else(|e| e.into_inner());
+        tables.sampled += 1;
+        tables.requests.add(key, 1);
+        if value_bytes > 0 {
+            tables.bytes.add(key, value_bytes);
+        }
+    }
+
+    /// `stats hotkeys`: the sampling rate, the requests sampled, and the hottest keys by
+    /// requests (`requests:<key> <estimated requests>`) and by bytes stored (`bytes:<key>
+    /// <estimated bytes>`), hottest first, counts scaled back up by the sampling rate.
+    pub fn render(&self) -> String {
+        let mut requests: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut bytes: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut sampled = 0;
+        for tables in self.workers.iter() {
+            let tables = tables.lock().unwrap_or_else(|e| e.into_inner());
+            sampled += tables.sampled;
+            for (into, summary) in [
+                (&mut requests, &tables.requests),
+                (&mut bytes, &tables.bytes),
+            ] {
+                for (key, entry) in &summary.counts {
+                    *into.entry(key.clone()).or_default() += entry.count;
+                }
+            }
+        }
+        let mut out = String::with_capacity(128 * LISTED);
+        let _ = write!(
+            out,
+            "STAT {} {SAMPLE_EVERY}\r\nSTAT {} {sampled}\r\n",
+            registry::HOTKEYS_SAMPLE_EVERY.name,
+            registry::HOTKEYS_SAMPLED.name
+        );
+        for (def, counts) in [
+            (&registry::HOTKEY_REQUESTS, requests),
+            (&registry::HOTKEY_BYTES, bytes),
+        ] {
+            let mut ranked: Vec<(Vec<u8>, u64)> = counts.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            for (key, count) in ranked.into_iter().take(LISTED) {
+                let name = def.name.replacen("<key>", &printable(&key), 1);
+                let _ = write!(out, "STAT {name} {}\r\n", count * u64::from(SAMPLE_EVERY));
+            }
+        }
+        out.push_str("END\r\n");
+        out
+    }
+}
+
+/// A key as one token of a `STAT` line: printable ASCII as is, every other byte as `\xNN`.
+fn printable(key: &[u8]) -> String {
+    let mut text = String::with_capacity(key.len());
+    for &b in key {
+        if b.is_ascii_graphic() && b != b'\\' {
+            text.push(b as char);
+        } else {
+            let _ = write!(text, "\\x{b:02x}");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_at_a_fifth_of_the_requests_ranks_first_among_thousands() {
+        let hot = HotKeys::new(2);
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..50_000u64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let key = if i % 5 == 0 {
+                b"hot".to_vec()
+            } else {
+                format!("cold:{}", rng % 10_000).into_bytes()
+            };
+            hot.sample((i % 2) as usize, &key, if i % 3 == 0 { 100 } else { 0 });
+        }
+        let text = hot.render();
+        let first = text
+            .lines()
+            .find(|l| l.starts_with("STAT requests:"))
+            .unwrap_or_default();
+        assert!(first.starts_with("STAT requests:hot "), "{text}");
+        let estimate: u64 = first
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_default();
+        // 10,000 of 50,000 sampled, scaled by the rate, plus at most the inherited error.
+        let exact = 10_000 * u64::from(SAMPLE_EVERY);
+        assert!(
+            exact <= estimate && estimate <= exact * 6 / 5,
+            "estimate {estimate} for {exact}"
+        );
+        assert!(text.contains("STAT hotkeys_sampled 50000\r\n"));
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("STAT requests:"))
+                .count(),
+            LISTED
+        );
+    }
+
+    #[test]
+    fn keys_are_printed_as_one_token() {
+        assert_eq!(printable(b"user:1"), "user:1");
+        assert_eq!(printable(b"a b\\\x00\xff"), "a\\x20b\\x5c\\x00\\xff");
+    }
+}

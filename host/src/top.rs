@@ -1,0 +1,385 @@
+//! `switchyard top --admin HOST:PORT`: a live view of a running router in the terminal. It polls
+//! the admin HTTP listener's `/stats/<group>` pages (memcached's `STAT name value` lines) once
+//! per interval and shows rates over the last interval: requests, keys, errors, each server's
+//! state, load and latency, each plugin node's calls and call time, and the hot keys.
+//!
+//! Plain HTTP/1.1 GETs over a blocking socket: the view needs nothing of the router's runtime.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyModifiers};
+use ratatui::crossterm::terminal;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph, Row, Table};
+
+/// How `top` was asked to run.
+#[derive(Debug, Clone)]
+pub struct TopOptions {
+    /// The admin HTTP listener.
+    pub admin: String,
+    /// Time between polls.
+    pub interval: Duration,
+    /// Print one view as text after the first interval, then exit (for scripts).
+    pub once: bool,
+}
+
+/// Usage of `switchyard top`.
+pub const USAGE: &str = "switchyard top --admin HOST:PORT [--interval MS] [--once]";
+
+/// Parses `top`'s arguments.
+pub fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<TopOptions> {
+    let mut options = TopOptions {
+        admin: String::new(),
+        interval: Duration::from_secs(1),
+        once: false,
+    };
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--admin" => options.admin = args.next().context("--admin needs HOST:PORT")?,
+            "--interval" => {
+                let ms = args.next().context("--interval needs milliseconds")?;
+                let ms: u64 = ms
+                    .parse()
+                    .ok()
+                    .filter(|ms| (100..=60_000).contains(ms))
+                    .with_context(|| format!("--interval: `{ms}` is not 100 to 60000 ms"))?;
+                options.interval = Duration::from_millis(ms);
+            }
+            "--once" => options.once = true,
+            other => bail!("top: unknown argument `{other}` (usage: {USAGE})"),
+        }
+    }
+    if options.admin.is_empty() {
+        bail!("top needs the admin HTTP listener: {USAGE}");
+    }
+    Ok(options)
+}
+
+/// One poll of every group.
+#[derive(Debug, Default)]
+struct Poll {
+    at: Option<Instant>,
+    stats: BTreeMap<String, String>,
+    backends: BTreeMap<String, String>,
+    plugins: BTreeMap<String, String>,
+    hotkeys: Vec<(String, String)>,
+}
+
+impl Poll {
+    fn take(address: SocketAddr) -> anyhow::Result<Poll> {
+        let group = |name: &str| -> anyhow::Result<Vec<(String, String)>> {
+            let body = get(address, &format!("/stats/{name}"))?;
+            Ok(body
+                .lines()
+                .filter_map(|l| {
+                    let (name, value) = l.strip_prefix("STAT ")?.split_once(' ')?;
+                    Some((name.to_string(), value.to_string()))
+                })
+                .collect())
+        };
+        Ok(Poll {
+            at: Some(Instant::now()),
+            stats: group("general")?.into_iter().collect(),
+            backends: group("backends")?.into_iter().collect(),
+            plugins: group("plugins")?.into_iter().collect(),
+            hotkeys: group("hotkeys")?,
+        })
+    }
+
+    fn number(map: &BTreeMap<String, String>, name: &str) -> u64 {
+        map.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+}
+
+/// A GET of `path` on `address`: the body of a 200 answer.
+fn get(address: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        .with_context(|| format!("cannot connect to the admin listener {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    // The pages are small; a bound keeps a wrong address from filling memory.
+    stream.take(16 << 20).read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("{address}{path}: not an HTTP answer"))?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.contains(" 200 ") {
+        bail!("{address}{path}: {status}");
+    }
+    Ok(body.to_string())
+}
+
+/// What the view shows, computed from two polls.
+/// The header lines and the rows of the servers, plugin nodes and hot keys tables.
+struct View {
+    header: Vec<String>,
+    backends: Vec<Vec<String>>,
+    plugins: Vec<Vec<String>>,
+    hot: Vec<Vec<String>>,
+}
+
+fn view(before: &Poll, now: &Poll) -> View {
+    let seconds = match (before.at, now.at) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64().max(0.001),
+        _ => 1.0,
+    };
+    let rate = |map_now: &BTreeMap<String, String>,
+                map_before: &BTreeMap<String, String>,
+                name: &str| {
+        Poll::number(map_now, name).saturating_sub(Poll::number(map_before, name)) as f64 / seconds
+    };
+    let requests: f64 = now
+        .stats
+        .keys()
+        .filter(|k| k.starts_with("cmd_"))
+        .map(|k| rate(&now.stats, &before.stats, k))
+        .sum();
+    let errors: f64 = [
+        "backend_errors",
+        "plugin_faults",
+        "client_errors",
+        "internal_errors",
+    ]
+    .iter()
+    .map(|k| rate(&now.stats, &before.stats, k))
+    .sum();
+    let keys = rate(&now.stats, &before.stats, "get_keys");
+    let header = vec![
+        format!(
+            "generation {}  uptime {} s  connections {}  (q quits)",
+            Poll::number(&now.stats, "generation"),
+            Poll::number(&now.stats, "uptime"),
+            Poll::number(&now.stats, "curr_connections"),
+        ),
+        format!(
+            "requests/s {requests:.0}   keys read/s {keys:.0}   errors/s {errors:.0}   bytes read/s {:.0}",
+            rate(&now.stats, &before.stats, "bytes_read")
+        ),
+    ];
+
+    let servers: Vec<String> = now
+        .backends
+        .keys()
+        .filter_map(|k| k.strip_suffix(":state").map(str::to_string))
+        .collect();
+    let backend_rows = servers
+        .iter()
+        .map(|s| {
+            let field = |f: &str| format!("{s}:{f}");
+            vec![
+                s.clone(),
+                now.backends
+                    .get(&field("state"))
+                    .cloned()
+                    .unwrap_or_default(),
+                format!(
+                    "{:.0}",
+                    rate(&now.backends, &before.backends, &field("replies"))
+                ),
+                format!(
+                    "{} us",
+                    Poll::number(&now.backends, &field("latency_p50_us"))
+                ),
+                format!(
+                    "{} us",
+                    Poll::number(&now.backends, &field("latency_p99_us"))
+                ),
+                Poll::number(&now.backends, &field("failures")).to_string(),
+            ]
+        })
+        .collect();
+
+    let nodes: Vec<String> = now
+        .plugins
+        .keys()
+        .filter_map(|k| k.strip_suffix(":calls").map(str::to_string))
+        .collect();
+    let mut plugin_rows: Vec<(f64, Vec<String>)> = nodes
+        .iter()
+        .map(|n| {
+            let field = |f: &str| format!("{n}:{f}");
+            let calls = rate(&now.plugins, &before.plugins, &field("calls"));
+            let faults: u64 = [
+                "trap",
+                "timeout",
+                "bad_plan",
+                "out_of_memory",
+                "unavailable",
+            ]
+            .iter()
+            .map(|k| Poll::number(&now.plugins, &field(&format!("faults_{k}"))))
+            .sum();
+            (
+                calls,
+                vec![
+                    n.clone(),
+                    format!("{calls:.0}"),
+                    format!("{} us", Poll::number(&now.plugins, &field("call_p99_us"))),
+                    faults.to_string(),
+                ],
+            )
+        })
+        .collect();
+    plugin_rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+
+    let hot_rows = now
+        .hotkeys
+        .iter()
+        .filter_map(|(name, value)| {
+            name.strip_prefix("requests:")
+                .map(|key| vec![key.to_string(), value.clone()])
+        })
+        .take(10)
+        .collect();
+    View {
+        header,
+        backends: backend_rows,
+        plugins: plugin_rows.into_iter().map(|(_, r)| r).collect(),
+        hot: hot_rows,
+    }
+}
+
+fn rows(cells: Vec<Vec<String>>) -> Vec<Row<'static>> {
+    cells.into_iter().map(Row::new).collect()
+}
+
+/// The view as plain text: `--once`.
+fn print(view: View) {
+    for line in view.header {
+        println!("{line}");
+    }
+    for (title, table) in [
+        ("server state replies/s p50 p99 failures", view.backends),
+        ("node calls/s call_p99 faults", view.plugins),
+        ("hot_key requests", view.hot),
+    ] {
+        println!("{title}");
+        for row in table {
+            println!("  {}", row.join("  "));
+        }
+    }
+}
+
+/// Runs `top` until `q`, Esc or Ctrl-C (or, with `--once`, prints one view and exits).
+pub fn run(options: &TopOptions) -> anyhow::Result<()> {
+    let address = options
+        .admin
+        .to_socket_addrs()
+        .with_context(|| format!("--admin: cannot resolve `{}`", options.admin))?
+        .next()
+        .with_context(|| format!("--admin: `{}` resolves to nothing", options.admin))?;
+    let mut before = Poll::take(address)?;
+    if options.once {
+        std::thread::sleep(options.interval);
+        let now = Poll::take(address)?;
+        print(view(&before, &now));
+        return Ok(());
+    }
+    terminal::enable_raw_mode()?;
+    let mut out = std::io::stdout();
+    ratatui::crossterm::execute!(out, terminal::EnterAlternateScreen)?;
+    let mut screen = Terminal::new(CrosstermBackend::new(out))?;
+    let result = (|| -> anyhow::Result<()> {
+        let mut now = Poll::take(address)?;
+        loop {
+            let View {
+                header,
+                backends,
+                plugins,
+                hot,
+            } = view(&before, &now);
+            let header: Vec<Line<'static>> = header.into_iter().map(Line::from).collect();
+            let (backends, plugins, hot) = (rows(backends), rows(plugins), rows(hot));
+            screen.draw(|frame| {
+                let [top, servers, nodes, keys] = Layout::vertical([
+                    Constraint::Length(4),
+                    Constraint::Min(4),
+                    Constraint::Min(4),
+                    Constraint::Length(12),
+                ])
+                .areas(frame.area());
+                frame.render_widget(
+                    Paragraph::new(header)
+                        .block(Block::bordered().title(format!(" switchyard top {address} "))),
+                    top,
+                );
+                frame.render_widget(
+                    Table::new(
+                        backends,
+                        [
+                            Constraint::Length(24),
+                            Constraint::Length(6),
+                            Constraint::Length(12),
+                            Constraint::Length(12),
+                            Constraint::Length(12),
+                            Constraint::Length(10),
+                        ],
+                    )
+                    .header(
+                        Row::new(["server", "state", "replies/s", "p50", "p99", "failures"])
+                            .style(Style::default().add_modifier(Modifier::BOLD)),
+                    )
+                    .block(Block::bordered().title(" servers ")),
+                    servers,
+                );
+                frame.render_widget(
+                    Table::new(
+                        plugins,
+                        [
+                            Constraint::Length(32),
+                            Constraint::Length(12),
+                            Constraint::Length(12),
+                            Constraint::Length(8),
+                        ],
+                    )
+                    .header(
+                        Row::new(["node", "calls/s", "call p99", "faults"])
+                            .style(Style::default().add_modifier(Modifier::BOLD)),
+                    )
+                    .block(Block::bordered().title(" routes and pools ")),
+                    nodes,
+                );
+                frame.render_widget(
+                    Table::new(hot, [Constraint::Min(20), Constraint::Length(14)])
+                        .header(
+                            Row::new(["key", "requests"])
+                                .style(Style::default().add_modifier(Modifier::BOLD)),
+                        )
+                        .block(Block::bordered().title(" hot keys (sampled) ")),
+                    keys,
+                );
+            })?;
+            let deadline = Instant::now() + options.interval;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                if event::poll(left)?
+                    && let Event::Key(key) = event::read()?
+                {
+                    let ctrl_c = key.code == KeyCode::Char('c')
+                        && key.modifiers.contains(KeyModifiers::CONTROL);
+                    if key.code == KeyCode::Char('q') || key.code == KeyCode::Esc || ctrl_c {
+                        return Ok(());
+                    }
+                }
+            }
+            before = now;
+            now = Poll::take(address)?;
+        }
+    })();
+    terminal::disable_raw_mode()?;
+    ratatui::crossterm::execute!(std::io::stdout(), terminal::LeaveAlternateScreen)?;
+    result
+}

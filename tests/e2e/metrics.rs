@@ -1,0 +1,771 @@
+//! The admin HTTP listener (`[admin.http]`) against a real router and memcached: `/metrics`
+//! scraped with an HTTP client is valid Prometheus text (`promtool check metrics`, and the
+//! `prometheus-parse` crate) and has the numbers `stats` has after known traffic, histograms
+//! included; `/healthz`, `/readyz` (a pool whose only server is unreachable makes it 503, naming
+//! the server), `/config`, `POST /reload` (a good file publishes the next generation, a broken
+//! one is refused with its reason while the running generation serves), 404 and 405; and
+//! clients that send too much, too slowly or too many connections get an error and leave the
+//! router serving.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use prometheus_parse::{Sample, Scrape, Value};
+use switchyard_tests::ports::{free_port, poll_until};
+use switchyard_tests::tls::{CA, SERVER_CERT, SERVER_KEY};
+use switchyard_tests::{Certs, Client, Config, Memcached, Router, TestDir, connect};
+
+/// How long a test waits for what the router does at once.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// An HTTP client that reports every status as a response, not an error, and gives up on a
+/// request after [`PROMPTLY`].
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(PROMPTLY))
+        .build()
+        .into()
+}
+
+/// A response: status, the `X-Switchyard-Generation` header if any, and the body.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    generation: Option<u64>,
+    headers: ureq::http::HeaderMap,
+    body: String,
+}
+
+fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, what: &str) -> Reply {
+    let mut response = result.unwrap_or_else(|e| panic!("{what}: {e}"));
+    let generation = response
+        .headers()
+        .get("x-switchyard-generation")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+    Reply {
+        status: response.status().as_u16(),
+        generation,
+        headers: response.headers().clone(),
+        body,
+    }
+}
+
+fn get(admin: SocketAddr, path: &str) -> Reply {
+    reply(
+        agent().get(format!("http://{admin}{path}")).call(),
+        &format!("GET {path}"),
+    )
+}
+
+fn post(admin: SocketAddr, path: &str) -> Reply {
+    reply(
+        agent().post(format!("http://{admin}{path}")).send_empty(),
+        &format!("POST {path}"),
+    )
+}
+
+/// Every `STAT name value` of `stats GROUP` (plain `stats` for `""`).
+fn group(client: &mut Client, group: &str) -> BTreeMap<String, String> {
+    let request = if group.is_empty() {
+        "stats\r\n".to_string()
+    } else {
+        format!("stats {group}\r\n")
+    };
+    client.send(request.as_bytes());
+    let reply = String::from_utf8_lossy(&client.read_until(b"END\r\n")).into_owned();
+    reply
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.strip_prefix("STAT ")?.split_once(' ')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn number(stats: &BTreeMap<String, String>, name: &str) -> f64 {
+    stats
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number for STAT {name} in {stats:?}"))
+}
+
+/// `promtool check metrics` (Debian's `prometheus` package) on `text`: it must parse and raise
+/// no lint problem.
+fn promtool_accepts(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool (scripts/setup installs Debian's `prometheus` package)");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("wait for promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}\n{}{}\n--- the scrape:\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The parsed scrape, after checking what the parser does not: every sample belongs to a
+/// family with a `# HELP` and a `# TYPE` line.
+fn parse(text: &str) -> Scrape {
+    let mut typed: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(typed.insert(name, kind).is_none(), "{name} is typed twice");
+        }
+    }
+    let scrape =
+        Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("prometheus-parse reads it");
+    for sample in &scrape.samples {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let base = sample.metric.strip_suffix(suffix)?;
+                (typed.get(base) == Some(&"histogram")).then_some(base)
+            })
+            .unwrap_or(&sample.metric);
+        assert!(
+            typed.contains_key(family) && scrape.docs.contains_key(family),
+            "{} has no # TYPE or # HELP line",
+            sample.metric
+        );
+        assert!(
+            sample.metric.starts_with("switchyard_"),
+            "{}",
+            sample.metric
+        );
+    }
+    scrape
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<&Sample> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect();
+    match found.as_slice() {
+        [one] => match &one.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            other => panic!("{name}{labels:?} is {other:?}"),
+        },
+        _ => panic!("{} samples of {name}{labels:?}", found.len()),
+    }
+}
+
+/// The buckets of histogram `name` with `labels`: (upper bound, cumulative count).
+fn buckets(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+    match found.map(|s| &s.value) {
+        Some(Value::Histogram(counts)) => {
+            let mut b: Vec<(f64, f64)> = counts.iter().map(|c| (c.less_than, c.count)).collect();
+            b.sort_by(|x, y| x.0.total_cmp(&y.0));
+            b
+        }
+        other => panic!("histogram {name}{labels:?}: {other:?}"),
+    }
+}
+
+/// Checks a histogram's series against each other and returns its `_count`.
+fn histogram_count(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let b = buckets(scrape, name, labels);
+    let count = value(scrape, &format!("{name}_count"), labels);
+    let sum = value(scrape, &format!("{name}_sum"), labels);
+    assert!(b.len() > 20, "{name}: {b:?}");
+    assert!(
+        b.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{name}: buckets not cumulative: {b:?}"
+    );
+    assert_eq!(b.last().map(|l| l.0), Some(f64::INFINITY), "{name}: {b:?}");
+    assert_eq!(
+        b.last().map(|l| l.1),
+        Some(count),
+        "{name}: +Inf is not _count"
+    );
+    assert!(
+        b[0].0 == 1e-6 && (count == 0.0 || sum > 0.0),
+        "{name}: first bound {}, sum {sum}",
+        b[0].0
+    );
+    count
+}
+
+/// The HELP text a family carries.
+fn help<'a>(scrape: &'a Scrape, name: &str) -> &'a str {
+    scrape
+        .docs
+        .get(name)
+        .map(String::as_str)
+        .unwrap_or_else(|| panic!("no # HELP {name}"))
+}
+
+#[test]
+fn metrics_are_valid_prometheus_text_with_the_numbers_of_stats() {
+    let server = Memcached::start();
+    let address = server.address();
+    let dir = TestDir::new("metrics-scrape");
+    let certs = Certs::generate(dir.path());
+    let text = format!(
+        "[server]\nworkers = 2\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\
+         [listeners.tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n\
+         [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        certs.path(SERVER_CERT),
+        certs.path(SERVER_KEY),
+        certs.path(CA),
+        server.spec()
+    );
+    let router = switchyard_tests::router_in(&dir, &text);
+    let admin = router.admin_http_addr().expect("the admin HTTP listener");
+    let mut client = connect(&router, 0);
+    let mut observer = connect(&router, 0);
+    // A client with identity `alpha`, open while the router is scraped.
+    let mut alpha = certs
+        .as_client()
+        .connect(router.local_addrs()[1])
+        .unwrap_or_else(|e| panic!("mutual TLS: {e}"));
+    alpha.set("from-alpha", b"a");
+
+    // 10 sets, 20 one-key gets, 5 three-key gets, 2 deletes (as tests/e2e/stats.rs).
+    for i in 0..10 {
+        let set = format!("set k{i} 0 0 5\r\nvalue\r\n");
+        assert_eq!(client.request(set.as_bytes()), b"STORED\r\n");
+    }
+    for i in 0..20 {
+        assert!(
+            client
+                .request(format!("get k{}\r\n", i % 10).as_bytes())
+                .starts_with(b"VALUE")
+        );
+    }
+    for i in 0..5 {
+        let reply = client.request(format!("get k{i} k{} nope\r\n", i + 1).as_bytes());
+        assert!(reply.ends_with(b"END\r\n"));
+    }
+    for i in 0..2 {
+        assert_eq!(
+            client.request(format!("delete k{i}\r\n").as_bytes()),
+            b"DELETED\r\n"
+        );
+    }
+
+    // `stats`, then the scrape, then the other groups (which no counter of theirs sees).
+    let plain = group(&mut observer, "");
+    let scraped = get(admin, "/metrics");
+    assert_eq!(scraped.status, 200, "{}", scraped.body);
+    assert_eq!(
+        scraped
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let backends = group(&mut observer, "backends");
+    let plugins = group(&mut observer, "plugins");
+    let config = group(&mut observer, "config");
+    let body = scraped.body;
+
+    promtool_accepts(&body);
+    let scrape = parse(&body);
+    println!(
+        "/metrics: {} bytes, {} families, {} samples",
+        body.len(),
+        scrape.docs.len(),
+        scrape.samples.len()
+    );
+
+    // Plain `stats`: the known traffic, and every counter and gauge of the group.
+    // The sets are ten and the TLS client's.
+    for (command, n) in [("set", 11.0), ("get", 25.0), ("delete", 2.0), ("gets", 0.0)] {
+        assert_eq!(
+            value(&scrape, "switchyard_cmd_total", &[("command", command)]),
+            n,
+            "cmd_{command}"
+        );
+        assert_eq!(number(&plain, &format!("cmd_{command}")), n);
+    }
+    let renamed: BTreeMap<&str, &str> = [
+        ("total_connections", "switchyard_connections_total"),
+        ("bytes_read", "switchyard_read_bytes_total"),
+        ("background_bytes", "switchyard_background_bytes"),
+        ("delete_spool_bytes", "switchyard_delete_spool_bytes"),
+        ("uptime", "switchyard_uptime_seconds"),
+        ("time", "switchyard_time_seconds"),
+        (
+            "generation_loaded_at",
+            "switchyard_generation_loaded_at_seconds",
+        ),
+        (
+            "last_reload_success",
+            "switchyard_last_reload_success_seconds",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let mut compared = 0;
+    for (name, text) in &plain {
+        let Ok(expected) = text.parse::<f64>() else {
+            continue;
+        };
+        if let Some(command) = name.strip_prefix("cmd_") {
+            assert_eq!(
+                value(&scrape, "switchyard_cmd_total", &[("command", command)]),
+                expected,
+                "{name}"
+            );
+            compared += 1;
+            continue;
+        }
+        let candidates = match renamed.get(name.as_str()) {
+            Some(metric) => vec![metric.to_string()],
+            None => vec![
+                format!("switchyard_{name}_total"),
+                format!("switchyard_{name}"),
+            ],
+        };
+        let metric = candidates
+            .iter()
+            .find(|m| scrape.samples.iter().any(|s| &s.metric == *m))
+            .unwrap_or_else(|| panic!("STAT {name} has no metric among {candidates:?}"));
+        let got = value(&scrape, metric, &[]);
+        if matches!(name.as_str(), "uptime" | "time") {
+            assert!((got - expected).abs() <= 2.0, "{name}: {got} vs {expected}");
+        } else {
+            assert_eq!(got, expected, "STAT {name} vs {metric}");
+        }
+        compared += 1;
+    }
+    assert!(compared > 40, "only {compared} stats compared");
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_version_info",
+            &[("version", plain["version"].as_str())]
+        ),
+        1.0
+    );
+    assert_eq!(
+        help(&scrape, "switchyard_connections_total"),
+        "Client connections accepted."
+    );
+
+    // `stats backends`: per server, as labels; the latency histogram counts every reply.
+    let server_label = [("server", address.as_str())];
+    let replies = number(&backends, &format!("{address}:replies"));
+    // One reply per request, a multi-get's keys on one server being one request; and the
+    // TLS client's set.
+    assert_eq!(replies, 38.0);
+    assert_eq!(
+        value(&scrape, "switchyard_backend_replies_total", &server_label),
+        replies
+    );
+    assert_eq!(
+        histogram_count(&scrape, "switchyard_backend_latency_seconds", &server_label),
+        replies
+    );
+    let sum = value(
+        &scrape,
+        "switchyard_backend_latency_seconds_sum",
+        &server_label,
+    );
+    let mean_us = number(&backends, &format!("{address}:latency_mean_us"));
+    assert!(
+        (sum * 1e6 / replies - mean_us).abs() <= 1.0,
+        "sum {sum} s over {replies} replies, mean {mean_us} us"
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_backend_state",
+            &[("server", &address), ("state", "up")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_backend_state",
+            &[("server", &address), ("state", "down")]
+        ),
+        0.0
+    );
+    for (stat, text) in &backends {
+        let Some(name) = stat.strip_prefix(&format!("{address}:")) else {
+            panic!("stats backends names another server: {stat}");
+        };
+        if name == "state" || name.starts_with("latency_") {
+            continue;
+        }
+        let expected: f64 = text.parse().expect("a number");
+        let got = if name == "state_since_ms" {
+            value(
+                &scrape,
+                "switchyard_backend_state_since_seconds",
+                &server_label,
+            ) * 1e3
+        } else if name == "consecutive_failures" {
+            value(
+                &scrape,
+                "switchyard_backend_consecutive_failures",
+                &server_label,
+            )
+        } else {
+            value(
+                &scrape,
+                &format!("switchyard_backend_{name}_total"),
+                &server_label,
+            )
+        };
+        assert!((got - expected).abs() < 0.5, "{stat}: {got} vs {expected}");
+    }
+
+    // `stats plugins`: per node; the call-time histogram counts every call.
+    let node = [("node", "pools.main")];
+    let calls = number(&plugins, "pools.main:calls");
+    assert_eq!(calls, 48.0, "47 keys routed and the TLS client's one");
+    assert_eq!(
+        value(&scrape, "switchyard_plugin_calls_total", &node),
+        calls
+    );
+    assert_eq!(
+        histogram_count(&scrape, "switchyard_plugin_call_seconds", &node),
+        calls
+    );
+    for (stat, metric) in [
+        ("faults_trap", "switchyard_plugin_faults_trap_total"),
+        ("faults_timeout", "switchyard_plugin_faults_timeout_total"),
+        ("faults_bad_plan", "switchyard_plugin_faults_bad_plan_total"),
+        ("memory_bytes", "switchyard_plugin_memory_bytes"),
+    ] {
+        assert_eq!(
+            value(&scrape, metric, &node),
+            number(&plugins, &format!("pools.main:{stat}")),
+            "{stat}"
+        );
+    }
+    assert!(value(&scrape, "switchyard_plugin_memory_bytes", &node) > 0.0);
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_plugin_module_info",
+            &[
+                ("node", "pools.main"),
+                ("module", plugins["pools.main:module"].as_str())
+            ]
+        ),
+        1.0
+    );
+
+    // `stats config`.
+    assert_eq!(value(&scrape, "switchyard_generation", &[]), 1.0);
+    assert_eq!(number(&config, "generation"), 1.0);
+    assert_eq!(value(&scrape, "switchyard_reloads_total", &[]), 0.0);
+    assert_eq!(
+        value(&scrape, "switchyard_generation_loaded_at_seconds", &[]),
+        number(&config, "generation_loaded_at")
+    );
+
+    // `stats tls`: the identity's connection, open.
+    let alpha_label = [("identity", "alpha")];
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_tls_identity_curr_connections",
+            &alpha_label
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_tls_identity_connections_total",
+            &alpha_label
+        ),
+        1.0
+    );
+    drop(alpha);
+}
+
+/// A config file in `dir` with two listeners: the first for pool `main` (`server`), the second
+/// for pool `dead`, whose one server (`dead`) accepts nothing. The watcher is off: only
+/// `POST /reload` reloads. `marker` goes in a comment, to tell versions of the file apart.
+fn two_pools(server: &Memcached, dead: SocketAddr, marker: &str) -> String {
+    format!(
+        "# {marker}\n[server]\nworkers = 1\nwatch = false\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"dead\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n\
+         [pools.dead]\nservers = [\"{dead}\"]\nconnect_timeout_ms = 200\n\n\
+         [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        server.spec()
+    )
+}
+
+fn start_from(path: &Path) -> Router {
+    let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
+    Router::start(config).unwrap_or_else(|e| panic!("router did not start: {e}"))
+}
+
+#[test]
+fn health_readiness_config_and_reload() {
+    let server = Memcached::start();
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let dir = TestDir::new("metrics-endpoints");
+    let first = two_pools(&server, dead, "first");
+    let path = dir.write("switchyard.toml", &first);
+    let router = start_from(&path);
+    let admin = router.admin_http_addr().expect("the admin HTTP listener");
+
+    let health = get(admin, "/healthz");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+    // No server has failed yet: each pool has one presumed up.
+    let ready = get(admin, "/readyz");
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+
+    // A request to the dead pool's server is refused: the server is down, the router not ready.
+    let mut to_dead = connect(&router, 1);
+    let failed = to_dead.request(b"get k\r\n");
+    assert!(failed.starts_with(b"SERVER_ERROR"), "{failed:?}");
+    let not_ready = poll_until(PROMPTLY, || {
+        let r = get(admin, "/readyz");
+        (r.status == 503).then_some(r)
+    })
+    .expect("/readyz stays 200 with a pool whose only server is down");
+    assert!(
+        not_ready.body.contains("pool `dead`")
+            && not_ready.body.contains(&dead.to_string())
+            && !not_ready.body.contains("`main`"),
+        "{}",
+        not_ready.body
+    );
+    // Still alive, and still serving the pool that has its server.
+    assert_eq!(get(admin, "/healthz").status, 200);
+    let mut client = connect(&router, 0);
+    client.set("a", b"1");
+
+    // The running configuration, with its generation.
+    let config = get(admin, "/config");
+    assert_eq!((config.status, config.generation), (200, Some(1)));
+    assert_eq!(config.body, first);
+
+    // A good file: published as generation 2, and /config shows it.
+    let second = two_pools(&server, dead, "second");
+    dir.write("switchyard.toml", &second);
+    let reloaded = post(admin, "/reload");
+    assert_eq!(
+        (reloaded.status, reloaded.body.as_str(), reloaded.generation),
+        (200, "2\n", Some(2)),
+        "{}",
+        reloaded.body
+    );
+    assert_eq!(router.generation().number, 2);
+    let config = get(admin, "/config");
+    assert_eq!(
+        (config.generation, config.body.as_str()),
+        (Some(2), second.as_str())
+    );
+
+    // A broken file: refused with its reason, generation 2 still serving.
+    dir.write(
+        "switchyard.toml",
+        second.replace("route = \"main\"", "route = \"nowhere\""),
+    );
+    let refused = post(admin, "/reload");
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.generation, Some(2));
+    assert!(
+        refused.body.starts_with("reload refused: ")
+            && refused.body.contains("listeners[0].route")
+            && refused.body.contains("nowhere"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(router.generation().number, 2);
+    assert_eq!(get(admin, "/config").body, second);
+    assert_eq!(client.get("a").as_deref(), Some(&b"1"[..]));
+    let metrics = get(admin, "/metrics").body;
+    let scrape = parse(&metrics);
+    assert_eq!(value(&scrape, "switchyard_reload_failures_total", &[]), 1.0);
+    assert_eq!(value(&scrape, "switchyard_reloads_total", &[]), 1.0);
+    assert_eq!(value(&scrape, "switchyard_generation", &[]), 2.0);
+    assert!(
+        metrics.contains("switchyard_last_reload_error_info{last_reload_error=\""),
+        "{metrics}"
+    );
+    promtool_accepts(&metrics);
+
+    // Unknown paths and wrong methods.
+    let missing = get(admin, "/nope");
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("/metrics"), "{}", missing.body);
+    let wrong = post(admin, "/metrics");
+    assert_eq!(wrong.status, 405);
+    assert_eq!(
+        wrong.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET, HEAD")
+    );
+    let wrong = get(admin, "/reload");
+    assert_eq!(wrong.status, 405);
+    assert_eq!(
+        wrong.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+    let deleted = reply(
+        agent().delete(format!("http://{admin}/config")).call(),
+        "DELETE /config",
+    );
+    assert_eq!(deleted.status, 405);
+    // Route introspection is not served over HTTP yet.
+    assert_eq!(get(admin, "/route?op=get&key=a").status, 501);
+    let head = reply(
+        agent().head(format!("http://{admin}/healthz")).call(),
+        "HEAD /healthz",
+    );
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    assert_eq!(
+        router.generation().number,
+        2,
+        "nothing but POST /reload reloads"
+    );
+}
+
+/// Sends `request` as it is on a new connection and returns what comes back until the router
+/// closes it (or [`PROMPTLY`] passes).
+fn raw(admin: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(admin).expect("connect to the admin HTTP listener");
+    stream
+        .set_read_timeout(Some(PROMPTLY))
+        .expect("read timeout");
+    // The router may answer and close before it has read all of an oversized request.
+    let _ = stream.write_all(request);
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[test]
+fn bad_clients_get_an_error_and_the_router_keeps_serving() {
+    let server = Memcached::start();
+    let router = switchyard_tests::router(&format!(
+        "[server]\nworkers = 1\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n[admin.http]\naddress = \"127.0.0.1:0\"\n",
+        server.spec()
+    ));
+    let admin = router.admin_http_addr().expect("the admin HTTP listener");
+
+    // A head larger than the router reads (8 KiB): exactly that much of one, so that the
+    // router has read all that was sent when it answers and closes (unread bytes would make
+    // the close a reset, which can destroy the answer before it is read).
+    let start = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ";
+    let huge = format!("{start}{}", "a".repeat((8 << 10) - start.len()));
+    let answer = raw(admin, huge.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:?}");
+    // Too many headers.
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let answer = raw(
+        admin,
+        format!("GET /healthz HTTP/1.1\r\n{many}\r\n").as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:?}");
+    // Not HTTP.
+    let answer = raw(admin, b"HELLO THERE\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    // A body on a reload, larger than the 4 KiB one is read (small enough that it arrives
+    // with the head, all read when the router answers).
+    let body = "x".repeat(5000);
+    let answer = raw(
+        admin,
+        format!(
+            "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer:?}");
+    assert_eq!(
+        router.generation().number,
+        1,
+        "an oversized request reloaded"
+    );
+    // A method nobody serves.
+    let answer = raw(
+        admin,
+        b"BREW /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer:?}");
+
+    // A slow client holding half a request does not hold up anyone else.
+    let mut slow = TcpStream::connect(admin).expect("connect");
+    slow.write_all(b"GET /metr").expect("write half a request");
+    assert_eq!(get(admin, "/healthz").status, 200);
+
+    // A flood of connections: those past the bound are refused with 503, not served by a
+    // thread each, and once they close the listener serves again.
+    let mut open: Vec<TcpStream> = Vec::new();
+    let refused = poll_until(PROMPTLY, || {
+        let mut stream = TcpStream::connect(admin).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .ok()?;
+        let mut first = [0u8; 12];
+        match stream.read(&mut first) {
+            Ok(n) if first[..n].starts_with(b"HTTP/1.1 503") => Some(()),
+            _ => {
+                open.push(stream);
+                None
+            }
+        }
+    });
+    assert!(
+        refused.is_some(),
+        "{} connections open and none refused",
+        open.len()
+    );
+    assert!(
+        open.len() < 100,
+        "{} connections served at once",
+        open.len()
+    );
+    drop(open);
+    drop(slow);
+    let served = poll_until(PROMPTLY, || {
+        let response = agent().get(format!("http://{admin}/metrics")).call().ok()?;
+        (response.status() == 200).then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the listener does not serve after the flood"
+    );
+
+    // The cache clients never noticed.
+    let mut client = connect(&router, 0);
+    client.set("still", b"here");
+    assert_eq!(client.get("still").as_deref(), Some(&b"here"[..]));
+}
