@@ -137,6 +137,9 @@ pub const DEFAULT_HASH_PLUGIN: &str = "ketama";
 pub struct Config {
     /// The file this came from; names it in errors and anchors relative plugin paths.
     pub origin: PathBuf,
+    /// The text it was read from: what `get __switchyard__.config` answers (`introspect.rs`),
+    /// the configuration running even when the file has changed since.
+    pub text: std::sync::Arc<str>,
     /// Process-wide settings.
     pub server: ServerSettings,
     /// Sandbox budgets applied to every plugin instance.

@@ -466,6 +466,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
 
     Ok(Config {
         origin: origin.to_path_buf(),
+        text: text.into(),
         server,
         plugins,
         admin,
