@@ -1,5 +1,6 @@
-//! The `switchyard` command line: run the router, check a config and exit, or look at and
-//! replay a delete spool (`switchyard spool ...`, `spool/cli.rs`). The binaries
+//! The `switchyard` command line: run the router, check a config and exit, show where requests
+//! would go (`switchyard route ...`, `introspect/cli.rs`), or look at and replay a delete spool
+//! (`switchyard spool ...`, `spool/cli.rs`). The binaries
 //! (`switchyard`, and `switchyard-count-allocs` for the benchmarks) are this module's `main`.
 
 use std::path::PathBuf;
@@ -96,7 +97,8 @@ impl Flag {
 
 fn usage() -> String {
     let mut text = format!(
-        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n\n",
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n\n",
+        crate::introspect::cli::USAGE,
         crate::spool::cli::USAGE
     );
     let spelled: Vec<String> = FLAGS
@@ -113,7 +115,10 @@ fn usage() -> String {
         text.push_str(&format!("  {spelled:width$}  {}\n", flag.help));
     }
     text.push_str(
-        "\nDelete spools ([pools.NAME] delete_spool): `spool show DIR` prints what each server's\n\
+        "\nRoutes: `route` builds FILE as --check-config does (nothing bound or contacted) and\n\
+         prints, for each KEY, where OP on listener N (default 0) would go: the servers, and the\n\
+         path through the route tree, as `get __switchyard__.route(OP,KEY)` answers it.\n\
+         \nDelete spools ([pools.NAME] delete_spool): `spool show DIR` prints what each server's\n\
          spool holds; `spool replay DIR` replays it (only HOST:PORT's with --server, N deletes a\n\
          second with --rate, default 1000) and fails if deletes are left. A running router\n\
          replays its spools itself and holds them locked.\n\
@@ -138,6 +143,7 @@ enum Mode {
         workers: Option<usize>,
     },
     Check(PathBuf),
+    Route(crate::introspect::cli::RouteCommand),
     Spool(crate::spool::cli::SpoolCommand),
 }
 
@@ -146,6 +152,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
     if args.peek().map(String::as_str) == Some("spool") {
         args.next();
         return Ok(Some(Mode::Spool(crate::spool::cli::parse(args)?)));
+    }
+    if args.peek().map(String::as_str) == Some("route") {
+        args.next();
+        return Ok(Some(Mode::Route(crate::introspect::cli::parse(args)?)));
     }
     let mut config = None;
     let mut check = None;
@@ -231,6 +241,7 @@ fn run() -> anyhow::Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
+        Mode::Route(command) => crate::introspect::cli::run(command),
         Mode::Spool(command) => crate::spool::cli::run(command),
         Mode::Run { config, workers } => {
             let mut config = Config::load(&config)?;

@@ -16,11 +16,13 @@
 //! count in `stats plugins` as calls.
 //!
 //! - `dry_run`: one request through the plugins with nothing sent, as text.
+//! - `cli`: `switchyard route --config FILE [--listener N] OP KEY...`, the same text offline.
 //!
 //! The cost to every other request is dispatch's check of each key of a retrieval for the
 //! prefix ([`asked`]): no allocation, and one byte compared for a key that does not start with
 //! `_`.
 
+pub mod cli;
 mod dry_run;
 
 use std::ops::Range;

@@ -150,6 +150,13 @@ pub struct LocalGeneration {
 }
 
 impl LocalGeneration {
+    /// `shared` as worker 0 would hold it, but with no backend connections and counters of its
+    /// own: for dry runs outside a running router (`switchyard route`), which call the plugins
+    /// and send nothing.
+    pub(crate) fn offline(shared: Arc<Generation>) -> LocalGeneration {
+        LocalGeneration::new(shared, Vec::new(), 0, Arc::default())
+    }
+
     fn new(
         shared: Arc<Generation>,
         destinations: Vec<Rc<Destination>>,
