@@ -1,5 +1,6 @@
-//! The `switchyard` command line: run the router, check a config and exit, or look at and
-//! replay a delete spool (`switchyard spool ...`, `spool/cli.rs`). The binaries
+//! The `switchyard` command line: run the router, check a config and exit, show where requests
+//! would go (`switchyard route ...`, `introspect/cli.rs`), or look at and replay a delete spool
+//! (`switchyard spool ...`, `spool/cli.rs`). The binaries
 //! (`switchyard`, and `switchyard-count-allocs` for the benchmarks) are this module's `main`.
 
 use std::path::PathBuf;
@@ -112,7 +113,8 @@ impl Flag {
 
 fn usage() -> String {
     let mut text = format!(
-        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n\n",
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n\n",
+        crate::introspect::cli::USAGE,
         crate::spool::cli::USAGE,
         crate::top::USAGE
     );
@@ -130,7 +132,10 @@ fn usage() -> String {
         text.push_str(&format!("  {spelled:width$}  {}\n", flag.help));
     }
     text.push_str(
-        "\nDelete spools ([pools.NAME] delete_spool): `spool show DIR` prints what each server's\n\
+        "\nRoutes: `route` builds FILE as --check-config does (nothing bound or contacted) and\n\
+         prints, for each KEY, where OP on listener N (default 0) would go: the servers, and the\n\
+         path through the route tree, as `get __switchyard__.route(OP,KEY)` answers it.\n\
+         \nDelete spools ([pools.NAME] delete_spool): `spool show DIR` prints what each server's\n\
          spool holds; `spool replay DIR` replays it (only HOST:PORT's with --server, N deletes a\n\
          second with --rate, default 1000) and fails if deletes are left. A running router\n\
          replays its spools itself and holds them locked.\n\
@@ -156,6 +161,7 @@ enum Mode {
         workers: Option<usize>,
     },
     Check(PathBuf),
+    Route(crate::introspect::cli::RouteCommand),
     Spool(crate::spool::cli::SpoolCommand),
     Top(crate::top::TopOptions),
 }
@@ -169,6 +175,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
     if args.peek().map(String::as_str) == Some("top") {
         args.next();
         return Ok(Some(Mode::Top(crate::top::parse(args)?)));
+    }
+    if args.peek().map(String::as_str) == Some("route") {
+        args.next();
+        return Ok(Some(Mode::Route(crate::introspect::cli::parse(args)?)));
     }
     let mut config = None;
     let mut check = None;
@@ -200,21 +210,20 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
                 value()?;
             }
             Action::ListPlugins => {
-                for name in crate::plugin::bundled::names() {
-                    println!("{name}");
-                }
+                let names: Vec<&str> = crate::plugin::bundled::names().collect();
+                out(&format!("{}\n", names.join("\n")));
                 return Ok(None);
             }
             Action::DescribeStats => {
-                print!("{}", crate::stats::describe());
+                out(&crate::stats::describe());
                 return Ok(None);
             }
             Action::Version => {
-                println!("{}", version());
+                out(&format!("{}\n", version()));
                 return Ok(None);
             }
             Action::Help => {
-                println!("{}", usage());
+                out(&format!("{}\n", usage()));
                 return Ok(None);
             }
         }
@@ -226,6 +235,13 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
             "no config given: `switchyard --config FILE` runs the router (`switchyard --help` lists every flag)"
         ),
     }
+}
+
+/// Writes `text` to standard output, quietly stopping if the reader has gone (`switchyard
+/// --help | head`): a closed pipe is not an error of ours.
+pub(crate) fn out(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Runs the command line of `std::env::args`.
@@ -288,6 +304,7 @@ fn run() -> anyhow::Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
+        Mode::Route(command) => crate::introspect::cli::run(command),
         Mode::Spool(command) => crate::spool::cli::run(command),
         Mode::Top(options) => crate::top::run(&options),
         Mode::Run { config, workers } => {

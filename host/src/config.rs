@@ -141,6 +141,9 @@ pub const DEFAULT_ADMIN_HTTP_HOST: std::net::IpAddr =
 pub struct Config {
     /// The file this came from; names it in errors and anchors relative plugin paths.
     pub origin: PathBuf,
+    /// The text it was read from: what `get __switchyard__.config` (`introspect.rs`) and
+    /// `GET /config` answer, the configuration running even when the file has changed since.
+    pub text: std::sync::Arc<str>,
     /// Process-wide settings.
     pub server: ServerSettings,
     /// Sandbox budgets applied to every plugin instance.
@@ -153,8 +156,6 @@ pub struct Config {
     /// Where the admin HTTP endpoints (`/metrics`, `/healthz`, `/readyz`, `/config`,
     /// `/reload`) are served, if anywhere (`[admin.http] address`).
     pub admin_http: Option<SocketAddr>,
-    /// The text this configuration was read from, as `GET /config` shows it.
-    pub text: std::sync::Arc<str>,
     /// Pools of memcached servers, each with its hashing plugin.
     pub pools: Vec<PoolConfig>,
     /// Named route nodes.

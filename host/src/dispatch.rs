@@ -97,6 +97,13 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
             })
         }
         Command::FlushAll => flush_all(&generation, via, request, &frame),
+        // `get __switchyard__.…`: the router answers about itself (`introspect.rs`).
+        Command::Get | Command::Gets | Command::Gat | Command::Gats
+            if crate::introspect::asked(request, &frame) =>
+        {
+            let (listener, identity) = (via.listener, via.identity);
+            crate::introspect::retrieval(&generation, listener, identity, request, &frame)
+        }
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {
             for key in request.keys(&frame) {
                 if worker.hot_key_due() {

@@ -16,6 +16,8 @@ mod background;
 mod fan_out;
 mod rewrite;
 
+pub(crate) use rewrite::rewritten_key;
+
 use crate::error::{PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;
 use crate::plugin::{Decision, OwnedBackground, RouteInput, Wait};

@@ -17,9 +17,10 @@
 //! (a worker's plugin instances and backend handles for a generation), [`plugin`] (the
 //! wasmtime sandbox and the ABI, `sdk/ABI.md`), `error` (why a request failed: its side,
 //! whether a retry is safe, its one reply, where it is counted), `spool` (the reliable delete
-//! stream: failed deletes kept on disk and replayed), [`config`] and `generation`
-//! (the TOML file, validated, built into a route tree), [`reload`] (hot swap), `admin`, `wire`
-//! (vectored writes), [`stats`], [`cli`].
+//! stream: failed deletes kept on disk and replayed), `introspect` (`get __switchyard__.…`
+//! answered by the router itself, and `switchyard route`: dry runs of the route tree),
+//! [`config`] and `generation` (the TOML file, validated, built into a route tree), [`reload`]
+//! (hot swap), `admin`, `wire` (vectored writes), [`stats`], [`cli`].
 //!
 //! The public surface is what the binary, the benchmarks and the tests need: [`Router`],
 //! [`Config`], [`cli`], and the plugin runtime for its microbenchmarks.
@@ -35,6 +36,7 @@ mod drain;
 mod error;
 mod execute;
 mod generation;
+mod introspect;
 pub mod plugin;
 pub mod reload;
 mod reply;

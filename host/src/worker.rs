@@ -169,6 +169,31 @@ pub struct LocalGeneration {
 }
 
 impl LocalGeneration {
+    /// `shared` as worker 0 would hold it, but with no backend connections and counters of its
+    /// own: for dry runs outside a running router (`switchyard route`), which call the plugins
+    /// and send nothing.
+    pub(crate) fn offline(shared: Arc<Generation>) -> LocalGeneration {
+        LocalGeneration::new(shared, Vec::new(), 0, Arc::default())
+    }
+
+    /// A running router's `shared` for a dry run off the workers (the admin listener's
+    /// `/route`): no backend connections, and plugin instances of its own, made as the dry
+    /// run needs them (the workers' are theirs).
+    pub(crate) fn beside(shared: Arc<Generation>) -> LocalGeneration {
+        let slots = shared
+            .nodes
+            .iter()
+            .map(|_| RefCell::new(Slot::new(None)))
+            .collect();
+        LocalGeneration {
+            shared,
+            slots,
+            destinations: Vec::new(),
+            stats: Arc::default(),
+            worker: 0,
+        }
+    }
+
     fn new(
         shared: Arc<Generation>,
         destinations: Vec<Rc<Destination>>,

@@ -19,6 +19,9 @@
 //!   requests only: not another listener's throughput, reload latency, the log, or more than
 //!   `rollback_faults` failed requests (process tests; `SWITCHYARD_BINARY` picks the build).
 //! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
+//! - [`introspection`]: `get __switchyard__.route(op,key)` and `switchyard route` name the
+//!   servers a request reaches (ketama, prefix, all-sync, failover) and send nothing; the
+//!   version, generation and config keys.
 //! - [`reload`]: hot swap under load, every trigger, refused reloads, automatic rollback.
 //! - [`replication`]: all-sync, all-fastest, all-majority, all-async and failover with a child
 //!   stopped or slow.
@@ -62,6 +65,7 @@ mod examples;
 mod fan_out;
 mod fault_policy;
 mod health;
+mod introspection;
 mod isolation;
 mod ketama;
 mod lifecycle;

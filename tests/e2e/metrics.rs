@@ -642,7 +642,25 @@ fn health_readiness_config_and_reload() {
     );
     assert_eq!(deleted.status, 405);
     // Route introspection is not served over HTTP yet.
-    assert_eq!(get(admin, "/route?op=get&key=a").status, 501);
+    // Where a request would go, as `get __switchyard__.route(...)` says: the dry run.
+    let route = get(admin, "/route?op=get&key=a%20b");
+    assert_eq!(route.status, 200, "{}", route.body);
+    assert!(
+        route.body.starts_with("route get a b\n")
+            && route
+                .body
+                .contains(&format!("server pools.main {} ", server.address())),
+        "{}",
+        route.body
+    );
+    let on_dead = get(admin, "/route?op=set&key=k&listener=1");
+    assert!(
+        on_dead.body.contains(&format!("server pools.dead {dead} ")),
+        "{}",
+        on_dead.body
+    );
+    assert_eq!(get(admin, "/route?op=frobnicate&key=a").status, 400);
+    assert_eq!(get(admin, "/route?key=a").status, 400);
     let head = reply(
         agent().head(format!("http://{admin}/healthz")).call(),
         "HEAD /healthz",

@@ -169,10 +169,7 @@ async fn respond(request: Request<Incoming>, shared: &Shared) -> Response<Full<B
             }
             response
         }
-        "/route" if read => text(
-            StatusCode::NOT_IMPLEMENTED,
-            "not yet: route introspection is not served over HTTP yet\n",
-        ),
+        "/route" if read => route(request.uri().query().unwrap_or(""), shared),
         "/reload" if method == Method::POST => reload(request, shared).await,
         // `stats` groups as memcached prints them (what `switchyard top` reads).
         "/hotkeys" if read => stats_text(shared, "hotkeys"),
@@ -203,6 +200,109 @@ async fn respond(request: Request<Incoming>, shared: &Shared) -> Response<Full<B
             ),
         },
     }
+}
+
+/// `GET /route?op=OP&key=KEY[&listener=N]`: where that request would go, as `get
+/// __switchyard__.route(OP,KEY)` answers it (a dry run: the plugins are called, nothing is
+/// sent). `KEY` is percent-decoded.
+fn route(query: &str, shared: &Shared) -> Response<Full<Bytes>> {
+    let mut op = None;
+    let mut key = None;
+    let mut listener = 0usize;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(value) = percent_decode(value) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("`{name}`: bad percent-encoding\n"),
+            );
+        };
+        match name {
+            "op" => op = Some(value),
+            "key" => key = Some(value),
+            "listener" => match std::str::from_utf8(&value)
+                .ok()
+                .and_then(|n| n.parse().ok())
+            {
+                Some(n) => listener = n,
+                None => return text(StatusCode::BAD_REQUEST, "`listener`: not a number\n"),
+            },
+            other => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter `{other}`: op, key, listener\n"),
+                );
+            }
+        }
+    }
+    let (Some(op), Some(key)) = (op, key) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "usage: /route?op=get&key=KEY[&listener=N]\n",
+        );
+    };
+    let Some(op) = std::str::from_utf8(&op)
+        .ok()
+        .and_then(crate::introspect::op_named)
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("`op`: one of {}\n", crate::introspect::op_names().join(" ")),
+        );
+    };
+    if key.is_empty() || key.len() > switchyard_sdk::abi::KEY_CAPACITY {
+        return text(StatusCode::BAD_REQUEST, "`key`: 1 to 1024 bytes\n");
+    }
+    let generation = shared.control.current().load_full();
+    let Some(&root) = generation.roots.get(listener) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`listener`: the router has {} listener(s), from 0\n",
+                generation.roots.len()
+            ),
+        );
+    };
+    let local = crate::worker::LocalGeneration::beside(generation);
+    let input = crate::plugin::RouteInput {
+        op: op.code(),
+        key: &key,
+        flags: 0,
+        exptime: 0,
+        value_len: 0,
+        listener: listener as u32,
+        identity: None,
+    };
+    reply(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        local.dry_run(root, &input),
+    )
+}
+
+/// `%XX` and `+` decoded; `None` for a `%` not followed by two hex digits.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
 }
 
 /// `GET /stats/<group>`: the `STAT` lines of `stats <group>` (`general` for plain `stats`).

@@ -209,12 +209,16 @@ impl KeyRestore {
 
 /// The rewritten key; why not when it is not a key memcached takes.
 fn new_key(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Vec<u8>, PlanProblem> {
+    rewritten_key(req.input.key, rewrite)
+}
+
+/// `key` as `rewrite` changes it; why not when the result is not a key memcached takes. Also
+/// what a dry run (`introspect.rs`) shows the children being sent.
+pub(crate) fn rewritten_key(key: &[u8], rewrite: &OwnedRewrite) -> Result<Vec<u8>, PlanProblem> {
     if !rewrite.changes_key() {
-        return Ok(req.input.key.to_vec());
+        return Ok(key.to_vec());
     }
-    let key = rewrite
-        .key(req.input.key)
-        .ok_or(PlanProblem::StripsPastKey)?;
+    let key = rewrite.key(key).ok_or(PlanProblem::StripsPastKey)?;
     if key.is_empty() || key.len() > DEFAULT_MAX_KEY_LEN {
         return Err(PlanProblem::KeyLength(key.len()));
     }
