@@ -28,48 +28,66 @@ const CAPACITY: usize = 64;
 /// Keys `stats hotkeys` lists per table.
 const LISTED: usize = 20;
 
-/// A Space-Saving summary.
-#[derive(Debug, Default)]
+/// A Space-Saving summary: `CAPACITY` keys and counts, found by a hash of the key. The entries
+/// and the index are allocated once; a key that displaces another takes over its buffer, so
+/// nothing is allocated once the table is full.
+#[derive(Debug)]
 struct Summary {
-    counts: HashMap<Vec<u8>, Entry>,
+    entries: Vec<(Vec<u8>, u64)>,
+    /// Hash of an entry's key → its place in `entries`.
+    index: HashMap<u64, usize>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
-/// A key's count, which may include what it inherited from the key it displaced.
-#[derive(Debug, Default, Clone, Copy)]
-struct Entry {
-    count: u64,
+impl Default for Summary {
+    fn default() -> Summary {
+        Summary {
+            entries: Vec::with_capacity(CAPACITY),
+            index: HashMap::with_capacity(CAPACITY + 1),
+            hasher: Default::default(),
+        }
+    }
 }
 
 impl Summary {
     fn add(&mut self, key: &[u8], weight: u64) {
-        if let Some(entry) = self.counts.get_mut(key) {
-            entry.count += weight;
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one(key);
+        if let Some(&i) = self.index.get(&hash)
+            && let Some((held, count)) = self.entries.get_mut(i)
+            && held.as_slice() == key
+        {
+            *count += weight;
             return;
         }
-        if self.counts.len() < CAPACITY {
-            self.counts.insert(key.to_vec(), Entry { count: weight });
+        if self.entries.len() < CAPACITY {
+            self.index.insert(hash, self.entries.len());
+            self.entries.push((key.to_vec(), weight));
             return;
         }
-        let Some(smallest) = self
-            .counts
+        // The smallest count gives up its place, and its count, to the new key.
+        let Some((i, smallest)) = self
+            .entries
             .iter()
-            .min_by_key(|(_, e)| e.count)
-            .map(|(k, e)| (k.clone(), *e))
+            .enumerate()
+            .min_by_key(|(_, (_, count))| *count)
+            .map(|(i, (_, count))| (i, *count))
         else {
             return;
         };
-        // Reuse the displaced key's buffer for the new one.
-        let Some((mut buffer, _)) = self.counts.remove_entry(&smallest.0) else {
-            return;
-        };
-        buffer.clear();
-        buffer.extend_from_slice(key);
-        self.counts.insert(
-            buffer,
-            Entry {
-                count: smallest.1.count + weight,
-            },
-        );
+        let old = self.hasher.hash_one(self.entries[i].0.as_slice());
+        if self.index.get(&old) == Some(&i) {
+            self.index.remove(&old);
+        }
+        let (held, count) = &mut self.entries[i];
+        held.clear();
+        held.extend_from_slice(key);
+        *count = smallest + weight;
+        self.index.insert(hash, i);
+    }
+
+    fn each(&self) -> impl Iterator<Item = (&[u8], u64)> {
+        self.entries.iter().map(|(k, c)| (k.as_slice(), *c))
     }
 }
 
@@ -125,8 +143,8 @@ impl HotKeys {
                 (&mut requests, &tables.requests),
                 (&mut bytes, &tables.bytes),
             ] {
-                for (key, entry) in &summary.counts {
-                    *into.entry(key.clone()).or_default() += entry.count;
+                for (key, count) in summary.each() {
+                    *into.entry(key.to_vec()).or_default() += count;
                 }
             }
         }
