@@ -213,6 +213,8 @@ pub struct DestinationSpec {
     pub max_reply_bytes: usize,
     /// TLS to the server, if its pool has it.
     pub tls: Option<crate::tls::Connector>,
+    /// Whether reply latencies are recorded (`[stats] timings`).
+    pub timings: bool,
     /// Shared by every worker.
     pub health: Arc<Health>,
 }
@@ -238,7 +240,7 @@ const SPARE_CONNECTIONS: usize = 2;
 impl Destination {
     /// Creates worker `worker`'s handle and spawns its driver on the current `LocalSet`.
     pub fn spawn(spec: DestinationSpec, worker: usize, stats: Arc<WorkerStats>) -> Rc<Destination> {
-        let jobs = Rc::new(JobQueue::default());
+        let jobs = Rc::new(JobQueue::new(spec.health.clone(), worker));
         tokio::task::spawn_local(connection::drive(
             spec.clone(),
             jobs.clone(),
@@ -268,6 +270,7 @@ impl Destination {
             && mine.policy == spec.policy
             && mine.max_outstanding_bytes == spec.max_outstanding_bytes
             && mine.max_reply_bytes == spec.max_reply_bytes
+            && mine.timings == spec.timings
             && crate::tls::same(&mine.tls, &spec.tls)
             && Arc::ptr_eq(&mine.health, &spec.health)
     }

@@ -148,6 +148,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// Sandbox budgets applied to every plugin instance.
     pub plugins: PluginSettings,
+    /// What is measured beyond the counters.
+    pub stats: StatsSettings,
     /// Client-facing sockets, in file order (a plugin sees the index as `listener`).
     pub listeners: Vec<ListenerConfig>,
     /// Where the admin commands (`reload`, `stats`) are accepted, if anywhere (`[admin]
@@ -183,6 +185,17 @@ pub struct ServerSettings {
     /// How long a drain (SIGTERM, SIGINT) waits for connections to finish before it cuts
     /// them (zero: at once).
     pub drain_timeout: Duration,
+}
+
+/// `[stats]`: the measurements that cost the request path more than a counter, each on by
+/// default and each a switch (`bench/run` measures the router with both off beside it).
+#[derive(Debug, Clone, Copy)]
+pub struct StatsSettings {
+    /// Latency histograms: of each server's replies, each plugin call and each route node's
+    /// requests (two clock reads per request and per plugin call, a relaxed add per value).
+    pub timings: bool,
+    /// Hot key sampling (`stats hotkeys`).
+    pub hotkeys: bool,
 }
 
 /// `[plugins]`.

@@ -34,6 +34,7 @@ use crate::dispatch::{
 use crate::drain::Admitted;
 use crate::reply::queue::ReplyQueue;
 use crate::reply::{Outcome, Pending};
+use crate::stats::tally::Tally;
 use crate::wire::WriteQueue;
 use crate::worker::Worker;
 use transport::{Halves, Input};
@@ -188,7 +189,7 @@ fn serve<'a, S: Halves>(
                 read_requests(rd, admitted, caller, &queue, framer).await;
                 queue.close();
             };
-            let writer = write_replies(wr, &queue);
+            let writer = write_replies(wr, &queue, admitted.worker());
             tokio::pin!(reader, writer);
             tokio::select! {
                 // The reader is done (quit, close, end of input): answer what it queued.
@@ -245,9 +246,20 @@ fn read_requests<'a, R: Input + 'a>(
             loop {
                 // Room first: the step's reply is then queued without waiting.
                 queue.room().await;
-                match next_step(&mut framer, &mut held, &mut buf, admitted.worker(), caller) {
-                    Step::Reply(pending) => queue.push(pending),
-                    Step::Next => {}
+                // The step is matched in a statement of its own: only an upload's box is held
+                // across the await below, not the step.
+                let upload = match next_step(
+                    &mut framer,
+                    &mut held,
+                    &mut buf,
+                    admitted.worker(),
+                    caller,
+                ) {
+                    Step::Reply(pending, tally) => {
+                        queue.push(pending, tally);
+                        continue;
+                    }
+                    Step::Next => continue,
                     Step::Read => break,
                     Step::Close => return,
                     Step::TlsHello => {
@@ -260,22 +272,20 @@ fn read_requests<'a, R: Input + 'a>(
                         );
                         return;
                     }
-                    Step::Last(pending) => {
-                        queue.push(pending);
+                    Step::Last(pending, tally) => {
+                        queue.push(pending, tally);
                         return;
                     }
-                    Step::Upload(upload) => {
-                        // Boxed: rare, and large enough to double every connection's task if
-                        // held inline.
-                        let reply =
-                            Box::pin(upload.run(admitted.worker(), &mut framer, &mut buf, &mut rd))
-                                .await;
-                        match reply {
-                            Some(Next::Reply(pending)) => queue.push(pending),
-                            Some(Next::Silent) => {}
-                            Some(Next::Close) | None => return,
-                        }
-                    }
+                    Step::Upload(upload) => upload,
+                };
+                // Boxed: rare, and large enough to double every connection's task if held
+                // inline.
+                let reply =
+                    Box::pin(upload.run(admitted.worker(), &mut framer, &mut buf, &mut rd)).await;
+                match reply {
+                    Some(Next::Reply(pending, tally)) => queue.push(pending, tally),
+                    Some(Next::Silent) => {}
+                    Some(Next::Close) | None => return,
                 }
             }
             if framer.overflows(buf.len()) {
@@ -348,7 +358,7 @@ fn read_requests<'a, R: Input + 'a>(
 /// What the reader does next with the front of its buffer.
 enum Step {
     /// Queue this reply, then look again.
-    Reply(Pending),
+    Reply(Pending, Tally),
     /// Something was taken (a `noreply` request, bytes of a refused block); look again.
     Next,
     /// Nothing complete: read more.
@@ -356,7 +366,7 @@ enum Step {
     /// Close the connection once the queued replies are written.
     Close,
     /// Queue this reply, then close.
-    Last(Pending),
+    Last(Pending, Tally),
     /// A long value to pass to its server as it arrives.
     Upload(Box<Upload>),
     /// A TLS client on this plaintext listener: close at once.
@@ -383,7 +393,7 @@ fn next_step(
     };
     // A route decided for a long value held whole belongs to the request completed now.
     let held = hold.take();
-    let ready = |reply| Step::Reply(Pending::Ready(error_reply(reply)));
+    let ready = |reply| Step::Reply(Pending::Ready(error_reply(reply)), Tally::UNPARSED);
     match parsed {
         // The framer never returns this; reading more is the answer anyway.
         Parsed::Incomplete => Step::Read,
@@ -394,7 +404,7 @@ fn next_step(
                 None => dispatch(worker, &request, frame, caller),
             };
             match next {
-                Next::Reply(p) => Step::Reply(p),
+                Next::Reply(p, tally) => Step::Reply(p, tally),
                 Next::Silent => Step::Next,
                 Next::Close => Step::Close,
             }
@@ -424,7 +434,7 @@ fn next_step(
         Parsed::Close { reply } => {
             worker.stats.client_errors.inc();
             match reply {
-                Some(reply) => Step::Last(Pending::Ready(error_reply(reply))),
+                Some(reply) => Step::Last(Pending::Ready(error_reply(reply)), Tally::UNPARSED),
                 None => Step::Close,
             }
         }
@@ -446,11 +456,11 @@ fn next_step(
                     Step::Read
                 }
                 StreamRoute::Close => Step::Close,
-                StreamRoute::Answer(outcome) => {
+                StreamRoute::Answer(outcome, tally) => {
                     buf.advance(line);
                     framer.refuse_stream(block);
-                    match answer(&request, Pending::Ready(outcome)) {
-                        Next::Reply(p) => Step::Reply(p),
+                    match answer(&request, Pending::Ready(outcome), tally) {
+                        Next::Reply(p, tally) => Step::Reply(p, tally),
                         Next::Silent => Step::Next,
                         Next::Close => Step::Close,
                     }
@@ -499,6 +509,7 @@ impl Upload {
             kind,
             block,
         } = self;
+        let tally = target.tally;
         let uploaded = upload(&target, wire, kind, buf, rd, block).await;
         drop(slot);
         let outcome = match uploaded {
@@ -512,7 +523,7 @@ impl Upload {
                 return None;
             }
         };
-        Some(answer(&request, Pending::Ready(outcome)))
+        Some(answer(&request, Pending::Ready(outcome), tally))
     }
 }
 
@@ -543,14 +554,22 @@ fn error_reply(reply: &'static [u8]) -> Outcome {
 fn write_replies<'a, W: AsyncWrite + Unpin + 'a>(
     mut wr: W,
     queue: &'a ReplyQueue,
+    worker: &'a Worker,
 ) -> impl std::future::Future<Output = ()> + 'a {
     async move {
         let mut out = WriteQueue::default();
         loop {
-            let Some(settled) = std::future::poll_fn(|cx| queue.poll_settled(cx)).await else {
-                break;
+            // In a block of its own: nothing of the reply but its body, if any, is held across
+            // the awaits below (a local once borrowed is kept in the task until its scope ends).
+            let mut body = {
+                let Some((settled, tally)) =
+                    std::future::poll_fn(|cx| queue.poll_settled(cx)).await
+                else {
+                    break;
+                };
+                worker.count_reply(&settled, &tally);
+                settled.queue_into(&mut out)
             };
-            let mut body = settled.queue_into(&mut out);
             // Gather replies that are in already into the same write.
             loop {
                 if let Some(body) = body.take() {
@@ -566,7 +585,10 @@ fn write_replies<'a, W: AsyncWrite + Unpin + 'a>(
                     break;
                 }
                 match queue.pop_ready() {
-                    Some(settled) => body = settled.queue_into(&mut out),
+                    Some((settled, tally)) => {
+                        worker.count_reply(&settled, &tally);
+                        body = settled.queue_into(&mut out);
+                    }
                     None => break,
                 }
             }

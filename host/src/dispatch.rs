@@ -13,6 +13,7 @@ use crate::execute::{Origin, Req, worst_of};
 use crate::plugin::RouteInput;
 use crate::reply::{Outcome, Pending, merge_retrieval};
 use crate::route::Resolved;
+use crate::stats::tally::Tally;
 use crate::tls::Identity;
 use crate::wire::Wire;
 use crate::worker::{LocalGeneration, Worker};
@@ -22,8 +23,8 @@ const CRLF: Bytes = Bytes::from_static(b"\r\n");
 /// What the session does after a request.
 #[derive(Debug)]
 pub enum Next {
-    /// Queue this reply and keep reading.
-    Reply(Pending),
+    /// Queue this reply and keep reading; count it as the tally says when it goes out.
+    Reply(Pending, Tally),
     /// Nothing to answer (`noreply`); keep reading.
     Silent,
     /// Answer what is queued, then close (`quit`).
@@ -69,6 +70,9 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
     let stats = &worker.stats;
     let command = request.command;
     stats.command(command);
+    let started = begin(worker, &generation);
+    // Keys a classic retrieval looks up, for its hits and misses.
+    let mut keys = 0;
     let pending = match command {
         Command::Quit => return Next::Close,
         Command::Version => Pending::Ready(Outcome {
@@ -84,11 +88,12 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
                 b"plugins" => crate::stats::render_plugins(&generation.shared),
                 b"config" => worker.router_stats.render_config(),
                 b"hotkeys" => worker.router_stats.hotkeys.render(),
+                b"routes" => crate::stats::render_routes(&generation.shared),
                 _ => {
-                    return Next::Reply(Pending::Ready(Outcome::fixed(
-                        b"ERROR\r\n",
-                        ReplyStatus::Error,
-                    )));
+                    return Next::Reply(
+                        Pending::Ready(Outcome::fixed(b"ERROR\r\n", ReplyStatus::Error)),
+                        Tally::local(command),
+                    );
                 }
             };
             Pending::Ready(Outcome {
@@ -105,17 +110,21 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
             crate::introspect::retrieval(&generation, listener, identity, request, &frame)
         }
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {
-            for key in request.keys(&frame) {
-                if worker.hot_key_due() {
-                    worker.sample_hot_key(&frame[key], 0);
+            if generation.shared.config.stats.hotkeys {
+                for key in request.keys(&frame) {
+                    if worker.hot_key_due() {
+                        worker.sample_hot_key(&frame[key], 0);
+                    }
                 }
             }
-            retrieval(&generation, via, request, &frame)
+            let (pending, looked_up) = retrieval(&generation, via, request, &frame);
+            keys = looked_up;
+            pending
         }
         // After everything before it, which the in-order writer guarantees.
         Command::MetaNoop => Pending::Ready(Outcome::fixed(replies::MN, ReplyStatus::Ok)),
         _ => {
-            if worker.hot_key_due() {
+            if generation.shared.config.stats.hotkeys && worker.hot_key_due() {
                 let mut decoded = [0u8; DECODED_KEY_BUF];
                 let key = request.routing_key(&frame, &mut decoded);
                 worker.sample_hot_key(key, request.value.len());
@@ -123,7 +132,39 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
             keyed(&generation, request, &frame, via, None)
         }
     };
-    answer(request, pending)
+    let tally = finish(worker, &generation, command, keys, started);
+    answer(request, pending, tally)
+}
+
+/// Starts timing and tracing a request's route on `generation`: when it was dispatched (0 when
+/// `[stats] timings` is off).
+fn begin(worker: &Worker, generation: &LocalGeneration) -> u32 {
+    generation.trail.start();
+    if generation.shared.config.stats.timings {
+        worker.now_us()
+    } else {
+        0
+    }
+}
+
+/// The tally of a request of `command` dispatched at `started`, with the route nodes it
+/// reached, each of which counts it.
+fn finish(
+    worker: &Worker,
+    generation: &LocalGeneration,
+    command: Command,
+    keys: u32,
+    started: u32,
+) -> Tally {
+    let tally = generation
+        .trail
+        .take(command, keys, started, generation.shared.number);
+    for &n in tally.nodes() {
+        if let Some(node) = generation.shared.nodes.get(usize::from(n)) {
+            node.stats.request(worker.id);
+        }
+    }
+    tally
 }
 
 /// A single-key command: routed from the listener's root, or carried out by `held`, a route
@@ -156,13 +197,13 @@ fn keyed(
 
 /// What the client is sent of `pending`, the reply to `request`: nothing for `noreply`, and
 /// for a meta command with `q` only what `q` does not hide.
-pub fn answer(request: &Request, pending: Pending) -> Next {
+pub fn answer(request: &Request, pending: Pending, tally: Tally) -> Next {
     if request.noreply {
         Next::Silent
     } else if request.quiet {
-        Next::Reply(Pending::Quiet(Box::new(pending), request.command))
+        Next::Reply(Pending::Quiet(Box::new(pending), request.command), tally)
     } else {
-        Next::Reply(pending)
+        Next::Reply(pending, tally)
     }
 }
 
@@ -212,7 +253,7 @@ pub enum StreamRoute {
     Server(StreamTarget),
     /// Its route answers without a server (a plugin's reply, a plugin fault): answer, and drop
     /// the value as it arrives.
-    Answer(Outcome),
+    Answer(Outcome, Tally),
     /// Its route needs the whole value (a fan-out, a failover, a rewrite): buffer it, and
     /// carry out this route once it is in ([`dispatch_held`]), without asking the plugins
     /// again. `None` when the value is buffered for another reason (it was not routed).
@@ -236,22 +277,27 @@ pub fn stream_route(
     let mut decoded = [0u8; DECODED_KEY_BUF];
     let input = keyed_input(request, line, &mut decoded, via);
     let root = generation.shared.roots[via.listener as usize];
-    match generation.resolve(root, &input) {
+    let started = begin(worker, &generation);
+    let resolved = generation.resolve(root, &input);
+    let tally = finish(worker, &generation, request.command, 0, started);
+    match resolved {
         Resolved::Server { dest, timeout } => {
             worker.stats.command(request.command);
             StreamRoute::Server(StreamTarget {
                 generation,
                 dest,
                 timeout,
+                tally,
             })
         }
         Resolved::Reply(outcome) => {
             worker.stats.command(request.command);
-            StreamRoute::Answer(outcome)
+            StreamRoute::Answer(outcome, tally)
         }
         plan @ Resolved::Plan { .. } => StreamRoute::Whole(Some(Box::new(HeldRoute {
             generation,
             resolved: plan,
+            tally,
         }))),
     }
 }
@@ -262,6 +308,8 @@ pub fn stream_route(
 pub struct HeldRoute {
     generation: Rc<LocalGeneration>,
     resolved: Resolved,
+    /// Counted when the route was decided; timed from then (the value's upload included).
+    tally: Tally,
 }
 
 /// Carries out `held` for `request`, the long value it was decided for, now whole in `frame`.
@@ -275,13 +323,14 @@ pub fn dispatch_held(
     let HeldRoute {
         generation,
         resolved,
+        tally,
     } = held;
     let Some(via) = caller.via(&generation.shared) else {
         return Next::Close;
     };
     worker.stats.command(request.command);
     let pending = keyed(&generation, request, &frame, via, Some(resolved));
-    answer(request, pending)
+    answer(request, pending, tally)
 }
 
 /// A single server a long value streams to ([`stream_route`]).
@@ -293,6 +342,8 @@ pub struct StreamTarget {
     pub dest: usize,
     /// The pool's request timeout.
     pub timeout: std::time::Duration,
+    /// How its reply is counted.
+    pub tally: Tally,
 }
 
 /// The command line a backend is sent, without `noreply` or `q`: all of a streamed store but
@@ -368,12 +419,15 @@ fn retrieval(
     via: Via<'_>,
     request: &Request,
     frame: &Bytes,
-) -> Pending {
+) -> (Pending, u32) {
     let root = generation.shared.roots[via.listener as usize];
     let mut keys = request.keys(frame);
     let Some(first) = keys.next() else {
         // `gat <exptime>` with no key: memcached answers an empty retrieval.
-        return Pending::Ready(Outcome::fixed(b"END\r\n", ReplyStatus::Miss));
+        return (
+            Pending::Ready(Outcome::fixed(b"END\r\n", ReplyStatus::Miss)),
+            0,
+        );
     };
     let Some(second) = keys.next() else {
         // One key: the client's bytes go through unchanged.
@@ -386,7 +440,7 @@ fn retrieval(
             kind: ReplyKind::Retrieval,
             origin: Origin::Client { request, frame },
         };
-        return generation.execute_for_client(root, &req);
+        return (generation.execute_for_client(root, &req), 1);
     };
 
     // Several keys: resolve each, batch the ones that end at a single server.
@@ -443,15 +497,17 @@ fn retrieval(
         }
     }
     generation.stats_keys(order.len() as u64);
+    let looked_up = u32::try_from(order.len()).unwrap_or(u32::MAX);
 
     if let [Part::Server { dest, timeout, .. }] = &parts[..] {
         // Every key lives on one server: forward the client's bytes unchanged.
-        return generation.send(
+        let pending = generation.send(
             *dest,
             *timeout,
             &forwarded(request, frame),
             ReplyKind::Retrieval,
         );
+        return (pending, looked_up);
     }
     // Every server's line, built in one buffer: `<verb><k1> <k2> ...\r\n`, keys in the
     // client's order.
@@ -484,7 +540,10 @@ fn retrieval(
             }
         })
         .collect();
-    Pending::Merged(Box::pin(merge_retrieval(frame.clone(), order, sent)))
+    (
+        Pending::Merged(Box::pin(merge_retrieval(frame.clone(), order, sent))),
+        looked_up,
+    )
 }
 
 /// `flush_all` goes to every server the listener's route can reach; the reply is the worst.

@@ -283,6 +283,7 @@ impl Generation {
                         max_outstanding_bytes: pool.max_outstanding_bytes,
                         max_reply_bytes: pool.max_reply_bytes,
                         tls: tls.clone(),
+                        timings: config.stats.timings,
                         health,
                     });
                     destinations.len() - 1

@@ -67,8 +67,9 @@ pub enum Pending {
     },
     /// A reply that needs more than one backend reply: a fan-out or a `call` continuation.
     Combined(Pin<Box<dyn Future<Output = Outcome>>>),
-    /// A multi-key retrieval merged from several parts, as chunks for the client.
-    Merged(Pin<Box<dyn Future<Output = Vec<Bytes>>>>),
+    /// A multi-key retrieval merged from several parts, as chunks for the client, or the
+    /// error of a part that failed.
+    Merged(Pin<Box<dyn Future<Output = Result<Vec<Bytes>, Outcome>>>>),
     /// A merged multi-key retrieval that is in.
     Chunks(Vec<Bytes>),
     /// A meta command with `q`: its reply is written only if `q` does not hide it.
@@ -209,7 +210,8 @@ impl Pending {
                 Poll::Pending => return false,
             },
             Pending::Merged(fut) => match fut.as_mut().poll(cx) {
-                Poll::Ready(chunks) => Pending::Chunks(chunks),
+                Poll::Ready(Ok(chunks)) => Pending::Chunks(chunks),
+                Poll::Ready(Err(failed)) => Pending::Ready(failed),
                 Poll::Pending => return false,
             },
         };
@@ -265,14 +267,14 @@ pub async fn merge_retrieval(
     frame: Bytes,
     keys: Vec<(std::ops::Range<usize>, usize)>,
     parts: Vec<Pending>,
-) -> Vec<Bytes> {
+) -> Result<Vec<Bytes>, Outcome> {
     // Each part's reply, and how far into it the merge has come.
     let mut replies: Vec<(Outcome, usize)> = Vec::with_capacity(parts.len());
     for p in parts {
         replies.push((p.outcome().await, 0));
     }
     if let Some((failed, _)) = replies.iter().find(|(o, _)| o.is_error()) {
-        return vec![failed.frame.clone()];
+        return Err(failed.clone());
     }
     let mut out = Vec::with_capacity(keys.len() + 1);
     for (key, part) in &keys {
@@ -293,5 +295,5 @@ pub async fn merge_retrieval(
         }
     }
     out.push(Bytes::from_static(b"END\r\n"));
-    out
+    Ok(out)
 }

@@ -68,6 +68,7 @@ impl LocalGeneration {
                 Target::Server { dest, timeout } => return Resolved::Server { dest, timeout },
                 Target::Node(n) => n,
             };
+            self.trail.note(n);
             let step = match self.route(n, input) {
                 Ok(Decision::Forward(child)) => {
                     Recovery::Reroute(self.shared.nodes[n].children[child as usize])
@@ -136,10 +137,13 @@ impl LocalGeneration {
                 "its instance is being re-created",
             ))));
         };
-        let started = Instant::now();
+        let started = self.shared.config.stats.timings.then(Instant::now);
         let result = call(instance);
-        node.stats
-            .call(self.worker, started.elapsed(), instance.memory_size());
+        node.stats.call(
+            self.worker,
+            started.map(|at| at.elapsed()),
+            instance.memory_size(),
+        );
         match result {
             Ok(plan) => {
                 slot.breaker.success();

@@ -4,13 +4,14 @@
 pub mod histogram;
 pub mod hotkeys;
 pub mod registry;
+pub mod tally;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use switchyard_protocol::Command;
+use switchyard_protocol::{Command, ReplyStatus};
 
 use crate::error::FaultKind;
 pub use histogram::{Histogram, Snapshot};
@@ -74,8 +75,16 @@ declare_counters! {
         tls_on_plain_listener: Counter, Count;
         /// Bytes read from clients (after TLS, if any).
         bytes_read: Counter, Bytes;
+        /// Bytes written to clients (before TLS, if any).
+        bytes_written: Counter, Bytes;
         /// Keys looked up by retrieval commands (`get a b c` is three).
         get_keys: Counter, Count;
+        /// Keys retrieval commands (`get gets gat gats`) found, counted as their replies go
+        /// out.
+        get_hits: Counter, Count;
+        /// Keys retrieval commands looked up and did not find; a failed retrieval's keys are
+        /// neither hits nor misses.
+        get_misses: Counter, Count;
         /// Requests failed on a backend's side: down, unreachable, timed out, reset, or
         /// answering with something that is not a reply (`error::Side::Backend`).
         backend_errors: Counter, Count;
@@ -122,6 +131,8 @@ declare_counters! {
     also {
         /// Requests of each command, by `Command::index` (`cmd_<command>`).
         commands: [Counter; Command::ALL.len()],
+        /// Error replies to each command, by `Command::index` (`cmd_<command>_errors`).
+        command_errors: [Counter; Command::ALL.len()],
     }
 }
 
@@ -148,6 +159,12 @@ struct NodeSlot {
     /// The worker's instance's linear memory after its last call.
     memory: Counter,
     time: Histogram,
+    /// Client requests whose route reached the node (`stats routes`).
+    requests: Counter,
+    /// Their replies as they went out, by `ReplyStatus::code`.
+    replies: [Counter; ReplyStatus::NAMES.len()],
+    /// From their dispatch to their reply going out.
+    latency: Histogram,
 }
 
 impl NodeStats {
@@ -162,16 +179,79 @@ impl NodeStats {
         &self.slots[worker % self.slots.len()]
     }
 
-    /// A call on `worker` took `time`; its instance now has `memory` bytes.
-    pub fn call(&self, worker: usize, time: Duration, memory: Option<u64>) {
+    /// A call on `worker` took `time` (`None`: not timed); its instance now has `memory`
+    /// bytes.
+    pub fn call(&self, worker: usize, time: Option<Duration>, memory: Option<u64>) {
         let slot = self.slot(worker);
         slot.calls.inc();
-        slot.time.record(time);
+        if let Some(time) = time {
+            slot.time.record(time);
+        }
         if let Some(memory) = memory
             && memory != slot.memory.get()
         {
             slot.memory.0.store(memory, Ordering::Relaxed);
         }
+    }
+
+    /// A client's request on `worker` reached the node.
+    pub fn request(&self, worker: usize) {
+        self.slot(worker).requests.inc();
+    }
+
+    /// The reply to a client's request that reached the node went out on `worker` with
+    /// `status`, `latency_us` after the request was dispatched (`None`: not timed).
+    pub fn replied(&self, worker: usize, status: ReplyStatus, latency_us: Option<u64>) {
+        let slot = self.slot(worker);
+        if let Some(counter) = slot.replies.get(status.code() as usize) {
+            counter.inc();
+        }
+        if let Some(us) = latency_us {
+            slot.latency.record_us(us);
+        }
+    }
+
+    /// The node's route stats summed over workers.
+    pub fn route_totals(&self) -> RouteTotals {
+        let mut replies = [0u64; ReplyStatus::NAMES.len()];
+        for slot in self.slots.iter() {
+            for (total, counter) in replies.iter_mut().zip(&slot.replies) {
+                *total += counter.get();
+            }
+        }
+        RouteTotals {
+            requests: self.slots.iter().map(|s| s.requests.get()).sum(),
+            replies,
+            latency: Snapshot::of(self.slots.iter().map(|s| &s.latency)),
+        }
+    }
+
+    /// `stats routes` lines of the node labelled `label`.
+    fn render_routes(&self, label: &str, out: &mut String) {
+        let RouteTotals {
+            requests,
+            replies,
+            latency,
+        } = self.route_totals();
+        let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
+            let name = def.name.replacen("<node>", label, 1);
+            let _ = write!(out, "STAT {name} {value}\r\n");
+        };
+        line(&registry::ROUTE_REQUESTS, &requests);
+        for (status, n) in ReplyStatus::NAMES.iter().zip(replies) {
+            let name = registry::ROUTE_REPLIES
+                .name
+                .replacen("<node>", label, 1)
+                .replacen("<status>", status, 1);
+            let _ = write!(out, "STAT {name} {n}\r\n");
+        }
+        let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
+            let name = def.name.replacen("<node>", label, 1);
+            let _ = write!(out, "STAT {name} {value}\r\n");
+        };
+        line(&registry::ROUTE_LATENCY_MEAN, &latency.mean_us());
+        line(&registry::ROUTE_LATENCY_P50, &latency.quantile_us(0.5));
+        line(&registry::ROUTE_LATENCY_P99, &latency.quantile_us(0.99));
     }
 
     /// A request on `worker` failed on the node's plugin with `kind`.
@@ -240,6 +320,28 @@ pub struct NodeTotals {
     pub time: Snapshot,
 }
 
+/// One node's route stats summed over workers ([`NodeStats::route_totals`]).
+#[derive(Debug)]
+pub struct RouteTotals {
+    /// Client requests whose route reached the node.
+    pub requests: u64,
+    /// Their replies, by `ReplyStatus::code`.
+    pub replies: [u64; ReplyStatus::NAMES.len()],
+    /// Their latency, dispatch to reply.
+    pub latency: Snapshot,
+}
+
+/// `stats routes`: every node of `generation`, as a route: the client requests that reached
+/// it, their replies by status and their latency.
+pub fn render_routes(generation: &crate::generation::Generation) -> String {
+    let mut out = String::with_capacity(1024 * generation.nodes.len() + 8);
+    for node in &generation.nodes {
+        node.stats.render_routes(&node.context.label, &mut out);
+    }
+    out.push_str("END\r\n");
+    out
+}
+
 /// `stats plugins`: every node of `generation`.
 pub fn render_plugins(generation: &crate::generation::Generation) -> String {
     let mut out = String::with_capacity(512 * generation.nodes.len() + 8);
@@ -259,14 +361,17 @@ pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> Stri
         let h = &d.health;
         let latency = h.latency();
         let state = if h.is_up() { "up" } else { "down" };
-        let lines: [(&StatDef, &dyn std::fmt::Display); 7] = [
+        let (outstanding, outstanding_bytes) = h.outstanding();
+        let lines: [(&StatDef, &dyn std::fmt::Display); 9] = [
             (&registry::BACKEND_STATE, &state),
             (&registry::BACKEND_STATE_SINCE, &h.changed_at_ms()),
             (&registry::BACKEND_CONSECUTIVE_FAILURES, &h.failures()),
-            (&registry::BACKEND_REPLIES, &latency.count()),
+            (&registry::BACKEND_REPLIES, &h.replies()),
             (&registry::BACKEND_LATENCY_MEAN, &latency.mean_us()),
             (&registry::BACKEND_LATENCY_P50, &latency.quantile_us(0.5)),
             (&registry::BACKEND_LATENCY_P99, &latency.quantile_us(0.99)),
+            (&registry::BACKEND_OUTSTANDING, &outstanding),
+            (&registry::BACKEND_OUTSTANDING_BYTES, &outstanding_bytes),
         ];
         let address = d.address.to_string();
         for (def, value) in lines {
@@ -434,6 +539,15 @@ impl RouterStats {
         }
         for (command, total) in Command::ALL.iter().zip(commands) {
             let _ = write!(out, "STAT cmd_{} {total}\r\n", command.name());
+        }
+        let mut errors = [0u64; Command::ALL.len()];
+        for w in &self.workers {
+            for (total, counter) in errors.iter_mut().zip(&w.command_errors) {
+                *total += counter.get();
+            }
+        }
+        for (command, total) in Command::ALL.iter().zip(errors) {
+            let _ = write!(out, "STAT cmd_{}_errors {total}\r\n", command.name());
         }
         let spools = self.control.spools().stats();
         let mut stat = |def: &StatDef, value: &dyn std::fmt::Display| {

@@ -1,7 +1,8 @@
 //! `switchyard top --admin HOST:PORT`: a live view of a running router in the terminal. It polls
 //! the admin HTTP listener's `/stats/<group>` pages (memcached's `STAT name value` lines) once
-//! per interval and shows rates over the last interval: requests, keys, errors, each server's
-//! state, load and latency, each plugin node's calls and call time, and the hot keys.
+//! per interval and shows rates over the last interval: requests, the hit ratio, errors, each
+//! server's state, load and latency, the route nodes by requests with their latency, errors
+//! and plugin calls, and the hot keys.
 //!
 //! Plain HTTP/1.1 GETs over a blocking socket: the view needs nothing of the router's runtime.
 
@@ -71,6 +72,7 @@ struct Poll {
     stats: BTreeMap<String, String>,
     backends: BTreeMap<String, String>,
     plugins: BTreeMap<String, String>,
+    routes: BTreeMap<String, String>,
     hotkeys: Vec<(String, String)>,
 }
 
@@ -91,6 +93,7 @@ impl Poll {
             stats: group("general")?.into_iter().collect(),
             backends: group("backends")?.into_iter().collect(),
             plugins: group("plugins")?.into_iter().collect(),
+            routes: group("routes")?.into_iter().collect(),
             hotkeys: group("hotkeys")?,
         })
     }
@@ -142,22 +145,24 @@ fn view(before: &Poll, now: &Poll) -> View {
                 name: &str| {
         Poll::number(map_now, name).saturating_sub(Poll::number(map_before, name)) as f64 / seconds
     };
-    let requests: f64 = now
-        .stats
-        .keys()
-        .filter(|k| k.starts_with("cmd_"))
-        .map(|k| rate(&now.stats, &before.stats, k))
-        .sum();
-    let errors: f64 = [
-        "backend_errors",
-        "plugin_faults",
-        "client_errors",
-        "internal_errors",
-    ]
-    .iter()
-    .map(|k| rate(&now.stats, &before.stats, k))
-    .sum();
+    let sum_rates = |wanted: &dyn Fn(&str) -> bool| -> f64 {
+        now.stats
+            .keys()
+            .filter(|k| wanted(k))
+            .map(|k| rate(&now.stats, &before.stats, k))
+            .sum()
+    };
+    let requests = sum_rates(&|k| k.starts_with("cmd_") && !k.ends_with("_errors"));
+    // Error replies clients got, and malformed requests (which have no command).
+    let errors = sum_rates(&|k| k.starts_with("cmd_") && k.ends_with("_errors"));
     let keys = rate(&now.stats, &before.stats, "get_keys");
+    let hits = rate(&now.stats, &before.stats, "get_hits");
+    let misses = rate(&now.stats, &before.stats, "get_misses");
+    let hit_ratio = if hits + misses > 0.0 {
+        format!("{:.1}%", 100.0 * hits / (hits + misses))
+    } else {
+        "-".to_string()
+    };
     let header = vec![
         format!(
             "generation {}  uptime {} s  connections {}  (q quits)",
@@ -166,8 +171,12 @@ fn view(before: &Poll, now: &Poll) -> View {
             Poll::number(&now.stats, "curr_connections"),
         ),
         format!(
-            "requests/s {requests:.0}   keys read/s {keys:.0}   errors/s {errors:.0}   bytes read/s {:.0}",
-            rate(&now.stats, &before.stats, "bytes_read")
+            "requests/s {requests:.0}   keys read/s {keys:.0}   hit ratio {hit_ratio}   errors/s {errors:.0}",
+        ),
+        format!(
+            "bytes read/s {:.0}   bytes written/s {:.0}",
+            rate(&now.stats, &before.stats, "bytes_read"),
+            rate(&now.stats, &before.stats, "bytes_written"),
         ),
     ];
 
@@ -198,6 +207,7 @@ fn view(before: &Poll, now: &Poll) -> View {
                     "{} us",
                     Poll::number(&now.backends, &field("latency_p99_us"))
                 ),
+                Poll::number(&now.backends, &field("outstanding")).to_string(),
                 Poll::number(&now.backends, &field("failures")).to_string(),
             ]
         })
@@ -212,6 +222,11 @@ fn view(before: &Poll, now: &Poll) -> View {
         .iter()
         .map(|n| {
             let field = |f: &str| format!("{n}:{f}");
+            let requests = rate(&now.routes, &before.routes, &field("requests"));
+            let errors: f64 = ["error", "client_error", "server_error"]
+                .iter()
+                .map(|k| rate(&now.routes, &before.routes, &field(&format!("replies_{k}"))))
+                .sum();
             let calls = rate(&now.plugins, &before.plugins, &field("calls"));
             let faults: u64 = [
                 "trap",
@@ -224,9 +239,12 @@ fn view(before: &Poll, now: &Poll) -> View {
             .map(|k| Poll::number(&now.plugins, &field(&format!("faults_{k}"))))
             .sum();
             (
-                calls,
+                requests,
                 vec![
                     n.clone(),
+                    format!("{requests:.0}"),
+                    format!("{} us", Poll::number(&now.routes, &field("latency_p99_us"))),
+                    format!("{errors:.0}"),
                     format!("{calls:.0}"),
                     format!("{} us", Poll::number(&now.plugins, &field("call_p99_us"))),
                     faults.to_string(),
@@ -263,8 +281,14 @@ fn print(view: View) {
         println!("{line}");
     }
     for (title, table) in [
-        ("server state replies/s p50 p99 failures", view.backends),
-        ("node calls/s call_p99 faults", view.plugins),
+        (
+            "server state replies/s p50 p99 outstanding failures",
+            view.backends,
+        ),
+        (
+            "node requests/s p99 errors/s calls/s call_p99 faults",
+            view.plugins,
+        ),
         ("hot_key requests", view.hot),
     ] {
         println!("{title}");
@@ -306,7 +330,7 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
             let (backends, plugins, hot) = (rows(backends), rows(plugins), rows(hot));
             screen.draw(|frame| {
                 let [top, servers, nodes, keys] = Layout::vertical([
-                    Constraint::Length(4),
+                    Constraint::Length(5),
                     Constraint::Min(4),
                     Constraint::Min(4),
                     Constraint::Length(12),
@@ -326,12 +350,21 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                             Constraint::Length(12),
                             Constraint::Length(12),
                             Constraint::Length(12),
+                            Constraint::Length(12),
                             Constraint::Length(10),
                         ],
                     )
                     .header(
-                        Row::new(["server", "state", "replies/s", "p50", "p99", "failures"])
-                            .style(Style::default().add_modifier(Modifier::BOLD)),
+                        Row::new([
+                            "server",
+                            "state",
+                            "replies/s",
+                            "p50",
+                            "p99",
+                            "outstanding",
+                            "failures",
+                        ])
+                        .style(Style::default().add_modifier(Modifier::BOLD)),
                     )
                     .block(Block::bordered().title(" servers ")),
                     servers,
@@ -340,15 +373,26 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                     Table::new(
                         plugins,
                         [
-                            Constraint::Length(32),
+                            Constraint::Length(28),
                             Constraint::Length(12),
                             Constraint::Length(12),
+                            Constraint::Length(10),
+                            Constraint::Length(10),
+                            Constraint::Length(10),
                             Constraint::Length(8),
                         ],
                     )
                     .header(
-                        Row::new(["node", "calls/s", "call p99", "faults"])
-                            .style(Style::default().add_modifier(Modifier::BOLD)),
+                        Row::new([
+                            "node",
+                            "requests/s",
+                            "p99",
+                            "errors/s",
+                            "calls/s",
+                            "call p99",
+                            "faults",
+                        ])
+                        .style(Style::default().add_modifier(Modifier::BOLD)),
                     )
                     .block(Block::bordered().title(" routes and pools ")),
                     nodes,

@@ -17,7 +17,9 @@ use crate::backend::{Destination, DestinationSpec};
 use crate::connection::READ_CHUNK;
 use crate::drain::Connections;
 use crate::generation::Generation;
+use crate::reply::Settled;
 use crate::route::Slot;
+use crate::stats::tally::Tally;
 use crate::stats::{RouterStats, WorkerStats};
 
 /// Read buffers a worker keeps for its quiet connections: 1 MiB at most, more than the clients
@@ -51,6 +53,8 @@ pub struct Worker {
     pub(crate) connections: Connections,
     /// Keys routed since the last one `stats hotkeys` sampled.
     hot_tick: std::cell::Cell<u32>,
+    /// The clock requests are timed by for `stats routes`.
+    born: std::time::Instant,
 }
 
 impl Worker {
@@ -88,6 +92,42 @@ impl Worker {
             read_buffers: RefCell::new(Vec::new()),
             connections: Connections::default(),
             hot_tick: std::cell::Cell::new(0),
+            born: std::time::Instant::now(),
+        }
+    }
+
+    /// Now on the worker's clock: microseconds since it started, wrapping every 71 minutes
+    /// (a request's latency is a wrapping difference of two of these). Never 0, which means
+    /// "not timed".
+    pub fn now_us(&self) -> u32 {
+        (self.born.elapsed().as_micros() as u32).max(1)
+    }
+
+    /// Counts a reply going out to its client: bytes, its command's hits, misses and errors
+    /// (`WorkerStats::settled`), and the replies and latency of the route nodes it passed
+    /// (`stats routes`) while their generation is still the one published.
+    pub(crate) fn count_reply(&self, settled: &Settled, tally: &Tally) {
+        let body = match settled {
+            Settled::Streaming(_, body) => body.len,
+            _ => 0,
+        };
+        self.stats.bytes_written.add((settled.len() + body) as u64);
+        self.stats.settled(tally, settled);
+        let nodes = tally.nodes();
+        if nodes.is_empty() {
+            return;
+        }
+        let published = self.current.load();
+        if !tally.of_generation(published.number) {
+            return;
+        }
+        let latency = (tally.started_us() != 0)
+            .then(|| u64::from(self.now_us().wrapping_sub(tally.started_us())));
+        let status = settled.status();
+        for &n in nodes {
+            if let Some(node) = published.nodes.get(usize::from(n)) {
+                node.stats.replied(self.id, status, latency);
+            }
         }
     }
 
@@ -166,6 +206,8 @@ pub struct LocalGeneration {
     pub destinations: Vec<Rc<Destination>>,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) worker: usize,
+    /// The route nodes the request being dispatched reaches (`stats routes`).
+    pub(crate) trail: crate::stats::tally::Trail,
 }
 
 impl LocalGeneration {
@@ -191,6 +233,7 @@ impl LocalGeneration {
             destinations: Vec::new(),
             stats: Arc::default(),
             worker: 0,
+            trail: Default::default(),
         }
     }
 
@@ -212,6 +255,7 @@ impl LocalGeneration {
             destinations,
             stats,
             worker,
+            trail: Default::default(),
         }
     }
 }

@@ -313,6 +313,7 @@ fn metrics_are_valid_prometheus_text_with_the_numbers_of_stats() {
     let renamed: BTreeMap<&str, &str> = [
         ("total_connections", "switchyard_connections_total"),
         ("bytes_read", "switchyard_read_bytes_total"),
+        ("bytes_written", "switchyard_written_bytes_total"),
         ("background_bytes", "switchyard_background_bytes"),
         ("delete_spool_bytes", "switchyard_delete_spool_bytes"),
         ("uptime", "switchyard_uptime_seconds"),
@@ -334,8 +335,12 @@ fn metrics_are_valid_prometheus_text_with_the_numbers_of_stats() {
             continue;
         };
         if let Some(command) = name.strip_prefix("cmd_") {
+            let (metric, command) = match command.strip_suffix("_errors") {
+                Some(command) => ("switchyard_cmd_errors_total", command),
+                None => ("switchyard_cmd_total", command),
+            };
             assert_eq!(
-                value(&scrape, "switchyard_cmd_total", &[("command", command)]),
+                value(&scrape, metric, &[("command", command)]),
                 expected,
                 "{name}"
             );
@@ -356,6 +361,14 @@ fn metrics_are_valid_prometheus_text_with_the_numbers_of_stats() {
         let got = value(&scrape, metric, &[]);
         if matches!(name.as_str(), "uptime" | "time") {
             assert!((got - expected).abs() <= 2.0, "{name}: {got} vs {expected}");
+        } else if name == "bytes_written" {
+            // The `stats` reply itself went out (and was counted) after it was rendered.
+            let reply: usize = plain
+                .iter()
+                .map(|(n, v)| format!("STAT {n} {v}\r\n").len())
+                .sum::<usize>()
+                + "END\r\n".len();
+            assert_eq!(got - expected, reply as f64, "STAT {name} vs {metric}");
         } else {
             assert_eq!(got, expected, "STAT {name} vs {metric}");
         }
@@ -429,10 +442,13 @@ fn metrics_are_valid_prometheus_text_with_the_numbers_of_stats() {
                 "switchyard_backend_state_since_seconds",
                 &server_label,
             ) * 1e3
-        } else if name == "consecutive_failures" {
+        } else if matches!(
+            name,
+            "consecutive_failures" | "outstanding" | "outstanding_bytes"
+        ) {
             value(
                 &scrape,
-                "switchyard_backend_consecutive_failures",
+                &format!("switchyard_backend_{name}"),
                 &server_label,
             )
         } else {
@@ -444,6 +460,39 @@ fn metrics_are_valid_prometheus_text_with_the_numbers_of_stats() {
         };
         assert!((got - expected).abs() < 0.5, "{stat}: {got} vs {expected}");
     }
+
+    // `stats routes`: per node, replies per status as a label; the latency histogram counts
+    // every reply.
+    let routes = group(&mut observer, "routes");
+    let node = [("node", "pools.main")];
+    let requests = number(&routes, "pools.main:requests");
+    assert!(requests >= 38.0, "{requests} requests");
+    assert_eq!(
+        value(&scrape, "switchyard_route_requests_total", &node),
+        requests
+    );
+    let mut replied = 0.0;
+    for status in ["hit", "miss", "stored", "deleted", "server_error"] {
+        let got = value(
+            &scrape,
+            "switchyard_route_replies_total",
+            &[("node", "pools.main"), ("status", status)],
+        );
+        assert_eq!(
+            got,
+            number(&routes, &format!("pools.main:replies_{status}")),
+            "replies_{status}"
+        );
+    }
+    for (stat, text) in &routes {
+        if stat.starts_with("pools.main:replies_") {
+            replied += text.parse::<f64>().expect("a number");
+        }
+    }
+    assert_eq!(
+        histogram_count(&scrape, "switchyard_route_latency_seconds", &node),
+        replied
+    );
 
     // `stats plugins`: per node; the call-time histogram counts every call.
     let node = [("node", "pools.main")];

@@ -1,6 +1,7 @@
-//! `stats` and its groups after known traffic: the counters by command, the bytes read, each
-//! server's replies and latency histogram, each plugin node's calls, faults and call time; and
-//! every line any group prints is a stat `--describe-stats` declares.
+//! `stats` and its groups after known traffic: the counters by command, hits and misses, the
+//! bytes read and written, each server's replies, latency histogram and outstanding requests,
+//! each route node's requests, replies by status and latency, each plugin node's calls, faults
+//! and call time; and every line any group prints is a stat `--describe-stats` declares.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -11,20 +12,27 @@ use switchyard_tests::{Client, Memcached, connect, router, switchyard_binary, wa
 
 /// Every `STAT name value` of `stats GROUP` (plain `stats` for `""`).
 fn group(client: &mut Client, group: &str) -> BTreeMap<String, String> {
+    group_and_length(client, group).0
+}
+
+/// [`group`], and the length of the reply it was read from.
+fn group_and_length(client: &mut Client, group: &str) -> (BTreeMap<String, String>, u64) {
     let request = if group.is_empty() {
         "stats\r\n".to_string()
     } else {
         format!("stats {group}\r\n")
     };
     client.send(request.as_bytes());
-    let reply = String::from_utf8_lossy(&client.read_until(b"END\r\n")).into_owned();
-    reply
+    let raw = client.read_until(b"END\r\n");
+    let reply = String::from_utf8_lossy(&raw).into_owned();
+    let stats = reply
         .lines()
         .filter_map(|line| {
             let (name, value) = line.strip_prefix("STAT ")?.split_once(' ')?;
             Some((name.to_string(), value.to_string()))
         })
-        .collect()
+        .collect();
+    (stats, raw.len() as u64)
 }
 
 fn number(stats: &BTreeMap<String, String>, name: &str) -> u64 {
@@ -45,13 +53,18 @@ fn counters_and_histograms_move_as_expected_after_known_traffic() {
     ));
     let mut client = connect(&router, 0);
     let mut observer = connect(&router, 0);
-    let before = group(&mut observer, "");
+    let (before, before_len) = group_and_length(&mut observer, "");
+    let routes_before = group(&mut observer, "routes");
 
-    // 10 sets, 20 one-key gets, 5 three-key gets, 2 deletes: 37 requests, 47 keys routed.
+    // 10 sets, 20 one-key gets, 5 three-key gets, 2 deletes, an incr of a value that is not a
+    // number: 38 requests, 48 keys routed.
     let mut sent = 0u64;
+    let mut received = 0u64;
     let mut request = |client: &mut Client, bytes: &[u8]| {
         sent += bytes.len() as u64;
-        client.request(bytes)
+        let reply = client.request(bytes);
+        received += reply.len() as u64;
+        reply
     };
     for i in 0..10 {
         let set = format!("set k{i} 0 0 5\r\nvalue\r\n");
@@ -78,6 +91,12 @@ fn counters_and_histograms_move_as_expected_after_known_traffic() {
             b"DELETED\r\n"
         );
     }
+    let incr = request(&mut client, b"incr k5 1\r\n");
+    assert!(
+        incr.starts_with(b"CLIENT_ERROR"),
+        "{}",
+        String::from_utf8_lossy(&incr)
+    );
 
     let after = group(&mut observer, "");
     let grew = |name: &str| number(&after, name) - number(&before, name);
@@ -85,10 +104,49 @@ fn counters_and_histograms_move_as_expected_after_known_traffic() {
     assert_eq!(grew("cmd_get"), 25);
     assert_eq!(grew("cmd_delete"), 2);
     assert_eq!(grew("cmd_gets"), 0);
+    assert_eq!(grew("cmd_incr"), 1);
     assert_eq!(grew("get_keys"), 35);
-    // The observer's own `stats` request is read too.
-    assert_eq!(grew("bytes_read"), sent + "stats\r\n".len() as u64);
+    // Every one-key get hits; each three-key get finds two of its keys.
+    assert_eq!(grew("get_hits"), 20 + 5 * 2);
+    assert_eq!(grew("get_misses"), 5);
+    assert_eq!(grew("cmd_incr_errors"), 1);
+    assert_eq!(grew("cmd_get_errors") + grew("cmd_set_errors"), 0);
+    // The observer's own `stats` requests are read too; its first `stats` reply went out
+    // after it was rendered, so it counts in the second (as does the `stats routes` reply).
+    assert_eq!(
+        grew("bytes_read"),
+        sent + "stats\r\n".len() as u64 + "stats routes\r\n".len() as u64
+    );
+    let routes_len = {
+        let mut lines = 0u64;
+        for (name, value) in &routes_before {
+            lines += format!("STAT {name} {value}\r\n").len() as u64;
+        }
+        lines + "END\r\n".len() as u64
+    };
+    assert_eq!(grew("bytes_written"), received + before_len + routes_len);
     assert_eq!(grew("backend_errors"), 0);
+
+    // The pool is the listener's route: every request reached it.
+    let routes = group(&mut observer, "routes");
+    let routed = |name: &str| {
+        number(&routes, &format!("pools.main:{name}"))
+            - number(&routes_before, &format!("pools.main:{name}"))
+    };
+    assert_eq!(routed("requests"), 38);
+    assert_eq!(routed("replies_stored"), 10);
+    assert_eq!(routed("replies_hit"), 25);
+    assert_eq!(routed("replies_deleted"), 2);
+    assert_eq!(routed("replies_client_error"), 1);
+    assert_eq!(routed("replies_server_error"), 0);
+    let (route_p50, route_p99) = (
+        number(&routes, "pools.main:latency_p50_us"),
+        number(&routes, "pools.main:latency_p99_us"),
+    );
+    assert!(
+        0 < route_p50 && route_p50 <= route_p99,
+        "route p50 {route_p50} us, p99 {route_p99} us"
+    );
 
     let backends = group(&mut observer, "backends");
     let replies = number(&backends, &format!("{address}:replies"));
@@ -98,12 +156,17 @@ fn counters_and_histograms_move_as_expected_after_known_traffic() {
     );
     println!("backend: {replies} replies, p50 {p50} us, p99 {p99} us");
     // One reply per request: a multi-get's keys on one server go as one request.
-    assert_eq!(replies, 37);
+    assert_eq!(replies, 38);
     assert!(0 < p50 && p50 <= p99, "p50 {p50} us, p99 {p99} us");
     assert_eq!(backends[&format!("{address}:state")], "up");
+    assert_eq!(number(&backends, &format!("{address}:outstanding")), 0);
+    assert_eq!(
+        number(&backends, &format!("{address}:outstanding_bytes")),
+        0
+    );
 
     let plugins = group(&mut observer, "plugins");
-    assert_eq!(number(&plugins, "pools.main:calls"), 47);
+    assert_eq!(number(&plugins, "pools.main:calls"), 48);
     assert_eq!(number(&plugins, "pools.main:faults_trap"), 0);
     assert!(
         number(&plugins, "pools.main:call_p99_us")
@@ -192,12 +255,33 @@ fn every_stat_any_group_prints_is_declared_in_describe_stats() {
             (group, name)
         })
         .collect();
-    let matches = |pattern: &str, name: &str| match pattern.split_once('<') {
-        None => pattern == name,
-        Some((head, rest)) => {
-            let tail = rest.split_once('>').map_or("", |(_, t)| t);
-            name.len() > head.len() + tail.len() && name.starts_with(head) && name.ends_with(tail)
+    // The literal pieces of the pattern, in order, each placeholder at least one character.
+    let matches = |pattern: &str, name: &str| {
+        let mut pieces = vec![];
+        let mut rest = pattern;
+        while let Some((head, tail)) = rest.split_once('<') {
+            pieces.push(head);
+            rest = tail.split_once('>').map_or("", |(_, t)| t);
         }
+        pieces.push(rest);
+        let Some(mut left) = name.strip_prefix(pieces[0]) else {
+            return false;
+        };
+        for (i, piece) in pieces.iter().enumerate().skip(1) {
+            let last = i == pieces.len() - 1;
+            let found = if last {
+                left.len()
+                    .checked_sub(piece.len())
+                    .filter(|&at| at >= 1 && left.ends_with(piece))
+            } else {
+                left.get(1..).and_then(|l| l.find(piece)).map(|at| at + 1)
+            };
+            let Some(at) = found else {
+                return false;
+            };
+            left = &left[at + piece.len()..];
+        }
+        left.is_empty()
     };
 
     let server = Memcached::start();
@@ -212,6 +296,7 @@ fn every_stat_any_group_prints_is_declared_in_describe_stats() {
         ("", "stats"),
         ("backends", "backends"),
         ("plugins", "plugins"),
+        ("routes", "routes"),
         ("config", "config"),
         ("hotkeys", "hotkeys"),
     ] {
@@ -287,4 +372,95 @@ fn a_key_at_a_fifth_of_the_requests_tops_stats_hotkeys() {
         Some("bytes:big"),
         "{text}"
     );
+}
+
+#[test]
+fn route_stats_follow_each_request_down_the_tree_and_leave_background_copies_out() {
+    let (a, b, shadow) = (Memcached::start(), Memcached::start(), Memcached::start());
+    let router = router(&format!(
+        "[server]\nworkers = 1\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"split\"\n\n\
+         [routes.split]\nplugin = \"prefix\"\nchildren = [\"a\", \"shadowed\"]\n\
+         config = {{ prefixes = {{ \"a:\" = \"a\" }}, default = \"shadowed\" }}\n\n\
+         [routes.shadowed]\nplugin = \"shadow\"\nchildren = [\"b\", \"s\"]\n\
+         config = {{ main = \"b\", shadows = [\"s\"], key_range = [0.0, 1.0] }}\n\n\
+         [pools.a]\nservers = [\"{}\"]\n\n[pools.b]\nservers = [\"{}\"]\n\n\
+         [pools.s]\nservers = [\"{}\"]\n",
+        a.spec(),
+        b.spec(),
+        shadow.spec()
+    ));
+    let mut client = connect(&router, 0);
+    for i in 0..4 {
+        client.set(&format!("a:{i}"), b"v");
+    }
+    for i in 0..6 {
+        client.set(&format!("x:{i}"), b"v");
+        assert_eq!(client.get(&format!("x:{i}")).as_deref(), Some(&b"v"[..]));
+    }
+    assert_eq!(client.get("a:missing"), None);
+    // The shadow copies are background sends: wait until the shadow has them all.
+    poll_until(std::time::Duration::from_secs(5), || {
+        let mut s = shadow.client();
+        (s.stat("cmd_get") == Some(6) && s.stat("cmd_set") == Some(6)).then_some(())
+    })
+    .expect("the shadow pool got every copy");
+
+    let routes = group(&mut client, "routes");
+    let n = |name: &str| number(&routes, name);
+    assert_eq!(n("routes.split:requests"), 17);
+    assert_eq!(n("routes.split:replies_stored"), 10);
+    assert_eq!(n("routes.split:replies_hit"), 6);
+    assert_eq!(n("routes.split:replies_miss"), 1);
+    assert_eq!(n("pools.a:requests"), 5);
+    assert_eq!(n("pools.a:replies_stored"), 4);
+    assert_eq!(n("pools.a:replies_miss"), 1);
+    assert_eq!(n("routes.shadowed:requests"), 12);
+    assert_eq!(n("pools.b:requests"), 12);
+    assert_eq!(n("pools.b:replies_hit"), 6);
+    // The copies reached the shadow pool's plugin, but never made a client's reply.
+    assert_eq!(n("pools.s:requests"), 0);
+    assert_eq!(n("pools.s:replies_stored"), 0);
+    let plugins = group(&mut client, "plugins");
+    assert_eq!(number(&plugins, "pools.s:calls"), 12);
+    for node in ["routes.split", "pools.a", "routes.shadowed", "pools.b"] {
+        let (p50, p99) = (
+            n(&format!("{node}:latency_p50_us")),
+            n(&format!("{node}:latency_p99_us")),
+        );
+        assert!(0 < p50 && p50 <= p99, "{node}: p50 {p50} us, p99 {p99} us");
+    }
+    // A reply never waits on its shadow copy, so a node's time is about its child's.
+    assert!(n("routes.split:latency_mean_us") >= n("pools.b:latency_mean_us") / 2);
+}
+
+#[test]
+fn with_timings_and_hot_keys_off_the_counters_still_count() {
+    let server = Memcached::start();
+    let router = router(&format!(
+        "[server]\nworkers = 1\n\n[stats]\ntimings = false\nhotkeys = false\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n",
+        server.spec()
+    ));
+    let mut client = connect(&router, 0);
+    for _ in 0..50 {
+        client.set("k", b"v");
+        assert_eq!(client.get("nope"), None);
+    }
+    let address = server.address();
+    let backends = group(&mut client, "backends");
+    assert_eq!(number(&backends, &format!("{address}:replies")), 100);
+    assert_eq!(number(&backends, &format!("{address}:latency_p99_us")), 0);
+    let routes = group(&mut client, "routes");
+    assert_eq!(number(&routes, "pools.main:requests"), 100);
+    assert_eq!(number(&routes, "pools.main:replies_stored"), 50);
+    assert_eq!(number(&routes, "pools.main:latency_p99_us"), 0);
+    let plugins = group(&mut client, "plugins");
+    assert_eq!(number(&plugins, "pools.main:calls"), 100);
+    assert_eq!(number(&plugins, "pools.main:call_p99_us"), 0);
+    let hot = group(&mut client, "hotkeys");
+    assert_eq!(number(&hot, "hotkeys_sampled"), 0);
+    let general = group(&mut client, "");
+    assert_eq!(number(&general, "get_misses"), 50);
+    assert_eq!(number(&general, "get_hits"), 0);
 }

@@ -81,8 +81,11 @@ fn top_under_tmux_shows_the_live_request_rate_and_the_servers() {
         std::thread::spawn(move || {
             let mut client = Client::connect(addr);
             let mut n = 0u64;
+            // A set, a get that finds it and one that does not: a hit ratio of one half.
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 client.set(&format!("k{}", n % 100), b"v");
+                assert!(client.get(&format!("k{}", n % 100)).is_some());
+                assert!(client.get(&format!("missing{}", n % 100)).is_none());
                 n += 1;
             }
             n
@@ -91,14 +94,17 @@ fn top_under_tmux_shows_the_live_request_rate_and_the_servers() {
     let started = Instant::now();
     let seen = poll_until(Duration::from_secs(15), || {
         let screen = tmux.screen();
-        (after(&screen, "requests/s").is_some_and(|r| r > 0) && screen.contains(&server.address()))
-            .then_some(screen)
+        (after(&screen, "requests/s").is_some_and(|r| r > 0)
+            // Half the gets hit; the first interval may catch a pair of them half done.
+            && hit_ratio(&screen).is_some_and(|r| (40.0..=60.0).contains(&r))
+            && screen.contains(&server.address()))
+        .then_some(screen)
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = traffic.join().expect("traffic thread");
     let screen = seen.unwrap_or_else(|| {
         panic!(
-            "top never showed a request rate and the server in {:?}:\n{}\n{}",
+            "top never showed a request rate, a hit ratio of one half and the server in {:?}:\n{}\n{}",
             started.elapsed(),
             tmux.screen(),
             router.log()
@@ -110,4 +116,15 @@ fn top_under_tmux_shows_the_live_request_rate_and_the_servers() {
         "{screen}"
     );
     assert!(screen.contains("pools.main"), "{screen}");
+    assert!(screen.contains("bytes written/s"), "{screen}");
+}
+
+/// The hit ratio on the screen, percent, once there is one.
+fn hit_ratio(screen: &str) -> Option<f64> {
+    let rest = &screen[screen.find("hit ratio")? + "hit ratio".len()..];
+    rest.split_whitespace()
+        .next()?
+        .strip_suffix('%')?
+        .parse()
+        .ok()
 }

@@ -313,13 +313,14 @@ fn stats_text(shared: &Shared, group: &str) -> Response<Full<Bytes>> {
         "general" => stats.render(),
         "backends" => crate::stats::render_backends(&generation.destinations),
         "plugins" => crate::stats::render_plugins(&generation),
+        "routes" => crate::stats::render_routes(&generation),
         "config" => stats.render_config(),
         "hotkeys" => stats.hotkeys.render(),
         "tls" => stats.identities.render(),
         _ => {
             return text(
                 StatusCode::NOT_FOUND,
-                "no such stats group; there are general, backends, plugins, config, hotkeys, tls\n",
+                "no such stats group; there are general, backends, routes, plugins, config, hotkeys, tls\n",
             );
         }
     };

@@ -110,7 +110,11 @@ pub fn metric(def: &StatDef) -> Metric {
     for (i, c) in def.name.char_indices() {
         match c {
             '<' => placeholder = Some(i + 1),
-            '>' => label = placeholder.take().map(|start| &def.name[start..i]),
+            // The first placeholder is the label; a second (`<status>`) is the series' own.
+            '>' => {
+                let name = placeholder.take().map(|start| &def.name[start..i]);
+                label = label.or(name);
+            }
             _ if placeholder.is_some() => {}
             c => plain.push(c),
         }
@@ -158,6 +162,7 @@ pub fn metric(def: &StatDef) -> Metric {
         "" | "config" => None,
         "backends" => Some("backend"),
         "plugins" => Some("plugin"),
+        "routes" => Some("route"),
         "hotkeys" => Some("hotkey"),
         other => Some(other),
     };
@@ -223,6 +228,9 @@ enum Value {
     State(bool),
     /// A latency histogram, microseconds.
     Histogram(Snapshot),
+    /// Replies by status (`ReplyStatus::NAMES` order): one series per status, labelled
+    /// `status`.
+    Statuses(Vec<u64>),
 }
 
 impl Family {
@@ -288,6 +296,16 @@ impl Family {
                             .encode_gauge(&u64::from(on))?;
                     }
                 }
+                Value::Statuses(counts) => {
+                    let names = switchyard_protocol::ReplyStatus::NAMES;
+                    for (name, n) in names.iter().zip(counts) {
+                        let mut with_status = labels.clone();
+                        with_status.push(("status", Cow::Borrowed(name)));
+                        family
+                            .encode_family(&with_status)?
+                            .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+                    }
+                }
                 Value::Histogram(snapshot) => {
                     let (sum, count, buckets) = histogram(snapshot, m.scale);
                     family
@@ -349,11 +367,15 @@ fn collect(stats: &RouterStats) -> Vec<Family> {
 
     let mut totals = vec![0u64; WorkerStats::DEFS.len()];
     let mut commands = [0u64; Command::ALL.len()];
+    let mut errors = [0u64; Command::ALL.len()];
     for w in &stats.workers {
         for (total, counter) in totals.iter_mut().zip(w.counters()) {
             *total += counter.get();
         }
         for (total, counter) in commands.iter_mut().zip(&w.commands) {
+            *total += counter.get();
+        }
+        for (total, counter) in errors.iter_mut().zip(&w.command_errors) {
             *total += counter.get();
         }
     }
@@ -365,6 +387,13 @@ fn collect(stats: &RouterStats) -> Vec<Family> {
         Command::ALL
             .iter()
             .zip(commands)
+            .map(|(c, n)| (c.name().to_string(), Value::Int(n))),
+    ));
+    out.push(Family::each(
+        &registry::CMD_ERRORS,
+        Command::ALL
+            .iter()
+            .zip(errors)
             .map(|(c, n)| (c.name().to_string(), Value::Int(n))),
     ));
     let control = &stats.control;
@@ -392,6 +421,7 @@ fn collect(stats: &RouterStats) -> Vec<Family> {
     let generation = control.current().load_full();
     config_group(stats, &generation, &mut out);
     backends_group(&generation, &mut out);
+    routes_group(&generation, &mut out);
     plugins_group(&generation, &mut out);
 
     let identities = stats.identities.counts();
@@ -481,7 +511,15 @@ fn backends_group(generation: &Generation, out: &mut Vec<Family>) {
     ));
     out.push(Family::each(
         &registry::BACKEND_REPLIES,
-        each(&|i| Value::Int(latencies[i].count())),
+        each(&|i| Value::Int(servers[i].health.replies())),
+    ));
+    out.push(Family::each(
+        &registry::BACKEND_OUTSTANDING,
+        each(&|i| Value::Int(servers[i].health.outstanding().0)),
+    ));
+    out.push(Family::each(
+        &registry::BACKEND_OUTSTANDING_BYTES,
+        each(&|i| Value::Int(servers[i].health.outstanding().1)),
     ));
     out.push(Family::each(
         &registry::BACKEND_LATENCY_MEAN,
@@ -496,6 +534,33 @@ fn backends_group(generation: &Generation, out: &mut Vec<Family>) {
             }),
         ));
     }
+}
+
+/// `stats routes`: a series per node of every stat (and per status of its replies).
+fn routes_group(generation: &Generation, out: &mut Vec<Family>) {
+    let nodes: Vec<(String, crate::stats::RouteTotals)> = generation
+        .nodes
+        .iter()
+        .map(|n| (n.context.label.clone(), n.stats.route_totals()))
+        .collect();
+    out.push(Family::each(
+        &registry::ROUTE_REQUESTS,
+        nodes
+            .iter()
+            .map(|(label, t)| (label.clone(), Value::Int(t.requests))),
+    ));
+    out.push(Family::each(
+        &registry::ROUTE_REPLIES,
+        nodes
+            .iter()
+            .map(|(label, t)| (label.clone(), Value::Statuses(t.replies.to_vec()))),
+    ));
+    out.push(Family::each(
+        &registry::ROUTE_LATENCY_MEAN,
+        nodes
+            .into_iter()
+            .map(|(label, t)| (label, Value::Histogram(t.latency))),
+    ));
 }
 
 /// `stats plugins`: a series per node of every stat.

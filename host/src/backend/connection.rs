@@ -351,7 +351,11 @@ async fn read_replies(
                         break;
                     };
                     let stall = f.deadline.saturating_duration_since(f.queued);
-                    health.record_reply(worker, now.saturating_duration_since(f.queued));
+                    health.record_reply(
+                        worker,
+                        spec.timings
+                            .then(|| now.saturating_duration_since(f.queued)),
+                    );
                     stats.streamed_values.inc();
                     let (tx, chunks) = mpsc::channel(STREAM_WINDOW);
                     let frame = buf.split_to(head.line).freeze();
@@ -384,7 +388,11 @@ async fn read_replies(
                     let frame = buf.split_to(consumed).freeze();
                     let done = inflight.borrow_mut().pop_front();
                     if let Some(f) = done {
-                        health.record_reply(worker, now.saturating_duration_since(f.queued));
+                        health.record_reply(
+                            worker,
+                            spec.timings
+                                .then(|| now.saturating_duration_since(f.queued)),
+                        );
                         f.reply.send(Ok(BackendReply {
                             frame,
                             status,

@@ -125,7 +125,13 @@ pub struct Health {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct LatencySlot {
+    /// Replies the worker received from the server.
+    replies: crate::stats::Counter,
     latency: crate::stats::Histogram,
+    /// The worker's requests queued or in flight at the server now.
+    outstanding: crate::stats::Counter,
+    /// Their bytes, as `max_outstanding_bytes` counts them.
+    outstanding_bytes: crate::stats::Counter,
 }
 
 impl Health {
@@ -161,6 +167,35 @@ impl Health {
         crate::stats::Snapshot::of(self.latency.iter().map(|s| &s.latency))
     }
 
+    /// Worker `worker` queued a request of `cost` bytes for the server.
+    pub(super) fn outstanding_added(&self, worker: usize, cost: usize) {
+        let slot = &self.latency[worker % self.latency.len()];
+        slot.outstanding.inc();
+        slot.outstanding_bytes.add(cost as u64);
+    }
+
+    /// A request of worker `worker`, of `cost` bytes, is done (answered or failed).
+    pub(super) fn outstanding_removed(&self, worker: usize, cost: usize) {
+        let slot = &self.latency[worker % self.latency.len()];
+        slot.outstanding.dec();
+        slot.outstanding_bytes.sub(cost as u64);
+    }
+
+    /// Replies received from the server, over all workers.
+    pub fn replies(&self) -> u64 {
+        self.latency.iter().map(|s| s.replies.get()).sum()
+    }
+
+    /// Requests queued or in flight at the server now, and their bytes, over all workers.
+    pub fn outstanding(&self) -> (u64, u64) {
+        self.latency.iter().fold((0, 0), |(n, bytes), slot| {
+            (
+                n + slot.outstanding.get(),
+                bytes + slot.outstanding_bytes.get(),
+            )
+        })
+    }
+
     /// Consecutive failures so far.
     pub fn failures(&self) -> u32 {
         self.failures.load(Ordering::Relaxed)
@@ -171,11 +206,13 @@ impl Health {
         self.changed_at_ms.load(Ordering::Relaxed)
     }
 
-    /// Worker `worker` received a reply after `latency`.
-    pub fn record_reply(&self, worker: usize, latency: Duration) {
-        self.latency[worker % self.latency.len()]
-            .latency
-            .record(latency);
+    /// Worker `worker` received a reply after `latency` (`None`: not timed).
+    pub fn record_reply(&self, worker: usize, latency: Option<Duration>) {
+        let slot = &self.latency[worker % self.latency.len()];
+        slot.replies.inc();
+        if let Some(latency) = latency {
+            slot.latency.record(latency);
+        }
         // Read first: the common case writes nothing to a line every worker reads.
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
@@ -447,7 +484,7 @@ mod tests {
         let p = policy(100, 500);
         assert!(!h.record_failure(&p, &"timed out", false));
         assert!(!h.record_failure(&p, &"timed out", false));
-        h.record_reply(0, Duration::from_micros(10));
+        h.record_reply(0, Some(Duration::from_micros(10)));
         assert_eq!(h.failures(), 0);
         assert!(!h.record_failure(&p, &"timed out", false));
         assert!(!h.record_failure(&p, &"timed out", false));

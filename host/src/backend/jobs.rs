@@ -11,8 +11,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use switchyard_protocol::ReplyKind;
+
+use super::health::Health;
 
 use super::slots::ReplySender;
 use super::{BackendError, BackendResult};
@@ -67,13 +70,37 @@ impl Reply {
 #[derive(Debug)]
 struct Charge {
     cost: usize,
-    outstanding: Rc<Cell<usize>>,
+    outstanding: Rc<Outstanding>,
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.outstanding
-            .set(self.outstanding.get().saturating_sub(self.cost));
+        self.outstanding.sub(self.cost);
+    }
+}
+
+/// What a queue has outstanding: its bytes, which bound it, mirrored with the count of jobs
+/// into the server's gauges for this worker (`stats backends`), which other threads read.
+#[derive(Debug, Default)]
+struct Outstanding {
+    bytes: Cell<usize>,
+    /// The server's health and this worker's index in it.
+    gauges: Option<(Arc<Health>, usize)>,
+}
+
+impl Outstanding {
+    fn add(&self, cost: usize) {
+        self.bytes.set(self.bytes.get() + cost);
+        if let Some((health, worker)) = &self.gauges {
+            health.outstanding_added(*worker, cost);
+        }
+    }
+
+    fn sub(&self, cost: usize) {
+        self.bytes.set(self.bytes.get().saturating_sub(cost));
+        if let Some((health, worker)) = &self.gauges {
+            health.outstanding_removed(*worker, cost);
+        }
     }
 }
 
@@ -83,7 +110,7 @@ impl Drop for Charge {
 pub(crate) struct JobQueue {
     jobs: RefCell<VecDeque<Job>>,
     /// Bytes of the jobs queued or in flight (not yet finished), overhead included.
-    outstanding: Rc<Cell<usize>>,
+    outstanding: Rc<Outstanding>,
     /// The handle is gone: the driver serves what is queued, then ends.
     closed: Cell<bool>,
     /// The driver has ended: nothing queued now will be served.
@@ -93,9 +120,21 @@ pub(crate) struct JobQueue {
 }
 
 impl JobQueue {
+    /// A queue for worker `worker`'s requests to the server whose `health` shows what it has
+    /// outstanding.
+    pub(super) fn new(health: Arc<Health>, worker: usize) -> JobQueue {
+        JobQueue {
+            outstanding: Rc::new(Outstanding {
+                bytes: Cell::new(0),
+                gauges: Some((health, worker)),
+            }),
+            ..JobQueue::default()
+        }
+    }
+
     /// Bytes queued or in flight.
     pub(super) fn outstanding(&self) -> usize {
-        self.outstanding.get()
+        self.outstanding.bytes.get()
     }
 
     /// Whether the driver has ended.
@@ -119,7 +158,7 @@ impl JobQueue {
         deadline: tokio::time::Instant,
         reply: ReplySender,
     ) {
-        self.outstanding.set(self.outstanding.get() + cost);
+        self.outstanding.add(cost);
         self.jobs.borrow_mut().push_back(Job {
             wire,
             kind,

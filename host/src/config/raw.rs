@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub plugins: RawPlugins,
     #[serde(default)]
+    pub stats: RawStats,
+    #[serde(default)]
     pub admin: Option<Spanned<RawAdmin>>,
     #[serde(default)]
     pub listeners: Vec<RawListener>,
@@ -37,6 +39,14 @@ pub struct RawServer {
     pub max_client_reply_bytes: Option<Spanned<i64>>,
     pub max_background_bytes: Option<Spanned<i64>>,
     pub drain_timeout_ms: Option<Spanned<i64>>,
+}
+
+/// `[stats]`: what the router measures beyond its counters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStats {
+    pub timings: Option<bool>,
+    pub hotkeys: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

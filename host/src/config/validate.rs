@@ -174,6 +174,10 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
                 Duration::from_millis(ms.unsigned_abs())
             }),
     };
+    let stats = super::StatsSettings {
+        timings: raw.stats.timings.unwrap_or(true),
+        hotkeys: raw.stats.hotkeys.unwrap_or(true),
+    };
     let plugins = PluginSettings {
         call_timeout: cx.millis(
             &raw.plugins.call_timeout_ms,
@@ -463,6 +467,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         text: text.into(),
         server,
         plugins,
+        stats,
         admin,
         admin_http,
         listeners,

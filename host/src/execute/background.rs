@@ -49,16 +49,18 @@ impl LocalGeneration {
                 continue;
             }
             let target = self.shared.nodes[node].children[send.child as usize];
+            // Its nodes do not make the client's reply: not on the request's trail.
+            let was = self.trail.pause();
             let pending = if send.store.is_none() && send.rewrite.is_identity() {
-                self.execute(target, req)
+                Some(self.execute(target, req))
             } else {
-                match rewrite::background(req, send, at_hand) {
-                    Some(built) => self.execute(target, &built.req(req)),
-                    None => {
-                        stats.background_skipped.inc();
-                        continue;
-                    }
-                }
+                rewrite::background(req, send, at_hand)
+                    .map(|built| self.execute(target, &built.req(req)))
+            };
+            self.trail.resume(was);
+            let Some(pending) = pending else {
+                stats.background_skipped.inc();
+                continue;
             };
             stats.background_sent.inc();
             stats.background_outstanding.inc();

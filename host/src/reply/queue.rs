@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 use super::{Pending, Settled};
 use crate::deque::SmallDeque;
 use crate::signal::Signal;
+use crate::stats::tally::Tally;
 
 /// Requests a client may have outstanding before the router stops reading from it.
 pub const MAX_PIPELINE: usize = 1024;
@@ -26,7 +27,8 @@ pub const MAX_PIPELINE: usize = 1024;
 /// holds one.
 #[derive(Debug)]
 pub struct ReplyQueue {
-    pending: RefCell<SmallDeque<Pending>>,
+    /// Each reply, with how it is counted when it goes out.
+    pending: RefCell<SmallDeque<(Pending, Tally)>>,
     /// `max_client_reply_bytes` (at most 4 GiB: the queue is in every connection's task, and
     /// two `u32`s keep it a word smaller).
     budget: u32,
@@ -74,9 +76,9 @@ impl ReplyQueue {
         .await;
     }
 
-    /// Queues a reply (after [`ReplyQueue::room`]).
-    pub fn push(&self, reply: Pending) {
-        self.pending.borrow_mut().push_back(reply);
+    /// Queues a reply (after [`ReplyQueue::room`]), counted as `tally` says when it goes out.
+    pub fn push(&self, reply: Pending, tally: Tally) {
+        self.pending.borrow_mut().push_back((reply, tally));
         self.queued.notify();
     }
 
@@ -88,15 +90,16 @@ impl ReplyQueue {
 
     /// The oldest reply once it is in, polled where it lies in the queue (so a waiting writer
     /// holds no reply of its own); `None` once the queue is closed and empty.
-    pub fn poll_settled(&self, cx: &mut Context<'_>) -> Poll<Option<Settled>> {
+    pub fn poll_settled(&self, cx: &mut Context<'_>) -> Poll<Option<(Settled, Tally)>> {
         loop {
             let mut pending = self.pending.borrow_mut();
-            if let Some(front) = pending.front_mut() {
+            if let Some((front, tally)) = pending.front_mut() {
+                let tally = *tally;
                 // The reply's own source wakes the writer when it is in.
                 let settled = std::task::ready!(front.poll_settle(cx));
                 pending.pop_front();
                 self.popped(&mut pending, &settled);
-                return Poll::Ready(Some(settled));
+                return Poll::Ready(Some((settled, tally)));
             }
             drop(pending);
             if self.closed.get() {
@@ -109,21 +112,21 @@ impl ReplyQueue {
 
     /// The oldest reply if it is in already, so a writer can batch it with the ones before it
     /// without waiting.
-    pub fn pop_ready(&self) -> Option<Settled> {
+    pub fn pop_ready(&self) -> Option<(Settled, Tally)> {
         let mut pending = self.pending.borrow_mut();
-        let Poll::Ready(settled) = pending
-            .front_mut()?
-            .poll_settle(&mut Context::from_waker(Waker::noop()))
+        let (front, tally) = pending.front_mut()?;
+        let tally = *tally;
+        let Poll::Ready(settled) = front.poll_settle(&mut Context::from_waker(Waker::noop()))
         else {
             return None;
         };
         // What is left in its place is empty.
         pending.pop_front();
         self.popped(&mut pending, &settled);
-        Some(settled)
+        Some((settled, tally))
     }
 
-    fn popped(&self, pending: &mut SmallDeque<Pending>, settled: &Settled) {
+    fn popped(&self, pending: &mut SmallDeque<(Pending, Tally)>, settled: &Settled) {
         let size = saturate(settled.len());
         let largest = self.largest.get();
         self.largest.set(if size >= largest {

@@ -164,6 +164,10 @@ defs! {
     /// Requests of each command clients sent (memcached's command names: `cmd_get`,
     /// `cmd_set`, `cmd_mg`, ... one per command; a multi-key get is one).
     CMD = "", "cmd_<command>", Counter, Count;
+    /// Requests of each command whose reply to the client was an error (`ERROR`,
+    /// `CLIENT_ERROR`, `SERVER_ERROR`, the router's own or a server's): `cmd_get_errors`, ...
+    /// A `noreply` request's reply is not read by its client and not counted here.
+    CMD_ERRORS = "", "cmd_<command>_errors", Counter, Count;
     /// Deletes kept in a delete spool because their server failed them.
     DELETE_SPOOLED = "", "delete_spooled", Counter, Count;
     /// Spooled deletes replayed to their server.
@@ -221,6 +225,12 @@ defs! {
     /// 99th percentile of that time.
     BACKEND_LATENCY_P99 = "backends", "<server>:latency_p99_us", Quantile, Microseconds;
 
+    /// Requests queued or in flight at the server now (every worker's).
+    BACKEND_OUTSTANDING = "backends", "<server>:outstanding", Gauge, Count;
+    /// Their bytes, each request counted with 128 bytes of overhead: what a pool's
+    /// `max_outstanding_bytes` bounds per worker.
+    BACKEND_OUTSTANDING_BYTES = "backends", "<server>:outstanding_bytes", Gauge, Bytes;
+
     /// Calls into the node's plugin (`route` and `on_reply`), every worker.
     PLUGIN_CALLS = "plugins", "<node>:calls", Counter, Count;
     /// Calls that trapped (a panic, an out-of-bounds access, ...).
@@ -242,6 +252,21 @@ defs! {
     PLUGIN_MEMORY = "plugins", "<node>:memory_bytes", Gauge, Bytes;
     /// The plugin module the node runs: `bundled:<name>` or its file, and a hash of its bytes.
     PLUGIN_MODULE = "plugins", "<node>:module", Info, Text;
+
+    /// Client requests whose route reached the node (at most the first three nodes of a
+    /// route are counted; a multi-get counts once per node its keys reached).
+    ROUTE_REQUESTS = "routes", "<node>:requests", Counter, Count;
+    /// Their replies as they went out to the client, by status (`hit`, `miss`, `stored`,
+    /// `not_stored`, `exists`, `not_found`, `deleted`, `touched`, `number`, `ok`, `version`,
+    /// `error`, `client_error`, `server_error`): the reply the client got, which for a node
+    /// under a fan-out is the combined one. A `noreply` request has none.
+    ROUTE_REPLIES = "routes", "<node>:replies_<status>", Counter, Count;
+    /// Mean time from a request's dispatch to its reply going out to the client.
+    ROUTE_LATENCY_MEAN = "routes", "<node>:latency_mean_us", Quantile, Microseconds;
+    /// Median of that time (the upper edge of its histogram bucket: at most 12.5% high).
+    ROUTE_LATENCY_P50 = "routes", "<node>:latency_p50_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    ROUTE_LATENCY_P99 = "routes", "<node>:latency_p99_us", Quantile, Microseconds;
 
     /// One keyed request in this many is sampled for the hot keys.
     HOTKEYS_SAMPLE_EVERY = "hotkeys", "hotkeys_sample_every", Info, Count;
@@ -274,7 +299,9 @@ pub fn describe(worker_defs: &[&[StatDef]], server_defs: &[StatDef]) -> String {
             .iter()
             .map(|d| (*d, format!("<server>:{}", d.name))),
     );
-    let order = ["", "config", "backends", "plugins", "hotkeys", "tls"];
+    let order = [
+        "", "config", "backends", "routes", "plugins", "hotkeys", "tls",
+    ];
     all.sort_by_key(|(d, _)| {
         order
             .iter()
