@@ -45,8 +45,9 @@ both sides (switchyard). twemproxy has no TLS and is not measured there.
   --warmup SECS         unmeasured seconds before each run (default 1)
   --workers N           Switchyard worker threads (default 1: twemproxy has one thread)
   --workloads a,b       only these workloads (default: all; see the list below)
-  --targets a,b         only these of memcached, twemproxy, switchyard, memcached-tls,
-                        switchyard-tls (default: all)
+  --targets a,b         only these of memcached, twemproxy, switchyard, switchyard-bare
+                        (stats timings and hot keys off), memcached-tls, switchyard-tls
+                        (default: all)
   --record              also write bench/RESULTS.md from this run
   --results DIR         where the CSV and PNG go (default bench/results)
   --switchyard PATH     the router binary (default target/release/switchyard)
@@ -198,6 +199,8 @@ struct Fleet {
     servers: Vec<procs::Service>,
     twemproxy: Option<procs::Service>,
     switchyard: Option<procs::Service>,
+    /// Switchyard with `[stats] timings` and `hotkeys` off.
+    switchyard_bare: Option<procs::Service>,
 }
 
 impl Fleet {
@@ -218,6 +221,10 @@ impl Fleet {
             .contains(&Target::Twemproxy)
             .then(|| procs::nutcracker(&addrs, dir))
             .transpose()?;
+        let switchyard_bare = targets
+            .contains(&Target::SwitchyardBare)
+            .then(|| procs::switchyard_bare(switchyard, &addrs, o.workers, dir))
+            .transpose()?;
         let switchyard = targets
             .contains(&Target::Switchyard)
             .then(|| procs::switchyard(switchyard, &addrs, o.workers, dir))
@@ -226,6 +233,7 @@ impl Fleet {
             servers,
             twemproxy,
             switchyard,
+            switchyard_bare,
         })
     }
 
@@ -243,6 +251,7 @@ impl Fleet {
             }
             Target::Twemproxy => self.twemproxy.as_ref(),
             Target::Switchyard => self.switchyard.as_ref(),
+            Target::SwitchyardBare => self.switchyard_bare.as_ref(),
             Target::MemcachedTls | Target::SwitchyardTls => {
                 bail!("{} belongs to the TLS workloads", t.name())
             }
@@ -327,7 +336,7 @@ impl TlsFleet {
             }
             Target::Switchyard => (self.switchyard.as_ref(), None),
             Target::SwitchyardTls => (self.switchyard_tls.as_ref(), Some(&self.certs)),
-            Target::Memcached | Target::Twemproxy => {
+            Target::Memcached | Target::Twemproxy | Target::SwitchyardBare => {
                 bail!("{} is not measured over TLS", t.name())
             }
         };

@@ -187,6 +187,16 @@ pub fn switchyard(
     switchyard_as("switchyard", binary, servers, workers, dir, None)
 }
 
+/// Switchyard as [`switchyard`] starts it, with `[stats] timings` and `hotkeys` off.
+pub fn switchyard_bare(
+    binary: &Path,
+    servers: &[SocketAddr],
+    workers: usize,
+    dir: &Path,
+) -> anyhow::Result<Service> {
+    switchyard_as("switchyard-bare", binary, servers, workers, dir, None)
+}
+
 /// Switchyard as [`switchyard`] starts it, its config and log named after `name`
 /// (`name.toml`, `name.log`). With `tls`, its listener speaks TLS and asks for a client
 /// certificate from the bench CA (mutual TLS), and its pool reaches `servers` over TLS,
@@ -219,8 +229,14 @@ pub fn switchyard_as(
     };
     start(name, |port| {
         let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
+        // The bare target differs in this alone.
+        let stats = if name == "switchyard-bare" {
+            "[stats]\ntimings = false\nhotkeys = false\n\n"
+        } else {
+            ""
+        };
         let toml = format!(
-            "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n\
+            "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n{stats}\
              [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"main\"\n{listener_tls}\n\
              [pools.main]\nservers = [{}]\nhash = {{ plugin = \"ketama\" }}\n{pool_tls}",
             list.join(", ")

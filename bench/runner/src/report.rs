@@ -13,6 +13,9 @@ pub enum Target {
     Memcached,
     Twemproxy,
     Switchyard,
+    /// Switchyard with `[stats] timings` and `hotkeys` off: what the latency histograms and
+    /// the hot key sampling cost, measured beside it.
+    SwitchyardBare,
     /// memcached `-Z`, loadgen speaking TLS to it directly.
     MemcachedTls,
     /// Switchyard with a TLS listener and a TLS pool to memcached `-Z`.
@@ -20,15 +23,21 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Memcached,
         Target::Twemproxy,
         Target::Switchyard,
+        Target::SwitchyardBare,
         Target::MemcachedTls,
         Target::SwitchyardTls,
     ];
     /// The targets of a plaintext workload.
-    pub const PLAINTEXT: [Target; 3] = [Target::Memcached, Target::Twemproxy, Target::Switchyard];
+    pub const PLAINTEXT: [Target; 4] = [
+        Target::Memcached,
+        Target::Twemproxy,
+        Target::Switchyard,
+        Target::SwitchyardBare,
+    ];
     /// The targets of a TLS workload: twemproxy has no TLS. `Switchyard` is plaintext there,
     /// over the same memcached as the other two.
     pub const TLS: [Target; 3] = [
@@ -42,6 +51,7 @@ impl Target {
             Target::Memcached => "memcached",
             Target::Twemproxy => "twemproxy",
             Target::Switchyard => "switchyard",
+            Target::SwitchyardBare => "switchyard-bare",
             Target::MemcachedTls => "memcached-tls",
             Target::SwitchyardTls => "switchyard-tls",
         }
@@ -312,6 +322,7 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
             fmt(ratio(s.proxy_cpu, tw.and_then(|t| t.proxy_cpu))),
         );
     }
+    t.push_str(&stats_cost_table(workloads, summaries));
     if let Some(a) = summaries.iter().find(|s| s.workload == "allocations") {
         let _ = writeln!(
             extra,
@@ -325,6 +336,49 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
     }
     t.push_str(&tls_ratio_table(workloads, summaries));
     t
+}
+
+/// What the latency histograms and hot key sampling cost: Switchyard as configured by default
+/// against `switchyard-bare` (both off), workload by workload. Empty when the run has no
+/// `switchyard-bare`.
+fn stats_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
+    let find = |w: &str, t: Target| summaries.iter().find(|s| s.workload == w && s.target == t);
+    let fmt = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}"));
+    let mut rows = String::new();
+    for w in workloads.iter().filter(|w| !w.tls) {
+        if !matches!(w.kind, Kind::Load(_)) {
+            continue;
+        }
+        let (Some(on), Some(off)) = (
+            find(w.name, Target::Switchyard),
+            find(w.name, Target::SwitchyardBare),
+        ) else {
+            continue;
+        };
+        let added = match (on.p50, off.p50) {
+            (Some(a), Some(b)) => format!("{:+.1} µs", a.median - b.median),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            rows,
+            "| {} | {} | {} | {} |",
+            w.name,
+            fmt(ratio(on.throughput, off.throughput)),
+            fmt(ratio(on.proxy_cpu, off.proxy_cpu)),
+            added,
+        );
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "
+What the stats cost: Switchyard as configured by default (latency histograms of servers,          plugin calls and routes; hot key sampling) against `switchyard-bare`, the same router with          `[stats] timings = false` and `hotkeys = false`. Counters are on in both.
+
+         | workload | throughput Switchyard / bare | proxy CPU per request Switchyard / bare | p50 Switchyard − bare |
+         | --- | --- | --- | --- |
+{rows}"
+    )
 }
 
 /// The TLS workloads' headline: TLS against plaintext through Switchyard, and Switchyard-TLS
