@@ -674,7 +674,7 @@ fn results_md(
     format!(
         "# Benchmark results\n\n\
          The latest full run of `bench/run --record` ({date} UTC). Every figure is a median over \
-         {rounds} rounds of {duration} s (after {warmup} s of warm-up), with its range; the three \
+         {rounds} rounds of {duration} s (after {warmup} s of warm-up), with its range; the \
          targets ran interleaved, in a rotated order each round, on one machine, so read the \
          ratios rather than the absolute numbers.\n\n\
          - machine: {cores} cores ({cpu}), Linux {kernel}\n\

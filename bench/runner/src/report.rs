@@ -372,12 +372,11 @@ fn stats_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
         return rows;
     }
     format!(
-        "
-What the stats cost: Switchyard as configured by default (latency histograms of servers,          plugin calls and routes; hot key sampling) against `switchyard-bare`, the same router with          `[stats] timings = false` and `hotkeys = false`. Counters are on in both.
-
-         | workload | throughput Switchyard / bare | proxy CPU per request Switchyard / bare | p50 Switchyard − bare |
-         | --- | --- | --- | --- |
-{rows}"
+        "\nWhat the stats cost: Switchyard as configured by default (latency histograms of \
+         servers, plugin calls and routes; hot key sampling) against `switchyard-bare`, the same \
+         router with `[stats] timings = false` and `hotkeys = false`. Counters are on in both.\n\n\
+         | workload | throughput Switchyard / bare | proxy CPU per request Switchyard / bare | p50 Switchyard − bare |\n\
+         | --- | --- | --- | --- |\n{rows}"
     )
 }
 
