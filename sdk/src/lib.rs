@@ -24,6 +24,8 @@
 //!   called child's reply, and the status the host's reply parser gives every backend reply.
 //! - [`policy`]: the [`Policy`] trait and [`InitContext`] (the node's children).
 //! - [`replicate`]: the one policy behind the replication plugins (every child, a wait policy).
+//! - [`select`]: ketama, jump, rendezvous, modula and weighted random selection, the schemes
+//!   of the bundled hashing plugins, as types a plugin embeds.
 //! - [`weights`]: [`weights::CumulativeWeights`], which child owns a point of the children's
 //!   weights laid end to end (weighted buckets, weighted random choice).
 //! - [`host`]: one safe wrapper per host import.
@@ -43,6 +45,7 @@ pub mod policy;
 pub mod replicate;
 pub mod request;
 pub mod rewrite;
+pub mod select;
 pub mod status;
 #[cfg(target_arch = "wasm32")]
 mod sys;

@@ -2,20 +2,19 @@
 //! Algorithm", 2014) over the node's children, of a 64-bit hash of the key. See `README.md`.
 //!
 //! No table is built: `route` hashes the key to 64 bits and runs the paper's loop, about
-//! `ln(children)` iterations.
+//! `ln(children)` iterations (the SDK's `select::Jump`).
 
 use serde::Deserialize;
 use switchyard_sdk::key::HashTag;
+use switchyard_sdk::select::{self, key_hash64};
 use switchyard_sdk::{Child, HashAlgorithm, InitContext, Level, Plan, Policy, Request, host};
-
-/// The multiplier of the paper's linear congruential generator.
-const LCG_MULTIPLIER: u64 = 2_862_933_555_777_941_757;
 
 /// The `config` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// How the key is hashed to the 64 bits jump needs; default `"md5"`. See [`key_hash`].
+    /// How the key is hashed to the 64 bits jump needs; default `"md5"`. See
+    /// `switchyard_sdk::select::key_hash64`.
     #[serde(default)]
     pub hash: HashAlgorithm,
     /// Hash only the part of the key inside this tag (twemproxy's `hash_tag`, e.g. `"{}"`).
@@ -28,21 +27,7 @@ pub struct Config {
 pub struct Jump {
     hash: HashAlgorithm,
     hash_tag: Option<HashTag>,
-    children: u32,
-}
-
-/// Jump consistent hash: the bucket in `0..buckets` of a 64-bit `key`, as the paper's reference
-/// code computes it (same `double` arithmetic), so equal to Guava's `Hashing.consistentHash` and
-/// to `github.com/dgryski/go-jump`. `buckets` must be at least 1 (0 gives 0).
-pub fn jump(mut key: u64, buckets: u32) -> u32 {
-    let mut bucket: i64 = -1;
-    let mut next: i64 = 0;
-    while next < i64::from(buckets) {
-        bucket = next;
-        key = key.wrapping_mul(LCG_MULTIPLIER).wrapping_add(1);
-        next = ((bucket + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
-    }
-    bucket.max(0) as u32
+    jump: select::Jump,
 }
 
 /// The 64-bit hash jump is computed on, for algorithm `alg`:
@@ -70,7 +55,7 @@ pub fn key_hash(alg: HashAlgorithm, bytes: &[u8]) -> u64 {
 impl Jump {
     /// The child of `key` (the whole key: the hash tag, if any, applies before).
     pub fn lookup(&self, key: &[u8]) -> Child {
-        Child(jump(key_hash(self.hash, key), self.children))
+        self.jump.lookup(key_hash64(self.hash, key))
     }
 }
 
@@ -78,9 +63,7 @@ impl Policy for Jump {
     type Config = Config;
 
     fn init(config: Config, ctx: &InitContext) -> Result<Self, String> {
-        if ctx.child_count() == 0 {
-            return Err("jump needs at least one child".into());
-        }
+        let jump = select::Jump::new(ctx.child_count())?;
         if ctx.children().iter().any(|child| child.weight() != 1) {
             host::log(
                 Level::Warn,
@@ -90,7 +73,7 @@ impl Policy for Jump {
         Ok(Self {
             hash: config.hash,
             hash_tag: config.hash_tag,
-            children: ctx.child_count(),
+            jump,
         })
     }
 
@@ -118,73 +101,8 @@ mod tests {
         h.forwarded(&Request::new(Op::Get, key))
     }
 
-    /// Guava's `HashingTest.testConsistentHash_linearCongruentialGeneratorCompatibility`
-    /// ("golden values to see that implementations across languages are equivalent").
-    #[test]
-    fn matches_guava_golden_values() {
-        let golden100 = [
-            0, 55, 62, 8, 45, 59, 86, 97, 82, 59, 73, 37, 17, 56, 86, 21, 90, 37, 38, 83,
-        ];
-        for (input, &bucket) in golden100.iter().enumerate() {
-            assert_eq!(
-                jump(input as u64, 100),
-                bucket,
-                "consistentHash({input}, 100)"
-            );
-        }
-        assert_eq!(jump(10_863_919_174_838_991, 11), 6);
-        assert_eq!(jump(2_016_238_256_797_177_309, 11), 3);
-        assert_eq!(jump(1_673_758_223_894_951_030, 11), 5);
-        assert_eq!(jump(2, 100_001), 80343);
-        assert_eq!(jump(2201, 100_001), 22152);
-        assert_eq!(jump(2202, 100_001), 15018);
-    }
-
-    /// `github.com/dgryski/go-jump` `jump_test.go`, "generated from the reference C++ code":
-    /// `Hash(key, n)` for `n` in `1..`.
-    #[test]
-    fn matches_go_jump_reference_table() {
-        let table: [(u64, &[u32]); 4] = [
-            (0, &[0; 20]),
-            (
-                1,
-                &[0, 0, 0, 0, 0, 0, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 17, 17],
-            ),
-            (
-                0xdead_beef,
-                &[0, 1, 2, 3, 3, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 16, 16, 16],
-            ),
-            (
-                0x0ddc_0ffe_ebad_f00d,
-                &[0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 15, 15, 15, 15],
-            ),
-        ];
-        for (key, buckets) in table {
-            for (i, &bucket) in buckets.iter().enumerate() {
-                let n = i as u32 + 1;
-                assert_eq!(jump(key, n), bucket, "Hash({key:#x}, {n})");
-            }
-        }
-    }
-
-    #[test]
-    fn key_hashes() {
-        // md5("a") = 0cc175b9c0f1b6a8 31c399e269772661: the first eight bytes, little-endian.
-        assert_eq!(key_hash(HashAlgorithm::Md5, b"a"), 0xa8b6_f1c0_b975_c10c);
-        assert_eq!(
-            key_hash(HashAlgorithm::Md5, b"a") as u32,
-            HashAlgorithm::Md5.hash(b"a")
-        );
-        assert_eq!(
-            key_hash(HashAlgorithm::Fnv1a64, b"a"),
-            0xaf63_dc4c_8601_ec8c
-        );
-        assert_eq!(key_hash(HashAlgorithm::Crc32, b"123456789"), 0xcbf4_3926);
-        assert_eq!(key_hash(HashAlgorithm::Fnv1a32, b"a"), 0xe40c_292c);
-    }
-
     /// Where keys go, from Python's `hashlib` and a transcription of the paper's loop (which
-    /// reproduces both tables above).
+    /// reproduces the reference tables in the SDK's `select::jump` tests).
     #[test]
     fn known_placements() {
         // (key, child among 3, among 5, among 100) with the default md5.

@@ -8,8 +8,8 @@
 
 use serde::Deserialize;
 use switchyard_sdk::key::HashTag;
-use switchyard_sdk::weights::CumulativeWeights;
-use switchyard_sdk::{Child, HashAlgorithm, InitContext, Plan, Policy, Request, host};
+use switchyard_sdk::select::{self, modula_hash};
+use switchyard_sdk::{InitContext, Plan, Policy, Request};
 
 /// The `config` table.
 #[derive(Debug, Default, Deserialize)]
@@ -24,34 +24,8 @@ pub struct Config {
 #[derive(Debug)]
 pub struct Modula {
     hash_tag: Option<HashTag>,
-    /// The buckets: child `i` fills as many consecutive ones as its weight.
-    buckets: CumulativeWeights,
-}
-
-/// Cache::Memcached's `_hashfunc`: `(crc32(key) >> 16) & 0x7fff`, a number in `0..32768`
-/// (`crc32` being zlib's, the host's `crc32`).
-pub fn hash_value(key: &[u8]) -> u32 {
-    (host::hash(HashAlgorithm::Crc32, key) >> 16) & 0x7fff
-}
-
-impl Modula {
-    /// A policy over children of these weights, in index order.
-    pub fn new(weights: impl IntoIterator<Item = u32>) -> Self {
-        Self {
-            hash_tag: None,
-            buckets: CumulativeWeights::new(weights),
-        }
-    }
-
-    /// Number of buckets (the sum of the weights).
-    pub fn buckets(&self) -> u64 {
-        self.buckets.total()
-    }
-
-    /// The child owning bucket `hash % buckets`.
-    pub fn lookup(&self, hash: u32) -> Child {
-        self.buckets.owner(u64::from(hash) % self.buckets().max(1))
-    }
+    /// The buckets (`switchyard_sdk::select::Modula`).
+    modula: select::Modula,
 }
 
 impl Policy for Modula {
@@ -64,15 +38,16 @@ impl Policy for Modula {
         if let Some(child) = ctx.children().iter().find(|child| child.weight() == 0) {
             return Err(format!("child {:?} has weight 0", child.name()));
         }
-        let mut modula = Self::new(ctx.children().iter().map(|child| child.weight()));
-        modula.hash_tag = config.hash_tag;
-        Ok(modula)
+        Ok(Self {
+            hash_tag: config.hash_tag,
+            modula: select::Modula::new(ctx.children().iter().map(|child| child.weight())),
+        })
     }
 
     fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
         let key = request.key();
         let hashed = self.hash_tag.map_or(key, |tag| tag.apply(key));
-        Plan::Forward(self.lookup(hash_value(hashed)))
+        Plan::Forward(self.modula.lookup(modula_hash(hashed)))
     }
 }
 
@@ -144,18 +119,6 @@ mod tests {
     }
 
     #[test]
-    fn hash_value_known_answers() {
-        // crc32("123456789") = 0xcbf43926 (the CRC-32 check value): 0xcbf4 & 0x7fff.
-        assert_eq!(hash_value(b"123456789"), 0x4bf4);
-        assert_eq!(hash_value(b""), 0);
-        // crc32("a") = 0xe8b7be43.
-        assert_eq!(hash_value(b"a"), 0x68b7);
-        for i in 0..1000 {
-            assert!(hash_value(format!("k{i}").as_bytes()) < 32768);
-        }
-    }
-
-    #[test]
     fn matches_cache_memcached() {
         for &(weights, key, child) in VECTORS {
             let mut h = harness("", weights);
@@ -166,15 +129,6 @@ mod tests {
                 String::from_utf8_lossy(key)
             );
         }
-    }
-
-    #[test]
-    fn weights_fill_consecutive_buckets() {
-        let modula = Modula::new([1, 2, 5]);
-        assert_eq!(modula.buckets(), 8);
-        let owners: Vec<u32> = (0..16).map(|hash| modula.lookup(hash).0).collect();
-        assert_eq!(owners, [0, 1, 1, 2, 2, 2, 2, 2, 0, 1, 1, 2, 2, 2, 2, 2]);
-        assert_eq!(Modula::new([1, 1, 1]).lookup(32767), Child(32767 % 3));
     }
 
     #[test]

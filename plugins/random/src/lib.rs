@@ -2,8 +2,8 @@
 //! proportion to the children's weights. See `README.md`.
 
 use serde::Deserialize;
-use switchyard_sdk::weights::CumulativeWeights;
-use switchyard_sdk::{Child, InitContext, Plan, Policy, Request, host};
+use switchyard_sdk::select::Weighted;
+use switchyard_sdk::{InitContext, Plan, Policy, Request, host};
 
 /// The `config` table.
 #[derive(Debug, Default, Deserialize)]
@@ -19,27 +19,7 @@ pub struct Config {
 #[derive(Debug)]
 pub struct Random {
     /// The children's weights (all 1 when not weighted).
-    weights: CumulativeWeights,
-}
-
-/// Maps 64 random bits onto `0..n` by multiplying and keeping the high 64 bits (Lemire's
-/// method): no division, and a bias of at most `n / 2^64`.
-pub fn below(random: u64, n: u64) -> u64 {
-    ((u128::from(random) * u128::from(n)) >> 64) as u64
-}
-
-impl Random {
-    /// A policy over children of these weights, in index order.
-    pub fn new(weights: impl IntoIterator<Item = u32>) -> Self {
-        Self {
-            weights: CumulativeWeights::new(weights),
-        }
-    }
-
-    /// The child that 64 random bits pick.
-    pub fn pick(&self, random: u64) -> Child {
-        self.weights.owner(below(random, self.weights.total()))
-    }
+    weighted: Weighted,
 }
 
 impl Policy for Random {
@@ -50,7 +30,9 @@ impl Policy for Random {
             return Err("random needs at least one child".into());
         }
         if !config.weighted {
-            return Ok(Self::new(ctx.children().iter().map(|_| 1)));
+            return Ok(Self {
+                weighted: Weighted::new(ctx.children().iter().map(|_| 1)),
+            });
         }
         if let Some(child) = ctx.children().iter().find(|child| child.weight() == 0) {
             return Err(format!(
@@ -58,11 +40,13 @@ impl Policy for Random {
                 child.name()
             ));
         }
-        Ok(Self::new(ctx.children().iter().map(|child| child.weight())))
+        Ok(Self {
+            weighted: Weighted::new(ctx.children().iter().map(|child| child.weight())),
+        })
     }
 
     fn route<'a>(&'a mut self, _request: &Request<'_>) -> Plan<'a> {
-        Plan::Forward(self.pick(host::random()))
+        Plan::Forward(self.weighted.pick(host::random()))
     }
 }
 
@@ -96,31 +80,12 @@ mod tests {
     }
 
     #[test]
-    fn below_maps_the_full_range() {
-        assert_eq!(below(0, 3), 0);
-        assert_eq!(below(u64::MAX, 3), 2);
-        assert_eq!(below(u64::MAX / 3, 3), 0);
-        assert_eq!(below(u64::MAX / 3 + 1, 3), 1);
-        assert_eq!(below(1 << 63, 2), 1);
-        assert_eq!(below(u64::MAX, 1), 0);
-    }
-
-    #[test]
-    fn pick_follows_cumulative_weights() {
-        let random = Random::new([1, 3, 6]);
-        // 0..1 → a, 1..4 → b, 4..10 → c, in tenths of the range.
-        let tenth = u64::MAX / 10 + 1;
-        let picks: Vec<u32> = (0..10).map(|i| random.pick(i * tenth).0).collect();
-        assert_eq!(picks, [0, 1, 1, 1, 2, 2, 2, 2, 2, 2]);
-    }
-
-    #[test]
     fn uses_the_host_generator() {
         let mut h = Harness::<Random>::new("", &[("a", 1), ("b", 1), ("c", 1)]).expect("config");
         h.seed_random(7);
         let mut state = 7;
         for _ in 0..50 {
-            let expected = below(splitmix(&mut state), 3) as u32;
+            let expected = switchyard_sdk::select::below(splitmix(&mut state), 3) as u32;
             assert_eq!(
                 h.route(&Request::new(Op::Get, b"k")),
                 Decision::Forward(expected)
