@@ -113,8 +113,9 @@ impl Flag {
 
 fn usage() -> String {
     let mut text = format!(
-        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n\n",
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n       {}\n\n",
         crate::introspect::cli::USAGE,
+        crate::plugin::cli::USAGE,
         crate::spool::cli::USAGE,
         crate::top::USAGE
     );
@@ -135,6 +136,9 @@ fn usage() -> String {
         "\nRoutes: `route` builds FILE as --check-config does (nothing bound or contacted) and\n\
          prints, for each KEY, where OP on listener N (default 0) would go: the servers, and the\n\
          path through the route tree, as `get __switchyard__.route(OP,KEY)` answers it.\n\
+         \nPlugins: `plugin inspect` compiles and vets a module as the router does, `init`s it\n\
+         with N children (default 3) and a config table, and prints its size, SHA-256 (what a\n\
+         config's `sha256` pins), imports, exports and how `init` went.\n\
          \nDelete spools ([pools.NAME] delete_spool): `spool show DIR` prints what each server's\n\
          spool holds; `spool replay DIR` replays it (only HOST:PORT's with --server, N deletes a\n\
          second with --rate, default 1000) and fails if deletes are left. A running router\n\
@@ -164,6 +168,7 @@ enum Mode {
     Route(crate::introspect::cli::RouteCommand),
     Spool(crate::spool::cli::SpoolCommand),
     Top(crate::top::TopOptions),
+    Plugin(crate::plugin::cli::PluginCommand),
 }
 
 fn parse_args() -> anyhow::Result<Option<Mode>> {
@@ -175,6 +180,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
     if args.peek().map(String::as_str) == Some("top") {
         args.next();
         return Ok(Some(Mode::Top(crate::top::parse(args)?)));
+    }
+    if args.peek().map(String::as_str) == Some("plugin") {
+        args.next();
+        return Ok(Some(Mode::Plugin(crate::plugin::cli::parse(args)?)));
     }
     if args.peek().map(String::as_str) == Some("route") {
         args.next();
@@ -307,6 +316,7 @@ fn run() -> anyhow::Result<()> {
         Mode::Route(command) => crate::introspect::cli::run(command),
         Mode::Spool(command) => crate::spool::cli::run(command),
         Mode::Top(options) => crate::top::run(&options),
+        Mode::Plugin(command) => crate::plugin::cli::run(&command),
         Mode::Run { config, workers } => {
             let mut config = Config::load(&config)?;
             if let Some(w) = workers {

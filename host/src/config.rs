@@ -287,6 +287,9 @@ pub struct PoolConfig {
     pub hash: PluginSource,
     /// Its configuration table.
     pub hash_config: toml::Table,
+    /// The SHA-256 its module must have (`hash = { ..., sha256 = "..." }`), 64 lowercase hex
+    /// digits.
+    pub hash_sha256: Option<String>,
     /// Connect timeout to each server.
     pub connect_timeout: Duration,
     /// Per-request timeout.
@@ -330,6 +333,8 @@ pub struct RouteConfig {
     pub line: usize,
     /// The policy.
     pub plugin: PluginSource,
+    /// The SHA-256 its module must have (`sha256`), 64 lowercase hex digits.
+    pub sha256: Option<String>,
     /// Children, by name (pools or routes); the plugin addresses them by index.
     pub children: Vec<String>,
     /// The table handed to the plugin's `init`.

@@ -159,12 +159,10 @@ impl Generation {
         let config_path = config.origin.clone();
         let mut modules: Modules = pinned;
         let mut compile = |source: &PluginSource,
+                           sha256: Option<&str>,
                            node: &str,
                            line: usize|
          -> Result<Arc<PluginModule>, BuildError> {
-            if let Some(m) = modules.get(source) {
-                return Ok(m.clone());
-            }
             let fail = |message: String| BuildError::Plugin {
                 file: file.clone(),
                 line,
@@ -174,6 +172,18 @@ impl Generation {
                     message,
                 },
             };
+            // The module a node gets must have the bytes its config pins, however it was
+            // found (compiled now, cached, or kept from the generation before).
+            let checked = |module: Arc<PluginModule>| match sha256 {
+                Some(pin) if !module.matches(pin) => Err(fail(format!(
+                    "its module is {}, but the config pins sha256:{pin}; refused",
+                    module.hash()
+                ))),
+                _ => Ok(module),
+            };
+            if let Some(m) = modules.get(source) {
+                return checked(m.clone());
+            }
             let bytes: std::borrow::Cow<'static, [u8]> = match source {
                 PluginSource::Bundled(name) => bundled::get(name)
                     .ok_or_else(|| fail("no such bundled plugin".into()))?
@@ -186,7 +196,7 @@ impl Generation {
                 .get_or_compile(engine, &source.to_string(), &bytes)
                 .map_err(|e| fail(e.message))?;
             modules.insert(source.clone(), module.clone());
-            Ok(module)
+            checked(module)
         };
 
         // Node indexes: pools first, then routes, in config order.
@@ -207,7 +217,12 @@ impl Generation {
         let mut nodes = Vec::with_capacity(index.len());
         for pool in &config.pools {
             let label = format!("pools.{}", pool.name);
-            let module = compile(&pool.hash, &format!("{label}.hash"), pool.line)?;
+            let module = compile(
+                &pool.hash,
+                pool.hash_sha256.as_deref(),
+                &format!("{label}.hash"),
+                pool.line,
+            )?;
             let tls_config = match &pool.tls {
                 None => None,
                 Some(files) => Some((
@@ -320,7 +335,7 @@ impl Generation {
         }
         for route in &config.routes {
             let label = format!("routes.{}", route.name);
-            let module = compile(&route.plugin, &label, route.line)?;
+            let module = compile(&route.plugin, route.sha256.as_deref(), &label, route.line)?;
             let children = route
                 .children
                 .iter()

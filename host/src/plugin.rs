@@ -6,6 +6,7 @@
 //! `sdk/ABI.md`; its constants come from `switchyard_sdk::abi`.
 //!
 //! - `bundled`: the plugins compiled into the binary by `build.rs`, by name.
+//! - `cli`: `switchyard plugin inspect`, a module vetted and `init`ed outside a config.
 //! - `cache`: compiled modules by content hash, so a reload compiles only what changed.
 //! - `module`: compile and vet a module (imports, exports) into an `InstancePre`.
 //! - `host_fns`: the functions a plugin may import.
@@ -15,6 +16,7 @@
 
 pub mod bundled;
 mod cache;
+pub mod cli;
 mod epoch;
 mod host_fns;
 mod instance;

@@ -44,7 +44,7 @@ fn json_log_lines_and_a_chatty_plugin_held_to_its_budget() {
         .find(|l| l.contains("generation 1 serving"))
         .unwrap_or_else(|| panic!("no `generation 1 serving` line: {log}"));
     assert!(
-        serving.contains("chatty.wasm md5:") && serving.contains("pools.p=ketama md5:"),
+        serving.contains("chatty.wasm sha256:") && serving.contains("pools.p=ketama sha256:"),
         "{serving}"
     );
     let chatty = lines.iter().filter(|l| l.contains("\"chatty\"")).count();

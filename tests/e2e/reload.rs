@@ -589,3 +589,89 @@ fn a_hundred_config_edits_make_a_hundred_reloads() {
     assert_eq!(stat(&mut client, "reload_failures").as_deref(), Some("0"));
     assert_eq!(served_by(&mut client, "k1"), "a");
 }
+
+/// `switchyard plugin inspect FILE`'s `sha256` line.
+fn inspected_sha256(file: &std::path::Path) -> String {
+    let output = Command::new(switchyard_binary())
+        .args(["plugin", "inspect"])
+        .arg(file)
+        .output()
+        .expect("run switchyard plugin inspect");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "inspect: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("init     ok"), "{stdout}");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256   "))
+        .unwrap_or_else(|| panic!("no sha256 line: {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn a_pinned_plugin_replaced_on_disk_is_refused_and_the_pinned_one_keeps_serving() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("pinned-plugin");
+    let guard = dir.write("guard.wasm", wasm::forwarding_plugin());
+    let pin = inspected_sha256(&guard);
+    assert_eq!(pin.len(), 64, "{pin}");
+    let pinned = format!(
+        "{}sha256 = \"sha256:{pin}\"\n",
+        config_text(&a, &b, "a", "")
+    );
+
+    // A wrong pin: the router would not start, and says where and why.
+    let wrong = "0".repeat(64);
+    let bad = dir.write("bad.toml", pinned.replace(&pin, &wrong));
+    let output = Command::new(switchyard_binary())
+        .arg("--check-config")
+        .arg(&bad)
+        .output()
+        .expect("run switchyard --check-config");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let line = pinned
+        .lines()
+        .position(|l| l.starts_with("plugin = \"guard.wasm\""))
+        .expect("the route's plugin line")
+        + 1;
+    for mention in [
+        format!("{}:{line}", bad.display()),
+        format!("sha256:{pin}"),
+        format!("sha256:{wrong}"),
+    ] {
+        assert!(stderr.contains(&mention), "{mention:?} not in: {stderr}");
+    }
+
+    let router = start_from(&dir, &pinned);
+    let mut client = connect(&router, 0);
+    let first = wait_stat(&mut client, "generation", |_| true, "the first generation");
+    assert_eq!(served_by(&mut client, "k1"), "a");
+
+    // Another build lands on disk (and the route now names pool b): refused, as pinned.
+    dir.write("guard.wasm", wasm::forwarding_plugin_variant(3));
+    dir.write(
+        "switchyard.toml",
+        pinned.replace("children = [\"a\"]", "children = [\"b\"]"),
+    );
+    wait_stat(
+        &mut client,
+        "reload_failures",
+        |f| f >= 1,
+        "the reload with another guard.wasm is refused",
+    );
+    let error = stat(&mut client, "last_reload_error").unwrap_or_default();
+    assert!(
+        error.contains("guard.wasm") && error.contains(&format!("pins sha256:{pin}")),
+        "{error}"
+    );
+    assert_eq!(
+        stat(&mut client, "generation"),
+        Some(first.to_string()),
+        "still the first generation"
+    );
+    assert_eq!(served_by(&mut client, "k1"), "a");
+}

@@ -174,7 +174,7 @@ fn counters_and_histograms_move_as_expected_after_known_traffic() {
     );
     assert!(number(&plugins, "pools.main:memory_bytes") > 0);
     assert!(
-        plugins["pools.main:module"].starts_with("ketama md5:"),
+        plugins["pools.main:module"].starts_with("ketama sha256:"),
         "{}",
         plugins["pools.main:module"]
     );

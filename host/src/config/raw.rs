@@ -128,6 +128,7 @@ pub struct RawPool {
 #[serde(deny_unknown_fields)]
 pub struct RawPluginRef {
     pub plugin: Spanned<String>,
+    pub sha256: Option<Spanned<String>>,
     #[serde(default)]
     pub config: toml::Table,
 }
@@ -136,6 +137,7 @@ pub struct RawPluginRef {
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub plugin: Spanned<String>,
+    pub sha256: Option<Spanned<String>>,
     #[serde(default)]
     pub children: Vec<Spanned<String>>,
     #[serde(default)]

@@ -290,14 +290,20 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             }
             servers.push(spec);
         }
-        let (hash, hash_config) = match &pool.hash {
-            Some(RawPluginRef { plugin, config }) => (
+        let (hash, hash_config, hash_sha256) = match &pool.hash {
+            Some(RawPluginRef {
+                plugin,
+                config,
+                sha256,
+            }) => (
                 plugin_source(&cx, plugin, &format!("{key}.hash.plugin"))?,
                 config.clone(),
+                pin(&cx, sha256.as_ref(), &format!("{key}.hash.sha256"))?,
             ),
             None => (
                 PluginSource::Bundled(super::DEFAULT_HASH_PLUGIN.to_string()),
                 toml::Table::new(),
+                None,
             ),
         };
         let probe_floor = cx.millis(
@@ -341,6 +347,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             servers,
             hash,
             hash_config,
+            hash_sha256,
             connect_timeout: cx.millis(
                 &pool.connect_timeout_ms,
                 &format!("{key}.connect_timeout_ms"),
@@ -402,6 +409,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             on_fault,
             line: cx.line_of(route.plugin.span().start),
             plugin: plugin_source(&cx, &route.plugin, &format!("{key}.plugin"))?,
+            sha256: pin(&cx, route.sha256.as_ref(), &format!("{key}.sha256"))?,
             children,
             config: route.config.clone(),
         });
@@ -737,6 +745,32 @@ fn resolve_listen(addr: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("`{addr}`: {e}"))?
         .next()
         .ok_or_else(|| format!("`{addr}` resolves to no address"))
+}
+
+/// A plugin's pinned SHA-256: 64 hex digits, optionally after `sha256:` (as `stats plugins`
+/// prints it), kept in lowercase.
+fn pin(
+    cx: &Ctx<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let hex = value.get_ref().trim();
+    let hex = hex.strip_prefix("sha256:").unwrap_or(hex);
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(cx.at(
+            value,
+            key,
+            format!(
+                "`{}` is not a SHA-256: 64 hex digits (optionally after `sha256:`), as \
+                 `stats plugins` and `switchyard plugin inspect` print it",
+                value.get_ref()
+            ),
+        ));
+    }
+    Ok(Some(hex.to_ascii_lowercase()))
 }
 
 /// A value naming a file (a `/` or a `.wasm` ending) is a path; anything else is the name of a

@@ -9,7 +9,8 @@ use super::{PluginEngine, PluginError};
 /// A compiled, vetted plugin: ready to be instantiated on any worker.
 pub struct PluginModule {
     name: String,
-    /// `md5:<hex>` of its bytes: which build a node runs (`stats plugins`, the start log).
+    /// `sha256:<hex>` of its bytes: which build a node runs (`stats plugins`, the start log),
+    /// and what a config's `sha256` pins.
     hash: String,
     pre: InstancePre<HostState>,
     ticker: super::epoch::TickerHandle,
@@ -88,14 +89,7 @@ impl PluginModule {
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| err(format!("cannot be linked: {e}")))?;
-        let hash =
-            switchyard_sdk::hash::md5(wasm)
-                .iter()
-                .fold(String::from("md5:"), |mut hex, b| {
-                    use std::fmt::Write as _;
-                    let _ = write!(hex, "{b:02x}");
-                    hex
-                });
+        let hash = format!("sha256:{}", sha256_hex(wasm));
         Ok(PluginModule {
             name: name.to_string(),
             hash,
@@ -109,9 +103,14 @@ impl PluginModule {
         &self.name
     }
 
-    /// `md5:<hex>` of the module's bytes.
+    /// `sha256:<hex>` of the module's bytes.
     pub fn hash(&self) -> &str {
         &self.hash
+    }
+
+    /// Whether the module's bytes have the SHA-256 `pin` (64 lowercase hex digits).
+    pub fn matches(&self, pin: &str) -> bool {
+        self.hash.strip_prefix("sha256:") == Some(pin)
     }
 
     pub(crate) fn pre(&self) -> &InstancePre<HostState> {
@@ -121,5 +120,28 @@ impl PluginModule {
     /// The engine's epoch ticker, which every call into an instance must keep awake.
     pub(crate) fn ticker(&self) -> &super::epoch::TickerHandle {
         &self.ticker
+    }
+}
+
+/// The SHA-256 of `bytes` in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sha256_is_the_standard_one() {
+        assert_eq!(
+            super::sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

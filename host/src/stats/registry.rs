@@ -250,7 +250,8 @@ defs! {
     PLUGIN_CALL_P99 = "plugins", "<node>:call_p99_us", Quantile, Microseconds;
     /// Linear memory of the node's instances now, summed over workers.
     PLUGIN_MEMORY = "plugins", "<node>:memory_bytes", Gauge, Bytes;
-    /// The plugin module the node runs: `bundled:<name>` or its file, and a hash of its bytes.
+    /// The plugin module the node runs: `bundled:<name>` or its file, and the SHA-256 of its
+    /// bytes (`sha256:<hex>`, what a config's `sha256` pins).
     PLUGIN_MODULE = "plugins", "<node>:module", Info, Text;
 
     /// Client requests whose route reached the node (at most the first three nodes of a
