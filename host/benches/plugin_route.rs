@@ -78,6 +78,8 @@ fn instance(
         config_toml: config.to_string(),
         health: vec![None; children.len()],
         log_budget: Default::default(),
+        log_level: switchyard_sdk::abi::log_level::DEBUG,
+        module: plugin.to_string(),
     });
     PluginInstance::new(&module, ctx, &settings(), 1).expect("the plugin's init succeeds")
 }

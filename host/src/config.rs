@@ -290,6 +290,9 @@ pub struct PoolConfig {
     /// The SHA-256 its module must have (`hash = { ..., sha256 = "..." }`), 64 lowercase hex
     /// digits.
     pub hash_sha256: Option<String>,
+    /// The most detailed level of the plugin's own log lines written (`hash = { ...,
+    /// log_level }`); `None`: every level the router's log filter lets through.
+    pub hash_log_level: Option<switchyard_sdk::Level>,
     /// Connect timeout to each server.
     pub connect_timeout: Duration,
     /// Per-request timeout.
@@ -335,6 +338,9 @@ pub struct RouteConfig {
     pub plugin: PluginSource,
     /// The SHA-256 its module must have (`sha256`), 64 lowercase hex digits.
     pub sha256: Option<String>,
+    /// The most detailed level of the plugin's own log lines written (`log_level`); `None`:
+    /// every level the router's log filter lets through.
+    pub log_level: Option<switchyard_sdk::Level>,
     /// Children, by name (pools or routes); the plugin addresses them by index.
     pub children: Vec<String>,
     /// The table handed to the plugin's `init`.

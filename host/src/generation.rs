@@ -325,6 +325,10 @@ impl Generation {
                     config_toml: table_text(&pool.hash_config),
                     health,
                     log_budget: Default::default(),
+                    log_level: pool
+                        .hash_log_level
+                        .map_or(switchyard_sdk::abi::log_level::DEBUG, |l| l.code()),
+                    module: format!("{} {}", module.name(), module.hash()),
                 }),
                 module,
                 children,
@@ -356,6 +360,10 @@ impl Generation {
                     config_toml: table_text(&route.config),
                     health: vec![None; route.children.len()],
                     log_budget: Default::default(),
+                    log_level: route
+                        .log_level
+                        .map_or(switchyard_sdk::abi::log_level::DEBUG, |l| l.code()),
+                    module: format!("{} {}", module.name(), module.hash()),
                 }),
                 module,
                 children,

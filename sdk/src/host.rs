@@ -38,6 +38,23 @@ impl Level {
         }
     }
 
+    /// Its name in configs (`[routes.NAME] log_level`): `error`, `warn`, `info`, `debug`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+        }
+    }
+
+    /// The level with this name ([`Level::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Error, Self::Warn, Self::Info, Self::Debug]
+            .into_iter()
+            .find(|level| level.name() == name)
+    }
+
     /// The level with this ABI code, if any.
     pub const fn from_code(code: u32) -> Option<Self> {
         match code {

@@ -47,10 +47,40 @@ fn json_log_lines_and_a_chatty_plugin_held_to_its_budget() {
         serving.contains("chatty.wasm sha256:") && serving.contains("pools.p=ketama sha256:"),
         "{serving}"
     );
-    let chatty = lines.iter().filter(|l| l.contains("\"chatty\"")).count();
+    let chatty: Vec<&&str> = lines.iter().filter(|l| l.contains("\"chatty\"")).collect();
+    // Each names its node and the module (file and SHA-256) the node runs.
+    let tagged =
+        |l: &&&str| l.contains("\"plugin\":\"routes.r\"") && l.contains("chatty.wasm sha256:");
+    assert!(chatty.iter().all(tagged), "{chatty:#?}");
+    let chatty = chatty.len();
     println!("{chatty} of 200 plugin log lines written");
     assert!(
         (1..=20).contains(&chatty),
         "{chatty} plugin lines for 200 calls: the budget is 20 per 10 s"
+    );
+}
+
+#[test]
+fn a_nodes_log_level_drops_its_plugins_more_detailed_lines() {
+    let server = Memcached::start();
+    let port = free_port();
+    let text = config(port, &server, "chatty.wasm") + "log_level = \"warn\"\n";
+    let router = RouterProcess::start_listening_with_args(
+        "logs-level",
+        &text,
+        &[port],
+        &[("chatty.wasm", wasm::logging_every_call_plugin())],
+        &["--log-format", "json"],
+    );
+    let mut client = Client::connect(router.addr());
+    for i in 0..50 {
+        assert_eq!(client.get(&format!("k{i}")), None);
+    }
+    assert_eq!(client.stat("cmd_get"), Some(50));
+    let log = router.log();
+    assert!(log.contains("generation 1 serving"), "{log}");
+    assert!(
+        !log.contains("\"chatty\""),
+        "info lines of a node at `warn` are dropped: {log}"
     );
 }

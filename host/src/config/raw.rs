@@ -129,6 +129,7 @@ pub struct RawPool {
 pub struct RawPluginRef {
     pub plugin: Spanned<String>,
     pub sha256: Option<Spanned<String>>,
+    pub log_level: Option<Spanned<String>>,
     #[serde(default)]
     pub config: toml::Table,
 }
@@ -138,6 +139,7 @@ pub struct RawPluginRef {
 pub struct RawRoute {
     pub plugin: Spanned<String>,
     pub sha256: Option<Spanned<String>>,
+    pub log_level: Option<Spanned<String>>,
     #[serde(default)]
     pub children: Vec<Spanned<String>>,
     #[serde(default)]

@@ -290,19 +290,22 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             }
             servers.push(spec);
         }
-        let (hash, hash_config, hash_sha256) = match &pool.hash {
+        let (hash, hash_config, hash_sha256, hash_log_level) = match &pool.hash {
             Some(RawPluginRef {
                 plugin,
                 config,
                 sha256,
+                log_level,
             }) => (
                 plugin_source(&cx, plugin, &format!("{key}.hash.plugin"))?,
                 config.clone(),
                 pin(&cx, sha256.as_ref(), &format!("{key}.hash.sha256"))?,
+                level(&cx, log_level.as_ref(), &format!("{key}.hash.log_level"))?,
             ),
             None => (
                 PluginSource::Bundled(super::DEFAULT_HASH_PLUGIN.to_string()),
                 toml::Table::new(),
+                None,
                 None,
             ),
         };
@@ -348,6 +351,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             hash,
             hash_config,
             hash_sha256,
+            hash_log_level,
             connect_timeout: cx.millis(
                 &pool.connect_timeout_ms,
                 &format!("{key}.connect_timeout_ms"),
@@ -410,6 +414,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             line: cx.line_of(route.plugin.span().start),
             plugin: plugin_source(&cx, &route.plugin, &format!("{key}.plugin"))?,
             sha256: pin(&cx, route.sha256.as_ref(), &format!("{key}.sha256"))?,
+            log_level: level(&cx, route.log_level.as_ref(), &format!("{key}.log_level"))?,
             children,
             config: route.config.clone(),
         });
@@ -771,6 +776,29 @@ fn pin(
         ));
     }
     Ok(Some(hex.to_ascii_lowercase()))
+}
+
+/// A plugin node's `log_level`: `error`, `warn`, `info` or `debug`.
+fn level(
+    cx: &Ctx<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+) -> Result<Option<switchyard_sdk::Level>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    switchyard_sdk::Level::from_name(value.get_ref())
+        .map(Some)
+        .ok_or_else(|| {
+            cx.at(
+                value,
+                key,
+                format!(
+                    "`{}` is not a log level: `error`, `warn`, `info` or `debug`",
+                    value.get_ref()
+                ),
+            )
+        })
 }
 
 /// A value naming a file (a `/` or a `.wasm` ending) is a path; anything else is the name of a

@@ -126,6 +126,8 @@ pub fn inspect(command: &PluginCommand) -> anyhow::Result<(String, bool)> {
         config_toml: command.config.clone(),
         health: (0..command.children).map(|_| None).collect(),
         log_budget: Default::default(),
+        log_level: switchyard_sdk::abi::log_level::DEBUG,
+        module: command.module.clone(),
     });
     let settings = PluginSettings {
         call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,

@@ -170,18 +170,22 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
         abi::import::LOG,
         |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
             let node = &caller.data().node;
-            // Checked before the message is even read: a chatty plugin costs a counter.
+            // A level the node's `log_level` leaves out is dropped first; the rest is checked
+            // before the message is even read: a chatty plugin costs a counter.
+            if level as u32 > node.log_level {
+                return Ok(());
+            }
             let Some(suppressed) = node.log_budget.admit(log_clock_ms()) else {
                 return Ok(());
             };
             let bytes = guest_bytes(&caller, ptr, len)?;
             let msg = super::instance::one_line(&String::from_utf8_lossy(bytes));
-            let plugin = &node.label;
+            let (plugin, module) = (&node.label, &node.module);
             match level {
-                1 => tracing::error!(plugin = %plugin, suppressed, "{msg}"),
-                2 => tracing::warn!(plugin = %plugin, suppressed, "{msg}"),
-                3 => tracing::info!(plugin = %plugin, suppressed, "{msg}"),
-                _ => tracing::debug!(plugin = %plugin, suppressed, "{msg}"),
+                1 => tracing::error!(plugin = %plugin, module = %module, suppressed, "{msg}"),
+                2 => tracing::warn!(plugin = %plugin, module = %module, suppressed, "{msg}"),
+                3 => tracing::info!(plugin = %plugin, module = %module, suppressed, "{msg}"),
+                _ => tracing::debug!(plugin = %plugin, module = %module, suppressed, "{msg}"),
             }
             Ok(())
         },

@@ -37,6 +37,11 @@ pub struct NodeContext {
     pub health: Vec<Option<Arc<crate::backend::Health>>>,
     /// Bounds the lines the node's plugin may log (`log`), shared by its instances.
     pub log_budget: super::host_fns::LogBudget,
+    /// The most detailed level of its log lines written (an ABI `log_level` code: 1 error to
+    /// 4 debug); more detailed ones are dropped before they count against the budget.
+    pub log_level: u32,
+    /// The module it runs, as its log lines name it: `<name> sha256:<hex>`.
+    pub module: String,
 }
 
 /// What one instance may hold: its linear memory in bytes, and one memory, one instance and a
