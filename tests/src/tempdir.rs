@@ -41,6 +41,18 @@ impl TestDir {
         std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
     }
+
+    /// Replaces `name` with `contents` at once, as editors and configuration management do:
+    /// written beside it, then renamed over it, so no reader ever sees it half written.
+    pub fn replace(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path.join(name);
+        let staged = self.path.join(format!(".{name}.staged"));
+        std::fs::write(&staged, contents)
+            .unwrap_or_else(|e| panic!("write {}: {e}", staged.display()));
+        std::fs::rename(&staged, &path)
+            .unwrap_or_else(|e| panic!("rename onto {}: {e}", path.display()));
+        path
+    }
 }
 
 impl Drop for TestDir {
