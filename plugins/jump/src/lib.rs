@@ -30,28 +30,6 @@ pub struct Jump {
     jump: select::Jump,
 }
 
-/// The 64-bit hash jump is computed on, for algorithm `alg`:
-///
-/// - `md5`: the first eight bytes of the MD5 digest, little-endian (the `md5` import). Its low 32
-///   bits are the host's 32-bit `md5` hash; it is also Guava's `HashCode.asLong()` of
-///   `Hashing.md5()`.
-/// - `fnv1a_64`: all 64 bits of FNV-1a, computed in the plugin (the `hash` import returns only
-///   the low 32).
-/// - `crc32`, `fnv1a_32` (and any other 32-bit algorithm): the host's 32-bit hash, zero-extended.
-///   Jump spreads such keys evenly too, but only 2^32 distinct inputs exist.
-pub fn key_hash(alg: HashAlgorithm, bytes: &[u8]) -> u64 {
-    match alg {
-        HashAlgorithm::Md5 => {
-            let digest = host::md5(bytes);
-            let mut low = [0; 8];
-            low.copy_from_slice(&digest[..8]);
-            u64::from_le_bytes(low)
-        }
-        HashAlgorithm::Fnv1a64 => switchyard_sdk::hash::fnv1a_64(bytes),
-        other => u64::from(host::hash(other, bytes)),
-    }
-}
-
 impl Jump {
     /// The child of `key` (the whole key: the hash tag, if any, applies before).
     pub fn lookup(&self, key: &[u8]) -> Child {

@@ -33,12 +33,7 @@ pub fn jump(mut key: u64, buckets: u32) -> u32 {
 ///   Jump spreads such keys evenly too, but only 2^32 distinct inputs exist.
 pub fn key_hash64(alg: HashAlgorithm, bytes: &[u8]) -> u64 {
     match alg {
-        HashAlgorithm::Md5 => {
-            let digest = host::md5(bytes);
-            let mut low = [0; 8];
-            low.copy_from_slice(&digest[..8]);
-            u64::from_le_bytes(low)
-        }
+        HashAlgorithm::Md5 => super::hash64(bytes),
         HashAlgorithm::Fnv1a64 => crate::hash::fnv1a_64(bytes),
         other => u64::from(host::hash(other, bytes)),
     }
