@@ -154,7 +154,6 @@ pub mod __private {
     mod wasm {
         use super::Instance;
         use crate::abi::{ABI_VERSION, KEY_CAPACITY};
-        use crate::host::{self, Level};
         use crate::policy::Policy;
         use crate::status::ReplyStatus;
         use crate::sys::{self, GuestCell};

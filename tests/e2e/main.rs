@@ -12,6 +12,7 @@
 //! - [`backend_failure`]: a dead or hung backend costs its requests only, within the timeout.
 //! - [`burst`]: 10,000 clients asking for one hot key at once all get it, no error.
 //! - [`health`]: servers marked down fail fast, come back by probe, and cannot grow memory.
+//! - [`plugin_authoring`]: a plugin made with `plugin new`, tested, built and routing traffic.
 //! - [`plugin_sandbox`]: traps, endless loops and WASI imports are contained or refused.
 //! - [`fault_policy`]: `on_fault` (error, pass, fallback) for every kind of plugin fault, and
 //!   the per-node circuit breaker.
@@ -74,6 +75,7 @@ mod long_values;
 mod memory;
 mod metrics;
 mod pipelining;
+mod plugin_authoring;
 mod plugin_sandbox;
 mod prefix;
 mod reload;

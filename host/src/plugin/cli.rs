@@ -1,9 +1,16 @@
-//! `switchyard plugin inspect FILE.wasm|NAME [--children N] [--config TOML]`: what a plugin
-//! module is before a config names it. The module is compiled and vetted as the router vets it
-//! (imports from the host only, every required export), then instantiated and `init`ed in the
-//! real runtime with `N` children (`child0`, `child1`, ..., weight 1) and the given config
-//! table; the report gives its size, SHA-256 (what a config's `sha256` pins), ABI version,
-//! imports, exports and how `init` went.
+//! `switchyard plugin`: writing a plugin outside this repository.
+//!
+//! - `new NAME [--template hash|prefix|call] [--dir DIR] [--sdk PATH]`: a standalone crate (its
+//!   own workspace, the toolchain and wasm target pinned, a release profile for small modules,
+//!   a policy with tests against the SDK's harness, a README and an example config).
+//! - `build [DIR]`: `cargo build --release --target wasm32-unknown-unknown` there, then the
+//!   module inspected as below, its path, size and SHA-256 printed.
+//! - `inspect FILE.wasm|NAME [--children N] [--config TOML]`: what a plugin module is before a
+//!   config names it. The module is compiled and vetted as the router vets it (imports from the
+//!   host only, every required export), then instantiated and `init`ed in the real runtime with
+//!   `N` children (`child0`, `child1`, ..., weight 1) and the given config table; the report
+//!   gives its size, SHA-256 (what a config's `sha256` pins), ABI version, imports, exports and
+//!   how `init` went.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -15,11 +22,78 @@ use super::{ChildInfo, NodeContext, PluginEngine, PluginInstance, PluginModule};
 use crate::config::PluginSettings;
 
 /// The command's usage, for `--help` and errors.
-pub const USAGE: &str = "switchyard plugin inspect FILE.wasm|NAME [--children N] [--config TOML]";
+pub const USAGE: &str =
+    "switchyard plugin new NAME [--template hash|prefix|call] [--dir DIR] [--sdk PATH]
+       switchyard plugin build [DIR]
+       switchyard plugin inspect FILE.wasm|NAME [--children N] [--config TOML]";
 
 /// A `switchyard plugin` command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginCommand {
+pub enum PluginCommand {
+    /// `new`: scaffold a crate.
+    New(NewCommand),
+    /// `build`: build a crate's module and inspect it.
+    Build(PathBuf),
+    /// `inspect`: vet and `init` a module.
+    Inspect(InspectCommand),
+}
+
+/// `switchyard plugin new`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCommand {
+    /// The crate's name (`my-hash`).
+    pub name: String,
+    /// Which starting policy.
+    pub template: Template,
+    /// Where the crate goes (default `./NAME`).
+    pub dir: PathBuf,
+    /// The `switchyard-sdk` crate it depends on (default: the one this router was built with).
+    pub sdk: PathBuf,
+}
+
+/// The starting policies of `plugin new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    /// A consistent hash over the children (the SDK's ketama ring).
+    Hash,
+    /// Keys by prefix, with a default child.
+    Prefix,
+    /// A `call` to the first child and, on a miss or error, the second (`on_reply`).
+    Call,
+}
+
+impl Template {
+    fn parse(name: &str) -> Option<Template> {
+        match name {
+            "hash" => Some(Template::Hash),
+            "prefix" => Some(Template::Prefix),
+            "call" => Some(Template::Call),
+            _ => None,
+        }
+    }
+
+    /// The policy's source and the example config's node table (children and config).
+    fn source(self) -> (&'static str, &'static str) {
+        match self {
+            Template::Hash => (
+                include_str!("templates/hash.rs"),
+                "children = [\"a\", \"b\"]\nconfig = { eject = false }\n",
+            ),
+            Template::Prefix => (
+                include_str!("templates/prefix.rs"),
+                "children = [\"a\", \"b\"]\nconfig = { prefixes = { \"user:\" = \"a\" }, default = \"b\" }\n",
+            ),
+            Template::Call => (
+                include_str!("templates/call.rs"),
+                "children = [\"a\", \"b\"]\nconfig = { retry_on = [\"miss\", \"server_error\"] }\n",
+            ),
+        }
+    }
+}
+
+/// `switchyard plugin inspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InspectCommand {
     /// A `.wasm` file, or the name of a bundled plugin.
     pub module: String,
     /// Children to `init` the plugin with.
@@ -32,11 +106,68 @@ pub struct PluginCommand {
 pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<PluginCommand> {
     let usage = || format!("usage: {USAGE}");
     match args.next().as_deref() {
-        Some("inspect") => {}
+        Some("inspect") => parse_inspect(args).map(PluginCommand::Inspect),
+        Some("new") => parse_new(args).map(PluginCommand::New),
+        Some("build") => {
+            let dir = args
+                .next()
+                .map_or_else(|| PathBuf::from("."), PathBuf::from);
+            if let Some(extra) = args.next() {
+                bail!("plugin build: unexpected `{extra}`; {}", usage());
+            }
+            Ok(PluginCommand::Build(dir))
+        }
         Some(other) => bail!("plugin: no subcommand `{other}`; {}", usage()),
         None => bail!("plugin needs a subcommand; {}", usage()),
     }
-    let mut command = PluginCommand {
+}
+
+fn parse_new(mut args: impl Iterator<Item = String>) -> anyhow::Result<NewCommand> {
+    let usage = || format!("usage: {USAGE}");
+    let (mut name, mut template, mut dir, mut sdk) = (None, Template::Hash, None, None);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("plugin new: {arg} needs a value; {}", usage()))
+        };
+        match arg.as_str() {
+            "--template" => {
+                let text = value()?;
+                template = Template::parse(&text).with_context(|| {
+                    format!("--template: `{text}` is none of hash, prefix, call")
+                })?;
+            }
+            "--dir" => dir = Some(PathBuf::from(value()?)),
+            "--sdk" => sdk = Some(PathBuf::from(value()?)),
+            flag if flag.starts_with('-') => {
+                bail!("plugin new: unknown flag `{flag}`; {}", usage())
+            }
+            _ if name.is_none() => name = Some(arg),
+            _ => bail!("plugin new: one name; {}", usage()),
+        }
+    }
+    let name = name.with_context(|| format!("plugin new needs a NAME; {}", usage()))?;
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        bail!(
+            "plugin new: `{name}` is not a crate name this command makes: lowercase letters, \
+             digits, `-` and `_`, starting with a letter"
+        );
+    }
+    Ok(NewCommand {
+        dir: dir.unwrap_or_else(|| PathBuf::from(&name)),
+        sdk: sdk.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk"))),
+        name,
+        template,
+    })
+}
+
+fn parse_inspect(mut args: impl Iterator<Item = String>) -> anyhow::Result<InspectCommand> {
+    let usage = || format!("usage: {USAGE}");
+    let mut command = InspectCommand {
         module: String::new(),
         children: 3,
         config: String::new(),
@@ -69,18 +200,148 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<PluginCom
     Ok(command)
 }
 
-/// Runs the command: prints the report; fails when the module would be refused.
+/// Runs the command. `inspect` and `build` print their report, and fail when the router
+/// would refuse the module.
 pub fn run(command: &PluginCommand) -> anyhow::Result<()> {
-    let (report, ok) = inspect(command)?;
-    print!("{report}");
-    if !ok {
-        bail!("{}: the router would refuse this plugin", command.module);
+    match command {
+        PluginCommand::Inspect(command) => {
+            let (report, ok) = inspect(command)?;
+            print!("{report}");
+            if !ok {
+                bail!("{}: the router would refuse this plugin", command.module);
+            }
+            Ok(())
+        }
+        PluginCommand::New(command) => scaffold(command),
+        PluginCommand::Build(dir) => build(dir),
     }
+}
+
+/// `plugin new`: writes the crate.
+fn scaffold(command: &NewCommand) -> anyhow::Result<()> {
+    let dir = &command.dir;
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        bail!("plugin new: {} exists and is not empty", dir.display());
+    }
+    let sdk = std::fs::canonicalize(&command.sdk).with_context(|| {
+        format!(
+            "plugin new: no switchyard-sdk at {} (--sdk PATH names one)",
+            command.sdk.display()
+        )
+    })?;
+    let name = &command.name;
+    let lib = name.replace('-', "_");
+    let (source, node) = command.template.source();
+    let files: [(&str, String); 6] = [
+        (
+            "Cargo.toml",
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+                 [lib]\n# cdylib: the .wasm module; rlib: the native tests against the SDK's harness.\n\
+                 crate-type = [\"cdylib\", \"rlib\"]\n\n\
+                 [dependencies]\nswitchyard-sdk = {{ path = {:?} }}\n\
+                 serde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+                 # Small, fast modules: a plugin runs on every request, and a panic is a trap anyway.\n\
+                 [profile.release]\nopt-level = 3\nlto = true\ncodegen-units = 1\npanic = \"abort\"\n\
+                 strip = true\ndebug = false\n\n\
+                 # A crate of its own, even inside another workspace.\n[workspace]\n",
+                sdk.display().to_string()
+            ),
+        ),
+        (
+            "rust-toolchain.toml",
+            include_str!("../../../rust-toolchain.toml").to_string(),
+        ),
+        ("src/lib.rs", source.to_string()),
+        (".gitignore", "/target\n/Cargo.lock\n".to_string()),
+        (
+            "example.toml",
+            format!(
+                "# Switchyard with this plugin as the listener's route over two pools.\n\
+                 # Build it first: switchyard plugin build\n\n\
+                 [[listeners]]\naddress = \"127.0.0.1:11311\"\nroute = \"{name}\"\n\n\
+                 [routes.{name}]\nplugin = \"target/wasm32-unknown-unknown/release/{lib}.wasm\"\n{node}\n\
+                 [pools.a]\nservers = [\"127.0.0.1:21211\"]\n\n[pools.b]\nservers = [\"127.0.0.1:21212\"]\n"
+            ),
+        ),
+        (
+            "README.md",
+            format!(
+                "# {name}\n\nA Switchyard routing plugin.\n\n\
+                 - `cargo test`: the policy runs natively against the SDK's test harness.\n\
+                 - `switchyard plugin build`: builds `target/wasm32-unknown-unknown/release/{lib}.wasm`, \
+                 vets it as the router does, `init`s it, and prints its size and SHA-256.\n\
+                 - `switchyard --config example.toml`: a router with it as the listener's route \
+                 (memcached on 127.0.0.1:21211 and 21212).\n\
+                 - Ship it with its SHA-256 pinned: `sha256 = \"...\"` beside `plugin` in \
+                 `[routes.{name}]`; another build of the file is then refused.\n\n\
+                 The SDK's own README (`switchyard-sdk`) documents the plan API.\n"
+            ),
+        ),
+    ];
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    for (file, text) in &files {
+        let path = dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "created {} ({:?} template, switchyard-sdk at {})\nnext: cd {} && cargo test && switchyard plugin build",
+        dir.display(),
+        command.template,
+        sdk.display(),
+        dir.display()
+    );
     Ok(())
 }
 
+/// `plugin build`: the crate's release module for wasm32, then inspected.
+fn build(dir: &std::path::Path) -> anyhow::Result<()> {
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("plugin build: cannot read {}", manifest.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("plugin build: {} is not TOML", manifest.display()))?;
+    let name = table
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(toml::Value::as_str)
+        .with_context(|| format!("plugin build: {} has no package name", manifest.display()))?;
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .status()
+        .context("plugin build: cannot run cargo")?;
+    if !status.success() {
+        bail!("plugin build: cargo build failed ({status})");
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| dir.join("target"), PathBuf::from);
+    let wasm = target
+        .join("wasm32-unknown-unknown/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    println!("module   {}", wasm.display());
+    run(&PluginCommand::Inspect(InspectCommand {
+        module: wasm.display().to_string(),
+        children: 3,
+        config: String::new(),
+    }))
+}
+
 /// The report, and whether the module passed (vetted, right ABI version, `init` succeeded).
-pub fn inspect(command: &PluginCommand) -> anyhow::Result<(String, bool)> {
+pub fn inspect(command: &InspectCommand) -> anyhow::Result<(String, bool)> {
     let bytes: Vec<u8> = match super::bundled::get(&command.module) {
         Some(bytes) if !command.module.contains('/') && !command.module.ends_with(".wasm") => {
             bytes.to_vec()
@@ -178,21 +439,36 @@ mod tests {
         let c = parse(args("inspect plugins/x.wasm --children 5")).expect("parses");
         assert_eq!(
             c,
-            PluginCommand {
+            PluginCommand::Inspect(InspectCommand {
                 module: "plugins/x.wasm".into(),
                 children: 5,
                 config: String::new(),
-            }
+            })
+        );
+        let PluginCommand::New(new) = parse(args("new my-hash --template call")).expect("new")
+        else {
+            panic!("not new");
+        };
+        assert_eq!(
+            (new.name.as_str(), new.template),
+            ("my-hash", Template::Call)
+        );
+        assert_eq!(new.dir, PathBuf::from("my-hash"));
+        assert!(parse(args("new My/Hash")).is_err());
+        assert!(parse(args("new x --template ring")).is_err());
+        assert_eq!(
+            parse(args("build plugins/x")).expect("build"),
+            PluginCommand::Build(PathBuf::from("plugins/x"))
         );
         assert!(parse(args("inspect")).is_err());
-        assert!(parse(args("build x")).is_err());
+        assert!(parse(args("ship x")).is_err());
         assert!(parse(args("inspect a.wasm --children 0")).is_err());
         assert!(parse(args("inspect a.wasm b.wasm")).is_err());
     }
 
     #[test]
     fn a_bundled_plugin_inspects_clean() {
-        let (report, ok) = inspect(&PluginCommand {
+        let (report, ok) = inspect(&InspectCommand {
             module: "ketama".into(),
             children: 3,
             config: String::new(),
@@ -206,7 +482,7 @@ mod tests {
 
     #[test]
     fn a_failing_init_is_reported() {
-        let (report, ok) = inspect(&PluginCommand {
+        let (report, ok) = inspect(&InspectCommand {
             module: "ketama".into(),
             children: 3,
             config: "points = 1".into(),
