@@ -137,10 +137,11 @@ fn usage() -> String {
          prints, for each KEY, where OP on listener N (default 0) would go: the servers, and the\n\
          path through the route tree, as `get __switchyard__.route(OP,KEY)` answers it.\n\
          \nPlugins: `plugin new` writes a standalone plugin crate (a hash, prefix or call policy\n\
-         with tests); `plugin build` builds its module for wasm32 and inspects it; `plugin\n\
-         inspect` compiles and vets a module as the router does, `init`s it with N children\n\
-         (default 3) and a config table, and prints its size, SHA-256 (what a config's\n\
-         `sha256` pins), imports, exports and how `init` went.\n\
+         with tests); `plugin build` builds its module for wasm32 and inspects it; `plugin test`\n\
+         prints where a module sends each of a list of keys; `plugin inspect` compiles and\n\
+         vets a module as the router does, `init`s it with N children (default 3) and a\n\
+         config table, and prints its size, SHA-256 (what a config's `sha256` pins),\n\
+         imports, exports and how `init` went.\n\
          \nDelete spools ([pools.NAME] delete_spool): `spool show DIR` prints what each server's\n\
          spool holds; `spool replay DIR` replays it (only HOST:PORT's with --server, N deletes a\n\
          second with --rate, default 1000) and fails if deletes are left. A running router\n\

@@ -5,6 +5,10 @@
 //!   a policy with tests against the SDK's harness, a README and an example config).
 //! - `build [DIR]`: `cargo build --release --target wasm32-unknown-unknown` there, then the
 //!   module inspected as below, its path, size and SHA-256 printed.
+//! - `test FILE.wasm|NAME [--children N] [--config TOML] [--op OP] [--summary] (--keys FILE |
+//!   KEY...)`: the module `init`ed as `inspect` does, then asked to route each key (one per line
+//!   of FILE, `-` for standard input): each decision printed, or with `--summary` the share of
+//!   keys per child and per other decision. Nothing is sent anywhere; every child counts as up.
 //! - `inspect FILE.wasm|NAME [--children N] [--config TOML]`: what a plugin module is before a
 //!   config names it. The module is compiled and vetted as the router vets it (imports from the
 //!   host only, every required export), then instantiated and `init`ed in the real runtime with
@@ -25,6 +29,7 @@ use crate::config::PluginSettings;
 pub const USAGE: &str =
     "switchyard plugin new NAME [--template hash|prefix|call] [--dir DIR] [--sdk PATH]
        switchyard plugin build [DIR]
+       switchyard plugin test FILE.wasm|NAME [--children N] [--config TOML] [--op OP] [--summary] (--keys FILE | KEY...)
        switchyard plugin inspect FILE.wasm|NAME [--children N] [--config TOML]";
 
 /// A `switchyard plugin` command line.
@@ -36,6 +41,23 @@ pub enum PluginCommand {
     Build(PathBuf),
     /// `inspect`: vet and `init` a module.
     Inspect(InspectCommand),
+    /// `test`: route keys through a module.
+    Test(TestCommand),
+}
+
+/// `switchyard plugin test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCommand {
+    /// The module and how to `init` it.
+    pub module: InspectCommand,
+    /// The operation the keys are routed for.
+    pub op: switchyard_sdk::Op,
+    /// Keys given on the command line.
+    pub keys: Vec<String>,
+    /// A file of keys, one per line (`-`: standard input).
+    pub keys_file: Option<PathBuf>,
+    /// Print the share of keys per decision instead of each decision.
+    pub summary: bool,
 }
 
 /// `switchyard plugin new`.
@@ -107,6 +129,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<PluginCom
     let usage = || format!("usage: {USAGE}");
     match args.next().as_deref() {
         Some("inspect") => parse_inspect(args).map(PluginCommand::Inspect),
+        Some("test") => parse_test(args).map(PluginCommand::Test),
         Some("new") => parse_new(args).map(PluginCommand::New),
         Some("build") => {
             let dir = args
@@ -165,6 +188,57 @@ fn parse_new(mut args: impl Iterator<Item = String>) -> anyhow::Result<NewComman
     })
 }
 
+fn parse_test(args: impl Iterator<Item = String>) -> anyhow::Result<TestCommand> {
+    let usage = || format!("usage: {USAGE}");
+    // `test`'s own flags; the module and `--children`/`--config` are `inspect`'s, and every
+    // word after the module is a key.
+    let (mut op, mut keys_file, mut summary) = (switchyard_sdk::Op::Get, None, false);
+    let (mut inspect, mut module, mut keys) = (Vec::new(), None, Vec::new());
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("plugin test: {arg} needs a value; {}", usage()))
+        };
+        match arg.as_str() {
+            "--op" => {
+                let name = value()?;
+                op = crate::introspect::op_named(&name).with_context(|| {
+                    format!(
+                        "plugin test: unknown operation `{name}` (one of {})",
+                        crate::introspect::op_names().join(" ")
+                    )
+                })?;
+            }
+            "--keys" => keys_file = Some(PathBuf::from(value()?)),
+            "--summary" => summary = true,
+            "--children" | "--config" => {
+                let v = value()?;
+                inspect.extend([arg, v]);
+            }
+            flag if flag.starts_with('-') => {
+                bail!("plugin test: unknown flag `{flag}`; {}", usage())
+            }
+            _ if module.is_none() => module = Some(arg),
+            _ => keys.push(arg),
+        }
+    }
+    let module = parse_inspect(module.into_iter().chain(inspect))?;
+    if keys.is_empty() && keys_file.is_none() {
+        bail!(
+            "plugin test needs keys (--keys FILE, or KEY...); {}",
+            usage()
+        );
+    }
+    Ok(TestCommand {
+        module,
+        op,
+        keys,
+        keys_file,
+        summary,
+    })
+}
+
 fn parse_inspect(mut args: impl Iterator<Item = String>) -> anyhow::Result<InspectCommand> {
     let usage = || format!("usage: {USAGE}");
     let mut command = InspectCommand {
@@ -213,6 +287,10 @@ pub fn run(command: &PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PluginCommand::New(command) => scaffold(command),
+        PluginCommand::Test(command) => {
+            print!("{}", test(command)?);
+            Ok(())
+        }
         PluginCommand::Build(dir) => build(dir),
     }
 }
@@ -340,17 +418,111 @@ fn build(dir: &std::path::Path) -> anyhow::Result<()> {
     }))
 }
 
+/// `plugin test`: every key routed by the module, as decisions or a summary of them.
+pub fn test(command: &TestCommand) -> anyhow::Result<String> {
+    let mut keys = command.keys.clone();
+    if let Some(file) = &command.keys_file {
+        let text = if file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("cannot read keys from stdin")?
+        } else {
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?
+        };
+        keys.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    }
+    let (mut instance, names) = instantiate(&command.module)?;
+    let op = command.op.code();
+    let mut out = String::new();
+    let mut tally: std::collections::BTreeMap<String, u64> = Default::default();
+    for key in &keys {
+        let input = super::RouteInput {
+            op,
+            key: key.as_bytes(),
+            flags: 0,
+            exptime: 0,
+            value_len: 0,
+            listener: 0,
+            identity: None,
+        };
+        let decision = match instance.route(&input) {
+            Ok(super::Decision::Forward(child)) => format!(
+                "forward {}",
+                names.get(child as usize).map_or("?", String::as_str)
+            ),
+            Ok(other) => format!("{other:?}"),
+            Err(fault) => format!("fault: {fault}"),
+        };
+        if command.summary {
+            *tally.entry(decision).or_default() += 1;
+        } else {
+            let _ = writeln!(out, "{key}\t{decision}");
+        }
+    }
+    if command.summary {
+        let total = keys.len().max(1) as f64;
+        for (decision, n) in &tally {
+            let _ = writeln!(out, "{n}\t{:.1}%\t{decision}", 100.0 * *n as f64 / total);
+        }
+    }
+    Ok(out)
+}
+
+/// A module's instance, `init`ed as `command` says, and its children's names.
+fn instantiate(command: &InspectCommand) -> anyhow::Result<(PluginInstance, Vec<String>)> {
+    let bytes = module_bytes(&command.module)?;
+    let engine = PluginEngine::new().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let module = PluginModule::compile(&engine, &command.module, &bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {}", command.module, e.message))?;
+    let node = node_context(command);
+    let names = node.children.iter().map(|c| c.name.clone()).collect();
+    let instance = PluginInstance::new(&module, node, &default_settings(), 1)
+        .map_err(|e| anyhow::anyhow!("{}: {}", command.module, e.message))?;
+    Ok((instance, names))
+}
+
+/// A bundled plugin's bytes, or a file's.
+fn module_bytes(module: &str) -> anyhow::Result<Vec<u8>> {
+    match super::bundled::get(module) {
+        Some(bytes) if !module.contains('/') && !module.ends_with(".wasm") => Ok(bytes.to_vec()),
+        _ => std::fs::read(module).with_context(|| format!("cannot read {module}")),
+    }
+}
+
+/// The node a module is tried as: `children` children named `child0`, ... of weight 1, every
+/// one up, and the config table.
+fn node_context(command: &InspectCommand) -> Arc<NodeContext> {
+    Arc::new(NodeContext {
+        label: "inspect".into(),
+        children: (0..command.children)
+            .map(|i| ChildInfo {
+                name: format!("child{i}"),
+                weight: 1,
+            })
+            .collect(),
+        config_toml: command.config.clone(),
+        health: (0..command.children).map(|_| None).collect(),
+        log_budget: Default::default(),
+        log_level: switchyard_sdk::abi::log_level::DEBUG,
+        module: command.module.clone(),
+    })
+}
+
+/// The default sandbox budgets (`[plugins]` with nothing set).
+fn default_settings() -> PluginSettings {
+    PluginSettings {
+        call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,
+        init_timeout: crate::config::DEFAULT_INIT_TIMEOUT,
+        memory_limit_bytes: crate::config::DEFAULT_MEMORY_LIMIT_BYTES,
+        rollback_faults: crate::config::DEFAULT_ROLLBACK_FAULTS,
+        breaker_faults: crate::config::DEFAULT_BREAKER_FAULTS,
+        breaker_backoff: crate::config::DEFAULT_BREAKER_BACKOFF,
+        breaker_max_backoff: crate::config::DEFAULT_BREAKER_MAX_BACKOFF,
+    }
+}
+
 /// The report, and whether the module passed (vetted, right ABI version, `init` succeeded).
 pub fn inspect(command: &InspectCommand) -> anyhow::Result<(String, bool)> {
-    let bytes: Vec<u8> = match super::bundled::get(&command.module) {
-        Some(bytes) if !command.module.contains('/') && !command.module.ends_with(".wasm") => {
-            bytes.to_vec()
-        }
-        _ => {
-            let path = PathBuf::from(&command.module);
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?
-        }
-    };
+    let bytes = module_bytes(&command.module)?;
     let mut out = String::new();
     let _ = writeln!(out, "plugin   {}", command.module);
     let _ = writeln!(out, "size     {} bytes", bytes.len());
@@ -376,29 +548,8 @@ pub fn inspect(command: &InspectCommand) -> anyhow::Result<(String, bool)> {
         }
     );
     let _ = writeln!(out, "exports  {}", exports.join(", "));
-    let node = Arc::new(NodeContext {
-        label: "inspect".into(),
-        children: (0..command.children)
-            .map(|i| ChildInfo {
-                name: format!("child{i}"),
-                weight: 1,
-            })
-            .collect(),
-        config_toml: command.config.clone(),
-        health: (0..command.children).map(|_| None).collect(),
-        log_budget: Default::default(),
-        log_level: switchyard_sdk::abi::log_level::DEBUG,
-        module: command.module.clone(),
-    });
-    let settings = PluginSettings {
-        call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,
-        init_timeout: crate::config::DEFAULT_INIT_TIMEOUT,
-        memory_limit_bytes: crate::config::DEFAULT_MEMORY_LIMIT_BYTES,
-        rollback_faults: crate::config::DEFAULT_ROLLBACK_FAULTS,
-        breaker_faults: crate::config::DEFAULT_BREAKER_FAULTS,
-        breaker_backoff: crate::config::DEFAULT_BREAKER_BACKOFF,
-        breaker_max_backoff: crate::config::DEFAULT_BREAKER_MAX_BACKOFF,
-    };
+    let node = node_context(command);
+    let settings = default_settings();
     let abi = switchyard_sdk::abi::ABI_VERSION;
     let children = command.children;
     match PluginInstance::new(&module, node, &settings, 1) {
@@ -464,6 +615,52 @@ mod tests {
         assert!(parse(args("ship x")).is_err());
         assert!(parse(args("inspect a.wasm --children 0")).is_err());
         assert!(parse(args("inspect a.wasm b.wasm")).is_err());
+    }
+
+    #[test]
+    fn test_routes_each_key_and_sums_them_up() {
+        let PluginCommand::Test(command) = parse(args(
+            "test prefix --children 2 --config default=\"child1\" user:1 other",
+        ))
+        .expect("parses") else {
+            panic!("not test");
+        };
+        assert_eq!(command.keys, ["user:1", "other"]);
+        let command = TestCommand {
+            module: InspectCommand {
+                module: "prefix".into(),
+                children: 2,
+                config: "prefixes = { \"user:\" = \"child0\" }\ndefault = \"child1\"".into(),
+            },
+            ..command
+        };
+        let out = test(&command).expect("routes");
+        assert_eq!(out, "user:1\tforward child0\nother\tforward child1\n");
+
+        let keys: Vec<String> = (0..3000).map(|i| format!("key:{i}")).collect();
+        let summary = test(&TestCommand {
+            module: InspectCommand {
+                module: "ketama".into(),
+                children: 3,
+                config: String::new(),
+            },
+            op: switchyard_sdk::Op::Get,
+            keys,
+            keys_file: None,
+            summary: true,
+        })
+        .expect("routes");
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines.len(), 3, "{summary}");
+        for line in lines {
+            let n: u64 = line
+                .split('\t')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("a count");
+            assert!((700..1300).contains(&n), "{summary}");
+        }
+        assert!(parse(args("test ketama")).is_err(), "no keys");
     }
 
     #[test]
