@@ -8,6 +8,8 @@
 //! this crate for the ABI's constants, hash functions, operations ([`Op`]), reply statuses
 //! ([`ReplyStatus`]) and decoded plans ([`decision::Decision`]). See `README.md` for an example.
 //!
+//! [`guide`] walks through writing one: every kind of plan, testing, building, deploying.
+//!
 //! Codemap:
 //!
 //! - [`abi`]: every constant of ABI.md and the plan word layout (host and guest share these).
@@ -36,6 +38,8 @@
 
 pub mod abi;
 pub mod decision;
+#[doc = include_str!("../GUIDE.md")]
+pub mod guide {}
 mod export;
 pub mod hash;
 pub mod host;
