@@ -16,7 +16,7 @@ mod background;
 mod fan_out;
 mod rewrite;
 
-pub(crate) use rewrite::rewritten_key;
+pub(crate) use rewrite::{now_for, rewritten_key};
 
 use crate::error::{PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;

@@ -233,25 +233,20 @@ impl NodeStats {
             replies,
             latency,
         } = self.route_totals();
-        let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
-            let name = def.name.replacen("<node>", label, 1);
-            let _ = write!(out, "STAT {name} {value}\r\n");
-        };
-        line(&registry::ROUTE_REQUESTS, &requests);
-        for (status, n) in ReplyStatus::NAMES.iter().zip(replies) {
-            let name = registry::ROUTE_REPLIES
+        let mut line = |def: &StatDef, status: &str, value: &dyn std::fmt::Display| {
+            let name = def
                 .name
                 .replacen("<node>", label, 1)
                 .replacen("<status>", status, 1);
-            let _ = write!(out, "STAT {name} {n}\r\n");
-        }
-        let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
-            let name = def.name.replacen("<node>", label, 1);
             let _ = write!(out, "STAT {name} {value}\r\n");
         };
-        line(&registry::ROUTE_LATENCY_MEAN, &latency.mean_us());
-        line(&registry::ROUTE_LATENCY_P50, &latency.quantile_us(0.5));
-        line(&registry::ROUTE_LATENCY_P99, &latency.quantile_us(0.99));
+        line(&registry::ROUTE_REQUESTS, "", &requests);
+        for (status, n) in ReplyStatus::NAMES.iter().zip(replies) {
+            line(&registry::ROUTE_REPLIES, status, &n);
+        }
+        line(&registry::ROUTE_LATENCY_MEAN, "", &latency.mean_us());
+        line(&registry::ROUTE_LATENCY_P50, "", &latency.quantile_us(0.5));
+        line(&registry::ROUTE_LATENCY_P99, "", &latency.quantile_us(0.99));
     }
 
     /// A request on `worker` failed on the node's plugin with `kind`.

@@ -62,7 +62,7 @@ pub(super) fn rewrite(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Rewritten
     let exptime = if carries_exptime(command) {
         rewrite
             .exptime
-            .apply(req.input.exptime, now(rewrite.exptime))
+            .apply(req.input.exptime, now_for(rewrite.exptime))
     } else {
         req.input.exptime
     };
@@ -92,7 +92,7 @@ pub(super) fn background(
     };
     let key = new_key(req, &send.rewrite).ok()?;
     let command = req.origin.command();
-    let now = now(send.rewrite.exptime);
+    let now = now_for(send.rewrite.exptime);
     let (flags, exptime, data) = match at_hand {
         // A retrieval hit just received: its first value, with its client flags. Meta replies
         // carry no flags unless the client asked for them, so only classic ones are stored.
@@ -225,8 +225,9 @@ pub(crate) fn rewritten_key(key: &[u8], rewrite: &OwnedRewrite) -> Result<Vec<u8
     Ok(key)
 }
 
-/// Unix time in seconds, when `exptime` needs it (capping an absolute time).
-fn now(exptime: Exptime) -> i64 {
+/// Unix time in seconds, when `exptime` needs it (capping an absolute time); 0 otherwise, so
+/// the clock is read only for a cap.
+pub(crate) fn now_for(exptime: Exptime) -> i64 {
     if !matches!(exptime, Exptime::Cap(_)) {
         return 0;
     }

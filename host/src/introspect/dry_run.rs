@@ -24,12 +24,10 @@
 //! reply <path> <the reply's first line>
 //! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use switchyard_sdk::{Exptime, Op, Store};
 
 use crate::error::{PlanProblem, PluginCall, RequestError, Side};
-use crate::execute::rewritten_key;
+use crate::execute::{now_for, rewritten_key};
 use crate::generation::Target;
 use crate::plugin::{Decision, OwnedBackground, RouteInput, Wait};
 use crate::reply::{Outcome, render_plugin_reply};
@@ -253,7 +251,7 @@ impl Walk<'_> {
                 sent.exptime = send
                     .rewrite
                     .exptime
-                    .apply(input.exptime, now(send.rewrite.exptime));
+                    .apply(input.exptime, now_for(send.rewrite.exptime));
             }
             None => {
                 if let Some(exptime) = rewritten_exptime(input, send.rewrite.exptime) {
@@ -395,17 +393,7 @@ fn rewritten_exptime(input: &RouteInput<'_>, exptime: Exptime) -> Option<i64> {
             op,
             Op::Touch | Op::Gat | Op::Gats | Op::MetaGet | Op::MetaDelete | Op::MetaArithmetic
         );
-    carries.then(|| exptime.apply(input.exptime, now(exptime)))
-}
-
-/// Unix time in seconds, when capping an exptime needs it.
-fn now(exptime: Exptime) -> i64 {
-    if !matches!(exptime, Exptime::Cap(_)) {
-        return 0;
-    }
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    carries.then(|| exptime.apply(input.exptime, now_for(exptime)))
 }
 
 #[cfg(test)]
