@@ -80,6 +80,7 @@ fn instance(
         log_budget: Default::default(),
         log_level: switchyard_sdk::abi::log_level::DEBUG,
         module: plugin.to_string(),
+        metrics: switchyard::plugin::PluginMetrics::new(1),
     });
     PluginInstance::new(&module, ctx, &settings(), 1).expect("the plugin's init succeeds")
 }

@@ -329,6 +329,7 @@ impl Generation {
                         .hash_log_level
                         .map_or(switchyard_sdk::abi::log_level::DEBUG, |l| l.code()),
                     module: format!("{} {}", module.name(), module.hash()),
+                    metrics: crate::plugin::PluginMetrics::new(workers),
                 }),
                 module,
                 children,
@@ -364,6 +365,7 @@ impl Generation {
                         .log_level
                         .map_or(switchyard_sdk::abi::log_level::DEBUG, |l| l.code()),
                     module: format!("{} {}", module.name(), module.hash()),
+                    metrics: crate::plugin::PluginMetrics::new(workers),
                 }),
                 module,
                 children,

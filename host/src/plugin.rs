@@ -11,6 +11,7 @@
 //! - `module`: compile and vet a module (imports, exports) into an `InstancePre`.
 //! - `host_fns`: the functions a plugin may import.
 //! - `instance`: instantiate, `init`, `route` under an epoch deadline and a memory cap.
+//! - `metrics`: the counters and histograms a node's plugin defines.
 //! - `plan`: the host's reading of what `route` returned.
 //! - `epoch`: the ticker that advances the epoch, parked while no plugin runs.
 
@@ -20,6 +21,7 @@ pub mod cli;
 mod epoch;
 mod host_fns;
 mod instance;
+mod metrics;
 mod module;
 mod plan;
 
@@ -28,6 +30,7 @@ use std::time::Duration;
 pub use cache::ModuleCache;
 pub use host_fns::LogBudget;
 pub use instance::{ChildInfo, NodeContext, PluginFault, PluginInstance, RouteInput};
+pub use metrics::{MetricsSnapshot, PluginMetrics};
 pub use module::PluginModule;
 pub use plan::{Decision, OwnedBackground, OwnedReply, OwnedRewrite};
 pub use switchyard_sdk::Wait;

@@ -343,9 +343,33 @@ pub fn render_plugins(generation: &crate::generation::Generation) -> String {
     for node in &generation.nodes {
         node.stats
             .render(&node.context.label, &node.module, &mut out);
+        render_plugin_metrics(&node.context.label, &node.context.metrics, &mut out);
     }
     out.push_str("END\r\n");
     out
+}
+
+/// The `stats plugins` lines of the metrics the plugin of the node labelled `label` defined.
+fn render_plugin_metrics(label: &str, metrics: &crate::plugin::PluginMetrics, out: &mut String) {
+    let snapshot = metrics.snapshot();
+    let mut line = |def: &StatDef, name: &str, value: &dyn std::fmt::Display| {
+        let stat = def
+            .name
+            .replacen("<node>", label, 1)
+            .replacen("<counter>", name, 1)
+            .replacen("<histogram>", name, 1);
+        let _ = write!(out, "STAT {stat} {value}\r\n");
+    };
+    for (name, value) in &snapshot.counters {
+        line(&registry::PLUGIN_COUNTER, name, value);
+    }
+    for (name, h) in &snapshot.histograms {
+        line(&registry::PLUGIN_HISTOGRAM_COUNT, name, &h.count());
+        line(&registry::PLUGIN_HISTOGRAM_SUM, name, &h.sum);
+        line(&registry::PLUGIN_HISTOGRAM_MEAN, name, &h.mean_us());
+        line(&registry::PLUGIN_HISTOGRAM_P50, name, &h.quantile_us(0.5));
+        line(&registry::PLUGIN_HISTOGRAM_P99, name, &h.quantile_us(0.99));
+    }
 }
 
 /// `stats backends`: state, counters and latency of every server, as

@@ -43,9 +43,17 @@ pub mod import {
     /// the requesting client's identity (from its TLS certificate) to `out` and return its full
     /// length; -1 when the client has none.
     pub const CLIENT_IDENTITY: &str = "client_identity";
+    /// `(kind: i32, ptr: i32, len: i32) -> i32`: during `init`, define a metric of a
+    /// [`metric_kind`](super::metric_kind) named by the bytes; its id, or a negative
+    /// [`metric_define`](super::metric_define) error.
+    pub const METRIC_DEFINE: &str = "metric_define";
+    /// `(id: i32, delta: i64)`: add `delta` (a `u64`) to a counter.
+    pub const COUNTER_ADD: &str = "counter_add";
+    /// `(id: i32, value: i64)`: record `value` (a `u64`) in a histogram.
+    pub const HISTOGRAM_RECORD: &str = "histogram_record";
 
     /// Every import a version 1 plugin may use; anything else is refused at load.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 14] = [
         HASH,
         MD5,
         CHILD_COUNT,
@@ -57,6 +65,9 @@ pub mod import {
         LOG,
         SET_ERROR,
         CLIENT_IDENTITY,
+        METRIC_DEFINE,
+        COUNTER_ADD,
+        HISTOGRAM_RECORD,
     ];
 }
 
@@ -290,6 +301,59 @@ pub mod log_level {
     pub const INFO: u32 = 3;
     /// Debugging detail.
     pub const DEBUG: u32 = 4;
+}
+
+/// Kinds of metric of the `metric_define` import.
+pub mod metric_kind {
+    /// A count that only goes up (`counter_add`).
+    pub const COUNTER: u32 = 1;
+    /// A distribution of values (`histogram_record`).
+    pub const HISTOGRAM: u32 = 2;
+}
+
+/// What `metric_define` returns besides an id (which is 0 or more), and the bounds it checks.
+pub mod metric_define {
+    /// The name is not 1 to [`MAX_NAME_BYTES`] bytes of `a`-`z`, `0`-`9` and `_` with no
+    /// leading digit.
+    pub const BAD_NAME: i32 = -1;
+    /// The node has [`MAX_COUNTERS`] counters or [`MAX_HISTOGRAMS`] histograms already.
+    pub const TOO_MANY: i32 = -2;
+    /// The name is taken by a metric of the other kind.
+    pub const OTHER_KIND: i32 = -3;
+    /// Called outside `init`.
+    pub const NOT_IN_INIT: i32 = -4;
+    /// Not a [`metric_kind`](super::metric_kind).
+    pub const BAD_KIND: i32 = -5;
+
+    /// Longest metric name.
+    pub const MAX_NAME_BYTES: usize = 64;
+    /// Most counters a node may define.
+    pub const MAX_COUNTERS: usize = 64;
+    /// Most histograms a node may define.
+    pub const MAX_HISTOGRAMS: usize = 8;
+
+    /// Whether `name` is a valid metric name.
+    pub fn valid_name(name: &[u8]) -> bool {
+        matches!(name.first(), Some(b'a'..=b'z' | b'_'))
+            && name.len() <= MAX_NAME_BYTES
+            && name
+                .iter()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+    }
+
+    /// What a negative result means, for messages.
+    pub fn describe(result: i32) -> &'static str {
+        match result {
+            BAD_NAME => {
+                "a metric name is 1 to 64 bytes of a-z, 0-9 and _, not starting with a digit"
+            }
+            TOO_MANY => "a node may define at most 64 counters and 8 histograms",
+            OTHER_KIND => "the name is taken by a metric of the other kind",
+            NOT_IN_INIT => "metrics are defined during init",
+            BAD_KIND => "unknown metric kind",
+            _ => "unknown error",
+        }
+    }
 }
 
 /// Largest value of the 24-bit `small` field of a plan word.

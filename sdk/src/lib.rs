@@ -31,6 +31,7 @@
 //! - [`weights`]: [`weights::CumulativeWeights`], which child owns a point of the children's
 //!   weights laid end to end (weighted buckets, weighted random choice).
 //! - [`host`]: one safe wrapper per host import.
+//! - [`metrics`]: [`metrics::Counter`] and [`metrics::Histogram`], the plugin's own stats.
 //! - `export`: [`export_policy!`], which defines the wasm exports.
 //! - [`testing`] (native only): [`testing::Harness`], a fake host for `cargo test`.
 //! - `sys` (wasm32 only): the imports and the shared statics; the SDK's only `unsafe` code.
@@ -44,6 +45,7 @@ mod export;
 pub mod hash;
 pub mod host;
 pub mod key;
+pub mod metrics;
 pub mod plan;
 pub mod policy;
 pub mod replicate;

@@ -26,6 +26,9 @@ mod ffi {
         pub fn log(level: i32, ptr: *const u8, len: i32);
         pub fn set_error(ptr: *const u8, len: i32);
         pub fn client_identity(out: *mut u8, cap: i32) -> i32;
+        pub fn metric_define(kind: i32, ptr: *const u8, len: i32) -> i32;
+        pub fn counter_add(id: i32, delta: i64);
+        pub fn histogram_record(id: i32, value: i64);
     }
 }
 
@@ -189,4 +192,19 @@ pub(crate) fn client_identity() -> Option<String> {
 pub(crate) fn set_error(message: &str) {
     // SAFETY: the pointer and length describe a live UTF-8 slice.
     unsafe { ffi::set_error(message.as_ptr(), len_i32(message.as_bytes())) }
+}
+
+pub(crate) fn metric_define(kind: u32, name: &str) -> i32 {
+    // SAFETY: the pointer and length describe a live UTF-8 slice.
+    unsafe { ffi::metric_define(kind as i32, name.as_ptr(), len_i32(name.as_bytes())) }
+}
+
+pub(crate) fn counter_add(id: u32, delta: u64) {
+    // SAFETY: plain integer call.
+    unsafe { ffi::counter_add(id as i32, delta as i64) }
+}
+
+pub(crate) fn histogram_record(id: u32, value: u64) {
+    // SAFETY: plain integer call.
+    unsafe { ffi::histogram_record(id as i32, value as i64) }
 }

@@ -103,9 +103,11 @@ impl<P: Policy> Harness<P> {
     /// The error is the reason the plugin would pass to `set_error`.
     pub fn new(config_toml: &str, children: &[(&str, u32)]) -> Result<Self, String> {
         let mut host = FakeHost::new(children);
+        host.in_init = true;
         let instance = fake_host::enter(&mut host, || {
             Instance::<P>::configure(config_toml.as_bytes())
         })?;
+        host.in_init = false;
         Ok(Self {
             instance,
             host,
@@ -283,6 +285,46 @@ impl<P: Policy> Harness<P> {
     /// Takes the messages the policy logged so far.
     pub fn take_logs(&mut self) -> Vec<(Level, String)> {
         std::mem::take(&mut self.host.logs)
+    }
+
+    /// The value of the counter the policy defined as `name`
+    /// ([`Counter::define`](crate::metrics::Counter::define)).
+    ///
+    /// # Panics
+    ///
+    /// If the policy defined no counter `name`.
+    pub fn counter(&self, name: &str) -> u64 {
+        match self.host.counters.iter().find(|(n, _)| n == name) {
+            Some((_, value)) => *value,
+            None => panic!(
+                "no counter `{name}`; the policy defined {:?}",
+                self.host
+                    .counters
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// Every value recorded in the histogram the policy defined as `name`
+    /// ([`Histogram::define`](crate::metrics::Histogram::define)), in order.
+    ///
+    /// # Panics
+    ///
+    /// If the policy defined no histogram `name`.
+    pub fn histogram(&self, name: &str) -> &[u64] {
+        match self.host.histograms.iter().find(|(n, _)| n == name) {
+            Some((_, values)) => values,
+            None => panic!(
+                "no histogram `{name}`; the policy defined {:?}",
+                self.host
+                    .histograms
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>()
+            ),
+        }
     }
 
     /// The policy, to inspect its state.

@@ -836,3 +836,83 @@ fn bad_clients_get_an_error_and_the_router_keeps_serving() {
     client.set("still", b"here");
     assert_eq!(client.get("still").as_deref(), Some(&b"here"[..]));
 }
+
+/// A plugin's own counter and histogram (ABI.md, "Plugin metrics"), moved by its `route` calls
+/// on two workers, read in `stats plugins` and in `/metrics` (which promtool accepts).
+#[test]
+fn a_plugins_own_metrics_show_in_stats_plugins_and_metrics() {
+    let server = Memcached::start();
+    let dir = TestDir::new("plugin-metrics");
+    dir.write("counting.wasm", switchyard_tests::wasm::counting_plugin());
+    let text = format!(
+        "[server]\nworkers = 2\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"counted\"\n\n\
+         [routes.counted]\nplugin = \"counting.wasm\"\nchildren = [\"main\"]\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n\
+         [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        server.spec()
+    );
+    let router = switchyard_tests::router_in(&dir, &text);
+    let admin = router.admin_http_addr().expect("the admin HTTP listener");
+    // Two clients, so that both workers are likely to count (the sums must not care).
+    let mut clients = [connect(&router, 0), connect(&router, 0)];
+    let long = "l".repeat(200);
+    for i in 0..30 {
+        let key = match i % 3 {
+            0 => "a",
+            1 => "bbbbb",
+            _ => long.as_str(),
+        };
+        let reply = clients[i % 2].request(format!("get {key}\r\n").as_bytes());
+        assert_eq!(reply, b"END\r\n");
+    }
+    // A trap after the bump: the request fails, the count stands.
+    let reply = clients[0].request(b"get bad!x\r\n");
+    assert!(reply.starts_with(b"SERVER_ERROR"), "{reply:?}");
+
+    let plugins = group(&mut clients[1], "plugins");
+    let stat = |name: &str| number(&plugins, &format!("routes.counted:{name}"));
+    assert_eq!(stat("counter:requests"), 31.0, "{plugins:?}");
+    assert_eq!(stat("faults_trap"), 1.0);
+    assert_eq!(stat("histogram:key_bytes:count"), 31.0);
+    assert_eq!(stat("histogram:key_bytes:sum"), (10 + 50 + 2000 + 5) as f64);
+    assert_eq!(stat("histogram:key_bytes:p50"), 5.0);
+    // 200 lies in the bucket of 193..=208 (eight per power of two).
+    assert_eq!(stat("histogram:key_bytes:p99"), 208.0);
+    assert_eq!(stat("histogram:key_bytes:mean"), (2065 / 31) as f64);
+    assert!(
+        !plugins
+            .keys()
+            .any(|k| k.starts_with("pools.main.hash:counter")),
+        "the bundled ketama defines no metrics: {plugins:?}"
+    );
+
+    let scraped = get(admin, "/metrics");
+    assert_eq!(scraped.status, 200, "{}", scraped.body);
+    promtool_accepts(&scraped.body);
+    let scrape = parse(&scraped.body);
+    let node = ("node", "routes.counted");
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_plugin_events_total",
+            &[node, ("counter", "requests")]
+        ),
+        31.0
+    );
+    let labels = [node, ("histogram", "key_bytes")];
+    let b = buckets(&scrape, "switchyard_plugin_values", &labels);
+    let at = |bound: f64| b.iter().find(|(le, _)| *le == bound).map(|(_, n)| *n);
+    assert_eq!(at(1.0), Some(10.0), "{b:?}");
+    assert_eq!(at(8.0), Some(21.0), "{b:?}");
+    assert_eq!(at(256.0), Some(31.0), "{b:?}");
+    assert_eq!(
+        value(&scrape, "switchyard_plugin_values_sum", &labels),
+        2065.0
+    );
+    assert!(
+        help(&scrape, "switchyard_plugin_events_total").contains("defined"),
+        "{:?}",
+        scrape.docs
+    );
+}

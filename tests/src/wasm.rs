@@ -283,6 +283,38 @@ pub fn logging_every_call_plugin() -> Vec<u8> {
     ))
 }
 
+/// Counts what it routes in metrics of its own (ABI.md, "Plugin metrics"): `init` defines the
+/// counter `requests` (twice: the second definition must return the first's id) and the
+/// histogram `key_bytes`, failing unless the host numbers them as ABI.md says; each `route`
+/// adds 1 to `requests` and records the key's length in `key_bytes`, then forwards to child
+/// 0. A key starting with `bad!` bumps counter 7, which it never defined: a trap.
+pub fn counting_plugin() -> Vec<u8> {
+    let init = format!(
+        "(local $a i32) (local $b i32) (local $h i32)
+    (local.set $a (call $define (i32.const 1) (i32.const {TEXT_AT}) (i32.const 8)))
+    (local.set $b (call $define (i32.const 1) (i32.const {TEXT_AT}) (i32.const 8)))
+    (local.set $h (call $define (i32.const 2) (i32.const {names}) (i32.const 9)))
+    (i32.store (i32.const 7000) (local.get $a))
+    (i32.store (i32.const 7004) (local.get $h))
+    (i32.or (i32.or (local.get $a) (local.get $b)) (local.get $h))",
+        names = TEXT_AT + 8
+    );
+    compile(&module(
+        r#"(import "switchyard" "metric_define" (func $define (param i32 i32 i32) (result i32)))
+  (import "switchyard" "counter_add" (func $add (param i32 i64)))
+  (import "switchyard" "histogram_record" (func $record (param i32 i64)))"#,
+        &init,
+        None,
+        "(call $add (i32.load (i32.const 7000)) (i64.const 1))
+      (call $record (i32.load (i32.const 7004)) (i64.extend_i32_u (local.get $key_len)))
+      (if (i32.and
+            (i32.ge_u (local.get $key_len) (i32.const 4))
+            (i32.eq (i32.load (i32.const 1024)) (i32.const 0x21646162)))
+        (then (call $add (i32.const 7) (i64.const 1))))",
+        &format!(r#"(data (i32.const {TEXT_AT}) "requestskey_bytes")"#),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +340,7 @@ mod tests {
             ("child_out_of_range", child_out_of_range_plugin()),
             ("pass_from_route", pass_from_route_plugin()),
             ("too_many_calls", too_many_calls_plugin()),
+            ("counting", counting_plugin()),
         ] {
             assert_eq!(&module[..4], b"\0asm", "{name}");
             // Compiled and checked against the ABI's imports and exports as a load would.

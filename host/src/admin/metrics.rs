@@ -15,6 +15,10 @@
 //! `switchyard_plugin_call_seconds`) with a bucket at every power of two of microseconds from
 //! 1 µs to [`HISTOGRAM_TOP_US`]: each is an edge of the router's own buckets, so the counts are
 //! exact.
+//!
+//! A plugin's own metrics (ABI.md, "Plugin metrics") are two families: its counters are
+//! `switchyard_plugin_events_total{node,counter}`, its histograms
+//! `switchyard_plugin_values{node,histogram}` (buckets at powers of two from 1 to 2^26).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -175,7 +179,14 @@ pub fn metric(def: &StatDef) -> Metric {
     {
         words.remove(0);
     }
-    let name = group.into_iter().chain(words).collect::<Vec<_>>().join("_");
+    let mut name = group.into_iter().chain(words).collect::<Vec<_>>().join("_");
+    // A plugin's own metrics are named for what they hold, not their type (which promtool
+    // refuses in a name): `plugin_events_total{counter}`, `plugin_values{histogram}`.
+    if def.name == registry::PLUGIN_COUNTER.name {
+        name = "plugin_events".into();
+    } else if def.name == registry::PLUGIN_HISTOGRAM_MEAN.name {
+        name = "plugin_values".into();
+    }
     Metric {
         name,
         unit,
@@ -231,6 +242,10 @@ enum Value {
     /// Replies by status (`ReplyStatus::NAMES` order): one series per status, labelled
     /// `status`.
     Statuses(Vec<u64>),
+    /// Counters a plugin defined: one series per counter, its name in the label given.
+    Named(&'static str, Vec<(String, u64)>),
+    /// Histograms a plugin defined: one per histogram, its name in the label given.
+    NamedHistograms(&'static str, Vec<(String, Snapshot)>),
 }
 
 impl Family {
@@ -311,6 +326,25 @@ impl Family {
                     family
                         .encode_family(&labels)?
                         .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+                }
+                Value::Named(key, counts) => {
+                    for (name, n) in counts {
+                        let mut with_name = labels.clone();
+                        with_name.push((key, Cow::Borrowed(name.as_str())));
+                        family
+                            .encode_family(&with_name)?
+                            .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+                    }
+                }
+                Value::NamedHistograms(key, snapshots) => {
+                    for (name, snapshot) in snapshots {
+                        let mut with_name = labels.clone();
+                        with_name.push((key, Cow::Borrowed(name.as_str())));
+                        let (sum, count, buckets) = histogram(snapshot, m.scale);
+                        family
+                            .encode_family(&with_name)?
+                            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+                    }
                 }
             }
         }
@@ -593,6 +627,23 @@ fn plugins_group(generation: &Generation, out: &mut Vec<Family>) {
             .iter()
             .map(|(label, t)| (label.to_string(), Value::Int(t.memory.1))),
     ));
+    let defined: Vec<(String, crate::plugin::MetricsSnapshot)> = generation
+        .nodes
+        .iter()
+        .filter(|n| !n.context.metrics.is_empty())
+        .map(|n| (n.context.label.clone(), n.context.metrics.snapshot()))
+        .collect();
+    let (counters, histograms): (Vec<_>, Vec<_>) = defined
+        .into_iter()
+        .map(|(label, s)| {
+            (
+                (label.clone(), Value::Named("counter", s.counters)),
+                (label, Value::NamedHistograms("histogram", s.histograms)),
+            )
+        })
+        .unzip();
+    out.push(Family::each(&registry::PLUGIN_COUNTER, counters));
+    out.push(Family::each(&registry::PLUGIN_HISTOGRAM_MEAN, histograms));
     out.push(Family::each(
         &registry::PLUGIN_MODULE,
         generation.nodes.iter().map(|n| {

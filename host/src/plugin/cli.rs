@@ -503,6 +503,7 @@ fn node_context(command: &InspectCommand) -> Arc<NodeContext> {
         health: (0..command.children).map(|_| None).collect(),
         log_budget: Default::default(),
         log_level: switchyard_sdk::abi::log_level::DEBUG,
+        metrics: super::PluginMetrics::new(1),
         module: command.module.clone(),
     })
 }

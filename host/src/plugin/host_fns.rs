@@ -11,7 +11,7 @@ use wasmtime::{Caller, Linker, format_err};
 use super::instance::HostState;
 
 /// Names of the functions in [`define`], for load-time messages.
-pub const NAMES: [&str; 11] = abi::import::ALL;
+pub const NAMES: [&str; 14] = abi::import::ALL;
 
 type HostResult<T> = wasmtime::Result<T>;
 
@@ -209,6 +209,47 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
             let n = identity.len().min(cap.max(0) as usize);
             write_guest(&mut caller, out, &identity.as_bytes()[..n])?;
             Ok(identity.len() as i32)
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        abi::import::METRIC_DEFINE,
+        |caller: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| {
+            let state = caller.data();
+            if !state.in_init() {
+                return Ok(abi::metric_define::NOT_IN_INIT);
+            }
+            if len as u32 as usize > abi::metric_define::MAX_NAME_BYTES {
+                return Ok(abi::metric_define::BAD_NAME);
+            }
+            let name = guest_bytes(&caller, ptr, len)?;
+            Ok(caller.data().node.metrics.define(kind as u32, name))
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        abi::import::COUNTER_ADD,
+        |caller: Caller<'_, HostState>, id: i32, delta: i64| {
+            let state = caller.data();
+            state
+                .node
+                .metrics
+                .add(state.worker, id as u32, delta as u64)
+                .map_err(|_| format_err!("counter_add({id}): the plugin defined no such counter"))
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        abi::import::HISTOGRAM_RECORD,
+        |caller: Caller<'_, HostState>, id: i32, value: i64| {
+            let state = caller.data();
+            state
+                .node
+                .metrics
+                .record(state.worker, id as u32, value as u64)
+                .map_err(|_| {
+                    format_err!("histogram_record({id}): the plugin defined no such histogram")
+                })
         },
     )?;
     Ok(())

@@ -42,6 +42,8 @@ pub struct NodeContext {
     pub log_level: u32,
     /// The module it runs, as its log lines name it: `<name> sha256:<hex>`.
     pub module: String,
+    /// The counters and histograms its plugin defined, per worker.
+    pub metrics: super::PluginMetrics,
 }
 
 /// What one instance may hold: its linear memory in bytes, and one memory, one instance and a
@@ -109,6 +111,8 @@ pub struct HostState {
     /// The thread's CPU time when the running call first reached an epoch tick (`None`: it
     /// has not yet: most calls end within a microsecond or two, long before).
     call_cpu_from: Option<Duration>,
+    /// The worker the instance serves: whose slot its metrics move.
+    pub(super) worker: usize,
 }
 
 /// The calling thread's CPU time.
@@ -149,6 +153,11 @@ impl std::fmt::Debug for HostState {
 }
 
 impl HostState {
+    /// Whether `init` is running (not `route` or `on_reply`).
+    pub(super) fn in_init(&self) -> bool {
+        self.call_budget.is_none()
+    }
+
     pub(super) fn healthy(&self, child: usize) -> bool {
         self.node
             .health
@@ -281,7 +290,8 @@ impl std::fmt::Debug for PluginInstance {
 
 impl PluginInstance {
     /// Instantiates `module` for `node` and runs its `init` with the node's config. `seed`
-    /// seeds the instance's `random`: `(worker << 32) | instances the worker made before`.
+    /// seeds the instance's `random`: `(worker << 32) | instances the worker made before`;
+    /// its worker part is also the slot the instance's metrics move.
     pub fn new(
         module: &PluginModule,
         node: Arc<NodeContext>,
@@ -305,6 +315,7 @@ impl PluginInstance {
             rng: seed | 1,
             call_budget: None,
             call_cpu_from: None,
+            worker: (seed >> 32) as usize,
         };
         let mut store = Store::new(module.pre().module().engine(), state);
         store.limiter(|s| &mut s.limits);

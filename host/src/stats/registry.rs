@@ -253,6 +253,18 @@ defs! {
     /// The plugin module the node runs: `bundled:<name>` or its file, and the SHA-256 of its
     /// bytes (`sha256:<hex>`, what a config's `sha256` pins).
     PLUGIN_MODULE = "plugins", "<node>:module", Info, Text;
+    /// A counter the node's plugin defined (ABI.md, "Plugin metrics"), every worker.
+    PLUGIN_COUNTER = "plugins", "<node>:counter:<counter>", Counter, Count;
+    /// Values recorded in a histogram the node's plugin defined.
+    PLUGIN_HISTOGRAM_COUNT = "plugins", "<node>:histogram:<histogram>:count", Counter, Count;
+    /// Their sum.
+    PLUGIN_HISTOGRAM_SUM = "plugins", "<node>:histogram:<histogram>:sum", Counter, Count;
+    /// Mean value recorded in a histogram the node's plugin defined.
+    PLUGIN_HISTOGRAM_MEAN = "plugins", "<node>:histogram:<histogram>:mean", Quantile, Count;
+    /// Their median (the upper edge of its bucket: at most 12.5% high).
+    PLUGIN_HISTOGRAM_P50 = "plugins", "<node>:histogram:<histogram>:p50", Quantile, Count;
+    /// Their 99th percentile.
+    PLUGIN_HISTOGRAM_P99 = "plugins", "<node>:histogram:<histogram>:p99", Quantile, Count;
 
     /// Client requests whose route reached the node (at most the first three nodes of a
     /// route are counted; a multi-get counts once per node its keys reached).

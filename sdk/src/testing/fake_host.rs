@@ -14,6 +14,12 @@ pub(crate) struct FakeHost {
     pub(crate) random_state: u64,
     pub(crate) logs: Vec<(Level, String)>,
     pub(crate) identity: Option<String>,
+    /// Whether `init` is running: metrics are defined only then.
+    pub(crate) in_init: bool,
+    /// The counters defined, in id order, with their values.
+    pub(crate) counters: Vec<(String, u64)>,
+    /// The histograms defined, in id order, with every value recorded.
+    pub(crate) histograms: Vec<(String, Vec<u64>)>,
 }
 
 impl FakeHost {
@@ -122,5 +128,68 @@ pub(crate) fn log(level: u32, message: &str) {
     with("log", |host| {
         let level = Level::from_code(level).unwrap_or(Level::Error);
         host.logs.push((level, message.to_owned()));
+    });
+}
+
+/// The checks and numbering of the host's `metric_define` (ABI.md, "Plugin metrics").
+pub(crate) fn metric_define(kind: u32, name: &str) -> i32 {
+    use crate::abi::{metric_define as result, metric_kind};
+    with("metric_define", |host| {
+        if !host.in_init {
+            return result::NOT_IN_INIT;
+        }
+        if !result::valid_name(name.as_bytes()) {
+            return result::BAD_NAME;
+        }
+        let counter = host.counters.iter().position(|(n, _)| n == name);
+        let histogram = host.histograms.iter().position(|(n, _)| n == name);
+        let (mine, other, len, max) = match kind {
+            metric_kind::COUNTER => (
+                counter,
+                histogram,
+                host.counters.len(),
+                result::MAX_COUNTERS,
+            ),
+            metric_kind::HISTOGRAM => (
+                histogram,
+                counter,
+                host.histograms.len(),
+                result::MAX_HISTOGRAMS,
+            ),
+            _ => return result::BAD_KIND,
+        };
+        if let Some(id) = mine {
+            return id as i32;
+        }
+        if other.is_some() {
+            return result::OTHER_KIND;
+        }
+        if len >= max {
+            return result::TOO_MANY;
+        }
+        if kind == metric_kind::COUNTER {
+            host.counters.push((name.to_owned(), 0));
+        } else {
+            host.histograms.push((name.to_owned(), Vec::new()));
+        }
+        len as i32
+    })
+}
+
+pub(crate) fn counter_add(id: u32, delta: u64) {
+    with("counter_add", |host| {
+        match host.counters.get_mut(id as usize) {
+            Some((_, value)) => *value = value.wrapping_add(delta),
+            None => panic!("counter_add({id}): no such counter; the host traps"),
+        }
+    });
+}
+
+pub(crate) fn histogram_record(id: u32, value: u64) {
+    with("histogram_record", |host| {
+        match host.histograms.get_mut(id as usize) {
+            Some((_, values)) => values.push(value),
+            None => panic!("histogram_record({id}): no such histogram; the host traps"),
+        }
     });
 }
