@@ -1,22 +1,33 @@
 //! A plugin written outside this repository, as a new author would: `switchyard plugin new`
 //! makes the crate, its own `cargo test` runs the policy against the SDK's harness, `switchyard
-//! plugin build` builds and vets the module, and a router runs it in front of real memcached.
+//! plugin build` builds and vets the module, and a router runs it in front of real memcached;
+//! its counter shows in `stats plugins`; the source is edited, rebuilt and the new module
+//! pinned in the config, and the router swaps to it while a client keeps sending, with no
+//! error reply. Every template's crate passes its own tests.
 //!
 //! Cargo runs offline here: every crate the new plugin needs is already in the local registry
 //! cache (the workspace uses the same ones), so the test needs no network.
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use switchyard_tests::process::RouterProcess;
 use switchyard_tests::{Client, Memcached, TestDir, switchyard_binary};
 
 /// Runs `command` in `dir` with cargo offline and the crate's target directory inside `dir`.
 fn run(dir: &Path, command: &mut Command) -> Output {
+    run_in(dir, &dir.join("target"), command)
+}
+
+/// Runs `command` in `dir` with cargo offline and its target directory `target`.
+fn run_in(dir: &Path, target: &Path, command: &mut Command) -> Output {
     let output = command
         .current_dir(dir)
         .env("CARGO_NET_OFFLINE", "true")
-        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env("CARGO_TARGET_DIR", target)
         .env_remove("RUSTFLAGS")
         .output()
         .expect("run a command");
@@ -68,40 +79,151 @@ fn a_plugin_made_with_plugin_new_tests_builds_and_routes_real_traffic() {
     let tested = String::from_utf8_lossy(&tested.stdout).into_owned();
     assert!(tested.contains("test result: ok. 1 passed"), "{tested}");
 
-    let built = run(
-        &crate_dir,
-        Command::new(switchyard_binary()).args(["plugin", "build"]),
-    );
-    let report = String::from_utf8_lossy(&built.stdout).into_owned();
-    assert!(report.contains("init     ok"), "{report}");
-    let sha256 = report
-        .lines()
-        .find_map(|l| l.strip_prefix("sha256   "))
-        .unwrap_or_else(|| panic!("no sha256 in {report}"))
-        .to_string();
+    let build = || {
+        let built = run(
+            &crate_dir,
+            Command::new(switchyard_binary()).args(["plugin", "build"]),
+        );
+        let report = String::from_utf8_lossy(&built.stdout).into_owned();
+        assert!(report.contains("init     ok"), "{report}");
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix("sha256   "))
+            .unwrap_or_else(|| panic!("no sha256 in {report}"))
+            .to_string()
+    };
+    let sha256 = build();
     let wasm = crate_dir.join("target/wasm32-unknown-unknown/release/by_prefix.wasm");
-    assert!(wasm.is_file(), "{report}");
+    assert!(wasm.is_file());
 
-    // The example config's route, pinned, over two real servers.
+    // The example config's route, pinned, over two real servers; the watcher on, as a router
+    // that takes plugin updates runs.
     let (users, rest) = (Memcached::start(), Memcached::start());
     let port = switchyard_tests::ports::free_port();
-    let config = format!(
-        "[server]\nworkers = 1\nwatch = false\n\n[[listeners]]\naddress = \"127.0.0.1:{port}\"\n\
-         route = \"split\"\n\n[routes.split]\nplugin = {:?}\nsha256 = \"{sha256}\"\n\
-         children = [\"users\", \"rest\"]\n\
-         config = {{ prefixes = {{ \"user:\" = \"users\" }}, default = \"rest\" }}\n\n\
-         [pools.users]\nservers = [\"{}\"]\n\n[pools.rest]\nservers = [\"{}\"]\n",
-        wasm.display().to_string(),
-        users.spec(),
-        rest.spec()
-    );
-    let router = RouterProcess::start_listening("plugin-new", &config, &[port], &[]);
+    let config = |sha256: &str| {
+        format!(
+            "[server]\nworkers = 2\n\n[[listeners]]\naddress = \"127.0.0.1:{port}\"\n\
+             route = \"split\"\n\n[routes.split]\nplugin = {:?}\nsha256 = \"{sha256}\"\n\
+             children = [\"users\", \"rest\"]\n\
+             config = {{ prefixes = {{ \"user:\" = \"users\" }}, default = \"rest\" }}\n\n\
+             [pools.users]\nservers = [\"{}\"]\n\n[pools.rest]\nservers = [\"{}\"]\n",
+            wasm.display().to_string(),
+            users.spec(),
+            rest.spec()
+        )
+    };
+    let router = RouterProcess::start_listening("plugin-new", &config(&sha256), &[port], &[]);
     let mut client = Client::connect(router.addr());
     client.set("user:1", b"u");
     client.set("other", b"o");
+    client.set("v2:a", b"before");
     assert_eq!(client.get("user:1").as_deref(), Some(&b"u"[..]));
     assert_eq!(client.get("other").as_deref(), Some(&b"o"[..]));
     assert_eq!(users.client().get("user:1").as_deref(), Some(&b"u"[..]));
     assert_eq!(users.client().get("other"), None);
     assert_eq!(rest.client().get("other").as_deref(), Some(&b"o"[..]));
+    assert_eq!(rest.client().get("v2:a").as_deref(), Some(&b"before"[..]));
+    // The template's counter: `other` and `v2:a`, set then got, and `v2:a` set.
+    let defaulted = || {
+        let mut stats = Client::connect(router.addr());
+        stats.send(b"stats plugins\r\n");
+        String::from_utf8_lossy(&stats.read_until(b"END\r\n"))
+            .lines()
+            .find_map(|l| l.strip_prefix("STAT routes.split:counter:defaulted "))
+            .map(|v| v.trim().parse::<u64>().expect("a count"))
+    };
+    assert_eq!(defaulted(), Some(3));
+
+    // A client loop runs through the edit, the rebuild and the swap.
+    let stop = Arc::new(AtomicBool::new(false));
+    let looping = {
+        let (stop, addr) = (stop.clone(), router.addr());
+        std::thread::spawn(move || {
+            let mut client = Client::connect(addr);
+            let (mut requests, mut errors) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                for (i, key) in ["user:9", "other:9", "v2:9"].iter().enumerate() {
+                    let set = client.request(format!("set {key} 0 0 1\r\n{i}\r\n").as_bytes());
+                    let get = client.request(format!("get {key}\r\n").as_bytes());
+                    requests += 2;
+                    let value = format!("VALUE {key} 0 1\r\n{i}\r\nEND\r\n");
+                    if set != b"STORED\r\n" || get != value.as_bytes() {
+                        errors.push(format!("{set:?} {get:?}"));
+                    }
+                }
+            }
+            (requests, errors)
+        })
+    };
+    // The edit: keys starting `v2:` go to the first child.
+    let lib = crate_dir.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).expect("read src/lib.rs");
+    let edited = source.replacen(
+        "        let key = request.key();\n",
+        "        let key = request.key();\n        if key.starts_with(b\"v2:\") {\n            \
+         return Plan::Forward(Child(0));\n        }\n",
+        1,
+    );
+    assert_ne!(
+        edited, source,
+        "the template's route changed; update this edit"
+    );
+    std::fs::write(&lib, edited).expect("write src/lib.rs");
+    let swapped_to = build();
+    assert_ne!(swapped_to, sha256);
+    // Pinned: the old config refuses the new build until it names the new hash.
+    router.write("switchyard.toml", config(&swapped_to));
+    let moved = switchyard_tests::ports::poll_until(Duration::from_secs(20), || {
+        client.set("v2:b", b"after");
+        users.client().get("v2:b")
+    });
+    assert_eq!(moved.as_deref(), Some(&b"after"[..]), "{}", router.log());
+    stop.store(true, Ordering::Relaxed);
+    let (requests, errors) = looping.join().expect("the client loop");
+    assert!(requests > 10, "{requests} requests");
+    assert!(
+        errors.is_empty(),
+        "{} of {requests}: {errors:?}",
+        errors.len()
+    );
+    // The rebuilt module alone was refused (its hash is not the pinned one); the new pin
+    // was published.
+    let log = router.log();
+    assert!(log.contains("sha256"), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
+}
+
+/// The `hash` and `call` templates are crates whose own tests pass (the `prefix` one is run
+/// above): one target directory for both, so their dependencies build once.
+#[test]
+fn every_template_passes_its_own_tests() {
+    let _heavy = switchyard_tests::heavy();
+    let dir = TestDir::new("plugin-templates");
+    let target = dir.path().join("target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    for template in ["hash", "call"] {
+        let name = format!("t-{template}");
+        run(
+            dir.path(),
+            Command::new(switchyard_binary()).args([
+                "plugin",
+                "new",
+                &name,
+                "--template",
+                template,
+            ]),
+        );
+        let tested = run_in(
+            &dir.path().join(&name),
+            &target,
+            Command::new(&cargo).arg("test"),
+        );
+        let tested = String::from_utf8_lossy(&tested.stdout).into_owned();
+        // The crate's own tests (doctests follow, none).
+        let first = tested.lines().find(|l| l.starts_with("test result:"));
+        assert!(
+            first.is_some_and(|l| l.starts_with("test result: ok.") && !l.contains(" 0 passed")),
+            "{template}: {tested}"
+        );
+    }
 }

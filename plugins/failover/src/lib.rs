@@ -8,6 +8,7 @@
 
 use serde::Deserialize;
 use switchyard_sdk::abi::MAX_CALLS;
+use switchyard_sdk::metrics::Counter;
 use switchyard_sdk::{Child, InitContext, Plan, Policy, ReplyStatus, Request, host};
 
 /// The statuses `failover_on` may name: the failures (an error from the child, or from the
@@ -44,6 +45,10 @@ pub struct Failover {
     children: u32,
     /// Statuses that fail over, without duplicates.
     failover_on: Vec<ReplyStatus>,
+    /// Requests sent on to a later child after a reply in `failover_on` (`stats plugins`).
+    failovers: Counter,
+    /// Requests whose first child was not the first one, because it was marked down.
+    skipped_down: Counter,
 }
 
 impl Failover {
@@ -117,6 +122,8 @@ impl Policy for Failover {
         Ok(Self {
             children: ctx.child_count(),
             failover_on,
+            failovers: Counter::define("failovers")?,
+            skipped_down: Counter::define("skipped_down")?,
         })
     }
 
@@ -124,6 +131,9 @@ impl Policy for Failover {
     /// it is still down, may still fail over to a child that came back meanwhile).
     fn route<'a>(&'a mut self, _request: &Request<'_>) -> Plan<'a> {
         let child = self.next_healthy(0).unwrap_or(Child(0));
+        if child.0 > 0 {
+            self.skipped_down.increment();
+        }
         self.send_to(child, 0)
     }
 
@@ -140,7 +150,10 @@ impl Policy for Failover {
         match self.next_healthy(cookie.saturating_add(1)) {
             // Every call went to a higher index than the one before, starting at 0 or more, so
             // the call to child `cookie` was at most call number `cookie + 1`.
-            Some(next) => self.send_to(next, cookie.saturating_add(1)),
+            Some(next) => {
+                self.failovers.increment();
+                self.send_to(next, cookie.saturating_add(1))
+            }
             None => Plan::Pass,
         }
     }
@@ -196,6 +209,8 @@ mod tests {
         h.set_healthy(1, false);
         // The last child: nothing could follow it, so a plain forward.
         assert_eq!(h.route(&GET), Decision::Forward(2));
+        assert_eq!(h.counter("skipped_down"), 2);
+        assert_eq!(h.counter("failovers"), 0);
     }
 
     #[test]
@@ -224,6 +239,7 @@ mod tests {
             h.on_reply(1, ReplyStatus::ServerError, &GET),
             Decision::Forward(2)
         );
+        assert_eq!(h.counter("failovers"), 2);
         for code in 0..15 {
             let status = ReplyStatus::from_code(code);
             if status != ReplyStatus::ServerError {

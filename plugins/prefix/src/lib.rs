@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
+use switchyard_sdk::metrics::Counter;
 use switchyard_sdk::{Child, InitContext, Plan, Policy, Reply, Request};
 
 /// The reply when no prefix matches and there is no default.
@@ -30,16 +31,24 @@ pub struct Prefix {
     /// Prefix → child index.
     routes: BTreeMap<Box<[u8]>, Child>,
     default: Option<Child>,
+    /// Keys no prefix matched, sent to the default child (`stats plugins`).
+    defaulted: Counter,
+    /// Keys no prefix matched, with no default: answered `SERVER_ERROR`.
+    unrouted: Counter,
 }
 
 impl Prefix {
-    /// The child for `key`: the longest matching prefix's, else the default.
-    pub fn lookup(&self, key: &[u8]) -> Option<Child> {
+    /// The child of the longest prefix of `key`, if any matches.
+    pub fn matched(&self, key: &[u8]) -> Option<Child> {
         self.lengths
             .iter()
             .filter_map(|&len| key.get(..len))
             .find_map(|prefix| self.routes.get(prefix).copied())
-            .or(self.default)
+    }
+
+    /// The child for `key`: the longest matching prefix's, else the default.
+    pub fn lookup(&self, key: &[u8]) -> Option<Child> {
+        self.matched(key).or(self.default)
     }
 }
 
@@ -65,13 +74,24 @@ impl Policy for Prefix {
             lengths: lengths.into_iter().rev().collect(),
             routes,
             default,
+            defaulted: Counter::define("defaulted")?,
+            unrouted: Counter::define("unrouted")?,
         })
     }
 
     fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
-        match self.lookup(request.key()) {
-            Some(child) => Plan::Forward(child),
-            None => Plan::Reply(Reply::ServerError(NO_ROUTE)),
+        if let Some(child) = self.matched(request.key()) {
+            return Plan::Forward(child);
+        }
+        match self.default {
+            Some(child) => {
+                self.defaulted.increment();
+                Plan::Forward(child)
+            }
+            None => {
+                self.unrouted.increment();
+                Plan::Reply(Reply::ServerError(NO_ROUTE))
+            }
         }
     }
 }
@@ -117,6 +137,8 @@ mod tests {
         assert_eq!(route(&mut h, "other"), Decision::Forward(0));
         assert_eq!(route(&mut h, "Session:1"), Decision::Forward(0));
         assert_eq!(route(&mut h, ""), Decision::Forward(0));
+        assert_eq!(h.counter("defaulted"), 3);
+        assert_eq!(h.counter("unrouted"), 0);
     }
 
     #[test]
@@ -130,6 +152,7 @@ mod tests {
         );
         let set = Request::new(Op::Set, b"b:1").with_value_len(3);
         assert_eq!(h.route(&set), Decision::reply(Reply::ServerError(NO_ROUTE)));
+        assert_eq!((h.counter("defaulted"), h.counter("unrouted")), (0, 2));
     }
 
     #[test]

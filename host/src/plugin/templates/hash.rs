@@ -1,8 +1,10 @@
 //! A hashing policy: every key goes to one child, by a consistent hash of the key (the SDK's
 //! ketama ring, as twemproxy places keys). Keys of a child the host marks down move to the next
-//! healthy child on the ring when `eject = true`.
+//! healthy child on the ring when `eject = true`, counted in its counter `ejected` (`stats
+//! plugins`: `<node>:counter:ejected`).
 
 use serde::Deserialize;
+use switchyard_sdk::metrics::Counter;
 use switchyard_sdk::select::Ketama;
 use switchyard_sdk::{HashAlgorithm, InitContext, Plan, Policy, Request, host};
 
@@ -20,6 +22,8 @@ pub struct Config {
 pub struct Hash {
     ring: Ketama,
     eject: bool,
+    /// Requests moved off a child that is down.
+    ejected: Counter,
 }
 
 impl Policy for Hash {
@@ -30,16 +34,18 @@ impl Policy for Hash {
         Ok(Hash {
             ring: Ketama::new(children)?,
             eject: config.eject,
+            ejected: Counter::define("ejected")?,
         })
     }
 
     fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
         let hash = host::hash(HashAlgorithm::Md5, request.key());
-        if self.eject {
-            Plan::Forward(self.ring.lookup_healthy(hash, host::child_healthy))
-        } else {
-            Plan::Forward(self.ring.lookup(hash))
+        let child = self.ring.lookup(hash);
+        if self.eject && !host::child_healthy(child) {
+            self.ejected.increment();
+            return Plan::Forward(self.ring.lookup_healthy(hash, host::child_healthy));
         }
+        Plan::Forward(child)
     }
 }
 
@@ -75,5 +81,8 @@ mod tests {
                 assert_eq!(*b, a);
             }
         }
+        let moved = before.iter().filter(|&&b| b == 0).count() as u64;
+        assert!(moved > 0);
+        assert_eq!(h.counter("ejected"), moved);
     }
 }

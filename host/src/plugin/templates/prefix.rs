@@ -1,10 +1,12 @@
 //! A prefix policy: a key starting with a configured prefix goes to that prefix's child, any
 //! other key to the default child. `config = { prefixes = { "user:" = "users" }, default =
-//! "main" }`.
+//! "main" }`. It counts the keys that went to the default in its counter `defaulted`, which
+//! the router shows in `stats plugins` as `<node>:counter:defaulted`.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use switchyard_sdk::metrics::Counter;
 use switchyard_sdk::{Child, InitContext, Plan, Policy, Reply, Request};
 
 /// The node's `config` table.
@@ -24,6 +26,8 @@ pub struct Config {
 pub struct Prefixes {
     prefixes: Vec<(Vec<u8>, Child)>,
     default: Option<Child>,
+    /// Keys no prefix matched that went to the default.
+    defaulted: Counter,
 }
 
 impl Policy for Prefixes {
@@ -40,19 +44,23 @@ impl Policy for Prefixes {
             Some(name) => Some(ctx.resolve(name, "default")?),
             None => None,
         };
-        Ok(Prefixes { prefixes, default })
+        Ok(Prefixes {
+            prefixes,
+            default,
+            defaulted: Counter::define("defaulted")?,
+        })
     }
 
     fn route<'a>(&'a mut self, request: &Request<'_>) -> Plan<'a> {
         let key = request.key();
-        let child = self
-            .prefixes
-            .iter()
-            .find(|(prefix, _)| key.starts_with(prefix))
-            .map(|&(_, child)| child)
-            .or(self.default);
-        match child {
-            Some(child) => Plan::Forward(child),
+        if let Some(&(_, child)) = self.prefixes.iter().find(|(p, _)| key.starts_with(p)) {
+            return Plan::Forward(child);
+        }
+        match self.default {
+            Some(child) => {
+                self.defaulted.increment();
+                Plan::Forward(child)
+            }
             None => Plan::Reply(Reply::ServerError("no route for key")),
         }
     }
@@ -75,6 +83,7 @@ default = "main""#;
         let mut h = Harness::<Prefixes>::new(CONFIG, &children).expect("config");
         assert_eq!(h.forwarded(&Request::new(Op::Get, b"user:1")), 0);
         assert_eq!(h.forwarded(&Request::new(Op::Get, b"other")), 1);
+        assert_eq!(h.counter("defaulted"), 1);
         let mut strict =
             Harness::<Prefixes>::new(r#"prefixes = { "a" = "users" }"#, &children).expect("ok");
         assert_eq!(
