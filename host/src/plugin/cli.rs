@@ -509,7 +509,7 @@ fn node_context(command: &InspectCommand) -> Arc<NodeContext> {
 }
 
 /// The default sandbox budgets (`[plugins]` with nothing set).
-fn default_settings() -> PluginSettings {
+pub(crate) fn default_settings() -> PluginSettings {
     PluginSettings {
         call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,
         init_timeout: crate::config::DEFAULT_INIT_TIMEOUT,

@@ -376,6 +376,13 @@ impl PluginInstance {
                 describe(&e, store.data_mut())
             ))
         })?;
+        // 0 is `switchyard_alloc`'s "no room" (ABI.md): never written to.
+        if ptr == 0 && !config.is_empty() {
+            return Err(err(format!(
+                "could not allocate room for its config (`{}` returned 0 for {len} bytes)",
+                export::ALLOC
+            )));
+        }
         memory
             .data_mut(&mut store)
             .get_mut(ptr as u32 as usize..(ptr as u32 as usize).saturating_add(config.len()))
@@ -583,7 +590,48 @@ pub(super) fn one_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::*;
+
+    /// A plugin whose `switchyard_alloc` always answers 0, "no room".
+    const NO_ROOM: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "switchyard_abi_version") (result i32) i32.const 1)
+  (func (export "switchyard_key_buffer") (result i32) i32.const 1024)
+  (func (export "switchyard_plan_buffer") (result i32) i32.const 4096)
+  (func (export "switchyard_alloc") (param i32) (result i32) i32.const 0)
+  (func (export "switchyard_init") (param i32 i32) (result i32) i32.const 0)
+  (func (export "switchyard_route") (param i32 i32 i32 i64 i32 i32) (result i64) i64.const 1))"#;
+
+    #[test]
+    fn a_config_the_plugin_has_no_room_for_is_never_written_at_0() {
+        let engine = crate::plugin::PluginEngine::new().expect("engine");
+        let wasm = wat::parse_str(NO_ROOM).expect("WAT");
+        let module = PluginModule::compile(&engine, "no-room", &wasm).expect("compiles");
+        let node = |config: &str| {
+            Arc::new(NodeContext {
+                label: "routes.r".into(),
+                children: vec![],
+                config_toml: config.into(),
+                health: vec![],
+                log_budget: Default::default(),
+                log_level: abi::log_level::DEBUG,
+                module: "no-room".into(),
+                metrics: crate::plugin::PluginMetrics::new(1),
+            })
+        };
+        let settings = crate::plugin::cli::default_settings();
+        let err = PluginInstance::new(&module, node("a = 1\n"), &settings, 1)
+            .expect_err("no room for the config");
+        assert!(
+            err.message.contains(
+                "could not allocate room for its config (`switchyard_alloc` returned 0 for 6 bytes)"
+            ),
+            "{}",
+            err.message
+        );
+        // An empty config needs no room.
+        assert!(PluginInstance::new(&module, node(""), &settings, 1).is_ok());
+    }
 
     #[test]
     fn a_panic_message_reads_on_one_line() {
