@@ -57,6 +57,7 @@
 mod backend_failure;
 mod blame;
 mod burst;
+mod c_plugin;
 mod check_config;
 mod cli;
 mod conformance;
