@@ -20,7 +20,8 @@
 //! stream: failed deletes kept on disk and replayed), `introspect` (`get __switchyard__.…`
 //! answered by the router itself, and `switchyard route`: dry runs of the route tree),
 //! [`config`] and `generation` (the TOML file, validated, built into a route tree), [`reload`]
-//! (hot swap), `admin`, `wire` (vectored writes), [`stats`], [`cli`].
+//! (hot swap), `admin`, `wire` (vectored writes), [`stats`], [`cli`], `trace` (request traces
+//! as `plugin test --trace` reads them).
 //!
 //! The public surface is what the binary, the benchmarks and the tests need: [`Router`],
 //! [`Config`], [`cli`], and the plugin runtime for its microbenchmarks.
@@ -47,6 +48,7 @@ mod spool;
 pub mod stats;
 mod tls;
 pub mod top;
+mod trace;
 mod wire;
 mod worker;
 

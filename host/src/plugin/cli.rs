@@ -1,14 +1,18 @@
 //! `switchyard plugin`: writing a plugin outside this repository.
 //!
-//! - `new NAME [--template hash|prefix|call] [--dir DIR] [--sdk PATH]`: a standalone crate (its
+//! - `new NAME [--template hash|prefix|call] [--dir DIR] [--sdk PATH | --sdk-git URL[#REV]]`:
+//!   a standalone crate depending on the SDK by path or from git (its
 //!   own workspace, the toolchain and wasm target pinned, a release profile for small modules,
 //!   a policy with tests against the SDK's harness, a README and an example config).
 //! - `build [DIR]`: `cargo build --release --target wasm32-unknown-unknown` there, then the
 //!   module inspected as below, its path, size and SHA-256 printed.
 //! - `test FILE.wasm|NAME [--children N] [--config TOML] [--op OP] [--summary] (--keys FILE |
-//!   KEY...)`: the module `init`ed as `inspect` does, then asked to route each key (one per line
-//!   of FILE, `-` for standard input): each decision printed, or with `--summary` the share of
-//!   keys per child and per other decision. Nothing is sent anywhere; every child counts as up.
+//!   --trace FILE | KEY...)`: the module `init`ed as `inspect` does, then asked to route each
+//!   key (one per line of FILE, `-` for standard input), or each request of a trace (`trace`:
+//!   memcached command lines, each with its own operation, flags, exptime and value length):
+//!   each decision printed, or with `--summary` the share of requests per child and per other
+//!   decision; then the counters and histograms the plugin defined, if any. Nothing is sent
+//!   anywhere; every child counts as up.
 //! - `inspect FILE.wasm|NAME [--children N] [--config TOML]`: what a plugin module is before a
 //!   config names it. The module is compiled and vetted as the router vets it (imports from the
 //!   host only, every required export), then instantiated and `init`ed in the real runtime with
@@ -27,9 +31,9 @@ use crate::config::PluginSettings;
 
 /// The command's usage, for `--help` and errors.
 pub const USAGE: &str =
-    "switchyard plugin new NAME [--template hash|prefix|call] [--dir DIR] [--sdk PATH]
+    "switchyard plugin new NAME [--template hash|prefix|call] [--dir DIR] [--sdk PATH | --sdk-git URL[#REV]]
        switchyard plugin build [DIR]
-       switchyard plugin test FILE.wasm|NAME [--children N] [--config TOML] [--op OP] [--summary] (--keys FILE | KEY...)
+       switchyard plugin test FILE.wasm|NAME [--children N] [--config TOML] [--op OP] [--summary] (--keys FILE | --trace FILE | KEY...)
        switchyard plugin inspect FILE.wasm|NAME [--children N] [--config TOML]";
 
 /// A `switchyard plugin` command line.
@@ -56,6 +60,8 @@ pub struct TestCommand {
     pub keys: Vec<String>,
     /// A file of keys, one per line (`-`: standard input).
     pub keys_file: Option<PathBuf>,
+    /// A trace of requests (`trace`), each routed with its own operation.
+    pub trace: Option<PathBuf>,
     /// Print the share of keys per decision instead of each decision.
     pub summary: bool,
 }
@@ -70,7 +76,47 @@ pub struct NewCommand {
     /// Where the crate goes (default `./NAME`).
     pub dir: PathBuf,
     /// The `switchyard-sdk` crate it depends on (default: the one this router was built with).
-    pub sdk: PathBuf,
+    pub sdk: SdkSource,
+}
+
+/// Where a new plugin crate gets `switchyard-sdk` from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdkSource {
+    /// A directory holding the crate (`--sdk PATH`).
+    Path(PathBuf),
+    /// A git repository holding it (`--sdk-git URL[#REV]`), at a commit, tag or branch.
+    Git {
+        /// The repository's URL.
+        url: String,
+        /// What to check out (`rev`); the default branch without one.
+        rev: Option<String>,
+    },
+}
+
+impl SdkSource {
+    /// The dependency's table in `Cargo.toml`, and how it is described to the author.
+    fn dependency(&self) -> anyhow::Result<(String, String)> {
+        match self {
+            SdkSource::Path(path) => {
+                let sdk = std::fs::canonicalize(path).with_context(|| {
+                    format!(
+                        "plugin new: no switchyard-sdk at {} (--sdk PATH names one)",
+                        path.display()
+                    )
+                })?;
+                let shown = sdk.display().to_string();
+                Ok((format!("{{ path = {shown:?} }}"), shown))
+            }
+            SdkSource::Git { url, rev: None } => Ok((format!("{{ git = {url:?} }}"), url.clone())),
+            SdkSource::Git {
+                url,
+                rev: Some(rev),
+            } => Ok((
+                format!("{{ git = {url:?}, rev = {rev:?} }}"),
+                format!("{url} at {rev}"),
+            )),
+        }
+    }
 }
 
 /// The starting policies of `plugin new`.
@@ -161,7 +207,18 @@ fn parse_new(mut args: impl Iterator<Item = String>) -> anyhow::Result<NewComman
                 })?;
             }
             "--dir" => dir = Some(PathBuf::from(value()?)),
-            "--sdk" => sdk = Some(PathBuf::from(value()?)),
+            "--sdk" => sdk = Some(SdkSource::Path(PathBuf::from(value()?))),
+            "--sdk-git" => {
+                let text = value()?;
+                let (url, rev) = match text.split_once('#') {
+                    Some((url, rev)) => (url.to_string(), Some(rev.to_string())),
+                    None => (text, None),
+                };
+                if url.is_empty() || rev.as_deref() == Some("") {
+                    bail!("--sdk-git: `{url}` needs a URL, and a revision after `#` if any");
+                }
+                sdk = Some(SdkSource::Git { url, rev });
+            }
             flag if flag.starts_with('-') => {
                 bail!("plugin new: unknown flag `{flag}`; {}", usage())
             }
@@ -182,7 +239,12 @@ fn parse_new(mut args: impl Iterator<Item = String>) -> anyhow::Result<NewComman
     }
     Ok(NewCommand {
         dir: dir.unwrap_or_else(|| PathBuf::from(&name)),
-        sdk: sdk.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk"))),
+        sdk: sdk.unwrap_or_else(|| {
+            SdkSource::Path(PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../sdk"
+            )))
+        }),
         name,
         template,
     })
@@ -193,6 +255,7 @@ fn parse_test(args: impl Iterator<Item = String>) -> anyhow::Result<TestCommand>
     // `test`'s own flags; the module and `--children`/`--config` are `inspect`'s, and every
     // word after the module is a key.
     let (mut op, mut keys_file, mut summary) = (switchyard_sdk::Op::Get, None, false);
+    let mut trace = None;
     let (mut inspect, mut module, mut keys) = (Vec::new(), None, Vec::new());
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -211,6 +274,7 @@ fn parse_test(args: impl Iterator<Item = String>) -> anyhow::Result<TestCommand>
                 })?;
             }
             "--keys" => keys_file = Some(PathBuf::from(value()?)),
+            "--trace" => trace = Some(PathBuf::from(value()?)),
             "--summary" => summary = true,
             "--children" | "--config" => {
                 let v = value()?;
@@ -224,9 +288,12 @@ fn parse_test(args: impl Iterator<Item = String>) -> anyhow::Result<TestCommand>
         }
     }
     let module = parse_inspect(module.into_iter().chain(inspect))?;
-    if keys.is_empty() && keys_file.is_none() {
+    let sources = usize::from(!keys.is_empty())
+        + usize::from(keys_file.is_some())
+        + usize::from(trace.is_some());
+    if sources != 1 {
         bail!(
-            "plugin test needs keys (--keys FILE, or KEY...); {}",
+            "plugin test needs one of --keys FILE, --trace FILE or KEY...; {}",
             usage()
         );
     }
@@ -235,6 +302,7 @@ fn parse_test(args: impl Iterator<Item = String>) -> anyhow::Result<TestCommand>
         op,
         keys,
         keys_file,
+        trace,
         summary,
     })
 }
@@ -306,12 +374,7 @@ fn scaffold(command: &NewCommand) -> anyhow::Result<()> {
     {
         bail!("plugin new: {} exists and is not empty", dir.display());
     }
-    let sdk = std::fs::canonicalize(&command.sdk).with_context(|| {
-        format!(
-            "plugin new: no switchyard-sdk at {} (--sdk PATH names one)",
-            command.sdk.display()
-        )
-    })?;
+    let (sdk, sdk_shown) = command.sdk.dependency()?;
     let name = &command.name;
     let lib = name.replace('-', "_");
     let (source, node) = command.template.source();
@@ -322,13 +385,12 @@ fn scaffold(command: &NewCommand) -> anyhow::Result<()> {
                 "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
                  [lib]\n# cdylib: the .wasm module; rlib: the native tests against the SDK's harness.\n\
                  crate-type = [\"cdylib\", \"rlib\"]\n\n\
-                 [dependencies]\nswitchyard-sdk = {{ path = {:?} }}\n\
+                 [dependencies]\nswitchyard-sdk = {sdk}\n\
                  serde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
                  # Small, fast modules: a plugin runs on every request, and a panic is a trap anyway.\n\
                  [profile.release]\nopt-level = 3\nlto = true\ncodegen-units = 1\npanic = \"abort\"\n\
                  strip = true\ndebug = false\n\n\
                  # A crate of its own, even inside another workspace.\n[workspace]\n",
-                sdk.display().to_string()
             ),
         ),
         (
@@ -358,7 +420,9 @@ fn scaffold(command: &NewCommand) -> anyhow::Result<()> {
                  (memcached on 127.0.0.1:21211 and 21212).\n\
                  - Ship it with its SHA-256 pinned: `sha256 = \"...\"` beside `plugin` in \
                  `[routes.{name}]`; another build of the file is then refused.\n\n\
-                 The SDK's own README (`switchyard-sdk`) documents the plan API.\n"
+                 The SDK's guide (`sdk/GUIDE.md` in Switchyard's repository, the `guide` module of \
+                 `cargo doc -p switchyard-sdk --open`) walks through every plan, testing, \
+                 metrics, building and deploying.\n"
             ),
         ),
     ];
@@ -372,7 +436,7 @@ fn scaffold(command: &NewCommand) -> anyhow::Result<()> {
         "created {} ({:?} template, switchyard-sdk at {})\nnext: cd {} && cargo test && switchyard plugin build",
         dir.display(),
         command.template,
-        sdk.display(),
+        sdk_shown,
         dir.display()
     );
     Ok(())
@@ -418,36 +482,70 @@ fn build(dir: &std::path::Path) -> anyhow::Result<()> {
     }))
 }
 
-/// `plugin test`: every key routed by the module, as decisions or a summary of them.
-pub fn test(command: &TestCommand) -> anyhow::Result<String> {
-    let mut keys = command.keys.clone();
-    if let Some(file) = &command.keys_file {
-        let text = if file.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin()).context("cannot read keys from stdin")?
-        } else {
-            std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read {}", file.display()))?
-        };
-        keys.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+/// Reads `file`, or standard input for `-`.
+fn read_input(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+            .context("cannot read standard input")?;
+        Ok(bytes)
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
     }
-    let (mut instance, names) = instantiate(&command.module)?;
-    let op = command.op.code();
-    let mut out = String::new();
-    let mut tally: std::collections::BTreeMap<String, u64> = Default::default();
-    for key in &keys {
-        let input = super::RouteInput {
-            op,
-            key: key.as_bytes(),
+}
+
+/// `plugin test`: every key or traced request routed by the module, as decisions or a
+/// summary of them, then the plugin's metrics.
+pub fn test(command: &TestCommand) -> anyhow::Result<String> {
+    // (what is printed for the request, the request as the plugin gets it)
+    let mut requests: Vec<(String, crate::trace::TraceRequest)> = Vec::new();
+    let keyed = |key: String| {
+        let request = crate::trace::TraceRequest {
+            line: 0,
+            op: command.op,
+            key: key.clone().into_bytes(),
             flags: 0,
             exptime: 0,
             value_len: 0,
+        };
+        (key, request)
+    };
+    requests.extend(command.keys.iter().cloned().map(keyed));
+    if let Some(file) = &command.keys_file {
+        let text = String::from_utf8_lossy(&read_input(file)?).into_owned();
+        let keys = text.lines().filter(|l| !l.is_empty()).map(str::to_string);
+        requests.extend(keys.map(keyed));
+    }
+    if let Some(file) = &command.trace {
+        let trace = crate::trace::parse(&file.display().to_string(), &read_input(file)?)?;
+        requests.extend(trace.requests.into_iter().map(|r| {
+            let shown = format!(
+                "{}:{} {}",
+                r.line,
+                r.op.name().unwrap_or("?"),
+                String::from_utf8_lossy(&r.key)
+            );
+            (shown, r)
+        }));
+    }
+    let (mut instance, node) = instantiate(&command.module)?;
+    let names: Vec<&str> = node.children.iter().map(|c| c.name.as_str()).collect();
+    let mut out = String::new();
+    let mut tally: std::collections::BTreeMap<String, u64> = Default::default();
+    for (shown, request) in &requests {
+        let input = super::RouteInput {
+            op: request.op.code(),
+            key: &request.key,
+            flags: request.flags,
+            exptime: request.exptime,
+            value_len: request.value_len,
             listener: 0,
             identity: None,
         };
         let decision = match instance.route(&input) {
             Ok(super::Decision::Forward(child)) => format!(
                 "forward {}",
-                names.get(child as usize).map_or("?", String::as_str)
+                names.get(child as usize).copied().unwrap_or("?")
             ),
             Ok(other) => format!("{other:?}"),
             Err(fault) => format!("fault: {fault}"),
@@ -455,29 +553,44 @@ pub fn test(command: &TestCommand) -> anyhow::Result<String> {
         if command.summary {
             *tally.entry(decision).or_default() += 1;
         } else {
-            let _ = writeln!(out, "{key}\t{decision}");
+            let _ = writeln!(out, "{shown}\t{decision}");
         }
     }
     if command.summary {
-        let total = keys.len().max(1) as f64;
+        let total = requests.len().max(1) as f64;
         for (decision, n) in &tally {
             let _ = writeln!(out, "{n}\t{:.1}%\t{decision}", 100.0 * *n as f64 / total);
         }
     }
+    let metrics = node.metrics.snapshot();
+    for (name, value) in &metrics.counters {
+        let _ = writeln!(out, "counter\t{name}\t{value}");
+    }
+    for (name, h) in &metrics.histograms {
+        let _ = writeln!(
+            out,
+            "histogram\t{name}\tcount {} sum {} mean {} p50 {} p99 {}",
+            h.count(),
+            h.sum,
+            h.mean_us(),
+            h.quantile_us(0.5),
+            h.quantile_us(0.99)
+        );
+    }
     Ok(out)
 }
 
-/// A module's instance, `init`ed as `command` says, and its children's names.
-fn instantiate(command: &InspectCommand) -> anyhow::Result<(PluginInstance, Vec<String>)> {
+/// A module's instance, `init`ed as `command` says, and the node it serves (its children,
+/// its metrics).
+fn instantiate(command: &InspectCommand) -> anyhow::Result<(PluginInstance, Arc<NodeContext>)> {
     let bytes = module_bytes(&command.module)?;
     let engine = PluginEngine::new().map_err(|e| anyhow::anyhow!("{e}"))?;
     let module = PluginModule::compile(&engine, &command.module, &bytes)
         .map_err(|e| anyhow::anyhow!("{}: {}", command.module, e.message))?;
     let node = node_context(command);
-    let names = node.children.iter().map(|c| c.name.clone()).collect();
-    let instance = PluginInstance::new(&module, node, &default_settings(), 1)
+    let instance = PluginInstance::new(&module, node.clone(), &default_settings(), 1)
         .map_err(|e| anyhow::anyhow!("{}: {}", command.module, e.message))?;
-    Ok((instance, names))
+    Ok((instance, node))
 }
 
 /// A bundled plugin's bytes, or a file's.
@@ -606,6 +719,24 @@ mod tests {
             ("my-hash", Template::Call)
         );
         assert_eq!(new.dir, PathBuf::from("my-hash"));
+        let PluginCommand::New(new) =
+            parse(args("new x --sdk-git https://example.invalid/s.git#v1")).expect("new")
+        else {
+            panic!("not new");
+        };
+        assert_eq!(
+            new.sdk,
+            SdkSource::Git {
+                url: "https://example.invalid/s.git".into(),
+                rev: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            new.sdk.dependency().expect("a git dependency").0,
+            "{ git = \"https://example.invalid/s.git\", rev = \"v1\" }"
+        );
+        assert!(parse(args("new x --sdk-git #v1")).is_err());
+        assert!(parse(args("new x --sdk-git https://e.invalid/s.git#")).is_err());
         assert!(parse(args("new My/Hash")).is_err());
         assert!(parse(args("new x --template ring")).is_err());
         assert_eq!(
@@ -636,7 +767,11 @@ mod tests {
             ..command
         };
         let out = test(&command).expect("routes");
-        assert_eq!(out, "user:1\tforward child0\nother\tforward child1\n");
+        assert_eq!(
+            out,
+            "user:1\tforward child0\nother\tforward child1\n\
+             counter\tdefaulted\t1\ncounter\tunrouted\t0\n"
+        );
 
         let keys: Vec<String> = (0..3000).map(|i| format!("key:{i}")).collect();
         let summary = test(&TestCommand {
@@ -648,6 +783,7 @@ mod tests {
             op: switchyard_sdk::Op::Get,
             keys,
             keys_file: None,
+            trace: None,
             summary: true,
         })
         .expect("routes");
@@ -662,6 +798,45 @@ mod tests {
             assert!((700..1300).contains(&n), "{summary}");
         }
         assert!(parse(args("test ketama")).is_err(), "no keys");
+        assert!(
+            parse(args("test ketama --trace t k1")).is_err(),
+            "keys and a trace"
+        );
+    }
+
+    #[test]
+    fn a_trace_routes_each_request_with_its_own_operation_then_the_metrics_follow() {
+        let dir = std::env::temp_dir().join(format!("switchyard-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let trace = dir.join("t.trace");
+        std::fs::write(&trace, "get a user:2\nset user:1 0 0 10\nstats\ndelete b\n")
+            .expect("write the trace");
+        let command = parse(
+            [
+                "test",
+                "prefix",
+                "--children",
+                "2",
+                "--config",
+                "prefixes = { \"user:\" = \"child0\" }\ndefault = \"child1\"",
+                "--trace",
+            ]
+            .into_iter()
+            .map(str::to_string)
+            .chain([trace.display().to_string()]),
+        )
+        .expect("parses");
+        let PluginCommand::Test(command) = command else {
+            panic!("not test");
+        };
+        let out = test(&command).expect("routes");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            out,
+            "1:get a\tforward child1\n1:get user:2\tforward child0\n\
+             2:set user:1\tforward child0\n4:delete b\tforward child1\n\
+             counter\tdefaulted\t2\ncounter\tunrouted\t0\n"
+        );
     }
 
     #[test]
