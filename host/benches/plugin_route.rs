@@ -9,6 +9,9 @@
 //! - `plugin_route/ketama`: a full ketama decision, the bundled plugin over 3 servers (md5 of
 //!   the key through the `md5` host function, then the continuum search);
 //! - `plugin_route/prefix`: the bundled `prefix` plugin with 3 prefixes;
+//! - `plugin_route/null_counter` and `null_histogram`: `null_forward` plus one `counter_add`
+//!   (`histogram_record` of the key's length) per call: the difference is the cost of a plugin
+//!   metric bump (ABI.md, "Plugin metrics");
 //! - `native/md5_u32`: for reference, the native hash the ketama call is built around.
 //!
 //! `cargo bench -p switchyard --bench plugin_route` (about 20 s once built); `-- --quick` for a
@@ -40,6 +43,28 @@ const NULL_PLUGIN: &str = r#"(module
   (func (export "switchyard_route") (param i32 i32 i32 i64 i32 i32) (result i64) i64.const 1))"#;
 
 /// The `prefix` plugin's config: three prefixes over three children.
+/// [`NULL_PLUGIN`] that also bumps a metric it defined in `init` on every call: `$bump` is
+/// `counter_add` or `histogram_record`, `kind` 1 (counter) or 2 (histogram).
+fn bumping_plugin(import: &str, kind: u32) -> String {
+    format!(
+        r#"(module
+  (import "switchyard" "metric_define" (func $define (param i32 i32 i32) (result i32)))
+  (import "switchyard" "{import}" (func $bump (param i32 i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 9000) "bumps")
+  (func (export "switchyard_abi_version") (result i32) i32.const 1)
+  (func (export "switchyard_key_buffer") (result i32) i32.const 1024)
+  (func (export "switchyard_plan_buffer") (result i32) i32.const 4096)
+  (func (export "switchyard_alloc") (param i32) (result i32) i32.const 8192)
+  (func (export "switchyard_init") (param i32 i32) (result i32)
+    (i32.store (i32.const 9008) (call $define (i32.const {kind}) (i32.const 9000) (i32.const 5)))
+    (i32.load (i32.const 9008)))
+  (func (export "switchyard_route") (param i32 i32 i32 i64 i32 i32) (result i64)
+    (call $bump (i32.load (i32.const 9008)) (i64.extend_i32_u (local.get 1)))
+    i64.const 1))"#
+    )
+}
+
 const PREFIX_CONFIG: &str =
     "default = \"c\"\n[prefixes]\n\"session:\" = \"a\"\n\"user:\" = \"b\"\n\"feed:\" = \"a\"\n";
 
@@ -114,8 +139,18 @@ fn plugin_route(c: &mut Criterion) {
         .collect();
 
     let wat = wat::parse_str(NULL_PLUGIN).expect("the null plugin's WAT parses");
+    let counting = wat::parse_str(bumping_plugin("counter_add", 1)).expect("WAT");
+    let recording = wat::parse_str(bumping_plugin("histogram_record", 2)).expect("WAT");
     let cases = [
         ("null_forward", instance(&engine, "null", &wat, &["a"], "")),
+        (
+            "null_counter",
+            instance(&engine, "counter", &counting, &["a"], ""),
+        ),
+        (
+            "null_histogram",
+            instance(&engine, "histogram", &recording, &["a"], ""),
+        ),
         (
             "null_bundled",
             bundled_instance(&engine, "null", &["a"], ""),
@@ -131,7 +166,9 @@ fn plugin_route(c: &mut Criterion) {
     for (name, mut inst) in cases {
         let plan = inst.route(&get(&keys[0])).expect("route");
         let expected = match name {
-            "null_forward" => matches!(plan, Decision::Forward(0)),
+            "null_forward" | "null_counter" | "null_histogram" => {
+                matches!(plan, Decision::Forward(0))
+            }
             "null_bundled" => matches!(plan, Decision::Reply(_)),
             "prefix" => matches!(plan, Decision::Forward(1)),
             _ => matches!(plan, Decision::Forward(n) if n < 3),
