@@ -115,7 +115,8 @@ mod tests {
             touch t 60\n\
             delete d noreply\n";
         let trace = parse("t.trace", text).expect("a valid trace");
-        let got: Vec<(usize, Op, &[u8], u32, i64, u32)> = trace
+        type Seen<'a> = (usize, Op, &'a [u8], u32, i64, u32);
+        let got: Vec<Seen<'_>> = trace
             .requests
             .iter()
             .map(|r| (r.line, r.op, &r.key[..], r.flags, r.exptime, r.value_len))
