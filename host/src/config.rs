@@ -6,6 +6,7 @@
 
 mod raw;
 mod server_spec;
+mod tenants;
 mod validate;
 
 use std::net::SocketAddr;
@@ -162,6 +163,68 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// Named route nodes.
     pub routes: Vec<RouteConfig>,
+    /// Tenants (`[tenants.NAME]`), in name order.
+    pub tenants: Vec<TenantConfig>,
+    /// memcached's ASCII authentication (`[auth]`), for listeners with `tenant_by = "auth"`.
+    pub auth: Option<AuthConfig>,
+}
+
+/// `[auth]`: where the users and passwords of ASCII authentication are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `user:password` lines, as memcached's `-Y` file; read when a generation is built.
+    pub credentials: PathBuf,
+    /// Line of the `credentials` key, for errors found reading the file.
+    pub line: usize,
+}
+
+/// One `[tenants.NAME]` table: how a team's connections are recognised and what they get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// The table's name.
+    pub name: String,
+    /// Line of the table.
+    pub line: usize,
+    /// The pool or route that receives its requests.
+    pub route: String,
+    /// The invisible prefix its keys carry on the servers (`""`: none, for dedicated pools).
+    pub namespace: String,
+    /// TLS client identities that are this tenant, on `tenant_by = "identity"` listeners.
+    pub identities: Vec<String>,
+    /// Users of `[auth]` that are this tenant, on `tenant_by = "auth"` listeners.
+    pub users: Vec<String>,
+    /// The commands it may send.
+    pub commands: crate::tenant::CommandSet,
+    /// Key prefixes its reads may use (`[]`: any key).
+    pub read_prefixes: Vec<String>,
+    /// Key prefixes its writes (stores, deletes, arithmetic) may use (`[]`: any key).
+    pub write_prefixes: Vec<String>,
+    /// Its limits.
+    pub limits: TenantLimits,
+}
+
+/// A tenant's limits; `None`: none but the router's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TenantLimits {
+    /// Requests per second, and how many may come at once (`requests_per_second`,
+    /// `requests_burst`).
+    pub requests: Option<Rate>,
+    /// Bytes of requests per second (lines and values), and the burst (`bytes_per_second`,
+    /// `bytes_burst`).
+    pub bytes: Option<Rate>,
+    /// Connections it may have open at once.
+    pub max_connections: Option<usize>,
+    /// Longest value it may store.
+    pub max_value_bytes: Option<usize>,
+}
+
+/// A token bucket's rate and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Units per second.
+    pub per_second: u64,
+    /// Units that may come at once: the bucket's size.
+    pub burst: u64,
 }
 
 /// `[server]`.
@@ -229,13 +292,28 @@ pub enum OnFault {
     Forward(usize),
 }
 
+/// Whose requests a listener's connections send, and so where they go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerRoute {
+    /// Every request goes to this pool or route (`route`).
+    Route(String),
+    /// Every connection is this tenant's (`tenant`).
+    Tenant(String),
+    /// A connection is the tenant whose `identities` hold its TLS client identity
+    /// (`tenant_by = "identity"`); one that matches none is refused.
+    ByIdentity,
+    /// A connection is the tenant whose `users` hold the user it authenticates as, with
+    /// memcached's ASCII authentication (`tenant_by = "auth"`), before anything else.
+    ByAuth,
+}
+
 /// One `[[listeners]]` entry.
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
     /// Where to accept clients; port 0 picks a free port.
     pub address: SocketAddr,
-    /// The pool or route that receives this listener's requests.
-    pub route: String,
+    /// Where its requests go: a route, or a tenant's.
+    pub route: ListenerRoute,
     /// Client connections this listener holds at once; past it a new client is answered
     /// `ERROR Too many open connections` and closed. `None`: only the router-wide budget the
     /// open-file limit leaves (`server::client_budget`).

@@ -139,7 +139,7 @@ pub fn run_tls(
             .map(|id| router_stats.identities.connected(id));
         // Boxed: a session is kilobytes, and only TLS connections pay for it.
         let mut session = Box::new(std::cell::RefCell::new(session));
-        serve(&mut *session, &admitted, &Caller { listener, identity }).await;
+        serve(&mut *session, &admitted, &Caller::new(listener, identity)).await;
         let mut session = session.into_inner();
         // Says `close_notify`, so the client can tell the end from a truncation.
         let _ = tokio::time::timeout(
@@ -285,6 +285,10 @@ fn read_requests<'a, R: Input + 'a>(
                 match reply {
                     Some(Next::Reply(pending, tally)) => queue.push(pending, tally),
                     Some(Next::Silent) => {}
+                    Some(Next::Last(pending, tally)) => {
+                        queue.push(pending, tally);
+                        return;
+                    }
                     Some(Next::Close) | None => return,
                 }
             }
@@ -407,6 +411,7 @@ fn next_step(
                 Next::Reply(p, tally) => Step::Reply(p, tally),
                 Next::Silent => Step::Next,
                 Next::Close => Step::Close,
+                Next::Last(p, tally) => Step::Last(p, tally),
             }
         }
         Parsed::Invalid { reply, consumed } => {
@@ -463,6 +468,7 @@ fn next_step(
                         Next::Reply(p, tally) => Step::Reply(p, tally),
                         Next::Silent => Step::Next,
                         Next::Close => Step::Close,
+                        Next::Last(p, tally) => Step::Last(p, tally),
                     }
                 }
                 StreamRoute::Server(target) => {

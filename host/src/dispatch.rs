@@ -4,16 +4,19 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use switchyard_protocol::{Command, DECODED_KEY_BUF, ReplyKind, ReplyStatus, Request, replies};
 use switchyard_sdk::abi::op;
 
 use crate::execute::{Origin, Req, worst_of};
+use crate::generation::Target;
 use crate::plugin::RouteInput;
 use crate::reply::{Outcome, Pending, merge_retrieval};
 use crate::route::Resolved;
 use crate::stats::tally::Tally;
+use crate::tenant::{Authenticated, Refusal, Tenant, TenantConnection};
 use crate::tls::Identity;
 use crate::wire::Wire;
 use crate::worker::{LocalGeneration, Worker};
@@ -29,34 +32,111 @@ pub enum Next {
     Silent,
     /// Answer what is queued, then close (`quit`).
     Close,
+    /// Queue this reply, then close (a connection refused: no tenant, not authenticated).
+    Last(Pending, Tally),
 }
 
-/// Where a client's requests come from: the listener it connected to, and who it is (from the
-/// certificate it presented on a mutual-TLS listener), which plugins may route by.
-#[derive(Debug, Clone)]
+/// Where a client's requests come from: the listener it connected to, who it is (from the
+/// certificate it presented on a mutual-TLS listener), which plugins may route by, and the
+/// tenant it is bound to, if its listener serves tenants.
+#[derive(Debug)]
 pub struct Caller {
     /// The listener's address.
     pub listener: SocketAddr,
     /// The client's identity (`tls::identity`), if it has one.
     pub identity: Option<Identity>,
+    /// Its tenant, once bound (`tenant.rs`): by its listener or identity at its first request,
+    /// by authenticating on a `tenant_by = "auth"` listener. Boxed: every connection holds
+    /// its `Caller`, and most are no tenant's.
+    tenant: std::cell::RefCell<Option<Box<Binding>>>,
+}
+
+/// A connection's tenant, and where that tenant was in the generation it last looked.
+#[derive(Debug)]
+struct Binding {
+    connection: TenantConnection,
+    /// (generation number, index in its `tenants`).
+    at: std::cell::Cell<(u64, usize)>,
 }
 
 impl Caller {
-    /// The listener's place in `shared`'s config and the identity; `None` when a reload
-    /// removed the listener (its connections close at their next request).
-    fn via<'a>(&'a self, shared: &crate::generation::Generation) -> Option<Via<'a>> {
-        Some(Via {
-            listener: shared.listener_index(self.listener)?,
+    /// A client of `listener`, with the identity its certificate gave it.
+    pub fn new(listener: SocketAddr, identity: Option<Identity>) -> Caller {
+        Caller {
+            listener,
+            identity,
+            tenant: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Binds the connection to a tenant.
+    fn bind(&self, connection: TenantConnection) {
+        *self.tenant.borrow_mut() = Some(Box::new(Binding {
+            connection,
+            at: std::cell::Cell::new((u64::MAX, 0)),
+        }));
+    }
+
+    /// The listener's place in `shared`'s config, the identity, where its requests go and its
+    /// tenant. [`Gate::Gone`] when a reload removed the listener, or the tenant (its
+    /// connections close at their next request); [`Gate::Unbound`] for a tenant listener's
+    /// connection not yet bound.
+    fn via<'a>(&'a self, shared: &'a crate::generation::Generation) -> Result<Via<'a>, Gate> {
+        let listener = shared.listener_index(self.listener).ok_or(Gate::Gone)?;
+        let (root, tenant) = match shared.roots[listener as usize] {
+            Some(root) => (root, None),
+            None => {
+                let bound = self.tenant.borrow();
+                let Some(bound) = bound.as_ref() else {
+                    return Err(Gate::Unbound);
+                };
+                let (number, cached) = bound.at.get();
+                let index = if number == shared.number && cached < shared.tenants.len() {
+                    cached
+                } else {
+                    let name = &bound.connection.name;
+                    let found = shared.tenants.iter().position(|t| t.name == *name);
+                    let index = found.ok_or(Gate::Gone)?;
+                    bound.at.set((shared.number, index));
+                    index
+                };
+                let tenant = &shared.tenants[index];
+                (tenant.root, Some(tenant))
+            }
+        };
+        Ok(Via {
+            listener,
             identity: self.identity.as_ref(),
+            root,
+            tenant,
         })
     }
 }
 
-/// [`Caller`] as one generation sees it: the listener's index, and the identity.
+/// Why a request has no [`Via`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Its listener or tenant is gone: close.
+    Gone,
+    /// Its connection is to be bound to a tenant first.
+    Unbound,
+}
+
+/// [`Caller`] as one generation sees it: the listener's index, the identity, the root its
+/// requests start from, and its tenant.
 #[derive(Debug, Clone, Copy)]
 struct Via<'a> {
     listener: u32,
     identity: Option<&'a Identity>,
+    root: Target,
+    tenant: Option<&'a Arc<Tenant>>,
+}
+
+impl Via<'_> {
+    /// The prefix its keys carry on the servers: its tenant's namespace, or none.
+    fn namespace(&self) -> &[u8] {
+        self.tenant.map_or(&[], |t| t.config.namespace.as_bytes())
+    }
 }
 
 /// Handles one request. `frame` holds exactly the request's bytes (line and data block), and
@@ -64,12 +144,19 @@ struct Via<'a> {
 pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Caller) -> Next {
     let generation = worker.generation();
     // A connection on a listener a reload removed is closed at its next request.
-    let Some(via) = caller.via(&generation.shared) else {
-        return Next::Close;
+    let via = match caller.via(&generation.shared) {
+        Ok(via) => via,
+        Err(Gate::Gone) => return Next::Close,
+        Err(Gate::Unbound) => return bind(worker, request, frame, caller, &generation),
     };
     let stats = &worker.stats;
     let command = request.command;
     stats.command(command);
+    if let Some(tenant) = via.tenant
+        && let Err(refusal) = admit(tenant, request, &frame)
+    {
+        return answer(request, refused(refusal), Tally::local(command));
+    }
     let started = begin(worker, &generation);
     // Keys a classic retrieval looks up, for its hits and misses.
     let mut keys = 0;
@@ -89,6 +176,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
                 b"config" => worker.router_stats.render_config(),
                 b"hotkeys" => worker.router_stats.hotkeys.render(),
                 b"routes" => crate::stats::render_routes(&generation.shared),
+                b"tenants" => crate::stats::render_tenants(&generation.shared),
                 _ => {
                     return Next::Reply(
                         Pending::Ready(Outcome::fixed(b"ERROR\r\n", ReplyStatus::Error)),
@@ -107,7 +195,13 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
             if crate::introspect::asked(request, &frame) =>
         {
             let (listener, identity) = (via.listener, via.identity);
-            crate::introspect::retrieval(&generation, listener, identity, request, &frame)
+            crate::introspect::retrieval(
+                &generation,
+                (listener, via.root),
+                identity,
+                request,
+                &frame,
+            )
         }
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {
             if generation.shared.config.stats.hotkeys {
@@ -134,6 +228,201 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
     };
     let tally = finish(worker, &generation, command, keys, started);
     answer(request, pending, tally)
+}
+
+/// A request on a tenant listener's connection that is not bound to a tenant yet: bind it by
+/// its listener or identity and carry on, or take it as memcached's ASCII authentication
+/// (`tenant_by = "auth"`), or refuse the connection with one line.
+fn bind(
+    worker: &Worker,
+    request: &Request,
+    frame: Bytes,
+    caller: &Caller,
+    generation: &Rc<LocalGeneration>,
+) -> Next {
+    use crate::config::ListenerRoute;
+    let shared = &generation.shared;
+    let command = request.command;
+    let last = |line: String| {
+        worker.stats.client_errors.inc();
+        Next::Last(
+            Pending::Ready(Outcome {
+                frame: Bytes::from(line),
+                status: ReplyStatus::ServerError,
+            }),
+            Tally::local(command),
+        )
+    };
+    let Some(listener) = shared
+        .listener_index(caller.listener)
+        .and_then(|i| shared.config.listeners.get(i as usize))
+    else {
+        return Next::Close;
+    };
+    let tenant = match &listener.route {
+        ListenerRoute::Route(_) => return Next::Close,
+        ListenerRoute::Tenant(name) => shared.tenants.iter().find(|t| *t.name == **name),
+        ListenerRoute::ByIdentity => {
+            let Some(identity) = &caller.identity else {
+                return last(
+                    "SERVER_ERROR no tenant: this connection has no client identity\r\n".into(),
+                );
+            };
+            let found = shared
+                .tenants
+                .iter()
+                .find(|t| t.config.identities.iter().any(|i| i == identity.as_str()));
+            if found.is_none() {
+                tracing::warn!(listener = %caller.listener, identity = identity.as_str(), "connection refused: no tenant has this identity");
+                return last(format!(
+                    "SERVER_ERROR no tenant for client identity {}\r\n",
+                    identity.as_str()
+                ));
+            }
+            found
+        }
+        ListenerRoute::ByAuth => return authenticate(worker, request, &frame, caller, shared),
+    };
+    let Some(tenant) = tenant else {
+        return Next::Close;
+    };
+    match tenant.connect() {
+        Some(bound) => caller.bind(bound),
+        None => {
+            return last(format!(
+                "SERVER_ERROR tenant {} has its max_connections ({}) open\r\n",
+                tenant.name,
+                tenant.config.limits.max_connections.unwrap_or(0)
+            ));
+        }
+    }
+    dispatch(worker, request, frame, caller)
+}
+
+/// memcached's ASCII authentication (`-Y`), as memcached 1.6 answers it: before it succeeds,
+/// a `set` whose data is `user password` is the attempt (`STORED`, even with `noreply`, or
+/// `CLIENT_ERROR authentication failure`, or `CLIENT_ERROR bad authentication token format`,
+/// the connection staying open for another try), and anything else is answered `CLIENT_ERROR
+/// unauthenticated` and the connection closed. The user's tenant is the connection's from then.
+fn authenticate(
+    worker: &Worker,
+    request: &Request,
+    frame: &Bytes,
+    caller: &Caller,
+    shared: &crate::generation::Generation,
+) -> Next {
+    let command = request.command;
+    let reply = |line: &'static [u8], status| {
+        Next::Reply(
+            Pending::Ready(Outcome::fixed(line, status)),
+            Tally::local(command),
+        )
+    };
+    if command != Command::Set {
+        worker.stats.client_errors.inc();
+        return Next::Last(
+            Pending::Ready(Outcome::fixed(
+                b"CLIENT_ERROR unauthenticated\r\n",
+                ReplyStatus::ClientError,
+            )),
+            Tally::local(command),
+        );
+    }
+    let Some(credentials) = &shared.credentials else {
+        return Next::Close;
+    };
+    let failure = |why: &str| {
+        worker.stats.client_errors.inc();
+        tracing::warn!(listener = %caller.listener, "authentication failed: {why}");
+    };
+    match credentials.check(frame.get(request.value.clone()).unwrap_or_default()) {
+        Authenticated::BadFormat => {
+            failure("not `user password`");
+            reply(
+                b"CLIENT_ERROR bad authentication token format\r\n",
+                ReplyStatus::ClientError,
+            )
+        }
+        Authenticated::Failure => {
+            failure("a wrong user or password");
+            reply(
+                b"CLIENT_ERROR authentication failure\r\n",
+                ReplyStatus::ClientError,
+            )
+        }
+        Authenticated::User(user) => {
+            let tenant = shared
+                .tenants
+                .iter()
+                .find(|t| t.config.users.contains(&user));
+            let Some(tenant) = tenant else {
+                failure("a user of no tenant");
+                return reply(
+                    b"CLIENT_ERROR authentication failure\r\n",
+                    ReplyStatus::ClientError,
+                );
+            };
+            match tenant.connect() {
+                Some(bound) => {
+                    caller.bind(bound);
+                    reply(b"STORED\r\n", ReplyStatus::Stored)
+                }
+                None => Next::Last(
+                    Pending::Ready(Outcome {
+                        frame: Bytes::from(format!(
+                            "SERVER_ERROR tenant {} has its max_connections ({}) open\r\n",
+                            tenant.name,
+                            tenant.config.limits.max_connections.unwrap_or(0)
+                        )),
+                        status: ReplyStatus::ServerError,
+                    }),
+                    Tally::local(command),
+                ),
+            }
+        }
+    }
+}
+
+/// Checks a tenant's request against its ACL and limits. `buf` holds the request's line (and
+/// its data block, when it is in), which its ranges index.
+fn admit(tenant: &Tenant, request: &Request, buf: &[u8]) -> Result<(), Refusal> {
+    let command = request.command;
+    let value_len = command.has_data_block().then(|| request.value.len());
+    let bytes = request.line.len() + value_len.unwrap_or(0);
+    let mut decoded = [0u8; DECODED_KEY_BUF];
+    if matches!(
+        command,
+        Command::Get | Command::Gets | Command::Gat | Command::Gats
+    ) {
+        if crate::introspect::asked(request, buf) {
+            // `__switchyard__.…` tells of the whole router: other tenants' config included.
+            let stats = request.keys(buf).next().map(|k| &buf[k]).into_iter();
+            return tenant.admit(Command::Stats, stats, bytes, None);
+        }
+        tenant.admit(
+            command,
+            request.keys(buf).map(|k| &buf[k]),
+            bytes,
+            value_len,
+        )
+    } else {
+        let key = request.routing_key(buf, &mut decoded);
+        let keys = (!request.key.is_empty()).then_some(key).into_iter();
+        tenant.admit(command, keys, bytes, value_len)
+    }
+}
+
+/// The reply to a refused request: `CLIENT_ERROR` for what the ACL denies, `SERVER_ERROR` for
+/// a limit.
+fn refused(refusal: Refusal) -> Pending {
+    let (line, status) = match refusal {
+        Refusal::Denied(why) => (format!("CLIENT_ERROR {why}\r\n"), ReplyStatus::ClientError),
+        Refusal::Limited(why) => (format!("SERVER_ERROR {why}\r\n"), ReplyStatus::ServerError),
+    };
+    Pending::Ready(Outcome {
+        frame: Bytes::from(line),
+        status,
+    })
 }
 
 /// Starts timing and tracing a request's route on `generation`: when it was dispatched (0 when
@@ -186,9 +475,12 @@ fn keyed(
         kind,
         origin: Origin::Client { request, frame },
     };
-    let root = generation.shared.roots[via.listener as usize];
+    let root = via.root;
+    let namespace = via.namespace();
     match held {
         Some(resolved) => generation.run(resolved, &req),
+        // A namespaced tenant's request is never held: `stream_route` buffers it whole.
+        None if !namespace.is_empty() => generation.execute_in(root, &req, namespace),
         // A meta get's long value may stream to the client.
         None if request.command == Command::MetaGet => generation.execute_for_client(root, &req),
         None => generation.execute(root, &req),
@@ -271,12 +563,28 @@ pub fn stream_route(
     caller: &Caller,
 ) -> StreamRoute {
     let generation = worker.generation();
-    let Some(via) = caller.via(&generation.shared) else {
-        return StreamRoute::Close;
+    let via = match caller.via(&generation.shared) {
+        Ok(via) => via,
+        Err(Gate::Gone) => return StreamRoute::Close,
+        // Bound (or refused) once the request is whole, by `dispatch`.
+        Err(Gate::Unbound) => return StreamRoute::Whole(None),
     };
+    if let Some(tenant) = via.tenant
+        && let Err(refusal) = admit(tenant, request, line)
+    {
+        worker.stats.command(request.command);
+        let Pending::Ready(outcome) = refused(refusal) else {
+            return StreamRoute::Close;
+        };
+        return StreamRoute::Answer(outcome, Tally::local(request.command));
+    }
+    if !via.namespace().is_empty() {
+        // A namespaced key is sent rewritten, which needs the value whole.
+        return StreamRoute::Whole(None);
+    }
     let mut decoded = [0u8; DECODED_KEY_BUF];
     let input = keyed_input(request, line, &mut decoded, via);
-    let root = generation.shared.roots[via.listener as usize];
+    let root = via.root;
     let started = begin(worker, &generation);
     let resolved = generation.resolve(root, &input);
     let tally = finish(worker, &generation, request.command, 0, started);
@@ -325,7 +633,7 @@ pub fn dispatch_held(
         resolved,
         tally,
     } = held;
-    let Some(via) = caller.via(&generation.shared) else {
+    let Ok(via) = caller.via(&generation.shared) else {
         return Next::Close;
     };
     worker.stats.command(request.command);
@@ -364,9 +672,33 @@ pub fn forwarded_line(request: &Request, line: &Bytes) -> Wire {
 /// `md <key> b` and routed by its decoded bytes.
 pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, caller: &Caller) {
     let generation = worker.generation();
-    let Some(via) = caller.via(&generation.shared) else {
+    let Ok(via) = caller.via(&generation.shared) else {
         return;
     };
+    let namespace = via.namespace();
+    if namespace.is_empty() {
+        return delete_key(&generation, via, key, base64);
+    }
+    // The old value is under the tenant's namespace: the key as its servers have it.
+    let mut namespaced = BytesMut::with_capacity(namespace.len() + key.len());
+    namespaced.extend_from_slice(namespace);
+    if base64 {
+        let mut decoded = [0u8; DECODED_KEY_BUF];
+        let Some(bytes) = switchyard_protocol::decode_key(&key, &mut decoded) else {
+            return;
+        };
+        namespaced.extend_from_slice(bytes);
+        let mut encoded = Vec::with_capacity(namespaced.len() * 4 / 3 + 4);
+        switchyard_protocol::encode_key(&namespaced, &mut encoded);
+        delete_key(&generation, via, Bytes::from(encoded), true);
+    } else {
+        namespaced.extend_from_slice(&key);
+        delete_key(&generation, via, namespaced.freeze(), false);
+    }
+}
+
+/// [`delete_quietly`]'s delete of `key` (as it goes to the servers) from `via`'s root.
+fn delete_key(generation: &Rc<LocalGeneration>, via: Via<'_>, key: Bytes, base64: bool) {
     let (verb, suffix, kind): (&[u8], &[u8], _) = if base64 {
         (b"md ", b" b\r\n", ReplyKind::MetaDelete)
     } else {
@@ -394,7 +726,7 @@ pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, caller: &Caller
         listener: via.listener,
         identity: via.identity,
     };
-    let root = generation.shared.roots[via.listener as usize];
+    let root = via.root;
     let wire = Wire::one(line.freeze());
     let origin = Origin::Built(if base64 {
         Command::MetaDelete
@@ -420,7 +752,7 @@ fn retrieval(
     request: &Request,
     frame: &Bytes,
 ) -> (Pending, u32) {
-    let root = generation.shared.roots[via.listener as usize];
+    let root = via.root;
     let mut keys = request.keys(frame);
     let Some(first) = keys.next() else {
         // `gat <exptime>` with no key: memcached answers an empty retrieval.
@@ -440,6 +772,9 @@ fn retrieval(
             kind: ReplyKind::Retrieval,
             origin: Origin::Client { request, frame },
         };
+        if !via.namespace().is_empty() {
+            return (generation.execute_in(root, &req, via.namespace()), 1);
+        }
         return (generation.execute_for_client(root, &req), 1);
     };
 
@@ -458,8 +793,17 @@ fn retrieval(
     }
     let mut parts: Vec<Part> = Vec::with_capacity(4);
     let mut order: Vec<(Range<usize>, usize)> = Vec::with_capacity(request.keys(frame).count());
+    // A tenant's keys are routed and sent with its namespace in front.
+    let namespace = via.namespace();
+    let mut routed = Vec::new();
     for key in [first, second].into_iter().chain(keys) {
-        let input = route_input(request, &frame[key.clone()], via);
+        let mut input = route_input(request, &frame[key.clone()], via);
+        if !namespace.is_empty() {
+            routed.clear();
+            routed.extend_from_slice(namespace);
+            routed.extend_from_slice(&frame[key.clone()]);
+            input.key = &routed;
+        }
         match generation.resolve(root, &input) {
             Resolved::Server { dest, timeout } => {
                 let found = parts
@@ -474,14 +818,16 @@ fn retrieval(
                     parts.len() - 1
                 });
                 if let Some(Part::Server { keys_len, .. }) = parts.get_mut(idx) {
-                    *keys_len += key.len() + 1;
+                    *keys_len += namespace.len() + key.len() + 1;
                 }
                 order.push((key, idx));
             }
             other => {
                 // A reply or a plan for this key alone.
-                let mut line = BytesMut::with_capacity(verb.len() + key.len() + 2);
+                let mut line =
+                    BytesMut::with_capacity(verb.len() + namespace.len() + key.len() + 2);
                 line.extend_from_slice(verb);
+                line.extend_from_slice(namespace);
                 line.extend_from_slice(&frame[key.clone()]);
                 line.extend_from_slice(b"\r\n");
                 let wire = Wire::one(line.freeze());
@@ -499,7 +845,9 @@ fn retrieval(
     generation.stats_keys(order.len() as u64);
     let looked_up = u32::try_from(order.len()).unwrap_or(u32::MAX);
 
-    if let [Part::Server { dest, timeout, .. }] = &parts[..] {
+    if let [Part::Server { dest, timeout, .. }] = &parts[..]
+        && namespace.is_empty()
+    {
         // Every key lives on one server: forward the client's bytes unchanged.
         let pending = generation.send(
             *dest,
@@ -531,6 +879,7 @@ fn retrieval(
                     if sep {
                         lines.extend_from_slice(b" ");
                     }
+                    lines.extend_from_slice(namespace);
                     lines.extend_from_slice(&frame[key.clone()]);
                     sep = true;
                 }
@@ -541,7 +890,12 @@ fn retrieval(
         })
         .collect();
     (
-        Pending::Merged(Box::pin(merge_retrieval(frame.clone(), order, sent))),
+        Pending::Merged(Box::pin(merge_retrieval(
+            frame.clone(),
+            order,
+            sent,
+            Bytes::copy_from_slice(namespace),
+        ))),
         looked_up,
     )
 }
@@ -553,7 +907,7 @@ fn flush_all(
     request: &Request,
     frame: &Bytes,
 ) -> Pending {
-    let root = generation.shared.roots[via.listener as usize];
+    let root = via.root;
     let wire = forwarded(request, frame);
     let parts: Vec<Pending> = generation
         .shared

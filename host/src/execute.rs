@@ -72,6 +72,35 @@ impl LocalGeneration {
         self.run(resolved, req)
     }
 
+    /// Routes and sends a tenant's one-key request `req` with its key in `namespace`: the
+    /// request goes on rewritten, the namespace in front of its key (as a plan's rewrite sends
+    /// it: the plugins from `target` down see that key, and so does every server), and the
+    /// reply comes back with the client's key (`VALUE` lines, a meta `k` flag, `me`).
+    pub fn execute_in(self: &Rc<Self>, target: Target, req: &Req<'_>, namespace: &[u8]) -> Pending {
+        let rewrite = crate::plugin::OwnedRewrite {
+            prefix: namespace.to_vec(),
+            ..Default::default()
+        };
+        let rewritten = match rewrite::rewrite(req, &rewrite) {
+            Ok(rewritten) => rewritten,
+            // The tenant's key checks (`dispatch::admit`) leave room for the namespace, so
+            // only a request a rewrite cannot carry gets here.
+            Err(problem) => {
+                return Pending::Ready(
+                    RequestError::Plan {
+                        node: "namespace".into(),
+                        call: PluginCall::Route,
+                        problem,
+                    }
+                    .answer(&self.stats),
+                );
+            }
+        };
+        let reply = self.execute(target, &rewritten.req(req));
+        let restore = rewrite::KeyRestore::new(req, &rewritten);
+        reply.map(move |outcome| restore.apply(outcome))
+    }
+
     /// Carries out a resolved route.
     pub fn run(self: &Rc<Self>, resolved: Resolved, req: &Req<'_>) -> Pending {
         match resolved {

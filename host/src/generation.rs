@@ -62,8 +62,13 @@ pub struct Generation {
     pub nodes: Vec<Node>,
     /// Backend servers, deduplicated by address.
     pub destinations: Vec<DestinationSpec>,
-    /// The root of each listener, in config order.
-    pub roots: Vec<Target>,
+    /// The root of each listener, in config order: `None` for one whose connections are
+    /// tenants' (each tenant has its own root).
+    pub roots: Vec<Option<Target>>,
+    /// The tenants, in name order.
+    pub tenants: Vec<Arc<crate::tenant::Tenant>>,
+    /// The users and passwords of `[auth]`, read when this generation was built.
+    pub credentials: Option<crate::tenant::Credentials>,
     /// The compiled plugins, by source.
     pub modules: Modules,
     /// The bound listening sockets, in config order (bound by [`crate::reload::Control`], not
@@ -127,6 +132,16 @@ pub enum BuildError {
         line: usize,
         /// The missing name.
         name: String,
+    },
+    /// The `[auth]` credentials file cannot be used.
+    #[error("{file}:{line}: auth.credentials: {problem}")]
+    Credentials {
+        /// The config file.
+        file: String,
+        /// Line of the `credentials` key.
+        line: usize,
+        /// Which file, and why.
+        problem: String,
     },
 }
 
@@ -398,8 +413,54 @@ impl Generation {
         let roots = config
             .listeners
             .iter()
-            .map(|l| lookup(&index, &l.route, "listeners", 0))
+            .map(|l| match &l.route {
+                crate::config::ListenerRoute::Route(route) => {
+                    lookup(&index, route, "listeners", 0).map(Some)
+                }
+                _ => Ok(None),
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|t| {
+                Ok(Arc::new(crate::tenant::Tenant {
+                    name: t.name.as_str().into(),
+                    root: lookup(&index, &t.route, &format!("tenants.{}", t.name), t.line)?,
+                    // A tenant keeps its buckets, connections and counters across reloads.
+                    state: previous
+                        .and_then(|p| p.tenants.iter().find(|old| *old.name == *t.name))
+                        .map(|old| old.state.clone())
+                        .unwrap_or_default(),
+                    config: t.clone(),
+                }))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let credentials = match &config.auth {
+            None => None,
+            Some(auth) => {
+                let fail = |problem: String| BuildError::Credentials {
+                    file: file.clone(),
+                    line: auth.line,
+                    problem,
+                };
+                let text = std::fs::read_to_string(&auth.credentials).map_err(|e| {
+                    fail(format!("cannot read {}: {e}", auth.credentials.display()))
+                })?;
+                let credentials = crate::tenant::Credentials::parse(&text)
+                    .map_err(|e| fail(format!("{}: {e}", auth.credentials.display())))?;
+                for t in &config.tenants {
+                    if let Some(user) = t.users.iter().find(|u| !credentials.has(u)) {
+                        return Err(fail(format!(
+                            "tenant {}'s user `{user}` is not in {}",
+                            t.name,
+                            auth.credentials.display()
+                        )));
+                    }
+                }
+                Some(credentials)
+            }
+        };
 
         // Every worker's instance of every node, created and `init`ed now, off the request
         // path: a configuration a plugin rejects on any worker is never published, and no
@@ -425,6 +486,8 @@ impl Generation {
             nodes,
             destinations,
             roots,
+            tenants,
+            credentials,
             modules,
             sockets: Vec::new(),
             listen_addrs: Vec::new(),

@@ -125,11 +125,12 @@ pub fn asked(request: &Request, frame: &[u8]) -> bool {
 }
 
 /// The reply to a retrieval that names a reserved key ([`asked`]), on the listener `listener`
-/// for a client of `identity`: the reserved keys answered here, the others routed each alone
-/// from the listener's root, merged in the client's key order.
+/// for a client of `identity` whose requests start at `root` (the listener's, or its
+/// tenant's): the reserved keys answered here, the others routed each alone from the root,
+/// merged in the client's key order.
 pub fn retrieval(
     generation: &Rc<LocalGeneration>,
-    listener: u32,
+    (listener, root): (u32, crate::generation::Target),
     identity: Option<&Identity>,
     request: &Request,
     frame: &Bytes,
@@ -137,6 +138,7 @@ pub fn retrieval(
     let asking = Asking {
         generation,
         listener,
+        root,
         identity,
         command: request.command,
     };
@@ -147,7 +149,6 @@ pub fn retrieval(
     {
         return Pending::Ready(asking.answer(bytes, question));
     }
-    let root = generation.shared.roots[listener as usize];
     let verb = frame
         .get(request.line.start..request.keys.start)
         .unwrap_or_default();
@@ -179,13 +180,19 @@ pub fn retrieval(
         order.push((key, parts.len() - 1));
     }
     generation.stats_keys(routed);
-    Pending::Merged(Box::pin(merge_retrieval(frame.clone(), order, parts)))
+    Pending::Merged(Box::pin(merge_retrieval(
+        frame.clone(),
+        order,
+        parts,
+        Bytes::new(),
+    )))
 }
 
 /// Who asks, and with which command.
 struct Asking<'a> {
     generation: &'a LocalGeneration,
     listener: u32,
+    root: crate::generation::Target,
     identity: Option<&'a Identity>,
     command: Command,
 }
@@ -220,8 +227,7 @@ impl Asking<'_> {
                     op: op.code(),
                     ..self.input(key, 0)
                 };
-                let root = shared.roots[self.listener as usize];
-                Bytes::from(self.generation.dry_run(root, &input))
+                Bytes::from(self.generation.dry_run(self.root, &input))
             }
             Question::Malformed(why) => {
                 return Outcome {

@@ -46,6 +46,7 @@ pub mod server;
 mod signal;
 mod spool;
 pub mod stats;
+mod tenant;
 mod tls;
 pub mod top;
 mod trace;

@@ -262,11 +262,13 @@ fn backend_settled(
 /// the client asked for, and the index of the part that carried it; each part answers its keys
 /// in the order it received them, leaving out misses, so one position per part is enough. If
 /// any part failed, the client gets that error for the whole command, as memcached clients
-/// expect one status per command.
+/// expect one status per command. A tenant's keys were sent with its `namespace` in front: the
+/// replies' keys carry it, and the client's reply has them without.
 pub async fn merge_retrieval(
     frame: Bytes,
     keys: Vec<(std::ops::Range<usize>, usize)>,
     parts: Vec<Pending>,
+    namespace: Bytes,
 ) -> Result<Vec<Bytes>, Outcome> {
     // Each part's reply, and how far into it the merge has come.
     let mut replies: Vec<(Outcome, usize)> = Vec::with_capacity(parts.len());
@@ -277,20 +279,37 @@ pub async fn merge_retrieval(
         return Err(failed.clone());
     }
     let mut out = Vec::with_capacity(keys.len() + 1);
-    for (key, part) in &keys {
-        let (Some((reply, at)), Some(key)) = (replies.get_mut(*part), frame.get(key.clone()))
+    for (range, part) in &keys {
+        let (Some((reply, at)), Some(key)) = (replies.get_mut(*part), frame.get(range.clone()))
         else {
             continue;
         };
         let rest = reply.frame.get(*at..).unwrap_or_default();
         if let Some(entry) = values(rest).next()
-            && rest.get(entry.key.clone()) == Some(key)
+            && let Some(sent) = rest.get(entry.key.clone())
+            && sent.strip_prefix(&namespace[..]) == Some(key)
         {
-            out.push(
-                reply
-                    .frame
-                    .slice(*at + entry.whole.start..*at + entry.whole.end),
-            );
+            let base = *at;
+            if namespace.is_empty() {
+                out.push(
+                    reply
+                        .frame
+                        .slice(base + entry.whole.start..base + entry.whole.end),
+                );
+            } else {
+                // `VALUE `, the client's key, and the rest as it came: no copy.
+                out.push(
+                    reply
+                        .frame
+                        .slice(base + entry.whole.start..base + entry.key.start),
+                );
+                out.push(frame.slice(range.clone()));
+                out.push(
+                    reply
+                        .frame
+                        .slice(base + entry.key.end..base + entry.whole.end),
+                );
+            }
             *at += entry.whole.end;
         }
     }

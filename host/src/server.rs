@@ -680,10 +680,7 @@ fn admit(
         let admitted = Connections::enter(worker, count.clone());
         match tls {
             None => {
-                let caller = crate::dispatch::Caller {
-                    listener: local,
-                    identity: None,
-                };
+                let caller = crate::dispatch::Caller::new(local, None);
                 tokio::task::spawn_local(crate::connection::run(stream, admitted, caller));
             }
             Some(tls) => {

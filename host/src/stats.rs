@@ -372,6 +372,34 @@ fn render_plugin_metrics(label: &str, metrics: &crate::plugin::PluginMetrics, ou
     }
 }
 
+/// `stats tenants`: every tenant of `generation`, its connections and counters, as
+/// `STAT <tenant>:<name> <value>`.
+pub fn render_tenants(generation: &crate::generation::Generation) -> String {
+    let mut out = String::with_capacity(512 * generation.tenants.len() + 8);
+    for tenant in &generation.tenants {
+        let state = &tenant.state;
+        let curr = state.connections.load(Ordering::Relaxed);
+        let name = registry::TENANT_CURR_CONNECTIONS
+            .name
+            .replacen("<tenant>", &tenant.name, 1);
+        let _ = write!(out, "STAT {name} {curr}\r\n");
+        for (def, counter) in crate::tenant::TenantCounters::DEFS
+            .iter()
+            .zip(state.counters.counters())
+        {
+            let _ = write!(
+                out,
+                "STAT {}:{} {}\r\n",
+                tenant.name,
+                def.name,
+                counter.get()
+            );
+        }
+    }
+    out.push_str("END\r\n");
+    out
+}
+
 /// `stats backends`: state, counters and latency of every server, as
 /// `STAT <address>:<name> <value>`.
 pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> String {
@@ -640,7 +668,13 @@ impl RouterStats {
 
 /// `switchyard --describe-stats`.
 pub fn describe() -> String {
-    registry::describe(&[WorkerStats::DEFS], crate::backend::HealthCounters::DEFS)
+    registry::describe(
+        &[WorkerStats::DEFS],
+        &[
+            ("<server>", crate::backend::HealthCounters::DEFS),
+            ("<tenant>", crate::tenant::TenantCounters::DEFS),
+        ],
+    )
 }
 
 /// Heap allocations made so far, in a build whose global allocator counts them (bench/run's

@@ -86,5 +86,6 @@ mod scripted_backend;
 mod setup;
 mod spool;
 mod stats;
+mod tenants;
 mod tls;
 mod top;

@@ -263,6 +263,16 @@ fn route(query: &str, shared: &Shared) -> Response<Full<Bytes>> {
             ),
         );
     };
+    let Some(root) = root else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`listener`: listener {listener} serves tenants, each with its own route; ask a \
+                 listener with a `route`, or through a tenant's connection (`get \
+                 __switchyard__.route(OP,KEY)`)\n"
+            ),
+        );
+    };
     let local = crate::worker::LocalGeneration::beside(generation);
     let input = crate::plugin::RouteInput {
         op: op.code(),
@@ -314,13 +324,14 @@ fn stats_text(shared: &Shared, group: &str) -> Response<Full<Bytes>> {
         "backends" => crate::stats::render_backends(&generation.destinations),
         "plugins" => crate::stats::render_plugins(&generation),
         "routes" => crate::stats::render_routes(&generation),
+        "tenants" => crate::stats::render_tenants(&generation),
         "config" => stats.render_config(),
         "hotkeys" => stats.hotkeys.render(),
         "tls" => stats.identities.render(),
         _ => {
             return text(
                 StatusCode::NOT_FOUND,
-                "no such stats group; there are general, backends, routes, plugins, config, hotkeys, tls\n",
+                "no such stats group; there are general, backends, routes, plugins, config, hotkeys, tls, tenants\n",
             );
         }
     };

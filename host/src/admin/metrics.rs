@@ -128,6 +128,10 @@ pub fn metric(def: &StatDef) -> Metric {
     if label.is_none() && def.group == "backends" {
         label = Some("server");
     }
+    // So are a tenant's (`<tenant>:requests`).
+    if label.is_none() && def.group == "tenants" {
+        label = Some("tenant");
+    }
     let mut words: Vec<&str> = plain.split([':', '_']).filter(|w| !w.is_empty()).collect();
     let (unit, scale, suffix) = match def.unit {
         Unit::Bytes => (Some(PromUnit::Bytes), 1.0, Some("bytes")),
@@ -168,6 +172,7 @@ pub fn metric(def: &StatDef) -> Metric {
         "plugins" => Some("plugin"),
         "routes" => Some("route"),
         "hotkeys" => Some("hotkey"),
+        "tenants" => Some("tenant"),
         other => Some(other),
     };
     // `hotkeys_sampled` in group `hotkeys` is `hotkey_sampled`.
@@ -457,6 +462,7 @@ fn collect(stats: &RouterStats) -> Vec<Family> {
     backends_group(&generation, &mut out);
     routes_group(&generation, &mut out);
     plugins_group(&generation, &mut out);
+    tenants_group(&generation, &mut out);
 
     let identities = stats.identities.counts();
     out.push(Family::each(
@@ -595,6 +601,34 @@ fn routes_group(generation: &Generation, out: &mut Vec<Family>) {
             .into_iter()
             .map(|(label, t)| (label, Value::Histogram(t.latency))),
     ));
+}
+
+/// `stats tenants`: a series per tenant of every stat.
+fn tenants_group(generation: &Generation, out: &mut Vec<Family>) {
+    if generation.tenants.is_empty() {
+        return;
+    }
+    out.push(Family::each(
+        &registry::TENANT_CURR_CONNECTIONS,
+        generation.tenants.iter().map(|t| {
+            let curr = t
+                .state
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed);
+            (t.name.to_string(), Value::Int(curr as u64))
+        }),
+    ));
+    for (k, def) in crate::tenant::TenantCounters::DEFS.iter().enumerate() {
+        out.push(Family::each(
+            def,
+            generation.tenants.iter().map(|t| {
+                (
+                    t.name.to_string(),
+                    Value::Int(t.state.counters.counters()[k].get()),
+                )
+            }),
+        ));
+    }
 }
 
 /// `stats plugins`: a series per node of every stat.

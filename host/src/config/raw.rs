@@ -26,6 +26,39 @@ pub struct RawConfig {
     pub pools: BTreeMap<Spanned<String>, RawPool>,
     #[serde(default)]
     pub routes: BTreeMap<Spanned<String>, RawRoute>,
+    #[serde(default)]
+    pub tenants: BTreeMap<Spanned<String>, RawTenant>,
+    pub auth: Option<RawAuth>,
+}
+
+/// `[auth]`: ASCII authentication's users.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub credentials: Spanned<String>,
+}
+
+/// `[tenants.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    pub route: Spanned<String>,
+    pub namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    pub identities: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub users: Vec<Spanned<String>>,
+    pub commands: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub read_prefixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub write_prefixes: Vec<Spanned<String>>,
+    pub requests_per_second: Option<Spanned<i64>>,
+    pub requests_burst: Option<Spanned<i64>>,
+    pub bytes_per_second: Option<Spanned<i64>>,
+    pub bytes_burst: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub max_value_bytes: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,7 +112,9 @@ pub struct RawAdminHttp {
 #[serde(deny_unknown_fields)]
 pub struct RawListener {
     pub address: Spanned<String>,
-    pub route: Spanned<String>,
+    pub route: Option<Spanned<String>>,
+    pub tenant: Option<Spanned<String>>,
+    pub tenant_by: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
     pub tls: Option<Spanned<RawListenerTls>>,
 }

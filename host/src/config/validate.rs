@@ -15,13 +15,13 @@ use super::{
 };
 
 /// Builds errors that point into one file.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     text: &'a str,
     file: &'a Path,
 }
 
 impl Ctx<'_> {
-    fn line_of(&self, offset: usize) -> usize {
+    pub(super) fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         self.text.as_bytes()[..end]
             .iter()
@@ -30,7 +30,7 @@ impl Ctx<'_> {
             + 1
     }
 
-    fn err(
+    pub(super) fn err(
         &self,
         span: Option<Range<usize>>,
         key: impl Into<String>,
@@ -44,7 +44,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn at<T>(
+    pub(super) fn at<T>(
         &self,
         spanned: &Spanned<T>,
         key: impl Into<String>,
@@ -55,7 +55,12 @@ impl Ctx<'_> {
 
     /// A file or directory the config names: not empty, and relative to the config file's
     /// directory unless absolute.
-    fn path(&self, value: &Spanned<String>, key: &str, what: &str) -> Result<PathBuf, ConfigError> {
+    pub(super) fn path(
+        &self,
+        value: &Spanned<String>,
+        key: &str,
+        what: &str,
+    ) -> Result<PathBuf, ConfigError> {
         if value.get_ref().trim().is_empty() {
             return Err(self.at(value, key, format!("empty path: name the {what}")));
         }
@@ -67,7 +72,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn int_in(
+    pub(super) fn int_in(
         &self,
         value: &Option<Spanned<i64>>,
         key: &str,
@@ -428,18 +433,14 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             "at least one [[listeners]] entry is required",
         ));
     }
+    let tenants = super::tenants::tenants(&cx, &raw, &names)?;
+    let auth = super::tenants::auth(&cx, &raw)?;
     let mut listeners = Vec::with_capacity(raw.listeners.len());
     for (i, l) in raw.listeners.iter().enumerate() {
         let key = format!("listeners[{i}]");
         let address = resolve_listen(l.address.get_ref())
             .map_err(|m| cx.at(&l.address, format!("{key}.address"), m))?;
-        if !names.contains_key(l.route.get_ref().as_str()) {
-            return Err(cx.at(
-                &l.route,
-                format!("{key}.route"),
-                format!("no pool or route is named `{}`", l.route.get_ref()),
-            ));
-        }
+        let route = super::tenants::listener_route(&cx, l, &key, &names, &raw, &tenants)?;
         let max_connections = cx
             .int_in(
                 &l.max_connections,
@@ -467,7 +468,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         };
         listeners.push(ListenerConfig {
             address,
-            route: l.route.get_ref().clone(),
+            route,
             max_connections,
             tls,
         });
@@ -486,6 +487,8 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         listeners,
         pools,
         routes,
+        tenants,
+        auth,
     })
 }
 

@@ -110,6 +110,13 @@ pub fn run(command: RouteCommand) -> anyhow::Result<()> {
             generation.roots.len()
         );
     };
+    let Some(root) = root else {
+        bail!(
+            "route --listener {}: that listener serves tenants, each with its own route; name a \
+             listener with a `route`",
+            command.listener
+        );
+    };
     let local = LocalGeneration::offline(Arc::new(generation));
     let mut out = String::new();
     for key in &command.keys {

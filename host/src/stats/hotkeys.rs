@@ -172,7 +172,7 @@ impl HotKeys {
 }
 
 /// A key as one token of a `STAT` line: printable ASCII as is, every other byte as `\xNN`.
-fn printable(key: &[u8]) -> String {
+pub(crate) fn printable(key: &[u8]) -> String {
     let mut text = String::with_capacity(key.len());
     for &b in key {
         if b.is_ascii_graphic() && b != b'\\' {

@@ -293,6 +293,9 @@ defs! {
     /// same way.
     HOTKEY_BYTES = "hotkeys", "bytes:<key>", Counter, Bytes;
 
+    /// Connections bound to the tenant open now (`stats tenants`).
+    TENANT_CURR_CONNECTIONS = "tenants", "<tenant>:curr_connections", Gauge, Count;
+
     /// TLS client connections open now with this identity.
     IDENTITY_CURR = "tls", "identity:<identity>:curr_connections", Gauge, Count;
     /// TLS client connections made with this identity.
@@ -301,19 +304,21 @@ defs! {
 
 /// `switchyard --describe-stats`: every stat, one per line, grouped as `stats` prints them:
 /// `group name kind unit description` (the group `stats` for plain `stats`).
-pub fn describe(worker_defs: &[&[StatDef]], server_defs: &[StatDef]) -> String {
+/// `prefixed` are counters printed after a placeholder (`<server>:timeouts`).
+pub fn describe(worker_defs: &[&[StatDef]], prefixed: &[(&str, &[StatDef])]) -> String {
     let mut all: Vec<(StatDef, String)> =
         DECLARED.iter().map(|d| (*d, d.name.to_string())).collect();
     for defs in worker_defs {
         all.extend(defs.iter().map(|d| (*d, d.name.to_string())));
     }
-    all.extend(
-        server_defs
-            .iter()
-            .map(|d| (*d, format!("<server>:{}", d.name))),
-    );
+    for (placeholder, defs) in prefixed {
+        all.extend(
+            defs.iter()
+                .map(|d| (*d, format!("{placeholder}:{}", d.name))),
+        );
+    }
     let order = [
-        "", "config", "backends", "routes", "plugins", "hotkeys", "tls",
+        "", "config", "backends", "routes", "plugins", "hotkeys", "tls", "tenants",
     ];
     all.sort_by_key(|(d, _)| {
         order

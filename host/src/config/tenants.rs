@@ -1,0 +1,408 @@
+//! `[tenants.NAME]` and `[auth]`, and the listeners that bind connections to tenants.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawListener, RawTenant};
+use super::validate::Ctx;
+use super::{AuthConfig, ConfigError, ListenerRoute, Rate, TenantConfig, TenantLimits};
+use crate::tenant::CommandSet;
+
+/// Longest namespace: keys are at most 250 bytes on the servers, and a tenant should keep most
+/// of them.
+const MAX_NAMESPACE: usize = 64;
+
+/// The tenants, each checked: its route exists, its identities and users are no other
+/// tenant's, its namespace is unique and fits in a key, its numbers are in range.
+pub(super) fn tenants(
+    cx: &Ctx<'_>,
+    raw: &RawConfig,
+    names: &HashMap<&str, Range<usize>>,
+) -> Result<Vec<TenantConfig>, ConfigError> {
+    let mut out: Vec<TenantConfig> = Vec::with_capacity(raw.tenants.len());
+    let mut identities: HashMap<&str, &str> = HashMap::new();
+    let mut users: HashMap<&str, &str> = HashMap::new();
+    let mut namespaces: HashMap<String, &str> = HashMap::new();
+    for (name, t) in &raw.tenants {
+        let key = format!("tenants.{}", name.get_ref());
+        let tenant = tenant(cx, name, t, &key, names)?;
+        for (list, seen, what) in [
+            (&t.identities, &mut identities, "identities"),
+            (&t.users, &mut users, "users"),
+        ] {
+            for value in list {
+                if let Some(other) = seen.insert(value.get_ref(), name.get_ref()) {
+                    return Err(cx.at(
+                        value,
+                        format!("{key}.{what}"),
+                        format!("`{}` is tenant {other}'s already", value.get_ref()),
+                    ));
+                }
+            }
+        }
+        if !tenant.namespace.is_empty() {
+            // One namespace a prefix of another would let one tenant's keys reach the
+            // other's: `a:` and `a:b:` overlap.
+            if let Some((other_ns, other)) = namespaces.iter().find(|(ns, _)| {
+                ns.starts_with(&tenant.namespace) || tenant.namespace.starts_with(ns.as_str())
+            }) {
+                return Err(cx.err(
+                    t.namespace.as_ref().map(Spanned::span),
+                    format!("{key}.namespace"),
+                    format!(
+                        "`{}` overlaps tenant {other}'s namespace `{other_ns}`: a key of one could be the other's",
+                        tenant.namespace
+                    ),
+                ));
+            }
+            namespaces.insert(tenant.namespace.clone(), name.get_ref());
+        }
+        out.push(tenant);
+    }
+    Ok(out)
+}
+
+fn tenant(
+    cx: &Ctx<'_>,
+    name: &Spanned<String>,
+    t: &RawTenant,
+    key: &str,
+    names: &HashMap<&str, Range<usize>>,
+) -> Result<TenantConfig, ConfigError> {
+    if !names.contains_key(t.route.get_ref().as_str()) {
+        return Err(cx.at(
+            &t.route,
+            format!("{key}.route"),
+            format!("no pool or route is named `{}`", t.route.get_ref()),
+        ));
+    }
+    let namespace = match &t.namespace {
+        None => format!("{}:", name.get_ref()),
+        Some(ns) => ns.get_ref().clone(),
+    };
+    if namespace.len() > MAX_NAMESPACE
+        || namespace
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || !b.is_ascii())
+    {
+        return Err(cx.err(
+            t.namespace.as_ref().map(Spanned::span).or(Some(name.span())),
+            format!("{key}.namespace"),
+            format!(
+                "`{namespace}` is not a namespace: at most {MAX_NAMESPACE} printable ASCII bytes, no spaces"
+            ),
+        ));
+    }
+    let commands = match &t.commands {
+        None => CommandSet::DEFAULT,
+        Some(list) => {
+            let mut set = CommandSet::empty();
+            for class in list.get_ref() {
+                let Some((_, found)) = CommandSet::NAMES
+                    .iter()
+                    .find(|(n, _)| *n == class.get_ref())
+                else {
+                    let known: Vec<&str> = CommandSet::NAMES.iter().map(|(n, _)| *n).collect();
+                    return Err(cx.at(
+                        class,
+                        format!("{key}.commands"),
+                        format!(
+                            "`{}` is no class of commands (one of {})",
+                            class.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                };
+                set = set.with(*found);
+            }
+            set
+        }
+    };
+    if commands.contains(CommandSet::FLUSH) && !namespace.is_empty() {
+        return Err(cx.err(
+            t.commands.as_ref().map(Spanned::span),
+            format!("{key}.commands"),
+            "flush_all would flush every tenant's keys on the shared servers: only a tenant \
+             with namespace = \"\" (its own pools) may have it",
+        ));
+    }
+    let strings = |list: &[Spanned<String>], what: &str| -> Result<Vec<String>, ConfigError> {
+        list.iter()
+            .map(|v| {
+                if v.get_ref().is_empty() {
+                    Err(cx.at(v, format!("{key}.{what}"), "an empty entry"))
+                } else {
+                    Ok(v.get_ref().clone())
+                }
+            })
+            .collect()
+    };
+    let rate = |per: &Option<Spanned<i64>>, burst: &Option<Spanned<i64>>, what: &str| {
+        let per_second = cx.int_in(per, &format!("{key}.{what}_per_second"), 1..=i64::MAX)?;
+        let burst = cx.int_in(burst, &format!("{key}.{what}_burst"), 1..=i64::MAX)?;
+        match (per_second, burst) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(cx.err(
+                burst_span(what, t),
+                format!("{key}.{what}_burst"),
+                format!("a burst without {what}_per_second"),
+            )),
+            (Some(per), burst) => Ok(Some(Rate {
+                per_second: per.unsigned_abs(),
+                // A second's worth by default.
+                burst: burst.unwrap_or(per).unsigned_abs(),
+            })),
+        }
+    };
+    let limits = TenantLimits {
+        requests: rate(&t.requests_per_second, &t.requests_burst, "requests")?,
+        bytes: rate(&t.bytes_per_second, &t.bytes_burst, "bytes")?,
+        max_connections: cx
+            .int_in(
+                &t.max_connections,
+                &format!("{key}.max_connections"),
+                1..=super::MAX_CONNECTIONS_CEILING as i64,
+            )?
+            .map(|n| n.unsigned_abs() as usize),
+        max_value_bytes: cx
+            .int_in(
+                &t.max_value_bytes,
+                &format!("{key}.max_value_bytes"),
+                1..=super::MAX_VALUE_BYTES_CEILING as i64,
+            )?
+            .map(|n| n.unsigned_abs() as usize),
+    };
+    Ok(TenantConfig {
+        name: name.get_ref().clone(),
+        line: cx.line_of(name.span().start),
+        route: t.route.get_ref().clone(),
+        namespace,
+        identities: strings(&t.identities, "identities")?,
+        users: strings(&t.users, "users")?,
+        commands,
+        read_prefixes: strings(&t.read_prefixes, "read_prefixes")?,
+        write_prefixes: strings(&t.write_prefixes, "write_prefixes")?,
+        limits,
+    })
+}
+
+fn burst_span(what: &str, t: &RawTenant) -> Option<Range<usize>> {
+    let burst = if what == "requests" {
+        &t.requests_burst
+    } else {
+        &t.bytes_burst
+    };
+    burst.as_ref().map(Spanned::span)
+}
+
+/// `[auth]`, if any.
+pub(super) fn auth(cx: &Ctx<'_>, raw: &RawConfig) -> Result<Option<AuthConfig>, ConfigError> {
+    let Some(auth) = &raw.auth else {
+        return Ok(None);
+    };
+    Ok(Some(AuthConfig {
+        credentials: cx.path(&auth.credentials, "auth.credentials", "credentials file")?,
+        line: cx.line_of(auth.credentials.span().start),
+    }))
+}
+
+/// Where listener `l` (the `i`th) sends its requests: exactly one of `route`, `tenant` and
+/// `tenant_by`.
+pub(super) fn listener_route(
+    cx: &Ctx<'_>,
+    l: &RawListener,
+    key: &str,
+    names: &HashMap<&str, Range<usize>>,
+    raw: &RawConfig,
+    tenants: &[TenantConfig],
+) -> Result<ListenerRoute, ConfigError> {
+    let given = [
+        l.route.as_ref().map(|r| ("route", r)),
+        l.tenant.as_ref().map(|t| ("tenant", t)),
+        l.tenant_by.as_ref().map(|t| ("tenant_by", t)),
+    ];
+    let set: Vec<(&str, &Spanned<String>)> = given.into_iter().flatten().collect();
+    let (what, value) = match set.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(cx.at(
+                &l.address,
+                key,
+                "needs `route` (a pool or route), `tenant` (a tenant's name) or `tenant_by` \
+                 (\"identity\" or \"auth\")",
+            ));
+        }
+        [_, (second, v), ..] => {
+            return Err(cx.at(
+                v,
+                format!("{key}.{second}"),
+                "a listener has one of `route`, `tenant` and `tenant_by`",
+            ));
+        }
+    };
+    let text = value.get_ref().as_str();
+    match what {
+        "route" if names.contains_key(text) => Ok(ListenerRoute::Route(text.to_string())),
+        "route" => Err(cx.at(
+            value,
+            format!("{key}.route"),
+            format!("no pool or route is named `{text}`"),
+        )),
+        "tenant" if tenants.iter().any(|t| t.name == text) => {
+            Ok(ListenerRoute::Tenant(text.to_string()))
+        }
+        "tenant" => Err(cx.at(
+            value,
+            format!("{key}.tenant"),
+            format!("no tenant is named `{text}`"),
+        )),
+        _ => match text {
+            "identity"
+                if l.tls
+                    .as_ref()
+                    .is_some_and(|t| t.get_ref().client_ca.is_some()) =>
+            {
+                Ok(ListenerRoute::ByIdentity)
+            }
+            "identity" => Err(cx.at(
+                value,
+                format!("{key}.tenant_by"),
+                "\"identity\" needs a mutual-TLS listener ([listeners.tls] with client_ca): \
+                 identities come from client certificates",
+            )),
+            "auth" if raw.auth.is_some() => Ok(ListenerRoute::ByAuth),
+            "auth" => Err(cx.at(
+                value,
+                format!("{key}.tenant_by"),
+                "\"auth\" needs an [auth] table naming the credentials file",
+            )),
+            other => Err(cx.at(
+                value,
+                format!("{key}.tenant_by"),
+                format!("`{other}` is neither \"identity\" nor \"auth\""),
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, ListenerRoute};
+
+    const BASE: &str = "[pools.shared]\nservers = [\"127.0.0.1:21211\"]\n\n\
+        [auth]\ncredentials = \"users\"\n\n\
+        [tenants.alpha]\nroute = \"shared\"\nidentities = [\"alpha\"]\n\n\
+        [tenants.beta]\nroute = \"shared\"\nusers = [\"beta\"]\nrequests_per_second = 100\n";
+
+    fn check(listeners: &str, extra: &str) -> Result<Config, ConfigError> {
+        let text = format!("{listeners}\n{BASE}{extra}");
+        Config::from_toml(&text, std::path::Path::new("/etc/switchyard/t.toml"))
+    }
+
+    fn error(listeners: &str, extra: &str) -> (usize, String, String) {
+        let e = check(listeners, extra).expect_err("refused");
+        (e.line.unwrap_or(0), e.key, e.message)
+    }
+
+    #[test]
+    fn tenants_and_their_listeners_are_read() {
+        let c = check(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\ntenant_by = \"auth\"\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n",
+            "",
+        )
+        .expect("valid");
+        assert_eq!(c.listeners[0].route, ListenerRoute::ByAuth);
+        assert_eq!(c.listeners[1].route, ListenerRoute::Tenant("alpha".into()));
+        let beta = &c.tenants[1];
+        assert_eq!(
+            (beta.name.as_str(), beta.namespace.as_str()),
+            ("beta", "beta:")
+        );
+        let rate = beta.limits.requests.expect("a rate");
+        assert_eq!((rate.per_second, rate.burst), (100, 100));
+        assert_eq!(
+            c.auth.map(|a| a.credentials),
+            Some("/etc/switchyard/users".into())
+        );
+    }
+
+    #[test]
+    fn mistakes_name_their_line_and_key() {
+        let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\n";
+        let (line, key, message) = error(&format!("{listener}tenant = \"gamma\"\n"), "");
+        assert_eq!((line, key.as_str()), (3, "listeners[0].tenant"));
+        assert!(message.contains("no tenant is named `gamma`"), "{message}");
+
+        let (_, key, message) = error(&format!("{listener}tenant_by = \"identity\"\n"), "");
+        assert_eq!(key, "listeners[0].tenant_by");
+        assert!(message.contains("mutual-TLS"), "{message}");
+
+        let (_, key, message) = error(
+            &format!("{listener}route = \"shared\"\ntenant = \"alpha\"\n"),
+            "",
+        );
+        assert_eq!(key, "listeners[0].tenant");
+        assert!(
+            message.contains("one of `route`, `tenant` and `tenant_by`"),
+            "{message}"
+        );
+
+        let (_, key, message) = error(listener, "");
+        assert_eq!(key, "listeners[0]");
+        assert!(message.contains("needs `route`"), "{message}");
+
+        let route = format!("{listener}route = \"shared\"\n");
+        let (_, key, message) = error(
+            &route,
+            "\n[tenants.gamma]\nroute = \"shared\"\nidentities = [\"alpha\"]\n",
+        );
+        assert_eq!(key, "tenants.gamma.identities");
+        assert!(
+            message.contains("`alpha` is tenant alpha's already"),
+            "{message}"
+        );
+
+        let (_, key, message) = error(
+            &route,
+            "\n[tenants.gamma]\nroute = \"shared\"\nnamespace = \"alpha:x\"\n",
+        );
+        assert_eq!(key, "tenants.gamma.namespace");
+        assert!(
+            message.contains("overlaps tenant alpha's namespace"),
+            "{message}"
+        );
+
+        let (_, key, message) = error(
+            &route,
+            "\n[tenants.gamma]\nroute = \"shared\"\ncommands = [\"read\", \"flush_all\"]\n",
+        );
+        assert_eq!(key, "tenants.gamma.commands");
+        assert!(message.contains("namespace = \"\""), "{message}");
+
+        let (_, key, message) = error(
+            &route,
+            "\n[tenants.gamma]\nroute = \"shared\"\ncommands = [\"reads\"]\n",
+        );
+        assert_eq!(key, "tenants.gamma.commands");
+        assert!(
+            message.contains("`reads` is no class of commands"),
+            "{message}"
+        );
+
+        let (_, key, _) = error(
+            &route,
+            "\n[tenants.gamma]\nroute = \"shared\"\nrequests_burst = 5\n",
+        );
+        assert_eq!(key, "tenants.gamma.requests_burst");
+
+        let (_, key, message) = error(&route, "\n[tenants.gamma]\nroute = \"nowhere\"\n");
+        assert_eq!(key, "tenants.gamma.route");
+        assert!(
+            message.contains("no pool or route is named `nowhere`"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,446 @@
+//! Tenants: teams sharing one router, each recognised by its connections (a listener, a TLS
+//! client identity, or memcached's ASCII authentication) and given its own route, key
+//! namespace, command and key-prefix ACL, and limits (`configs/README.md`, "Tenants").
+//!
+//! - [`CommandSet`]: the classes of commands a tenant may send.
+//! - [`Tenant`]: one tenant as a generation sees it (its root, ACL, limits), with the
+//!   [`TenantState`] it keeps across reloads (rate buckets, connection count, counters), handed
+//!   from each generation to the next by name.
+//! - [`Credentials`]: the `[auth]` file, and the check of an authentication request.
+//! - [`Gcra`]: the token bucket behind `requests_per_second` and `bytes_per_second`, one atomic
+//!   word shared by every worker.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use switchyard_protocol::Command;
+use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN as MAX_KEY_LEN;
+
+use crate::config::{Rate, TenantConfig};
+use crate::generation::Target;
+
+/// Classes of commands, as a tenant's `commands` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSet(u8);
+
+impl CommandSet {
+    /// `get`, `gets`, `mg`, `me`.
+    pub const READ: CommandSet = CommandSet(1);
+    /// `set`, `add`, `replace`, `append`, `prepend`, `cas`, `ms`.
+    pub const WRITE: CommandSet = CommandSet(2);
+    /// `delete`, `md`.
+    pub const DELETE: CommandSet = CommandSet(4);
+    /// `incr`, `decr`, `ma`.
+    pub const ARITHMETIC: CommandSet = CommandSet(8);
+    /// `touch`, `gat`, `gats`.
+    pub const TOUCH: CommandSet = CommandSet(16);
+    /// `flush_all`: only for a tenant without a namespace (its pools are its own).
+    pub const FLUSH: CommandSet = CommandSet(32);
+    /// `stats` (every group: they show every tenant's numbers and hot keys).
+    pub const STATS: CommandSet = CommandSet(64);
+    /// What a tenant may send when its table does not say: everything on its own keys.
+    pub const DEFAULT: CommandSet = CommandSet(1 | 2 | 4 | 8 | 16);
+
+    /// The classes by name, as `commands` lists them.
+    pub const NAMES: [(&'static str, CommandSet); 7] = [
+        ("read", Self::READ),
+        ("write", Self::WRITE),
+        ("delete", Self::DELETE),
+        ("arithmetic", Self::ARITHMETIC),
+        ("touch", Self::TOUCH),
+        ("flush_all", Self::FLUSH),
+        ("stats", Self::STATS),
+    ];
+
+    /// No class.
+    pub const fn empty() -> CommandSet {
+        CommandSet(0)
+    }
+
+    /// This set and `other`.
+    pub const fn with(self, other: CommandSet) -> CommandSet {
+        CommandSet(self.0 | other.0)
+    }
+
+    /// Whether every class of `other` is in this set.
+    pub const fn contains(self, other: CommandSet) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The class of `command`; `None` for what any client may send (`version`, `verbosity`,
+    /// `quit`, `mn`).
+    pub const fn of(command: Command) -> Option<CommandSet> {
+        Some(match command {
+            Command::Get | Command::Gets | Command::MetaGet | Command::MetaDebug => Self::READ,
+            Command::Set
+            | Command::Add
+            | Command::Replace
+            | Command::Append
+            | Command::Prepend
+            | Command::Cas
+            | Command::MetaSet => Self::WRITE,
+            Command::Delete | Command::MetaDelete => Self::DELETE,
+            Command::Incr | Command::Decr | Command::MetaArithmetic => Self::ARITHMETIC,
+            Command::Touch | Command::Gat | Command::Gats => Self::TOUCH,
+            Command::FlushAll => Self::FLUSH,
+            Command::Stats => Self::STATS,
+            Command::Version | Command::Verbosity | Command::Quit | Command::MetaNoop => {
+                return None;
+            }
+        })
+    }
+
+    /// The name of a single class.
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, set)| *set == self)
+            .map_or("?", |(name, _)| name)
+    }
+}
+
+/// A token bucket as the generic cell rate algorithm keeps it: one word, the time (in
+/// nanoseconds since the router started) at which the bucket will be full again. A request
+/// costing `n` units is admitted when that time, pushed `n` units further, is at most a burst
+/// ahead of now. Every worker shares the word: one compare-and-swap per admitted request.
+#[derive(Debug, Default)]
+pub struct Gcra {
+    full_at: AtomicU64,
+}
+
+/// Nanoseconds on a clock every worker shares.
+fn now_ns() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Gcra {
+    /// Takes `units` from the bucket of `rate`; `false` (and nothing taken) when that would
+    /// overdraw it.
+    pub fn admit(&self, rate: Rate, units: u64) -> bool {
+        let per_unit = 1_000_000_000 / rate.per_second.max(1);
+        let cost = per_unit.saturating_mul(units);
+        let tolerance = per_unit.saturating_mul(rate.burst.max(1));
+        let now = now_ns();
+        let mut full_at = self.full_at.load(Ordering::Relaxed);
+        loop {
+            let next = full_at.max(now).saturating_add(cost);
+            if next.saturating_sub(now) > tolerance {
+                return false;
+            }
+            match self.full_at.compare_exchange_weak(
+                full_at,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => full_at = seen,
+            }
+        }
+    }
+}
+
+/// What a tenant keeps from one generation to the next: its buckets, its connections and its
+/// counters. A generation takes it over from the one before, by the tenant's name.
+#[derive(Debug, Default)]
+pub struct TenantState {
+    /// `requests_per_second`.
+    pub requests: Gcra,
+    /// `bytes_per_second`.
+    pub bytes: Gcra,
+    /// Connections open now.
+    pub connections: AtomicUsize,
+    /// Counters, `stats tenants`.
+    pub counters: TenantCounters,
+}
+
+crate::stats::registry::declare_counters! {
+    /// A tenant's counters (`stats tenants`, each line `<tenant>:<name>`), written by any
+    /// worker.
+    #[derive(Debug, Default)]
+    pub struct TenantCounters in "tenants" {
+        /// Connections that became the tenant's.
+        total_connections: Counter, Count;
+        /// Connections refused because the tenant had `max_connections` open.
+        rejected_connections: Counter, Count;
+        /// Requests of its connections that reached the ACL (after authentication).
+        requests: Counter, Count;
+        /// Requests its ACL refused (a command or a key it may not use).
+        denied: Counter, Count;
+        /// Requests refused by its `requests_per_second`.
+        limited_requests: Counter, Count;
+        /// Requests refused by its `bytes_per_second`.
+        limited_bytes: Counter, Count;
+        /// Stores refused by its `max_value_bytes`.
+        limited_values: Counter, Count;
+    }
+    also {}
+}
+
+/// One tenant as a generation serves it.
+#[derive(Debug)]
+pub struct Tenant {
+    /// Its name, shared with the connections bound to it.
+    pub name: Arc<str>,
+    /// Its configuration.
+    pub config: TenantConfig,
+    /// Where its requests go.
+    pub root: Target,
+    /// What it keeps across reloads.
+    pub state: Arc<TenantState>,
+}
+
+/// Why a tenant's request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its ACL: `CLIENT_ERROR` with the reason.
+    Denied(String),
+    /// A limit: `SERVER_ERROR` naming it.
+    Limited(String),
+}
+
+impl Tenant {
+    /// Checks one request against the tenant's ACL and limits: its command, its keys (`keys`,
+    /// as the client sent them), the bytes it carries (line and value) and its value's length.
+    /// Counts it, and the refusal if any.
+    pub fn admit<'k>(
+        &self,
+        command: Command,
+        keys: impl Iterator<Item = &'k [u8]>,
+        bytes: usize,
+        value_len: Option<usize>,
+    ) -> Result<(), Refusal> {
+        let counters = &self.state.counters;
+        counters.requests.inc();
+        let refused = self.check(command, keys, bytes, value_len);
+        if let Err(refusal) = &refused {
+            match refusal {
+                Refusal::Denied(_) => counters.denied.inc(),
+                Refusal::Limited(_) => {}
+            }
+        }
+        refused
+    }
+
+    fn check<'k>(
+        &self,
+        command: Command,
+        keys: impl Iterator<Item = &'k [u8]>,
+        bytes: usize,
+        value_len: Option<usize>,
+    ) -> Result<(), Refusal> {
+        let (config, name) = (&self.config, &self.name);
+        let counters = &self.state.counters;
+        if let Some(class) = CommandSet::of(command) {
+            if !config.commands.contains(class) {
+                return Err(Refusal::Denied(format!(
+                    "tenant {name} may not use {} ({} commands)",
+                    command.name(),
+                    class.name()
+                )));
+            }
+            if class == CommandSet::FLUSH && !config.namespace.is_empty() {
+                return Err(Refusal::Denied(format!(
+                    "tenant {name} may not use flush_all: its keys share servers with others"
+                )));
+            }
+            let prefixes = if class == CommandSet::READ || class == CommandSet::TOUCH {
+                &config.read_prefixes
+            } else {
+                &config.write_prefixes
+            };
+            // Its keys are stored with the namespace in front, in memcached's 250 bytes.
+            let longest = MAX_KEY_LEN.saturating_sub(config.namespace.len());
+            for key in keys {
+                if key.len() > longest {
+                    return Err(Refusal::Denied(format!(
+                        "tenant {name}'s keys are at most {longest} bytes (250 less its namespace); this one has {}",
+                        key.len()
+                    )));
+                }
+                if !prefixes.is_empty() && !prefixes.iter().any(|p| key.starts_with(p.as_bytes())) {
+                    return Err(Refusal::Denied(format!(
+                        "tenant {name} may not use key {} with {}",
+                        crate::stats::hotkeys::printable(key),
+                        command.name()
+                    )));
+                }
+            }
+        }
+        let limits = &config.limits;
+        if let (Some(max), Some(len)) = (limits.max_value_bytes, value_len)
+            && len > max
+        {
+            counters.limited_values.inc();
+            return Err(Refusal::Limited(format!(
+                "tenant {name}: a value of {len} bytes is over its max_value_bytes ({max})"
+            )));
+        }
+        if let Some(rate) = limits.requests
+            && !self.state.requests.admit(rate, 1)
+        {
+            counters.limited_requests.inc();
+            return Err(Refusal::Limited(format!(
+                "tenant {name} is over its requests_per_second ({})",
+                rate.per_second
+            )));
+        }
+        if let Some(rate) = limits.bytes
+            && !self.state.bytes.admit(rate, bytes as u64)
+        {
+            counters.limited_bytes.inc();
+            return Err(Refusal::Limited(format!(
+                "tenant {name} is over its bytes_per_second ({})",
+                rate.per_second
+            )));
+        }
+        Ok(())
+    }
+
+    /// A connection becomes the tenant's: `None` when it has `max_connections` open already.
+    pub fn connect(self: &Arc<Self>) -> Option<TenantConnection> {
+        let state = &self.state;
+        let open = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        if self
+            .config
+            .limits
+            .max_connections
+            .is_some_and(|max| open > max)
+        {
+            state.connections.fetch_sub(1, Ordering::Relaxed);
+            state.counters.rejected_connections.inc();
+            return None;
+        }
+        state.counters.total_connections.inc();
+        Some(TenantConnection {
+            name: self.name.clone(),
+            state: state.clone(),
+        })
+    }
+}
+
+/// A connection bound to a tenant, counted open until dropped.
+#[derive(Debug)]
+pub struct TenantConnection {
+    /// The tenant's name: what the connection looks its tenant up by in each generation.
+    pub name: Arc<str>,
+    state: Arc<TenantState>,
+}
+
+impl Drop for TenantConnection {
+    fn drop(&mut self) {
+        self.state.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The `[auth]` file: `user:password` per line, as memcached's `-Y` reads it.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    users: std::collections::HashMap<String, String>,
+}
+
+/// What an authentication request (`set <any> <flags> <exptime> <len>` with `user password`
+/// as its data) comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authenticated {
+    /// This user, with this password.
+    User(String),
+    /// A wrong user or password: `CLIENT_ERROR authentication failure`.
+    Failure,
+    /// Data that is not `user password`: `CLIENT_ERROR bad authentication token format`.
+    BadFormat,
+}
+
+impl Credentials {
+    /// Reads the file's text; an error names the line.
+    pub fn parse(text: &str) -> Result<Credentials, String> {
+        let mut users = std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((user, password)) = line.split_once(':') else {
+                return Err(format!("line {}: not `user:password`", i + 1));
+            };
+            if user.is_empty() || user.contains(char::is_whitespace) {
+                return Err(format!("line {}: a user name without spaces first", i + 1));
+            }
+            users.insert(user.to_string(), password.to_string());
+        }
+        Ok(Credentials { users })
+    }
+
+    /// Whether the file has `user`.
+    pub fn has(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Checks an authentication request's data.
+    pub fn check(&self, data: &[u8]) -> Authenticated {
+        let text = String::from_utf8_lossy(data);
+        let Some((user, password)) = text.split_once(' ') else {
+            return Authenticated::BadFormat;
+        };
+        match self.users.get(user) {
+            Some(expected) if same(expected.as_bytes(), password.as_bytes()) => {
+                Authenticated::User(user.to_string())
+            }
+            _ => Authenticated::Failure,
+        }
+    }
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_admits_its_burst_then_its_rate() {
+        let bucket = Gcra::default();
+        let rate = Rate {
+            per_second: 1000,
+            burst: 10,
+        };
+        let admitted = (0..100).filter(|_| bucket.admit(rate, 1)).count();
+        // Ten at once, and at most a few more for the time the loop took.
+        assert!((10..=15).contains(&admitted), "{admitted}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(bucket.admit(rate, 1), "refilled after 20 ms");
+        // A cost over the burst is never admitted.
+        assert!(!Gcra::default().admit(rate, 11));
+    }
+
+    #[test]
+    fn commands_fall_in_their_classes() {
+        assert_eq!(CommandSet::of(Command::MetaGet), Some(CommandSet::READ));
+        assert_eq!(CommandSet::of(Command::Cas), Some(CommandSet::WRITE));
+        assert_eq!(CommandSet::of(Command::Gat), Some(CommandSet::TOUCH));
+        assert_eq!(CommandSet::of(Command::Version), None);
+        assert!(CommandSet::DEFAULT.contains(CommandSet::ARITHMETIC));
+        assert!(!CommandSet::DEFAULT.contains(CommandSet::FLUSH));
+        assert!(!CommandSet::DEFAULT.contains(CommandSet::STATS));
+    }
+
+    #[test]
+    fn credentials_are_memcacheds_file_and_checked_as_it_does() {
+        let c = Credentials::parse("# users\nbeta:beta-secret\nalpha:a:b\n").expect("valid");
+        assert_eq!(
+            c.check(b"beta beta-secret"),
+            Authenticated::User("beta".into())
+        );
+        assert_eq!(c.check(b"alpha a:b"), Authenticated::User("alpha".into()));
+        assert_eq!(c.check(b"beta beta-secrex"), Authenticated::Failure);
+        assert_eq!(c.check(b"nobody x"), Authenticated::Failure);
+        assert_eq!(c.check(b"abc"), Authenticated::BadFormat);
+        assert!(Credentials::parse("beta\n").is_err());
+    }
+}

@@ -1,0 +1,333 @@
+//! Tenants against real memcached: connections recognised by their TLS client identity, by
+//! memcached's ASCII authentication and by their listener; each tenant's keys in its own
+//! namespace on a shared pool (no crafted key crosses over: prefixes, base64 meta keys,
+//! multi-gets, keys near 250 bytes); a read-only tenant's writes refused before a server sees
+//! them; a tenant over its request rate refused while another carries on; unauthenticated
+//! clients, wrong passwords and unknown identities refused cleanly; `stats tenants`.
+
+use std::collections::BTreeMap;
+
+use switchyard_tests::tls::{CA, SERVER_CERT, SERVER_KEY};
+use switchyard_tests::{Certs, Client, Memcached, Router, TestDir, connect};
+
+/// The gateway: listener 0 is mutual TLS (tenant by identity: `alpha`), listener 1 ASCII
+/// authentication (`beta`, password `beta-secret`), listener 2 the read-only tenant `reader`,
+/// listener 3 the operators' (no tenant: the shared pool as it is, and `stats`).
+/// `alpha` and `reader` go straight to the shared pool, `beta` through its own prefix route.
+fn gateway(dir: &TestDir, certs: &Certs, server: &Memcached, beta_rate: u64) -> Router {
+    dir.write("tenants.passwd", "beta:beta-secret\nother:other-secret\n");
+    let text = format!(
+        "[server]\nworkers = 2\n\n\
+         [auth]\ncredentials = \"tenants.passwd\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant_by = \"identity\"\n\
+         [listeners.tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant_by = \"auth\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"reader\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"shared\"\n\n\
+         [tenants.alpha]\nidentities = [\"alpha\"]\nroute = \"shared\"\n\n\
+         [tenants.beta]\nusers = [\"beta\"]\nroute = \"beta_route\"\n\
+         requests_per_second = {beta_rate}\n\n\
+         [tenants.reader]\nroute = \"shared\"\ncommands = [\"read\"]\n\n\
+         [routes.beta_route]\nplugin = \"prefix\"\nchildren = [\"shared\"]\n\
+         config = {{ default = \"shared\", prefixes = {{ \"beta:hot:\" = \"shared\" }} }}\n\n\
+         [pools.shared]\nservers = [\"{}\"]\n",
+        certs.path(SERVER_CERT),
+        certs.path(SERVER_KEY),
+        certs.path(CA),
+        server.spec()
+    );
+    switchyard_tests::router_in(dir, &text)
+}
+
+fn alpha(router: &Router, certs: &Certs) -> Client {
+    certs
+        .as_client()
+        .connect(router.local_addrs()[0])
+        .unwrap_or_else(|e| panic!("alpha's mutual TLS: {e}"))
+        .into_client()
+}
+
+fn beta(router: &Router) -> Client {
+    let mut client = connect(router, 1);
+    assert_eq!(
+        client.request(b"set auth 0 0 16\r\nbeta beta-secret\r\n"),
+        b"STORED\r\n"
+    );
+    client
+}
+
+fn text(reply: Vec<u8>) -> String {
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// `stats <group>` as name → value.
+fn group(client: &mut Client, group: &str) -> BTreeMap<String, String> {
+    client.send(format!("stats {group}\r\n").as_bytes());
+    text(client.read_until(b"END\r\n"))
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.strip_prefix("STAT ")?.split_once(' ')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn tenants_share_a_pool_but_never_each_others_keys() {
+    let server = Memcached::start();
+    let dir = TestDir::new("tenants-keys");
+    let certs = Certs::generate(&dir.path().join("tls"));
+    let router = gateway(&dir, &certs, &server, 100_000);
+    let (mut a, mut b) = (alpha(&router, &certs), beta(&router));
+
+    // The same key name, each its own value.
+    a.set("k", b"from-alpha");
+    b.set("k", b"from-beta");
+    assert_eq!(a.get("k").as_deref(), Some(&b"from-alpha"[..]));
+    assert_eq!(b.get("k").as_deref(), Some(&b"from-beta"[..]));
+    // On the server, each under its namespace; nothing under the bare name.
+    let mut direct = server.client();
+    assert_eq!(direct.get("alpha:k").as_deref(), Some(&b"from-alpha"[..]));
+    assert_eq!(direct.get("beta:k").as_deref(), Some(&b"from-beta"[..]));
+    assert_eq!(direct.get("k"), None);
+
+    // Naming the other's namespace reaches one's own: `beta:alpha:k`.
+    assert_eq!(b.get("alpha:k"), None);
+    assert_eq!(text(b.request(b"delete alpha:k\r\n")), "NOT_FOUND\r\n");
+    assert_eq!(text(b.request(b"touch alpha:k 100\r\n")), "NOT_FOUND\r\n");
+    assert_eq!(text(b.request(b"incr alpha:k 1\r\n")), "NOT_FOUND\r\n");
+    assert_eq!(direct.get("alpha:k").as_deref(), Some(&b"from-alpha"[..]));
+    assert_eq!(direct.get("beta:alpha:k"), None);
+
+    // A multi-get comes back with the client's keys, its own values only.
+    a.set("m", b"am");
+    assert_eq!(
+        text(a.request(b"get k beta:k m\r\n")),
+        "VALUE k 0 10\r\nfrom-alpha\r\nVALUE m 0 2\r\nam\r\nEND\r\n"
+    );
+    assert_eq!(
+        text(b.request(b"gets k alpha:k m\r\n"))
+            .lines()
+            .filter(|l| l.starts_with("VALUE"))
+            .map(|l| l.split(' ').nth(1).unwrap_or_default().to_string())
+            .collect::<Vec<_>>(),
+        ["k"]
+    );
+
+    // Meta commands: the `k` flag and `me` show the client's key; a base64 key is namespaced
+    // by its decoded bytes ("k" is `aw==`).
+    a.send(b"mg k v k\r\n");
+    assert_eq!(
+        text(a.read_until(b"from-alpha\r\n")),
+        "VA 10 kk\r\nfrom-alpha\r\n"
+    );
+    b.send(b"mg aw== b v\r\n");
+    assert_eq!(
+        text(b.read_until(b"from-beta\r\n")),
+        "VA 9\r\nfrom-beta\r\n"
+    );
+    assert_eq!(text(b.request(b"ms bg== 2 b\r\nnb\r\n")), "HD\r\n");
+    assert_eq!(direct.get("beta:n").as_deref(), Some(&b"nb"[..]));
+    let me = text(a.request(b"me k\r\n"));
+    assert!(me.starts_with("ME k "), "{me}");
+
+    // Keys near 250 bytes: the namespace takes its share, and the rest is refused before any
+    // server sees it, never cut or sent under another name.
+    let longest = "x".repeat(250 - "alpha:".len());
+    a.set(&longest, b"edge");
+    assert_eq!(
+        direct.get(&format!("alpha:{longest}")).as_deref(),
+        Some(&b"edge"[..])
+    );
+    let over = format!("{longest}y");
+    let refused = text(a.request(format!("set {over} 0 0 1\r\nz\r\n").as_bytes()));
+    assert!(
+        refused.starts_with("CLIENT_ERROR tenant alpha's keys are at most 244 bytes"),
+        "{refused}"
+    );
+
+    // flush_all would flush the shared pool: refused, everyone's keys stay.
+    let flush = text(a.request(b"flush_all\r\n"));
+    assert!(
+        flush.starts_with("CLIENT_ERROR tenant alpha may not use flush_all"),
+        "{flush}"
+    );
+    assert_eq!(b.get("k").as_deref(), Some(&b"from-beta"[..]));
+
+    // A tenant's route sees its keys with the namespace: beta's prefix route matched `beta:`.
+    b.set("hot:1", b"h");
+    assert_eq!(direct.get("beta:hot:1").as_deref(), Some(&b"h"[..]));
+}
+
+#[test]
+fn a_read_only_tenant_reads_and_nothing_it_may_not_do_reaches_a_server() {
+    let server = Memcached::start();
+    let dir = TestDir::new("tenants-acl");
+    let certs = Certs::generate(&dir.path().join("tls"));
+    let router = gateway(&dir, &certs, &server, 100_000);
+    let mut direct = server.client();
+    direct.set("reader:seen", b"yes");
+    let mut reader = connect(&router, 2);
+    assert_eq!(reader.get("seen").as_deref(), Some(&b"yes"[..]));
+
+    let before: Vec<Option<u64>> = [
+        "cmd_set",
+        "cmd_touch",
+        "delete_misses",
+        "incr_misses",
+        "cmd_flush",
+    ]
+    .iter()
+    .map(|s| direct.stat(s))
+    .collect();
+    for (request, what) in [
+        ("set seen 0 0 2\r\nno\r\n", "set (write commands)"),
+        ("delete seen\r\n", "delete (delete commands)"),
+        ("incr seen 1\r\n", "incr (arithmetic commands)"),
+        ("ms seen 2\r\nno\r\n", "ms (write commands)"),
+        ("touch seen 10\r\n", "touch (touch commands)"),
+        ("flush_all\r\n", "flush_all (flush_all commands)"),
+        ("stats\r\n", "stats (stats commands)"),
+    ] {
+        let reply = text(reader.request(request.as_bytes()));
+        assert_eq!(
+            reply,
+            format!("CLIENT_ERROR tenant reader may not use {what}\r\n"),
+            "{request:?}"
+        );
+    }
+    let after: Vec<Option<u64>> = [
+        "cmd_set",
+        "cmd_touch",
+        "delete_misses",
+        "incr_misses",
+        "cmd_flush",
+    ]
+    .iter()
+    .map(|s| direct.stat(s))
+    .collect();
+    assert_eq!(before, after, "a refused request reached the server");
+    assert_eq!(direct.get("reader:seen").as_deref(), Some(&b"yes"[..]));
+    // Still connected, still reading.
+    assert_eq!(reader.get("seen").as_deref(), Some(&b"yes"[..]));
+
+    let mut observer = alpha(&router, &certs);
+    let refused = text(observer.request(b"stats tenants\r\n"));
+    assert!(
+        refused.starts_with("CLIENT_ERROR tenant alpha may not use stats"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn connections_that_are_no_tenants_are_refused_with_one_line() {
+    let server = Memcached::start();
+    let dir = TestDir::new("tenants-refused");
+    let certs = Certs::generate(&dir.path().join("tls"));
+    let router = gateway(&dir, &certs, &server, 100_000);
+
+    // ASCII authentication, as memcached 1.6 with -Y answers it.
+    let mut c = connect(&router, 1);
+    assert_eq!(
+        text(c.request(b"get k\r\n")),
+        "CLIENT_ERROR unauthenticated\r\n"
+    );
+    c.expect_closed();
+    let mut c = connect(&router, 1);
+    assert_eq!(
+        text(c.request(b"set a 0 0 16\r\nbeta beta-secrex\r\n")),
+        "CLIENT_ERROR authentication failure\r\n"
+    );
+    assert_eq!(
+        text(c.request(b"set a 0 0 3\r\nabc\r\n")),
+        "CLIENT_ERROR bad authentication token format\r\n"
+    );
+    // A user of the file that is no tenant's.
+    assert_eq!(
+        text(c.request(b"set a 0 0 18\r\nother other-secret\r\n")),
+        "CLIENT_ERROR authentication failure\r\n"
+    );
+    // The connection stays open for another try; `noreply` does not hush the answer.
+    assert_eq!(
+        text(c.request(b"set a 0 0 16 noreply\r\nbeta beta-secret\r\n")),
+        "STORED\r\n"
+    );
+    c.set("after", b"auth");
+    assert_eq!(
+        server.client().get("beta:after").as_deref(),
+        Some(&b"auth"[..])
+    );
+    // The authentication itself stored nothing.
+    assert_eq!(server.client().get("beta:a"), None);
+
+    // A certificate the CA signed, for an identity no tenant has.
+    let mallory = certs.ca.client("mallory");
+    let mut m = certs
+        .trust()
+        .with_identity(&mallory)
+        .connect(router.local_addrs()[0])
+        .unwrap_or_else(|e| panic!("mallory's handshake: {e}"))
+        .into_client();
+    assert_eq!(
+        text(m.request(b"get k\r\n")),
+        "SERVER_ERROR no tenant for client identity mallory\r\n"
+    );
+    m.expect_closed();
+}
+
+#[test]
+fn a_tenant_over_its_rate_is_refused_and_counted_while_another_carries_on() {
+    let server = Memcached::start();
+    let dir = TestDir::new("tenants-rate");
+    let certs = Certs::generate(&dir.path().join("tls"));
+    // 200 requests a second, 200 at once.
+    let router = gateway(&dir, &certs, &server, 200);
+    let (mut a, mut b) = (alpha(&router, &certs), beta(&router));
+    // 1000 pipelined gets at once: the burst passes, the rest are refused.
+    let burst: Vec<u8> = (0..1000)
+        .flat_map(|i| format!("get k{i}\r\n").into_bytes())
+        .collect();
+    b.send(&burst);
+    let replies = b.replies(1000);
+    let limited = replies
+        .iter()
+        .filter(|r| {
+            r.starts_with(b"SERVER_ERROR tenant beta is over its requests_per_second (200)")
+        })
+        .count();
+    let answered = replies
+        .iter()
+        .filter(|r| r.as_slice() == b"END\r\n")
+        .count();
+    assert_eq!(
+        limited + answered,
+        1000,
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| text(r.clone()))
+            .collect::<Vec<_>>()
+            .first()
+    );
+    assert!((200..=400).contains(&answered), "{answered} answered");
+    // alpha has no limit and shares nothing of beta's.
+    for i in 0..300 {
+        assert_eq!(a.get(&format!("k{i}")), None);
+    }
+
+    // An alpha connection may not read the stats; the operators' listener may.
+    let refused = text(a.request(b"stats tenants\r\n"));
+    assert!(refused.starts_with("CLIENT_ERROR"), "{refused}");
+    let shown = group(&mut connect(&router, 3), "tenants");
+    let stat = |name: &str| {
+        shown
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or("-")
+            .to_string()
+    };
+    assert_eq!(stat("beta:limited_requests"), (1000 - answered).to_string());
+    assert_eq!(stat("beta:curr_connections"), "1");
+    assert_eq!(stat("alpha:limited_requests"), "0");
+    assert_eq!(stat("alpha:requests"), "301");
+}
