@@ -331,3 +331,54 @@ fn a_tenant_over_its_rate_is_refused_and_counted_while_another_carries_on() {
     assert_eq!(stat("alpha:limited_requests"), "0");
     assert_eq!(stat("alpha:requests"), "301");
 }
+
+/// `configs/tenants.toml` as written (addresses replaced), its credentials file beside it and
+/// its certificates under `tls/`: alpha over mutual TLS and beta authenticated share the pool,
+/// each in its own namespace; an unauthenticated client gets nothing.
+#[test]
+fn the_tenants_example_config_does_what_its_header_says() {
+    let example = switchyard_tests::example::example_text("tenants");
+    let dir = TestDir::new("tenants-example");
+    let certs = Certs::generate(&dir.path().join("tls"));
+    let passwd = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/tenants.passwd"),
+    )
+    .expect("configs/tenants.passwd");
+    dir.write("tenants.passwd", passwd);
+    let (one, two) = (Memcached::start(), Memcached::start());
+    let mut edited = example.clone();
+    for (from, to) in [
+        ("127.0.0.1:11411", "127.0.0.1:0".to_owned()),
+        ("127.0.0.1:11311", "127.0.0.1:0".to_owned()),
+        ("127.0.0.1:21211", one.address()),
+        ("127.0.0.1:21212", two.address()),
+    ] {
+        assert!(
+            example.contains(from),
+            "configs/tenants.toml names no {from}"
+        );
+        edited = edited.replace(from, &to);
+    }
+    let router = switchyard_tests::router_in(&dir, &edited);
+    let mut beta = connect(&router, 1);
+    assert_eq!(
+        text(beta.request(b"set auth 0 0 16\r\nbeta beta-secret\r\n")),
+        "STORED\r\n"
+    );
+    beta.set("k", b"beta");
+    assert_eq!(beta.get("k").as_deref(), Some(&b"beta"[..]));
+    let mut alpha = alpha(&router, &certs);
+    assert_eq!(alpha.get("k"), None, "alpha's `k` is not beta's");
+    alpha.set("k", b"alpha");
+    assert_eq!(beta.get("k").as_deref(), Some(&b"beta"[..]));
+    let stored: Vec<bool> = [&one, &two]
+        .iter()
+        .map(|s| s.holds(&["beta:k".to_owned()])[0] || s.holds(&["alpha:k".to_owned()])[0])
+        .collect();
+    assert!(stored.contains(&true), "{stored:?}");
+    let mut anonymous = connect(&router, 1);
+    assert_eq!(
+        text(anonymous.request(b"get k\r\n")),
+        "CLIENT_ERROR unauthenticated\r\n"
+    );
+}
