@@ -19,6 +19,7 @@ fn colour(t: Target) -> RGBColor {
         Target::Twemproxy => RGBColor(0x4c, 0x72, 0xb0),
         Target::Switchyard => RGBColor(0xdd, 0x84, 0x52),
         Target::SwitchyardBare => RGBColor(0xf0, 0xc0, 0x90),
+        Target::SwitchyardTenants => RGBColor(0xa8, 0x5c, 0x9c),
         Target::MemcachedTls => RGBColor(0x4d, 0x4d, 0x4d),
         Target::SwitchyardTls => RGBColor(0x9c, 0x3f, 0x1b),
     }

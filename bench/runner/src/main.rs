@@ -46,7 +46,8 @@ both sides (switchyard). twemproxy has no TLS and is not measured there.
   --workers N           Switchyard worker threads (default 1: twemproxy has one thread)
   --workloads a,b       only these workloads (default: all; see the list below)
   --targets a,b         only these of memcached, twemproxy, switchyard, switchyard-bare
-                        (stats timings and hot keys off), memcached-tls, switchyard-tls
+                        (stats timings and hot keys off), switchyard-tenants (a two-tenant
+                        gateway, the load through one), memcached-tls, switchyard-tls
                         (default: all)
   --record              also write bench/RESULTS.md from this run
   --results DIR         where the CSV and PNG go (default bench/results)
@@ -201,6 +202,8 @@ struct Fleet {
     switchyard: Option<procs::Service>,
     /// Switchyard with `[stats] timings` and `hotkeys` off.
     switchyard_bare: Option<procs::Service>,
+    /// Switchyard as a two-tenant gateway.
+    switchyard_tenants: Option<procs::Service>,
 }
 
 impl Fleet {
@@ -225,6 +228,10 @@ impl Fleet {
             .contains(&Target::SwitchyardBare)
             .then(|| procs::switchyard_bare(switchyard, &addrs, o.workers, dir))
             .transpose()?;
+        let switchyard_tenants = targets
+            .contains(&Target::SwitchyardTenants)
+            .then(|| procs::switchyard_tenants(switchyard, &addrs, o.workers, dir))
+            .transpose()?;
         let switchyard = targets
             .contains(&Target::Switchyard)
             .then(|| procs::switchyard(switchyard, &addrs, o.workers, dir))
@@ -234,6 +241,7 @@ impl Fleet {
             twemproxy,
             switchyard,
             switchyard_bare,
+            switchyard_tenants,
         })
     }
 
@@ -252,6 +260,7 @@ impl Fleet {
             Target::Twemproxy => self.twemproxy.as_ref(),
             Target::Switchyard => self.switchyard.as_ref(),
             Target::SwitchyardBare => self.switchyard_bare.as_ref(),
+            Target::SwitchyardTenants => self.switchyard_tenants.as_ref(),
             Target::MemcachedTls | Target::SwitchyardTls => {
                 bail!("{} belongs to the TLS workloads", t.name())
             }
@@ -336,7 +345,10 @@ impl TlsFleet {
             }
             Target::Switchyard => (self.switchyard.as_ref(), None),
             Target::SwitchyardTls => (self.switchyard_tls.as_ref(), Some(&self.certs)),
-            Target::Memcached | Target::Twemproxy | Target::SwitchyardBare => {
+            Target::Memcached
+            | Target::Twemproxy
+            | Target::SwitchyardBare
+            | Target::SwitchyardTenants => {
                 bail!("{} is not measured over TLS", t.name())
             }
         };

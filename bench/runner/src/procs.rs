@@ -197,6 +197,40 @@ pub fn switchyard_bare(
     switchyard_as("switchyard-bare", binary, servers, workers, dir, None)
 }
 
+/// Switchyard as a gateway of two tenants over the pool [`switchyard`] has, its listener the
+/// tenant `bench`'s (namespace `bench:`, every command but `flush_all`, request and byte buckets
+/// far above any load here); `other` has a listener of its own that nothing uses.
+pub fn switchyard_tenants(
+    binary: &Path,
+    servers: &[SocketAddr],
+    workers: usize,
+    dir: &Path,
+) -> anyhow::Result<Service> {
+    let name = "switchyard-tenants";
+    start(name, |port| {
+        let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
+        let toml = format!(
+            "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:{port}\"\ntenant = \"bench\"\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"other\"\n\n\
+             [tenants.bench]\nroute = \"main\"\nrequests_per_second = 100000000\n\
+             bytes_per_second = 100000000000\n\n\
+             [tenants.other]\nroute = \"main\"\nrequests_per_second = 1000\n\n\
+             [pools.main]\nservers = [{}]\nhash = {{ plugin = \"ketama\" }}\n",
+            list.join(", ")
+        );
+        let conf = dir.join(format!("{name}.toml"));
+        std::fs::write(&conf, toml).with_context(|| format!("write {name}.toml"))?;
+        let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--config")
+            .arg(&conf)
+            .env("SWITCHYARD_LOG", "warn")
+            .stderr(log);
+        Ok(cmd)
+    })
+}
+
 /// Switchyard as [`switchyard`] starts it, its config and log named after `name`
 /// (`name.toml`, `name.log`). With `tls`, its listener speaks TLS and asks for a client
 /// certificate from the bench CA (mutual TLS), and its pool reaches `servers` over TLS,

@@ -16,6 +16,9 @@ pub enum Target {
     /// Switchyard with `[stats] timings` and `hotkeys` off: what the latency histograms and
     /// the hot key sampling cost, measured beside it.
     SwitchyardBare,
+    /// Switchyard as a two-tenant gateway, the load through one tenant (its namespace, its
+    /// ACL, its request and byte buckets, set far above the load): what tenancy costs.
+    SwitchyardTenants,
     /// memcached `-Z`, loadgen speaking TLS to it directly.
     MemcachedTls,
     /// Switchyard with a TLS listener and a TLS pool to memcached `-Z`.
@@ -23,20 +26,22 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Memcached,
         Target::Twemproxy,
         Target::Switchyard,
         Target::SwitchyardBare,
+        Target::SwitchyardTenants,
         Target::MemcachedTls,
         Target::SwitchyardTls,
     ];
     /// The targets of a plaintext workload.
-    pub const PLAINTEXT: [Target; 4] = [
+    pub const PLAINTEXT: [Target; 5] = [
         Target::Memcached,
         Target::Twemproxy,
         Target::Switchyard,
         Target::SwitchyardBare,
+        Target::SwitchyardTenants,
     ];
     /// The targets of a TLS workload: twemproxy has no TLS. `Switchyard` is plaintext there,
     /// over the same memcached as the other two.
@@ -52,6 +57,7 @@ impl Target {
             Target::Twemproxy => "twemproxy",
             Target::Switchyard => "switchyard",
             Target::SwitchyardBare => "switchyard-bare",
+            Target::SwitchyardTenants => "switchyard-tenants",
             Target::MemcachedTls => "memcached-tls",
             Target::SwitchyardTls => "switchyard-tls",
         }
@@ -323,6 +329,7 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
         );
     }
     t.push_str(&stats_cost_table(workloads, summaries));
+    t.push_str(&tenancy_cost_table(workloads, summaries));
     if let Some(a) = summaries.iter().find(|s| s.workload == "allocations") {
         let _ = writeln!(
             extra,
@@ -376,6 +383,48 @@ fn stats_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
          servers, plugin calls and routes; hot key sampling) against `switchyard-bare`, the same \
          router with `[stats] timings = false` and `hotkeys = false`. Counters are on in both.\n\n\
          | workload | throughput Switchyard / bare | proxy CPU per request Switchyard / bare | p50 Switchyard − bare |\n\
+         | --- | --- | --- | --- |\n{rows}"
+    )
+}
+
+/// What tenancy costs: the load through one tenant of a two-tenant gateway (namespace, ACL,
+/// buckets) against Switchyard without tenants, workload by workload. Empty when the run has no
+/// `switchyard-tenants`.
+fn tenancy_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
+    let find = |w: &str, t: Target| summaries.iter().find(|s| s.workload == w && s.target == t);
+    let fmt = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}"));
+    let mut rows = String::new();
+    for w in workloads.iter().filter(|w| !w.tls) {
+        if !matches!(w.kind, Kind::Load(_)) {
+            continue;
+        }
+        let (Some(tenant), Some(plain)) = (
+            find(w.name, Target::SwitchyardTenants),
+            find(w.name, Target::Switchyard),
+        ) else {
+            continue;
+        };
+        let added = match (tenant.p50, plain.p50) {
+            (Some(a), Some(b)) => format!("{:+.1} µs", a.median - b.median),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            rows,
+            "| {} | {} | {} | {} |",
+            w.name,
+            fmt(ratio(tenant.throughput, plain.throughput)),
+            fmt(ratio(tenant.proxy_cpu, plain.proxy_cpu)),
+            added,
+        );
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "\nWhat tenancy costs: `switchyard-tenants`, a gateway of two tenants whose load goes \
+         through one of them (its key namespace, its command ACL, request and byte buckets set \
+         far above the load), against `switchyard`, the same router and pool without tenants.\n\n\
+         | workload | throughput tenants / plain | proxy CPU per request tenants / plain | p50 tenants − plain |\n\
          | --- | --- | --- | --- |\n{rows}"
     )
 }
