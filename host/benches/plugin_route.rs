@@ -106,6 +106,7 @@ fn instance(
         log_level: switchyard_sdk::abi::log_level::DEBUG,
         module: plugin.to_string(),
         metrics: switchyard::plugin::PluginMetrics::new(1),
+        budget: Default::default(),
     });
     PluginInstance::new(&module, ctx, &settings(), 1).expect("the plugin's init succeeds")
 }

@@ -216,6 +216,9 @@ pub struct TenantLimits {
     pub max_connections: Option<usize>,
     /// Longest value it may store.
     pub max_value_bytes: Option<usize>,
+    /// Over a rate, its connection waits (`over_limit = "wait"`) instead of the request being
+    /// refused.
+    pub wait: bool,
 }
 
 /// A token bucket's rate and size.
@@ -425,6 +428,8 @@ pub struct RouteConfig {
     pub config: toml::Table,
     /// What the route does when its plugin faults.
     pub on_fault: OnFault,
+    /// Its own sandbox budget (`call_timeout_ms`, `memory_limit_mb`); `[plugins]` where unset.
+    pub budget: crate::plugin::NodeBudget,
 }
 
 /// Where a plugin's code comes from.

@@ -244,6 +244,11 @@ fn read_requests<'a, R: Input + 'a>(
             // Every request complete in the buffer, in order. What is held across an await
             // here is a reply or a boxed upload, never a parsed request.
             loop {
+                // A tenant over its rate that waits rather than refuses: its next request is
+                // read once the wait is over. Boxed, as a timer is large and rarely needed.
+                if let Some(until) = caller.take_wait() {
+                    Box::pin(tokio::time::sleep_until(until.into())).await;
+                }
                 // Room first: the step's reply is then queued without waiting.
                 queue.room().await;
                 // The step is matched in a statement of its own: only an upload's box is held

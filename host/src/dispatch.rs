@@ -57,6 +57,9 @@ struct Binding {
     connection: TenantConnection,
     /// (generation number, index in its `tenants`).
     at: std::cell::Cell<(u64, usize)>,
+    /// Until when the connection waits before its next request: its tenant was over a rate
+    /// and waits rather than refuses (`over_limit = "wait"`).
+    wait_until: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 impl Caller {
@@ -74,7 +77,24 @@ impl Caller {
         *self.tenant.borrow_mut() = Some(Box::new(Binding {
             connection,
             at: std::cell::Cell::new((u64::MAX, 0)),
+            wait_until: std::cell::Cell::new(None),
         }));
+    }
+
+    /// Makes the connection wait `wait` (from now, or from the end of a wait already set)
+    /// before its next request.
+    fn wait(&self, wait: std::time::Duration) {
+        if let Some(bound) = self.tenant.borrow().as_ref() {
+            let now = std::time::Instant::now();
+            let from = bound.wait_until.get().map_or(now, |until| until.max(now));
+            bound.wait_until.set(Some(from + wait));
+        }
+    }
+
+    /// Until when the connection is to wait before its next request, if it is; taken.
+    pub fn take_wait(&self) -> Option<std::time::Instant> {
+        let bound = self.tenant.try_borrow().ok()?;
+        bound.as_ref()?.wait_until.take()
     }
 
     /// The listener's place in `shared`'s config, the identity, where its requests go and its
@@ -153,7 +173,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
     let command = request.command;
     stats.command(command);
     if let Some(tenant) = via.tenant
-        && let Err(refusal) = admit(tenant, request, &frame)
+        && let Err(refusal) = admit(tenant, request, &frame, caller)
     {
         return answer(request, refused(refusal), Tally::local(command));
     }
@@ -384,8 +404,22 @@ fn authenticate(
 }
 
 /// Checks a tenant's request against its ACL and limits. `buf` holds the request's line (and
-/// its data block, when it is in), which its ranges index.
-fn admit(tenant: &Tenant, request: &Request, buf: &[u8]) -> Result<(), Refusal> {
+/// its data block, when it is in), which its ranges index. A request over a rate of a tenant
+/// that waits is admitted, and `caller` is told to pause before its next request.
+fn admit(tenant: &Tenant, request: &Request, buf: &[u8], caller: &Caller) -> Result<(), Refusal> {
+    let (wait, admitted) = check(tenant, request, buf);
+    if !wait.is_zero() {
+        caller.wait(wait);
+    }
+    admitted
+}
+
+/// [`admit`]'s checks.
+fn check(
+    tenant: &Tenant,
+    request: &Request,
+    buf: &[u8],
+) -> (std::time::Duration, Result<(), Refusal>) {
     let command = request.command;
     let value_len = command.has_data_block().then(|| request.value.len());
     let bytes = request.line.len() + value_len.unwrap_or(0);
@@ -570,7 +604,7 @@ pub fn stream_route(
         Err(Gate::Unbound) => return StreamRoute::Whole(None),
     };
     if let Some(tenant) = via.tenant
-        && let Err(refusal) = admit(tenant, request, line)
+        && let Err(refusal) = admit(tenant, request, line, caller)
     {
         worker.stats.command(request.command);
         let Pending::Ready(outcome) = refused(refusal) else {

@@ -117,6 +117,32 @@ fn now_ns() -> u64 {
 }
 
 impl Gcra {
+    /// Takes `units` from the bucket of `rate` whatever it holds, and returns how long the
+    /// taker should wait for them to have been there (zero when they were): what a connection
+    /// of a tenant with `over_limit = "wait"` pauses before its next request.
+    pub fn reserve(&self, rate: Rate, units: u64) -> std::time::Duration {
+        let per_unit = 1_000_000_000 / rate.per_second.max(1);
+        let cost = per_unit.saturating_mul(units);
+        let tolerance = per_unit.saturating_mul(rate.burst.max(1));
+        let now = now_ns();
+        let mut full_at = self.full_at.load(Ordering::Relaxed);
+        loop {
+            let next = full_at.max(now).saturating_add(cost);
+            match self.full_at.compare_exchange_weak(
+                full_at,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    let ahead = next.saturating_sub(now).saturating_sub(tolerance);
+                    return std::time::Duration::from_nanos(ahead);
+                }
+                Err(seen) => full_at = seen,
+            }
+        }
+    }
+
     /// Takes `units` from the bucket of `rate`; `false` (and nothing taken) when that would
     /// overdraw it.
     pub fn admit(&self, rate: Rate, units: u64) -> bool {
@@ -176,6 +202,8 @@ crate::stats::registry::declare_counters! {
         limited_bytes: Counter, Count;
         /// Stores refused by its `max_value_bytes`.
         limited_values: Counter, Count;
+        /// Requests over its rates that made their connection wait (`over_limit = "wait"`).
+        throttled: Counter, Count;
     }
     also {}
 }
@@ -205,35 +233,33 @@ pub enum Refusal {
 impl Tenant {
     /// Checks one request against the tenant's ACL and limits: its command, its keys (`keys`,
     /// as the client sent them), the bytes it carries (line and value) and its value's length.
-    /// Counts it, and the refusal if any.
+    /// Counts it, and the refusal if any. With `over_limit = "wait"`, a request over a rate is
+    /// not refused: the first result is how long its connection waits before its next request
+    /// (a request the ACL allows counts against the rates even when refused for its value's
+    /// size: its bytes came).
     pub fn admit<'k>(
         &self,
         command: Command,
         keys: impl Iterator<Item = &'k [u8]>,
         bytes: usize,
         value_len: Option<usize>,
-    ) -> Result<(), Refusal> {
+    ) -> (std::time::Duration, Result<(), Refusal>) {
         let counters = &self.state.counters;
         counters.requests.inc();
-        let refused = self.check(command, keys, bytes, value_len);
-        if let Err(refusal) = &refused {
-            match refusal {
-                Refusal::Denied(_) => counters.denied.inc(),
-                Refusal::Limited(_) => {}
-            }
+        if let Err(refusal) = self.acl(command, keys) {
+            counters.denied.inc();
+            return (std::time::Duration::ZERO, Err(refusal));
         }
-        refused
+        self.limit(bytes, value_len)
     }
 
-    fn check<'k>(
+    /// The ACL's verdict on `command` with `keys`.
+    fn acl<'k>(
         &self,
         command: Command,
         keys: impl Iterator<Item = &'k [u8]>,
-        bytes: usize,
-        value_len: Option<usize>,
     ) -> Result<(), Refusal> {
         let (config, name) = (&self.config, &self.name);
-        let counters = &self.state.counters;
         if let Some(class) = CommandSet::of(command) {
             if !config.commands.contains(class) {
                 return Err(Refusal::Denied(format!(
@@ -270,15 +296,51 @@ impl Tenant {
                 }
             }
         }
-        let limits = &config.limits;
+        Ok(())
+    }
+
+    /// The limits' verdict on a request of `bytes` with a value of `value_len`, and how long
+    /// its connection waits (`over_limit = "wait"`).
+    fn limit(
+        &self,
+        bytes: usize,
+        value_len: Option<usize>,
+    ) -> (std::time::Duration, Result<(), Refusal>) {
+        let (limits, name) = (&self.config.limits, &self.name);
+        let counters = &self.state.counters;
+        let mut wait = std::time::Duration::ZERO;
+        if limits.wait {
+            if let Some(rate) = limits.requests {
+                wait = wait.max(self.state.requests.reserve(rate, 1));
+            }
+            if let Some(rate) = limits.bytes {
+                wait = wait.max(self.state.bytes.reserve(rate, bytes as u64));
+            }
+            if !wait.is_zero() {
+                counters.throttled.inc();
+            }
+        }
         if let (Some(max), Some(len)) = (limits.max_value_bytes, value_len)
             && len > max
         {
             counters.limited_values.inc();
-            return Err(Refusal::Limited(format!(
-                "tenant {name}: a value of {len} bytes is over its max_value_bytes ({max})"
-            )));
+            return (
+                wait,
+                Err(Refusal::Limited(format!(
+                    "tenant {name}: a value of {len} bytes is over its max_value_bytes ({max})"
+                ))),
+            );
         }
+        if limits.wait {
+            return (wait, Ok(()));
+        }
+        (wait, self.refuse_over_rate(bytes))
+    }
+
+    /// `over_limit = "error"`: a request over a rate is refused.
+    fn refuse_over_rate(&self, bytes: usize) -> Result<(), Refusal> {
+        let (limits, name) = (&self.config.limits, &self.name);
+        let counters = &self.state.counters;
         if let Some(rate) = limits.requests
             && !self.state.requests.admit(rate, 1)
         {
@@ -417,6 +479,23 @@ mod tests {
         assert!(bucket.admit(rate, 1), "refilled after 20 ms");
         // A cost over the burst is never admitted.
         assert!(!Gcra::default().admit(rate, 11));
+    }
+
+    #[test]
+    fn a_reservation_is_always_taken_and_says_how_long_to_wait() {
+        let bucket = Gcra::default();
+        let rate = Rate {
+            per_second: 1000,
+            burst: 10,
+        };
+        let waits: Vec<std::time::Duration> = (0..20).map(|_| bucket.reserve(rate, 1)).collect();
+        assert!(waits[..10].iter().all(|w| w.is_zero()), "{waits:?}");
+        // The twentieth is ten past the burst: about 10 ms, less the time the loop took.
+        let last = waits[19].as_micros();
+        assert!((8_000..=10_000).contains(&last), "{last} µs");
+        // A cost over the burst is taken too, and waits for what it overdraws.
+        let big = Gcra::default().reserve(rate, 110);
+        assert_eq!(big.as_millis(), 100);
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub struct RawTenant {
     pub bytes_burst: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
     pub max_value_bytes: Option<Spanned<i64>>,
+    pub over_limit: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,4 +181,6 @@ pub struct RawRoute {
     #[serde(default)]
     pub config: toml::Table,
     pub on_fault: Option<Spanned<String>>,
+    pub call_timeout_ms: Option<Spanned<i64>>,
+    pub memory_limit_mb: Option<Spanned<i64>>,
 }

@@ -173,6 +173,17 @@ fn tenant(
                 1..=super::MAX_VALUE_BYTES_CEILING as i64,
             )?
             .map(|n| n.unsigned_abs() as usize),
+        wait: match t.over_limit.as_ref().map(|o| (o, o.get_ref().as_str())) {
+            None | Some((_, "error")) => false,
+            Some((_, "wait")) => true,
+            Some((o, other)) => {
+                return Err(cx.at(
+                    o,
+                    format!("{key}.over_limit"),
+                    format!("`{other}` is neither \"error\" nor \"wait\""),
+                ));
+            }
+        },
     };
     Ok(TenantConfig {
         name: name.get_ref().clone(),

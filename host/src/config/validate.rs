@@ -422,6 +422,22 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             log_level: level(&cx, route.log_level.as_ref(), &format!("{key}.log_level"))?,
             children,
             config: route.config.clone(),
+            budget: crate::plugin::NodeBudget {
+                call_timeout: cx
+                    .int_in(
+                        &route.call_timeout_ms,
+                        &format!("{key}.call_timeout_ms"),
+                        1..=60_000,
+                    )?
+                    .map(|ms| Duration::from_millis(ms.unsigned_abs())),
+                memory_limit_bytes: cx
+                    .int_in(
+                        &route.memory_limit_mb,
+                        &format!("{key}.memory_limit_mb"),
+                        1..=4096,
+                    )?
+                    .map(|mb| (mb.unsigned_abs() as usize) << 20),
+            },
         });
     }
     check_acyclic(&cx, &raw.routes)?;

@@ -617,6 +617,7 @@ fn node_context(command: &InspectCommand) -> Arc<NodeContext> {
         log_budget: Default::default(),
         log_level: switchyard_sdk::abi::log_level::DEBUG,
         metrics: super::PluginMetrics::new(1),
+        budget: Default::default(),
         module: command.module.clone(),
     })
 }

@@ -44,6 +44,18 @@ pub struct NodeContext {
     pub module: String,
     /// The counters and histograms its plugin defined, per worker.
     pub metrics: super::PluginMetrics,
+    /// Its own sandbox budget, where it sets one (`[routes.NAME] call_timeout_ms`,
+    /// `memory_limit_mb`); `[plugins]` otherwise.
+    pub budget: NodeBudget,
+}
+
+/// A node's own sandbox budget: `None` takes `[plugins]`'s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeBudget {
+    /// CPU time of one `route` or `on_reply` call.
+    pub call_timeout: Option<Duration>,
+    /// Linear memory of one instance.
+    pub memory_limit_bytes: Option<usize>,
 }
 
 /// What one instance may hold: its linear memory in bytes, and one memory, one instance and a
@@ -303,7 +315,10 @@ impl PluginInstance {
             message,
         };
         let limits = Limits {
-            memory_bytes: settings.memory_limit_bytes,
+            memory_bytes: node
+                .budget
+                .memory_limit_bytes
+                .unwrap_or(settings.memory_limit_bytes),
             refused_growth: false,
         };
         let state = HostState {
@@ -416,7 +431,8 @@ impl PluginInstance {
             .get_typed_func(&mut store, export::ROUTE)
             .map_err(|e| err(format!("`{}` has the wrong signature: {e}", export::ROUTE)))?;
         drop(running);
-        store.data_mut().call_budget = Some(settings.call_timeout);
+        store.data_mut().call_budget =
+            Some(node.budget.call_timeout.unwrap_or(settings.call_timeout));
         Ok(PluginInstance {
             store,
             gauge,
@@ -617,6 +633,7 @@ mod tests {
                 log_level: abi::log_level::DEBUG,
                 module: "no-room".into(),
                 metrics: crate::plugin::PluginMetrics::new(1),
+                budget: Default::default(),
             })
         };
         let settings = crate::plugin::cli::default_settings();
