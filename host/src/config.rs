@@ -167,6 +167,22 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// memcached's ASCII authentication (`[auth]`), for listeners with `tenant_by = "auth"`.
     pub auth: Option<AuthConfig>,
+    /// Tenants' own files (`[tenants.NAME] include`), as read into this configuration: their
+    /// route tables follow the file's text in [`Config::text`], from `first_line` on.
+    pub includes: Vec<Include>,
+}
+
+/// A tenant's own file of route tables (`[tenants.NAME] include`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    /// The tenant.
+    pub tenant: String,
+    /// The file, resolved against the config file's directory.
+    pub path: PathBuf,
+    /// What was read from it (or kept from an earlier read: [`Config::load_with`]).
+    pub text: String,
+    /// The line of [`Config::text`] its first line is.
+    pub first_line: usize,
 }
 
 /// `[auth]`: where the users and passwords of ASCII authentication are.
@@ -450,6 +466,18 @@ impl std::fmt::Display for PluginSource {
     }
 }
 
+/// `error` found in the text with the includes appended, pointed at the file and line it came
+/// from.
+fn locate_error(mut error: ConfigError, includes: &[Include]) -> ConfigError {
+    if let Some(line) = error.line
+        && let Some(include) = includes.iter().rev().find(|i| line >= i.first_line)
+    {
+        error.file = include.path.clone();
+        error.line = Some(line - include.first_line + 1);
+    }
+    error
+}
+
 /// A configuration problem: which file, which line, which key, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -470,20 +498,53 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, and the tenants' files it includes.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &std::collections::BTreeMap::new())
+    }
+
+    /// [`Config::load`], taking the text of the included files named in `kept` from there
+    /// instead of reading them: a reload keeps a tenant's previous file when its new one is
+    /// refused (`reload.rs`).
+    pub fn load_with(
+        path: &Path,
+        kept: &std::collections::BTreeMap<PathBuf, String>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             line: None,
             key: String::new(),
             message: format!("cannot read: {e}"),
         })?;
-        Config::from_toml(&text, path)
+        let (combined, includes) = tenants::read_includes(&text, path, kept)?;
+        let mut config =
+            validate::validate(&combined, path).map_err(|e| locate_error(e, &includes))?;
+        config.includes = includes;
+        Ok(config)
     }
 
     /// Validates config text; `origin` names it in errors and anchors relative plugin paths.
+    /// A tenant's `include` is read from `origin`'s directory.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        validate::validate(text, origin)
+        let (combined, includes) =
+            tenants::read_includes(text, origin, &std::collections::BTreeMap::new())?;
+        let mut config =
+            validate::validate(&combined, origin).map_err(|e| locate_error(e, &includes))?;
+        config.includes = includes;
+        Ok(config)
+    }
+
+    /// Where line `line` of [`Config::text`] was written: the file, its line there, and the
+    /// tenant whose file it is (`None`: the config file itself).
+    pub fn locate(&self, line: usize) -> (PathBuf, usize, Option<&str>) {
+        match self.includes.iter().rev().find(|i| line >= i.first_line) {
+            Some(include) => (
+                include.path.clone(),
+                line - include.first_line + 1,
+                Some(include.tenant.as_str()),
+            ),
+            None => (self.origin.clone(), line, None),
+        }
     }
 
     /// Directory that relative paths in this config are resolved against.

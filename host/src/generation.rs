@@ -172,14 +172,25 @@ impl Generation {
     ) -> Result<Generation, BuildError> {
         let file = config.origin.display().to_string();
         let config_path = config.origin.clone();
+        // A route from a tenant's file is named by that file and its line there.
+        let starts: Vec<(String, usize)> = config
+            .includes
+            .iter()
+            .map(|i| (i.path.display().to_string(), i.first_line))
+            .collect();
+        let locate = |line: usize| match starts.iter().rev().find(|(_, first)| line >= *first) {
+            Some((path, first)) => (path.clone(), line - first + 1),
+            None => (file.clone(), line),
+        };
         let mut modules: Modules = pinned;
         let mut compile = |source: &PluginSource,
                            sha256: Option<&str>,
                            node: &str,
                            line: usize|
          -> Result<Arc<PluginModule>, BuildError> {
+            let (in_file, line) = locate(line);
             let fail = |message: String| BuildError::Plugin {
-                file: file.clone(),
+                file: in_file.clone(),
                 line,
                 node: node.to_string(),
                 error: PluginError {
@@ -475,8 +486,8 @@ impl Generation {
             .collect();
         let prepared =
             prepare(&nodes, &config.plugins, workers).map_err(|(n, error)| BuildError::Plugin {
-                file: file.clone(),
-                line: lines[n],
+                file: locate(lines[n]).0,
+                line: locate(lines[n]).1,
                 node: nodes[n].context.label.clone(),
                 error,
             })?;

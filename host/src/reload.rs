@@ -196,11 +196,52 @@ impl Control {
         self.announce.subscribe()
     }
 
-    /// Re-reads the running config's file and publishes it.
+    /// Re-reads the running config's file (and the tenants' files it includes) and publishes
+    /// it. A tenant's file that makes the reload fail (a config error in it, a plugin of one of
+    /// its routes that does not compile or `init`) is put back as it runs now, and the rest is
+    /// published: one tenant's mistake holds back no other's change. Its error is logged,
+    /// naming the tenant, and is `stats config`'s `last_reload_error`.
     pub fn reload(&self) -> Result<u64, ReloadError> {
-        let origin = self.current.load().config.origin.clone();
-        let config = Config::load(&origin).map_err(ReloadError::from);
-        self.publish_or_count(config)
+        let running = self.current.load_full();
+        let origin = running.config.origin.clone();
+        let mut kept: std::collections::BTreeMap<PathBuf, String> = Default::default();
+        let mut refused: Vec<String> = Vec::new();
+        loop {
+            let attempt = Config::load_with(&origin, &kept)
+                .map_err(ReloadError::from)
+                .and_then(|config| self.publish(config, None));
+            let error = match attempt {
+                Ok(number) => {
+                    tracing::info!(generation = number, "configuration reloaded");
+                    if !refused.is_empty() {
+                        self.stats.failures.inc();
+                        self.stats.set_last_error(&refused.join("; "));
+                    }
+                    return Ok(number);
+                }
+                Err(error) => error,
+            };
+            let blamed = blamed_file(&error)
+                .filter(|path| !kept.contains_key(path))
+                .and_then(|path| running.config.includes.iter().find(|i| i.path == path));
+            let Some(include) = blamed else {
+                self.stats.failures.inc();
+                self.stats.set_last_error(&error.to_string());
+                tracing::error!(error = %error, "reload refused; the running configuration stays");
+                return Err(error);
+            };
+            tracing::error!(
+                tenant = %include.tenant,
+                file = %include.path.display(),
+                error = %error,
+                "tenant's file refused; the tenant keeps its running configuration, the rest reloads"
+            );
+            refused.push(format!(
+                "tenant {} keeps its running configuration: {error}",
+                include.tenant
+            ));
+            kept.insert(include.path.clone(), include.text.clone());
+        }
     }
 
     /// Builds and publishes `config`.
@@ -572,8 +613,18 @@ impl WatchedFiles {
     }
 }
 
-/// The files `config` names besides itself: plugin files, and the certificates, keys and CA
-/// bundles of its TLS listeners and pools (a rotated certificate is a change like any other).
+/// The file a reload's error is in, when it names one: a config error's, or a plugin's node's.
+fn blamed_file(error: &ReloadError) -> Option<PathBuf> {
+    match error {
+        ReloadError::Config(e) => Some(e.file.clone()),
+        ReloadError::Build(BuildError::Plugin { file, .. }) => Some(PathBuf::from(file)),
+        _ => None,
+    }
+}
+
+/// The files `config` names besides itself: plugin files, the certificates, keys and CA
+/// bundles of its TLS listeners and pools (a rotated certificate is a change like any other),
+/// its tenants' files and its credentials file.
 fn watched_files(config: &Config) -> impl Iterator<Item = PathBuf> + '_ {
     let plugins = config
         .routes
@@ -601,7 +652,13 @@ fn watched_files(config: &Config) -> impl Iterator<Item = PathBuf> + '_ {
         })
         .flatten()
         .cloned();
-    plugins.chain(listeners).chain(pools)
+    // The tenants' own files and the users of `[auth]`.
+    let tenants = config
+        .includes
+        .iter()
+        .map(|i| i.path.clone())
+        .chain(config.auth.iter().map(|a| a.credentials.clone()));
+    plugins.chain(listeners).chain(pools).chain(tenants)
 }
 
 /// One line per generation published (at start, by a reload, by a rollback): what it

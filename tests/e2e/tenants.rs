@@ -601,3 +601,93 @@ fn a_noisy_tenant_leaves_another_ones_replies_and_latency_alone() {
         "alpha's p99 beside beta was {median:.2} times its p99 alone (median of {ratios:?})"
     );
 }
+
+/// The gateway of [`a_tenants_broken_file_keeps_its_running_routes_while_the_others_change`]:
+/// alpha's route is `alpha_pool`, beta's routes are in `beta.toml` (included).
+/// Its listeners are on `ports`: a reload keeps a listener whose address it keeps.
+fn with_include(a: &Memcached, b: &Memcached, ports: [u16; 3], alpha_pool: &str) -> String {
+    let [p0, p1, p2] = ports;
+    format!(
+        "[server]\nworkers = 2\nwatch = false\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:{p0}\"\ntenant = \"alpha\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:{p1}\"\ntenant = \"beta\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:{p2}\"\nroute = \"a\"\n\n\
+         [tenants.alpha]\nroute = \"{alpha_pool}\"\n\n\
+         [tenants.beta]\nroute = \"beta_route\"\ninclude = \"beta.toml\"\n\n\
+         [pools.a]\nservers = [\"{}\"]\n\n[pools.b]\nservers = [\"{}\"]\n",
+        a.spec(),
+        b.spec()
+    )
+}
+
+/// beta's routes live in a file of their own. A reload that brings a change of alpha's and a
+/// beta file whose plugin rejects its config publishes alpha's change and keeps beta's running
+/// routes; alpha's connection and counters carry on, and the error names beta and its file.
+/// A mistake in the main file still refuses the whole reload.
+#[test]
+fn a_tenants_broken_file_keeps_its_running_routes_while_the_others_change() {
+    let (a, b) = (Memcached::start(), Memcached::start());
+    let dir = TestDir::new("tenants-include");
+    dir.write(
+        "beta.toml",
+        "# beta's own routes\n[routes.beta_route]\nplugin = \"prefix\"\nchildren = [\"a\"]\n\
+         config = { default = \"a\" }\n",
+    );
+    let free = switchyard_tests::ports::free_port;
+    let ports = [free(), free(), free()];
+    let text = with_include(&a, &b, ports, "a");
+    dir.write("switchyard.toml", &text);
+    let router = switchyard_tests::router_in(&dir, &text);
+    let (mut alpha, mut beta) = (connect(&router, 0), connect(&router, 1));
+    alpha.set("k1", b"a1");
+    beta.set("k1", b"b1");
+    assert_eq!(a.client().get("alpha:k1").as_deref(), Some(&b"a1"[..]));
+    assert_eq!(a.client().get("beta:k1").as_deref(), Some(&b"b1"[..]));
+
+    // beta's new file names a child its plugin does not have; alpha moves to pool b.
+    dir.replace(
+        "beta.toml",
+        "# beta's own routes\n[routes.beta_route]\nplugin = \"prefix\"\nchildren = [\"a\"]\n\
+         config = { default = \"nowhere\" }\n",
+    );
+    dir.replace("switchyard.toml", with_include(&a, &b, ports, "b"));
+    let generation = router.generation().number;
+    let published = router
+        .reload()
+        .expect("the reload publishes alpha's change");
+    assert!(published > generation);
+
+    // The same connections: alpha's keys now on b, beta's still through its running route.
+    alpha.set("k2", b"a2");
+    beta.set("k2", b"b2");
+    assert_eq!(b.client().get("alpha:k2").as_deref(), Some(&b"a2"[..]));
+    assert_eq!(a.client().get("alpha:k2"), None);
+    assert_eq!(a.client().get("beta:k2").as_deref(), Some(&b"b2"[..]));
+    assert_eq!(beta.get("k1").as_deref(), Some(&b"b1"[..]));
+
+    let mut ops = connect(&router, 2);
+    let config = group(&mut ops, "config");
+    let error = config.get("last_reload_error").cloned().unwrap_or_default();
+    assert!(
+        error.contains("tenant_beta_keeps_its_running_configuration")
+            || error.contains("tenant beta keeps its running configuration"),
+        "{config:?}"
+    );
+    assert!(error.contains("beta.toml"), "{error}");
+    let tenants = group(&mut ops, "tenants");
+    assert_eq!(tenants.get("alpha:requests").map(String::as_str), Some("2"));
+    assert_eq!(
+        tenants.get("alpha:curr_connections").map(String::as_str),
+        Some("1")
+    );
+
+    // A mistake in the main file is no tenant's: the whole reload is refused.
+    dir.replace(
+        "switchyard.toml",
+        text.replace("[pools.b]", "[pools.b]\nbogus = 1"),
+    );
+    let refused = router.reload().expect_err("a broken main file is refused");
+    assert!(refused.to_string().contains("switchyard.toml"), "{refused}");
+    alpha.set("k3", b"a3");
+    assert_eq!(b.client().get("alpha:k3").as_deref(), Some(&b"a3"[..]));
+}

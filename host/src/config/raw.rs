@@ -31,6 +31,18 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
 }
 
+/// A tenant's own file (`[tenants.NAME] include`): its route tables only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInclude {
+    #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "parsed for its errors alone: the routes are read with the config they join"
+    )]
+    pub routes: BTreeMap<Spanned<String>, RawRoute>,
+}
+
 /// `[auth]`: ASCII authentication's users.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +55,7 @@ pub struct RawAuth {
 #[serde(deny_unknown_fields)]
 pub struct RawTenant {
     pub route: Spanned<String>,
+    pub include: Option<Spanned<String>>,
     pub namespace: Option<Spanned<String>>,
     #[serde(default)]
     pub identities: Vec<Spanned<String>>,

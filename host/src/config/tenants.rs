@@ -2,13 +2,84 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawListener, RawTenant};
+use super::raw::{RawConfig, RawInclude, RawListener, RawTenant};
 use super::validate::Ctx;
 use super::{AuthConfig, ConfigError, ListenerRoute, Rate, TenantConfig, TenantLimits};
 use crate::tenant::CommandSet;
+
+/// The config `text` of `origin` with each tenant's `include` file appended (its text from
+/// `kept` when there, else read), and where each begins. An include holds `[routes.NAME]`
+/// tables only; an error in one names its file and line.
+pub(super) fn read_includes(
+    text: &str,
+    origin: &Path,
+    kept: &std::collections::BTreeMap<PathBuf, String>,
+) -> Result<(String, Vec<super::Include>), ConfigError> {
+    // The tenants' `include` keys, read before the whole file is (which needs the includes).
+    let Ok(table) = text.parse::<toml::Table>() else {
+        // Not TOML: the full validation says where.
+        return Ok((text.to_string(), Vec::new()));
+    };
+    let Some(tenants) = table.get("tenants").and_then(toml::Value::as_table) else {
+        return Ok((text.to_string(), Vec::new()));
+    };
+    let base = origin.parent().unwrap_or(Path::new(""));
+    let mut combined = text.to_string();
+    let mut includes = Vec::new();
+    for (tenant, value) in tenants {
+        let Some(name) = value.get("include").and_then(toml::Value::as_str) else {
+            continue;
+        };
+        let path = base.join(name);
+        let fail = |line: Option<usize>, key: String, message: String| ConfigError {
+            file: path.clone(),
+            line,
+            key,
+            message,
+        };
+        let own = match kept.get(&path) {
+            Some(text) => text.clone(),
+            None => std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                file: origin.to_path_buf(),
+                line: None,
+                key: format!("tenants.{tenant}.include"),
+                message: format!("cannot read {}: {e}", path.display()),
+            })?,
+        };
+        let line_of = |offset: usize| own[..offset.min(own.len())].matches('\n').count() + 1;
+        toml::from_str::<RawInclude>(&own).map_err(|e| {
+            let key = e
+                .span()
+                .and_then(|s| own.get(s))
+                .map(|t| t.trim().trim_matches('"').to_string())
+                .unwrap_or_default();
+            fail(
+                e.span().map(|s| line_of(s.start)),
+                key,
+                format!(
+                    "{} (a tenant's file holds [routes.NAME] tables only)",
+                    e.message().trim()
+                ),
+            )
+        })?;
+        if !combined.ends_with('\n') {
+            combined.push('\n');
+        }
+        let first_line = combined.matches('\n').count() + 1;
+        combined.push_str(&own);
+        includes.push(super::Include {
+            tenant: tenant.clone(),
+            path,
+            text: own,
+            first_line,
+        });
+    }
+    Ok((combined, includes))
+}
 
 /// Longest namespace: keys are at most 250 bytes on the servers, and a tenant should keep most
 /// of them.
@@ -71,6 +142,15 @@ fn tenant(
     key: &str,
     names: &HashMap<&str, Range<usize>>,
 ) -> Result<TenantConfig, ConfigError> {
+    if let Some(include) = &t.include
+        && include.get_ref().trim().is_empty()
+    {
+        return Err(cx.at(
+            include,
+            format!("{key}.include"),
+            "empty path: name the tenant's file",
+        ));
+    }
     if !names.contains_key(t.route.get_ref().as_str()) {
         return Err(cx.at(
             &t.route,
@@ -338,6 +418,40 @@ mod tests {
             c.auth.map(|a| a.credentials),
             Some("/etc/switchyard/users".into())
         );
+    }
+
+    #[test]
+    fn a_tenants_file_joins_the_config_and_its_mistakes_name_it() {
+        let dir = std::env::temp_dir().join(format!("switchyard-include-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let main = dir.join("main.toml");
+        let text = format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n{BASE}\
+             include = \"beta.toml\"\n"
+        )
+        .replace("route = \"shared\"\nusers", "route = \"own\"\nusers");
+        std::fs::write(&main, &text).expect("write");
+        let include = dir.join("beta.toml");
+        std::fs::write(&include, "# beta\n[routes.own]\nplugin = \"null\"\n").expect("write");
+        std::fs::write(dir.join("users"), "beta:x\n").expect("write");
+        let c = Config::load(&main).expect("valid");
+        assert_eq!(c.routes[0].name, "own");
+        assert_eq!(c.includes[0].tenant, "beta");
+        let (file, line, tenant) = c.locate(c.routes[0].line);
+        assert_eq!((file, line, tenant), (include.clone(), 3, Some("beta")));
+
+        std::fs::write(&include, "# beta\n\n[pools.stolen]\nservers = []\n").expect("write");
+        let e = Config::load(&main).expect_err("a pool in a tenant's file");
+        assert_eq!((e.file.clone(), e.line), (include.clone(), Some(3)), "{e}");
+        assert!(e.message.contains("[routes.NAME] tables only"), "{e}");
+        std::fs::write(
+            &include,
+            "[routes.own]\nplugin = \"null\"\nchildren = [\"gone\"]\n",
+        )
+        .expect("write");
+        let e = Config::load(&main).expect_err("an unknown child");
+        assert_eq!((e.file.clone(), e.line), (include, Some(3)), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -505,6 +505,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         routes,
         tenants,
         auth,
+        includes: Vec::new(),
     })
 }
 
