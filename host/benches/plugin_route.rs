@@ -107,6 +107,7 @@ fn instance(
         module: plugin.to_string(),
         metrics: switchyard::plugin::PluginMetrics::new(1),
         budget: Default::default(),
+        tenant: None,
     });
     PluginInstance::new(&module, ctx, &settings(), 1).expect("the plugin's init succeeds")
 }

@@ -258,6 +258,7 @@ impl LocalGeneration {
             let label = &self.shared.nodes[n].context.label;
             tracing::warn!(
                 node = %label,
+                tenant = self.shared.nodes[n].context.tenant.as_deref().unwrap_or("-"),
                 worker = self.worker,
                 open_ms = open_for.as_millis() as u64,
                 "plugin keeps faulting; its circuit breaker is open: requests get the node's \
@@ -287,6 +288,7 @@ impl LocalGeneration {
         {
             tracing::warn!(
                 node = %node.context.label,
+                tenant = node.context.tenant.as_deref().unwrap_or("-"),
                 plugin = %node.module.name(),
                 kind = kind.name(),
                 not_logged = suppressed,

@@ -618,6 +618,7 @@ fn node_context(command: &InspectCommand) -> Arc<NodeContext> {
         log_level: switchyard_sdk::abi::log_level::DEBUG,
         metrics: super::PluginMetrics::new(1),
         budget: Default::default(),
+        tenant: None,
         module: command.module.clone(),
     })
 }

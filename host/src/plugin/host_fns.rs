@@ -181,11 +181,20 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
             let bytes = guest_bytes(&caller, ptr, len)?;
             let msg = super::instance::one_line(&String::from_utf8_lossy(bytes));
             let (plugin, module) = (&node.label, &node.module);
+            let tenant = node.tenant.as_deref().unwrap_or("-");
             match level {
-                1 => tracing::error!(plugin = %plugin, module = %module, suppressed, "{msg}"),
-                2 => tracing::warn!(plugin = %plugin, module = %module, suppressed, "{msg}"),
-                3 => tracing::info!(plugin = %plugin, module = %module, suppressed, "{msg}"),
-                _ => tracing::debug!(plugin = %plugin, module = %module, suppressed, "{msg}"),
+                1 => {
+                    tracing::error!(plugin = %plugin, module = %module, tenant, suppressed, "{msg}")
+                }
+                2 => {
+                    tracing::warn!(plugin = %plugin, module = %module, tenant, suppressed, "{msg}")
+                }
+                3 => {
+                    tracing::info!(plugin = %plugin, module = %module, tenant, suppressed, "{msg}")
+                }
+                _ => {
+                    tracing::debug!(plugin = %plugin, module = %module, tenant, suppressed, "{msg}")
+                }
             }
             Ok(())
         },

@@ -47,6 +47,9 @@ pub struct NodeContext {
     /// Its own sandbox budget, where it sets one (`[routes.NAME] call_timeout_ms`,
     /// `memory_limit_mb`); `[plugins]` otherwise.
     pub budget: NodeBudget,
+    /// The tenant whose file (`[tenants.NAME] include`) defines the node, which its log lines
+    /// and fault logs name; `None` for a node of the config file itself.
+    pub tenant: Option<String>,
 }
 
 /// A node's own sandbox budget: `None` takes `[plugins]`'s.
@@ -634,6 +637,7 @@ mod tests {
                 module: "no-room".into(),
                 metrics: crate::plugin::PluginMetrics::new(1),
                 budget: Default::default(),
+                tenant: None,
             })
         };
         let settings = crate::plugin::cli::default_settings();
