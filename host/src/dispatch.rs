@@ -514,7 +514,10 @@ fn keyed(
     match held {
         Some(resolved) => generation.run(resolved, &req),
         // A namespaced tenant's request is never held: `stream_route` buffers it whole.
-        None if !namespace.is_empty() => generation.execute_in(root, &req, namespace),
+        None if !namespace.is_empty() => match via.tenant {
+            Some(tenant) => generation.execute_in(root, &req, &tenant.rewrite),
+            None => generation.execute(root, &req),
+        },
         // A meta get's long value may stream to the client.
         None if request.command == Command::MetaGet => generation.execute_for_client(root, &req),
         None => generation.execute(root, &req),
@@ -806,8 +809,10 @@ fn retrieval(
             kind: ReplyKind::Retrieval,
             origin: Origin::Client { request, frame },
         };
-        if !via.namespace().is_empty() {
-            return (generation.execute_in(root, &req, via.namespace()), 1);
+        if let Some(tenant) = via.tenant
+            && !tenant.namespace.is_empty()
+        {
+            return (generation.execute_in(root, &req, &tenant.rewrite), 1);
         }
         return (generation.execute_for_client(root, &req), 1);
     };
@@ -928,7 +933,7 @@ fn retrieval(
             frame.clone(),
             order,
             sent,
-            Bytes::copy_from_slice(namespace),
+            via.tenant.map_or_else(Bytes::new, |t| t.namespace.clone()),
         ))),
         looked_up,
     )

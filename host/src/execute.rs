@@ -72,16 +72,18 @@ impl LocalGeneration {
         self.run(resolved, req)
     }
 
-    /// Routes and sends a tenant's one-key request `req` with its key in `namespace`: the
-    /// request goes on rewritten, the namespace in front of its key (as a plan's rewrite sends
-    /// it: the plugins from `target` down see that key, and so does every server), and the
-    /// reply comes back with the client's key (`VALUE` lines, a meta `k` flag, `me`).
-    pub fn execute_in(self: &Rc<Self>, target: Target, req: &Req<'_>, namespace: &[u8]) -> Pending {
-        let rewrite = crate::plugin::OwnedRewrite {
-            prefix: namespace.to_vec(),
-            ..Default::default()
-        };
-        let rewritten = match rewrite::rewrite(req, &rewrite) {
+    /// Routes and sends a tenant's one-key request `req` with its key in its namespace
+    /// (`namespace`, the rewrite that puts it in front of a key): the request goes on
+    /// rewritten (as a plan's rewrite sends it: the plugins from `target` down see that key,
+    /// and so does every server), and the reply comes back with the client's key (`VALUE`
+    /// lines, a meta `k` flag, `me`).
+    pub fn execute_in(
+        self: &Rc<Self>,
+        target: Target,
+        req: &Req<'_>,
+        namespace: &crate::plugin::OwnedRewrite,
+    ) -> Pending {
+        let rewritten = match rewrite::rewrite(req, namespace) {
             Ok(rewritten) => rewritten,
             // The tenant's key checks (`dispatch::admit`) leave room for the namespace, so
             // only a request a rewrite cannot carry gets here.

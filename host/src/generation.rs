@@ -447,6 +447,11 @@ impl Generation {
                         .and_then(|p| p.tenants.iter().find(|old| *old.name == *t.name))
                         .map(|old| old.state.clone())
                         .unwrap_or_default(),
+                    rewrite: crate::plugin::OwnedRewrite {
+                        prefix: t.namespace.as_bytes().to_vec(),
+                        ..Default::default()
+                    },
+                    namespace: bytes::Bytes::copy_from_slice(t.namespace.as_bytes()),
                     config: t.clone(),
                 }))
             })

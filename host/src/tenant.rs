@@ -116,14 +116,21 @@ fn now_ns() -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// A cost of `units` and the bucket's size, in nanoseconds of `rate`.
+fn in_nanos(rate: Rate, units: u64) -> (u64, u64) {
+    let per_unit = 1_000_000_000 / rate.per_second.max(1);
+    (
+        per_unit.saturating_mul(units),
+        per_unit.saturating_mul(rate.burst.max(1)),
+    )
+}
+
 impl Gcra {
     /// Takes `units` from the bucket of `rate` whatever it holds, and returns how long the
     /// taker should wait for them to have been there (zero when they were): what a connection
     /// of a tenant with `over_limit = "wait"` pauses before its next request.
     pub fn reserve(&self, rate: Rate, units: u64) -> std::time::Duration {
-        let per_unit = 1_000_000_000 / rate.per_second.max(1);
-        let cost = per_unit.saturating_mul(units);
-        let tolerance = per_unit.saturating_mul(rate.burst.max(1));
+        let (cost, tolerance) = in_nanos(rate, units);
         let now = now_ns();
         let mut full_at = self.full_at.load(Ordering::Relaxed);
         loop {
@@ -146,9 +153,7 @@ impl Gcra {
     /// Takes `units` from the bucket of `rate`; `false` (and nothing taken) when that would
     /// overdraw it.
     pub fn admit(&self, rate: Rate, units: u64) -> bool {
-        let per_unit = 1_000_000_000 / rate.per_second.max(1);
-        let cost = per_unit.saturating_mul(units);
-        let tolerance = per_unit.saturating_mul(rate.burst.max(1));
+        let (cost, tolerance) = in_nanos(rate, units);
         let now = now_ns();
         let mut full_at = self.full_at.load(Ordering::Relaxed);
         loop {
@@ -219,6 +224,11 @@ pub struct Tenant {
     pub root: Target,
     /// What it keeps across reloads.
     pub state: Arc<TenantState>,
+    /// Its namespace as the rewrite that puts it in front of a key, made once: what
+    /// `LocalGeneration::execute_in` sends its requests with.
+    pub rewrite: crate::plugin::OwnedRewrite,
+    /// Its namespace, shared by the multi-gets that strip it from their replies.
+    pub namespace: bytes::Bytes,
 }
 
 /// Why a tenant's request is refused.

@@ -206,10 +206,9 @@ pub fn switchyard_tenants(
     workers: usize,
     dir: &Path,
 ) -> anyhow::Result<Service> {
-    let name = "switchyard-tenants";
-    start(name, |port| {
+    start_config("switchyard-tenants", binary, dir, |port| {
         let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
-        let toml = format!(
+        format!(
             "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n\
              [[listeners]]\naddress = \"127.0.0.1:{port}\"\ntenant = \"bench\"\n\n\
              [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"other\"\n\n\
@@ -218,9 +217,21 @@ pub fn switchyard_tenants(
              [tenants.other]\nroute = \"main\"\nrequests_per_second = 1000\n\n\
              [pools.main]\nservers = [{}]\nhash = {{ plugin = \"ketama\" }}\n",
             list.join(", ")
-        );
+        )
+    })
+}
+
+/// Starts `binary` on the config `toml(port)` makes for its listener's port, written as
+/// `name.toml` in `dir` and logging to `name.log`.
+fn start_config(
+    name: &str,
+    binary: &Path,
+    dir: &Path,
+    toml: impl Fn(u16) -> String,
+) -> anyhow::Result<Service> {
+    start(name, |port| {
         let conf = dir.join(format!("{name}.toml"));
-        std::fs::write(&conf, toml).with_context(|| format!("write {name}.toml"))?;
+        std::fs::write(&conf, toml(port)).with_context(|| format!("write {name}.toml"))?;
         let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
         let mut cmd = Command::new(binary);
         cmd.arg("--config")
@@ -261,7 +272,7 @@ pub fn switchyard_as(
             ),
         ),
     };
-    start(name, |port| {
+    start_config(name, binary, dir, |port| {
         let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
         // The bare target differs in this alone.
         let stats = if name == "switchyard-bare" {
@@ -269,21 +280,12 @@ pub fn switchyard_as(
         } else {
             ""
         };
-        let toml = format!(
+        format!(
             "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n{stats}\
              [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"main\"\n{listener_tls}\n\
              [pools.main]\nservers = [{}]\nhash = {{ plugin = \"ketama\" }}\n{pool_tls}",
             list.join(", ")
-        );
-        let conf = dir.join(format!("{name}.toml"));
-        std::fs::write(&conf, toml).with_context(|| format!("write {name}.toml"))?;
-        let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("--config")
-            .arg(&conf)
-            .env("SWITCHYARD_LOG", "warn")
-            .stderr(log);
-        Ok(cmd)
+        )
     })
 }
 

@@ -349,6 +349,42 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
 /// against `switchyard-bare` (both off), workload by workload. Empty when the run has no
 /// `switchyard-bare`.
 fn stats_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
+    cost_table(
+        workloads,
+        summaries,
+        (Target::Switchyard, Target::SwitchyardBare),
+        "What the stats cost: Switchyard as configured by default (latency histograms of \
+         servers, plugin calls and routes; hot key sampling) against `switchyard-bare`, the same \
+         router with `[stats] timings = false` and `hotkeys = false`. Counters are on in both.",
+        ("Switchyard / bare", "Switchyard − bare"),
+    )
+}
+
+/// What tenancy costs: the load through one tenant of a two-tenant gateway (namespace, ACL,
+/// buckets) against Switchyard without tenants, workload by workload. Empty when the run has no
+/// `switchyard-tenants`.
+fn tenancy_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
+    cost_table(
+        workloads,
+        summaries,
+        (Target::SwitchyardTenants, Target::Switchyard),
+        "What tenancy costs: `switchyard-tenants`, a gateway of two tenants whose load goes \
+         through one of them (its key namespace, its command ACL, request and byte buckets set \
+         far above the load), against `switchyard`, the same router and pool without tenants.",
+        ("tenants / plain", "tenants − plain"),
+    )
+}
+
+/// A feature's cost: target `with` against target `without`, over the plaintext load
+/// workloads both ran (throughput and CPU per request as ratios, p50 as a difference), under
+/// `intro`; `(ratio, difference)` name the columns. Empty when no workload has both.
+fn cost_table(
+    workloads: &[Workload],
+    summaries: &[Summary],
+    (with, without): (Target, Target),
+    intro: &str,
+    (ratio_name, difference_name): (&str, &str),
+) -> String {
     let find = |w: &str, t: Target| summaries.iter().find(|s| s.workload == w && s.target == t);
     let fmt = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}"));
     let mut rows = String::new();
@@ -356,10 +392,7 @@ fn stats_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
         if !matches!(w.kind, Kind::Load(_)) {
             continue;
         }
-        let (Some(on), Some(off)) = (
-            find(w.name, Target::Switchyard),
-            find(w.name, Target::SwitchyardBare),
-        ) else {
+        let (Some(on), Some(off)) = (find(w.name, with), find(w.name, without)) else {
             continue;
         };
         let added = match (on.p50, off.p50) {
@@ -379,52 +412,8 @@ fn stats_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
         return rows;
     }
     format!(
-        "\nWhat the stats cost: Switchyard as configured by default (latency histograms of \
-         servers, plugin calls and routes; hot key sampling) against `switchyard-bare`, the same \
-         router with `[stats] timings = false` and `hotkeys = false`. Counters are on in both.\n\n\
-         | workload | throughput Switchyard / bare | proxy CPU per request Switchyard / bare | p50 Switchyard − bare |\n\
-         | --- | --- | --- | --- |\n{rows}"
-    )
-}
-
-/// What tenancy costs: the load through one tenant of a two-tenant gateway (namespace, ACL,
-/// buckets) against Switchyard without tenants, workload by workload. Empty when the run has no
-/// `switchyard-tenants`.
-fn tenancy_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
-    let find = |w: &str, t: Target| summaries.iter().find(|s| s.workload == w && s.target == t);
-    let fmt = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}"));
-    let mut rows = String::new();
-    for w in workloads.iter().filter(|w| !w.tls) {
-        if !matches!(w.kind, Kind::Load(_)) {
-            continue;
-        }
-        let (Some(tenant), Some(plain)) = (
-            find(w.name, Target::SwitchyardTenants),
-            find(w.name, Target::Switchyard),
-        ) else {
-            continue;
-        };
-        let added = match (tenant.p50, plain.p50) {
-            (Some(a), Some(b)) => format!("{:+.1} µs", a.median - b.median),
-            _ => "-".into(),
-        };
-        let _ = writeln!(
-            rows,
-            "| {} | {} | {} | {} |",
-            w.name,
-            fmt(ratio(tenant.throughput, plain.throughput)),
-            fmt(ratio(tenant.proxy_cpu, plain.proxy_cpu)),
-            added,
-        );
-    }
-    if rows.is_empty() {
-        return rows;
-    }
-    format!(
-        "\nWhat tenancy costs: `switchyard-tenants`, a gateway of two tenants whose load goes \
-         through one of them (its key namespace, its command ACL, request and byte buckets set \
-         far above the load), against `switchyard`, the same router and pool without tenants.\n\n\
-         | workload | throughput tenants / plain | proxy CPU per request tenants / plain | p50 tenants − plain |\n\
+        "\n{intro}\n\n\
+         | workload | throughput {ratio_name} | proxy CPU per request {ratio_name} | p50 {difference_name} |\n\
          | --- | --- | --- | --- |\n{rows}"
     )
 }
