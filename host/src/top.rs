@@ -74,6 +74,7 @@ struct Poll {
     plugins: BTreeMap<String, String>,
     routes: BTreeMap<String, String>,
     hotkeys: Vec<(String, String)>,
+    tenants: BTreeMap<String, String>,
 }
 
 impl Poll {
@@ -95,6 +96,7 @@ impl Poll {
             plugins: group("plugins")?.into_iter().collect(),
             routes: group("routes")?.into_iter().collect(),
             hotkeys: group("hotkeys")?,
+            tenants: group("tenants")?.into_iter().collect(),
         })
     }
 
@@ -133,7 +135,19 @@ struct View {
     backends: Vec<Vec<String>>,
     plugins: Vec<Vec<String>>,
     hot: Vec<Vec<String>>,
+    /// One row per tenant (none without tenants).
+    tenants: Vec<Vec<String>>,
 }
+
+/// The tenants table's columns.
+const TENANT_COLUMNS: [&str; 6] = [
+    "tenant",
+    "connections",
+    "requests/s",
+    "denied/s",
+    "limited/s",
+    "throttled/s",
+];
 
 fn view(before: &Poll, now: &Poll) -> View {
     let seconds = match (before.at, now.at) {
@@ -263,11 +277,35 @@ fn view(before: &Poll, now: &Poll) -> View {
         })
         .take(10)
         .collect();
+    let tenant_rows = now
+        .tenants
+        .keys()
+        .filter_map(|k| k.strip_suffix(":requests"))
+        .map(|t| {
+            let per_second = |f: &str| {
+                let name = format!("{t}:{f}");
+                format!("{:.0}", rate(&now.tenants, &before.tenants, &name))
+            };
+            let limited: f64 = ["limited_requests", "limited_bytes", "limited_values"]
+                .iter()
+                .map(|f| rate(&now.tenants, &before.tenants, &format!("{t}:{f}")))
+                .sum();
+            vec![
+                t.to_string(),
+                Poll::number(&now.tenants, &format!("{t}:curr_connections")).to_string(),
+                per_second("requests"),
+                per_second("denied"),
+                format!("{limited:.0}"),
+                per_second("throttled"),
+            ]
+        })
+        .collect();
     View {
         header,
         backends: backend_rows,
         plugins: plugin_rows.into_iter().map(|(_, r)| r).collect(),
         hot: hot_rows,
+        tenants: tenant_rows,
     }
 }
 
@@ -290,7 +328,14 @@ fn print(view: View) {
             view.plugins,
         ),
         ("hot_key requests", view.hot),
+        (
+            &TENANT_COLUMNS.join(" ").replace("connections", "curr"),
+            view.tenants,
+        ),
     ] {
+        if title.starts_with("tenant") && table.is_empty() {
+            continue;
+        }
         println!("{title}");
         for row in table {
             println!("  {}", row.join("  "));
@@ -325,9 +370,12 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                 backends,
                 plugins,
                 hot,
+                tenants,
             } = view(&before, &now);
             let header: Vec<Line<'static>> = header.into_iter().map(Line::from).collect();
-            let (backends, plugins, hot) = (rows(backends), rows(plugins), rows(hot));
+            let has_tenants = !tenants.is_empty();
+            let (backends, plugins, hot, tenants) =
+                (rows(backends), rows(plugins), rows(hot), rows(tenants));
             screen.draw(|frame| {
                 let [top, servers, nodes, keys] = Layout::vertical([
                     Constraint::Length(5),
@@ -397,6 +445,35 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                     .block(Block::bordered().title(" routes and pools ")),
                     nodes,
                 );
+                // With tenants, the bottom row is the hot keys beside them.
+                let (keys, tenants_area) = if has_tenants {
+                    let [keys, tenants_area] =
+                        Layout::horizontal([Constraint::Min(34), Constraint::Min(70)]).areas(keys);
+                    (keys, Some(tenants_area))
+                } else {
+                    (keys, None)
+                };
+                if let Some(area) = tenants_area {
+                    frame.render_widget(
+                        Table::new(
+                            tenants,
+                            [
+                                Constraint::Min(12),
+                                Constraint::Length(12),
+                                Constraint::Length(11),
+                                Constraint::Length(9),
+                                Constraint::Length(10),
+                                Constraint::Length(12),
+                            ],
+                        )
+                        .header(
+                            Row::new(TENANT_COLUMNS)
+                                .style(Style::default().add_modifier(Modifier::BOLD)),
+                        )
+                        .block(Block::bordered().title(" tenants ")),
+                        area,
+                    );
+                }
                 frame.render_widget(
                     Table::new(hot, [Constraint::Min(20), Constraint::Length(14)])
                         .header(
@@ -426,4 +503,53 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
     terminal::disable_raw_mode()?;
     ratatui::crossterm::execute!(std::io::stdout(), terminal::LeaveAlternateScreen)?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll(at: Instant, tenants: &[(&str, &str)]) -> Poll {
+        Poll {
+            at: Some(at),
+            stats: BTreeMap::new(),
+            backends: BTreeMap::new(),
+            plugins: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            hotkeys: Vec::new(),
+            tenants: tenants
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_tenant_has_a_row_of_rates() {
+        let start = Instant::now();
+        let before = poll(
+            start,
+            &[
+                ("beta:requests", "100"),
+                ("beta:denied", "0"),
+                ("beta:limited_requests", "10"),
+            ],
+        );
+        let now = poll(
+            start + std::time::Duration::from_secs(2),
+            &[
+                ("beta:curr_connections", "3"),
+                ("beta:requests", "300"),
+                ("beta:denied", "4"),
+                ("beta:limited_requests", "50"),
+                ("beta:limited_bytes", "10"),
+                ("beta:throttled", "0"),
+            ],
+        );
+        assert_eq!(
+            view(&before, &now).tenants,
+            [["beta", "3", "100", "2", "25", "0"]]
+        );
+        assert!(view(&before, &poll(start, &[])).tenants.is_empty());
+    }
 }
