@@ -75,20 +75,7 @@ fn post(admin: SocketAddr, path: &str) -> Reply {
 
 /// Every `STAT name value` of `stats GROUP` (plain `stats` for `""`).
 fn group(client: &mut Client, group: &str) -> BTreeMap<String, String> {
-    let request = if group.is_empty() {
-        "stats\r\n".to_string()
-    } else {
-        format!("stats {group}\r\n")
-    };
-    client.send(request.as_bytes());
-    let reply = String::from_utf8_lossy(&client.read_until(b"END\r\n")).into_owned();
-    reply
-        .lines()
-        .filter_map(|line| {
-            let (name, value) = line.strip_prefix("STAT ")?.split_once(' ')?;
-            Some((name.to_string(), value.to_string()))
-        })
-        .collect()
+    client.stats_group(group).0
 }
 
 fn number(stats: &BTreeMap<String, String>, name: &str) -> f64 {

@@ -12,27 +12,7 @@ use switchyard_tests::{Client, Memcached, connect, router, switchyard_binary, wa
 
 /// Every `STAT name value` of `stats GROUP` (plain `stats` for `""`).
 fn group(client: &mut Client, group: &str) -> BTreeMap<String, String> {
-    group_and_length(client, group).0
-}
-
-/// [`group`], and the length of the reply it was read from.
-fn group_and_length(client: &mut Client, group: &str) -> (BTreeMap<String, String>, u64) {
-    let request = if group.is_empty() {
-        "stats\r\n".to_string()
-    } else {
-        format!("stats {group}\r\n")
-    };
-    client.send(request.as_bytes());
-    let raw = client.read_until(b"END\r\n");
-    let reply = String::from_utf8_lossy(&raw).into_owned();
-    let stats = reply
-        .lines()
-        .filter_map(|line| {
-            let (name, value) = line.strip_prefix("STAT ")?.split_once(' ')?;
-            Some((name.to_string(), value.to_string()))
-        })
-        .collect();
-    (stats, raw.len() as u64)
+    client.stats_group(group).0
 }
 
 fn number(stats: &BTreeMap<String, String>, name: &str) -> u64 {
@@ -53,7 +33,7 @@ fn counters_and_histograms_move_as_expected_after_known_traffic() {
     ));
     let mut client = connect(&router, 0);
     let mut observer = connect(&router, 0);
-    let (before, before_len) = group_and_length(&mut observer, "");
+    let (before, before_len) = observer.stats_group("");
     let routes_before = group(&mut observer, "routes");
 
     // 10 sets, 20 one-key gets, 5 three-key gets, 2 deletes, an incr of a value that is not a

@@ -4,6 +4,7 @@
 //! Every read has a deadline: a router that never answers fails the test with what arrived so
 //! far instead of hanging it.
 
+use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -113,6 +114,26 @@ impl Client {
         String::from_utf8_lossy(&reply)
             .lines()
             .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+    }
+
+    /// Every `STAT name value` of `stats GROUP` (plain `stats` for `""`), and the length of
+    /// the reply it was read from.
+    pub fn stats_group(&mut self, group: &str) -> (BTreeMap<String, String>, u64) {
+        let request = if group.is_empty() {
+            "stats\r\n".to_string()
+        } else {
+            format!("stats {group}\r\n")
+        };
+        self.send(request.as_bytes());
+        let raw = self.read_until(b"END\r\n");
+        let stats = String::from_utf8_lossy(&raw)
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.strip_prefix("STAT ")?.split_once(' ')?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect();
+        (stats, raw.len() as u64)
     }
 
     /// One value of `stats backends` for the server at `address` (`name` as in
