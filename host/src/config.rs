@@ -217,6 +217,9 @@ pub struct TenantConfig {
     pub write_prefixes: Vec<String>,
     /// Its limits.
     pub limits: TenantLimits,
+    /// The sandbox budget of the plugins on its routes (`call_timeout_ms`, `memory_limit_mb`):
+    /// what each of the routes only it reaches has where the route sets none.
+    pub budget: crate::plugin::NodeBudget,
 }
 
 /// A tenant's limits; `None`: none but the router's own.
@@ -232,6 +235,9 @@ pub struct TenantLimits {
     pub max_connections: Option<usize>,
     /// Longest value it may store.
     pub max_value_bytes: Option<usize>,
+    /// Requests it may have in flight at once, over all its connections: admitted and not
+    /// yet answered.
+    pub max_outstanding: Option<usize>,
     /// Over a rate, its connection waits (`over_limit = "wait"`) instead of the request being
     /// refused.
     pub wait: bool,
@@ -516,9 +522,19 @@ impl Config {
             key: String::new(),
             message: format!("cannot read: {e}"),
         })?;
-        let (combined, includes) = tenants::read_includes(&text, path, kept)?;
+        Config::from_parts(&text, path, kept)
+    }
+
+    /// The config file `origin`'s `text`, with its tenants' files taken from `kept` where
+    /// there, else read.
+    pub fn from_parts(
+        text: &str,
+        origin: &Path,
+        kept: &std::collections::BTreeMap<PathBuf, String>,
+    ) -> Result<Config, ConfigError> {
+        let (combined, includes) = tenants::read_includes(text, origin, kept)?;
         let mut config =
-            validate::validate(&combined, path).map_err(|e| locate_error(e, &includes))?;
+            validate::validate(&combined, origin).map_err(|e| locate_error(e, &includes))?;
         config.includes = includes;
         Ok(config)
     }
@@ -526,12 +542,7 @@ impl Config {
     /// Validates config text; `origin` names it in errors and anchors relative plugin paths.
     /// A tenant's `include` is read from `origin`'s directory.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let (combined, includes) =
-            tenants::read_includes(text, origin, &std::collections::BTreeMap::new())?;
-        let mut config =
-            validate::validate(&combined, origin).map_err(|e| locate_error(e, &includes))?;
-        config.includes = includes;
-        Ok(config)
+        Config::from_parts(text, origin, &std::collections::BTreeMap::new())
     }
 
     /// Where line `line` of [`Config::text`] was written: the file, its line there, and the

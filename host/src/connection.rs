@@ -57,15 +57,11 @@ pub(crate) const MAX_UPLOADS: usize = 64;
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice in its state (see `run`)"
 )]
-pub fn run(
-    mut stream: TcpStream,
-    admitted: Admitted,
-    caller: Caller,
-) -> impl std::future::Future<Output = ()> {
+pub fn run(mut stream: TcpStream, caller: Caller) -> impl std::future::Future<Output = ()> {
     async move {
         let _ = stream.set_nodelay(true);
-        serve(&mut stream, &admitted, &caller).await;
-        if admitted.worker().connections.draining() {
+        serve(&mut stream, &caller).await;
+        if caller.admitted().worker().connections.draining() {
             close_gently(&stream);
         }
     }
@@ -139,7 +135,8 @@ pub fn run_tls(
             .map(|id| router_stats.identities.connected(id));
         // Boxed: a session is kilobytes, and only TLS connections pay for it.
         let mut session = Box::new(std::cell::RefCell::new(session));
-        serve(&mut *session, &admitted, &Caller::new(listener, identity)).await;
+        let caller = Caller::new(listener, identity, admitted);
+        serve(&mut *session, &caller).await;
         let mut session = session.into_inner();
         // Says `close_notify`, so the client can tell the end from a truncation.
         let _ = tokio::time::timeout(
@@ -147,7 +144,7 @@ pub fn run_tls(
             tokio::io::AsyncWriteExt::shutdown(&mut session),
         )
         .await;
-        if admitted.worker().connections.draining() {
+        if caller.admitted().worker().connections.draining() {
             close_gently(session.get_ref().0);
         }
     }
@@ -160,16 +157,15 @@ pub fn run_tls(
 )]
 fn serve<'a, S: Halves>(
     stream: &'a mut S,
-    admitted: &'a Admitted,
     caller: &'a Caller,
 ) -> impl std::future::Future<Output = ()> + 'a {
     async move {
-        admitted.worker().stats.curr_connections.inc();
-        admitted.worker().stats.total_connections.inc();
+        caller.admitted().worker().stats.curr_connections.inc();
+        caller.admitted().worker().stats.total_connections.inc();
         // Read once, without keeping the generation: a connection must not hold it after a
         // reload.
         let (framer, queue) = {
-            let generation = admitted.worker().generation();
+            let generation = caller.admitted().worker().generation();
             let server = &generation.shared.config.server;
             let framer = Framer::new(Limits {
                 max_value_len: server.max_value_bytes,
@@ -186,10 +182,10 @@ fn serve<'a, S: Halves>(
         {
             let (rd, wr) = stream.halves();
             let reader = async {
-                read_requests(rd, admitted, caller, &queue, framer).await;
+                read_requests(rd, caller, &queue, framer).await;
                 queue.close();
             };
-            let writer = write_replies(wr, &queue, admitted.worker());
+            let writer = write_replies(wr, &queue, caller);
             tokio::pin!(reader, writer);
             tokio::select! {
                 // The reader is done (quit, close, end of input): answer what it queued.
@@ -200,7 +196,7 @@ fn serve<'a, S: Halves>(
                 () = &mut writer => {}
             }
         }
-        admitted.worker().stats.curr_connections.dec();
+        caller.admitted().worker().stats.curr_connections.dec();
     }
 }
 
@@ -227,7 +223,6 @@ fn close_gently(stream: &TcpStream) {
 )]
 fn read_requests<'a, R: Input + 'a>(
     mut rd: R,
-    admitted: &'a Admitted,
     caller: &'a Caller,
     queue: &'a ReplyQueue,
     mut framer: Framer,
@@ -257,7 +252,7 @@ fn read_requests<'a, R: Input + 'a>(
                     &mut framer,
                     &mut held,
                     &mut buf,
-                    admitted.worker(),
+                    caller.admitted().worker(),
                     caller,
                 ) {
                     Step::Reply(pending, tally) => {
@@ -268,8 +263,8 @@ fn read_requests<'a, R: Input + 'a>(
                     Step::Read => break,
                     Step::Close => return,
                     Step::TlsHello => {
-                        admitted.worker().stats.tls_on_plain_listener.inc();
-                        admitted.worker().stats.client_errors.inc();
+                        caller.admitted().worker().stats.tls_on_plain_listener.inc();
+                        caller.admitted().worker().stats.client_errors.inc();
                         tracing::warn!(
                             peer = %rd.peer().map_or_else(|| "unknown".into(), |p| p.to_string()),
                             listener = %caller.listener,
@@ -285,8 +280,13 @@ fn read_requests<'a, R: Input + 'a>(
                 };
                 // Boxed: rare, and large enough to double every connection's task if held
                 // inline.
-                let reply =
-                    Box::pin(upload.run(admitted.worker(), &mut framer, &mut buf, &mut rd)).await;
+                let reply = Box::pin(upload.run(
+                    caller.admitted().worker(),
+                    &mut framer,
+                    &mut buf,
+                    &mut rd,
+                ))
+                .await;
                 match reply {
                     Some(Next::Reply(pending, tally)) => queue.push(pending, tally),
                     Some(Next::Silent) => {}
@@ -300,13 +300,14 @@ fn read_requests<'a, R: Input + 'a>(
             if framer.overflows(buf.len()) {
                 // The parser refuses a line over the cap itself (with memcached's error); this
                 // only bounds what it might wait on by mistake.
-                admitted.worker().stats.client_errors.inc();
+                caller.admitted().worker().stats.client_errors.inc();
                 return;
             }
             if buf.is_empty() {
                 // Nothing half-read: the buffer goes back to the worker while the client is
                 // quiet, and one is lent again when it has sent something.
-                admitted
+                caller
+                    .admitted()
                     .worker()
                     .return_read_buffer(std::mem::take(&mut buf), grew);
                 grew = false;
@@ -319,26 +320,26 @@ fn read_requests<'a, R: Input + 'a>(
                         Poll::Ready(Ok(())) => {}
                         Poll::Ready(Err(_)) => return Poll::Ready(0),
                         Poll::Pending => {
-                            return match admitted.poll_drain(cx) {
+                            return match caller.admitted().poll_drain(cx) {
                                 Poll::Ready(()) if !rd.has_input() => Poll::Ready(0),
                                 _ => Poll::Pending,
                             };
                         }
                     }
-                    let mut lent = admitted.worker().read_buffer();
+                    let mut lent = caller.admitted().worker().read_buffer();
                     match rd.poll_read_some(cx, &mut lent) {
                         Poll::Ready(Ok(n)) => {
                             buf = lent;
                             Poll::Ready(n)
                         }
                         Poll::Ready(Err(_)) => {
-                            admitted.worker().return_read_buffer(lent, false);
+                            caller.admitted().worker().return_read_buffer(lent, false);
                             Poll::Ready(0)
                         }
                         // Nothing after all (and the task will be woken when there is).
                         Poll::Pending => {
-                            admitted.worker().return_read_buffer(lent, false);
-                            match admitted.poll_drain(cx) {
+                            caller.admitted().worker().return_read_buffer(lent, false);
+                            match caller.admitted().poll_drain(cx) {
                                 Poll::Ready(()) if !rd.has_input() => Poll::Ready(0),
                                 _ => Poll::Pending,
                             }
@@ -349,7 +350,8 @@ fn read_requests<'a, R: Input + 'a>(
                 if read == 0 {
                     return;
                 }
-                admitted.worker().stats.bytes_read.add(read as u64);
+                caller.admitted().worker().stats.bytes_read.add(read as u64);
+                caller.read(caller.admitted().worker().id, read as u64);
                 continue;
             }
             if buf.capacity() - buf.len() < READ_CHUNK / 4 {
@@ -358,7 +360,10 @@ fn read_requests<'a, R: Input + 'a>(
             grew |= buf.capacity() > 2 * READ_CHUNK;
             match rd.read_some(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => admitted.worker().stats.bytes_read.add(n as u64),
+                Ok(n) => {
+                    caller.admitted().worker().stats.bytes_read.add(n as u64);
+                    caller.read(caller.admitted().worker().id, n as u64);
+                }
             }
         }
     }
@@ -565,7 +570,7 @@ fn error_reply(reply: &'static [u8]) -> Outcome {
 fn write_replies<'a, W: AsyncWrite + Unpin + 'a>(
     mut wr: W,
     queue: &'a ReplyQueue,
-    worker: &'a Worker,
+    caller: &'a Caller,
 ) -> impl std::future::Future<Output = ()> + 'a {
     async move {
         let mut out = WriteQueue::default();
@@ -578,7 +583,10 @@ fn write_replies<'a, W: AsyncWrite + Unpin + 'a>(
                 else {
                     break;
                 };
-                worker.count_reply(&settled, &tally);
+                caller
+                    .admitted()
+                    .worker()
+                    .count_reply(&settled, &tally, caller);
                 settled.queue_into(&mut out)
             };
             // Gather replies that are in already into the same write.
@@ -597,7 +605,10 @@ fn write_replies<'a, W: AsyncWrite + Unpin + 'a>(
                 }
                 match queue.pop_ready() {
                     Some((settled, tally)) => {
-                        worker.count_reply(&settled, &tally);
+                        caller
+                            .admitted()
+                            .worker()
+                            .count_reply(&settled, &tally, caller);
                         body = settled.queue_into(&mut out);
                     }
                     None => break,
@@ -617,7 +628,7 @@ mod tests {
     use super::*;
 
     /// Size of the future `f` returns, without calling it.
-    fn future_size<A, B, C, R>(_: impl Fn(A, B, C) -> R) -> usize {
+    fn future_size<A, B, R>(_: impl Fn(A, B) -> R) -> usize {
         std::mem::size_of::<R>()
     }
 

@@ -49,6 +49,10 @@ pub struct Caller {
     /// by authenticating on a `tenant_by = "auth"` listener. Boxed: every connection holds
     /// its `Caller`, and most are no tenant's.
     tenant: std::cell::RefCell<Option<Box<Binding>>>,
+    /// Its place among its worker's connections, and the worker.
+    admitted: crate::drain::Admitted,
+    /// Bytes read from it before it was bound to a tenant: the tenant's when it is.
+    unbound_read: std::cell::Cell<u64>,
 }
 
 /// A connection's tenant, and where that tenant was in the generation it last looked.
@@ -63,17 +67,34 @@ struct Binding {
 }
 
 impl Caller {
-    /// A client of `listener`, with the identity its certificate gave it.
-    pub fn new(listener: SocketAddr, identity: Option<Identity>) -> Caller {
+    /// A client of `listener`, with the identity its certificate gave it, `admitted` on its
+    /// worker.
+    pub fn new(
+        listener: SocketAddr,
+        identity: Option<Identity>,
+        admitted: crate::drain::Admitted,
+    ) -> Caller {
         Caller {
             listener,
             identity,
             tenant: std::cell::RefCell::new(None),
+            admitted,
+            unbound_read: std::cell::Cell::new(0),
         }
+    }
+
+    /// Its place among its worker's connections, and the worker.
+    pub fn admitted(&self) -> &crate::drain::Admitted {
+        &self.admitted
     }
 
     /// Binds the connection to a tenant.
     fn bind(&self, connection: TenantConnection) {
+        let worker = self.admitted.worker().id;
+        connection
+            .state()
+            .traffic(worker)
+            .read(self.unbound_read.take());
         *self.tenant.borrow_mut() = Some(Box::new(Binding {
             connection,
             at: std::cell::Cell::new((u64::MAX, 0)),
@@ -89,6 +110,43 @@ impl Caller {
             let from = bound.wait_until.get().map_or(now, |until| until.max(now));
             bound.wait_until.set(Some(from + wait));
         }
+    }
+
+    /// The reply to a request tallied as `tally` goes out: `count` it in the connection's
+    /// tenant's traffic, if it has a tenant, and take it from the tenant's requests in flight
+    /// if it was counted there.
+    pub fn answered(&self, tally: &Tally, count: impl FnOnce(&crate::tenant::TenantState)) {
+        let Ok(bound) = self.tenant.try_borrow() else {
+            return;
+        };
+        if let Some(bound) = bound.as_ref() {
+            if tally.in_flight() {
+                bound.connection.answered();
+            }
+            count(bound.connection.state());
+        }
+    }
+
+    /// `n` bytes came from the client: counted in its tenant's traffic on `worker`, if it has
+    /// a tenant.
+    pub fn read(&self, worker: usize, n: u64) {
+        match self.tenant.try_borrow().as_deref() {
+            Ok(Some(bound)) => bound.connection.state().traffic(worker).read(n),
+            _ => self.unbound_read.set(self.unbound_read.get() + n),
+        }
+    }
+
+    /// A tenant's request is answered with `next`: a reply to come counts among the tenant's
+    /// requests in flight until it goes out.
+    fn in_flight(&self, mut next: Next) -> Next {
+        if let Next::Reply(_, tally) = &mut next
+            && let Ok(bound) = self.tenant.try_borrow()
+            && let Some(bound) = bound.as_ref()
+        {
+            bound.connection.started();
+            tally.mark_in_flight();
+        }
+        next
     }
 
     /// Until when the connection is to wait before its next request, if it is; taken.
@@ -172,10 +230,11 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
     let stats = &worker.stats;
     let command = request.command;
     stats.command(command);
-    if let Some(tenant) = via.tenant
-        && let Err(refusal) = admit(tenant, request, &frame, caller)
-    {
-        return answer(request, refused(refusal), Tally::local(command));
+    if let Some(tenant) = via.tenant {
+        tenant.state.traffic(worker.id).command(command);
+        if let Err(refusal) = admit(tenant, request, &frame, caller) {
+            return answer(request, refused(refusal), Tally::local(command));
+        }
     }
     let started = begin(worker, &generation);
     // Keys a classic retrieval looks up, for its hits and misses.
@@ -247,7 +306,11 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
         }
     };
     let tally = finish(worker, &generation, command, keys, started);
-    answer(request, pending, tally)
+    let next = answer(request, pending, tally);
+    match via.tenant {
+        Some(_) => caller.in_flight(next),
+        None => next,
+    }
 }
 
 /// A request on a tenant listener's connection that is not bound to a tenant yet: bind it by

@@ -446,7 +446,7 @@ impl Generation {
                     state: previous
                         .and_then(|p| p.tenants.iter().find(|old| *old.name == *t.name))
                         .map(|old| old.state.clone())
-                        .unwrap_or_default(),
+                        .unwrap_or_else(|| Arc::new(crate::tenant::TenantState::new(workers))),
                     rewrite: crate::plugin::OwnedRewrite {
                         prefix: t.namespace.as_bytes().to_vec(),
                         ..Default::default()
@@ -534,15 +534,21 @@ impl Generation {
     /// ([`crate::reload::Control::roll_back_now`]), else tells the watcher.
     pub(crate) fn fault(&self) {
         let threshold = self.config.plugins.rollback_faults;
-        if self.faults.inc_get() != threshold || threshold == 0 {
+        let faults = self.faults.inc_get();
+        if faults < threshold || threshold == 0 {
             return;
         }
+        // Every fault from the threshold on tries: the one that reached it may find a reload
+        // finishing (its lock taken) or, for a tenant's file, leave it to the watcher.
         let swapped = self
             .control
             .get()
             .and_then(std::sync::Weak::upgrade)
             .is_some_and(|control| control.roll_back_now(self));
-        if !swapped && let Some(alarm) = self.alarm.get() {
+        if !swapped
+            && faults == threshold
+            && let Some(alarm) = self.alarm.get()
+        {
             let _ = alarm.send(crate::reload::WatchSignal::Faults);
         }
     }

@@ -27,6 +27,8 @@ use crate::generation::{BuildError, Generation, Modules};
 use crate::plugin::{ModuleCache, PluginEngine};
 use crate::stats::Counter;
 
+mod partial;
+
 /// How often the watcher looks at the config and plugin files (and at the fault count of a new
 /// generation): a change is picked up within this, plus the build.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(200);
@@ -355,6 +357,14 @@ impl Control {
         if current.number != bad.number {
             return false;
         }
+        // Only some tenants' files to put back: the watcher builds that.
+        if state
+            .previous
+            .as_ref()
+            .is_some_and(|(config, _)| partial::tenants(bad, config).is_some())
+        {
+            return false;
+        }
         let Some(mut standby) = state.standby.take() else {
             return false;
         };
@@ -413,8 +423,34 @@ impl Control {
                 None => return false,
             }
         };
-        let (config, modules) = previous;
         let started = std::time::Instant::now();
+        if let Some(plan) = partial::plan(&current, &previous) {
+            return match self.publish(plan.config, Some(plan.modules)) {
+                Ok(number) => {
+                    self.stats.rollbacks.inc();
+                    self.stats
+                        .rolled_back_from
+                        .store(current.number, Ordering::Relaxed);
+                    tracing::error!(
+                        bad = current.number,
+                        generation = number,
+                        faults = current.faults.get(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        tenants = %plan.tenants.join(","),
+                        "the routes of tenant {} kept faulting; rolled back to that tenant's \
+                         previous file, the rest of the configuration stays until a watched \
+                         file changes",
+                        plan.tenants.join(" and tenant ")
+                    );
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "rollback failed; the faulting generation stays");
+                    false
+                }
+            };
+        }
+        let (config, modules) = previous;
         match self.publish(config, Some(modules)) {
             Ok(number) => {
                 self.rolled_back_to(&current, number, started.elapsed());

@@ -680,8 +680,8 @@ fn admit(
         let admitted = Connections::enter(worker, count.clone());
         match tls {
             None => {
-                let caller = crate::dispatch::Caller::new(local, None);
-                tokio::task::spawn_local(crate::connection::run(stream, admitted, caller));
+                let caller = crate::dispatch::Caller::new(local, None, admitted);
+                tokio::task::spawn_local(crate::connection::run(stream, caller));
             }
             Some(tls) => {
                 tokio::task::spawn_local(crate::connection::run_tls(stream, tls, admitted, local));

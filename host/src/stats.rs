@@ -249,6 +249,15 @@ impl NodeStats {
         line(&registry::ROUTE_LATENCY_P99, "", &latency.quantile_us(0.99));
     }
 
+    /// Requests that failed on the node's plugin, of every kind, on every worker.
+    pub fn faults(&self) -> u64 {
+        self.slots
+            .iter()
+            .flat_map(|s| s.faults.iter())
+            .map(Counter::get)
+            .sum()
+    }
+
     /// A request on `worker` failed on the node's plugin with `kind`.
     pub fn fault(&self, worker: usize, kind: FaultKind) {
         self.slot(worker).faults[kind.index()].inc();
@@ -372,29 +381,62 @@ fn render_plugin_metrics(label: &str, metrics: &crate::plugin::PluginMetrics, ou
     }
 }
 
-/// `stats tenants`: every tenant of `generation`, its connections and counters, as
-/// `STAT <tenant>:<name> <value>`.
+/// `stats tenants`: every tenant of `generation`, its connections, requests in flight,
+/// counters and traffic, as `STAT <tenant>:<name> <value>`.
 pub fn render_tenants(generation: &crate::generation::Generation) -> String {
-    let mut out = String::with_capacity(512 * generation.tenants.len() + 8);
+    let mut out = String::with_capacity(2048 * generation.tenants.len() + 8);
     for tenant in &generation.tenants {
         let state = &tenant.state;
-        let curr = state.connections.load(Ordering::Relaxed);
-        let name = registry::TENANT_CURR_CONNECTIONS
-            .name
-            .replacen("<tenant>", &tenant.name, 1);
-        let _ = write!(out, "STAT {name} {curr}\r\n");
+        let traffic = state.traffic_totals();
+        let mut line = |name: &str, command: &str, value: &dyn std::fmt::Display| {
+            let name = name
+                .replacen("<tenant>", &tenant.name, 1)
+                .replacen("<command>", command, 1);
+            let _ = write!(out, "STAT {name} {value}\r\n");
+        };
+        let relaxed = Ordering::Relaxed;
+        line(
+            registry::TENANT_CURR_CONNECTIONS.name,
+            "",
+            &state.connections.load(relaxed),
+        );
+        line(
+            registry::TENANT_OUTSTANDING.name,
+            "",
+            &state.outstanding.load(relaxed),
+        );
         for (def, counter) in crate::tenant::TenantCounters::DEFS
             .iter()
             .zip(state.counters.counters())
         {
-            let _ = write!(
-                out,
-                "STAT {}:{} {}\r\n",
-                tenant.name,
-                def.name,
-                counter.get()
-            );
+            line(&format!("<tenant>:{}", def.name), "", &counter.get());
         }
+        for (command, n) in &traffic.commands {
+            line(registry::TENANT_CMD.name, command, n);
+        }
+        for (command, n) in &traffic.command_errors {
+            line(registry::TENANT_CMD_ERRORS.name, command, n);
+        }
+        line(registry::TENANT_GET_HITS.name, "", &traffic.get_hits);
+        line(registry::TENANT_GET_MISSES.name, "", &traffic.get_misses);
+        line(registry::TENANT_BYTES_READ.name, "", &traffic.bytes_read);
+        line(
+            registry::TENANT_BYTES_WRITTEN.name,
+            "",
+            &traffic.bytes_written,
+        );
+        let latency = &traffic.latency;
+        line(registry::TENANT_LATENCY_MEAN.name, "", &latency.mean_us());
+        line(
+            registry::TENANT_LATENCY_P50.name,
+            "",
+            &latency.quantile_us(0.5),
+        );
+        line(
+            registry::TENANT_LATENCY_P99.name,
+            "",
+            &latency.quantile_us(0.99),
+        );
     }
     out.push_str("END\r\n");
     out

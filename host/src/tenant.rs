@@ -19,6 +19,8 @@ use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN as MAX_KEY_LEN;
 
 use crate::config::{Rate, TenantConfig};
 use crate::generation::Target;
+use crate::stats::tally::{Counted, Tally};
+use crate::stats::{Counter, Histogram, Snapshot};
 
 /// Classes of commands, as a tenant's `commands` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,9 +176,10 @@ impl Gcra {
     }
 }
 
-/// What a tenant keeps from one generation to the next: its buckets, its connections and its
-/// counters. A generation takes it over from the one before, by the tenant's name.
-#[derive(Debug, Default)]
+/// What a tenant keeps from one generation to the next: its buckets, its connections, its
+/// requests in flight and its counters. A generation takes it over from the one before, by the
+/// tenant's name.
+#[derive(Debug)]
 pub struct TenantState {
     /// `requests_per_second`.
     pub requests: Gcra,
@@ -184,8 +187,121 @@ pub struct TenantState {
     pub bytes: Gcra,
     /// Connections open now.
     pub connections: AtomicUsize,
+    /// Requests admitted whose reply has not gone out yet (`max_outstanding`).
+    pub outstanding: AtomicUsize,
     /// Counters, `stats tenants`.
     pub counters: TenantCounters,
+    /// Its traffic, a slot per worker.
+    traffic: Box<[TenantTraffic]>,
+}
+
+impl TenantState {
+    /// A tenant's state on a router of `workers` workers.
+    pub fn new(workers: usize) -> TenantState {
+        TenantState {
+            requests: Gcra::default(),
+            bytes: Gcra::default(),
+            connections: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
+            counters: TenantCounters::default(),
+            traffic: (0..workers.max(1))
+                .map(|_| TenantTraffic::default())
+                .collect(),
+        }
+    }
+
+    /// Its traffic's slot for `worker`.
+    pub fn traffic(&self, worker: usize) -> &TenantTraffic {
+        &self.traffic[worker % self.traffic.len()]
+    }
+
+    /// Its traffic summed over workers.
+    pub fn traffic_totals(&self) -> TrafficTotals {
+        let sum = |f: &dyn Fn(&TenantTraffic) -> u64| self.traffic.iter().map(f).sum();
+        let per_command = |f: &dyn Fn(&TenantTraffic, usize) -> u64| {
+            Command::ALL
+                .iter()
+                .map(|c| (c.name(), sum(&|t| f(t, c.index()))))
+                .collect()
+        };
+        TrafficTotals {
+            commands: per_command(&|t, i| t.commands[i].get()),
+            command_errors: per_command(&|t, i| t.command_errors[i].get()),
+            get_hits: sum(&|t| t.get_hits.get()),
+            get_misses: sum(&|t| t.get_misses.get()),
+            bytes_read: sum(&|t| t.bytes_read.get()),
+            bytes_written: sum(&|t| t.bytes_written.get()),
+            latency: Snapshot::of(self.traffic.iter().map(|t| &t.latency)),
+        }
+    }
+}
+
+/// A tenant's traffic on one worker: what plain `stats` counts for the whole router, for its
+/// connections alone. Written by that worker only.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct TenantTraffic {
+    /// Requests by command (`Command::index`).
+    commands: [Counter; Command::ALL.len()],
+    /// Error replies by command.
+    command_errors: [Counter; Command::ALL.len()],
+    get_hits: Counter,
+    get_misses: Counter,
+    bytes_read: Counter,
+    bytes_written: Counter,
+    /// From dispatch to the reply going out (with `[stats] timings`).
+    latency: Histogram,
+}
+
+impl TenantTraffic {
+    /// A request of `command` came.
+    pub fn command(&self, command: Command) {
+        self.commands[command.index()].inc();
+    }
+
+    /// `n` bytes came from one of its clients.
+    pub fn read(&self, n: u64) {
+        self.bytes_read.add(n);
+    }
+
+    /// A reply of `written` bytes went out, counting as `counted` for the command `tally`
+    /// names, `latency_us` after its dispatch (`None`: not timed).
+    pub fn replied(&self, tally: &Tally, counted: &Counted, written: u64, latency_us: Option<u64>) {
+        self.bytes_written.add(written);
+        if counted.hits != 0 {
+            self.get_hits.add(counted.hits);
+        }
+        if counted.misses != 0 {
+            self.get_misses.add(counted.misses);
+        }
+        if counted.error
+            && let Some(command) = tally.command()
+        {
+            self.command_errors[command.index()].inc();
+        }
+        if let Some(us) = latency_us {
+            self.latency.record_us(us);
+        }
+    }
+}
+
+/// A tenant's traffic summed over workers (`stats tenants`, `/metrics`).
+#[derive(Debug)]
+pub struct TrafficTotals {
+    /// Requests by command name.
+    pub commands: Vec<(&'static str, u64)>,
+    /// Error replies by command name.
+    pub command_errors: Vec<(&'static str, u64)>,
+    /// Keys its retrievals found.
+    pub get_hits: u64,
+    /// Keys its retrievals did not find.
+    pub get_misses: u64,
+    /// Bytes read from its clients.
+    pub bytes_read: u64,
+    /// Bytes written to its clients.
+    pub bytes_written: u64,
+    /// Its requests' latency, dispatch to reply.
+    pub latency: Snapshot,
 }
 
 crate::stats::registry::declare_counters! {
@@ -209,6 +325,8 @@ crate::stats::registry::declare_counters! {
         limited_values: Counter, Count;
         /// Requests over its rates that made their connection wait (`over_limit = "wait"`).
         throttled: Counter, Count;
+        /// Requests refused because it had `max_outstanding` requests in flight.
+        limited_outstanding: Counter, Count;
     }
     also {}
 }
@@ -330,6 +448,17 @@ impl Tenant {
                 counters.throttled.inc();
             }
         }
+        if let Some(max) = limits.max_outstanding
+            && self.state.outstanding.load(Ordering::Relaxed) >= max
+        {
+            counters.limited_outstanding.inc();
+            return (
+                wait,
+                Err(Refusal::Limited(format!(
+                    "tenant {name} has its max_outstanding ({max}) requests in flight"
+                ))),
+            );
+        }
         if let (Some(max), Some(len)) = (limits.max_value_bytes, value_len)
             && len > max
         {
@@ -390,21 +519,50 @@ impl Tenant {
         Some(TenantConnection {
             name: self.name.clone(),
             state: state.clone(),
+            in_flight: std::cell::Cell::new(0),
         })
     }
 }
 
-/// A connection bound to a tenant, counted open until dropped.
+/// A connection bound to a tenant, counted open until dropped, with its requests in flight.
 #[derive(Debug)]
 pub struct TenantConnection {
     /// The tenant's name: what the connection looks its tenant up by in each generation.
     pub name: Arc<str>,
     state: Arc<TenantState>,
+    /// Its requests counted in its tenant's `outstanding` whose reply has not gone out.
+    in_flight: std::cell::Cell<usize>,
+}
+
+impl TenantConnection {
+    /// What its tenant keeps across reloads.
+    pub fn state(&self) -> &TenantState {
+        &self.state
+    }
+
+    /// An admitted request's reply is queued: one more of its tenant's requests in flight.
+    pub fn started(&self) {
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.state.outstanding.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The reply to a request [`TenantConnection::started`] counted went out.
+    pub fn answered(&self) {
+        let n = self.in_flight.get();
+        if n != 0 {
+            self.in_flight.set(n - 1);
+            self.state.outstanding.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for TenantConnection {
     fn drop(&mut self) {
         self.state.connections.fetch_sub(1, Ordering::Relaxed);
+        // Replies it will never write: the client went away first.
+        self.state
+            .outstanding
+            .fetch_sub(self.in_flight.get(), Ordering::Relaxed);
     }
 }
 

@@ -140,13 +140,16 @@ struct View {
 }
 
 /// The tenants table's columns.
-const TENANT_COLUMNS: [&str; 6] = [
+const TENANT_COLUMNS: [&str; 9] = [
     "tenant",
     "connections",
+    "in flight",
     "requests/s",
     "denied/s",
     "limited/s",
     "throttled/s",
+    "hits",
+    "p99 µs",
 ];
 
 fn view(before: &Poll, now: &Poll) -> View {
@@ -286,17 +289,34 @@ fn view(before: &Poll, now: &Poll) -> View {
                 let name = format!("{t}:{f}");
                 format!("{:.0}", rate(&now.tenants, &before.tenants, &name))
             };
-            let limited: f64 = ["limited_requests", "limited_bytes", "limited_values"]
-                .iter()
-                .map(|f| rate(&now.tenants, &before.tenants, &format!("{t}:{f}")))
-                .sum();
+            let limited: f64 = [
+                "limited_requests",
+                "limited_bytes",
+                "limited_values",
+                "limited_outstanding",
+            ]
+            .iter()
+            .map(|f| rate(&now.tenants, &before.tenants, &format!("{t}:{f}")))
+            .sum();
+            let (hits, misses) = (
+                rate(&now.tenants, &before.tenants, &format!("{t}:get_hits")),
+                rate(&now.tenants, &before.tenants, &format!("{t}:get_misses")),
+            );
+            let number = |f: &str| Poll::number(&now.tenants, &format!("{t}:{f}")).to_string();
             vec![
                 t.to_string(),
-                Poll::number(&now.tenants, &format!("{t}:curr_connections")).to_string(),
+                number("curr_connections"),
+                number("outstanding"),
                 per_second("requests"),
                 per_second("denied"),
                 format!("{limited:.0}"),
                 per_second("throttled"),
+                if hits + misses > 0.0 {
+                    format!("{:.0}%", 100.0 * hits / (hits + misses))
+                } else {
+                    "-".into()
+                },
+                number("latency_p99_us"),
             ]
         })
         .collect();
@@ -460,10 +480,13 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                             [
                                 Constraint::Min(12),
                                 Constraint::Length(12),
+                                Constraint::Length(10),
                                 Constraint::Length(11),
                                 Constraint::Length(9),
                                 Constraint::Length(10),
                                 Constraint::Length(12),
+                                Constraint::Length(5),
+                                Constraint::Length(8),
                             ],
                         )
                         .header(
@@ -544,11 +567,15 @@ mod tests {
                 ("beta:limited_requests", "50"),
                 ("beta:limited_bytes", "10"),
                 ("beta:throttled", "0"),
+                ("beta:outstanding", "7"),
+                ("beta:get_hits", "150"),
+                ("beta:get_misses", "50"),
+                ("beta:latency_p99_us", "900"),
             ],
         );
         assert_eq!(
             view(&before, &now).tenants,
-            [["beta", "3", "100", "2", "25", "0"]]
+            [["beta", "3", "7", "100", "2", "25", "0", "75%", "900"]]
         );
         assert!(view(&before, &poll(start, &[])).tenants.is_empty());
     }

@@ -15,6 +15,7 @@ use bytes::BytesMut;
 
 use crate::backend::{Destination, DestinationSpec};
 use crate::connection::READ_CHUNK;
+use crate::dispatch::Caller;
 use crate::drain::Connections;
 use crate::generation::Generation;
 use crate::reply::Settled;
@@ -104,15 +105,27 @@ impl Worker {
     }
 
     /// Counts a reply going out to its client: bytes, its command's hits, misses and errors
-    /// (`WorkerStats::settled`), and the replies and latency of the route nodes it passed
-    /// (`stats routes`) while their generation is still the one published.
-    pub(crate) fn count_reply(&self, settled: &Settled, tally: &Tally) {
+    /// (`WorkerStats::settled`), the same for its tenant's traffic if `caller` has one, and
+    /// the replies and latency of the route nodes it passed (`stats routes`) while their
+    /// generation is still the one published.
+    pub(crate) fn count_reply(&self, settled: &Settled, tally: &Tally, caller: &Caller) {
         let body = match settled {
             Settled::Streaming(_, body) => body.len,
             _ => 0,
         };
-        self.stats.bytes_written.add((settled.len() + body) as u64);
-        self.stats.settled(tally, settled);
+        let written = (settled.len() + body) as u64;
+        self.stats.bytes_written.add(written);
+        let counted = crate::stats::tally::count(tally, settled);
+        self.stats.settled(tally, &counted);
+        let latency = || {
+            (tally.started_us() != 0)
+                .then(|| u64::from(self.now_us().wrapping_sub(tally.started_us())))
+        };
+        caller.answered(tally, |tenant| {
+            tenant
+                .traffic(self.id)
+                .replied(tally, &counted, written, latency());
+        });
         let nodes = tally.nodes();
         if nodes.is_empty() {
             return;
@@ -121,9 +134,7 @@ impl Worker {
         if !tally.of_generation(published.number) {
             return;
         }
-        let latency = (tally.started_us() != 0)
-            .then(|| u64::from(self.now_us().wrapping_sub(tally.started_us())));
-        let status = settled.status();
+        let (status, latency) = (settled.status(), latency());
         for &n in nodes {
             if let Some(node) = published.nodes.get(usize::from(n)) {
                 node.stats.replied(self.id, status, latency);

@@ -903,3 +903,118 @@ fn a_plugins_own_metrics_show_in_stats_plugins_and_metrics() {
         scrape.docs
     );
 }
+
+/// Two tenants on one pool: each one's requests by command, hits, misses, bytes each way and
+/// latency are its own, in `stats tenants` and in `/metrics` (labelled `tenant`), exactly as
+/// its clients sent and received them; promtool accepts the scrape.
+#[test]
+fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
+    let server = Memcached::start();
+    let text = format!(
+        "[server]\nworkers = 2\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n\
+         [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        server.spec()
+    );
+    let router = switchyard_tests::router(&text);
+    let admin = router.admin_http_addr().expect("the admin HTTP listener");
+    let (mut alpha, mut beta) = (connect(&router, 0), connect(&router, 1));
+    // alpha: a set, a hit, a miss, a two-key get (one of each) and a refused `incr` of a
+    // value that is no number: every byte each way noted.
+    let (mut sent, mut received) = (0usize, 0usize);
+    for request in [
+        &b"set k1 0 0 2\r\nv1\r\n"[..],
+        b"get k1\r\n",
+        b"get k2\r\n",
+        b"get k1 k2\r\n",
+        b"incr k1 1\r\n",
+    ] {
+        sent += request.len();
+        received += alpha.request(request).len();
+    }
+    beta.set("b1", b"x");
+    assert_eq!(beta.get("b1").as_deref(), Some(&b"x"[..]));
+
+    let stats = group(&mut connect(&router, 2), "tenants");
+    let stat = |name: &str| number(&stats, name);
+    for (name, expected) in [
+        ("alpha:cmd_set", 1.0),
+        ("alpha:cmd_get", 3.0),
+        ("alpha:cmd_incr", 1.0),
+        ("alpha:cmd_incr_errors", 1.0),
+        ("alpha:cmd_get_errors", 0.0),
+        ("alpha:get_hits", 2.0),
+        ("alpha:get_misses", 2.0),
+        ("alpha:bytes_read", sent as f64),
+        ("alpha:bytes_written", received as f64),
+        ("alpha:outstanding", 0.0),
+        ("beta:cmd_set", 1.0),
+        ("beta:cmd_get", 1.0),
+        ("beta:get_hits", 1.0),
+        ("beta:get_misses", 0.0),
+        ("beta:cmd_incr", 0.0),
+    ] {
+        assert_eq!(stat(name), expected, "{name}: {stats:?}");
+    }
+    assert!(stat("alpha:latency_p99_us") > 0.0, "{stats:?}");
+
+    let body = get(admin, "/metrics").body;
+    promtool_accepts(&body);
+    let scrape = parse(&body);
+    let tenant_value = |name: &str, labels: &[(&str, &str)]| value(&scrape, name, labels);
+    for (tenant, command, n) in [
+        ("alpha", "get", 3.0),
+        ("alpha", "set", 1.0),
+        ("beta", "get", 1.0),
+    ] {
+        assert_eq!(
+            tenant_value(
+                "switchyard_tenant_cmd_total",
+                &[("tenant", tenant), ("command", command)]
+            ),
+            n
+        );
+    }
+    assert_eq!(
+        tenant_value(
+            "switchyard_tenant_cmd_errors_total",
+            &[("tenant", "alpha"), ("command", "incr")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        tenant_value("switchyard_tenant_get_hits_total", &[("tenant", "alpha")]),
+        2.0
+    );
+    assert_eq!(
+        tenant_value("switchyard_tenant_read_bytes_total", &[("tenant", "alpha")]),
+        sent as f64
+    );
+    assert_eq!(
+        tenant_value(
+            "switchyard_tenant_written_bytes_total",
+            &[("tenant", "alpha")]
+        ),
+        received as f64
+    );
+    assert_eq!(
+        histogram_count(
+            &scrape,
+            "switchyard_tenant_latency_seconds",
+            &[("tenant", "alpha")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        histogram_count(
+            &scrape,
+            "switchyard_tenant_latency_seconds",
+            &[("tenant", "beta")]
+        ),
+        2.0
+    );
+}

@@ -462,3 +462,116 @@ fn a_tenants_broken_file_keeps_its_running_routes_while_the_others_change() {
     alpha.set("k3", b"a3");
     assert_eq!(b.client().get("alpha:k3").as_deref(), Some(&b"a3"[..]));
 }
+
+/// A reload brings alpha's move to pool b (the main file) and a beta file whose plugin traps
+/// on every call. With `rollback_faults = 20`, beta's faults put back beta's previous file
+/// alone: beta's requests succeed again through its old route, alpha stays on pool b, and
+/// `stats config` counts one rollback.
+#[test]
+fn a_tenants_faulting_file_is_rolled_back_alone() {
+    let (a, b) = (Memcached::start(), Memcached::start());
+    let dir = TestDir::new("tenants-rollback");
+    dir.write(
+        "trap.wasm",
+        switchyard_tests::wasm::trapping_every_call_plugin(),
+    );
+    let old_beta = "[routes.beta_route]\nplugin = \"prefix\"\nchildren = [\"a\"]\n\
+                    config = { default = \"a\" }\n";
+    dir.write("beta.toml", old_beta);
+    let free = switchyard_tests::ports::free_port;
+    let ports = [free(), free(), free()];
+    let with_rollback = |alpha_pool: &str| {
+        with_include(&a, &b, ports, alpha_pool)
+            .replace("[server]", "[plugins]\nrollback_faults = 20\n\n[server]")
+    };
+    let text = with_rollback("a");
+    dir.write("switchyard.toml", &text);
+    let router = switchyard_tests::router_in(&dir, &text);
+    let (mut alpha, mut beta) = (connect(&router, 0), connect(&router, 1));
+    beta.set("k1", b"b1");
+
+    dir.replace(
+        "beta.toml",
+        "[routes.beta_route]\nplugin = \"trap.wasm\"\nchildren = [\"a\"]\n",
+    );
+    dir.replace("switchyard.toml", with_rollback("b"));
+    let before = router.generation().number;
+    assert!(router.reload().expect("the reload is published") > before);
+    alpha.set("k2", b"a2");
+    assert_eq!(b.client().get("alpha:k2").as_deref(), Some(&b"a2"[..]));
+
+    // beta's requests fault until its file is put back.
+    let mut faults = 0;
+    let back = switchyard_tests::ports::poll_until(std::time::Duration::from_secs(10), || {
+        let reply = beta.request(b"get k1\r\n");
+        if reply.starts_with(b"SERVER_ERROR") {
+            faults += 1;
+            return None;
+        }
+        Some(reply)
+    });
+    assert_eq!(
+        back.as_deref(),
+        Some(&b"VALUE k1 0 2\r\nb1\r\nEND\r\n"[..]),
+        "beta never came back after {faults} faults"
+    );
+    assert!(faults >= 20, "only {faults} faults before the rollback");
+    // alpha's change stays: its keys still go to pool b.
+    alpha.set("k3", b"a3");
+    assert_eq!(b.client().get("alpha:k3").as_deref(), Some(&b"a3"[..]));
+    assert_eq!(a.client().get("alpha:k3"), None);
+    let mut ops = connect(&router, 2);
+    let config = group(&mut ops, "config");
+    assert_eq!(
+        config.get("rollbacks").map(String::as_str),
+        Some("1"),
+        "{config:?}"
+    );
+}
+
+/// alpha may have two requests in flight (`max_outstanding = 2`). With its server stopped,
+/// two gets on one connection wait for it; a third, on another connection, is refused with
+/// `SERVER_ERROR` naming the limit, and counted. When the server is back, both are answered,
+/// and alpha's next request is admitted.
+#[test]
+fn a_tenants_requests_in_flight_are_bounded() {
+    let server = Memcached::start();
+    let config = format!(
+        "[server]\nworkers = 2\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [tenants.alpha]\nroute = \"main\"\nmax_outstanding = 2\n\n\
+         [pools.main]\nservers = [\"{}\"]\ntimeout_ms = 10000\n",
+        server.spec()
+    );
+    let router = switchyard_tests::router(&config);
+    let mut ops = connect(&router, 1);
+    let mut waiting = connect(&router, 0);
+    server.pause();
+    waiting.send(b"get p1\r\nget p2\r\n");
+    let in_flight = switchyard_tests::ports::poll_until(std::time::Duration::from_secs(5), || {
+        let tenants = group(&mut ops, "tenants");
+        (tenants.get("alpha:outstanding").map(String::as_str) == Some("2")).then_some(())
+    });
+    assert!(in_flight.is_some(), "{:?}", group(&mut ops, "tenants"));
+    let mut other = connect(&router, 0);
+    assert_eq!(
+        text(other.request(b"get p3\r\n")),
+        "SERVER_ERROR tenant alpha has its max_outstanding (2) requests in flight\r\n"
+    );
+    server.resume();
+    assert_eq!(
+        waiting.replies(2),
+        vec![b"END\r\n".to_vec(), b"END\r\n".to_vec()]
+    );
+    assert_eq!(other.request(b"get p3\r\n"), b"END\r\n");
+    let tenants = group(&mut ops, "tenants");
+    assert_eq!(
+        tenants.get("alpha:limited_outstanding").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        tenants.get("alpha:outstanding").map(String::as_str),
+        Some("0")
+    );
+}

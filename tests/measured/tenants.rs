@@ -31,7 +31,7 @@ fn field(json: &str, within: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} is no number in {json}"))
 }
 
-/// beta floods ten times past its rate limit, through a plugin that loops on every call, and
+/// beta floods ten times past its rate limit, through a plugin that loops on every call (held to beta's `call_timeout_ms`), and
 /// sends 4 MiB values; alpha, on the same router and pool, gets every reply right and its
 /// p99 stays within 1.5 times its p99 alone (measured by the load generator at one open-loop
 /// rate, in rounds alone and beside beta interleaved; the median of the rounds' ratios). beta's limits make its
@@ -58,8 +58,9 @@ fn a_noisy_tenant_leaves_another_ones_replies_and_latency_alone() {
          [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"shared\"\n\n\
          [tenants.alpha]\nidentities = [\"alpha\"]\nroute = \"shared\"\n\n\
          [tenants.beta]\nusers = [\"beta\"]\nroute = \"looping\"\nrequests_per_second = 1000\n\
-         bytes_per_second = 1048576\nmax_value_bytes = 1048576\nover_limit = \"wait\"\n\n\
-         [routes.looping]\nplugin = \"loop.wasm\"\nchildren = [\"shared\"]\ncall_timeout_ms = 1\n\n\
+         bytes_per_second = 1048576\nmax_value_bytes = 1048576\nover_limit = \"wait\"\n\
+         call_timeout_ms = 1\n\n\
+         [routes.looping]\nplugin = \"loop.wasm\"\nchildren = [\"shared\"]\n\n\
          [pools.shared]\nservers = [\"{}\"]\n",
         certs.path(SERVER_CERT),
         certs.path(SERVER_KEY),

@@ -618,6 +618,16 @@ fn tenants_group(generation: &Generation, out: &mut Vec<Family>) {
             (t.name.to_string(), Value::Int(curr as u64))
         }),
     ));
+    out.push(Family::each(
+        &registry::TENANT_OUTSTANDING,
+        generation.tenants.iter().map(|t| {
+            let n = t
+                .state
+                .outstanding
+                .load(std::sync::atomic::Ordering::Relaxed);
+            (t.name.to_string(), Value::Int(n as u64))
+        }),
+    ));
     for (k, def) in crate::tenant::TenantCounters::DEFS.iter().enumerate() {
         out.push(Family::each(
             def,
@@ -629,6 +639,50 @@ fn tenants_group(generation: &Generation, out: &mut Vec<Family>) {
             }),
         ));
     }
+    let traffic: Vec<(String, crate::tenant::TrafficTotals)> = generation
+        .tenants
+        .iter()
+        .map(|t| (t.name.to_string(), t.state.traffic_totals()))
+        .collect();
+    let by_command = |list: &[(&str, u64)]| {
+        list.iter()
+            .map(|(command, n)| ((*command).to_string(), *n))
+            .collect()
+    };
+    let each = |value: &dyn Fn(&crate::tenant::TrafficTotals) -> Value| {
+        traffic
+            .iter()
+            .map(|(name, t)| (name.clone(), value(t)))
+            .collect::<Vec<_>>()
+    };
+    out.push(Family::each(
+        &registry::TENANT_CMD,
+        each(&|t| Value::Named("command", by_command(&t.commands))),
+    ));
+    out.push(Family::each(
+        &registry::TENANT_CMD_ERRORS,
+        each(&|t| Value::Named("command", by_command(&t.command_errors))),
+    ));
+    out.push(Family::each(
+        &registry::TENANT_GET_HITS,
+        each(&|t| Value::Int(t.get_hits)),
+    ));
+    out.push(Family::each(
+        &registry::TENANT_GET_MISSES,
+        each(&|t| Value::Int(t.get_misses)),
+    ));
+    out.push(Family::each(
+        &registry::TENANT_BYTES_READ,
+        each(&|t| Value::Int(t.bytes_read)),
+    ));
+    out.push(Family::each(
+        &registry::TENANT_BYTES_WRITTEN,
+        each(&|t| Value::Int(t.bytes_written)),
+    ));
+    out.push(Family::each(
+        &registry::TENANT_LATENCY_MEAN,
+        each(&|t| Value::Histogram(t.latency.clone())),
+    ));
 }
 
 /// `stats plugins`: a series per node of every stat.

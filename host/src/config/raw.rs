@@ -72,7 +72,10 @@ pub struct RawTenant {
     pub bytes_burst: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
     pub max_value_bytes: Option<Spanned<i64>>,
+    pub max_outstanding: Option<Spanned<i64>>,
     pub over_limit: Option<Spanned<String>>,
+    pub call_timeout_ms: Option<Spanned<i64>>,
+    pub memory_limit_mb: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -253,6 +253,13 @@ fn tenant(
                 1..=super::MAX_VALUE_BYTES_CEILING as i64,
             )?
             .map(|n| n.unsigned_abs() as usize),
+        max_outstanding: cx
+            .int_in(
+                &t.max_outstanding,
+                &format!("{key}.max_outstanding"),
+                1..=i64::from(u32::MAX),
+            )?
+            .map(|n| n.unsigned_abs() as usize),
         wait: match t.over_limit.as_ref().map(|o| (o, o.get_ref().as_str())) {
             None | Some((_, "error")) => false,
             Some((_, "wait")) => true,
@@ -276,7 +283,95 @@ fn tenant(
         read_prefixes: strings(&t.read_prefixes, "read_prefixes")?,
         write_prefixes: strings(&t.write_prefixes, "write_prefixes")?,
         limits,
+        budget: super::validate::budget(cx, &t.call_timeout_ms, &t.memory_limit_mb, key)?,
     })
+}
+
+/// Gives each route a tenant reaches the tenant's sandbox budget where the route sets none of
+/// its own. A route two tenants reach with different budgets must set its own: one tenant's
+/// budget would otherwise be the other's.
+pub(super) fn apply_budgets(
+    cx: &Ctx<'_>,
+    raw: &RawConfig,
+    tenants: &[TenantConfig],
+    routes: &mut [super::RouteConfig],
+) -> Result<(), ConfigError> {
+    let index: HashMap<String, usize> = routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.clone(), i))
+        .collect();
+    // Per route: the tenant whose budget it took, by field.
+    let mut given: Vec<[Option<&str>; 2]> = vec![[None, None]; routes.len()];
+    for tenant in tenants {
+        let budget = tenant.budget;
+        if budget == crate::plugin::NodeBudget::default() {
+            continue;
+        }
+        let mut reached = Vec::new();
+        let mut stack = vec![tenant.route.clone()];
+        while let Some(name) = stack.pop() {
+            let Some(&i) = index.get(&name) else {
+                continue; // a pool: no plugin
+            };
+            if !reached.contains(&i) {
+                reached.push(i);
+                stack.extend(routes[i].children.iter().cloned());
+            }
+        }
+        for i in reached {
+            let route = &mut routes[i];
+            let own = raw
+                .routes
+                .iter()
+                .find(|(n, _)| *n.get_ref() == route.name)
+                .map_or([false, false], |(_, r)| {
+                    [r.call_timeout_ms.is_some(), r.memory_limit_mb.is_some()]
+                });
+            for (field, (what, has)) in [
+                ("call_timeout_ms", budget.call_timeout.is_some()),
+                ("memory_limit_mb", budget.memory_limit_bytes.is_some()),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if !has || own[field] {
+                    continue;
+                }
+                let same = match field {
+                    0 => route.budget.call_timeout == budget.call_timeout,
+                    _ => route.budget.memory_limit_bytes == budget.memory_limit_bytes,
+                };
+                if let Some(other) = given[i][field]
+                    && !same
+                {
+                    let raw_tenant = raw
+                        .tenants
+                        .iter()
+                        .find(|(n, _)| *n.get_ref() == tenant.name);
+                    let span = raw_tenant.and_then(|(_, t)| match field {
+                        0 => t.call_timeout_ms.as_ref().map(Spanned::span),
+                        _ => t.memory_limit_mb.as_ref().map(Spanned::span),
+                    });
+                    return Err(cx.err(
+                        span,
+                        format!("tenants.{}.{what}", tenant.name),
+                        format!(
+                            "route `{}` is reached by tenants {other} and {} with different \
+                             {what}: give [routes.{}] its own",
+                            route.name, tenant.name, route.name
+                        ),
+                    ));
+                }
+                given[i][field] = Some(&tenant.name);
+                match field {
+                    0 => route.budget.call_timeout = budget.call_timeout,
+                    _ => route.budget.memory_limit_bytes = budget.memory_limit_bytes,
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn burst_span(what: &str, t: &RawTenant) -> Option<Range<usize>> {
@@ -395,6 +490,51 @@ mod tests {
     fn error(listeners: &str, extra: &str) -> (usize, String, String) {
         let e = check(listeners, extra).expect_err("refused");
         (e.line.unwrap_or(0), e.key, e.message)
+    }
+
+    /// A tenant's sandbox budget reaches the routes its tree reaches that set none; a route
+    /// two tenants with different budgets reach must set its own.
+    #[test]
+    fn a_tenants_plugin_budget_is_its_routes_own() {
+        let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"gamma\"\n";
+        let routes = "[routes.front]\nplugin = \"prefix\"\nchildren = [\"inner\", \"fixed\"]\n\
+                      config = { default = \"inner\" }\n\n\
+                      [routes.inner]\nplugin = \"ketama\"\nchildren = [\"shared\"]\n\n\
+                      [routes.fixed]\nplugin = \"ketama\"\nchildren = [\"shared\"]\n\
+                      call_timeout_ms = 7\n\n";
+        let gamma = "[tenants.gamma]\nroute = \"front\"\ncall_timeout_ms = 3\n\
+                     memory_limit_mb = 2\nmax_outstanding = 10\n";
+        let config = check(listener, &format!("{routes}{gamma}")).expect("valid");
+        let budget = |name: &str| {
+            config
+                .routes
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.budget)
+                .expect(name)
+        };
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(budget("front").call_timeout, Some(ms(3)));
+        assert_eq!(budget("inner").memory_limit_bytes, Some(2 << 20));
+        // Its own call_timeout_ms stays; the memory it does not set is the tenant's.
+        assert_eq!(budget("fixed").call_timeout, Some(ms(7)));
+        assert_eq!(budget("fixed").memory_limit_bytes, Some(2 << 20));
+        let gamma_limits = config
+            .tenants
+            .iter()
+            .find(|t| t.name == "gamma")
+            .expect("gamma");
+        assert_eq!(gamma_limits.limits.max_outstanding, Some(10));
+
+        let delta = "[tenants.delta]\nroute = \"inner\"\ncall_timeout_ms = 9\n";
+        let (line, key, message) = error(listener, &format!("{routes}{gamma}{delta}"));
+        // Tenants are taken in name order: gamma's comes second.
+        assert_eq!(key, "tenants.gamma.call_timeout_ms");
+        assert!(line > 0);
+        assert!(
+            message.contains("route `inner` is reached by tenants delta and gamma"),
+            "{message}"
+        );
     }
 
     #[test]

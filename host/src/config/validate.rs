@@ -106,6 +106,27 @@ impl Ctx<'_> {
     }
 }
 
+/// A sandbox budget (`call_timeout_ms`, `memory_limit_mb`) of the table `key`.
+pub(super) fn budget(
+    cx: &Ctx<'_>,
+    call_timeout_ms: &Option<Spanned<i64>>,
+    memory_limit_mb: &Option<Spanned<i64>>,
+    key: &str,
+) -> Result<crate::plugin::NodeBudget, ConfigError> {
+    Ok(crate::plugin::NodeBudget {
+        call_timeout: cx
+            .int_in(
+                call_timeout_ms,
+                &format!("{key}.call_timeout_ms"),
+                1..=60_000,
+            )?
+            .map(|ms| Duration::from_millis(ms.unsigned_abs())),
+        memory_limit_bytes: cx
+            .int_in(memory_limit_mb, &format!("{key}.memory_limit_mb"), 1..=4096)?
+            .map(|mb| (mb.unsigned_abs() as usize) << 20),
+    })
+}
+
 pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError> {
     let cx = Ctx { text, file: origin };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
@@ -422,22 +443,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             log_level: level(&cx, route.log_level.as_ref(), &format!("{key}.log_level"))?,
             children,
             config: route.config.clone(),
-            budget: crate::plugin::NodeBudget {
-                call_timeout: cx
-                    .int_in(
-                        &route.call_timeout_ms,
-                        &format!("{key}.call_timeout_ms"),
-                        1..=60_000,
-                    )?
-                    .map(|ms| Duration::from_millis(ms.unsigned_abs())),
-                memory_limit_bytes: cx
-                    .int_in(
-                        &route.memory_limit_mb,
-                        &format!("{key}.memory_limit_mb"),
-                        1..=4096,
-                    )?
-                    .map(|mb| (mb.unsigned_abs() as usize) << 20),
-            },
+            budget: budget(&cx, &route.call_timeout_ms, &route.memory_limit_mb, &key)?,
         });
     }
     check_acyclic(&cx, &raw.routes)?;
@@ -450,6 +456,7 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         ));
     }
     let tenants = super::tenants::tenants(&cx, &raw, &names)?;
+    super::tenants::apply_budgets(&cx, &raw, &tenants, &mut routes)?;
     let auth = super::tenants::auth(&cx, &raw)?;
     let mut listeners = Vec::with_capacity(raw.listeners.len());
     for (i, l) in raw.listeners.iter().enumerate() {

@@ -295,6 +295,29 @@ defs! {
 
     /// Connections bound to the tenant open now (`stats tenants`).
     TENANT_CURR_CONNECTIONS = "tenants", "<tenant>:curr_connections", Gauge, Count;
+    /// The tenant's requests admitted whose reply has not gone out yet (what
+    /// `max_outstanding` bounds).
+    TENANT_OUTSTANDING = "tenants", "<tenant>:outstanding", Gauge, Count;
+    /// The tenant's requests of each command, as `cmd_<command>` counts the router's.
+    TENANT_CMD = "tenants", "<tenant>:cmd_<command>", Counter, Count;
+    /// Error replies to the tenant's requests of each command, as `cmd_<command>_errors`.
+    TENANT_CMD_ERRORS = "tenants", "<tenant>:cmd_<command>_errors", Counter, Count;
+    /// Keys the tenant's retrievals found.
+    TENANT_GET_HITS = "tenants", "<tenant>:get_hits", Counter, Count;
+    /// Keys the tenant's retrievals looked up and did not find.
+    TENANT_GET_MISSES = "tenants", "<tenant>:get_misses", Counter, Count;
+    /// Bytes read from the tenant's clients (after TLS; a long value streamed to its server
+    /// is not counted here).
+    TENANT_BYTES_READ = "tenants", "<tenant>:bytes_read", Counter, Bytes;
+    /// Bytes written to the tenant's clients (before TLS).
+    TENANT_BYTES_WRITTEN = "tenants", "<tenant>:bytes_written", Counter, Bytes;
+    /// Mean time from the tenant's request being dispatched to its reply going out (with
+    /// `[stats] timings`).
+    TENANT_LATENCY_MEAN = "tenants", "<tenant>:latency_mean_us", Quantile, Microseconds;
+    /// Median of that time.
+    TENANT_LATENCY_P50 = "tenants", "<tenant>:latency_p50_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    TENANT_LATENCY_P99 = "tenants", "<tenant>:latency_p99_us", Quantile, Microseconds;
 
     /// TLS client connections open now with this identity.
     IDENTITY_CURR = "tls", "identity:<identity>:curr_connections", Gauge, Count;

@@ -28,7 +28,7 @@ pub struct Tally {
     /// When the request was dispatched, microseconds on the worker's clock (wrapping; 0 when
     /// timings are off).
     started_us: u32,
-    /// Keys a classic retrieval looked up (0 for any other command).
+    /// Keys a classic retrieval looked up (0 for any other command), and [`IN_FLIGHT`].
     keys: u32,
     /// The route nodes it passed through, by index in its generation.
     nodes: [u16; TRAIL_NODES],
@@ -38,6 +38,11 @@ pub struct Tally {
     /// The command, if the request was understood.
     command: Option<Command>,
 }
+
+/// The bit of [`Tally`]'s `keys` that says it counts among its tenant's requests in flight
+/// (`max_outstanding`) until its reply goes out: a tally is queued beside every reply, and
+/// no request has 2^31 keys.
+const IN_FLIGHT: u32 = 1 << 31;
 
 impl Tally {
     /// A request that was not understood (a malformed line): only its bytes and any error
@@ -72,6 +77,16 @@ impl Tally {
     /// Whether its nodes belong to the generation numbered `number`.
     pub fn of_generation(&self, number: u64) -> bool {
         self.mark >> LEN_BITS == generation_tag(number)
+    }
+
+    /// Whether it counts among its tenant's requests in flight until its reply goes out.
+    pub fn in_flight(&self) -> bool {
+        self.keys & IN_FLIGHT != 0
+    }
+
+    /// Counts it among its tenant's requests in flight.
+    pub fn mark_in_flight(&mut self) {
+        self.keys |= IN_FLIGHT;
     }
 
     /// When it was dispatched (see [`Tally::started_us`]).
@@ -136,7 +151,7 @@ impl Trail {
         let len = self.len.replace(0);
         Tally {
             started_us,
-            keys,
+            keys: keys.min(IN_FLIGHT - 1),
             nodes: self.nodes.get(),
             mark: generation_tag(generation) << LEN_BITS | len,
             command: Some(command),
@@ -165,9 +180,13 @@ pub(crate) fn count(tally: &Tally, settled: &Settled) -> Counted {
     );
     let (mut hits, mut misses) = (0, 0);
     if !error && tally.command.is_some_and(Command::is_retrieval) {
-        let keys = u64::from(tally.keys);
+        let keys = u64::from(tally.keys & !IN_FLIGHT);
         hits = match settled {
-            Settled::Chunks(chunks) => chunks.len().saturating_sub(1) as u64,
+            // A value each, and `END`; a namespaced tenant's value is three (`VALUE `, the
+            // client's key, the rest), of which only the first starts so.
+            Settled::Chunks(chunks) => {
+                chunks.iter().filter(|c| c.starts_with(b"VALUE ")).count() as u64
+            }
             Settled::Streaming(..) => 1,
             Settled::Whole(_) if status == ReplyStatus::Hit && keys == 1 => 1,
             Settled::Whole(outcome) if status == ReplyStatus::Hit => {
@@ -186,11 +205,10 @@ pub(crate) fn count(tally: &Tally, settled: &Settled) -> Counted {
 }
 
 impl WorkerStats {
-    /// Counts `settled`, the reply to a request tallied as `tally`, going out to its client:
-    /// its command's hits, misses and errors. (Bytes are counted as they are written, route
-    /// nodes by the caller, which knows the generation.)
-    pub(crate) fn settled(&self, tally: &Tally, settled: &Settled) {
-        let counted = count(tally, settled);
+    /// Counts the reply to a request tallied as `tally` going out to its client, as
+    /// [`count`] made it: its command's hits, misses and errors. (Bytes are counted as they
+    /// are written, route nodes by the caller, which knows the generation.)
+    pub(crate) fn settled(&self, tally: &Tally, counted: &Counted) {
         if counted.hits != 0 {
             self.get_hits.add(counted.hits);
         }
@@ -261,6 +279,15 @@ mod tests {
         ]);
         assert_eq!(count(&get(4), &chunks).hits, 1);
         assert_eq!(count(&get(4), &chunks).misses, 3);
+        // A namespaced tenant's value comes in three pieces.
+        let namespaced = Settled::Chunks(vec![
+            Bytes::from_static(b"VALUE "),
+            Bytes::from_static(b"a"),
+            Bytes::from_static(b" 0 1\r\nx\r\n"),
+            Bytes::from_static(b"END\r\n"),
+        ]);
+        assert_eq!(count(&get(2), &namespaced).hits, 1);
+        assert_eq!(count(&get(2), &namespaced).misses, 1);
         let failed = count(
             &get(2),
             &whole(b"SERVER_ERROR down\r\n", ReplyStatus::ServerError),
