@@ -369,7 +369,7 @@ fn bind(
     let Some(tenant) = tenant else {
         return Next::Close;
     };
-    match tenant.connect() {
+    match tenant.connect(worker.id) {
         Some(bound) => caller.bind(bound),
         None => {
             return last(format!(
@@ -445,7 +445,7 @@ fn authenticate(
                     ReplyStatus::ClientError,
                 );
             };
-            match tenant.connect() {
+            match tenant.connect(worker.id) {
                 Some(bound) => {
                     caller.bind(bound);
                     reply(b"STORED\r\n", ReplyStatus::Stored)

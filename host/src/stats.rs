@@ -400,11 +400,7 @@ pub fn render_tenants(generation: &crate::generation::Generation) -> String {
             "",
             &state.connections.load(relaxed),
         );
-        line(
-            registry::TENANT_OUTSTANDING.name,
-            "",
-            &state.outstanding.load(relaxed),
-        );
+        line(registry::TENANT_OUTSTANDING.name, "", &state.outstanding());
         for (def, counter) in crate::tenant::TenantCounters::DEFS
             .iter()
             .zip(state.counters.counters())

@@ -187,8 +187,6 @@ pub struct TenantState {
     pub bytes: Gcra,
     /// Connections open now.
     pub connections: AtomicUsize,
-    /// Requests admitted whose reply has not gone out yet (`max_outstanding`).
-    pub outstanding: AtomicUsize,
     /// Counters, `stats tenants`.
     pub counters: TenantCounters,
     /// Its traffic, a slot per worker.
@@ -202,12 +200,18 @@ impl TenantState {
             requests: Gcra::default(),
             bytes: Gcra::default(),
             connections: AtomicUsize::new(0),
-            outstanding: AtomicUsize::new(0),
             counters: TenantCounters::default(),
             traffic: (0..workers.max(1))
                 .map(|_| TenantTraffic::default())
                 .collect(),
         }
+    }
+
+    /// Its requests admitted whose reply has not gone out yet (what `max_outstanding`
+    /// bounds), over every worker: each counts its own, so that counting costs no shared
+    /// cache line, and a check reads them all.
+    pub fn outstanding(&self) -> u64 {
+        self.traffic.iter().map(|t| t.in_flight.get()).sum()
     }
 
     /// Its traffic's slot for `worker`.
@@ -251,6 +255,8 @@ pub struct TenantTraffic {
     bytes_written: Counter,
     /// From dispatch to the reply going out (with `[stats] timings`).
     latency: Histogram,
+    /// Its requests on this worker whose reply is to go out (a gauge).
+    in_flight: Counter,
 }
 
 impl TenantTraffic {
@@ -449,7 +455,7 @@ impl Tenant {
             }
         }
         if let Some(max) = limits.max_outstanding
-            && self.state.outstanding.load(Ordering::Relaxed) >= max
+            && self.state.outstanding() >= max as u64
         {
             counters.limited_outstanding.inc();
             return (
@@ -501,8 +507,9 @@ impl Tenant {
         Ok(())
     }
 
-    /// A connection becomes the tenant's: `None` when it has `max_connections` open already.
-    pub fn connect(self: &Arc<Self>) -> Option<TenantConnection> {
+    /// A connection on `worker` becomes the tenant's: `None` when it has `max_connections`
+    /// open already.
+    pub fn connect(self: &Arc<Self>, worker: usize) -> Option<TenantConnection> {
         let state = &self.state;
         let open = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
         if self
@@ -519,6 +526,7 @@ impl Tenant {
         Some(TenantConnection {
             name: self.name.clone(),
             state: state.clone(),
+            worker,
             in_flight: std::cell::Cell::new(0),
         })
     }
@@ -530,8 +538,10 @@ pub struct TenantConnection {
     /// The tenant's name: what the connection looks its tenant up by in each generation.
     pub name: Arc<str>,
     state: Arc<TenantState>,
-    /// Its requests counted in its tenant's `outstanding` whose reply has not gone out.
-    in_flight: std::cell::Cell<usize>,
+    /// The worker serving it, whose slot of its tenant's traffic it counts in.
+    worker: usize,
+    /// Its requests counted in its tenant's requests in flight whose reply has not gone out.
+    in_flight: std::cell::Cell<u64>,
 }
 
 impl TenantConnection {
@@ -543,7 +553,7 @@ impl TenantConnection {
     /// An admitted request's reply is queued: one more of its tenant's requests in flight.
     pub fn started(&self) {
         self.in_flight.set(self.in_flight.get() + 1);
-        self.state.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.state.traffic(self.worker).in_flight.inc();
     }
 
     /// The reply to a request [`TenantConnection::started`] counted went out.
@@ -551,7 +561,7 @@ impl TenantConnection {
         let n = self.in_flight.get();
         if n != 0 {
             self.in_flight.set(n - 1);
-            self.state.outstanding.fetch_sub(1, Ordering::Relaxed);
+            self.state.traffic(self.worker).in_flight.dec();
         }
     }
 }
@@ -561,8 +571,9 @@ impl Drop for TenantConnection {
         self.state.connections.fetch_sub(1, Ordering::Relaxed);
         // Replies it will never write: the client went away first.
         self.state
-            .outstanding
-            .fetch_sub(self.in_flight.get(), Ordering::Relaxed);
+            .traffic(self.worker)
+            .in_flight
+            .sub(self.in_flight.get());
     }
 }
 

@@ -213,7 +213,7 @@ pub fn switchyard_tenants(
              [[listeners]]\naddress = \"127.0.0.1:{port}\"\ntenant = \"bench\"\n\n\
              [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"other\"\n\n\
              [tenants.bench]\nroute = \"main\"\nrequests_per_second = 100000000\n\
-             bytes_per_second = 100000000000\n\n\
+             bytes_per_second = 100000000000\nmax_outstanding = 1000000\n\n\
              [tenants.other]\nroute = \"main\"\nrequests_per_second = 1000\n\n\
              [pools.main]\nservers = [{}]\nhash = {{ plugin = \"ketama\" }}\n",
             list.join(", ")

@@ -17,7 +17,8 @@ pub enum Target {
     /// the hot key sampling cost, measured beside it.
     SwitchyardBare,
     /// Switchyard as a two-tenant gateway, the load through one tenant (its namespace, its
-    /// ACL, its request and byte buckets, set far above the load): what tenancy costs.
+    /// ACL, its request and byte buckets and requests in flight, set far above the load, its
+    /// traffic counted apart): what tenancy costs.
     SwitchyardTenants,
     /// memcached `-Z`, loadgen speaking TLS to it directly.
     MemcachedTls,
@@ -369,8 +370,8 @@ fn tenancy_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
         summaries,
         (Target::SwitchyardTenants, Target::Switchyard),
         "What tenancy costs: `switchyard-tenants`, a gateway of two tenants whose load goes \
-         through one of them (its key namespace, its command ACL, request and byte buckets set \
-         far above the load), against `switchyard`, the same router and pool without tenants.",
+         through one of them (its key namespace, its command ACL, request and byte buckets and \
+         a max_outstanding set far above the load, its traffic counted apart), against `switchyard`, the same router and pool without tenants.",
         ("tenants / plain", "tenants − plain"),
     )
 }

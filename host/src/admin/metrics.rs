@@ -620,13 +620,10 @@ fn tenants_group(generation: &Generation, out: &mut Vec<Family>) {
     ));
     out.push(Family::each(
         &registry::TENANT_OUTSTANDING,
-        generation.tenants.iter().map(|t| {
-            let n = t
-                .state
-                .outstanding
-                .load(std::sync::atomic::Ordering::Relaxed);
-            (t.name.to_string(), Value::Int(n as u64))
-        }),
+        generation
+            .tenants
+            .iter()
+            .map(|t| (t.name.to_string(), Value::Int(t.state.outstanding()))),
     ));
     for (k, def) in crate::tenant::TenantCounters::DEFS.iter().enumerate() {
         out.push(Family::each(
