@@ -113,8 +113,9 @@ impl Flag {
 
 fn usage() -> String {
     let mut text = format!(
-        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n       {}\n\n",
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n       {}\n       {}\n\n",
         crate::introspect::cli::USAGE,
+        crate::diff::USAGE,
         crate::plugin::cli::USAGE,
         crate::spool::cli::USAGE,
         crate::top::USAGE
@@ -136,6 +137,11 @@ fn usage() -> String {
         "\nRoutes: `route` builds FILE as --check-config does (nothing bound or contacted) and\n\
          prints, for each KEY, where OP on listener N (default 0) would go: the servers, and the\n\
          path through the route tree, as `get __switchyard__.route(OP,KEY)` answers it.\n\
+         \nDiff: `diff` builds both files the same way and dry-runs the same requests through\n\
+         both (keys `key:0`... with --sample N, default 10000; or --keys FILE; or --trace FILE),\n\
+         from listener 0, or --listener N, --route NAME or --tenant NAME, and prints the share\n\
+         that would reach other servers and a from->to matrix by server. Its exit status is 1\n\
+         when more than --max-moved PCT percent moved, 2 when the diff cannot be made.\n\
          \nPlugins: `plugin new` writes a standalone plugin crate (a hash, prefix or call policy\n\
          with tests); `plugin build` builds its module for wasm32 and inspects it; `plugin test`\n\
          prints where a module sends each of a list of keys; `plugin inspect` compiles and\n\
@@ -169,6 +175,7 @@ enum Mode {
     },
     Check(PathBuf),
     Route(crate::introspect::cli::RouteCommand),
+    Diff(crate::diff::DiffCommand),
     Spool(crate::spool::cli::SpoolCommand),
     Top(crate::top::TopOptions),
     Plugin(crate::plugin::cli::PluginCommand),
@@ -187,6 +194,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
     if args.peek().map(String::as_str) == Some("plugin") {
         args.next();
         return Ok(Some(Mode::Plugin(crate::plugin::cli::parse(args)?)));
+    }
+    if args.peek().map(String::as_str) == Some("diff") {
+        args.next();
+        return Ok(Some(Mode::Diff(crate::diff::parse(args)?)));
     }
     if args.peek().map(String::as_str) == Some("route") {
         args.next();
@@ -263,7 +274,7 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("switchyard: {e:#}");
             ExitCode::FAILURE
@@ -304,10 +315,25 @@ fn logging() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run() -> anyhow::Result<()> {
+fn run() -> anyhow::Result<ExitCode> {
     let Some(mode) = parse_args()? else {
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     };
+    match mode {
+        // 1: more moved than --max-moved allows; 2: the diff could not be made.
+        Mode::Diff(command) => Ok(match crate::diff::run(command) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("switchyard: {e:#}");
+                ExitCode::from(2)
+            }
+        }),
+        mode => run_mode(mode).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn run_mode(mode: Mode) -> anyhow::Result<()> {
     match mode {
         Mode::Check(file) => {
             let config = Config::load(&file)?;
@@ -316,6 +342,7 @@ fn run() -> anyhow::Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
+        Mode::Diff(_) => unreachable!("handled by run"),
         Mode::Route(command) => crate::introspect::cli::run(command),
         Mode::Spool(command) => crate::spool::cli::run(command),
         Mode::Top(options) => crate::top::run(&options),

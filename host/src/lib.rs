@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 mod connection;
 mod deque;
+mod diff;
 mod dispatch;
 mod drain;
 mod error;

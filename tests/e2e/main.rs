@@ -20,6 +20,8 @@
 //!   requests only: not another listener's throughput, reload latency, the log, or more than
 //!   `rollback_faults` failed requests (process tests; `SWITCHYARD_BINARY` picks the build).
 //! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
+//! - [`diff`]: `switchyard diff` of a ketama pool and the same pool with a fourth server: a
+//!   quarter of the keys move, all to it, as a router on the new configuration places them.
 //! - [`introspection`]: `get __switchyard__.route(op,key)` and `switchyard route` name the
 //!   servers a request reaches (ketama, prefix, all-sync, failover) and send nothing; the
 //!   version, generation and config keys.
@@ -61,6 +63,7 @@ mod c_plugin;
 mod check_config;
 mod cli;
 mod conformance;
+mod diff;
 mod differential;
 mod docs;
 mod examples;

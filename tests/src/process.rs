@@ -168,11 +168,19 @@ impl RouterProcess {
         poll_until(deadline, || child.try_wait().expect("wait for switchyard"))
     }
 
-    /// How many threads it has now.
+    /// How many threads of its own it has now: the allocator's background threads
+    /// (`jemalloc_bg_thd`, one per arena, started as arenas come into use) are not counted.
     pub fn threads(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
-            .map(|tasks| tasks.count())
-            .unwrap_or(0)
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return 0;
+        };
+        tasks
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|name| !name.starts_with("jemalloc_bg_thd"))
+            })
+            .count()
     }
 
     /// Waits until it catches SIGHUP and SIGTERM (`SigCgt` in `/proc/PID/status`): its main

@@ -42,6 +42,7 @@ impl LocalGeneration {
             generation: self,
             path: Vec::new(),
             text: String::new(),
+            reached: Vec::new(),
         };
         let op = Op::from_code(input.op).name().unwrap_or("unknown");
         walk.text.push_str("route ");
@@ -51,6 +52,22 @@ impl LocalGeneration {
         walk.text.push('\n');
         walk.target(target, input, Role::Answer);
         walk.text
+    }
+
+    /// The servers a request `input` would reach from `target` for its reply (the answering
+    /// server, a fan-out's children, a `call`'s; not background sends), each once, by index
+    /// into the generation's destinations: what `switchyard diff` compares. Nothing is sent.
+    pub(crate) fn reach(&self, target: Target, input: &RouteInput<'_>) -> Vec<usize> {
+        let mut walk = Walk {
+            generation: self,
+            path: Vec::new(),
+            text: String::new(),
+            reached: Vec::new(),
+        };
+        walk.target(target, input, Role::Answer);
+        walk.reached.sort_unstable();
+        walk.reached.dedup();
+        walk.reached
     }
 }
 
@@ -104,6 +121,8 @@ struct Walk<'g> {
     /// The nodes from the root to the one being walked.
     path: Vec<usize>,
     text: String,
+    /// The servers reached for the reply ([`LocalGeneration::reach`]).
+    reached: Vec<usize>,
 }
 
 impl Walk<'_> {
@@ -323,6 +342,9 @@ impl Walk<'_> {
         let Some(spec) = self.generation.shared.destinations.get(dest) else {
             return self.line("error", &["no such server"]);
         };
+        if role != Role::Background {
+            self.reached.push(dest);
+        }
         let state = if spec.health.is_up() { "up" } else { "down" };
         let address = spec.address.to_string();
         self.line("server", &[address.as_str(), role.name(), state]);

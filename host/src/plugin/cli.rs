@@ -483,7 +483,7 @@ fn build(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Reads `file`, or standard input for `-`.
-fn read_input(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_input(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     if file.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
