@@ -4,6 +4,7 @@
 //! defaults; `server_spec` parses twemproxy-style `host:port[:weight] [name]` server strings.
 //! Every error names the file, the line and the key (see [`ConfigError`]).
 
+mod experiments;
 mod raw;
 mod server_spec;
 mod tenants;
@@ -165,11 +166,41 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Tenants (`[tenants.NAME]`), in name order.
     pub tenants: Vec<TenantConfig>,
+    /// Experiments (`[experiments.NAME]`), in name order.
+    pub experiments: Vec<ExperimentConfig>,
     /// memcached's ASCII authentication (`[auth]`), for listeners with `tenant_by = "auth"`.
     pub auth: Option<AuthConfig>,
     /// Tenants' own files (`[tenants.NAME] include`), as read into this configuration: their
     /// route tables follow the file's text in [`Config::text`], from `first_line` on.
     pub includes: Vec<Include>,
+}
+
+/// An experiment on a route node (`[experiments.NAME]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentConfig {
+    /// The table's name.
+    pub name: String,
+    /// What it does.
+    pub kind: ExperimentKind,
+    /// The pool or route whose decisions are compared.
+    pub node: String,
+    /// The pool or route they are compared with: no listener's or tenant's.
+    pub candidate: String,
+    /// The fraction of the node's requests compared, chosen by key hash (a key is always in
+    /// or always out).
+    pub sample: f64,
+    /// Whether it runs (`enabled = false` keeps it configured and stopped).
+    pub enabled: bool,
+    /// Line of the table.
+    pub line: usize,
+}
+
+/// Kinds of experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExperimentKind {
+    /// The candidate's decision is computed beside the node's (its plugins called, nothing
+    /// sent) and the servers each would reach compared.
+    DryRun,
 }
 
 /// A tenant's own file of route tables (`[tenants.NAME] include`).

@@ -267,7 +267,7 @@ impl Side {
             listener: self.listener,
             identity: None,
         };
-        let reached = self.local.reach(self.root, &input);
+        let (reached, _) = self.local.reach(self.root, &input);
         if reached.is_empty() {
             return "-".into();
         }

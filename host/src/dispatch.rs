@@ -256,6 +256,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
                 b"hotkeys" => worker.router_stats.hotkeys.render(),
                 b"routes" => crate::stats::render_routes(&generation.shared),
                 b"tenants" => crate::stats::render_tenants(&generation.shared),
+                b"experiments" => crate::experiment::render(&generation.shared),
                 _ => {
                     return Next::Reply(
                         Pending::Ready(Outcome::fixed(b"ERROR\r\n", ReplyStatus::Error)),

@@ -86,6 +86,11 @@ pub struct Generation {
     /// Plugin faults (traps, timeouts, invalid plans) while this generation served: what a
     /// crash-looping plugin is rolled back on.
     pub faults: crate::stats::Counter,
+    /// Its experiments (`[experiments.NAME]`).
+    pub experiments: Vec<crate::experiment::Experiment>,
+    /// Nodes only experiments reach (a candidate and what only it reaches), by node index:
+    /// their faults do not count towards the rollback.
+    pub candidate_only: Vec<bool>,
     /// The watcher, told when the faults reach `[plugins] rollback_faults` so that it rolls
     /// back at once rather than at its next look (set when the generation is published).
     pub(crate) alarm: std::sync::OnceLock<std::sync::mpsc::Sender<crate::reload::WatchSignal>>,
@@ -499,6 +504,28 @@ impl Generation {
                 error,
             })?;
 
+        let experiments = config
+            .experiments
+            .iter()
+            .map(|e| {
+                let key = format!("experiments.{}", e.name);
+                let node = |name: &str| match lookup(&index, name, &key, e.line)? {
+                    Target::Node(n) => Ok(n),
+                    Target::Server { .. } => Err(BuildError::Reference {
+                        line: e.line,
+                        node: key.clone(),
+                        name: name.to_string(),
+                    }),
+                };
+                Ok(crate::experiment::Experiment::new(
+                    e.clone(),
+                    node(&e.node)?,
+                    node(&e.candidate)?,
+                    destinations.len(),
+                ))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let candidate_only = candidate_only(&nodes, &roots, &tenants, &experiments);
         Ok(Generation {
             number,
             loaded_at: SystemTime::now(),
@@ -514,6 +541,8 @@ impl Generation {
             acceptors,
             spools: Vec::new(),
             faults: crate::stats::Counter::default(),
+            experiments,
+            candidate_only,
             alarm: std::sync::OnceLock::new(),
             control: std::sync::OnceLock::new(),
             prepared,
@@ -611,6 +640,41 @@ fn lookup(
 /// The random seed of worker `worker`'s `created`-th instance of a node.
 pub(crate) fn seed(worker: usize, created: u64) -> u64 {
     (worker as u64) << 32 | created
+}
+
+/// Which nodes only experiments' candidates reach: from the candidates, less what any listener
+/// or tenant reaches.
+fn candidate_only(
+    nodes: &[Node],
+    roots: &[Option<Target>],
+    tenants: &[Arc<crate::tenant::Tenant>],
+    experiments: &[crate::experiment::Experiment],
+) -> Vec<bool> {
+    let reach = |from: &mut dyn Iterator<Item = Target>| {
+        let mut seen = vec![false; nodes.len()];
+        let mut stack: Vec<Target> = from.collect();
+        while let Some(target) = stack.pop() {
+            if let Target::Node(n) = target
+                && !seen[n]
+            {
+                seen[n] = true;
+                stack.extend(nodes[n].children.iter().copied());
+            }
+        }
+        seen
+    };
+    if experiments.is_empty() {
+        return Vec::new();
+    }
+    let live = reach(
+        &mut roots
+            .iter()
+            .flatten()
+            .copied()
+            .chain(tenants.iter().map(|t| t.root)),
+    );
+    let candidates = reach(&mut experiments.iter().map(|e| Target::Node(e.candidate)));
+    candidates.iter().zip(live).map(|(c, l)| *c && !l).collect()
 }
 
 /// One instance of every node for each of `workers` workers, each worker's made on a thread of

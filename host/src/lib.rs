@@ -37,6 +37,7 @@ mod dispatch;
 mod drain;
 mod error;
 mod execute;
+mod experiment;
 mod generation;
 mod introspect;
 pub mod plugin;

@@ -89,7 +89,25 @@ impl LocalGeneration {
 
     /// Runs node `n`'s plugin on one request.
     pub fn route(&self, n: usize, input: &RouteInput<'_>) -> Result<Decision, RequestError> {
+        if !self.shared.experiments.is_empty() && !self.dry.get() {
+            self.experiment(n, input);
+        }
         self.call_plugin(n, PluginCall::Route, |instance| instance.route(input))
+    }
+
+    /// The experiments on node `n` that sample this request compare its decision with their
+    /// candidate's: both dry-run from here, nothing sent (`experiment.rs`).
+    fn experiment(&self, n: usize, input: &RouteInput<'_>) {
+        for e in &self.shared.experiments {
+            if e.node != n || !e.samples(input.key) {
+                continue;
+            }
+            let live = self.reach(crate::generation::Target::Node(n), input).0;
+            let started = Instant::now();
+            let (candidate, faulted) =
+                self.reach(crate::generation::Target::Node(e.candidate), input);
+            e.record(&live, &candidate, faulted, started.elapsed());
+        }
     }
 
     /// Runs node `n`'s `on_reply` for a `call` it planned.
@@ -278,7 +296,10 @@ impl LocalGeneration {
         if error.side() != Side::Plugin {
             return Recovery::Answer(error.answer(&self.stats));
         }
-        self.shared.fault();
+        // An experiment's candidate faults for the experiment only.
+        if !self.shared.candidate_only.get(n).copied().unwrap_or(false) {
+            self.shared.fault();
+        }
         let node = &self.shared.nodes[n];
         if let Some(kind) = error.fault_kind() {
             node.stats.fault(self.worker, kind);

@@ -219,6 +219,8 @@ pub struct LocalGeneration {
     pub(crate) worker: usize,
     /// The route nodes the request being dispatched reaches (`stats routes`).
     pub(crate) trail: crate::stats::tally::Trail,
+    /// A dry run is walking the tree: its plugin calls start no experiment.
+    pub(crate) dry: std::cell::Cell<bool>,
 }
 
 impl LocalGeneration {
@@ -245,6 +247,7 @@ impl LocalGeneration {
             stats: Arc::default(),
             worker: 0,
             trail: Default::default(),
+            dry: std::cell::Cell::new(false),
         }
     }
 
@@ -267,6 +270,7 @@ impl LocalGeneration {
             stats,
             worker,
             trail: Default::default(),
+            dry: std::cell::Cell::new(false),
         }
     }
 }

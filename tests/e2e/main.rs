@@ -22,6 +22,9 @@
 //! - [`fan_out`]: a plugin's `fan_out` plan reaches every child and answers the worst reply.
 //! - [`diff`]: `switchyard diff` of a ketama pool and the same pool with a fourth server: a
 //!   quarter of the keys move, all to it, as a router on the new configuration places them.
+//! - [`experiments`]: a dry run of a ketama pool given a fourth server reports about a
+//!   quarter moved, as `switchyard diff` does, and sends that server nothing; a trapping
+//!   candidate costs live traffic nothing.
 //! - [`introspection`]: `get __switchyard__.route(op,key)` and `switchyard route` name the
 //!   servers a request reaches (ketama, prefix, all-sync, failover) and send nothing; the
 //!   version, generation and config keys.
@@ -67,6 +70,7 @@ mod diff;
 mod differential;
 mod docs;
 mod examples;
+mod experiments;
 mod fan_out;
 mod fault_policy;
 mod health;

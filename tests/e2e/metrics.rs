@@ -916,8 +916,10 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
          [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
          [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
          [tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"main\"\n\n\
-         [pools.main]\nservers = [\"{}\"]\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n[pools.twin]\nservers = [\"{}\"]\n\n\
+         [experiments.twin]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"twin\"\n\n\
          [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        server.spec(),
         server.spec()
     );
     let router = switchyard_tests::router(&text);

@@ -264,14 +264,21 @@ fn every_stat_any_group_prints_is_declared_in_describe_stats() {
         left.is_empty()
     };
 
-    let server = Memcached::start();
+    // A tenant and an experiment too, whose candidate sends every key elsewhere: every group
+    // prints lines.
+    let (server, other) = (Memcached::start(), Memcached::start());
     let router = router(&format!(
         "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
-         [pools.main]\nservers = [\"{}\"]\n",
-        server.spec()
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"t\"\n\n\
+         [tenants.t]\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n[pools.elsewhere]\nservers = [\"{}\"]\n\n\
+         [experiments.e]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"elsewhere\"\n",
+        server.spec(),
+        other.spec()
     ));
     let mut client = connect(&router, 0);
     client.set("k", b"v");
+    connect(&router, 1).set("k", b"v");
     for (group_name, described_as) in [
         ("", "stats"),
         ("backends", "backends"),
@@ -279,8 +286,12 @@ fn every_stat_any_group_prints_is_declared_in_describe_stats() {
         ("routes", "routes"),
         ("config", "config"),
         ("hotkeys", "hotkeys"),
+        ("tenants", "tenants"),
+        ("experiments", "experiments"),
     ] {
-        for name in group(&mut client, group_name).keys() {
+        let lines = group(&mut client, group_name);
+        assert!(!lines.is_empty(), "stats {group_name} printed nothing");
+        for name in lines.keys() {
             assert!(
                 patterns.iter().any(|(g, p)| (g == described_as
                     || (described_as == "stats" && g == "config"))

@@ -128,6 +128,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/reload", "POST"),
     ("/stats/<group>", "GET, HEAD"),
     ("/hotkeys", "GET, HEAD"),
+    ("/experiments", "GET, HEAD"),
 ];
 
 async fn respond(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
@@ -170,6 +171,16 @@ async fn respond(request: Request<Incoming>, shared: &Shared) -> Response<Full<B
             response
         }
         "/route" if read => route(request.uri().query().unwrap_or(""), shared),
+        "/experiments" if read => {
+            let generation = shared.control.current().load_full();
+            let mut response = reply(
+                StatusCode::OK,
+                "application/json",
+                crate::experiment::json(&generation),
+            );
+            with_generation(&mut response, generation.number);
+            response
+        }
         "/reload" if method == Method::POST => reload(request, shared).await,
         // `stats` groups as memcached prints them (what `switchyard top` reads).
         "/hotkeys" if read => stats_text(shared, "hotkeys"),
@@ -325,13 +336,14 @@ fn stats_text(shared: &Shared, group: &str) -> Response<Full<Bytes>> {
         "plugins" => crate::stats::render_plugins(&generation),
         "routes" => crate::stats::render_routes(&generation),
         "tenants" => crate::stats::render_tenants(&generation),
+        "experiments" => crate::experiment::render(&generation),
         "config" => stats.render_config(),
         "hotkeys" => stats.hotkeys.render(),
         "tls" => stats.identities.render(),
         _ => {
             return text(
                 StatusCode::NOT_FOUND,
-                "no such stats group; there are general, backends, routes, plugins, config, hotkeys, tls, tenants\n",
+                "no such stats group; there are general, backends, routes, plugins, config, hotkeys, tls, tenants, experiments\n",
             );
         }
     };

@@ -173,6 +173,7 @@ pub fn metric(def: &StatDef) -> Metric {
         "routes" => Some("route"),
         "hotkeys" => Some("hotkey"),
         "tenants" => Some("tenant"),
+        "experiments" => Some("experiment"),
         other => Some(other),
     };
     // `hotkeys_sampled` in group `hotkeys` is `hotkey_sampled`.
@@ -463,6 +464,7 @@ fn collect(stats: &RouterStats) -> Vec<Family> {
     routes_group(&generation, &mut out);
     plugins_group(&generation, &mut out);
     tenants_group(&generation, &mut out);
+    experiments_group(&generation, &mut out);
 
     let identities = stats.identities.counts();
     out.push(Family::each(
@@ -679,6 +681,37 @@ fn tenants_group(generation: &Generation, out: &mut Vec<Family>) {
     out.push(Family::each(
         &registry::TENANT_LATENCY_MEAN,
         each(&|t| Value::Histogram(t.latency.clone())),
+    ));
+}
+
+/// `stats experiments`: a series per experiment of its counts and the candidate's time (the
+/// from→to cells stay in `stats experiments` and `/experiments`).
+fn experiments_group(generation: &Generation, out: &mut Vec<Family>) {
+    if generation.experiments.is_empty() {
+        return;
+    }
+    let each = |value: &dyn Fn(&crate::experiment::Experiment) -> Value| {
+        generation
+            .experiments
+            .iter()
+            .map(|e| (e.config.name.clone(), value(e)))
+            .collect::<Vec<_>>()
+    };
+    out.push(Family::each(
+        &registry::EXPERIMENT_COMPARED,
+        each(&|e| Value::Int(e.totals().0)),
+    ));
+    out.push(Family::each(
+        &registry::EXPERIMENT_MOVED,
+        each(&|e| Value::Int(e.totals().1)),
+    ));
+    out.push(Family::each(
+        &registry::EXPERIMENT_FAULTS,
+        each(&|e| Value::Int(e.results.faults())),
+    ));
+    out.push(Family::each(
+        &registry::EXPERIMENT_TIME_MEAN,
+        each(&|e| Value::Histogram(e.results.time())),
     ));
 }
 

@@ -29,6 +29,19 @@ pub struct RawConfig {
     #[serde(default)]
     pub tenants: BTreeMap<Spanned<String>, RawTenant>,
     pub auth: Option<RawAuth>,
+    #[serde(default)]
+    pub experiments: BTreeMap<Spanned<String>, RawExperiment>,
+}
+
+/// `[experiments.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    pub kind: Spanned<String>,
+    pub node: Spanned<String>,
+    pub candidate: Spanned<String>,
+    pub sample: Option<Spanned<f64>>,
+    pub enabled: Option<Spanned<bool>>,
 }
 
 /// A tenant's own file (`[tenants.NAME] include`): its route tables only.

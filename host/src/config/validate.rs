@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::raw::{RawAdmin, RawConfig, RawPluginRef, RawPool};
 use super::{
-    Config, ConfigError, DeleteSpool, ListenerConfig, ListenerTls, MAX_WORKERS, OnFault,
-    PluginSettings, PluginSource, PoolConfig, PoolTls, RouteConfig, ServerSettings,
+    Config, ConfigError, DeleteSpool, ListenerConfig, ListenerRoute, ListenerTls, MAX_WORKERS,
+    OnFault, PluginSettings, PluginSource, PoolConfig, PoolTls, RouteConfig, ServerSettings,
 };
 
 /// Builds errors that point into one file.
@@ -498,6 +498,18 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
     }
 
     let (admin, admin_http) = admin(&cx, raw.admin.as_ref(), &listeners)?;
+    let experiments = super::experiments::experiments(&cx, &raw, &names)?;
+    if !experiments.is_empty() {
+        let roots = listeners
+            .iter()
+            .filter_map(|l| match &l.route {
+                ListenerRoute::Route(route) => Some(route.clone()),
+                _ => None,
+            })
+            .chain(tenants.iter().map(|t| t.route.clone()));
+        let live = reachable(roots, &routes);
+        super::experiments::candidates_are_not_live(&cx, &raw, &experiments, &live)?;
+    }
 
     Ok(Config {
         origin: origin.to_path_buf(),
@@ -512,8 +524,25 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         routes,
         tenants,
         auth,
+        experiments,
         includes: Vec::new(),
     })
+}
+
+/// Every pool and route name reachable from `roots` through the routes' children.
+fn reachable(roots: impl Iterator<Item = String>, routes: &[RouteConfig]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut stack: Vec<String> = roots.collect();
+    while let Some(name) = stack.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        if let Some(route) = routes.iter().find(|r| r.name == name) {
+            stack.extend(route.children.iter().cloned());
+        }
+        seen.push(name);
+    }
+    seen
 }
 
 /// `[admin]`: the command listener (`address`) and the HTTP listener (`[admin.http]

@@ -43,6 +43,7 @@ impl LocalGeneration {
             path: Vec::new(),
             text: String::new(),
             reached: Vec::new(),
+            faulted: false,
         };
         let op = Op::from_code(input.op).name().unwrap_or("unknown");
         walk.text.push_str("route ");
@@ -50,24 +51,30 @@ impl LocalGeneration {
         walk.text.push(' ');
         walk.text.push_str(&String::from_utf8_lossy(input.key));
         walk.text.push('\n');
+        let was = self.dry.replace(true);
         walk.target(target, input, Role::Answer);
+        self.dry.set(was);
         walk.text
     }
 
     /// The servers a request `input` would reach from `target` for its reply (the answering
     /// server, a fan-out's children, a `call`'s; not background sends), each once, by index
     /// into the generation's destinations: what `switchyard diff` compares. Nothing is sent.
-    pub(crate) fn reach(&self, target: Target, input: &RouteInput<'_>) -> Vec<usize> {
+    /// Also says whether a plugin faulted on the way.
+    pub(crate) fn reach(&self, target: Target, input: &RouteInput<'_>) -> (Vec<usize>, bool) {
         let mut walk = Walk {
             generation: self,
             path: Vec::new(),
             text: String::new(),
             reached: Vec::new(),
+            faulted: false,
         };
+        let was = self.dry.replace(true);
         walk.target(target, input, Role::Answer);
+        self.dry.set(was);
         walk.reached.sort_unstable();
         walk.reached.dedup();
-        walk.reached
+        (walk.reached, walk.faulted)
     }
 }
 
@@ -123,6 +130,8 @@ struct Walk<'g> {
     text: String,
     /// The servers reached for the reply ([`LocalGeneration::reach`]).
     reached: Vec<usize>,
+    /// A plugin faulted.
+    faulted: bool,
 }
 
 impl Walk<'_> {
@@ -322,6 +331,7 @@ impl Walk<'_> {
     /// would be (counted, logged): what the request gets then.
     fn failed(&mut self, n: usize, error: RequestError) -> Recovery {
         let kind = if error.side() == Side::Plugin {
+            self.faulted = true;
             "fault"
         } else {
             "error"

@@ -319,6 +319,30 @@ defs! {
     /// 99th percentile of that time.
     TENANT_LATENCY_P99 = "tenants", "<tenant>:latency_p99_us", Quantile, Microseconds;
 
+    /// The experiment's kind (`dry-run`) (`stats experiments`).
+    EXPERIMENT_KIND = "experiments", "<experiment>:kind", Info, Text;
+    /// 1 while it runs, 0 when stopped (`enabled = false`).
+    EXPERIMENT_ENABLED = "experiments", "<experiment>:enabled", Gauge, Count;
+    /// The fraction of the node's requests it compares, chosen by key hash.
+    EXPERIMENT_SAMPLE = "experiments", "<experiment>:sample", Info, Count;
+    /// Requests compared (with this generation).
+    EXPERIMENT_COMPARED = "experiments", "<experiment>:compared", Counter, Count;
+    /// Of those, requests the candidate would send to other servers.
+    EXPERIMENT_MOVED = "experiments", "<experiment>:moved", Counter, Count;
+    /// `moved` in percent of `compared`.
+    EXPERIMENT_MOVED_PCT = "experiments", "<experiment>:moved_pct", Gauge, Count;
+    /// Comparisons in which a plugin of the candidate faulted (the request itself unharmed).
+    EXPERIMENT_FAULTS = "experiments", "<experiment>:candidate_faults", Counter, Count;
+    /// Mean time of the candidate's dry run.
+    EXPERIMENT_TIME_MEAN = "experiments", "<experiment>:candidate_time_mean_us", Quantile, Microseconds;
+    /// Median of that time.
+    EXPERIMENT_TIME_P50 = "experiments", "<experiment>:candidate_time_p50_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    EXPERIMENT_TIME_P99 = "experiments", "<experiment>:candidate_time_p99_us", Quantile, Microseconds;
+    /// Requests whose first server would be `<to>` instead of `<from>` (`-`: none, the
+    /// router answering itself); only cells that moved requests are printed.
+    EXPERIMENT_MOVED_FROM_TO = "experiments", "<experiment>:moved:<from>:to:<to>", Counter, Count;
+
     /// TLS client connections open now with this identity.
     IDENTITY_CURR = "tls", "identity:<identity>:curr_connections", Gauge, Count;
     /// TLS client connections made with this identity.
