@@ -20,6 +20,8 @@ fn colour(t: Target) -> RGBColor {
         Target::Switchyard => RGBColor(0xdd, 0x84, 0x52),
         Target::SwitchyardBare => RGBColor(0xf0, 0xc0, 0x90),
         Target::SwitchyardTenants => RGBColor(0xa8, 0x5c, 0x9c),
+        Target::SwitchyardDryRun10 => RGBColor(0x55, 0xa8, 0x68),
+        Target::SwitchyardDryRun100 => RGBColor(0x2e, 0x6b, 0x3c),
         Target::MemcachedTls => RGBColor(0x4d, 0x4d, 0x4d),
         Target::SwitchyardTls => RGBColor(0x9c, 0x3f, 0x1b),
     }

@@ -47,7 +47,9 @@ both sides (switchyard). twemproxy has no TLS and is not measured there.
   --workloads a,b       only these workloads (default: all; see the list below)
   --targets a,b         only these of memcached, twemproxy, switchyard, switchyard-bare
                         (stats timings and hot keys off), switchyard-tenants (a two-tenant
-                        gateway, the load through one), memcached-tls, switchyard-tls
+                        gateway, the load through one), switchyard-dryrun-10 and
+                        switchyard-dryrun-100 (a dry-run experiment on the pool at 10% and
+                        100% of the keys), memcached-tls, switchyard-tls
                         (default: all)
   --record              also write bench/RESULTS.md from this run
   --results DIR         where the CSV and PNG go (default bench/results)
@@ -204,6 +206,8 @@ struct Fleet {
     switchyard_bare: Option<procs::Service>,
     /// Switchyard as a two-tenant gateway.
     switchyard_tenants: Option<procs::Service>,
+    switchyard_dry_run_10: Option<procs::Service>,
+    switchyard_dry_run_100: Option<procs::Service>,
 }
 
 impl Fleet {
@@ -232,6 +236,23 @@ impl Fleet {
             .contains(&Target::SwitchyardTenants)
             .then(|| procs::switchyard_tenants(switchyard, &addrs, o.workers, dir))
             .transpose()?;
+        let dry_run = |target: Target, sample: f64| {
+            targets
+                .contains(&target)
+                .then(|| {
+                    procs::switchyard_dry_run(
+                        target.name(),
+                        switchyard,
+                        &addrs,
+                        o.workers,
+                        dir,
+                        sample,
+                    )
+                })
+                .transpose()
+        };
+        let switchyard_dry_run_10 = dry_run(Target::SwitchyardDryRun10, 0.1)?;
+        let switchyard_dry_run_100 = dry_run(Target::SwitchyardDryRun100, 1.0)?;
         let switchyard = targets
             .contains(&Target::Switchyard)
             .then(|| procs::switchyard(switchyard, &addrs, o.workers, dir))
@@ -242,6 +263,8 @@ impl Fleet {
             switchyard,
             switchyard_bare,
             switchyard_tenants,
+            switchyard_dry_run_10,
+            switchyard_dry_run_100,
         })
     }
 
@@ -261,6 +284,8 @@ impl Fleet {
             Target::Switchyard => self.switchyard.as_ref(),
             Target::SwitchyardBare => self.switchyard_bare.as_ref(),
             Target::SwitchyardTenants => self.switchyard_tenants.as_ref(),
+            Target::SwitchyardDryRun10 => self.switchyard_dry_run_10.as_ref(),
+            Target::SwitchyardDryRun100 => self.switchyard_dry_run_100.as_ref(),
             Target::MemcachedTls | Target::SwitchyardTls => {
                 bail!("{} belongs to the TLS workloads", t.name())
             }
@@ -348,7 +373,9 @@ impl TlsFleet {
             Target::Memcached
             | Target::Twemproxy
             | Target::SwitchyardBare
-            | Target::SwitchyardTenants => {
+            | Target::SwitchyardTenants
+            | Target::SwitchyardDryRun10
+            | Target::SwitchyardDryRun100 => {
                 bail!("{} is not measured over TLS", t.name())
             }
         };

@@ -221,6 +221,31 @@ pub fn switchyard_tenants(
     })
 }
 
+/// Switchyard over the pool [`switchyard`] has, running a dry-run experiment on it at `sample`
+/// of the keys: its candidate is the same ketama pool with one more server, which the
+/// experiment never contacts (the discard port).
+pub fn switchyard_dry_run(
+    name: &str,
+    binary: &Path,
+    servers: &[SocketAddr],
+    workers: usize,
+    dir: &Path,
+    sample: f64,
+) -> anyhow::Result<Service> {
+    start_config(name, binary, dir, |port| {
+        let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
+        format!(
+            "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"main\"\n\n\
+             [pools.main]\nservers = [{list}]\nhash = {{ plugin = \"ketama\" }}\n\n\
+             [pools.grown]\nservers = [{list}, \"127.0.0.1:9:1\"]\nhash = {{ plugin = \"ketama\" }}\n\n\
+             [experiments.grow]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"grown\"\n\
+             sample = {sample}\n",
+            list = list.join(", ")
+        )
+    })
+}
+
 /// Starts `binary` on the config `toml(port)` makes for its listener's port, written as
 /// `name.toml` in `dir` and logging to `name.log`.
 fn start_config(

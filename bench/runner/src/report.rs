@@ -20,6 +20,11 @@ pub enum Target {
     /// ACL, its request and byte buckets and requests in flight, set far above the load, its
     /// traffic counted apart): what tenancy costs.
     SwitchyardTenants,
+    /// Switchyard running a dry-run experiment on its pool over a tenth of the keys: the
+    /// candidate the same pool with one more server (never contacted).
+    SwitchyardDryRun10,
+    /// The same over every key.
+    SwitchyardDryRun100,
     /// memcached `-Z`, loadgen speaking TLS to it directly.
     MemcachedTls,
     /// Switchyard with a TLS listener and a TLS pool to memcached `-Z`.
@@ -27,22 +32,26 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 9] = [
         Target::Memcached,
         Target::Twemproxy,
         Target::Switchyard,
         Target::SwitchyardBare,
         Target::SwitchyardTenants,
+        Target::SwitchyardDryRun10,
+        Target::SwitchyardDryRun100,
         Target::MemcachedTls,
         Target::SwitchyardTls,
     ];
     /// The targets of a plaintext workload.
-    pub const PLAINTEXT: [Target; 5] = [
+    pub const PLAINTEXT: [Target; 7] = [
         Target::Memcached,
         Target::Twemproxy,
         Target::Switchyard,
         Target::SwitchyardBare,
         Target::SwitchyardTenants,
+        Target::SwitchyardDryRun10,
+        Target::SwitchyardDryRun100,
     ];
     /// The targets of a TLS workload: twemproxy has no TLS. `Switchyard` is plaintext there,
     /// over the same memcached as the other two.
@@ -59,6 +68,8 @@ impl Target {
             Target::Switchyard => "switchyard",
             Target::SwitchyardBare => "switchyard-bare",
             Target::SwitchyardTenants => "switchyard-tenants",
+            Target::SwitchyardDryRun10 => "switchyard-dryrun-10",
+            Target::SwitchyardDryRun100 => "switchyard-dryrun-100",
             Target::MemcachedTls => "memcached-tls",
             Target::SwitchyardTls => "switchyard-tls",
         }
@@ -331,6 +342,7 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
     }
     t.push_str(&stats_cost_table(workloads, summaries));
     t.push_str(&tenancy_cost_table(workloads, summaries));
+    t.push_str(&experiment_cost_table(workloads, summaries));
     if let Some(a) = summaries.iter().find(|s| s.workload == "allocations") {
         let _ = writeln!(
             extra,
@@ -374,6 +386,30 @@ fn tenancy_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
          a max_outstanding set far above the load, its traffic counted apart), against `switchyard`, the same router and pool without tenants.",
         ("tenants / plain", "tenants − plain"),
     )
+}
+
+/// What a running dry-run experiment costs, at a tenth of the keys and at all of them, against
+/// Switchyard without it. Empty when the run has neither.
+fn experiment_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
+    let mut out = String::new();
+    for (target, share) in [
+        (Target::SwitchyardDryRun10, "10%"),
+        (Target::SwitchyardDryRun100, "100%"),
+    ] {
+        out.push_str(&cost_table(
+            workloads,
+            summaries,
+            (target, Target::Switchyard),
+            &format!(
+                "What a dry-run experiment costs at {share} of the keys: `{}`, the pool's ketama \
+                 decision compared on each sampled request with a candidate pool of one more \
+                 server (both dry-run, nothing sent), against `switchyard` without it.",
+                target.name()
+            ),
+            ("with / without", "with − without"),
+        ));
+    }
+    out
 }
 
 /// A feature's cost: target `with` against target `without`, over the plaintext load

@@ -44,6 +44,7 @@ impl LocalGeneration {
             text: String::new(),
             reached: Vec::new(),
             faulted: false,
+            quiet: false,
         };
         let op = Op::from_code(input.op).name().unwrap_or("unknown");
         walk.text.push_str("route ");
@@ -68,6 +69,7 @@ impl LocalGeneration {
             text: String::new(),
             reached: Vec::new(),
             faulted: false,
+            quiet: true,
         };
         let was = self.dry.replace(true);
         walk.target(target, input, Role::Answer);
@@ -132,6 +134,9 @@ struct Walk<'g> {
     reached: Vec<usize>,
     /// A plugin faulted.
     faulted: bool,
+    /// Only `reached` and `faulted` are wanted: no text is written ([`LocalGeneration::reach`],
+    /// which experiments run on live requests).
+    quiet: bool,
 }
 
 impl Walk<'_> {
@@ -355,6 +360,9 @@ impl Walk<'_> {
         if role != Role::Background {
             self.reached.push(dest);
         }
+        if self.quiet {
+            return;
+        }
         let state = if spec.health.is_up() { "up" } else { "down" };
         let address = spec.address.to_string();
         self.line("server", &[address.as_str(), role.name(), state]);
@@ -373,6 +381,9 @@ impl Walk<'_> {
     /// One line: `kind`, the path to the node walked now, then `fields`, with any control
     /// character in them made a space so that a line stays a line.
     fn line(&mut self, kind: &str, fields: &[&str]) {
+        if self.quiet {
+            return;
+        }
         self.text.push_str(kind);
         self.text.push(' ');
         self.push_path();
