@@ -6,6 +6,8 @@
 //! - `reload`: re-read the config file and publish it; answers `OK <generation>` or
 //!   `SERVER_ERROR reload failed: <reason>` (the running generation stays).
 //! - `stats`: the same counters as `stats` on a memcached port.
+//! - `tap start NAME [EVERY] [MAX_BYTES]`, `tap stop`, `tap`: a capture of client requests to
+//!   the file NAME beside the config file (`tap.rs`).
 //! - `version`, `quit`.
 //!
 //! Admin traffic is rare, and kept off the workers: one thread of its own runs a small
@@ -213,6 +215,37 @@ async fn accept<F>(
     }
 }
 
+/// `tap start NAME [EVERY] [MAX_BYTES]`, `tap stop` and `tap` (what the running capture wrote):
+/// `OK <file> <requests> <bytes>`, or `CLIENT_ERROR` with the reason (`tap.rs`).
+fn tap(command: &str, control: &Control, stats: &RouterStats) -> String {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let done = |c: Option<crate::tap::Captured>| match c {
+        Some(c) => format!("OK {} {} {}\r\n", c.path.display(), c.requests, c.bytes),
+        None => "CLIENT_ERROR no tap runs\r\n".to_string(),
+    };
+    match words.as_slice() {
+        ["tap"] => done(stats.tap.status()),
+        ["tap", "stop"] => done(stats.tap.stop()),
+        ["tap", "start", name, rest @ ..] if rest.len() <= 2 => {
+            let number = |i: usize, default: u64| {
+                rest.get(i)
+                    .map_or(Some(default), |v: &&str| v.parse::<u64>().ok())
+            };
+            let (Some(every), Some(max_bytes)) =
+                (number(0, 1), number(1, crate::tap::DEFAULT_MAX_BYTES))
+            else {
+                return "CLIENT_ERROR usage: tap start NAME [EVERY] [MAX_BYTES]\r\n".into();
+            };
+            let dir = control.current().load().config.base_dir().to_path_buf();
+            match stats.tap.start(&dir, name, every, max_bytes) {
+                Ok(path) => format!("OK {} 0 0\r\n", path.display()),
+                Err(why) => format!("CLIENT_ERROR {}\r\n", why.replace(['\r', '\n'], " ")),
+            }
+        }
+        _ => "CLIENT_ERROR usage: tap start NAME [EVERY] [MAX_BYTES] | tap stop | tap\r\n".into(),
+    }
+}
+
 async fn serve(mut conn: TcpStream, control: &Arc<Control>, stats: &RouterStats) {
     let (rd, mut out) = conn.split();
     let mut reader = BufReader::new(rd);
@@ -240,6 +273,9 @@ async fn serve(mut conn: TcpStream, control: &Arc<Control>, stats: &RouterStats)
                 }
             }
             "stats" => stats.render(),
+            command if command == "tap" || command.starts_with("tap ") => {
+                tap(command, control, stats)
+            }
             "version" => format!("VERSION {}\r\n", crate::VERSION_STRING),
             "quit" => return,
             "" => continue,

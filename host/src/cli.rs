@@ -113,9 +113,11 @@ impl Flag {
 
 fn usage() -> String {
     let mut text = format!(
-        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n       {}\n       {}\n\n",
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n       {}\n       {}\n       {}\n       {}\n\n",
         crate::introspect::cli::USAGE,
         crate::diff::USAGE,
+        crate::tap::USAGE,
+        crate::replay::USAGE,
         crate::plugin::cli::USAGE,
         crate::spool::cli::USAGE,
         crate::top::USAGE
@@ -142,6 +144,10 @@ fn usage() -> String {
          from listener 0, or --listener N, --route NAME or --tenant NAME, and prints the share\n\
          that would reach other servers and a from->to matrix by server. Its exit status is 1\n\
          when more than --max-moved PCT percent moved, 2 when the diff cannot be made.\n\
+         \nCapture: `tap` asks a running router's admin listener to write one in N client\n\
+         requests (command lines, no values) to NAME beside its config file, for S seconds\n\
+         (default 10); `replay` routes such a file through a configuration's route tree,\n\
+         nothing sent, and prints each request's servers and the count per server.\n\
          \nPlugins: `plugin new` writes a standalone plugin crate (a hash, prefix or call policy\n\
          with tests); `plugin build` builds its module for wasm32 and inspects it; `plugin test`\n\
          prints where a module sends each of a list of keys; `plugin inspect` compiles and\n\
@@ -176,6 +182,8 @@ enum Mode {
     Check(PathBuf),
     Route(crate::introspect::cli::RouteCommand),
     Diff(crate::diff::DiffCommand),
+    Tap(crate::tap::TapCommand),
+    Replay(crate::replay::ReplayCommand),
     Spool(crate::spool::cli::SpoolCommand),
     Top(crate::top::TopOptions),
     Plugin(crate::plugin::cli::PluginCommand),
@@ -194,6 +202,14 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
     if args.peek().map(String::as_str) == Some("plugin") {
         args.next();
         return Ok(Some(Mode::Plugin(crate::plugin::cli::parse(args)?)));
+    }
+    if args.peek().map(String::as_str) == Some("tap") {
+        args.next();
+        return Ok(Some(Mode::Tap(crate::tap::parse(args)?)));
+    }
+    if args.peek().map(String::as_str) == Some("replay") {
+        args.next();
+        return Ok(Some(Mode::Replay(crate::replay::parse(args)?)));
     }
     if args.peek().map(String::as_str) == Some("diff") {
         args.next();
@@ -344,6 +360,8 @@ fn run_mode(mode: Mode) -> anyhow::Result<()> {
         }
         Mode::Diff(_) => unreachable!("handled by run"),
         Mode::Route(command) => crate::introspect::cli::run(command),
+        Mode::Tap(command) => crate::tap::run(&command),
+        Mode::Replay(command) => crate::replay::run(&command),
         Mode::Spool(command) => crate::spool::cli::run(command),
         Mode::Top(options) => crate::top::run(&options),
         Mode::Plugin(command) => crate::plugin::cli::run(&command),

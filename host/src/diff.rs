@@ -147,18 +147,18 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<DiffComma
     })
 }
 
-/// One request to compare.
+/// One request to place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
-    op: Op,
-    key: Vec<u8>,
-    flags: u32,
-    exptime: i64,
-    value_len: u32,
+    pub(crate) op: Op,
+    pub(crate) key: Vec<u8>,
+    pub(crate) flags: u32,
+    pub(crate) exptime: i64,
+    pub(crate) value_len: u32,
 }
 
 /// The requests of `source`.
-fn probes(source: &Source, op: Op) -> anyhow::Result<Vec<Probe>> {
+pub(crate) fn probes(source: &Source, op: Op) -> anyhow::Result<Vec<Probe>> {
     let keyed = |key: Vec<u8>| Probe {
         op,
         key,
@@ -196,7 +196,7 @@ fn probes(source: &Source, op: Op) -> anyhow::Result<Vec<Probe>> {
 }
 
 /// One configuration built for dry runs, and where the requests start in it.
-struct Side {
+pub(crate) struct Side {
     local: LocalGeneration,
     root: Target,
     /// A tenant's namespace, put in front of every key.
@@ -205,7 +205,11 @@ struct Side {
 }
 
 impl Side {
-    fn build(path: &std::path::Path, from: &Start, engine: &PluginEngine) -> anyhow::Result<Side> {
+    pub(crate) fn build(
+        path: &std::path::Path,
+        from: &Start,
+        engine: &PluginEngine,
+    ) -> anyhow::Result<Side> {
         let mut config = Config::load(path)?;
         config.server.workers = 1;
         let generation = Generation::build(config, engine, &ModuleCache::default(), 0, None)
@@ -254,7 +258,7 @@ impl Side {
 
     /// Where `probe` goes: the servers it reaches, as addresses joined by `+`, or `-` when
     /// the router would answer it without a server.
-    fn place(&self, probe: &Probe, key: &mut Vec<u8>) -> String {
+    pub(crate) fn place(&self, probe: &Probe, key: &mut Vec<u8>) -> String {
         key.clear();
         key.extend_from_slice(&self.namespace);
         key.extend_from_slice(&probe.key);

@@ -230,6 +230,12 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
     let stats = &worker.stats;
     let command = request.command;
     stats.command(command);
+    if command.op().is_some() {
+        worker
+            .router_stats
+            .tap
+            .request(&frame[request.line.clone()]);
+    }
     if let Some(tenant) = via.tenant {
         tenant.state.traffic(worker.id).command(command);
         if let Err(refusal) = admit(tenant, request, &frame, caller) {

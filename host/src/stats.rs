@@ -487,6 +487,8 @@ pub struct RouterStats {
     pub identities: Identities,
     /// The hottest keys, sampled (`stats hotkeys`).
     pub hotkeys: hotkeys::HotKeys,
+    /// The traffic capture (`tap` on the admin listener), when one runs.
+    pub tap: crate::tap::Tap,
 }
 
 /// Most identities `stats tls` keeps: past it, one that has no connection open is forgotten to
@@ -584,6 +586,7 @@ impl RouterStats {
             control,
             identities: Identities::default(),
             hotkeys: hotkeys::HotKeys::new(workers),
+            tap: crate::tap::Tap::default(),
         }
     }
 

@@ -25,6 +25,8 @@
 //! - [`experiments`]: a dry run of a ketama pool given a fourth server reports about a
 //!   quarter moved, as `switchyard diff` does, and sends that server nothing; a trapping
 //!   candidate costs live traffic nothing.
+//! - [`tap`]: a capture on the admin listener, replayed through its configuration, gives each
+//!   request the server the router sent it to.
 //! - [`introspection`]: `get __switchyard__.route(op,key)` and `switchyard route` name the
 //!   servers a request reaches (ketama, prefix, all-sync, failover) and send nothing; the
 //!   version, generation and config keys.
@@ -93,6 +95,7 @@ mod scripted_backend;
 mod setup;
 mod spool;
 mod stats;
+mod tap;
 mod tenants;
 mod tls;
 mod top;
