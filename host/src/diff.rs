@@ -276,11 +276,13 @@ impl Side {
             return "-".into();
         }
         let destinations = &self.local.shared.destinations;
-        reached
+        // By address: the two configurations number their servers apart.
+        let mut places: Vec<String> = reached
             .iter()
             .filter_map(|&d| destinations.get(d).map(|s| s.address.to_string()))
-            .collect::<Vec<_>>()
-            .join("+")
+            .collect();
+        places.sort_unstable();
+        places.join("+")
     }
 }
 

@@ -6,8 +6,12 @@
 //! are compared. The candidate is a pool or route no listener or tenant reaches, with its own
 //! instances and sandbox budget; its faults count in the experiment's results and its node's
 //! `stats plugins`, never towards the generation's rollback, and never change the request.
-//! Results are kept per generation, in atomics every worker shares, bounded by the
-//! configuration (a from→to cell per pair of servers).
+//! Results are kept per generation, in atomics every worker shares (an experiment compares a
+//! sample: it is no per-request path), bounded by the configuration (a from→to cell per pair of
+//! the servers the two nodes can reach). `compared` counts the node's routing calls: each key of
+//! a multi-get, and a background send or fan-out child that passes the node, is one. A policy
+//! that draws at random (or keeps state between calls) draws again for the comparison, so its
+//! `moved` counts its own randomness too.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -44,16 +48,50 @@ pub struct Results {
     faults: Counter,
     /// Time of the candidate's dry run.
     time: Histogram,
-    /// Requests by (first live server, first candidate server), row-major; the last row and
-    /// column are "no server" (the router would answer itself).
+    /// Requests by (first live server, first candidate server), row-major, over the servers
+    /// the two nodes can reach; the last row and column are "no server" (the router would
+    /// answer itself).
     matrix: Box<[Counter]>,
     width: usize,
+    /// A destination's row and column in `matrix` (`u32::MAX`: neither node reaches it).
+    cell_of: Box<[u32]>,
+    /// The destination of each row and column.
+    servers: Box<[usize]>,
 }
 
 impl Experiment {
-    /// An experiment on a generation with `servers` destinations.
-    pub fn new(config: ExperimentConfig, node: usize, candidate: usize, servers: usize) -> Self {
-        let width = servers + 1;
+    /// An experiment on a generation of `nodes` and `destinations` servers.
+    pub fn new(
+        config: ExperimentConfig,
+        node: usize,
+        candidate: usize,
+        nodes: &[crate::generation::Node],
+        destinations: usize,
+    ) -> Self {
+        // The servers either node can reach: the matrix's rows and columns.
+        let mut servers: Vec<usize> = Vec::new();
+        let mut seen = vec![false; nodes.len()];
+        let mut stack = vec![node, candidate];
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            for child in &nodes[n].children {
+                match *child {
+                    crate::generation::Target::Node(c) => stack.push(c),
+                    crate::generation::Target::Server { dest, .. } => servers.push(dest),
+                }
+            }
+        }
+        servers.sort_unstable();
+        servers.dedup();
+        let mut cell_of = vec![u32::MAX; destinations].into_boxed_slice();
+        for (i, &d) in servers.iter().enumerate() {
+            if let Some(cell) = cell_of.get_mut(d) {
+                *cell = i as u32;
+            }
+        }
+        let width = servers.len() + 1;
         Experiment {
             config,
             node,
@@ -65,6 +103,8 @@ impl Experiment {
                 time: Histogram::default(),
                 matrix: (0..width * width).map(|_| Counter::default()).collect(),
                 width,
+                cell_of,
+                servers: servers.into_boxed_slice(),
             },
         }
     }
@@ -98,9 +138,8 @@ impl Experiment {
         let cell = |servers: &[usize]| {
             servers
                 .first()
-                .copied()
-                .filter(|&s| s < r.width - 1)
-                .unwrap_or(r.width - 1)
+                .and_then(|&d| r.cell_of.get(d))
+                .map_or(r.width - 1, |&c| (c as usize).min(r.width - 1))
         };
         if let Some(c) = r.matrix.get(cell(live) * r.width + cell(candidate)) {
             c.inc();
@@ -164,7 +203,13 @@ pub fn render(generation: &Generation) -> String {
         line(&registry::EXPERIMENT_TIME_P50, &time.quantile_us(0.5));
         line(&registry::EXPERIMENT_TIME_P99, &time.quantile_us(0.99));
         let width = e.results.width;
-        let place = |i: usize| servers.get(i).map_or("-", String::as_str);
+        let place = |i: usize| {
+            e.results
+                .servers
+                .get(i)
+                .and_then(|&d| servers.get(d))
+                .map_or("-", String::as_str)
+        };
         for (i, cell) in e.results.matrix.iter().enumerate() {
             let (from, to) = (i / width, i % width);
             let n = cell.get();
@@ -227,7 +272,13 @@ pub fn json(generation: &Generation) -> String {
             time.quantile_us(0.99),
         );
         let width = e.results.width;
-        let place = |i: usize| servers.get(i).map_or("-", String::as_str);
+        let place = |i: usize| {
+            e.results
+                .servers
+                .get(i)
+                .and_then(|&d| servers.get(d))
+                .map_or("-", String::as_str)
+        };
         let mut first = true;
         for (i, cell) in e.results.matrix.iter().enumerate() {
             let (from, to, n) = (i / width, i % width, cell.get());

@@ -521,6 +521,7 @@ impl Generation {
                     e.clone(),
                     node(&e.node)?,
                     node(&e.candidate)?,
+                    &nodes,
                     destinations.len(),
                 ))
             })
@@ -564,11 +565,12 @@ impl Generation {
     pub(crate) fn fault(&self) {
         let threshold = self.config.plugins.rollback_faults;
         let faults = self.faults.inc_get();
-        if faults < threshold || threshold == 0 {
+        if faults < threshold || threshold == 0 || faults - threshold >= ROLLBACK_TRIES {
             return;
         }
-        // Every fault from the threshold on tries: the one that reached it may find a reload
-        // finishing (its lock taken) or, for a tenant's file, leave it to the watcher.
+        // The first faults from the threshold on try: the one that reached it may find a
+        // reload finishing (its lock taken) or, for a tenant's file, leave it to the watcher,
+        // which looks again every interval.
         let swapped = self
             .control
             .get()
@@ -641,6 +643,10 @@ fn lookup(
 pub(crate) fn seed(worker: usize, created: u64) -> u64 {
     (worker as u64) << 32 | created
 }
+
+/// Faults from `rollback_faults` on that try the prepared rollback themselves; after them
+/// only the watcher does, so a generation that cannot roll back costs its faults no lock.
+const ROLLBACK_TRIES: u64 = 32;
 
 /// Which nodes only experiments' candidates reach: from the candidates, less what any listener
 /// or tenant reaches.

@@ -425,7 +425,13 @@ impl Control {
         };
         let started = std::time::Instant::now();
         if let Some(plan) = partial::plan(&current, &previous) {
-            return match self.publish(plan.config, Some(plan.modules)) {
+            let published = self.publish(plan.config, Some(plan.modules));
+            // If the faults go on, the whole configuration before can still come back.
+            self.state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .previous = Some(previous);
+            return match published {
                 Ok(number) => {
                     self.stats.rollbacks.inc();
                     self.stats

@@ -296,13 +296,16 @@ impl LocalGeneration {
         if error.side() != Side::Plugin {
             return Recovery::Answer(error.answer(&self.stats));
         }
-        // An experiment's candidate faults for the experiment only.
-        if !self.shared.candidate_only.get(n).copied().unwrap_or(false) {
-            self.shared.fault();
-        }
         let node = &self.shared.nodes[n];
+        // The node's count first: a rollback the fault below sets off reads it
+        // (`reload/partial.rs`).
         if let Some(kind) = error.fault_kind() {
             node.stats.fault(self.worker, kind);
+        }
+        // A dry walk's faults (an experiment's, `__switchyard__.route`'s) and an experiment's
+        // candidate's count for them only, never towards the rollback.
+        if !self.dry.get() && !self.shared.candidate_only.get(n).copied().unwrap_or(false) {
+            self.shared.fault();
         }
         if let Some(kind) = error.fault_kind()
             && let Some(suppressed) = node.fault_log.admit(kind, fault_log::now_ms())

@@ -442,6 +442,18 @@ impl Tenant {
     ) -> (std::time::Duration, Result<(), Refusal>) {
         let (limits, name) = (&self.config.limits, &self.name);
         let counters = &self.state.counters;
+        // Before the rates: a request refused here takes none of their tokens.
+        if let Some(max) = limits.max_outstanding
+            && self.state.outstanding() >= max as u64
+        {
+            counters.limited_outstanding.inc();
+            return (
+                std::time::Duration::ZERO,
+                Err(Refusal::Limited(format!(
+                    "tenant {name} has its max_outstanding ({max}) requests in flight"
+                ))),
+            );
+        }
         let mut wait = std::time::Duration::ZERO;
         if limits.wait {
             if let Some(rate) = limits.requests {
@@ -453,17 +465,6 @@ impl Tenant {
             if !wait.is_zero() {
                 counters.throttled.inc();
             }
-        }
-        if let Some(max) = limits.max_outstanding
-            && self.state.outstanding() >= max as u64
-        {
-            counters.limited_outstanding.inc();
-            return (
-                wait,
-                Err(Refusal::Limited(format!(
-                    "tenant {name} has its max_outstanding ({max}) requests in flight"
-                ))),
-            );
         }
         if let (Some(max), Some(len)) = (limits.max_value_bytes, value_len)
             && len > max

@@ -245,7 +245,9 @@ fn memory_comes_back_after_a_spike() {
     let mut light: Vec<Client> = (0..4).map(|_| Client::connect(router.addr())).collect();
     let mut after = router.status_bytes("VmRSS");
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(5) && after > baseline + (64 << 20) {
+    // jemalloc purges freed pages over its dirty decay time (10 s): past it they are gone,
+    // however busy the machine is; most are gone long before.
+    while started.elapsed() < Duration::from_secs(15) && after > baseline + (64 << 20) {
         for c in &mut light {
             assert!(c.request(b"version\r\n").starts_with(b"VERSION"));
         }

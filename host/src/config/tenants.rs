@@ -288,28 +288,29 @@ fn tenant(
 }
 
 /// Gives each route a tenant reaches the tenant's sandbox budget where the route sets none of
-/// its own. A route two tenants reach with different budgets must set its own: one tenant's
-/// budget would otherwise be the other's.
+/// its own. A route that something else reaches too (another tenant with a different budget,
+/// or none; a listener's route) must set its own: one tenant's budget would otherwise be
+/// another's.
 pub(super) fn apply_budgets(
     cx: &Ctx<'_>,
     raw: &RawConfig,
     tenants: &[TenantConfig],
     routes: &mut [super::RouteConfig],
 ) -> Result<(), ConfigError> {
+    if tenants
+        .iter()
+        .all(|t| t.budget == crate::plugin::NodeBudget::default())
+    {
+        return Ok(());
+    }
     let index: HashMap<String, usize> = routes
         .iter()
         .enumerate()
         .map(|(i, r)| (r.name.clone(), i))
         .collect();
-    // Per route: the tenant whose budget it took, by field.
-    let mut given: Vec<[Option<&str>; 2]> = vec![[None, None]; routes.len()];
-    for tenant in tenants {
-        let budget = tenant.budget;
-        if budget == crate::plugin::NodeBudget::default() {
-            continue;
-        }
+    let reached_from = |root: &str| {
         let mut reached = Vec::new();
-        let mut stack = vec![tenant.route.clone()];
+        let mut stack = vec![root.to_string()];
         while let Some(name) = stack.pop() {
             let Some(&i) = index.get(&name) else {
                 continue; // a pool: no plugin
@@ -319,55 +320,73 @@ pub(super) fn apply_budgets(
                 stack.extend(routes[i].children.iter().cloned());
             }
         }
-        for i in reached {
-            let route = &mut routes[i];
-            let own = raw
-                .routes
-                .iter()
-                .find(|(n, _)| *n.get_ref() == route.name)
-                .map_or([false, false], |(_, r)| {
-                    [r.call_timeout_ms.is_some(), r.memory_limit_mb.is_some()]
-                });
-            for (field, (what, has)) in [
-                ("call_timeout_ms", budget.call_timeout.is_some()),
-                ("memory_limit_mb", budget.memory_limit_bytes.is_some()),
-            ]
+        reached
+    };
+    // Who reaches each route, with the budget it brings.
+    let mut reachers: Vec<Vec<(String, crate::plugin::NodeBudget)>> =
+        vec![Vec::new(); routes.len()];
+    for tenant in tenants {
+        for i in reached_from(&tenant.route) {
+            reachers[i].push((format!("tenant {}", tenant.name), tenant.budget));
+        }
+    }
+    for (n, listener) in raw.listeners.iter().enumerate() {
+        if let Some(route) = &listener.route {
+            for i in reached_from(route.get_ref()) {
+                reachers[i].push((format!("listeners[{n}]"), Default::default()));
+            }
+        }
+    }
+    for (i, by) in reachers.iter().enumerate() {
+        let own = raw
+            .routes
+            .iter()
+            .find(|(n, _)| *n.get_ref() == routes[i].name)
+            .map_or([false, false], |(_, r)| {
+                [r.call_timeout_ms.is_some(), r.memory_limit_mb.is_some()]
+            });
+        for (field, what) in ["call_timeout_ms", "memory_limit_mb"]
             .into_iter()
             .enumerate()
-            {
-                if !has || own[field] {
-                    continue;
+        {
+            if own[field] {
+                continue;
+            }
+            let value = |b: &crate::plugin::NodeBudget| {
+                if field == 0 {
+                    b.call_timeout.map(|d| d.as_millis() as u64)
+                } else {
+                    b.memory_limit_bytes.map(|m| m as u64)
                 }
-                let same = match field {
-                    0 => route.budget.call_timeout == budget.call_timeout,
-                    _ => route.budget.memory_limit_bytes == budget.memory_limit_bytes,
-                };
-                if let Some(other) = given[i][field]
-                    && !same
-                {
-                    let raw_tenant = raw
-                        .tenants
-                        .iter()
-                        .find(|(n, _)| *n.get_ref() == tenant.name);
-                    let span = raw_tenant.and_then(|(_, t)| match field {
+            };
+            let Some((giver, budget)) = by.iter().find(|(_, b)| value(b).is_some()) else {
+                continue;
+            };
+            if let Some((other, _)) = by.iter().find(|(_, b)| value(b) != value(budget)) {
+                let name = giver.strip_prefix("tenant ").unwrap_or(giver);
+                let span = raw
+                    .tenants
+                    .iter()
+                    .find(|(n, _)| n.get_ref() == name)
+                    .and_then(|(_, t)| match field {
                         0 => t.call_timeout_ms.as_ref().map(Spanned::span),
                         _ => t.memory_limit_mb.as_ref().map(Spanned::span),
                     });
-                    return Err(cx.err(
-                        span,
-                        format!("tenants.{}.{what}", tenant.name),
-                        format!(
-                            "route `{}` is reached by tenants {other} and {} with different \
-                             {what}: give [routes.{}] its own",
-                            route.name, tenant.name, route.name
-                        ),
-                    ));
-                }
-                given[i][field] = Some(&tenant.name);
-                match field {
-                    0 => route.budget.call_timeout = budget.call_timeout,
-                    _ => route.budget.memory_limit_bytes = budget.memory_limit_bytes,
-                }
+                return Err(cx.err(
+                    span,
+                    format!("tenants.{name}.{what}"),
+                    format!(
+                        "route `{}` is reached by {giver} and by {other}, whose {what} differ: \
+                         give [routes.{}] its own",
+                        routes[i].name, routes[i].name
+                    ),
+                ));
+            }
+            let route = &mut routes[i];
+            if field == 0 {
+                route.budget.call_timeout = budget.call_timeout;
+            } else {
+                route.budget.memory_limit_bytes = budget.memory_limit_bytes;
             }
         }
     }
@@ -528,13 +547,20 @@ mod tests {
 
         let delta = "[tenants.delta]\nroute = \"inner\"\ncall_timeout_ms = 9\n";
         let (line, key, message) = error(listener, &format!("{routes}{gamma}{delta}"));
-        // Tenants are taken in name order: gamma's comes second.
-        assert_eq!(key, "tenants.gamma.call_timeout_ms");
+        // Tenants are taken in name order: delta's budget is the first found.
+        assert_eq!(key, "tenants.delta.call_timeout_ms");
         assert!(line > 0);
         assert!(
-            message.contains("route `inner` is reached by tenants delta and gamma"),
+            message.contains("route `inner` is reached by tenant delta and by tenant gamma"),
             "{message}"
         );
+        // A tenant without a budget, or a listener, reaching a route is one too.
+        let epsilon = "[tenants.epsilon]\nroute = \"inner\"\n";
+        let (_, _, message) = error(listener, &format!("{routes}{gamma}{epsilon}"));
+        assert!(message.contains("by tenant epsilon"), "{message}");
+        let direct = "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"inner\"\n";
+        let (_, _, message) = error(&format!("{listener}{direct}"), &format!("{routes}{gamma}"));
+        assert!(message.contains("by listeners[1]"), "{message}");
     }
 
     #[test]
