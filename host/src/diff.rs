@@ -55,6 +55,19 @@ pub enum Start {
     Listener(usize),
 }
 
+impl Start {
+    /// The start a command's `--route`, `--tenant` or `--listener` (`flag`) names.
+    pub(crate) fn parse(command: &str, flag: &str, value: String) -> anyhow::Result<Start> {
+        Ok(match flag {
+            "--route" => Start::Route(value),
+            "--tenant" => Start::Tenant(value),
+            _ => Start::Listener(value.parse().ok().with_context(|| {
+                format!("{command} --listener: `{value}` is not a listener index (0, 1, ...)")
+            })?),
+        })
+    }
+}
+
 /// What requests are compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -78,14 +91,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<DiffComma
                 .with_context(|| format!("diff: {arg} needs a value; {}", usage()))
         };
         match arg.as_str() {
-            "--route" => from = Start::Route(value()?),
-            "--tenant" => from = Start::Tenant(value()?),
-            "--listener" => {
-                let text = value()?;
-                from = Start::Listener(text.parse().ok().with_context(|| {
-                    format!("diff --listener: `{text}` is not a listener index (0, 1, ...)")
-                })?);
-            }
+            "--route" | "--tenant" | "--listener" => from = Start::parse("diff", &arg, value()?)?,
             "--op" => {
                 let name = value()?;
                 op = crate::introspect::op_named(&name).with_context(|| {

@@ -153,6 +153,15 @@ impl Experiment {
 }
 
 impl Results {
+    /// The address of the matrix's row or column `i` (`-`: no server), `servers` the
+    /// generation's addresses.
+    fn place<'s>(&self, i: usize, servers: &'s [String]) -> &'s str {
+        self.servers
+            .get(i)
+            .and_then(|&d| servers.get(d))
+            .map_or("-", String::as_str)
+    }
+
     /// Candidate dry runs with a fault.
     pub fn faults(&self) -> u64 {
         self.faults.get()
@@ -203,13 +212,7 @@ pub fn render(generation: &Generation) -> String {
         line(&registry::EXPERIMENT_TIME_P50, &time.quantile_us(0.5));
         line(&registry::EXPERIMENT_TIME_P99, &time.quantile_us(0.99));
         let width = e.results.width;
-        let place = |i: usize| {
-            e.results
-                .servers
-                .get(i)
-                .and_then(|&d| servers.get(d))
-                .map_or("-", String::as_str)
-        };
+        let place = |i: usize| e.results.place(i, &servers);
         for (i, cell) in e.results.matrix.iter().enumerate() {
             let (from, to) = (i / width, i % width);
             let n = cell.get();
@@ -272,13 +275,7 @@ pub fn json(generation: &Generation) -> String {
             time.quantile_us(0.99),
         );
         let width = e.results.width;
-        let place = |i: usize| {
-            e.results
-                .servers
-                .get(i)
-                .and_then(|&d| servers.get(d))
-                .map_or("-", String::as_str)
-        };
+        let place = |i: usize| e.results.place(i, &servers);
         let mut first = true;
         for (i, cell) in e.results.matrix.iter().enumerate() {
             let (from, to, n) = (i / width, i % width, cell.get());

@@ -41,13 +41,8 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<ReplayCom
         };
         match arg.as_str() {
             "--config" | "-c" => config = Some(PathBuf::from(value()?)),
-            "--route" => from = Start::Route(value()?),
-            "--tenant" => from = Start::Tenant(value()?),
-            "--listener" => {
-                let text = value()?;
-                from = Start::Listener(text.parse().ok().with_context(|| {
-                    format!("replay --listener: `{text}` is not a listener index (0, 1, ...)")
-                })?);
+            "--route" | "--tenant" | "--listener" => {
+                from = Start::parse("replay", &arg, value()?)?;
             }
             "--summary" => summary = true,
             flag if flag.starts_with('-') && flag != "-" => {

@@ -38,24 +38,26 @@ impl LocalGeneration {
     /// What a request `input` would do from `target`, as text: the plugins are called, nothing
     /// is sent. Faults count as they would for the request; the request itself counts nowhere.
     pub(crate) fn dry_run(&self, target: Target, input: &RouteInput<'_>) -> String {
+        let op = Op::from_code(input.op).name().unwrap_or("unknown");
+        let text = format!("route {op} {}\n", String::from_utf8_lossy(input.key));
+        self.walk(target, input, false, text).text
+    }
+
+    /// Walks from `target` for `input` with `self.dry` set, so that the walk's own plugin
+    /// calls start no experiment; `quiet`: no text, only the servers reached.
+    fn walk(&self, target: Target, input: &RouteInput<'_>, quiet: bool, text: String) -> Walk<'_> {
         let mut walk = Walk {
             generation: self,
             path: Vec::new(),
-            text: String::new(),
+            text,
             reached: Vec::new(),
             faulted: false,
-            quiet: false,
+            quiet,
         };
-        let op = Op::from_code(input.op).name().unwrap_or("unknown");
-        walk.text.push_str("route ");
-        walk.text.push_str(op);
-        walk.text.push(' ');
-        walk.text.push_str(&String::from_utf8_lossy(input.key));
-        walk.text.push('\n');
         let was = self.dry.replace(true);
         walk.target(target, input, Role::Answer);
         self.dry.set(was);
-        walk.text
+        walk
     }
 
     /// The servers a request `input` would reach from `target` for its reply (the answering
@@ -63,17 +65,7 @@ impl LocalGeneration {
     /// into the generation's destinations: what `switchyard diff` compares. Nothing is sent.
     /// Also says whether a plugin faulted on the way.
     pub(crate) fn reach(&self, target: Target, input: &RouteInput<'_>) -> (Vec<usize>, bool) {
-        let mut walk = Walk {
-            generation: self,
-            path: Vec::new(),
-            text: String::new(),
-            reached: Vec::new(),
-            faulted: false,
-            quiet: true,
-        };
-        let was = self.dry.replace(true);
-        walk.target(target, input, Role::Answer);
-        self.dry.set(was);
+        let mut walk = self.walk(target, input, true, String::new());
         walk.reached.sort_unstable();
         walk.reached.dedup();
         (walk.reached, walk.faulted)
