@@ -380,25 +380,40 @@ impl Control {
         self.store(standby);
         self.rolled_back
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.rolled_back_to(&current, number, Duration::ZERO);
+        self.rolled_back_to(&current, number, Duration::ZERO, &[]);
         true
     }
 
-    /// Counts and logs a rollback from `bad` to generation `number`.
-    fn rolled_back_to(&self, bad: &Generation, number: u64, took: Duration) {
+    /// Counts and logs a rollback from `bad` to generation `number`: of the files of
+    /// `tenants` alone (`reload/partial.rs`), or of the whole configuration when none.
+    fn rolled_back_to(&self, bad: &Generation, number: u64, took: Duration, tenants: &[String]) {
         self.stats.rollbacks.inc();
         self.stats
             .rolled_back_from
             .store(bad.number, Ordering::Relaxed);
-        tracing::error!(
-            bad = bad.number,
-            generation = number,
-            faults = bad.faults.get(),
-            took_ms = took.as_millis() as u64,
-            "generation {} kept faulting; rolled back to the previous configuration, \
-             which stays until a watched file changes",
-            bad.number
-        );
+        let (faults, took_ms) = (bad.faults.get(), took.as_millis() as u64);
+        if tenants.is_empty() {
+            tracing::error!(
+                bad = bad.number,
+                generation = number,
+                faults,
+                took_ms,
+                "generation {} kept faulting; rolled back to the previous configuration, \
+                 which stays until a watched file changes",
+                bad.number
+            );
+        } else {
+            tracing::error!(
+                bad = bad.number,
+                generation = number,
+                faults,
+                took_ms,
+                tenants = %tenants.join(","),
+                "the routes of tenant {} kept faulting; rolled back to that tenant's previous \
+                 file, the rest of the configuration stays until a watched file changes",
+                tenants.join(" and tenant ")
+            );
+        }
     }
 
     /// Whether a worker rolled back since the last call.
@@ -424,42 +439,24 @@ impl Control {
             }
         };
         let started = std::time::Instant::now();
-        if let Some(plan) = partial::plan(&current, &previous) {
-            let published = self.publish(plan.config, Some(plan.modules));
-            // If the faults go on, the whole configuration before can still come back.
-            self.state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .previous = Some(previous);
-            return match published {
-                Ok(number) => {
-                    self.stats.rollbacks.inc();
-                    self.stats
-                        .rolled_back_from
-                        .store(current.number, Ordering::Relaxed);
-                    tracing::error!(
-                        bad = current.number,
-                        generation = number,
-                        faults = current.faults.get(),
-                        took_ms = started.elapsed().as_millis() as u64,
-                        tenants = %plan.tenants.join(","),
-                        "the routes of tenant {} kept faulting; rolled back to that tenant's \
-                         previous file, the rest of the configuration stays until a watched \
-                         file changes",
-                        plan.tenants.join(" and tenant ")
-                    );
-                    true
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "rollback failed; the faulting generation stays");
-                    false
-                }
-            };
-        }
-        let (config, modules) = previous;
-        match self.publish(config, Some(modules)) {
+        let (published, tenants) = match partial::plan(&current, &previous) {
+            Some(plan) => {
+                let published = self.publish(plan.config, Some(plan.modules));
+                // If the faults go on, the whole configuration before can still come back.
+                self.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .previous = Some(previous);
+                (published, plan.tenants)
+            }
+            None => {
+                let (config, modules) = previous;
+                (self.publish(config, Some(modules)), Vec::new())
+            }
+        };
+        match published {
             Ok(number) => {
-                self.rolled_back_to(&current, number, started.elapsed());
+                self.rolled_back_to(&current, number, started.elapsed(), &tenants);
                 true
             }
             Err(e) => {
