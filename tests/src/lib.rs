@@ -9,6 +9,7 @@
 //! - [`example`]: [`example::Example`], a config of `configs/` on test memcached.
 //! - [`ports`]: free ports and polling with a deadline (the only way these tests wait).
 //! - [`process`]: [`process::RouterProcess`], the router binary as a process of its own.
+//! - [`load`]: [`load::Load`], client threads doing sets and gets, counting what they see.
 //! - [`scripted`]: [`scripted::Scripted`], a fake memcached on a free port that records what it
 //!   is sent and answers as a test scripts it: malformed, extra, dripped, late or no replies,
 //!   closed and reset connections.
@@ -22,6 +23,7 @@
 
 pub mod client;
 pub mod example;
+pub mod load;
 pub mod memcached;
 pub mod nutcracker;
 pub mod ports;
