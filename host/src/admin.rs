@@ -246,6 +246,34 @@ fn tap(command: &str, control: &Control, stats: &RouterStats) -> String {
     }
 }
 
+/// `experiment start NAME` and `experiment stop NAME`: starts or stops a configured experiment
+/// of the running generation (a reload keeps that while the experiment is unchanged):
+/// `OK <name> running|stopped`, or `CLIENT_ERROR` with the reason.
+fn experiment(command: &str, control: &Control) -> String {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let (on, name) = match words.as_slice() {
+        ["experiment", "start", name] => (true, *name),
+        ["experiment", "stop", name] => (false, *name),
+        _ => return "CLIENT_ERROR usage: experiment start NAME | experiment stop NAME\r\n".into(),
+    };
+    let generation = control.current().load_full();
+    let Some(e) = generation
+        .experiments
+        .iter()
+        .find(|e| e.config.name == name)
+    else {
+        return format!("CLIENT_ERROR no experiment is named `{name}`\r\n");
+    };
+    if e.set_enabled(on) {
+        tracing::info!(
+            experiment = name,
+            "experiment {}",
+            if on { "started" } else { "stopped" }
+        );
+    }
+    format!("OK {name} {}\r\n", if on { "running" } else { "stopped" })
+}
+
 async fn serve(mut conn: TcpStream, control: &Arc<Control>, stats: &RouterStats) {
     let (rd, mut out) = conn.split();
     let mut reader = BufReader::new(rd);
@@ -276,6 +304,7 @@ async fn serve(mut conn: TcpStream, control: &Arc<Control>, stats: &RouterStats)
             command if command == "tap" || command.starts_with("tap ") => {
                 tap(command, control, stats)
             }
+            command if command.starts_with("experiment ") => experiment(command, control),
             "version" => format!("VERSION {}\r\n", crate::VERSION_STRING),
             "quit" => return,
             "" => continue,

@@ -113,9 +113,10 @@ impl Flag {
 
 fn usage() -> String {
     let mut text = format!(
-        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n       {}\n       {}\n       {}\n       {}\n\n",
+        "usage: switchyard --config FILE [--workers N]\n       switchyard --check-config FILE\n       {}\n       {}\n       {}\n       {}\n       {}\n       {}\n       {}\n       {}\n\n",
         crate::introspect::cli::USAGE,
         crate::diff::USAGE,
+        crate::experiment::cli::USAGE,
         crate::tap::USAGE,
         crate::replay::USAGE,
         crate::plugin::cli::USAGE,
@@ -144,6 +145,9 @@ fn usage() -> String {
          from listener 0, or --listener N, --route NAME or --tenant NAME, and prints the share\n\
          that would reach other servers and a from->to matrix by server. Its exit status is 1\n\
          when more than --max-moved PCT percent moved, 2 when the diff cannot be made.\n\
+         \nExperiments ([experiments.NAME]): `experiment start` and `experiment stop` start or\n\
+         stop one on a running router through its admin listener; `experiment report` saves\n\
+         its report (numbers and charts) from the admin HTTP listener as an HTML file.\n\
          \nCapture: `tap` asks a running router's admin listener to write one in N client\n\
          requests (command lines, no values) to NAME beside its config file, for S seconds\n\
          (default 10); `replay` routes such a file through a configuration's route tree,\n\
@@ -183,6 +187,7 @@ enum Mode {
     Route(crate::introspect::cli::RouteCommand),
     Diff(crate::diff::DiffCommand),
     Tap(crate::tap::TapCommand),
+    Experiment(crate::experiment::cli::ExperimentCommand),
     Replay(crate::replay::ReplayCommand),
     Spool(crate::spool::cli::SpoolCommand),
     Top(crate::top::TopOptions),
@@ -206,6 +211,10 @@ fn parse_args() -> anyhow::Result<Option<Mode>> {
     if args.peek().map(String::as_str) == Some("tap") {
         args.next();
         return Ok(Some(Mode::Tap(crate::tap::parse(args)?)));
+    }
+    if args.peek().map(String::as_str) == Some("experiment") {
+        args.next();
+        return Ok(Some(Mode::Experiment(crate::experiment::cli::parse(args)?)));
     }
     if args.peek().map(String::as_str) == Some("replay") {
         args.next();
@@ -361,6 +370,7 @@ fn run_mode(mode: Mode) -> anyhow::Result<()> {
         Mode::Diff(_) => unreachable!("handled by run"),
         Mode::Route(command) => crate::introspect::cli::run(command),
         Mode::Tap(command) => crate::tap::run(&command),
+        Mode::Experiment(command) => crate::experiment::cli::run(&command),
         Mode::Replay(command) => crate::replay::run(&command),
         Mode::Spool(command) => crate::spool::cli::run(command),
         Mode::Top(options) => crate::top::run(&options),

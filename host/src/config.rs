@@ -187,12 +187,43 @@ pub struct ExperimentConfig {
     /// The pool or route they are compared with: no listener's or tenant's.
     pub candidate: String,
     /// The fraction of the node's requests compared, chosen by key hash (a key is always in
-    /// or always out).
+    /// or always out); 1 for a canary, whose fraction is its step's.
     pub sample: f64,
     /// Whether it runs (`enabled = false` keeps it configured and stopped).
     pub enabled: bool,
+    /// A shadow's mismatching requests kept as samples (the newest).
+    pub keep_mismatches: usize,
+    /// A canary's rollout; `None` for other kinds.
+    pub canary: Option<CanaryConfig>,
     /// Line of the table.
     pub line: usize,
+}
+
+impl ExperimentConfig {
+    /// Whether `other` runs the same experiment (its line aside): what it found so far and
+    /// whether it was started or stopped carry over a reload.
+    pub fn same_as(&self, other: &ExperimentConfig) -> bool {
+        ExperimentConfig {
+            line: other.line,
+            ..self.clone()
+        } == *other
+    }
+}
+
+/// A canary's rollout (`kind = "canary"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryConfig {
+    /// The fractions of keys sent to the candidate, in turn; the last is where it stays.
+    pub steps: Vec<f64>,
+    /// How long each step lasts, at least.
+    pub step: std::time::Duration,
+    /// Requests each side must have answered in a step before it is judged.
+    pub min_requests: u64,
+    /// How much higher than the live side's the candidate's error rate may be (0.01: one
+    /// percentage point).
+    pub max_error_rate_increase: f64,
+    /// How many times the live side's p99 the candidate's may be.
+    pub max_p99_ratio: f64,
 }
 
 /// Kinds of experiment.
@@ -201,6 +232,12 @@ pub enum ExperimentKind {
     /// The candidate's decision is computed beside the node's (its plugins called, nothing
     /// sent) and the servers each would reach compared.
     DryRun,
+    /// Requests are also sent to the candidate in the background and its replies compared
+    /// with the node's.
+    Shadow,
+    /// A growing fraction of keys is routed through the candidate instead of the node, and the
+    /// rollout undone when the candidate does worse.
+    Canary,
 }
 
 /// A tenant's own file of route tables (`[tenants.NAME] include`).

@@ -13,8 +13,11 @@ use bytes::Bytes;
 use switchyard_protocol::{Command, ReplyKind, Request};
 
 mod background;
+mod experiments;
 mod fan_out;
 mod rewrite;
+
+pub(crate) use experiments::Marks;
 
 pub(crate) use rewrite::{now_for, rewritten_key};
 
@@ -68,8 +71,17 @@ impl Origin<'_> {
 impl LocalGeneration {
     /// Routes one request from `target` and sends it.
     pub fn execute(self: &Rc<Self>, target: Target, req: &Req<'_>) -> Pending {
-        let resolved = self.resolve(target, &req.input);
-        self.run(resolved, req)
+        if self.shared.experiments.is_empty() {
+            let resolved = self.resolve(target, &req.input);
+            return self.run(resolved, req);
+        }
+        let (resolved, marks) = self.resolve_marked(target, req);
+        if marks.is_empty() {
+            return self.run(resolved, req);
+        }
+        let sent = std::time::Instant::now();
+        let pending = self.run(resolved, req);
+        self.observe(marks, sent, req, pending)
     }
 
     /// Routes and sends a tenant's one-key request `req` with its key in its namespace
@@ -244,7 +256,19 @@ impl LocalGeneration {
     /// the reply stream through when the route ends at a single server. Only for a pending
     /// reply that goes straight to the client's writer.
     pub fn execute_for_client(self: &Rc<Self>, target: Target, req: &Req<'_>) -> Pending {
-        match self.resolve(target, &req.input) {
+        let resolved = if self.shared.experiments.is_empty() {
+            self.resolve(target, &req.input)
+        } else {
+            let (resolved, marks) = self.resolve_marked(target, req);
+            if !marks.is_empty() {
+                // An experiment's comparison takes the reply whole.
+                let sent = std::time::Instant::now();
+                let pending = self.run(resolved, req);
+                return self.observe(marks, sent, req, pending);
+            }
+            resolved
+        };
+        match resolved {
             Resolved::Server { dest, timeout } => {
                 let stream_from = self.shared.config.server.stream_from_bytes;
                 self.send_streaming(dest, timeout, req.wire, req.kind, stream_from)

@@ -1,28 +1,50 @@
 //! Experiments on a route node (`[experiments.NAME]`, `configs/README.md`, "Experiments").
 //!
-//! A dry run compares a live node's decisions with a candidate's on live requests: for each
-//! sampled request that reaches the node, both are dry-run from there (`LocalGeneration::reach`:
-//! their plugins are called as for a request, nothing is sent) and the servers each would reach
-//! are compared. The candidate is a pool or route no listener or tenant reaches, with its own
-//! instances and sandbox budget; its faults count in the experiment's results and its node's
-//! `stats plugins`, never towards the generation's rollback, and never change the request.
-//! Results are kept per generation, in atomics every worker shares (an experiment compares a
-//! sample: it is no per-request path), bounded by the configuration (a from→to cell per pair of
-//! the servers the two nodes can reach). `compared` counts the node's routing calls: each key of
-//! a multi-get, and a background send or fan-out child that passes the node, is one. A policy
-//! that draws at random (or keeps state between calls) draws again for the comparison, so its
-//! `moved` counts its own randomness too.
+//! Three kinds, each comparing the node (the live side) with a candidate pool or route that no
+//! listener or tenant reaches, on live requests:
+//!
+//! - `dry_run`: both are dry-run for a sampled request (their plugins called, nothing sent) and
+//!   the servers each would reach compared.
+//! - `shadow`: a sampled request is also sent to the candidate in the background, and its reply
+//!   compared with the node's (status, flags, a hash of the value) and timed.
+//! - `canary`: a growing fraction of keys is routed through the candidate instead of the node;
+//!   the candidate's errors and p99 are compared with the node's, step by step, and the rollout
+//!   undone when they pass the configured bounds.
+//!
+//! What an experiment found ([`State`]) is shared by every worker (atomics: it is no
+//! per-request path but for a canary's routing check, which is one load), bounded by its
+//! configuration, and carried over a reload that leaves the experiment, its node and its
+//! candidate as they were; any change to them starts it afresh. Whether it runs can be changed
+//! while it does (`experiment start|stop NAME` on the admin listener).
 
-use std::fmt::Write as _;
-use std::time::Duration;
+mod canary;
+pub mod cli;
+mod dry_run;
+mod render;
+mod report;
+mod shadow;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use canary::{Rollout, Side};
+pub use dry_run::Decisions;
+pub use render::{json, render};
+pub use report::html;
+pub use shadow::{Comparison, Summary};
 
 use crate::config::{ExperimentConfig, ExperimentKind};
-use crate::generation::Generation;
-use crate::stats::registry::{self, StatDef};
-use crate::stats::{Counter, Histogram, Snapshot};
+use crate::generation::{Node, Target};
 
-/// Parts per million of keys a sample of 1 takes: the resolution of `sample`.
+/// Parts per million of keys a sample of 1 takes: the resolution of `sample` and of a
+/// canary's steps.
 const PPM: u64 = 1_000_000;
+
+/// How often an experiment adds a point to its history, and how many it keeps (an hour's).
+const HISTORY_EVERY: Duration = Duration::from_secs(5);
+const HISTORY_POINTS: usize = 720;
 
 /// One experiment as a generation runs it.
 #[derive(Debug)]
@@ -33,286 +55,298 @@ pub struct Experiment {
     pub node: usize,
     /// The candidate node.
     pub candidate: usize,
-    /// What it found so far.
-    pub results: Results,
+    /// What it found so far, and whether it runs: kept over reloads that leave it unchanged.
+    pub state: Arc<State>,
+    /// A dry run's: each destination's row and column in its matrix (`u32::MAX`: neither node
+    /// reaches it).
+    cell_of: Box<[u32]>,
 }
 
-/// An experiment's results.
+/// What an experiment found, and whether it runs.
 #[derive(Debug)]
-pub struct Results {
-    /// Requests compared.
-    compared: Counter,
-    /// Of those, requests whose servers would differ.
-    moved: Counter,
-    /// Candidate dry runs in which a plugin faulted.
-    faults: Counter,
-    /// Time of the candidate's dry run.
-    time: Histogram,
-    /// Requests by (first live server, first candidate server), row-major, over the servers
-    /// the two nodes can reach; the last row and column are "no server" (the router would
-    /// answer itself).
-    matrix: Box<[Counter]>,
-    width: usize,
-    /// A destination's row and column in `matrix` (`u32::MAX`: neither node reaches it).
-    cell_of: Box<[u32]>,
-    /// The destination of each row and column.
-    servers: Box<[usize]>,
+pub struct State {
+    /// Runs (config `enabled`, then `experiment start|stop`).
+    enabled: AtomicBool,
+    /// What the node and the candidate were when it started: a reload that changes either
+    /// starts it afresh.
+    fingerprint: String,
+    /// When it started (seconds since the epoch).
+    pub started: u64,
+    /// Its kind's findings.
+    pub findings: Findings,
+    /// Its totals every [`HISTORY_EVERY`], the newest [`HISTORY_POINTS`].
+    history: Mutex<std::collections::VecDeque<Point>>,
+    /// When the next point is due (seconds since the epoch).
+    next_point: AtomicU64,
+}
+
+/// One kind's findings.
+#[derive(Debug)]
+pub enum Findings {
+    /// A dry run's.
+    DryRun(Decisions),
+    /// A shadow's.
+    Shadow(Comparison),
+    /// A canary's.
+    Canary(Rollout),
+}
+
+/// An experiment's totals at one moment, for `switchyard experiment report`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// Seconds since the epoch.
+    pub at: u64,
+    /// Requests compared (a canary's: the candidate's).
+    pub compared: u64,
+    /// Of those, moved (dry run), mismatched (shadow) or failed (a canary's candidate).
+    pub differing: u64,
+    /// A canary's fraction of keys on the candidate then; a sample's for the others.
+    pub fraction: f64,
 }
 
 impl Experiment {
-    /// An experiment on a generation of `nodes` and `destinations` servers.
+    /// An experiment on a generation of `nodes` and `destinations` servers (`addresses`, by
+    /// destination); `previous` is the one of the same name in the generation before, whose
+    /// findings it keeps if nothing it compares has changed.
     pub fn new(
         config: ExperimentConfig,
         node: usize,
         candidate: usize,
-        nodes: &[crate::generation::Node],
-        destinations: usize,
+        nodes: &[Node],
+        addresses: &[String],
+        previous: Option<&Experiment>,
     ) -> Self {
-        // The servers either node can reach: the matrix's rows and columns.
-        let mut servers: Vec<usize> = Vec::new();
-        let mut seen = vec![false; nodes.len()];
-        let mut stack = vec![node, candidate];
-        while let Some(n) = stack.pop() {
-            if std::mem::replace(&mut seen[n], true) {
-                continue;
+        let (fingerprint, servers) = fingerprint(&config, node, candidate, nodes, addresses);
+        let state = match previous {
+            Some(p) if p.config.same_as(&config) && p.state.fingerprint == fingerprint => {
+                p.state.clone()
             }
-            for child in &nodes[n].children {
-                match *child {
-                    crate::generation::Target::Node(c) => stack.push(c),
-                    crate::generation::Target::Server { dest, .. } => servers.push(dest),
+            _ => {
+                let findings = match config.kind {
+                    ExperimentKind::DryRun => Findings::DryRun(Decisions::new(
+                        servers.iter().map(|&d| addresses[d].clone()).collect(),
+                    )),
+                    ExperimentKind::Shadow => {
+                        Findings::Shadow(Comparison::new(config.keep_mismatches))
+                    }
+                    ExperimentKind::Canary => Findings::Canary(Rollout::new(
+                        config
+                            .canary
+                            .clone()
+                            .unwrap_or_else(|| unreachable!("a canary's config has its rollout")),
+                    )),
+                };
+                let now = unix_now();
+                Arc::new(State {
+                    enabled: AtomicBool::new(config.enabled),
+                    fingerprint,
+                    started: now,
+                    findings,
+                    history: Mutex::new(std::collections::VecDeque::new()),
+                    next_point: AtomicU64::new(now),
+                })
+            }
+        };
+        let mut cell_of = vec![u32::MAX; addresses.len()].into_boxed_slice();
+        if let Findings::DryRun(d) = &state.findings {
+            for (i, address) in d.servers().iter().enumerate() {
+                if let Some(dest) = addresses.iter().position(|a| a == address) {
+                    cell_of[dest] = i as u32;
                 }
             }
         }
-        servers.sort_unstable();
-        servers.dedup();
-        let mut cell_of = vec![u32::MAX; destinations].into_boxed_slice();
-        for (i, &d) in servers.iter().enumerate() {
-            if let Some(cell) = cell_of.get_mut(d) {
-                *cell = i as u32;
-            }
-        }
-        let width = servers.len() + 1;
         Experiment {
             config,
             node,
             candidate,
-            results: Results {
-                compared: Counter::default(),
-                moved: Counter::default(),
-                faults: Counter::default(),
-                time: Histogram::default(),
-                matrix: (0..width * width).map(|_| Counter::default()).collect(),
-                width,
-                cell_of,
-                servers: servers.into_boxed_slice(),
-            },
+            state,
+            cell_of,
         }
     }
 
-    /// Whether a request with `key` is compared: it runs, and the key's hash falls in its
-    /// sample (a key is always in or always out).
+    /// Whether it runs.
+    pub fn enabled(&self) -> bool {
+        self.state.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Starts or stops it; whether that changed anything.
+    pub fn set_enabled(&self, on: bool) -> bool {
+        self.state.enabled.swap(on, Ordering::Relaxed) != on
+    }
+
+    /// Whether a request with `key` is compared (a dry run's or a shadow's): it runs, and the
+    /// key's hash falls in its sample (a key is always in or always out).
     pub fn samples(&self, key: &[u8]) -> bool {
-        if !self.config.enabled {
-            return false;
-        }
-        if self.config.sample >= 1.0 {
-            return true;
-        }
-        let at = switchyard_sdk::hash::fnv1a_64(key) % PPM;
-        (at as f64) < self.config.sample * PPM as f64
+        self.enabled() && in_fraction(key, self.config.sample)
     }
 
-    /// Counts one comparison: the servers the live node and the candidate would reach (by
-    /// destination index, sorted), whether a candidate plugin faulted, and how long its dry
-    /// run took.
+    /// A dry run's findings.
+    pub fn decisions(&self) -> Option<&Decisions> {
+        match &self.state.findings {
+            Findings::DryRun(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// A shadow's findings.
+    pub fn comparison(&self) -> Option<&Comparison> {
+        match &self.state.findings {
+            Findings::Shadow(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// A canary's rollout.
+    pub fn rollout(&self) -> Option<&Rollout> {
+        match &self.state.findings {
+            Findings::Canary(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// A dry run's comparison of one request: the servers the live node and the candidate
+    /// would reach (by destination index, sorted), whether a candidate plugin faulted, and how
+    /// long its dry run took.
     pub fn record(&self, live: &[usize], candidate: &[usize], faulted: bool, took: Duration) {
-        let r = &self.results;
-        r.compared.inc();
-        if live != candidate {
-            r.moved.inc();
-        }
-        if faulted {
-            r.faults.inc();
-        }
-        r.time.record(took);
-        let cell = |servers: &[usize]| {
-            servers
-                .first()
-                .and_then(|&d| r.cell_of.get(d))
-                .map_or(r.width - 1, |&c| (c as usize).min(r.width - 1))
-        };
-        if let Some(c) = r.matrix.get(cell(live) * r.width + cell(candidate)) {
-            c.inc();
+        if let Some(d) = self.decisions() {
+            d.record(&self.cell_of, live, candidate, faulted, took);
+            self.state.tick(self.config.sample);
         }
     }
 
-    /// Requests compared and moved.
+    /// Requests compared, and of those how many differed: moved (dry run), mismatched
+    /// (shadow), or failed on the candidate (canary).
     pub fn totals(&self) -> (u64, u64) {
-        (self.results.compared.get(), self.results.moved.get())
+        self.state.totals()
     }
 }
 
-impl Results {
-    /// The address of the matrix's row or column `i` (`-`: no server), `servers` the
-    /// generation's addresses.
-    fn place<'s>(&self, i: usize, servers: &'s [String]) -> &'s str {
-        self.servers
-            .get(i)
-            .and_then(|&d| servers.get(d))
-            .map_or("-", String::as_str)
+impl State {
+    /// Requests compared and differing.
+    fn totals(&self) -> (u64, u64) {
+        match &self.findings {
+            Findings::DryRun(d) => d.totals(),
+            Findings::Shadow(c) => c.totals(),
+            Findings::Canary(r) => r.candidate_totals(),
+        }
     }
 
-    /// Candidate dry runs with a fault.
-    pub fn faults(&self) -> u64 {
-        self.faults.get()
+    /// Adds a point to the history when one is due.
+    pub(crate) fn tick(&self, fraction: f64) {
+        let now = unix_now();
+        let due = self.next_point.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_point
+                .compare_exchange(
+                    due,
+                    now + HISTORY_EVERY.as_secs(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let (compared, differing) = self.totals();
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if history.len() == HISTORY_POINTS {
+            history.pop_front();
+        }
+        history.push_back(Point {
+            at: now,
+            compared,
+            differing,
+            fraction,
+        });
     }
 
-    /// The candidate's dry-run times.
-    pub fn time(&self) -> Snapshot {
-        Snapshot::of(std::iter::once(&self.time))
+    /// The history, oldest first, and a point for now.
+    pub fn history(&self, fraction: f64) -> Vec<Point> {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let (compared, differing) = self.totals();
+        history
+            .iter()
+            .copied()
+            .chain(std::iter::once(Point {
+                at: unix_now(),
+                compared,
+                differing,
+                fraction,
+            }))
+            .collect()
     }
+}
+
+/// Whether `key`'s hash falls in the first `fraction` of the hash space: the same keys are
+/// in for every request, on every worker, in every generation.
+pub fn in_fraction(key: &[u8], fraction: f64) -> bool {
+    fraction >= 1.0 || key_point(key) < (fraction * PPM as f64) as u64
+}
+
+/// Where `key` falls in `[0, PPM)`.
+fn key_point(key: &[u8]) -> u64 {
+    switchyard_sdk::hash::fnv1a_64(key) % PPM
+}
+
+/// Seconds since the epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The name of a kind, as `kind` spells it.
 pub fn kind_name(kind: ExperimentKind) -> &'static str {
     match kind {
         ExperimentKind::DryRun => "dry-run",
+        ExperimentKind::Shadow => "shadow",
+        ExperimentKind::Canary => "canary",
     }
 }
 
-/// `stats experiments`: every experiment of `generation`, as `STAT <experiment>:<name> value`,
-/// and each from→to cell of its matrix that moved requests.
-pub fn render(generation: &Generation) -> String {
-    let mut out = String::with_capacity(512 * generation.experiments.len() + 8);
-    let servers: Vec<String> = generation
-        .destinations
-        .iter()
-        .map(|d| d.address.to_string())
-        .collect();
-    for e in &generation.experiments {
-        let (compared, moved) = e.totals();
-        let time = e.results.time();
-        let pct = if compared == 0 {
-            0.0
-        } else {
-            100.0 * moved as f64 / compared as f64
-        };
-        let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
-            let name = def.name.replacen("<experiment>", &e.config.name, 1);
-            let _ = write!(out, "STAT {name} {value}\r\n");
-        };
-        line(&registry::EXPERIMENT_KIND, &kind_name(e.config.kind));
-        line(&registry::EXPERIMENT_ENABLED, &u8::from(e.config.enabled));
-        line(&registry::EXPERIMENT_SAMPLE, &e.config.sample);
-        line(&registry::EXPERIMENT_COMPARED, &compared);
-        line(&registry::EXPERIMENT_MOVED, &moved);
-        line(&registry::EXPERIMENT_MOVED_PCT, &format!("{pct:.2}"));
-        line(&registry::EXPERIMENT_FAULTS, &e.results.faults());
-        line(&registry::EXPERIMENT_TIME_MEAN, &time.mean_us());
-        line(&registry::EXPERIMENT_TIME_P50, &time.quantile_us(0.5));
-        line(&registry::EXPERIMENT_TIME_P99, &time.quantile_us(0.99));
-        let width = e.results.width;
-        let place = |i: usize| e.results.place(i, &servers);
-        for (i, cell) in e.results.matrix.iter().enumerate() {
-            let (from, to) = (i / width, i % width);
-            let n = cell.get();
-            if from == to || n == 0 {
-                continue;
-            }
-            let name = registry::EXPERIMENT_MOVED_FROM_TO
-                .name
-                .replacen("<experiment>", &e.config.name, 1)
-                .replacen("<from>", place(from), 1)
-                .replacen("<to>", place(to), 1);
-            let _ = write!(out, "STAT {name} {n}\r\n");
+/// What the node and the candidate are: every node either reaches, with its plugin, module
+/// and config, and every server by address; and the servers (destination indices, sorted).
+fn fingerprint(
+    config: &ExperimentConfig,
+    node: usize,
+    candidate: usize,
+    nodes: &[Node],
+    addresses: &[String],
+) -> (String, Vec<usize>) {
+    let mut text = format!("{}\n", kind_name(config.kind));
+    let mut servers: Vec<usize> = Vec::new();
+    let mut seen = vec![false; nodes.len()];
+    let mut stack = vec![candidate, node];
+    while let Some(n) = stack.pop() {
+        if std::mem::replace(&mut seen[n], true) {
+            continue;
         }
+        let context = &nodes[n].context;
+        text.push_str(&context.label);
+        text.push(' ');
+        text.push_str(&context.module);
+        text.push('\n');
+        text.push_str(&context.config_toml);
+        for child in nodes[n].children.iter().rev() {
+            match *child {
+                Target::Node(c) => stack.push(c),
+                Target::Server { dest, .. } => servers.push(dest),
+            }
+        }
+        for child in &nodes[n].children {
+            match *child {
+                Target::Node(c) => text.push_str(&nodes[c].context.label),
+                Target::Server { dest, timeout } => {
+                    let address = addresses.get(dest).map_or("-", String::as_str);
+                    text.push_str(&format!("{address}/{}ms", timeout.as_millis()));
+                }
+            }
+            text.push(' ');
+        }
+        text.push('\n');
     }
-    out.push_str("END\r\n");
-    out
-}
-
-/// `GET /experiments`: every experiment of `generation` as one JSON object: its settings, its
-/// counts, the candidate's dry-run time and each from→to cell that moved requests.
-pub fn json(generation: &Generation) -> String {
-    let servers: Vec<String> = generation
-        .destinations
-        .iter()
-        .map(|d| d.address.to_string())
-        .collect();
-    let label = |n: usize| {
-        generation
-            .nodes
-            .get(n)
-            .map_or(String::new(), |node| node.context.label.clone())
-    };
-    let mut out = format!("{{\"generation\":{},\"experiments\":[", generation.number);
-    for (i, e) in generation.experiments.iter().enumerate() {
-        let (compared, moved) = e.totals();
-        let time = e.results.time();
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "{{\"name\":{},\"kind\":\"{}\",\"enabled\":{},\"sample\":{},\"node\":{},\
-             \"candidate\":{},\"compared\":{compared},\"moved\":{moved},\
-             \"moved_fraction\":{:.6},\"candidate_faults\":{},\
-             \"candidate_time_us\":{{\"mean\":{},\"p50\":{},\"p99\":{}}},\"moved_by_server\":[",
-            quoted(&e.config.name),
-            kind_name(e.config.kind),
-            e.config.enabled,
-            e.config.sample,
-            quoted(&label(e.node)),
-            quoted(&label(e.candidate)),
-            if compared == 0 {
-                0.0
-            } else {
-                moved as f64 / compared as f64
-            },
-            e.results.faults(),
-            time.mean_us(),
-            time.quantile_us(0.5),
-            time.quantile_us(0.99),
-        );
-        let width = e.results.width;
-        let place = |i: usize| e.results.place(i, &servers);
-        let mut first = true;
-        for (i, cell) in e.results.matrix.iter().enumerate() {
-            let (from, to, n) = (i / width, i % width, cell.get());
-            if from == to || n == 0 {
-                continue;
-            }
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            let _ = write!(
-                out,
-                "{{\"from\":{},\"to\":{},\"requests\":{n}}}",
-                quoted(place(from)),
-                quoted(place(to))
-            );
-        }
-        out.push_str("]}");
-    }
-    out.push_str("]}\n");
-    out
-}
-
-/// `text` as a JSON string.
-fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    servers.sort_unstable();
+    servers.dedup();
+    (text, servers)
 }

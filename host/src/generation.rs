@@ -504,6 +504,7 @@ impl Generation {
                 error,
             })?;
 
+        let addresses: Vec<String> = destinations.iter().map(|d| d.address.to_string()).collect();
         let experiments = config
             .experiments
             .iter()
@@ -522,7 +523,8 @@ impl Generation {
                     node(&e.node)?,
                     node(&e.candidate)?,
                     &nodes,
-                    destinations.len(),
+                    &addresses,
+                    previous.and_then(|p| p.experiments.iter().find(|x| x.config.name == e.name)),
                 ))
             })
             .collect::<Result<Vec<_>, BuildError>>()?;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_protocol::ReplyStatus;
 
-use crate::config::OnFault;
+use crate::config::{ExperimentKind, OnFault};
 use crate::error::{Fault, PlanProblem, PluginCall, RequestError, Side};
 use crate::generation::Target;
 use crate::plugin::{Decision, OwnedReply, PluginFault, PluginInstance, RouteInput};
@@ -66,6 +66,9 @@ impl LocalGeneration {
         loop {
             let n = match target {
                 Target::Server { dest, timeout } => return Resolved::Server { dest, timeout },
+                Target::Node(n) if !self.shared.experiments.is_empty() && !self.dry.get() => {
+                    self.canary(n, input)
+                }
                 Target::Node(n) => n,
             };
             self.trail.note(n);
@@ -95,19 +98,43 @@ impl LocalGeneration {
         self.call_plugin(n, PluginCall::Route, |instance| instance.route(input))
     }
 
-    /// The experiments on node `n` that sample this request compare its decision with their
-    /// candidate's: both dry-run from here, nothing sent (`experiment.rs`).
+    /// The experiments on node `n` that sample this request: a dry run compares its
+    /// decision with the candidate's (both dry-run from here, nothing sent); a shadow marks it
+    /// for a copy to the candidate, which `execute` sends (`experiment.rs`).
     fn experiment(&self, n: usize, input: &RouteInput<'_>) {
-        for e in &self.shared.experiments {
+        for (i, e) in self.shared.experiments.iter().enumerate() {
             if e.node != n || !e.samples(input.key) {
                 continue;
             }
-            let live = self.reach(crate::generation::Target::Node(n), input).0;
-            let started = Instant::now();
-            let (candidate, faulted) =
-                self.reach(crate::generation::Target::Node(e.candidate), input);
-            e.record(&live, &candidate, faulted, started.elapsed());
+            match e.config.kind {
+                ExperimentKind::DryRun => {
+                    let live = self.reach(Target::Node(n), input).0;
+                    let started = Instant::now();
+                    let (candidate, faulted) = self.reach(Target::Node(e.candidate), input);
+                    e.record(&live, &candidate, faulted, started.elapsed());
+                }
+                ExperimentKind::Shadow => self.marks.set(self.marks.get().shadow(i)),
+                ExperimentKind::Canary => {}
+            }
         }
+    }
+
+    /// Node `n`, or the candidate of a canary on `n` for a key it has taken: a key is routed
+    /// one way or the other, and measured on its side (`experiment/canary.rs`).
+    fn canary(&self, n: usize, input: &RouteInput<'_>) -> usize {
+        for (i, e) in self.shared.experiments.iter().enumerate() {
+            if e.node != n || !e.enabled() {
+                continue;
+            }
+            let Some(side) = e.rollout().and_then(|r| r.side_of(input.key)) else {
+                continue;
+            };
+            self.marks.set(self.marks.get().canary(i, side));
+            if side == crate::experiment::Side::Candidate {
+                return e.candidate;
+            }
+        }
+        n
     }
 
     /// Runs node `n`'s `on_reply` for a `call` it planned.

@@ -221,6 +221,8 @@ pub struct LocalGeneration {
     pub(crate) trail: crate::stats::tally::Trail,
     /// A dry run is walking the tree: its plugin calls start no experiment.
     pub(crate) dry: std::cell::Cell<bool>,
+    /// The experiments the request being routed met (`execute/experiments.rs`).
+    pub(crate) marks: std::cell::Cell<crate::execute::Marks>,
 }
 
 impl LocalGeneration {
@@ -248,6 +250,7 @@ impl LocalGeneration {
             worker: 0,
             trail: Default::default(),
             dry: std::cell::Cell::new(false),
+            marks: Default::default(),
         }
     }
 
@@ -271,6 +274,7 @@ impl LocalGeneration {
             worker,
             trail: Default::default(),
             dry: std::cell::Cell::new(false),
+            marks: Default::default(),
         }
     }
 }

@@ -168,3 +168,265 @@ fn a_dry_run_candidate_that_traps_on_every_call_leaves_live_traffic_alone() {
     assert_eq!(number(&general, "cmd_get_errors"), 0);
     assert_eq!(number(&general, "cmd_set_errors"), 0);
 }
+
+/// FNV-1a, 64 bits: how an experiment places a key in its sample.
+fn fnv1a_64(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Whether `key` is in an experiment's sample of `fraction`.
+fn sampled(key: &str, fraction: f64) -> bool {
+    fnv1a_64(key.as_bytes()) % 1_000_000 < (fraction * 1_000_000.0) as u64
+}
+
+/// Every reply to `get key` for each of `keys`, through listener 0 of `router`.
+fn replies(router: &switchyard::Router, keys: &[String]) -> Vec<Vec<u8>> {
+    let mut client = connect(router, 0);
+    keys.iter()
+        .map(|k| client.request(format!("get {k}\r\n").as_bytes()))
+        .collect()
+}
+
+/// A shadow of a pool at 10% against a candidate that lacks the odd keys: it compares exactly
+/// the sampled keys' gets, counts the sampled odd ones as status mismatches and keeps them as
+/// samples; the candidate's own `stats` show the copies; the clients' replies are the same,
+/// byte for byte, as a router's without the experiment. Stopped on the admin listener, it
+/// compares nothing more; its report is a page with charts.
+#[test]
+fn a_shadow_at_a_tenth_reports_the_missing_keys_and_changes_no_reply() {
+    let (live, candidate) = (Memcached::start(), Memcached::start());
+    let keys: Vec<String> = (0..2000).map(|i| format!("user:{i}")).collect();
+    let (mut to_live, mut to_candidate) = (live.client(), candidate.client());
+    for (i, key) in keys.iter().enumerate() {
+        to_live.set(key, format!("value-{i}").as_bytes());
+        if i % 2 == 0 {
+            to_candidate.set(key, format!("value-{i}").as_bytes());
+        }
+    }
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], switchyard_tests::ports::free_port()));
+    let text = experiment_config(
+        &[&live],
+        &[&candidate],
+        &format!(
+            "[admin]\naddress = \"{admin}\"\n\n\
+             [experiments.mirror]\nkind = \"shadow\"\nnode = \"main\"\ncandidate = \"main4\"\n\
+             sample = 0.1\nkeep_mismatches = 1024\n"
+        ),
+    );
+    let plain = switchyard_tests::router(&experiment_config(&[&live], &[&candidate], ""));
+    let router = switchyard_tests::router(&text);
+    let gets_before = to_candidate.stat("cmd_get").expect("cmd_get");
+
+    let with = replies(&router, &keys);
+    let without = replies(&plain, &keys);
+    for ((key, a), b) in keys.iter().zip(&with).zip(&without) {
+        assert_eq!(
+            switchyard_tests::show(a),
+            switchyard_tests::show(b),
+            "the reply to get {key} changed"
+        );
+    }
+
+    let in_sample: Vec<&String> = keys.iter().filter(|k| sampled(k, 0.1)).collect();
+    let missing: std::collections::BTreeSet<String> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, k)| i % 2 == 1 && sampled(k, 0.1))
+        .map(|(_, k)| k.clone())
+        .collect();
+    assert!(
+        (120..=280).contains(&in_sample.len()),
+        "{} keys in a tenth of 2000",
+        in_sample.len()
+    );
+    // The comparisons finish in the background.
+    let mut ops = connect(&router, 0);
+    let shown = switchyard_tests::ports::poll_until(std::time::Duration::from_secs(10), || {
+        let shown = group(&mut ops, "experiments");
+        (number(&shown, "mirror:compared") == in_sample.len() as u64).then_some(shown)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "not every sampled get was compared: {:?}",
+            group(&mut ops, "experiments")
+        )
+    });
+    assert_eq!(
+        number(&shown, "mirror:mismatched"),
+        missing.len() as u64,
+        "{shown:?}"
+    );
+    assert_eq!(
+        number(&shown, "mirror:mismatch_status"),
+        missing.len() as u64
+    );
+    assert_eq!(number(&shown, "mirror:mismatch_value"), 0);
+    assert_eq!(
+        number(&shown, "mirror:cmd_get_compared"),
+        in_sample.len() as u64
+    );
+    assert_eq!(number(&shown, "mirror:candidate_errors"), 0);
+    let samples: std::collections::BTreeSet<String> = shown
+        .iter()
+        .filter(|(k, _)| k.starts_with("mirror:mismatch_sample:"))
+        .map(|(_, v)| {
+            let words: Vec<&str> = v.split(' ').collect();
+            assert_eq!(
+                (words[0], words[2], words[3]),
+                ("get", "status", "hit/miss"),
+                "{v}"
+            );
+            words[1].to_string()
+        })
+        .collect();
+    assert_eq!(samples, missing);
+    assert!(number(&shown, "mirror:live_reply_p99_us") > 0, "{shown:?}");
+    assert!(
+        number(&shown, "mirror:candidate_reply_p99_us") > 0,
+        "{shown:?}"
+    );
+    // The candidate was sent the sampled gets, and nothing else.
+    assert_eq!(
+        to_candidate.stat("cmd_get").expect("cmd_get") - gets_before,
+        in_sample.len() as u64
+    );
+
+    // Its report: the numbers, with charts.
+    let http = router.admin_http_addr().expect("the admin HTTP listener");
+    let dir = TestDir::new("experiment-report");
+    let out = Command::new(switchyard_binary())
+        .args([
+            "experiment",
+            "report",
+            "mirror",
+            "--http",
+            &http.to_string(),
+            "--html",
+        ])
+        .arg(dir.path().join("mirror.html"))
+        .output()
+        .expect("run switchyard experiment report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(dir.path().join("mirror.html")).expect("the report");
+    for part in ["<svg", "Mismatch rate over time", "Reply times", "user:1"] {
+        assert!(page.contains(part), "no {part} in the report");
+    }
+
+    // Stopped, it compares nothing more; started again, it carries on.
+    let out = Command::new(switchyard_binary())
+        .args([
+            "experiment",
+            "stop",
+            "mirror",
+            "--admin",
+            &admin.to_string(),
+        ])
+        .output()
+        .expect("run switchyard experiment stop");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    replies(&router, &keys);
+    let stopped = group(&mut ops, "experiments");
+    assert_eq!(number(&stopped, "mirror:enabled"), 0);
+    assert_eq!(number(&stopped, "mirror:compared"), in_sample.len() as u64);
+}
+
+/// A canary whose candidate fails every request (a pool whose one server is gone) is rolled
+/// back once both sides have answered `min_requests` in its first step: from then on every key
+/// goes to the node, and no request fails.
+#[test]
+fn a_canary_that_returns_errors_is_rolled_back() {
+    let live = Memcached::start();
+    let gone = Memcached::start();
+    let gone_spec = gone.spec();
+    drop(gone);
+    let text = format!(
+        "[server]\nworkers = 2\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n[pools.broken]\nservers = [\"{gone_spec}\"]\n\n\
+         [experiments.roll]\nkind = \"canary\"\nnode = \"main\"\ncandidate = \"broken\"\n\
+         steps = [0.2, 0.5, 1.0]\nstep_seconds = 60\nmin_requests = 20\n",
+        live.spec()
+    );
+    let router = switchyard_tests::router(&text);
+    let mut client = connect(&router, 0);
+    let mut ops = connect(&router, 0);
+    let mut i = 0;
+    let shown = switchyard_tests::ports::poll_until(std::time::Duration::from_secs(20), || {
+        for _ in 0..50 {
+            client.request(format!("set k{i} 0 0 1\r\nv\r\n").as_bytes());
+            i += 1;
+        }
+        let shown = group(&mut ops, "experiments");
+        (shown.get("roll:stage").map(String::as_str) == Some("rolled-back")).then_some(shown)
+    })
+    .unwrap_or_else(|| panic!("never rolled back: {:?}", group(&mut ops, "experiments")));
+    assert_eq!(number(&shown, "roll:step"), 1, "{shown:?}");
+    assert!(number(&shown, "roll:candidate_errors") >= 20, "{shown:?}");
+    assert_eq!(number(&shown, "roll:live_errors"), 0, "{shown:?}");
+    assert!(
+        shown["roll:rollback_reason"].contains("error rate"),
+        "{shown:?}"
+    );
+    assert_eq!(shown["roll:fraction"], "0");
+    // Every key is the node's again.
+    for k in 0..500 {
+        let reply = client.request(format!("set after{k} 0 0 1\r\nv\r\n").as_bytes());
+        assert!(
+            reply == b"STORED\r\n",
+            "set after{k}: {}",
+            switchyard_tests::show(&reply)
+        );
+    }
+}
+
+/// A healthy canary (a pool of another server) ramps through its steps to every key, each step
+/// judged once both sides have answered `min_requests` and `step_seconds` have passed; then a
+/// new key lands on the candidate's server.
+#[test]
+fn a_healthy_canary_ramps_to_every_key() {
+    let (live, next) = (Memcached::start(), Memcached::start());
+    let text = experiment_config(
+        &[&live],
+        &[&next],
+        "[experiments.roll]\nkind = \"canary\"\nnode = \"main\"\ncandidate = \"main4\"\n\
+         steps = [0.1, 0.4, 1.0]\nstep_seconds = 0.3\nmin_requests = 20\n\
+         max_p99_ratio = 50\n",
+    );
+    let router = switchyard_tests::router(&text);
+    let mut client = connect(&router, 0);
+    let mut ops = connect(&router, 0);
+    let mut i = 0;
+    let mut steps_seen = std::collections::BTreeSet::new();
+    let shown = switchyard_tests::ports::poll_until(std::time::Duration::from_secs(30), || {
+        for _ in 0..50 {
+            let reply = client.request(format!("set k{i} 0 0 1\r\nv\r\n").as_bytes());
+            assert!(reply == b"STORED\r\n", "{}", switchyard_tests::show(&reply));
+            i += 1;
+        }
+        let shown = group(&mut ops, "experiments");
+        steps_seen.insert(number(&shown, "roll:step"));
+        (shown.get("roll:stage").map(String::as_str) == Some("done")).then_some(shown)
+    })
+    .unwrap_or_else(|| panic!("never ramped: {:?}", group(&mut ops, "experiments")));
+    assert_eq!(shown["roll:fraction"], "1", "{shown:?}");
+    assert_eq!(number(&shown, "roll:step"), 3, "{shown:?}");
+    assert!(steps_seen.len() >= 2, "{steps_seen:?}");
+    assert_eq!(number(&shown, "roll:candidate_errors"), 0);
+    assert!(number(&shown, "roll:live_requests") >= 40, "{shown:?}");
+    // Every key goes to the candidate now.
+    client.set("after-ramp", b"new");
+    assert_eq!(
+        next.client().get("after-ramp").as_deref(),
+        Some(&b"new"[..])
+    );
+    assert_eq!(live.client().get("after-ramp"), None);
+}

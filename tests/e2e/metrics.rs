@@ -918,7 +918,12 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
          [tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"main\"\n\n\
          [pools.main]\nservers = [\"{}\"]\n\n[pools.twin]\nservers = [\"{}\"]\n\n\
          [experiments.twin]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"twin\"\n\n\
+         [pools.copy]\nservers = [\"{}\"]\n\n\
+         [experiments.mirror]\nkind = \"shadow\"\nnode = \"main\"\ncandidate = \"copy\"\n\n\
+         [experiments.roll]\nkind = \"canary\"\nnode = \"main\"\ncandidate = \"copy\"\n\
+         steps = [0.5, 1.0]\n\n\
          [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        server.spec(),
         server.spec(),
         server.spec()
     );
@@ -968,6 +973,30 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
     promtool_accepts(&body);
     let scrape = parse(&body);
     let tenant_value = |name: &str, labels: &[(&str, &str)]| value(&scrape, name, labels);
+    // Each kind of experiment's families, labelled by experiment.
+    for (name, experiment) in [
+        ("switchyard_experiment_compared_total", "twin"),
+        ("switchyard_experiment_moved_total", "twin"),
+        ("switchyard_experiment_mismatched_total", "mirror"),
+        (
+            "switchyard_experiment_candidate_reply_seconds_count",
+            "mirror",
+        ),
+        ("switchyard_experiment_fraction", "roll"),
+        ("switchyard_experiment_candidate_requests_total", "roll"),
+    ] {
+        assert!(
+            scrape
+                .samples
+                .iter()
+                .any(|s| s.metric == name && s.labels.get("experiment") == Some(experiment)),
+            "no {name}{{experiment={experiment:?}}} in\n{}",
+            body.lines()
+                .filter(|l| l.contains("experiment"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     for (tenant, command, n) in [
         ("alpha", "get", 3.0),
         ("alpha", "set", 1.0),

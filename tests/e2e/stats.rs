@@ -272,12 +272,21 @@ fn every_stat_any_group_prints_is_declared_in_describe_stats() {
          [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"t\"\n\n\
          [tenants.t]\nroute = \"main\"\n\n\
          [pools.main]\nservers = [\"{}\"]\n\n[pools.elsewhere]\nservers = [\"{}\"]\n\n\
-         [experiments.e]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"elsewhere\"\n",
+         [experiments.e]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"elsewhere\"\n\n\
+         [experiments.m]\nkind = \"shadow\"\nnode = \"main\"\ncandidate = \"elsewhere\"\n\n\
+         [experiments.c]\nkind = \"canary\"\nnode = \"main\"\ncandidate = \"elsewhere\"\n\
+         steps = [0.5, 1.0]\n",
         server.spec(),
         other.spec()
     ));
     let mut client = connect(&router, 0);
     client.set("k", b"v");
+    // Keys only the node's server holds: the shadow's copies miss, and keep samples.
+    let mut direct = server.client();
+    for i in 0..20 {
+        direct.set(&format!("only-{i}"), b"v");
+        client.get(&format!("only-{i}"));
+    }
     connect(&router, 1).set("k", b"v");
     for (group_name, described_as) in [
         ("", "stats"),

@@ -129,6 +129,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/stats/<group>", "GET, HEAD"),
     ("/hotkeys", "GET, HEAD"),
     ("/experiments", "GET, HEAD"),
+    ("/experiments/<name>/report", "GET, HEAD"),
 ];
 
 async fn respond(request: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
@@ -180,6 +181,33 @@ async fn respond(request: Request<Incoming>, shared: &Shared) -> Response<Full<B
             );
             with_generation(&mut response, generation.number);
             response
+        }
+        report
+            if read
+                && let Some(name) = report
+                    .strip_prefix("/experiments/")
+                    .and_then(|r| r.strip_suffix("/report")) =>
+        {
+            let generation = shared.control.current().load_full();
+            match generation
+                .experiments
+                .iter()
+                .find(|e| e.config.name == name)
+            {
+                Some(e) => {
+                    let mut response = reply(
+                        StatusCode::OK,
+                        "text/html; charset=utf-8",
+                        crate::experiment::html(e, &generation),
+                    );
+                    with_generation(&mut response, generation.number);
+                    response
+                }
+                None => text(
+                    StatusCode::NOT_FOUND,
+                    format!("no experiment is named `{name}`\n"),
+                ),
+            }
         }
         "/reload" if method == Method::POST => reload(request, shared).await,
         // `stats` groups as memcached prints them (what `switchyard top` reads).

@@ -239,6 +239,8 @@ struct Series {
 enum Value {
     /// A count or a level in the stat's own unit.
     Int(u64),
+    /// A level that is no whole number (a fraction).
+    Float(f64),
     /// A text fact.
     Text(String),
     /// A server's state: up or not.
@@ -304,6 +306,7 @@ impl Family {
                 Value::Int(v) => family
                     .encode_family(&labels)?
                     .encode_gauge(&(*v as f64 * m.scale))?,
+                Value::Float(v) => family.encode_family(&labels)?.encode_gauge(v)?,
                 Value::Text(text) => {
                     let text = [(info_key.as_str(), label_text(text))];
                     family.encode_family(&labels)?.encode_info(&text)?;
@@ -684,35 +687,108 @@ fn tenants_group(generation: &Generation, out: &mut Vec<Family>) {
     ));
 }
 
-/// `stats experiments`: a series per experiment of its counts and the candidate's time (the
-/// from→to cells stay in `stats experiments` and `/experiments`).
+/// `stats experiments`: a series per experiment of its counts and times, each family over
+/// the experiments of the kinds that have it (the from→to cells and mismatch samples stay in
+/// `stats experiments` and `/experiments`).
 fn experiments_group(generation: &Generation, out: &mut Vec<Family>) {
-    if generation.experiments.is_empty() {
-        return;
-    }
-    let each = |value: &dyn Fn(&crate::experiment::Experiment) -> Value| {
-        generation
+    use crate::experiment::{Experiment, Side};
+    let mut push = |def: &'static StatDef, value: &dyn Fn(&Experiment) -> Option<Value>| {
+        let series: Vec<(String, Value)> = generation
             .experiments
             .iter()
-            .map(|e| (e.config.name.clone(), value(e)))
-            .collect::<Vec<_>>()
+            .filter_map(|e| value(e).map(|v| (e.config.name.clone(), v)))
+            .collect();
+        if !series.is_empty() {
+            out.push(Family::each(def, series));
+        }
     };
-    out.push(Family::each(
-        &registry::EXPERIMENT_COMPARED,
-        each(&|e| Value::Int(e.totals().0)),
-    ));
-    out.push(Family::each(
-        &registry::EXPERIMENT_MOVED,
-        each(&|e| Value::Int(e.totals().1)),
-    ));
-    out.push(Family::each(
-        &registry::EXPERIMENT_FAULTS,
-        each(&|e| Value::Int(e.results.faults())),
-    ));
-    out.push(Family::each(
-        &registry::EXPERIMENT_TIME_MEAN,
-        each(&|e| Value::Histogram(e.results.time())),
-    ));
+    push(&registry::EXPERIMENT_ENABLED, &|e| {
+        Some(Value::Int(u64::from(e.enabled())))
+    });
+    push(&registry::EXPERIMENT_COMPARED, &|e| {
+        (e.rollout().is_none()).then(|| Value::Int(e.totals().0))
+    });
+    push(&registry::EXPERIMENT_MOVED, &|e| {
+        e.decisions().map(|d| Value::Int(d.totals().1))
+    });
+    push(&registry::EXPERIMENT_FAULTS, &|e| {
+        e.decisions().map(|d| Value::Int(d.faults()))
+    });
+    push(&registry::EXPERIMENT_TIME_MEAN, &|e| {
+        e.decisions().map(|d| Value::Histogram(d.time()))
+    });
+    push(&registry::EXPERIMENT_MISMATCHED, &|e| {
+        e.comparison().map(|c| Value::Int(c.totals().1))
+    });
+    push(&registry::EXPERIMENT_MISMATCH_KIND, &|e| {
+        e.comparison().map(|c| {
+            Value::Named(
+                "kind",
+                c.mismatches()
+                    .iter()
+                    .map(|(k, n)| (k.name().to_string(), *n))
+                    .collect(),
+            )
+        })
+    });
+    push(&registry::EXPERIMENT_CMD_COMPARED, &|e| {
+        e.comparison().map(|c| {
+            Value::Named(
+                "command",
+                c.by_command()
+                    .iter()
+                    .map(|(cmd, n, _)| (cmd.to_string(), *n))
+                    .collect(),
+            )
+        })
+    });
+    push(&registry::EXPERIMENT_CMD_AGREED, &|e| {
+        e.comparison().map(|c| {
+            Value::Named(
+                "command",
+                c.by_command()
+                    .iter()
+                    .map(|(cmd, _, a)| (cmd.to_string(), *a))
+                    .collect(),
+            )
+        })
+    });
+    push(&registry::EXPERIMENT_DROPPED, &|e| {
+        e.comparison().map(|c| Value::Int(c.other_counts().1))
+    });
+    push(&registry::EXPERIMENT_CANDIDATE_ERRORS, &|e| {
+        e.comparison()
+            .map(|c| c.other_counts().0)
+            .or_else(|| e.rollout().map(|r| r.candidate_totals().1))
+            .map(Value::Int)
+    });
+    push(&registry::EXPERIMENT_LIVE_MEAN, &|e| {
+        e.comparison()
+            .map(|c| c.times().0)
+            .or_else(|| e.rollout().map(|r| r.side(Side::Live).2))
+            .map(Value::Histogram)
+    });
+    push(&registry::EXPERIMENT_CANDIDATE_MEAN, &|e| {
+        e.comparison()
+            .map(|c| c.times().1)
+            .or_else(|| e.rollout().map(|r| r.side(Side::Candidate).2))
+            .map(Value::Histogram)
+    });
+    push(&registry::EXPERIMENT_FRACTION, &|e| {
+        e.rollout().map(|r| Value::Float(r.fraction()))
+    });
+    push(&registry::EXPERIMENT_STEP, &|e| {
+        e.rollout().map(|r| Value::Int(r.step().0 as u64))
+    });
+    push(&registry::EXPERIMENT_LIVE_REQUESTS, &|e| {
+        e.rollout().map(|r| Value::Int(r.side(Side::Live).0))
+    });
+    push(&registry::EXPERIMENT_LIVE_ERRORS, &|e| {
+        e.rollout().map(|r| Value::Int(r.side(Side::Live).1))
+    });
+    push(&registry::EXPERIMENT_CANDIDATE_REQUESTS, &|e| {
+        e.rollout().map(|r| Value::Int(r.side(Side::Candidate).0))
+    });
 }
 
 /// `stats plugins`: a series per node of every stat.

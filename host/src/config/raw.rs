@@ -42,6 +42,12 @@ pub struct RawExperiment {
     pub candidate: Spanned<String>,
     pub sample: Option<Spanned<f64>>,
     pub enabled: Option<Spanned<bool>>,
+    pub keep_mismatches: Option<Spanned<i64>>,
+    pub steps: Option<Spanned<Vec<f64>>>,
+    pub step_seconds: Option<Spanned<f64>>,
+    pub min_requests: Option<Spanned<i64>>,
+    pub max_error_rate_increase: Option<Spanned<f64>>,
+    pub max_p99_ratio: Option<Spanned<f64>>,
 }
 
 /// A tenant's own file (`[tenants.NAME] include`): its route tables only.

@@ -114,6 +114,19 @@ impl Snapshot {
         s
     }
 
+    /// What was recorded since `earlier`, a snapshot of the same histograms.
+    pub fn minus(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
+            buckets: self
+                .buckets
+                .iter()
+                .zip(earlier.buckets.iter().chain(std::iter::repeat(&0)))
+                .map(|(now, then)| now.saturating_sub(*then))
+                .collect(),
+            sum: self.sum.saturating_sub(earlier.sum),
+        }
+    }
+
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()

@@ -319,21 +319,23 @@ defs! {
     /// 99th percentile of that time.
     TENANT_LATENCY_P99 = "tenants", "<tenant>:latency_p99_us", Quantile, Microseconds;
 
-    /// The experiment's kind (`dry-run`) (`stats experiments`).
+    /// The experiment's kind: `dry-run`, `shadow` or `canary` (`stats experiments`).
     EXPERIMENT_KIND = "experiments", "<experiment>:kind", Info, Text;
-    /// 1 while it runs, 0 when stopped (`enabled = false`).
+    /// 1 while it runs, 0 when stopped (`enabled = false`, `experiment stop NAME`).
     EXPERIMENT_ENABLED = "experiments", "<experiment>:enabled", Gauge, Count;
-    /// The fraction of the node's requests it compares, chosen by key hash.
+    /// When it started (a reload that leaves it, its node and its candidate unchanged keeps it).
+    EXPERIMENT_STARTED = "experiments", "<experiment>:started", Info, UnixSeconds;
+    /// The fraction of the node's requests a dry run or shadow compares, chosen by key hash.
     EXPERIMENT_SAMPLE = "experiments", "<experiment>:sample", Info, Count;
-    /// Requests compared (with this generation).
+    /// Requests compared: a dry run's decisions, a shadow's pairs of replies.
     EXPERIMENT_COMPARED = "experiments", "<experiment>:compared", Counter, Count;
-    /// Of those, requests the candidate would send to other servers.
+    /// Of those, requests a dry run's candidate would send to other servers.
     EXPERIMENT_MOVED = "experiments", "<experiment>:moved", Counter, Count;
     /// `moved` in percent of `compared`.
     EXPERIMENT_MOVED_PCT = "experiments", "<experiment>:moved_pct", Gauge, Count;
-    /// Comparisons in which a plugin of the candidate faulted (the request itself unharmed).
+    /// Comparisons in which a plugin of a dry run's candidate faulted (the request unharmed).
     EXPERIMENT_FAULTS = "experiments", "<experiment>:candidate_faults", Counter, Count;
-    /// Mean time of the candidate's dry run.
+    /// Mean time of a dry run's candidate walk.
     EXPERIMENT_TIME_MEAN = "experiments", "<experiment>:candidate_time_mean_us", Quantile, Microseconds;
     /// Median of that time.
     EXPERIMENT_TIME_P50 = "experiments", "<experiment>:candidate_time_p50_us", Quantile, Microseconds;
@@ -342,6 +344,54 @@ defs! {
     /// Requests whose first server would be `<to>` instead of `<from>` (`-`: none, the
     /// router answering itself); only cells that moved requests are printed.
     EXPERIMENT_MOVED_FROM_TO = "experiments", "<experiment>:moved:<from>:to:<to>", Counter, Count;
+    /// Of a shadow's compared requests, those whose two replies said the same.
+    EXPERIMENT_AGREED = "experiments", "<experiment>:agreed", Counter, Count;
+    /// Those whose replies differed.
+    EXPERIMENT_MISMATCHED = "experiments", "<experiment>:mismatched", Counter, Count;
+    /// `agreed` in percent of `compared`.
+    EXPERIMENT_AGREEMENT_PCT = "experiments", "<experiment>:agreement_pct", Gauge, Count;
+    /// Mismatches of one kind: `status` (hit and miss, stored and error), `value` (same
+    /// status, other data), `flags` (same data, other client flags).
+    EXPERIMENT_MISMATCH_KIND = "experiments", "<experiment>:mismatch_<kind>", Counter, Count;
+    /// A shadow's compared requests of one command, and of those the agreeing ones.
+    EXPERIMENT_CMD_COMPARED = "experiments", "<experiment>:cmd_<command>_compared", Counter, Count;
+    /// Of a command's compared requests, those that agreed.
+    EXPERIMENT_CMD_AGREED = "experiments", "<experiment>:cmd_<command>_agreed", Counter, Count;
+    /// Error replies from a shadow's or a canary's candidate.
+    EXPERIMENT_CANDIDATE_ERRORS = "experiments", "<experiment>:candidate_errors", Counter, Count;
+    /// A shadow's copies not sent: over `server.max_background` or its bytes.
+    EXPERIMENT_DROPPED = "experiments", "<experiment>:dropped", Counter, Count;
+    /// A shadow's copies whose node reply never came (the client's connection closed first).
+    EXPERIMENT_UNANSWERED = "experiments", "<experiment>:unanswered", Counter, Count;
+    /// Mean time to the node's reply: a shadow's compared requests, a canary's measured ones.
+    EXPERIMENT_LIVE_MEAN = "experiments", "<experiment>:live_reply_mean_us", Quantile, Microseconds;
+    /// Median of that time.
+    EXPERIMENT_LIVE_P50 = "experiments", "<experiment>:live_reply_p50_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    EXPERIMENT_LIVE_P99 = "experiments", "<experiment>:live_reply_p99_us", Quantile, Microseconds;
+    /// Mean time to the candidate's reply.
+    EXPERIMENT_CANDIDATE_MEAN = "experiments", "<experiment>:candidate_reply_mean_us", Quantile, Microseconds;
+    /// Median of that time.
+    EXPERIMENT_CANDIDATE_P50 = "experiments", "<experiment>:candidate_reply_p50_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    EXPERIMENT_CANDIDATE_P99 = "experiments", "<experiment>:candidate_reply_p99_us", Quantile, Microseconds;
+    /// A kept mismatch of a shadow, the newest last: `<command> <key> <kind> <node's
+    /// status>/<candidate's status>`.
+    EXPERIMENT_MISMATCH_SAMPLE = "experiments", "<experiment>:mismatch_sample:<n>", Info, Text;
+    /// A canary's stage: `ramping`, `done` (at its last step for good) or `rolled-back`.
+    EXPERIMENT_STAGE = "experiments", "<experiment>:stage", Info, Text;
+    /// The step a canary is at, from 1.
+    EXPERIMENT_STEP = "experiments", "<experiment>:step", Gauge, Count;
+    /// The fraction of keys a canary routes through the candidate now (0 once rolled back).
+    EXPERIMENT_FRACTION = "experiments", "<experiment>:fraction", Gauge, Count;
+    /// A canary's requests measured on the node: the keys next to the candidate's, as many.
+    EXPERIMENT_LIVE_REQUESTS = "experiments", "<experiment>:live_requests", Counter, Count;
+    /// Error replies among those.
+    EXPERIMENT_LIVE_ERRORS = "experiments", "<experiment>:live_errors", Counter, Count;
+    /// A canary's requests the candidate answered.
+    EXPERIMENT_CANDIDATE_REQUESTS = "experiments", "<experiment>:candidate_requests", Counter, Count;
+    /// Why a canary was rolled back.
+    EXPERIMENT_ROLLBACK_REASON = "experiments", "<experiment>:rollback_reason", Info, Text;
 
     /// TLS client connections open now with this identity.
     IDENTITY_CURR = "tls", "identity:<identity>:curr_connections", Gauge, Count;
