@@ -75,6 +75,7 @@ struct Poll {
     routes: BTreeMap<String, String>,
     hotkeys: Vec<(String, String)>,
     tenants: BTreeMap<String, String>,
+    experiments: BTreeMap<String, String>,
 }
 
 impl Poll {
@@ -97,6 +98,7 @@ impl Poll {
             routes: group("routes")?.into_iter().collect(),
             hotkeys: group("hotkeys")?,
             tenants: group("tenants")?.into_iter().collect(),
+            experiments: group("experiments")?.into_iter().collect(),
         })
     }
 
@@ -137,7 +139,22 @@ struct View {
     hot: Vec<Vec<String>>,
     /// One row per tenant (none without tenants).
     tenants: Vec<Vec<String>>,
+    /// One row per experiment (none without experiments).
+    experiments: Vec<Vec<String>>,
 }
+
+/// The experiments table's columns: what differs is a dry run's moved share, a shadow's
+/// mismatch share, a canary candidate's error share; the p99s are both sides' replies.
+const EXPERIMENT_COLUMNS: [&str; 8] = [
+    "experiment",
+    "kind",
+    "state",
+    "compared/s",
+    "differing",
+    "node p99",
+    "cand. p99",
+    "keys on cand.",
+];
 
 /// The tenants table's columns.
 const TENANT_COLUMNS: [&str; 9] = [
@@ -320,12 +337,76 @@ fn view(before: &Poll, now: &Poll) -> View {
             ]
         })
         .collect();
+    let experiment_rows = now
+        .experiments
+        .iter()
+        .filter_map(|(k, kind)| Some((k.strip_suffix(":kind")?, kind.as_str())))
+        .map(|(e, kind)| {
+            let stat = |f: &str| now.experiments.get(&format!("{e}:{f}")).cloned();
+            let running = stat("enabled").as_deref() == Some("1");
+            let canary = kind == "canary";
+            let compared = if canary { "candidate_requests" } else { "compared" };
+            let differing = match kind {
+                "dry-run" => stat("moved_pct").map(|p| format!("{p}%")),
+                "shadow" => stat("agreement_pct")
+                    .and_then(|p| p.parse::<f64>().ok())
+                    .map(|p| format!("{:.2}%", 100.0 - p)),
+                _ => {
+                    let (n, errors) = (
+                        Poll::number(&now.experiments, &format!("{e}:candidate_requests")),
+                        Poll::number(&now.experiments, &format!("{e}:candidate_errors")),
+                    );
+                    Some(if n == 0 {
+                        "-".into()
+                    } else {
+                        format!("{:.2}%", 100.0 * errors as f64 / n as f64)
+                    })
+                }
+            };
+            let state = match (running, stat("stage")) {
+                (false, _) => "stopped".to_string(),
+                (true, Some(stage)) => format!(
+                    "{stage} {}",
+                    stat("step").map(|s| format!("step {s}")).unwrap_or_default()
+                ),
+                (true, None) => "running".to_string(),
+            };
+            let time = |f: &str| stat(f).map_or("-".into(), |v| format!("{v} µs"));
+            vec![
+                e.to_string(),
+                kind.to_string(),
+                state.trim().to_string(),
+                format!(
+                    "{:.0}",
+                    rate(&now.experiments, &before.experiments, &format!("{e}:{compared}"))
+                ),
+                differing.unwrap_or_else(|| "-".into()),
+                time(if kind == "dry-run" { "-" } else { "live_reply_p99_us" }),
+                time(if kind == "dry-run" {
+                    "candidate_time_p99_us"
+                } else {
+                    "candidate_reply_p99_us"
+                }),
+                stat("fraction")
+                    .and_then(|f| f.parse::<f64>().ok())
+                    .or_else(|| stat("sample").and_then(|f| f.parse::<f64>().ok()))
+                    .map_or("-".into(), |f| {
+                        if canary {
+                            format!("{:.1}%", 100.0 * f)
+                        } else {
+                            "none".into()
+                        }
+                    }),
+            ]
+        })
+        .collect();
     View {
         header,
         backends: backend_rows,
         plugins: plugin_rows.into_iter().map(|(_, r)| r).collect(),
         hot: hot_rows,
         tenants: tenant_rows,
+        experiments: experiment_rows,
     }
 }
 
@@ -352,8 +433,14 @@ fn print(view: View) {
             &TENANT_COLUMNS.join(" ").replace("connections", "curr"),
             view.tenants,
         ),
+        (
+            &EXPERIMENT_COLUMNS
+                .map(|c| c.replace(' ', "_").replace('.', ""))
+                .join(" "),
+            view.experiments,
+        ),
     ] {
-        if title.starts_with("tenant") && table.is_empty() {
+        if (title.starts_with("tenant") || title.starts_with("experiment")) && table.is_empty() {
             continue;
         }
         println!("{title}");
@@ -391,16 +478,28 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                 plugins,
                 hot,
                 tenants,
+                experiments,
             } = view(&before, &now);
+            let experiment_lines = experiments.len() as u16;
             let header: Vec<Line<'static>> = header.into_iter().map(Line::from).collect();
             let has_tenants = !tenants.is_empty();
-            let (backends, plugins, hot, tenants) =
-                (rows(backends), rows(plugins), rows(hot), rows(tenants));
+            let (backends, plugins, hot, tenants, experiments) = (
+                rows(backends),
+                rows(plugins),
+                rows(hot),
+                rows(tenants),
+                rows(experiments),
+            );
             screen.draw(|frame| {
-                let [top, servers, nodes, keys] = Layout::vertical([
+                let [top, servers, nodes, experiments_area, keys] = Layout::vertical([
                     Constraint::Length(5),
                     Constraint::Min(4),
                     Constraint::Min(4),
+                    Constraint::Length(if experiment_lines > 0 {
+                        experiment_lines + 3
+                    } else {
+                        0
+                    }),
                     Constraint::Length(12),
                 ])
                 .areas(frame.area());
@@ -465,6 +564,29 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                     .block(Block::bordered().title(" routes and pools ")),
                     nodes,
                 );
+                if experiment_lines > 0 {
+                    frame.render_widget(
+                        Table::new(
+                            experiments,
+                            [
+                                Constraint::Min(14),
+                                Constraint::Length(8),
+                                Constraint::Length(18),
+                                Constraint::Length(11),
+                                Constraint::Length(10),
+                                Constraint::Length(10),
+                                Constraint::Length(10),
+                                Constraint::Length(13),
+                            ],
+                        )
+                        .header(
+                            Row::new(EXPERIMENT_COLUMNS)
+                                .style(Style::default().add_modifier(Modifier::BOLD)),
+                        )
+                        .block(Block::bordered().title(" experiments ")),
+                        experiments_area,
+                    );
+                }
                 // With tenants, the bottom row is the hot keys beside them.
                 let (keys, tenants_area) = if has_tenants {
                     let [keys, tenants_area] =
@@ -544,6 +666,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            experiments: BTreeMap::new(),
         }
     }
 
@@ -578,5 +701,53 @@ mod tests {
             [["beta", "3", "7", "100", "2", "25", "0", "75%", "900"]]
         );
         assert!(view(&before, &poll(start, &[])).tenants.is_empty());
+    }
+
+    #[test]
+    fn each_experiment_has_a_row_of_its_kind() {
+        let start = Instant::now();
+        let stats = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let mut before = poll(start, &[]);
+        before.experiments = stats(&[("m:compared", "100"), ("r:candidate_requests", "0")]);
+        let mut now = poll(start + Duration::from_secs(2), &[]);
+        now.experiments = stats(&[
+            ("m:kind", "shadow"),
+            ("m:enabled", "1"),
+            ("m:compared", "300"),
+            ("m:agreement_pct", "97.50"),
+            ("m:live_reply_p99_us", "640"),
+            ("m:candidate_reply_p99_us", "900"),
+            ("m:sample", "0.1"),
+            ("r:kind", "canary"),
+            ("r:enabled", "1"),
+            ("r:stage", "ramping"),
+            ("r:step", "2"),
+            ("r:fraction", "0.25"),
+            ("r:candidate_requests", "40"),
+            ("r:candidate_errors", "1"),
+            ("r:live_reply_p99_us", "500"),
+            ("r:candidate_reply_p99_us", "510"),
+        ]);
+        assert_eq!(
+            view(&before, &now).experiments,
+            [
+                ["m", "shadow", "running", "100", "2.50%", "640 µs", "900 µs", "none"],
+                [
+                    "r",
+                    "canary",
+                    "ramping step 2",
+                    "20",
+                    "2.50%",
+                    "500 µs",
+                    "510 µs",
+                    "25.0%"
+                ],
+            ]
+        );
     }
 }

@@ -318,7 +318,20 @@ fn a_shadow_at_a_tenth_reports_the_missing_keys_and_changes_no_reply() {
         assert!(page.contains(part), "no {part} in the report");
     }
 
-    // Stopped, it compares nothing more; started again, it carries on.
+    // `switchyard top` has a row for it.
+    let out = Command::new(switchyard_binary())
+        .args(["top", "--admin", &http.to_string(), "--once", "--interval", "100"])
+        .output()
+        .expect("run switchyard top --once");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.trim_start().starts_with("mirror  shadow  running")),
+        "{shown}"
+    );
+
+    // Stopped, it compares nothing more.
     let out = Command::new(switchyard_binary())
         .args([
             "experiment",
