@@ -22,6 +22,8 @@ fn colour(t: Target) -> RGBColor {
         Target::SwitchyardTenants => RGBColor(0xa8, 0x5c, 0x9c),
         Target::SwitchyardDryRun10 => RGBColor(0x55, 0xa8, 0x68),
         Target::SwitchyardDryRun100 => RGBColor(0x2e, 0x6b, 0x3c),
+        Target::SwitchyardShadow10 => RGBColor(0x64, 0xb5, 0xcd),
+        Target::SwitchyardShadow100 => RGBColor(0x1f, 0x5f, 0x7a),
         Target::MemcachedTls => RGBColor(0x4d, 0x4d, 0x4d),
         Target::SwitchyardTls => RGBColor(0x9c, 0x3f, 0x1b),
     }

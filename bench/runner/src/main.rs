@@ -17,6 +17,7 @@ mod procs;
 mod report;
 mod workloads;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,7 +50,9 @@ both sides (switchyard). twemproxy has no TLS and is not measured there.
                         (stats timings and hot keys off), switchyard-tenants (a two-tenant
                         gateway, the load through one), switchyard-dryrun-10 and
                         switchyard-dryrun-100 (a dry-run experiment on the pool at 10% and
-                        100% of the keys), memcached-tls, switchyard-tls
+                        100% of the keys), switchyard-shadow-10 and switchyard-shadow-100
+                        (a shadow experiment copying 10% and 100% of the keys' requests to
+                        a second pool over the same servers), memcached-tls, switchyard-tls
                         (default: all)
   --record              also write bench/RESULTS.md from this run
   --results DIR         where the CSV and PNG go (default bench/results)
@@ -197,6 +200,11 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// Starts Switchyard running an experiment on its pool: [`procs::switchyard_dry_run`] or
+/// [`procs::switchyard_shadow`] (name, binary, servers, workers, scratch directory, sample).
+type ExperimentStart =
+    fn(&str, &Path, &[SocketAddr], usize, &Path, f64) -> anyhow::Result<procs::Service>;
+
 /// The processes of a run.
 struct Fleet {
     servers: Vec<procs::Service>,
@@ -206,8 +214,12 @@ struct Fleet {
     switchyard_bare: Option<procs::Service>,
     /// Switchyard as a two-tenant gateway.
     switchyard_tenants: Option<procs::Service>,
+    /// Switchyard running a dry-run experiment on its pool, at 10% and 100% of the keys.
     switchyard_dry_run_10: Option<procs::Service>,
     switchyard_dry_run_100: Option<procs::Service>,
+    /// Switchyard running a shadow experiment on its pool, at 10% and 100% of the keys.
+    switchyard_shadow_10: Option<procs::Service>,
+    switchyard_shadow_100: Option<procs::Service>,
 }
 
 impl Fleet {
@@ -236,23 +248,21 @@ impl Fleet {
             .contains(&Target::SwitchyardTenants)
             .then(|| procs::switchyard_tenants(switchyard, &addrs, o.workers, dir))
             .transpose()?;
-        let dry_run = |target: Target, sample: f64| {
+        // Switchyard running an experiment at `sample` of the keys, started by `start`.
+        let experiment = |target: Target, start: ExperimentStart, sample: f64| {
             targets
                 .contains(&target)
-                .then(|| {
-                    procs::switchyard_dry_run(
-                        target.name(),
-                        switchyard,
-                        &addrs,
-                        o.workers,
-                        dir,
-                        sample,
-                    )
-                })
+                .then(|| start(target.name(), switchyard, &addrs, o.workers, dir, sample))
                 .transpose()
         };
-        let switchyard_dry_run_10 = dry_run(Target::SwitchyardDryRun10, 0.1)?;
-        let switchyard_dry_run_100 = dry_run(Target::SwitchyardDryRun100, 1.0)?;
+        let switchyard_dry_run_10 =
+            experiment(Target::SwitchyardDryRun10, procs::switchyard_dry_run, 0.1)?;
+        let switchyard_dry_run_100 =
+            experiment(Target::SwitchyardDryRun100, procs::switchyard_dry_run, 1.0)?;
+        let switchyard_shadow_10 =
+            experiment(Target::SwitchyardShadow10, procs::switchyard_shadow, 0.1)?;
+        let switchyard_shadow_100 =
+            experiment(Target::SwitchyardShadow100, procs::switchyard_shadow, 1.0)?;
         let switchyard = targets
             .contains(&Target::Switchyard)
             .then(|| procs::switchyard(switchyard, &addrs, o.workers, dir))
@@ -265,6 +275,8 @@ impl Fleet {
             switchyard_tenants,
             switchyard_dry_run_10,
             switchyard_dry_run_100,
+            switchyard_shadow_10,
+            switchyard_shadow_100,
         })
     }
 
@@ -286,6 +298,8 @@ impl Fleet {
             Target::SwitchyardTenants => self.switchyard_tenants.as_ref(),
             Target::SwitchyardDryRun10 => self.switchyard_dry_run_10.as_ref(),
             Target::SwitchyardDryRun100 => self.switchyard_dry_run_100.as_ref(),
+            Target::SwitchyardShadow10 => self.switchyard_shadow_10.as_ref(),
+            Target::SwitchyardShadow100 => self.switchyard_shadow_100.as_ref(),
             Target::MemcachedTls | Target::SwitchyardTls => {
                 bail!("{} belongs to the TLS workloads", t.name())
             }
@@ -375,7 +389,9 @@ impl TlsFleet {
             | Target::SwitchyardBare
             | Target::SwitchyardTenants
             | Target::SwitchyardDryRun10
-            | Target::SwitchyardDryRun100 => {
+            | Target::SwitchyardDryRun100
+            | Target::SwitchyardShadow10
+            | Target::SwitchyardShadow100 => {
                 bail!("{} is not measured over TLS", t.name())
             }
         };

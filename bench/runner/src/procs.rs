@@ -246,6 +246,31 @@ pub fn switchyard_dry_run(
     })
 }
 
+/// Switchyard over the pool [`switchyard`] has, running a shadow experiment on it at `sample`
+/// of the keys: its candidate is a second ketama pool over the same servers, so each sampled
+/// single-key request is also sent to them in the background and the two replies compared.
+pub fn switchyard_shadow(
+    name: &str,
+    binary: &Path,
+    servers: &[SocketAddr],
+    workers: usize,
+    dir: &Path,
+    sample: f64,
+) -> anyhow::Result<Service> {
+    start_config(name, binary, dir, |port| {
+        let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
+        format!(
+            "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"main\"\n\n\
+             [pools.main]\nservers = [{list}]\nhash = {{ plugin = \"ketama\" }}\n\n\
+             [pools.copy]\nservers = [{list}]\nhash = {{ plugin = \"ketama\" }}\n\n\
+             [experiments.mirror]\nkind = \"shadow\"\nnode = \"main\"\ncandidate = \"copy\"\n\
+             sample = {sample}\n",
+            list = list.join(", ")
+        )
+    })
+}
+
 /// Starts `binary` on the config `toml(port)` makes for its listener's port, written as
 /// `name.toml` in `dir` and logging to `name.log`.
 fn start_config(

@@ -25,6 +25,12 @@ pub enum Target {
     SwitchyardDryRun10,
     /// The same over every key.
     SwitchyardDryRun100,
+    /// Switchyard running a shadow experiment on its pool over a tenth of the keys: the
+    /// candidate a second pool over the same servers, each sampled single-key request sent to
+    /// it too in the background and the replies compared.
+    SwitchyardShadow10,
+    /// The same over every key.
+    SwitchyardShadow100,
     /// memcached `-Z`, loadgen speaking TLS to it directly.
     MemcachedTls,
     /// Switchyard with a TLS listener and a TLS pool to memcached `-Z`.
@@ -32,7 +38,7 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 9] = [
+    pub const ALL: [Target; 11] = [
         Target::Memcached,
         Target::Twemproxy,
         Target::Switchyard,
@@ -40,11 +46,13 @@ impl Target {
         Target::SwitchyardTenants,
         Target::SwitchyardDryRun10,
         Target::SwitchyardDryRun100,
+        Target::SwitchyardShadow10,
+        Target::SwitchyardShadow100,
         Target::MemcachedTls,
         Target::SwitchyardTls,
     ];
     /// The targets of a plaintext workload.
-    pub const PLAINTEXT: [Target; 7] = [
+    pub const PLAINTEXT: [Target; 9] = [
         Target::Memcached,
         Target::Twemproxy,
         Target::Switchyard,
@@ -52,6 +60,8 @@ impl Target {
         Target::SwitchyardTenants,
         Target::SwitchyardDryRun10,
         Target::SwitchyardDryRun100,
+        Target::SwitchyardShadow10,
+        Target::SwitchyardShadow100,
     ];
     /// The targets of a TLS workload: twemproxy has no TLS. `Switchyard` is plaintext there,
     /// over the same memcached as the other two.
@@ -70,6 +80,8 @@ impl Target {
             Target::SwitchyardTenants => "switchyard-tenants",
             Target::SwitchyardDryRun10 => "switchyard-dryrun-10",
             Target::SwitchyardDryRun100 => "switchyard-dryrun-100",
+            Target::SwitchyardShadow10 => "switchyard-shadow-10",
+            Target::SwitchyardShadow100 => "switchyard-shadow-100",
             Target::MemcachedTls => "memcached-tls",
             Target::SwitchyardTls => "switchyard-tls",
         }
@@ -342,7 +354,28 @@ pub fn ratio_table(workloads: &[Workload], summaries: &[Summary]) -> String {
     }
     t.push_str(&stats_cost_table(workloads, summaries));
     t.push_str(&tenancy_cost_table(workloads, summaries));
-    t.push_str(&experiment_cost_table(workloads, summaries));
+    t.push_str(&experiment_cost_table(
+        workloads,
+        summaries,
+        "dry-run",
+        [
+            (Target::SwitchyardDryRun10, "10%"),
+            (Target::SwitchyardDryRun100, "100%"),
+        ],
+        "the pool's ketama decision compared on each sampled request with a candidate pool of \
+         one more server (both dry-run, nothing sent)",
+    ));
+    t.push_str(&experiment_cost_table(
+        workloads,
+        summaries,
+        "shadow",
+        [
+            (Target::SwitchyardShadow10, "10%"),
+            (Target::SwitchyardShadow100, "100%"),
+        ],
+        "each sampled single-key request also sent in the background to a candidate pool over \
+         the same servers and the two replies compared",
+    ));
     if let Some(a) = summaries.iter().find(|s| s.workload == "allocations") {
         let _ = writeln!(
             extra,
@@ -388,22 +421,25 @@ fn tenancy_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
     )
 }
 
-/// What a running dry-run experiment costs, at a tenth of the keys and at all of them, against
-/// Switchyard without it. Empty when the run has neither.
-fn experiment_cost_table(workloads: &[Workload], summaries: &[Summary]) -> String {
+/// What a running experiment of `kind` costs, each of `targets` (one running it at the share of
+/// the keys named beside it) against Switchyard without it; `what` says what the experiment
+/// does per request. Empty when the run has none of them.
+fn experiment_cost_table(
+    workloads: &[Workload],
+    summaries: &[Summary],
+    kind: &str,
+    targets: [(Target, &str); 2],
+    what: &str,
+) -> String {
     let mut out = String::new();
-    for (target, share) in [
-        (Target::SwitchyardDryRun10, "10%"),
-        (Target::SwitchyardDryRun100, "100%"),
-    ] {
+    for (target, share) in targets {
         out.push_str(&cost_table(
             workloads,
             summaries,
             (target, Target::Switchyard),
             &format!(
-                "What a dry-run experiment costs at {share} of the keys: `{}`, the pool's ketama \
-                 decision compared on each sampled request with a candidate pool of one more \
-                 server (both dry-run, nothing sent), against `switchyard` without it.",
+                "What a {kind} experiment costs at {share} of the keys: `{}`, {what}, against \
+                 `switchyard` without it.",
                 target.name()
             ),
             ("with / without", "with − without"),
