@@ -122,19 +122,31 @@ impl LocalGeneration {
     /// Node `n`, or the candidate of a canary on `n` for a key it has taken: a key is routed
     /// one way or the other, and measured on its side (`experiment/canary.rs`).
     fn canary(&self, n: usize, input: &RouteInput<'_>) -> usize {
-        for (i, e) in self.shared.experiments.iter().enumerate() {
-            if e.node != n || !e.enabled() {
-                continue;
+        match self.canary_side(n, input.key) {
+            Some((i, side)) => {
+                self.marks.set(self.marks.get().canary(i, side));
+                match side {
+                    crate::experiment::Side::Candidate => self.shared.experiments[i].candidate,
+                    crate::experiment::Side::Live => n,
+                }
             }
-            let Some(side) = e.rollout().and_then(|r| r.side_of(input.key)) else {
-                continue;
-            };
-            self.marks.set(self.marks.get().canary(i, side));
-            if side == crate::experiment::Side::Candidate {
-                return e.candidate;
-            }
+            None => n,
         }
-        n
+    }
+
+    /// The running canary on node `n` that measures `key`, by index, and the side the key is
+    /// on.
+    pub(crate) fn canary_side(
+        &self,
+        n: usize,
+        key: &[u8],
+    ) -> Option<(usize, crate::experiment::Side)> {
+        self.shared
+            .experiments
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.node == n && e.enabled())
+            .find_map(|(i, e)| Some((i, e.rollout()?.side_of(key)?)))
     }
 
     /// Runs node `n`'s `on_reply` for a `call` it planned.

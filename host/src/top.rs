@@ -345,7 +345,11 @@ fn view(before: &Poll, now: &Poll) -> View {
             let stat = |f: &str| now.experiments.get(&format!("{e}:{f}")).cloned();
             let running = stat("enabled").as_deref() == Some("1");
             let canary = kind == "canary";
-            let compared = if canary { "candidate_requests" } else { "compared" };
+            let compared = if canary {
+                "candidate_requests"
+            } else {
+                "compared"
+            };
             let differing = match kind {
                 "dry-run" => stat("moved_pct").map(|p| format!("{p}%")),
                 "shadow" => stat("agreement_pct")
@@ -367,7 +371,9 @@ fn view(before: &Poll, now: &Poll) -> View {
                 (false, _) => "stopped".to_string(),
                 (true, Some(stage)) => format!(
                     "{stage} {}",
-                    stat("step").map(|s| format!("step {s}")).unwrap_or_default()
+                    stat("step")
+                        .map(|s| format!("step {s}"))
+                        .unwrap_or_default()
                 ),
                 (true, None) => "running".to_string(),
             };
@@ -378,10 +384,18 @@ fn view(before: &Poll, now: &Poll) -> View {
                 state.trim().to_string(),
                 format!(
                     "{:.0}",
-                    rate(&now.experiments, &before.experiments, &format!("{e}:{compared}"))
+                    rate(
+                        &now.experiments,
+                        &before.experiments,
+                        &format!("{e}:{compared}")
+                    )
                 ),
                 differing.unwrap_or_else(|| "-".into()),
-                time(if kind == "dry-run" { "-" } else { "live_reply_p99_us" }),
+                time(if kind == "dry-run" {
+                    "-"
+                } else {
+                    "live_reply_p99_us"
+                }),
                 time(if kind == "dry-run" {
                     "candidate_time_p99_us"
                 } else {
@@ -736,7 +750,9 @@ mod tests {
         assert_eq!(
             view(&before, &now).experiments,
             [
-                ["m", "shadow", "running", "100", "2.50%", "640 µs", "900 µs", "none"],
+                [
+                    "m", "shadow", "running", "100", "2.50%", "640 µs", "900 µs", "none"
+                ],
                 [
                     "r",
                     "canary",

@@ -320,7 +320,14 @@ fn a_shadow_at_a_tenth_reports_the_missing_keys_and_changes_no_reply() {
 
     // `switchyard top` has a row for it.
     let out = Command::new(switchyard_binary())
-        .args(["top", "--admin", &http.to_string(), "--once", "--interval", "100"])
+        .args([
+            "top",
+            "--admin",
+            &http.to_string(),
+            "--once",
+            "--interval",
+            "100",
+        ])
         .output()
         .expect("run switchyard top --once");
     let shown = String::from_utf8_lossy(&out.stdout);
@@ -435,7 +442,15 @@ fn a_healthy_canary_ramps_to_every_key() {
     assert!(steps_seen.len() >= 2, "{steps_seen:?}");
     assert_eq!(number(&shown, "roll:candidate_errors"), 0);
     assert!(number(&shown, "roll:live_requests") >= 40, "{shown:?}");
-    // Every key goes to the candidate now.
+    // Every key goes to the candidate now, and a dry run of the route says so.
+    let route =
+        String::from_utf8_lossy(&client.request(b"get __switchyard__.route(set,after-ramp)\r\n"))
+            .into_owned();
+    assert!(route.contains("\ncanary pools.main roll\n"), "{route}");
+    assert!(
+        route.contains(&format!("server pools.main4 {} ", next.address())),
+        "{route}"
+    );
     client.set("after-ramp", b"new");
     assert_eq!(
         next.client().get("after-ramp").as_deref(),

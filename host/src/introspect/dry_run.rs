@@ -142,7 +142,7 @@ impl Walk<'_> {
                     self.server(dest, role);
                     break;
                 }
-                Target::Node(n) => n,
+                Target::Node(n) => self.canary(n, input),
             };
             self.path.push(n);
             let step = match self.generation.route(n, input) {
@@ -169,6 +169,25 @@ impl Walk<'_> {
             }
         }
         self.path.truncate(depth);
+    }
+
+    /// Node `n`, or, shown as a `canary` line, the candidate of a running canary on `n` that
+    /// has taken the key (as `resolve` routes it). A quiet walk (an experiment's, a diff's)
+    /// compares the nodes as configured and takes no canary's side.
+    fn canary(&mut self, n: usize, input: &RouteInput<'_>) -> usize {
+        if self.quiet || self.generation.shared.experiments.is_empty() {
+            return n;
+        }
+        match self.generation.canary_side(n, input.key) {
+            Some((i, crate::experiment::Side::Candidate)) => {
+                let e = &self.generation.shared.experiments[i];
+                self.path.push(n);
+                self.line("canary", &[e.config.name.as_str()]);
+                self.path.pop();
+                e.candidate
+            }
+            _ => n,
+        }
     }
 
     /// Node `n`'s plan from `route` (`carry_out`, before anything was sent).
