@@ -151,7 +151,8 @@ fn usage() -> String {
          \nCapture: `tap` asks a running router's admin listener to write one in N client\n\
          requests (command lines, no values) to NAME beside its config file, for S seconds\n\
          (default 10); `replay` routes such a file through a configuration's route tree,\n\
-         nothing sent, and prints each request's servers and the count per server.\n\
+         nothing sent, and prints each request's servers and the count per server; given a\n\
+         running router (`--router HOST:PORT`) it sends it the requests and counts the replies.\n\
          \nPlugins: `plugin new` writes a standalone plugin crate (a hash, prefix or call policy\n\
          with tests); `plugin build` builds its module for wasm32 and inspects it; `plugin test`\n\
          prints where a module sends each of a list of keys; `plugin inspect` compiles and\n\

@@ -77,6 +77,37 @@ fn a_tap_replayed_on_its_configuration_gives_the_routers_own_decisions() {
     assert_eq!(sets, 300, "{report}");
     assert!(report.contains("requests 600\n"), "{report}");
 
+    // Sent to another router, on a server of its own: every set stored, every get a hit.
+    let other = Memcached::start();
+    let second = switchyard_tests::router(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n",
+        other.spec()
+    ));
+    let out = Command::new(switchyard_binary())
+        .current_dir(dir.path())
+        .args(["replay", "cap.trace", "--router"])
+        .arg(second.local_addrs()[0].to_string())
+        .output()
+        .expect("run switchyard replay --router");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.starts_with("sent 600 requests to "), "{said}");
+    assert!(
+        said.contains("\nSTORED 300\n") && said.contains("\nhit 300\n"),
+        "{said}"
+    );
+    let mut direct = other.client();
+    assert_eq!(
+        (direct.stat("cmd_set"), direct.stat("get_hits")),
+        (Some(300), Some(300))
+    );
+    assert_eq!(direct.get("user:7").as_deref(), Some(&b"xxxxx"[..]));
+
     // From the command line, while a client sends.
     let tap = {
         let admin = admin.to_string();
