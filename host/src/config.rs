@@ -187,8 +187,12 @@ pub struct ExperimentConfig {
     /// The pool or route they are compared with: no listener's or tenant's.
     pub candidate: String,
     /// The fraction of the node's requests compared, chosen by key hash (a key is always in
-    /// or always out); 1 for a canary, whose fraction is its step's.
+    /// or always out): the first `sample` of `key_range`; 1 for a canary, whose fraction is its
+    /// step's.
     pub sample: f64,
+    /// `[start, end)`: the band of the key-hash space (as fractions of it) the sample is taken
+    /// from; `[0, 1)` by default.
+    pub key_range: (f64, f64),
     /// Whether it runs (`enabled = false` keeps it configured and stopped).
     pub enabled: bool,
     /// A shadow's mismatching requests kept as samples (the newest).

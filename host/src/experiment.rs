@@ -175,9 +175,10 @@ impl Experiment {
     }
 
     /// Whether a request with `key` is compared (a dry run's or a shadow's): it runs, and the
-    /// key's hash falls in its sample (a key is always in or always out).
+    /// key's hash falls in its sample, the first `sample` of its `key_range` (a key is always
+    /// in or always out).
     pub fn samples(&self, key: &[u8]) -> bool {
-        self.enabled() && in_fraction(key, self.config.sample)
+        self.enabled() && in_band(key, self.config.sample, self.config.key_range)
     }
 
     /// A dry run's findings.
@@ -284,6 +285,16 @@ pub fn in_fraction(key: &[u8], fraction: f64) -> bool {
     fraction >= 1.0 || key_point(key) < (fraction * PPM as f64) as u64
 }
 
+/// Whether `key`'s hash falls in the first `fraction` of the band `[start, end)` of the hash
+/// space.
+fn in_band(key: &[u8], fraction: f64, (start, end): (f64, f64)) -> bool {
+    if start == 0.0 && end >= 1.0 {
+        return in_fraction(key, fraction);
+    }
+    let at = key_point(key) as f64 / PPM as f64;
+    at >= start && at < start + fraction * (end - start)
+}
+
 /// Where `key` falls in `[0, PPM)`.
 fn key_point(key: &[u8]) -> u64 {
     switchyard_sdk::hash::fnv1a_64(key) % PPM
@@ -349,4 +360,28 @@ fn fingerprint(
     servers.sort_unstable();
     servers.dedup();
     (text, servers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{in_band, in_fraction};
+
+    #[test]
+    fn a_band_takes_its_share_of_keys_and_the_same_keys_each_time() {
+        let keys: Vec<String> = (0..20_000).map(|i| format!("key:{i}")).collect();
+        let count = |f: &dyn Fn(&[u8]) -> bool| keys.iter().filter(|k| f(k.as_bytes())).count();
+        let tenth = count(&|k| in_fraction(k, 0.1));
+        assert!((1_800..2_200).contains(&tenth), "{tenth}");
+        assert_eq!(count(&|k| in_band(k, 0.1, (0.0, 1.0))), tenth);
+        let band = count(&|k| in_band(k, 1.0, (0.25, 0.5)));
+        assert!((4_500..5_500).contains(&band), "{band}");
+        let half_of_band = count(&|k| in_band(k, 0.5, (0.25, 0.5)));
+        assert!((2_200..2_800).contains(&half_of_band), "{half_of_band}");
+        // Disjoint bands take disjoint keys.
+        assert!(
+            keys.iter()
+                .all(|k| !(in_band(k.as_bytes(), 1.0, (0.0, 0.25))
+                    && in_band(k.as_bytes(), 1.0, (0.25, 0.5))))
+        );
+    }
 }

@@ -87,6 +87,9 @@ pub(super) fn experiments(
             if let Some(s) = &e.sample {
                 return Err(misplaced(Some(s.span()), "sample", "dry-run and shadow"));
             }
+            if let Some(r) = &e.key_range {
+                return Err(misplaced(Some(r.span()), "key_range", "dry-run and shadow"));
+            }
         } else {
             let canary_only = [
                 e.steps.as_ref().map(|v| (v.span(), "steps")),
@@ -122,6 +125,20 @@ pub(super) fn experiments(
                 ));
             }
         };
+        let key_range = match &e.key_range {
+            None => (0.0, 1.0),
+            Some(r) => match r.get_ref().as_slice() {
+                &[start, end] if (0.0..end).contains(&start) && end <= 1.0 => (start, end),
+                _ => {
+                    return Err(cx.at(
+                        r,
+                        format!("{key}.key_range"),
+                        "a band of the key-hash space as [start, end], fractions of it with \
+                         0 <= start < end <= 1, such as [0.25, 0.5]",
+                    ));
+                }
+            },
+        };
         let keep_mismatches = match &e.keep_mismatches {
             None => DEFAULT_KEEP_MISMATCHES,
             Some(k) if (0..=MAX_KEEP_MISMATCHES as i64).contains(k.get_ref()) => {
@@ -144,6 +161,7 @@ pub(super) fn experiments(
             node: e.node.get_ref().clone(),
             candidate: e.candidate.get_ref().clone(),
             sample,
+            key_range,
             enabled: e.enabled.as_ref().is_none_or(|v| *v.get_ref()),
             keep_mismatches,
             canary,
@@ -339,6 +357,12 @@ mod tests {
                 "kind = \"canary\"\nnode = \"main\"\ncandidate = \"grown\"\nkeep_mismatches = 3\n",
                 "experiments.x.keep_mismatches",
                 "for shadow experiments only",
+            ),
+            (
+                "kind = \"shadow\"\nnode = \"main\"\ncandidate = \"grown\"\n\
+                 key_range = [0.5, 0.2]\n",
+                "experiments.x.key_range",
+                "0 <= start < end <= 1",
             ),
             (
                 "kind = \"shadow\"\nnode = \"main\"\ncandidate = \"grown\"\n\

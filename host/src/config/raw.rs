@@ -41,6 +41,7 @@ pub struct RawExperiment {
     pub node: Spanned<String>,
     pub candidate: Spanned<String>,
     pub sample: Option<Spanned<f64>>,
+    pub key_range: Option<Spanned<Vec<f64>>>,
     pub enabled: Option<Spanned<bool>>,
     pub keep_mismatches: Option<Spanned<i64>>,
     pub steps: Option<Spanned<Vec<f64>>>,

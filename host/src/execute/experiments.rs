@@ -141,7 +141,8 @@ impl LocalGeneration {
                 let outcome = copy.outcome().await;
                 (Summary::of(&outcome), sent.elapsed())
             };
-            let ours = async {
+            // Moved in, so that the node's reply is let go of as soon as it is summarised.
+            let ours = async move {
                 // Gone without a reply when the client's connection closed first.
                 let guard = live.wait_for(Option::is_some).await.ok()?;
                 let (outcome, took) = guard.as_ref()?;

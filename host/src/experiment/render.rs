@@ -230,10 +230,12 @@ fn findings_json(e: &Experiment, out: &mut String) {
             let (compared, moved) = d.totals();
             let _ = write!(
                 out,
-                "\"sample\":{},\"compared\":{compared},\"moved\":{moved},\
+                "\"sample\":{},\"key_range\":[{},{}],\"compared\":{compared},\"moved\":{moved},\
                  \"moved_fraction\":{:.6},\"candidate_faults\":{},\"candidate_time_us\":{},\
                  \"moved_by_server\":[",
                 e.config.sample,
+                e.config.key_range.0,
+                e.config.key_range.1,
                 ratio(moved, compared),
                 d.faults(),
                 times(&d.time()),
@@ -257,9 +259,12 @@ fn findings_json(e: &Experiment, out: &mut String) {
             let (live, candidate) = c.times();
             let _ = write!(
                 out,
-                "\"sample\":{},\"compared\":{compared},\"mismatched\":{mismatched},\
+                "\"sample\":{},\"key_range\":[{},{}],\"compared\":{compared},\
+                 \"mismatched\":{mismatched},\
                  \"agreement\":{:.6},\"mismatches\":{{",
                 e.config.sample,
+                e.config.key_range.0,
+                e.config.key_range.1,
                 ratio(compared - mismatched, compared),
             );
             for (k, (kind, n)) in c.mismatches().into_iter().enumerate() {
