@@ -362,7 +362,8 @@ fn a_shadow_at_a_tenth_reports_the_missing_keys_and_changes_no_reply() {
 
 /// A canary whose candidate fails every request (a pool whose one server is gone) is rolled
 /// back once both sides have answered `min_requests` in its first step: from then on every key
-/// goes to the node, and no request fails.
+/// goes to the node, and no request fails. A reload that leaves it as it was keeps it rolled
+/// back; a new candidate starts it over.
 #[test]
 fn a_canary_that_returns_errors_is_rolled_back() {
     let live = Memcached::start();
@@ -397,6 +398,24 @@ fn a_canary_that_returns_errors_is_rolled_back() {
         "{shown:?}"
     );
     assert_eq!(shown["roll:fraction"], "0");
+    // A reload that leaves the canary, its node and its candidate as they were keeps it rolled
+    // back; one that changes the candidate starts it afresh.
+    let reload = |text: &str| {
+        let config =
+            switchyard::Config::from_toml(text, std::path::Path::new("inline-test-config.toml"))
+                .expect("a valid config");
+        router.reload_with(config).expect("it reloads")
+    };
+    let generation = reload(&format!(
+        "{text}\n[pools.unrelated]\nservers = [\"{}\"]\n",
+        live.spec()
+    ));
+    let kept = group(&mut ops, "experiments");
+    assert_eq!(
+        (kept["roll:stage"].as_str(), kept["roll:started"].as_str()),
+        ("rolled-back", shown["roll:started"].as_str()),
+        "generation {generation}: {kept:?}"
+    );
     // Every key is the node's again.
     for k in 0..500 {
         let reply = client.request(format!("set after{k} 0 0 1\r\nv\r\n").as_bytes());
@@ -406,6 +425,16 @@ fn a_canary_that_returns_errors_is_rolled_back() {
             switchyard_tests::show(&reply)
         );
     }
+    reload(&text.replace(&gone_spec, &live.spec()));
+    let fresh = group(&mut ops, "experiments");
+    assert_eq!(
+        (
+            fresh["roll:stage"].as_str(),
+            fresh["roll:fraction"].as_str()
+        ),
+        ("ramping", "0.2"),
+        "{fresh:?}"
+    );
 }
 
 /// A healthy canary (a pool of another server) ramps through its steps to every key, each step
