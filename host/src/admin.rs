@@ -264,6 +264,21 @@ fn experiment(command: &str, control: &Control) -> String {
     else {
         return format!("CLIENT_ERROR no experiment is named `{name}`\r\n");
     };
+    if let Some(rollout) = e.rollout() {
+        if on && rollout.stage() == crate::experiment::Stage::RolledBack {
+            return format!(
+                "CLIENT_ERROR canary `{name}` was rolled back ({}); a reload that changes its \
+                 candidate starts it over\r\n",
+                rollout
+                    .reason()
+                    .unwrap_or_default()
+                    .replace(['\r', '\n'], " ")
+            );
+        }
+        if on && !e.enabled() {
+            rollout.restart_step();
+        }
+    }
     if e.set_enabled(on) {
         tracing::info!(
             experiment = name,

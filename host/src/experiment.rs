@@ -29,7 +29,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use canary::{Rollout, Side};
+pub use canary::{Rollout, Side, Stage};
 pub use dry_run::Decisions;
 pub use render::{json, render};
 pub use report::html;

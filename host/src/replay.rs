@@ -161,8 +161,8 @@ fn drive(trace: &std::path::Path, router: &str) -> anyhow::Result<()> {
 }
 
 /// The text-protocol request for `probe` into `out` (a value of its recorded size, of `x`s);
-/// `false` for a key no text command can carry (a space, a control character, over 250
-/// bytes).
+/// `false` for a key no text command can carry (a space, a control or non-ASCII byte, over
+/// 250 bytes).
 fn request_for(probe: &crate::diff::Probe, out: &mut Vec<u8>) -> bool {
     use switchyard_sdk::Op;
     let key = &probe.key;
@@ -221,22 +221,28 @@ fn request_for(probe: &crate::diff::Probe, out: &mut Vec<u8>) -> bool {
 /// Reads one whole reply; what kind it is: `hit` or `miss` for a retrieval, else its first
 /// word (`STORED`, `DELETED`, `HD`, `SERVER_ERROR`, ...), a number's `number`.
 fn read_reply(reader: &mut impl std::io::BufRead) -> anyhow::Result<String> {
-    let mut line = String::new();
+    use std::io::{BufRead as _, Read as _};
+    let mut line = Vec::with_capacity(128);
     let mut hit = false;
     loop {
         line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        // A line is bounded; a value is skipped, never held.
+        if (&mut *reader).take(8192).read_until(b'\n', &mut line)? == 0 {
             bail!("the connection closed");
         }
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let text = String::from_utf8_lossy(&line);
+        let words: Vec<&str> = text.split_whitespace().collect();
         let data = match words.as_slice() {
-            ["VALUE", _, _, len, ..] => len.parse::<usize>().ok(),
-            ["VA", len, ..] => len.parse::<usize>().ok(),
+            ["VALUE", _, _, len, ..] => len.parse::<u64>().ok(),
+            ["VA", len, ..] => len.parse::<u64>().ok(),
             _ => None,
         };
         if let Some(len) = data {
-            let mut skip = vec![0u8; len + 2];
-            reader.read_exact(&mut skip)?;
+            let want = len.saturating_add(2);
+            let skipped = std::io::copy(&mut (&mut *reader).take(want), &mut std::io::sink())?;
+            if skipped < want {
+                bail!("the connection closed in a value");
+            }
             if words[0] == "VA" {
                 return Ok("hit".into());
             }

@@ -352,6 +352,7 @@ fn view(before: &Poll, now: &Poll) -> View {
             };
             let differing = match kind {
                 "dry-run" => stat("moved_pct").map(|p| format!("{p}%")),
+                "shadow" if stat("compared").as_deref() == Some("0") => None,
                 "shadow" => stat("agreement_pct")
                     .and_then(|p| p.parse::<f64>().ok())
                     .map(|p| format!("{:.2}%", 100.0 - p)),

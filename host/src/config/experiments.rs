@@ -20,6 +20,9 @@ const MAX_KEEP_MISMATCHES: usize = 1024;
 const DEFAULT_STEPS: [f64; 5] = [0.01, 0.05, 0.25, 0.5, 1.0];
 const MAX_STEPS: usize = 32;
 
+/// A canary step lasts at most a week.
+const MAX_STEP_SECONDS: f64 = 7.0 * 86_400.0;
+
 /// The experiments, each checked: its kind is one the router runs, its `node` and `candidate`
 /// name pools or routes, the candidate is no listener's or tenant's (so nothing live depends on
 /// it), its sample is a fraction, it sets only its own kind's settings, and a node has at most
@@ -224,6 +227,14 @@ fn canary(cx: &Ctx<'_>, key: &str, e: &RawExperiment) -> Result<CanaryConfig, Co
         )),
     };
     let step_seconds = positive(&e.step_seconds, "step_seconds", 60.0, 0.1)?;
+    if step_seconds > MAX_STEP_SECONDS {
+        let at = e.step_seconds.as_ref().map(|v| v.span());
+        return Err(cx.err(
+            at,
+            format!("{key}.step_seconds"),
+            format!("{step_seconds} is more than {MAX_STEP_SECONDS} (a week)"),
+        ));
+    }
     let max_error_rate_increase = positive(
         &e.max_error_rate_increase,
         "max_error_rate_increase",
@@ -274,6 +285,37 @@ pub(super) fn candidates_are_not_live(
                     "`{}` serves live requests (a listener or tenant reaches it): a candidate \
                      must be a pool or route only the experiment uses",
                     e.candidate
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A candidate that reaches an experiment's node would route a request back into the
+/// experiment: a canary would divert it again, a shadow copy it again. `reach` gives the pool
+/// and route names reachable from one (itself included).
+pub(super) fn candidates_lead_to_no_node(
+    cx: &Ctx<'_>,
+    raw: &RawConfig,
+    experiments: &[ExperimentConfig],
+    reach: impl Fn(&str) -> Vec<String>,
+) -> Result<(), ConfigError> {
+    for e in experiments {
+        let reached = reach(&e.candidate);
+        if let Some(node) = experiments.iter().find(|x| reached.contains(&x.node)) {
+            let value = raw
+                .experiments
+                .iter()
+                .find(|(n, _)| *n.get_ref() == e.name)
+                .map(|(_, r)| r.candidate.span());
+            return Err(cx.err(
+                value,
+                format!("experiments.{}.candidate", e.name),
+                format!(
+                    "`{}` reaches `{}`, the node of experiment `{}`: a candidate must not lead \
+                     back into an experiment",
+                    e.candidate, node.node, node.name
                 ),
             ));
         }
@@ -359,6 +401,12 @@ mod tests {
                 "for shadow experiments only",
             ),
             (
+                "kind = \"canary\"\nnode = \"main\"\ncandidate = \"grown\"\n\
+                 step_seconds = 1e20\n",
+                "experiments.x.step_seconds",
+                "more than 604800",
+            ),
+            (
                 "kind = \"shadow\"\nnode = \"main\"\ncandidate = \"grown\"\n\
                  key_range = [0.5, 0.2]\n",
                 "experiments.x.key_range",
@@ -396,5 +444,12 @@ mod tests {
         )
         .expect_err("two canaries on one node");
         assert!(two.message.contains("already has the canary `a`"), "{two}");
+        let back = check(
+            "[routes.next]\nplugin = \"failover\"\nchildren = [\"main\", \"grown\"]\n\
+             [experiments.a]\nkind = \"shadow\"\nnode = \"main\"\ncandidate = \"next\"\n",
+        )
+        .expect_err("a candidate that reaches the node");
+        assert_eq!(back.key, "experiments.a.candidate");
+        assert!(back.message.contains("reaches `main`"), "{back}");
     }
 }

@@ -509,6 +509,9 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
             .chain(tenants.iter().map(|t| t.route.clone()));
         let live = reachable(roots, &routes);
         super::experiments::candidates_are_not_live(&cx, &raw, &experiments, &live)?;
+        super::experiments::candidates_lead_to_no_node(&cx, &raw, &experiments, |from| {
+            reachable(std::iter::once(from.to_string()), &routes)
+        })?;
     }
 
     Ok(Config {

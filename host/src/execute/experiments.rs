@@ -5,7 +5,10 @@
 //!
 //! Only requests that go through `execute` are observed: a single-key request, a plan's child
 //! or background send. The keys of a multi-get follow a canary's split but are not measured,
-//! nor shadowed, and neither is a long value streamed from its client.
+//! nor shadowed, and neither is a long value streamed from its client nor a `noreply` request
+//! (whose reply nobody reads). A canary's reply times are taken as the client's queue takes
+//! the reply: a client that pipelines or reads slowly weighs on both sides alike, its keys
+//! being split between them by hash.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -82,15 +85,25 @@ impl LocalGeneration {
                 outcome
             });
         }
-        if marks.shadows == 0 {
+        // A `noreply` request's reply is never read (`dispatch::answer` drops it): there is
+        // nothing to compare a copy with.
+        let noreply =
+            matches!(req.origin, super::Origin::Client { request, .. } if request.noreply);
+        if marks.shadows == 0 || noreply {
             return pending;
         }
-        // The node's reply, handed over as the client's completes: what each copy's reply is
-        // compared with.
-        let (tx, live) = watch::channel(None::<(Outcome, Duration)>);
-        pending = pending.map(move |outcome| {
-            tx.send_replace(Some((outcome.clone(), sent.elapsed())));
-            outcome
+        // The node's reply is awaited by a task of its own, which times it as it arrives (not
+        // when the client's queue gets to it), hands it to the client, then publishes its
+        // summary for the copies to be compared with.
+        let (tx, live) = watch::channel(None::<(Summary, Duration)>);
+        let (to_client, client) = tokio::sync::oneshot::channel::<Outcome>();
+        tokio::task::spawn_local(async move {
+            let outcome = pending.outcome().await;
+            let took = sent.elapsed();
+            let summary = Summary::of(&outcome);
+            // Gone when the client's connection closed first.
+            let _ = to_client.send(outcome);
+            tx.send_replace(Some((summary, took)));
         });
         for (i, e) in self.shared.experiments.iter().enumerate() {
             if marks.shadows & 1u64.checked_shl(i as u32).unwrap_or(0) == 0 {
@@ -98,7 +111,14 @@ impl LocalGeneration {
             }
             self.shadow_copy(e, req, sent, live.clone());
         }
-        pending
+        Pending::Combined(Box::pin(async move {
+            client.await.unwrap_or_else(|_| {
+                Outcome::fixed(
+                    b"SERVER_ERROR the reply was lost\r\n",
+                    switchyard_protocol::ReplyStatus::ServerError,
+                )
+            })
+        }))
     }
 
     /// Sends a copy of `req` to shadow `e`'s candidate, and compares its reply with the node's
@@ -109,7 +129,7 @@ impl LocalGeneration {
         e: &crate::experiment::Experiment,
         req: &Req<'_>,
         sent: Instant,
-        mut live: watch::Receiver<Option<(Outcome, Duration)>>,
+        mut live: watch::Receiver<Option<(Summary, Duration)>>,
     ) {
         let Some(comparison) = e.comparison() else {
             return;
@@ -139,18 +159,18 @@ impl LocalGeneration {
         tokio::task::spawn_local(async move {
             let theirs = async {
                 let outcome = copy.outcome().await;
-                (Summary::of(&outcome), sent.elapsed())
+                let took = sent.elapsed();
+                // The background slot is free as soon as the copy is answered.
+                stats.background_outstanding.dec();
+                stats.background_bytes.sub(bytes);
+                (Summary::of(&outcome), took)
             };
-            // Moved in, so that the node's reply is let go of as soon as it is summarised.
             let ours = async move {
-                // Gone without a reply when the client's connection closed first.
+                // Gone without a reply when the node's request was dropped.
                 let guard = live.wait_for(Option::is_some).await.ok()?;
-                let (outcome, took) = guard.as_ref()?;
-                Some((Summary::of(outcome), *took))
+                *guard
             };
             let (theirs, ours) = tokio::join!(theirs, ours);
-            stats.background_outstanding.dec();
-            stats.background_bytes.sub(bytes);
             let Findings::Shadow(comparison) = &state.findings else {
                 return;
             };

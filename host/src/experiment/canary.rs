@@ -6,7 +6,8 @@
 //! candidate whose error rate is more than `max_error_rate_increase` above the node's, or whose
 //! p99 is more than `max_p99_ratio` times the node's (and a millisecond more: less is no
 //! signal on any network), is rolled back at once: no key goes to it any more. A candidate that
-//! stays within the bounds for a whole step moves to the next; after the last it is done.
+//! stays within the bounds for a whole step moves to the next; after the last (or on reaching
+//! every key, when the node has no side left to compare with) it is done.
 //!
 //! The judging is done by whichever request finds it due (one at a time, a few times a
 //! second), so a rollout moves with traffic: with none, there is nothing to judge it by.
@@ -107,7 +108,8 @@ impl Rollout {
         Rollout {
             step: AtomicUsize::new(0),
             fraction_ppm: AtomicU64::new(ppm(first)),
-            stage: AtomicU8::new(if config.steps.len() <= 1 {
+            // A single step of every key has nothing left to compare with.
+            stage: AtomicU8::new(if first >= 1.0 {
                 Stage::Done as u8
             } else {
                 Stage::Ramping as u8
@@ -191,10 +193,16 @@ impl Rollout {
             }
             if step.began.elapsed() >= self.config.step {
                 let next = self.step.load(Ordering::Relaxed) + 1;
-                let fraction = self.config.steps.get(next).copied().unwrap_or(1.0);
+                let Some(&fraction) = self.config.steps.get(next) else {
+                    // The last step has lasted its time within the bounds.
+                    self.stage.store(Stage::Done as u8, Ordering::Relaxed);
+                    tracing::info!("canary done: it stays at its last step");
+                    return;
+                };
                 self.step.store(next, Ordering::Relaxed);
                 self.fraction_ppm.store(ppm(fraction), Ordering::Relaxed);
-                if next + 1 >= self.config.steps.len() {
+                // At every key there is no node's side left to judge by.
+                if fraction >= 1.0 {
                     self.stage.store(Stage::Done as u8, Ordering::Relaxed);
                 }
                 tracing::info!(step = next + 1, fraction, "canary moves to its next step");
@@ -255,6 +263,16 @@ impl Rollout {
             errors: now.errors.saturating_sub(then.errors),
             time: now.time.minus(&then.time),
         }
+    }
+
+    /// Starts the current step's time and counts afresh: when the canary is started, what
+    /// came before is no evidence.
+    pub fn restart_step(&self) {
+        let mut step = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        *step = Step {
+            began: Instant::now(),
+            marks: [Side::Live, Side::Candidate].map(|s| self.mark(s)),
+        };
     }
 
     /// Where it stands.
@@ -354,6 +372,24 @@ mod tests {
         assert_eq!(r.stage(), Stage::RolledBack);
         assert!(r.reason().is_some_and(|w| w.contains("error rate")));
         assert!((0..100).all(|i| r.side_of(format!("k{i}").as_bytes()).is_none()));
+    }
+
+    #[test]
+    fn a_last_step_short_of_every_key_is_judged_too() {
+        let r = rollout(&[0.1, 0.5]);
+        feed(&r, Side::Live, 10, false);
+        feed(&r, Side::Candidate, 10, false);
+        judge_now(&r);
+        assert_eq!((r.stage(), r.fraction()), (Stage::Ramping, 0.5));
+        feed(&r, Side::Live, 10, false);
+        feed(&r, Side::Candidate, 10, true);
+        judge_now(&r);
+        assert_eq!(r.stage(), Stage::RolledBack);
+        let single = rollout(&[0.2]);
+        feed(&single, Side::Live, 10, false);
+        feed(&single, Side::Candidate, 10, false);
+        judge_now(&single);
+        assert_eq!((single.stage(), single.fraction()), (Stage::Done, 0.2));
     }
 
     #[test]

@@ -252,7 +252,7 @@ fn rate_chart(out: &mut String, title: &str, history: &[Point]) {
             } else {
                 100.0 * differing as f64 / compared as f64
             };
-            ((w[1].at - first.at) as f64, rate)
+            (w[1].at.saturating_sub(first.at) as f64, rate)
         })
         .collect();
     let top = points.iter().map(|p| p.1).fold(0.0, f64::max);
@@ -266,7 +266,7 @@ fn fraction_chart(out: &mut String, history: &[Point]) {
     };
     let points: Vec<(f64, f64)> = history
         .iter()
-        .map(|p| ((p.at - first.at) as f64, 100.0 * p.fraction))
+        .map(|p| (p.at.saturating_sub(first.at) as f64, 100.0 * p.fraction))
         .collect();
     line_chart(out, "Keys on the candidate over time", &points, 100.0, "%");
 }

@@ -26,8 +26,8 @@ pub struct Summary {
     pub status: ReplyStatus,
     /// The first value's client flags, for a `VALUE` hit.
     pub flags: Option<u32>,
-    /// A hash of what the reply says: the values' data of a `VALUE` hit, the whole reply of
-    /// another hit or a number; 0 for the rest, whose status says it all.
+    /// A hash of what the reply says: the values' data of a `VALUE` or `VA` hit, the whole
+    /// reply of a number (or another hit); 0 for the rest, whose status says it all.
     pub value: u64,
 }
 
@@ -44,6 +44,29 @@ impl Summary {
                     hash = fnv(hash, &frame[v.data]);
                 }
                 (flags, hash)
+            }
+            // A meta hit: its data, and its `f` flag; the rest of its flags (a CAS unique, a
+            // TTL left, an opaque) differ between healthy servers and are not compared.
+            ReplyStatus::Hit if frame.starts_with(b"VA ") || frame.starts_with(b"HD") => {
+                let head_end = frame
+                    .windows(2)
+                    .position(|w| w == b"\r\n")
+                    .unwrap_or(frame.len());
+                let head = &frame[..head_end];
+                let flags = head
+                    .split(|&b| b == b' ')
+                    .skip(1)
+                    .find_map(|t| t.strip_prefix(b"f"))
+                    .and_then(|f| std::str::from_utf8(f).ok()?.parse().ok());
+                let data = frame
+                    .get(head_end + 2..frame.len().saturating_sub(2))
+                    .unwrap_or_default();
+                let value = if frame.starts_with(b"VA ") {
+                    fnv(FNV_OFFSET, data)
+                } else {
+                    0
+                };
+                (flags, value)
             }
             ReplyStatus::Hit | ReplyStatus::Number => (None, fnv(FNV_OFFSET, frame)),
             _ => (None, 0),
@@ -306,6 +329,21 @@ mod tests {
         );
         let miss = Summary::of(&outcome("END\r\n", ReplyStatus::Miss));
         assert_eq!(Mismatch::between(&a, &miss), Some(Mismatch::Status));
+        // A meta hit's CAS unique and TTL are not compared; its data and `f` flag are.
+        let meta = |f| Summary::of(&outcome(f, ReplyStatus::Hit));
+        let m = meta("VA 2 c11 t-1 f5\r\nhi\r\n");
+        assert_eq!(
+            Mismatch::between(&m, &meta("VA 2 c99 t30 f5\r\nhi\r\n")),
+            None
+        );
+        assert_eq!(
+            Mismatch::between(&m, &meta("VA 2 c11 t-1 f5\r\nho\r\n")),
+            Some(Mismatch::Value)
+        );
+        assert_eq!(
+            Mismatch::between(&m, &meta("VA 2 c11 t-1 f6\r\nhi\r\n")),
+            Some(Mismatch::Flags)
+        );
         let number = |f| Summary::of(&outcome(f, ReplyStatus::Number));
         assert_eq!(
             Mismatch::between(&number("3\r\n"), &number("4\r\n")),
