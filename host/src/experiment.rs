@@ -33,7 +33,7 @@ pub use canary::{Rollout, Side, Stage};
 pub use dry_run::Decisions;
 pub use render::{json, render};
 pub use report::html;
-pub use shadow::{Comparison, Summary};
+pub use shadow::{Comparison, Mismatch, Summary};
 
 use crate::config::{ExperimentConfig, ExperimentKind};
 use crate::generation::{Node, Target};

@@ -17,7 +17,6 @@ mod procs;
 mod report;
 mod workloads;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -200,11 +199,6 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// Starts Switchyard running an experiment on its pool: [`procs::switchyard_dry_run`] or
-/// [`procs::switchyard_shadow`] (name, binary, servers, workers, scratch directory, sample).
-type ExperimentStart =
-    fn(&str, &Path, &[SocketAddr], usize, &Path, f64) -> anyhow::Result<procs::Service>;
-
 /// The processes of a run.
 struct Fleet {
     servers: Vec<procs::Service>,
@@ -248,21 +242,43 @@ impl Fleet {
             .contains(&Target::SwitchyardTenants)
             .then(|| procs::switchyard_tenants(switchyard, &addrs, o.workers, dir))
             .transpose()?;
-        // Switchyard running an experiment at `sample` of the keys, started by `start`.
-        let experiment = |target: Target, start: ExperimentStart, sample: f64| {
+        // Switchyard running a `kind` experiment at `sample` of the keys.
+        let experiment = |target: Target, kind: procs::ExperimentKind, sample: f64| {
             targets
                 .contains(&target)
-                .then(|| start(target.name(), switchyard, &addrs, o.workers, dir, sample))
+                .then(|| {
+                    procs::switchyard_experiment(
+                        target.name(),
+                        switchyard,
+                        &addrs,
+                        o.workers,
+                        dir,
+                        kind,
+                        sample,
+                    )
+                })
                 .transpose()
         };
-        let switchyard_dry_run_10 =
-            experiment(Target::SwitchyardDryRun10, procs::switchyard_dry_run, 0.1)?;
-        let switchyard_dry_run_100 =
-            experiment(Target::SwitchyardDryRun100, procs::switchyard_dry_run, 1.0)?;
-        let switchyard_shadow_10 =
-            experiment(Target::SwitchyardShadow10, procs::switchyard_shadow, 0.1)?;
-        let switchyard_shadow_100 =
-            experiment(Target::SwitchyardShadow100, procs::switchyard_shadow, 1.0)?;
+        let switchyard_dry_run_10 = experiment(
+            Target::SwitchyardDryRun10,
+            procs::ExperimentKind::DryRun,
+            0.1,
+        )?;
+        let switchyard_dry_run_100 = experiment(
+            Target::SwitchyardDryRun100,
+            procs::ExperimentKind::DryRun,
+            1.0,
+        )?;
+        let switchyard_shadow_10 = experiment(
+            Target::SwitchyardShadow10,
+            procs::ExperimentKind::Shadow,
+            0.1,
+        )?;
+        let switchyard_shadow_100 = experiment(
+            Target::SwitchyardShadow100,
+            procs::ExperimentKind::Shadow,
+            1.0,
+        )?;
         let switchyard = targets
             .contains(&Target::Switchyard)
             .then(|| procs::switchyard(switchyard, &addrs, o.workers, dir))

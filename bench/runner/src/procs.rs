@@ -221,52 +221,42 @@ pub fn switchyard_tenants(
     })
 }
 
-/// Switchyard over the pool [`switchyard`] has, running a dry-run experiment on it at `sample`
-/// of the keys: its candidate is the same ketama pool with one more server, which the
-/// experiment never contacts (the discard port).
-pub fn switchyard_dry_run(
-    name: &str,
-    binary: &Path,
-    servers: &[SocketAddr],
-    workers: usize,
-    dir: &Path,
-    sample: f64,
-) -> anyhow::Result<Service> {
-    start_config(name, binary, dir, |port| {
-        let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
-        format!(
-            "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n\
-             [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"main\"\n\n\
-             [pools.main]\nservers = [{list}]\nhash = {{ plugin = \"ketama\" }}\n\n\
-             [pools.grown]\nservers = [{list}, \"127.0.0.1:9:1\"]\nhash = {{ plugin = \"ketama\" }}\n\n\
-             [experiments.grow]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"grown\"\n\
-             sample = {sample}\n",
-            list = list.join(", ")
-        )
-    })
+/// Which experiment [`switchyard_experiment`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExperimentKind {
+    /// A dry run whose candidate is the same ketama pool with one more server, which the
+    /// experiment never contacts (the discard port).
+    DryRun,
+    /// A shadow whose candidate is a second ketama pool over the same servers: each sampled
+    /// single-key request is also sent to them in the background and the two replies compared.
+    Shadow,
 }
 
-/// Switchyard over the pool [`switchyard`] has, running a shadow experiment on it at `sample`
-/// of the keys: its candidate is a second ketama pool over the same servers, so each sampled
-/// single-key request is also sent to them in the background and the two replies compared.
-pub fn switchyard_shadow(
+/// Switchyard over the pool [`switchyard`] has, running a `kind` experiment on it at `sample`
+/// of the keys.
+pub fn switchyard_experiment(
     name: &str,
     binary: &Path,
     servers: &[SocketAddr],
     workers: usize,
     dir: &Path,
+    kind: ExperimentKind,
     sample: f64,
 ) -> anyhow::Result<Service> {
     start_config(name, binary, dir, |port| {
         let list: Vec<String> = servers.iter().map(|s| format!("\"{s}:1\"")).collect();
+        let list = list.join(", ");
+        let (kind, candidate) = match kind {
+            ExperimentKind::DryRun => ("dry-run", format!("{list}, \"127.0.0.1:9:1\"")),
+            ExperimentKind::Shadow => ("shadow", list.clone()),
+        };
         format!(
             "[server]\nworkers = {workers}\nwatch = false\nmax_value_bytes = {MAX_ITEM_BYTES}\n\n\
              [[listeners]]\naddress = \"127.0.0.1:{port}\"\nroute = \"main\"\n\n\
              [pools.main]\nservers = [{list}]\nhash = {{ plugin = \"ketama\" }}\n\n\
-             [pools.copy]\nservers = [{list}]\nhash = {{ plugin = \"ketama\" }}\n\n\
-             [experiments.mirror]\nkind = \"shadow\"\nnode = \"main\"\ncandidate = \"copy\"\n\
-             sample = {sample}\n",
-            list = list.join(", ")
+             [pools.candidate]\nservers = [{candidate}]\nhash = {{ plugin = \"ketama\" }}\n\n\
+             [experiments.bench]\nkind = \"{kind}\"\nnode = \"main\"\ncandidate = \"candidate\"\n\
+             sample = {sample}\n"
         )
     })
 }

@@ -11,7 +11,7 @@
 
 use std::rc::Rc;
 
-use switchyard_protocol::{ReplyStatus, values};
+use switchyard_protocol::ReplyStatus;
 use tokio::sync::watch;
 
 use super::{Req, rewrite};
@@ -100,20 +100,13 @@ fn hand_over(reply: &mut Pending) -> watch::Receiver<Option<Outcome>> {
     rx
 }
 
-/// Whether two replies to the same request say the same: the same status, and for a hit the
-/// same values and client flags (CAS uniques differ between servers and are not compared), for
-/// a number the same number.
+/// Whether two replies to the same request say the same, as a shadow experiment compares
+/// them (`experiment/shadow.rs`): the same status, and for a hit the same values and client
+/// flags (CAS uniques differ between servers and are not compared), for a number the same
+/// number.
 fn same_reply(a: &Outcome, b: &Outcome) -> bool {
-    if a.status != b.status {
-        return false;
-    }
-    match a.status {
-        ReplyStatus::Hit if a.frame.starts_with(b"VALUE ") => values(&a.frame)
-            .map(|e| (e.flags, &a.frame[e.data]))
-            .eq(values(&b.frame).map(|e| (e.flags, &b.frame[e.data]))),
-        ReplyStatus::Hit | ReplyStatus::Number => a.frame == b.frame,
-        _ => true,
-    }
+    use crate::experiment::{Mismatch, Summary};
+    Mismatch::between(&Summary::of(a), &Summary::of(b)).is_none()
 }
 
 #[cfg(test)]

@@ -40,6 +40,10 @@ impl Summary {
                 let mut hash = FNV_OFFSET;
                 let mut flags = None;
                 for v in values(frame) {
+                    // The first value's flags are compared apart; a later one's with its data.
+                    if flags.is_some() {
+                        hash = fnv(hash, &v.flags.to_le_bytes());
+                    }
                     flags.get_or_insert(v.flags);
                     hash = fnv(hash, &frame[v.data]);
                 }
