@@ -215,6 +215,13 @@ impl Experiment {
         }
     }
 
+    /// A dry run's sampled request whose live walk faulted: not compared.
+    pub fn live_faulted(&self) {
+        if let Some(d) = self.decisions() {
+            d.live_faulted();
+        }
+    }
+
     /// Requests compared, and of those how many differed: moved (dry run), mismatched
     /// (shadow), or failed on the candidate (canary).
     pub fn totals(&self) -> (u64, u64) {

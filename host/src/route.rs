@@ -108,7 +108,11 @@ impl LocalGeneration {
             }
             match e.config.kind {
                 ExperimentKind::DryRun => {
-                    let live = self.reach(Target::Node(n), input).0;
+                    let (live, live_faulted) = self.reach(Target::Node(n), input);
+                    if live_faulted {
+                        e.live_faulted();
+                        continue;
+                    }
                     let started = Instant::now();
                     let (candidate, faulted) = self.reach(Target::Node(e.candidate), input);
                     e.record(&live, &candidate, faulted, started.elapsed());

@@ -714,6 +714,9 @@ fn experiments_group(generation: &Generation, out: &mut Vec<Family>) {
     push(&registry::EXPERIMENT_FAULTS, &|e| {
         e.decisions().map(|d| Value::Int(d.faults()))
     });
+    push(&registry::EXPERIMENT_LIVE_FAULTS, &|e| {
+        e.decisions().map(|d| Value::Int(d.live_faults()))
+    });
     push(&registry::EXPERIMENT_TIME_MEAN, &|e| {
         e.decisions().map(|d| Value::Histogram(d.time()))
     });

@@ -2,7 +2,9 @@
 //! candidate are dry-run from there (`LocalGeneration::reach`: their plugins are called as for
 //! a request, nothing is sent) and the servers each would reach are compared. The candidate's
 //! faults count here and in its node's `stats plugins`, never towards the generation's
-//! rollback, and never change the request. `compared` counts the node's routing calls: each key
+//! rollback, and never change the request. A fault in the node's own dry walk (its plugin past
+//! its deadline on a loaded worker, say) leaves nothing to compare against: it counts in
+//! `live_faults`, not in `compared`. `compared` counts the node's routing calls: each key
 //! of a multi-get, and a background send or fan-out child that passes the node, is one. A
 //! policy that draws at random (or keeps state between calls) draws again for the comparison,
 //! so its `moved` counts its own randomness too.
@@ -21,6 +23,8 @@ pub struct Decisions {
     moved: Counter,
     /// Candidate dry runs in which a plugin faulted.
     faults: Counter,
+    /// Sampled requests not compared because the node's own dry walk faulted.
+    live_faults: Counter,
     /// Time of the candidate's dry run.
     time: Histogram,
     /// Requests by (first live server, first candidate server), row-major, over `servers`;
@@ -39,6 +43,7 @@ impl Decisions {
             compared: Counter::default(),
             moved: Counter::default(),
             faults: Counter::default(),
+            live_faults: Counter::default(),
             time: Histogram::default(),
             matrix: (0..width * width).map(|_| Counter::default()).collect(),
             width,
@@ -49,6 +54,11 @@ impl Decisions {
     /// The addresses of the matrix's rows and columns.
     pub fn servers(&self) -> &[String] {
         &self.servers
+    }
+
+    /// Counts a sampled request the node's own dry walk faulted on: nothing to compare.
+    pub(super) fn live_faulted(&self) {
+        self.live_faults.inc();
     }
 
     /// Counts one comparison; `cell_of` maps a destination to its row and column.
@@ -87,6 +97,11 @@ impl Decisions {
     /// Candidate dry runs with a fault.
     pub fn faults(&self) -> u64 {
         self.faults.get()
+    }
+
+    /// Sampled requests left uncompared because the node's own dry walk faulted.
+    pub fn live_faults(&self) -> u64 {
+        self.live_faults.get()
     }
 
     /// The candidate's dry-run times.

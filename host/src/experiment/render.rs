@@ -49,6 +49,7 @@ pub fn render(generation: &Generation) -> String {
                 line(&registry::EXPERIMENT_MOVED, &[], &moved);
                 line(&registry::EXPERIMENT_MOVED_PCT, &[], &pct(moved, compared));
                 line(&registry::EXPERIMENT_FAULTS, &[], &d.faults());
+                line(&registry::EXPERIMENT_LIVE_FAULTS, &[], &d.live_faults());
                 quantiles(
                     &mut line,
                     [
@@ -231,13 +232,14 @@ fn findings_json(e: &Experiment, out: &mut String) {
             let _ = write!(
                 out,
                 "\"sample\":{},\"key_range\":[{},{}],\"compared\":{compared},\"moved\":{moved},\
-                 \"moved_fraction\":{:.6},\"candidate_faults\":{},\"candidate_time_us\":{},\
+                 \"moved_fraction\":{:.6},\"candidate_faults\":{},\"live_faults\":{},\"candidate_time_us\":{},\
                  \"moved_by_server\":[",
                 e.config.sample,
                 e.config.key_range.0,
                 e.config.key_range.1,
                 ratio(moved, compared),
                 d.faults(),
+                d.live_faults(),
                 times(&d.time()),
             );
             for (k, (from, to, n)) in d.moved_cells().into_iter().enumerate() {

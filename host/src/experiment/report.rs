@@ -64,9 +64,11 @@ pub fn html(e: &Experiment, generation: &Generation) -> String {
             let _ = writeln!(
                 out,
                 "<p>{compared} requests compared (a sample of {} of the node's keys), {moved} \
-                 would reach other servers; the candidate faulted in {}.</p>",
+                 would reach other servers; the candidate faulted in {}. The node's own dry \
+                 walk faulted on {} more, left uncompared.</p>",
                 percent(e.config.sample),
-                d.faults()
+                d.faults(),
+                d.live_faults()
             );
             rate_chart(&mut out, "Moved requests over time", &history);
             out.push_str("<h2>From → to</h2>\n<table><tr><th class=l>from</th><th class=l>to</th><th>requests</th><th>share of moved</th></tr>\n");

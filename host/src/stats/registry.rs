@@ -335,6 +335,8 @@ defs! {
     EXPERIMENT_MOVED_PCT = "experiments", "<experiment>:moved_pct", Gauge, Count;
     /// Comparisons in which a plugin of a dry run's candidate faulted (the request unharmed).
     EXPERIMENT_FAULTS = "experiments", "<experiment>:candidate_faults", Counter, Count;
+    /// Sampled requests a dry run left uncompared because the node's own dry walk faulted.
+    EXPERIMENT_LIVE_FAULTS = "experiments", "<experiment>:live_faults", Counter, Count;
     /// Mean time of a dry run's candidate walk.
     EXPERIMENT_TIME_MEAN = "experiments", "<experiment>:candidate_time_mean_us", Quantile, Microseconds;
     /// Median of that time.
