@@ -116,8 +116,11 @@ pub struct Control {
     engine: Arc<PluginEngine>,
     cache: ModuleCache,
     current: Arc<ArcSwap<Generation>>,
-    /// Serialises reloads, and holds the configuration a crash-looping generation is rolled
-    /// back to (a config, not a built generation: an old generation's memory is freed).
+    /// Serialises reloads: held through a whole build and publication.
+    reloading: Mutex<()>,
+    /// What a reload and a rollback at a fault share, each holding it only briefly (never
+    /// through a build), so that the fault reaching `rollback_faults` can wait for it: the
+    /// configuration a crash-looping generation is rolled back to, and that configuration built.
     state: Mutex<State>,
     /// Every generation ever published, to count those still alive.
     published: Mutex<Vec<Weak<Generation>>>,
@@ -139,6 +142,9 @@ pub struct Control {
 #[derive(Debug, Default)]
 struct State {
     next_number: u64,
+    /// A reload is building: a rollback at a fault leaves it to the watcher, since the
+    /// reload's generation would replace it.
+    building: bool,
     /// The configuration before the current one, with the modules it ran.
     previous: Option<(Config, Modules)>,
     /// That configuration built, its instances made, ready to be published by the fault that
@@ -160,8 +166,10 @@ impl Control {
             engine,
             cache,
             current: Arc::new(ArcSwap::new(first.clone())),
+            reloading: Mutex::new(()),
             state: Mutex::new(State {
                 next_number: 2,
+                building: false,
                 previous: None,
                 standby: None,
             }),
@@ -268,12 +276,17 @@ impl Control {
 
     fn publish(&self, config: Config, pinned: Option<Modules>) -> Result<u64, ReloadError> {
         let rollback = pinned.is_some();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let running = self.current.load_full();
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let (running, number) = {
+            let mut state = self.state();
+            state.building = true;
+            (self.current.load_full(), state.next_number)
+        };
+        // However the build ends, a rollback at a fault may go ahead again.
+        let building = Building(self);
         if config.server.workers != running.config.server.workers {
             tracing::warn!("server.workers changed; it takes effect at the next start");
         }
-        let number = state.next_number;
         let mut built = Generation::build_with(
             config,
             &self.engine,
@@ -309,6 +322,7 @@ impl Control {
             })
             .ok()
         };
+        let mut state = self.state();
         state.next_number += 1;
         state.standby = standby;
         if !rollback {
@@ -319,7 +333,16 @@ impl Control {
             self.stats.set_last_error("");
         }
         self.store(built);
+        // In the same hold as the store: the first fault of `built` may roll it back.
+        state.building = false;
+        drop(state);
+        drop(building);
         Ok(number)
+    }
+
+    /// The state shared with rollbacks at a fault.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Publishes `built`: workers take it at their next request.
@@ -345,16 +368,16 @@ impl Control {
     }
 
     /// Rolls `bad` back at once by publishing the previous configuration kept ready, if `bad`
-    /// is still the running generation, one is ready, and no reload is in progress (this runs
-    /// on the worker whose request fault reached `rollback_faults`: it never waits for a
-    /// reload). Says whether it did; if not, the watcher rolls back, building the
+    /// is still the running generation, one is ready, and no reload is building (this runs on
+    /// the worker whose request fault reached `rollback_faults`: it never waits for a build,
+    /// only for the state lock, which nothing holds through one; so a reload's thread
+    /// descheduled just after publishing `bad` delays the rollback instead of letting more
+    /// requests fault). Says whether it did; if not, the watcher rolls back, building the
     /// configuration then.
     pub(crate) fn roll_back_now(&self, bad: &Generation) -> bool {
-        let Ok(mut state) = self.state.try_lock() else {
-            return false;
-        };
+        let mut state = self.state();
         let current = self.current.load_full();
-        if current.number != bad.number {
+        if state.building || current.number != bad.number {
             return false;
         }
         // Only some tenants' files to put back: the watcher builds that.
@@ -432,7 +455,7 @@ impl Control {
             return false;
         }
         let previous = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state();
             match state.previous.take() {
                 Some(p) => p,
                 None => return false,
@@ -443,10 +466,7 @@ impl Control {
             Some(plan) => {
                 let published = self.publish(plan.config, Some(plan.modules));
                 // If the faults go on, the whole configuration before can still come back.
-                self.state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .previous = Some(previous);
+                self.state().previous = Some(previous);
                 (published, plan.tenants)
             }
             None => {
@@ -480,6 +500,15 @@ impl Control {
     /// Compiled plugin modules in use.
     pub fn modules_cached(&self) -> usize {
         self.cache.len()
+    }
+}
+
+/// A reload building; dropped on a failed build, it lets rollbacks at a fault go ahead again.
+struct Building<'a>(&'a Control);
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        self.0.state().building = false;
     }
 }
 
