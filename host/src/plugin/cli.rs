@@ -47,6 +47,8 @@ pub enum PluginCommand {
     Inspect(InspectCommand),
     /// `test`: route keys through a module.
     Test(TestCommand),
+    /// `--help` anywhere: the usage.
+    Help,
 }
 
 /// `switchyard plugin test`.
@@ -171,8 +173,14 @@ pub struct InspectCommand {
 }
 
 /// Parses what follows `switchyard plugin`.
-pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<PluginCommand> {
+pub fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<PluginCommand> {
     let usage = || format!("usage: {USAGE}");
+    let args: Vec<String> = args.collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") || args.first().is_some_and(|a| a == "help")
+    {
+        return Ok(PluginCommand::Help);
+    }
+    let mut args = args.into_iter();
     match args.next().as_deref() {
         Some("inspect") => parse_inspect(args).map(PluginCommand::Inspect),
         Some("test") => parse_test(args).map(PluginCommand::Test),
@@ -360,6 +368,10 @@ pub fn run(command: &PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PluginCommand::Build(dir) => build(dir),
+        PluginCommand::Help => {
+            println!("usage: {USAGE}");
+            Ok(())
+        }
     }
 }
 
@@ -455,15 +467,11 @@ fn build(dir: &std::path::Path) -> anyhow::Result<()> {
         .and_then(|p| p.get("name"))
         .and_then(toml::Value::as_str)
         .with_context(|| format!("plugin build: {} has no package name", manifest.display()))?;
+    // Run in the crate's directory, so that rustup takes the toolchain its
+    // `rust-toolchain.toml` pins wherever the command is run from.
     let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
+        .current_dir(dir)
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
         .status()
         .context("plugin build: cannot run cargo")?;
     if !status.success() {
@@ -749,6 +757,19 @@ mod tests {
         assert!(parse(args("ship x")).is_err());
         assert!(parse(args("inspect a.wasm --children 0")).is_err());
         assert!(parse(args("inspect a.wasm b.wasm")).is_err());
+        for help in [
+            "--help",
+            "help",
+            "new --help",
+            "build -h",
+            "test x.wasm --help",
+        ] {
+            assert_eq!(
+                parse(args(help)).expect(help),
+                PluginCommand::Help,
+                "{help}"
+            );
+        }
     }
 
     #[test]
