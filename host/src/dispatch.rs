@@ -393,7 +393,8 @@ fn bind(
 /// a `set` whose data is `user password` is the attempt (`STORED`, even with `noreply`, or
 /// `CLIENT_ERROR authentication failure`, or `CLIENT_ERROR bad authentication token format`,
 /// the connection staying open for another try), and anything else is answered `CLIENT_ERROR
-/// unauthenticated` and the connection closed. The user's tenant is the connection's from then.
+/// unauthenticated`, the connection also staying open, as memcached keeps it. The user's tenant
+/// is the connection's from then.
 fn authenticate(
     worker: &Worker,
     request: &Request,
@@ -410,12 +411,9 @@ fn authenticate(
     };
     if command != Command::Set {
         worker.stats.client_errors.inc();
-        return Next::Last(
-            Pending::Ready(Outcome::fixed(
-                b"CLIENT_ERROR unauthenticated\r\n",
-                ReplyStatus::ClientError,
-            )),
-            Tally::local(command),
+        return reply(
+            b"CLIENT_ERROR unauthenticated\r\n",
+            ReplyStatus::ClientError,
         );
     }
     let Some(credentials) = &shared.credentials else {
@@ -501,18 +499,19 @@ fn check(
         if crate::introspect::asked(request, buf) {
             // `__switchyard__.…` tells of the whole router: other tenants' config included.
             let stats = request.keys(buf).next().map(|k| &buf[k]).into_iter();
-            return tenant.admit(Command::Stats, stats, bytes, None);
+            return tenant.admit(Command::Stats, stats, false, bytes, None);
         }
         tenant.admit(
             command,
             request.keys(buf).map(|k| &buf[k]),
+            false,
             bytes,
             value_len,
         )
     } else {
         let key = request.routing_key(buf, &mut decoded);
         let keys = (!request.key.is_empty()).then_some(key).into_iter();
-        tenant.admit(command, keys, bytes, value_len)
+        tenant.admit(command, keys, request.base64, bytes, value_len)
     }
 }
 

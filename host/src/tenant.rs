@@ -375,23 +375,26 @@ impl Tenant {
         &self,
         command: Command,
         keys: impl Iterator<Item = &'k [u8]>,
+        base64: bool,
         bytes: usize,
         value_len: Option<usize>,
     ) -> (std::time::Duration, Result<(), Refusal>) {
         let counters = &self.state.counters;
         counters.requests.inc();
-        if let Err(refusal) = self.acl(command, keys) {
+        if let Err(refusal) = self.acl(command, keys, base64) {
             counters.denied.inc();
             return (std::time::Duration::ZERO, Err(refusal));
         }
         self.limit(bytes, value_len)
     }
 
-    /// The ACL's verdict on `command` with `keys`.
+    /// The ACL's verdict on `command` with `keys` (decoded; `base64`: the request sends its
+    /// key in base64, the `b` flag).
     fn acl<'k>(
         &self,
         command: Command,
         keys: impl Iterator<Item = &'k [u8]>,
+        base64: bool,
     ) -> Result<(), Refusal> {
         let (config, name) = (&self.config, &self.name);
         if let Some(class) = CommandSet::of(command) {
@@ -412,12 +415,22 @@ impl Tenant {
             } else {
                 &config.write_prefixes
             };
-            // Its keys are stored with the namespace in front, in memcached's 250 bytes.
-            let longest = MAX_KEY_LEN.saturating_sub(config.namespace.len());
+            // Its keys are stored with the namespace in front, in memcached's 250 bytes; a key
+            // sent in base64 is sent on in base64, and those 250 bytes hold its encoding
+            // (186 bytes decoded).
+            let (limit, how) = if base64 {
+                (
+                    MAX_KEY_LEN / 4 * 3,
+                    "186 decoded, as base64 in memcached's 250,",
+                )
+            } else {
+                (MAX_KEY_LEN, "250")
+            };
+            let longest = limit.saturating_sub(config.namespace.len());
             for key in keys {
                 if key.len() > longest {
                     return Err(Refusal::Denied(format!(
-                        "tenant {name}'s keys are at most {longest} bytes (250 less its namespace); this one has {}",
+                        "tenant {name}'s keys are at most {longest} bytes ({how} less its namespace); this one has {}",
                         key.len()
                     )));
                 }

@@ -85,6 +85,65 @@ pub(super) fn read_includes(
 /// of them.
 const MAX_NAMESPACE: usize = 64;
 
+/// A tenant with `namespace = ""` keeps its keys as its clients send them (and may have
+/// `flush_all`): that is only isolation when no other tenant, and no listener without tenants,
+/// reaches any server its route reaches. `reach` gives the pool and route names a root leads to.
+pub(super) fn unprefixed_tenants_own_their_servers(
+    cx: &Ctx<'_>,
+    raw: &RawConfig,
+    tenants: &[TenantConfig],
+    listeners: &[super::ListenerConfig],
+    pools: &[super::PoolConfig],
+    reach: impl Fn(&str) -> Vec<String>,
+) -> Result<(), ConfigError> {
+    let servers = |root: &str| -> Vec<std::net::SocketAddr> {
+        let names = reach(root);
+        pools
+            .iter()
+            .filter(|p| names.contains(&p.name))
+            .flat_map(|p| p.servers.iter().map(|s| s.address))
+            .collect()
+    };
+    for t in tenants.iter().filter(|t| t.namespace.is_empty()) {
+        let own = servers(&t.route);
+        let others = tenants
+            .iter()
+            .filter(|u| u.name != t.name)
+            .map(|u| (format!("tenant {}", u.name), u.route.as_str()))
+            .chain(
+                listeners
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, l)| match &l.route {
+                        ListenerRoute::Route(route) => {
+                            Some((format!("listeners[{i}]"), route.as_str()))
+                        }
+                        _ => None,
+                    }),
+            );
+        for (other, root) in others {
+            if let Some(shared) = servers(root).into_iter().find(|a| own.contains(a)) {
+                let span = raw
+                    .tenants
+                    .iter()
+                    .find(|(name, _)| name.get_ref() == &t.name)
+                    .and_then(|(_, raw)| raw.namespace.as_ref().map(Spanned::span));
+                return Err(cx.err(
+                    span,
+                    format!("tenants.{}.namespace", t.name),
+                    format!(
+                        "namespace = \"\" leaves tenant {}'s keys as sent, but server {shared} is \
+                         also reached by {other}: each could read, overwrite and flush the \
+                         other's keys. Give it a namespace, or pools no one else reaches",
+                        t.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The tenants, each checked: its route exists, its identities and users are no other
 /// tenant's, its namespace is unique and fits in a key, its numbers are in range.
 pub(super) fn tenants(
@@ -618,6 +677,41 @@ mod tests {
         let e = Config::load(&main).expect_err("an unknown child");
         assert_eq!((e.file.clone(), e.line), (include, Some(3)), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `namespace = ""` (and so `flush_all`) only on servers no one else reaches: through
+    /// another tenant's route, a pool behind a route, or a listener without tenants.
+    #[test]
+    fn a_tenant_without_a_namespace_must_own_its_servers() {
+        let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"shared\"\n";
+        let own = "[pools.own]\nservers = [\"127.0.0.1:21212\"]\n\n\
+                   [tenants.gamma]\nroute = \"own\"\nnamespace = \"\"\n\
+                   commands = [\"read\", \"write\", \"flush_all\"]\n";
+        let c = check(listener, own).expect("its own pool");
+        assert!(
+            c.tenants
+                .iter()
+                .any(|t| t.name == "gamma" && t.namespace.is_empty())
+        );
+
+        // The same server through another pool and a route, reached by alpha.
+        let behind = own.replace("route = \"own\"", "route = \"front\"")
+            + "\n[pools.twin]\nservers = [\"127.0.0.1:21211\"]\n\n\
+               [routes.front]\nplugin = \"ketama\"\nchildren = [\"own\", \"twin\"]\n";
+        let (line, key, message) = error(listener, &behind);
+        assert_eq!(key, "tenants.gamma.namespace");
+        assert!(line > 0);
+        assert!(
+            message.contains("server 127.0.0.1:21211 is also reached by tenant alpha"),
+            "{message}"
+        );
+
+        // A listener without tenants reaching its pool.
+        let listeners =
+            format!("{listener}\n[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"own\"\n");
+        let (_, key, message) = error(&listeners, own);
+        assert_eq!(key, "tenants.gamma.namespace");
+        assert!(message.contains("listeners[1]"), "{message}");
     }
 
     #[test]

@@ -497,6 +497,14 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         });
     }
 
+    super::tenants::unprefixed_tenants_own_their_servers(
+        &cx,
+        &raw,
+        &tenants,
+        &listeners,
+        &pools,
+        |root| reachable(std::iter::once(root.to_string()), &routes),
+    )?;
     let (admin, admin_http) = admin(&cx, raw.admin.as_ref(), &listeners)?;
     let experiments = super::experiments::experiments(&cx, &raw, &names)?;
     if !experiments.is_empty() {

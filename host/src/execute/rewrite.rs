@@ -11,7 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use switchyard_protocol::compose::{self, Storage};
 use switchyard_protocol::limits::DEFAULT_MAX_KEY_LEN;
-use switchyard_protocol::{Command, ReplyKind, ReplyStatus, encode_key, values};
+use switchyard_protocol::{
+    Command, DECODED_KEY_BUF, ReplyKind, ReplyStatus, decode_key, encode_key, values,
+};
 use switchyard_sdk::Exptime;
 
 use super::{Origin, Req};
@@ -148,13 +150,29 @@ pub(super) struct KeyRestore {
 }
 
 impl KeyRestore {
-    /// For `req`, sent as `rewritten`. Keys are compared and restored as bytes, base64 keys
-    /// included: memcached (1.6) echoes a base64 key decoded.
+    /// For `req`, sent as `rewritten`. Keys are compared and restored as bytes; a key memcached
+    /// echoes in base64 (a `k` flag or an `me` reply for an item stored with the `b` flag,
+    /// whatever flags the request had) is decoded to compare and put back encoded.
     pub(super) fn new(req: &Req<'_>, rewritten: &Rewritten) -> KeyRestore {
         KeyRestore {
             client: req.input.key.to_vec(),
             sent: rewritten.key.clone(),
         }
+    }
+
+    /// What replaces `key`, a key a reply shows: the client's key if `key` is the one sent,
+    /// plain or in base64.
+    fn restored(&self, key: &[u8]) -> Option<Vec<u8>> {
+        if key == &self.sent[..] {
+            return Some(self.client.clone());
+        }
+        let mut decoded = [0u8; DECODED_KEY_BUF];
+        if decode_key(key, &mut decoded)? != &self.sent[..] {
+            return None;
+        }
+        let mut encoded = Vec::with_capacity(self.client.len().div_ceil(3) * 4);
+        encode_key(&self.client, &mut encoded);
+        Some(encoded)
     }
 
     /// The reply with the client's key.
@@ -186,13 +204,13 @@ impl KeyRestore {
                 if range.start == 0 {
                     continue;
                 }
-                if token.first() == Some(&b'k') && token[1..] == self.sent[..] {
-                    let mut with = Vec::with_capacity(self.client.len() + 1);
-                    with.push(b'k');
-                    with.extend_from_slice(&self.client);
-                    replace(range, &with, &mut out);
-                } else if is_debug && token == &self.sent[..] {
-                    replace(range, &self.client, &mut out);
+                let (flag, key) = match token.first() {
+                    Some(b'k') => (&b"k"[..], &token[1..]),
+                    _ if is_debug && range.start == 3 => (&b""[..], token),
+                    _ => continue,
+                };
+                if let Some(with) = self.restored(key) {
+                    replace(range, &[flag, &with[..]].concat(), &mut out);
                 }
             }
         }
@@ -207,9 +225,21 @@ impl KeyRestore {
     }
 }
 
-/// The rewritten key; why not when it is not a key memcached takes.
+/// The rewritten key; why not when it is not a key memcached takes. A meta request with the `b`
+/// flag sends it in base64, and memcached's 250 bytes hold the encoded key: past them it
+/// refuses the line without reading an `ms` value, and would take the value for a command.
 fn new_key(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Vec<u8>, PlanProblem> {
-    rewritten_key(req.input.key, rewrite)
+    let key = rewritten_key(req.input.key, rewrite)?;
+    if let Origin::Client { request, .. } = req.origin
+        && request.base64
+        && rewrite.changes_key()
+    {
+        let encoded = key.len().div_ceil(3) * 4;
+        if encoded > DEFAULT_MAX_KEY_LEN {
+            return Err(PlanProblem::KeyLength(encoded));
+        }
+    }
+    Ok(key)
 }
 
 /// `key` as `rewrite` changes it; why not when the result is not a key memcached takes. Also
@@ -392,5 +422,35 @@ mod tests {
             "ME a exp=-1 la=1\r\n"
         );
         assert_eq!(restore("a", "p:a", "STORED\r\n"), "STORED\r\n");
+        // Another key, or a flag that only looks like one, is left alone.
+        assert_eq!(restore("a", "p:a", "HD kp:b Op:a\r\n"), "HD kp:b Op:a\r\n");
+        assert_eq!(restore("a", "p:a", "ME p:b p:a\r\n"), "ME p:b p:a\r\n");
+    }
+
+    /// memcached 1.6 echoes the key of an item stored with the `b` flag in base64.
+    #[test]
+    fn restores_the_clients_key_in_base64() {
+        // "alpha:n" is YWxwaGE6bg==, "n" is bg==.
+        assert_eq!(
+            restore("n", "alpha:n", "HD kYWxwaGE6bg== b\r\n"),
+            "HD kbg== b\r\n"
+        );
+        assert_eq!(
+            restore("n", "alpha:n", "VA 1 kYWxwaGE6bg== b f0\r\nv\r\n"),
+            "VA 1 kbg== b f0\r\nv\r\n"
+        );
+        assert_eq!(
+            restore("n", "alpha:n", "EN kYWxwaGE6bg== b\r\n"),
+            "EN kbg== b\r\n"
+        );
+        assert_eq!(
+            restore("n", "alpha:n", "ME YWxwaGE6bg== exp=-1 la=1\r\n"),
+            "ME bg== exp=-1 la=1\r\n"
+        );
+        // Base64 of another key stays.
+        assert_eq!(
+            restore("n", "alpha:n", "HD kYmV0YTpu b\r\n"),
+            "HD kYmV0YTpu b\r\n"
+        );
     }
 }
