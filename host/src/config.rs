@@ -617,6 +617,47 @@ impl Config {
         Config::from_parts(text, origin, &std::collections::BTreeMap::new())
     }
 
+    /// The pools and routes that are one tenant's, by name: reached from that tenant's route
+    /// and from no other tenant's, nor from a listener without tenants. What the logs name
+    /// and `/metrics` labels a node with (a node of a tenant's file is that tenant's in any
+    /// case).
+    pub fn node_tenants(&self) -> std::collections::HashMap<&str, &str> {
+        let mut owners: std::collections::HashMap<&str, Option<&str>> = Default::default();
+        let tenant_roots = self
+            .tenants
+            .iter()
+            .map(|t| (Some(t.name.as_str()), &t.route));
+        let plain_roots = self.listeners.iter().filter_map(|l| match &l.route {
+            ListenerRoute::Route(route) => Some((None, route)),
+            _ => None,
+        });
+        for (tenant, root) in tenant_roots.chain(plain_roots) {
+            for name in validate::reachable(std::iter::once(root.clone()), &self.routes) {
+                let Some(name) = self
+                    .pools
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .chain(self.routes.iter().map(|r| r.name.as_str()))
+                    .find(|n| *n == name)
+                else {
+                    continue;
+                };
+                owners
+                    .entry(name)
+                    .and_modify(|owner| {
+                        if *owner != tenant {
+                            *owner = None;
+                        }
+                    })
+                    .or_insert(tenant);
+            }
+        }
+        owners
+            .into_iter()
+            .filter_map(|(name, owner)| Some((name, owner?)))
+            .collect()
+    }
+
     /// Where line `line` of [`Config::text`] was written: the file, its line there, and the
     /// tenant whose file it is (`None`: the config file itself).
     pub fn locate(&self, line: usize) -> (PathBuf, usize, Option<&str>) {

@@ -246,6 +246,7 @@ impl Generation {
         let mut destinations: Vec<DestinationSpec> = Vec::new();
         let mut dest_index: HashMap<SocketAddr, usize> = HashMap::new();
         let mut nodes = Vec::with_capacity(index.len());
+        let owners = config.node_tenants();
         for pool in &config.pools {
             let label = format!("pools.{}", pool.name);
             let module = compile(
@@ -362,7 +363,8 @@ impl Generation {
                     module: format!("{} {}", module.name(), module.hash()),
                     metrics: crate::plugin::PluginMetrics::new(workers),
                     budget: Default::default(),
-                    tenant: None,
+                    tenant: owners.get(pool.name.as_str()).map(|t| t.to_string()),
+                    file_tenant: None,
                 }),
                 module,
                 children,
@@ -400,7 +402,12 @@ impl Generation {
                     module: format!("{} {}", module.name(), module.hash()),
                     metrics: crate::plugin::PluginMetrics::new(workers),
                     budget: route.budget,
-                    tenant: config.locate(route.line).2.map(str::to_string),
+                    tenant: config
+                        .locate(route.line)
+                        .2
+                        .or_else(|| owners.get(route.name.as_str()).copied())
+                        .map(str::to_string),
+                    file_tenant: config.locate(route.line).2.map(str::to_string),
                 }),
                 module,
                 children,

@@ -352,6 +352,12 @@ pub fn render_plugins(generation: &crate::generation::Generation) -> String {
     for node in &generation.nodes {
         node.stats
             .render(&node.context.label, &node.module, &mut out);
+        if let Some(tenant) = &node.context.tenant {
+            let name = registry::PLUGIN_TENANT
+                .name
+                .replacen("<node>", &node.context.label, 1);
+            let _ = write!(out, "STAT {name} {tenant}\r\n");
+        }
         render_plugin_metrics(&node.context.label, &node.context.metrics, &mut out);
     }
     out.push_str("END\r\n");

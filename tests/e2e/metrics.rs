@@ -915,7 +915,8 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
          [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
          [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
          [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
-         [tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"main\"\n\n\
+         [tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"front\"\n\n\
+         [routes.front]\nplugin = \"ketama\"\nchildren = [\"main\"]\n\n\
          [pools.main]\nservers = [\"{}\"]\n\n[pools.twin]\nservers = [\"{}\"]\n\n\
          [experiments.twin]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"twin\"\n\n\
          [pools.copy]\nservers = [\"{}\"]\n\n\
@@ -945,6 +946,15 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
     }
     beta.set("b1", b"x");
     assert_eq!(beta.get("b1").as_deref(), Some(&b"x"[..]));
+
+    // beta's route is beta's alone; the pool every listener reaches is no one's.
+    let plugins = group(&mut connect(&router, 2), "plugins");
+    assert_eq!(
+        plugins.get("routes.front:tenant").map(String::as_str),
+        Some("beta"),
+        "{plugins:?}"
+    );
+    assert_eq!(plugins.get("pools.main:tenant"), None, "{plugins:?}");
 
     let stats = group(&mut connect(&router, 2), "tenants");
     let stat = |name: &str| number(&stats, name);
@@ -997,6 +1007,21 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
                 .join("\n")
         );
     }
+    // A tenant's own node's series carry its `tenant` label; a shared node's none.
+    assert_eq!(
+        tenant_value(
+            "switchyard_route_requests_total",
+            &[("node", "routes.front"), ("tenant", "beta")]
+        ),
+        2.0
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .all(|s| s.labels.get("node") != Some("pools.main") || s.labels.get("tenant").is_none()),
+        "the shared pool labelled with a tenant"
+    );
     for (tenant, command, n) in [
         ("alpha", "get", 3.0),
         ("alpha", "set", 1.0),

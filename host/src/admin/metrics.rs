@@ -233,6 +233,8 @@ struct Family {
 /// One series: the placeholder's value, if the stat has one, and what it measures.
 struct Series {
     label: Option<String>,
+    /// The tenant a node's series is for (`NodeContext::tenant`): a `tenant` label.
+    tenant: Option<String>,
     value: Value,
 }
 
@@ -260,7 +262,11 @@ impl Family {
     fn one(def: &'static StatDef, value: Value) -> Family {
         Family {
             def,
-            series: vec![Series { label: None, value }],
+            series: vec![Series {
+                label: None,
+                tenant: None,
+                value,
+            }],
         }
     }
 
@@ -271,6 +277,7 @@ impl Family {
                 .into_iter()
                 .map(|(label, value)| Series {
                     label: Some(label),
+                    tenant: None,
                     value,
                 })
                 .collect(),
@@ -290,9 +297,12 @@ impl Family {
         let info_key = info_label(self.def);
         let mut family = encoder.encode_descriptor(&m.name, &help, m.unit.as_ref(), m.kind)?;
         for series in &self.series {
-            let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(2);
+            let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(3);
             if let Some(value) = &series.label {
                 labels.push((label_key, Cow::Borrowed(value.as_str())));
+            }
+            if let Some(tenant) = &series.tenant {
+                labels.push(("tenant", Cow::Borrowed(tenant.as_str())));
             }
             match &series.value {
                 Value::Int(v) if m.kind == MetricType::Counter => {
@@ -464,8 +474,10 @@ fn collect(stats: &RouterStats) -> Vec<Family> {
     let generation = control.current().load_full();
     config_group(stats, &generation, &mut out);
     backends_group(&generation, &mut out);
+    let nodes_from = out.len();
     routes_group(&generation, &mut out);
     plugins_group(&generation, &mut out);
+    label_tenants(&generation, &mut out[nodes_from..]);
     tenants_group(&generation, &mut out);
     experiments_group(&generation, &mut out);
 
@@ -578,6 +590,29 @@ fn backends_group(generation: &Generation, out: &mut Vec<Family>) {
                 Value::Int(counters.get(k).map_or(0, |c| c.get()))
             }),
         ));
+    }
+}
+
+/// Gives each node series of `families` the `tenant` label of the tenant its node is for.
+fn label_tenants(generation: &Generation, families: &mut [Family]) {
+    let tenant_of: std::collections::HashMap<&str, &str> = generation
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.context.label.as_str(), n.context.tenant.as_deref()?)))
+        .collect();
+    if tenant_of.is_empty() {
+        return;
+    }
+    // `<node>:tenant` itself carries the tenant as its info label.
+    let labelled = families
+        .iter_mut()
+        .filter(|f| f.def.name != registry::PLUGIN_TENANT.name);
+    for series in labelled.flat_map(|f| f.series.iter_mut()) {
+        series.tenant = series
+            .label
+            .as_deref()
+            .and_then(|node| tenant_of.get(node))
+            .map(|t| t.to_string());
     }
 }
 
@@ -848,6 +883,13 @@ fn plugins_group(generation: &Generation, out: &mut Vec<Family>) {
                 n.context.label.clone(),
                 Value::Text(format!("{} {}", n.module.name(), n.module.hash())),
             )
+        }),
+    ));
+    out.push(Family::each(
+        &registry::PLUGIN_TENANT,
+        generation.nodes.iter().filter_map(|n| {
+            let tenant = n.context.tenant.clone()?;
+            Some((n.context.label.clone(), Value::Text(tenant)))
         }),
     ));
 }

@@ -541,7 +541,10 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
 }
 
 /// Every pool and route name reachable from `roots` through the routes' children.
-fn reachable(roots: impl Iterator<Item = String>, routes: &[RouteConfig]) -> Vec<String> {
+pub(super) fn reachable(
+    roots: impl Iterator<Item = String>,
+    routes: &[RouteConfig],
+) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     let mut stack: Vec<String> = roots.collect();
     while let Some(name) = stack.pop() {

@@ -627,6 +627,7 @@ fn node_context(command: &InspectCommand) -> Arc<NodeContext> {
         metrics: super::PluginMetrics::new(1),
         budget: Default::default(),
         tenant: None,
+        file_tenant: None,
         module: command.module.clone(),
     })
 }

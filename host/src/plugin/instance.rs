@@ -47,9 +47,14 @@ pub struct NodeContext {
     /// Its own sandbox budget, where it sets one (`[routes.NAME] call_timeout_ms`,
     /// `memory_limit_mb`); `[plugins]` otherwise.
     pub budget: NodeBudget,
-    /// The tenant whose file (`[tenants.NAME] include`) defines the node, which its log lines
-    /// and fault logs name; `None` for a node of the config file itself.
+    /// The tenant the node is for, which its log lines and fault logs name and `/metrics`
+    /// labels it with: the tenant whose file defines it, else the one tenant whose route
+    /// tree reaches it when no other and no listener without tenants does
+    /// ([`crate::config::Config::node_tenants`]); `None` for a shared node.
     pub tenant: Option<String>,
+    /// The tenant whose file (`[tenants.NAME] include`) defines the node, whose file a
+    /// partial rollback puts back; `None` for a node of the config file itself.
+    pub file_tenant: Option<String>,
 }
 
 /// A node's own sandbox budget: `None` takes `[plugins]`'s.
@@ -638,6 +643,7 @@ mod tests {
                 metrics: crate::plugin::PluginMetrics::new(1),
                 budget: Default::default(),
                 tenant: None,
+                file_tenant: None,
             })
         };
         let settings = crate::plugin::cli::default_settings();

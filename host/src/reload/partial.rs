@@ -32,7 +32,7 @@ pub(super) fn tenants(bad: &Generation, old: &Config) -> Option<Vec<String>> {
             continue;
         }
         // A fault outside every tenant's file: the whole configuration goes back.
-        let tenant = node.context.tenant.as_ref()?;
+        let tenant = node.context.file_tenant.as_ref()?;
         if !tenants.contains(tenant) {
             tenants.push(tenant.clone());
         }

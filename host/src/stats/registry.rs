@@ -253,6 +253,10 @@ defs! {
     /// The plugin module the node runs: `bundled:<name>` or its file, and the SHA-256 of its
     /// bytes (`sha256:<hex>`, what a config's `sha256` pins).
     PLUGIN_MODULE = "plugins", "<node>:module", Info, Text;
+    /// The tenant the node is for: the tenant whose file defines it, or the one tenant that
+    /// reaches it when no other and no listener without tenants does. Not printed for a
+    /// shared node; `/metrics` also labels the node's series with it (`tenant`).
+    PLUGIN_TENANT = "plugins", "<node>:tenant", Info, Text;
     /// A counter the node's plugin defined (ABI.md, "Plugin metrics"), every worker.
     PLUGIN_COUNTER = "plugins", "<node>:counter:<counter>", Counter, Count;
     /// Values recorded in a histogram the node's plugin defined.
