@@ -42,7 +42,6 @@ const NULL_PLUGIN: &str = r#"(module
   (func (export "switchyard_init") (param i32 i32) (result i32) i32.const 0)
   (func (export "switchyard_route") (param i32 i32 i32 i64 i32 i32) (result i64) i64.const 1))"#;
 
-/// The `prefix` plugin's config: three prefixes over three children.
 /// [`NULL_PLUGIN`] that also bumps a metric it defined in `init` on every call: `$bump` is
 /// `counter_add` or `histogram_record`, `kind` 1 (counter) or 2 (histogram).
 fn bumping_plugin(import: &str, kind: u32) -> String {
@@ -65,6 +64,7 @@ fn bumping_plugin(import: &str, kind: u32) -> String {
     )
 }
 
+/// The `prefix` plugin's config: three prefixes over three children.
 const PREFIX_CONFIG: &str =
     "default = \"c\"\n[prefixes]\n\"session:\" = \"a\"\n\"user:\" = \"b\"\n\"feed:\" = \"a\"\n";
 
