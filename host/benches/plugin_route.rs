@@ -108,6 +108,7 @@ fn instance(
         metrics: switchyard::plugin::PluginMetrics::new(1),
         budget: Default::default(),
         tenant: None,
+        file_tenant: None,
     });
     PluginInstance::new(&module, ctx, &settings(), 1).expect("the plugin's init succeeds")
 }

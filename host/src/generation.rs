@@ -45,8 +45,67 @@ pub struct Node {
     pub on_fault: OnFault,
     /// Limits the node's fault lines in the log.
     pub(crate) fault_log: crate::route::FaultLog,
-    /// Calls, faults, call time and memory of the node's plugin (`stats plugins`).
-    pub(crate) stats: crate::stats::NodeStats,
+    /// Calls, faults, call time and memory of the node's plugin (`stats plugins`), carried
+    /// across a reload that leaves the node as it was ([`Node::carry`]).
+    pub(crate) stats: Arc<crate::stats::NodeStats>,
+    /// The node's faults in `stats` when this generation was built: its faults since are
+    /// this generation's (what a partial rollback goes by).
+    pub(crate) faults_before: u64,
+}
+
+impl Node {
+    /// This node with the context (plugin metrics, log budget) and stats of the previous
+    /// generation's node of its label when that is the same node: the same module, config,
+    /// children (the same servers, for a pool), budget, log level, fault policy and tenant.
+    /// So a reload that leaves a node as it was (another tenant's file changing, say)
+    /// leaves its numbers as they were; its instances are made afresh all the same.
+    fn carry(mut self, previous: Option<&Generation>) -> Node {
+        let Some(old) = previous.and_then(|p| {
+            p.nodes
+                .iter()
+                .find(|o| o.context.label == self.context.label)
+        }) else {
+            return self;
+        };
+        let (a, b) = (&*old.context, &*self.context);
+        let same_health = a.health.len() == b.health.len()
+            && a.health.iter().zip(&b.health).all(|pair| match pair {
+                (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+                (None, None) => true,
+                _ => false,
+            });
+        let same = same_health
+            && a.module == b.module
+            && a.config_toml == b.config_toml
+            && a.children.len() == b.children.len()
+            && a.children
+                .iter()
+                .zip(&b.children)
+                .all(|(x, y)| x.name == y.name && x.weight == y.weight)
+            && a.log_level == b.log_level
+            && a.budget == b.budget
+            && a.tenant == b.tenant
+            && a.file_tenant == b.file_tenant
+            && old.on_fault == self.on_fault
+            && old.children.len() == self.children.len()
+            && old
+                .children
+                .iter()
+                .zip(&self.children)
+                .all(|pair| match pair {
+                    (Target::Server { timeout: x, .. }, Target::Server { timeout: y, .. }) => {
+                        x == y
+                    }
+                    (Target::Node(_), Target::Node(_)) => true,
+                    _ => false,
+                });
+        if same {
+            self.context = old.context.clone();
+            self.stats = old.stats.clone();
+            self.faults_before = old.stats.faults();
+        }
+        self
+    }
 }
 
 /// One built configuration.
@@ -350,28 +409,32 @@ impl Generation {
                 });
                 health.push(Some(destinations[dest].health.clone()));
             }
-            nodes.push(Node {
-                context: Arc::new(NodeContext {
-                    label,
-                    children: infos,
-                    config_toml: table_text(&pool.hash_config),
-                    health,
-                    log_budget: Default::default(),
-                    log_level: pool
-                        .hash_log_level
-                        .map_or(switchyard_sdk::abi::log_level::DEBUG, |l| l.code()),
-                    module: format!("{} {}", module.name(), module.hash()),
-                    metrics: crate::plugin::PluginMetrics::new(workers),
-                    budget: Default::default(),
-                    tenant: owners.get(pool.name.as_str()).map(|t| t.to_string()),
-                    file_tenant: None,
-                }),
-                module,
-                children,
-                on_fault: pool.on_fault,
-                fault_log: Default::default(),
-                stats: crate::stats::NodeStats::new(workers),
-            });
+            nodes.push(
+                Node {
+                    context: Arc::new(NodeContext {
+                        label,
+                        children: infos,
+                        config_toml: table_text(&pool.hash_config),
+                        health,
+                        log_budget: Default::default(),
+                        log_level: pool
+                            .hash_log_level
+                            .map_or(switchyard_sdk::abi::log_level::DEBUG, |l| l.code()),
+                        module: format!("{} {}", module.name(), module.hash()),
+                        metrics: crate::plugin::PluginMetrics::new(workers),
+                        budget: Default::default(),
+                        tenant: owners.get(pool.name.as_str()).map(|t| t.to_string()),
+                        file_tenant: None,
+                    }),
+                    module,
+                    children,
+                    on_fault: pool.on_fault,
+                    fault_log: Default::default(),
+                    stats: Arc::new(crate::stats::NodeStats::new(workers)),
+                    faults_before: 0,
+                }
+                .carry(previous),
+            );
         }
         for route in &config.routes {
             let label = format!("routes.{}", route.name);
@@ -389,32 +452,36 @@ impl Generation {
                     weight: 1,
                 })
                 .collect();
-            nodes.push(Node {
-                context: Arc::new(NodeContext {
-                    label,
-                    children: infos,
-                    config_toml: table_text(&route.config),
-                    health: vec![None; route.children.len()],
-                    log_budget: Default::default(),
-                    log_level: route
-                        .log_level
-                        .map_or(switchyard_sdk::abi::log_level::DEBUG, |l| l.code()),
-                    module: format!("{} {}", module.name(), module.hash()),
-                    metrics: crate::plugin::PluginMetrics::new(workers),
-                    budget: route.budget,
-                    tenant: config
-                        .locate(route.line)
-                        .2
-                        .or_else(|| owners.get(route.name.as_str()).copied())
-                        .map(str::to_string),
-                    file_tenant: config.locate(route.line).2.map(str::to_string),
-                }),
-                module,
-                children,
-                on_fault: route.on_fault,
-                fault_log: Default::default(),
-                stats: crate::stats::NodeStats::new(workers),
-            });
+            nodes.push(
+                Node {
+                    context: Arc::new(NodeContext {
+                        label,
+                        children: infos,
+                        config_toml: table_text(&route.config),
+                        health: vec![None; route.children.len()],
+                        log_budget: Default::default(),
+                        log_level: route
+                            .log_level
+                            .map_or(switchyard_sdk::abi::log_level::DEBUG, |l| l.code()),
+                        module: format!("{} {}", module.name(), module.hash()),
+                        metrics: crate::plugin::PluginMetrics::new(workers),
+                        budget: route.budget,
+                        tenant: config
+                            .locate(route.line)
+                            .2
+                            .or_else(|| owners.get(route.name.as_str()).copied())
+                            .map(str::to_string),
+                        file_tenant: config.locate(route.line).2.map(str::to_string),
+                    }),
+                    module,
+                    children,
+                    on_fault: route.on_fault,
+                    fault_log: Default::default(),
+                    stats: Arc::new(crate::stats::NodeStats::new(workers)),
+                    faults_before: 0,
+                }
+                .carry(previous),
+            );
         }
         let acceptors = config
             .listeners

@@ -522,13 +522,18 @@ fn bind_listeners(
 ) -> Result<(), ReloadError> {
     let mut sockets = Vec::with_capacity(generation.config.listeners.len());
     let mut addrs = Vec::with_capacity(sockets.capacity());
+    // Each running socket goes to one listener: two listeners on `127.0.0.1:0` keep theirs.
+    let mut taken = vec![false; running.map_or(0, |r| r.config.listeners.len())];
     for l in &generation.config.listeners {
         let reused = running.and_then(|r| {
-            r.config
+            let i = r
+                .config
                 .listeners
                 .iter()
-                .position(|old| old.address == l.address)
-                .and_then(|i| Some((r.sockets.get(i)?.clone(), *r.listen_addrs.get(i)?)))
+                .enumerate()
+                .position(|(i, old)| old.address == l.address && !taken[i])?;
+            taken[i] = true;
+            Some((r.sockets.get(i)?.clone(), *r.listen_addrs.get(i)?))
         });
         let (socket, local) = match reused {
             Some(pair) => pair,

@@ -144,8 +144,8 @@ impl WorkerStats {
 }
 
 /// One plugin node's counters, a slot per worker: written by that worker around each call
-/// into the node's plugin, merged when `stats plugins` is read. They start with the
-/// generation the node belongs to.
+/// into the node's plugin, merged when `stats plugins` is read. They run as long as a reload
+/// leaves the node as it was (`Node::carry`).
 #[derive(Debug)]
 pub struct NodeStats {
     slots: Box<[NodeSlot]>,

@@ -678,3 +678,48 @@ fn a_pinned_plugin_replaced_on_disk_is_refused_and_the_pinned_one_keeps_serving(
     );
     assert_eq!(served_by(&mut client, "k1"), "a");
 }
+
+/// A reload keeps the numbers of a node it leaves as it was (the same module, config and
+/// children) and starts afresh those of a node it changes: another tenant's or another
+/// listener's edit does not reset this one's `stats plugins`.
+#[test]
+fn a_reload_keeps_the_counts_of_the_nodes_it_leaves_as_they_were() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("reload-carry");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    // Both listeners on `127.0.0.1:0`: the reload keeps each one's socket.
+    let text = |other_to: &str| {
+        config_text(&a, &b, "a", "")
+            + &format!(
+                "\n[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"other\"\n\n\
+                 [routes.other]\nplugin = \"guard.wasm\"\nchildren = [\"{other_to}\"]\n"
+            )
+    };
+    let router = start_from(&dir, &text("b"));
+    let (mut root, mut other) = (connect(&router, 0), connect(&router, 1));
+    for _ in 0..5 {
+        assert_eq!(served_by(&mut root, "k1"), "a");
+    }
+    for _ in 0..3 {
+        assert_eq!(served_by(&mut other, "k1"), "b");
+    }
+    let calls = |client: &mut Client| {
+        let plugins = client.stats_group("plugins").0;
+        let n = |node: &str| {
+            plugins
+                .get(&format!("routes.{node}:calls"))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no routes.{node}:calls in {plugins:?}"))
+        };
+        (n("root"), n("other"))
+    };
+    assert_eq!(calls(&mut root), (5, 3));
+
+    dir.write("switchyard.toml", text("a"));
+    router.reload().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(served_by(&mut other, "k1"), "a", "the edit is served");
+    // `root` is as it was: its 5 calls stay. `other` changed: its count starts again.
+    assert_eq!(calls(&mut root), (5, 1));
+    assert_eq!(served_by(&mut root, "k1"), "a");
+    assert_eq!(calls(&mut root), (6, 1));
+}

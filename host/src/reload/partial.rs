@@ -28,7 +28,7 @@ pub(super) struct Plan {
 pub(super) fn tenants(bad: &Generation, old: &Config) -> Option<Vec<String>> {
     let mut tenants: Vec<String> = Vec::new();
     for node in &bad.nodes {
-        if node.stats.faults() == 0 {
+        if node.stats.faults() == node.faults_before {
             continue;
         }
         // A fault outside every tenant's file: the whole configuration goes back.
