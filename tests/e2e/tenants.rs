@@ -2,8 +2,10 @@
 //! memcached's ASCII authentication and by their listener; each tenant's keys in its own
 //! namespace on a shared pool (no crafted key crosses over: prefixes, base64 meta keys,
 //! multi-gets, keys near 250 bytes); a read-only tenant's writes refused before a server sees
-//! them; a tenant over its request rate refused while another carries on; unauthenticated
-//! clients, wrong passwords and unknown identities refused cleanly; `stats tenants`.
+//! them, as are keys outside a tenant's `read_prefixes`/`write_prefixes`; a tenant over
+//! its request rate, its byte rate, its `max_value_bytes` or its `max_connections` refused
+//! while another carries on; unauthenticated clients, wrong passwords and unknown identities
+//! refused cleanly; `stats tenants`.
 
 use std::collections::BTreeMap;
 
@@ -419,8 +421,6 @@ fn the_tenants_example_config_does_what_its_header_says() {
     );
 }
 
-/// The in-repo load generator (`bench/loadgen`), built beside the router binary
-/// (`scripts/test` builds both).
 /// The gateway of [`a_tenants_broken_file_keeps_its_running_routes_while_the_others_change`]:
 /// alpha's route is `alpha_pool`, beta's routes are in `beta.toml` (included).
 /// Its listeners are on `ports`: a reload keeps a listener whose address it keeps.
@@ -622,6 +622,403 @@ fn a_tenants_requests_in_flight_are_bounded() {
         tenants.get("alpha:outstanding").map(String::as_str),
         Some("0")
     );
+}
+
+/// A router with a listener of its own for each of `tenants` (`(name, extra keys of its
+/// table)`), in that order, every tenant on the pool `shared` (`server`), and a last listener
+/// with no tenant: the operators', for `stats tenants`.
+fn listener_tenants(server: &Memcached, tenants: &[(&str, &str)]) -> Router {
+    let mut text = String::from("[server]\nworkers = 2\n\n");
+    for (name, _) in tenants {
+        text += &format!("[[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"{name}\"\n\n");
+    }
+    text += "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"shared\"\n\n";
+    for (name, extra) in tenants {
+        text += &format!("[tenants.{name}]\nroute = \"shared\"\n{extra}\n\n");
+    }
+    text += &format!("[pools.shared]\nservers = [\"{}\"]\n", server.spec());
+    switchyard_tests::router(&text)
+}
+
+/// memcached's own counters named in `names`, as its `stats` shows them now.
+fn server_counts(direct: &mut Client, names: &[&str]) -> BTreeMap<String, u64> {
+    let stats = group(direct, "");
+    names
+        .iter()
+        .map(|name| {
+            let value = stats
+                .get(*name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("memcached's stats have no {name}: {stats:?}"));
+            ((*name).to_string(), value)
+        })
+        .collect()
+}
+
+/// How much each counter of `after` moved since `before`, leaving out those that did not.
+fn moved(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(name, &value)| {
+            let delta = value - before[name];
+            (delta != 0).then(|| (name.clone(), delta))
+        })
+        .collect()
+}
+
+/// One value of `stats tenants`, as the operators' connection `ops` reads it ("-" if absent).
+fn tenant_stat(ops: &mut Client, name: &str) -> String {
+    group(ops, "tenants")
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// `read_prefixes` and `write_prefixes`: a tenant that may read only `pub:` keys and write
+/// only `own:` ones gets `CLIENT_ERROR tenant t may not use key K with CMD` for a get, a
+/// multi-get with one key outside (the whole request), a set, a delete and an `ms`, and none
+/// of them reaches memcached (its `cmd_get`, `get_misses`, `get_hits`, `cmd_set`,
+/// `delete_hits` and `delete_misses` stay put, where the allowed ones move them); the
+/// allowed keys work; `t:denied` counts exactly the refusals.
+#[test]
+fn a_tenants_key_prefixes_refuse_other_keys_before_a_server_sees_them() {
+    let server = Memcached::start();
+    let router = listener_tenants(
+        &server,
+        &[(
+            "t",
+            "read_prefixes = [\"pub:\"]\nwrite_prefixes = [\"own:\"]",
+        )],
+    );
+    let mut direct = server.client();
+    // What the tenant may read, and keys of each prefix a leak would find or change.
+    direct.set("t:pub:a", b"A");
+    direct.set("t:pub:b", b"B");
+    direct.set("t:own:x", b"X");
+    let mut t = connect(&router, 0);
+    let mut ops = connect(&router, 1);
+    let names = [
+        "cmd_get",
+        "get_hits",
+        "get_misses",
+        "cmd_set",
+        "delete_hits",
+        "delete_misses",
+    ];
+
+    let before = server_counts(&mut direct, &names);
+    let refused = [
+        ("get own:x\r\n", "own:x with get"),
+        ("get pub:a own:x pub:b\r\n", "own:x with get"),
+        ("gets pub:a nope:y\r\n", "nope:y with gets"),
+        ("set pub:a 0 0 1\r\nz\r\n", "pub:a with set"),
+        ("delete pub:a\r\n", "pub:a with delete"),
+        ("ms pub:b 1\r\nz\r\n", "pub:b with ms"),
+    ];
+    for (request, what) in refused {
+        assert_eq!(
+            text(t.request(request.as_bytes())),
+            format!("CLIENT_ERROR tenant t may not use key {what}\r\n"),
+            "{request:?}"
+        );
+    }
+    assert_eq!(
+        moved(&before, &server_counts(&mut direct, &names)),
+        BTreeMap::new(),
+        "a refused request reached memcached"
+    );
+    assert_eq!(direct.get("t:pub:a").as_deref(), Some(&b"A"[..]));
+    assert_eq!(direct.get("t:pub:b").as_deref(), Some(&b"B"[..]));
+    assert_eq!(direct.get("t:own:x").as_deref(), Some(&b"X"[..]));
+    let before = server_counts(&mut direct, &names);
+
+    // The allowed ones reach memcached, and move its counters by exactly themselves.
+    assert_eq!(
+        text(t.request(b"get pub:a pub:b pub:c\r\n")),
+        "VALUE pub:a 0 1\r\nA\r\nVALUE pub:b 0 1\r\nB\r\nEND\r\n"
+    );
+    assert_eq!(text(t.request(b"set own:y 0 0 2\r\nyy\r\n")), "STORED\r\n");
+    assert_eq!(text(t.request(b"ms own:z 2\r\nzz\r\n")), "HD\r\n");
+    assert_eq!(text(t.request(b"delete own:x\r\n")), "DELETED\r\n");
+    assert_eq!(
+        moved(&before, &server_counts(&mut direct, &names)),
+        BTreeMap::from([
+            ("cmd_get".to_string(), 3),
+            ("get_hits".to_string(), 2),
+            ("get_misses".to_string(), 1),
+            ("cmd_set".to_string(), 2),
+            ("delete_hits".to_string(), 1),
+        ])
+    );
+    assert_eq!(direct.get("t:own:y").as_deref(), Some(&b"yy"[..]));
+    assert_eq!(direct.get("t:own:z").as_deref(), Some(&b"zz"[..]));
+    assert_eq!(direct.get("t:own:x"), None);
+
+    assert_eq!(tenant_stat(&mut ops, "t:denied"), refused.len().to_string());
+    assert_eq!(
+        tenant_stat(&mut ops, "t:requests"),
+        (refused.len() + 4).to_string()
+    );
+}
+
+/// `max_connections = 2`: a third connection of alpha's gets `SERVER_ERROR tenant alpha has
+/// its max_connections (2) open` at its first request and is closed, counted in
+/// `alpha:rejected_connections`, while beta still connects; once one of alpha's two closes,
+/// a new one is accepted (polled for, with a deadline), and the one after it is refused
+/// again: refusals gave back no count of the two open.
+#[test]
+fn a_tenants_max_connections_refuses_the_next_until_one_closes() {
+    let server = Memcached::start();
+    let router = listener_tenants(&server, &[("alpha", "max_connections = 2"), ("beta", "")]);
+    let mut ops = connect(&router, 2);
+    let refusal = "SERVER_ERROR tenant alpha has its max_connections (2) open\r\n";
+    // A connection is alpha's from its first request.
+    let mut first = connect(&router, 0);
+    let mut second = connect(&router, 0);
+    assert_eq!(text(first.request(b"get k\r\n")), "END\r\n");
+    assert_eq!(text(second.request(b"get k\r\n")), "END\r\n");
+
+    let mut third = connect(&router, 0);
+    assert_eq!(text(third.request(b"get k\r\n")), refusal);
+    third.expect_closed();
+    // Another tenant is not alpha's count.
+    let mut beta = connect(&router, 1);
+    assert_eq!(text(beta.request(b"get k\r\n")), "END\r\n");
+    let tenants = group(&mut ops, "tenants");
+    let stat = |name: &str| tenants.get(name).map(String::as_str);
+    assert_eq!(stat("alpha:curr_connections"), Some("2"), "{tenants:?}");
+    assert_eq!(stat("alpha:rejected_connections"), Some("1"));
+    assert_eq!(stat("alpha:total_connections"), Some("2"));
+    assert_eq!(stat("beta:curr_connections"), Some("1"));
+    assert_eq!(stat("beta:rejected_connections"), Some("0"));
+    // The two open are still served.
+    assert_eq!(text(first.request(b"get k\r\n")), "END\r\n");
+    assert_eq!(text(second.request(b"get k\r\n")), "END\r\n");
+
+    // One closes: the router notices in its own time, so a new one is tried until accepted.
+    drop(first);
+    let mut refused_meanwhile = 0;
+    let accepted = switchyard_tests::ports::poll_until(std::time::Duration::from_secs(10), || {
+        let mut next = connect(&router, 0);
+        let reply = text(next.request(b"get k\r\n"));
+        if reply == refusal {
+            next.expect_closed();
+            refused_meanwhile += 1;
+            return None;
+        }
+        assert_eq!(reply, "END\r\n");
+        Some(next)
+    });
+    let mut accepted = accepted.expect("no new connection of alpha's accepted after one closed");
+    assert_eq!(
+        text(accepted.request(b"set k 0 0 1\r\nv\r\n")),
+        "STORED\r\n"
+    );
+    assert_eq!(
+        text(second.request(b"get k\r\n")),
+        "VALUE k 0 1\r\nv\r\nEND\r\n"
+    );
+
+    // Two open again: the next is refused, as the third was.
+    let mut over = connect(&router, 0);
+    assert_eq!(text(over.request(b"get k\r\n")), refusal);
+    over.expect_closed();
+    let tenants = group(&mut ops, "tenants");
+    let stat = |name: &str| tenants.get(name).map(String::as_str);
+    assert_eq!(stat("alpha:curr_connections"), Some("2"), "{tenants:?}");
+    assert_eq!(stat("alpha:total_connections"), Some("3"));
+    assert_eq!(
+        stat("alpha:rejected_connections"),
+        Some((2 + refused_meanwhile).to_string().as_str())
+    );
+}
+
+/// `bytes_per_second = 10` with `bytes_burst = 1000`, refusing (the default `over_limit`):
+/// a set of 600 bytes passes, a second of 600 goes past the burst and gets `SERVER_ERROR
+/// tenant beta is over its bytes_per_second (10)`, is counted in `beta:limited_bytes`, and
+/// is never stored; it took none of the bucket, so a set of 300 bytes still passes. alpha,
+/// with the same limits, stores 600 bytes in the same moment: its bucket is its own.
+#[test]
+fn a_tenant_over_its_byte_rate_is_refused_while_another_stores() {
+    let server = Memcached::start();
+    // 10 bytes a second refill a byte per 100 ms: nothing a slow test takes is worth a set.
+    let limits = "bytes_per_second = 10\nbytes_burst = 1000";
+    let router = listener_tenants(&server, &[("alpha", limits), ("beta", limits)]);
+    let (mut alpha, mut beta) = (connect(&router, 0), connect(&router, 1));
+    let mut ops = connect(&router, 2);
+    let mut direct = server.client();
+    let set = |key: &str, len: usize| {
+        let mut request = format!("set {key} 0 0 {len}\r\n").into_bytes();
+        request.extend(std::iter::repeat_n(b'v', len));
+        request.extend_from_slice(b"\r\n");
+        request
+    };
+
+    assert_eq!(text(beta.request(&set("b1", 600))), "STORED\r\n");
+    let before = server_counts(&mut direct, &["cmd_set"]);
+    assert_eq!(
+        text(beta.request(&set("b2", 600))),
+        "SERVER_ERROR tenant beta is over its bytes_per_second (10)\r\n"
+    );
+    assert_eq!(
+        moved(&before, &server_counts(&mut direct, &["cmd_set"])),
+        BTreeMap::new(),
+        "the refused set reached memcached"
+    );
+    assert_eq!(direct.get("beta:b2"), None);
+    // alpha, in the same moment, with the same limits: its own bucket is full.
+    assert_eq!(text(alpha.request(&set("a1", 600))), "STORED\r\n");
+    assert_eq!(direct.get("alpha:a1").as_deref(), Some(&[b'v'; 600][..]));
+    // The refusal took nothing: what is left of beta's burst still holds 300 bytes.
+    assert_eq!(text(beta.request(&set("b3", 300))), "STORED\r\n");
+    assert_eq!(direct.get("beta:b3").as_deref(), Some(&[b'v'; 300][..]));
+
+    let tenants = group(&mut ops, "tenants");
+    let stat = |name: &str| tenants.get(name).map(String::as_str);
+    assert_eq!(stat("beta:limited_bytes"), Some("1"), "{tenants:?}");
+    assert_eq!(stat("beta:limited_requests"), Some("0"));
+    assert_eq!(stat("beta:requests"), Some("3"));
+    assert_eq!(stat("alpha:limited_bytes"), Some("0"));
+}
+
+/// `max_value_bytes = 100`: a set or an `ms` of 101 bytes gets `SERVER_ERROR tenant t: a
+/// value of 101 bytes is over its max_value_bytes (100)`, counted in `t:limited_values`, and
+/// never reaches memcached (its `cmd_set` stays put, the key is not there); 100 bytes are
+/// stored.
+#[test]
+fn a_tenants_value_one_byte_over_its_max_is_refused_and_one_at_it_stored() {
+    let server = Memcached::start();
+    let router = listener_tenants(&server, &[("t", "max_value_bytes = 100")]);
+    let mut t = connect(&router, 0);
+    let mut ops = connect(&router, 1);
+    let mut direct = server.client();
+    let value = |len: usize| vec![b'v'; len];
+    let with_value = |line: String, len: usize| {
+        let mut request = line.into_bytes();
+        request.extend(value(len));
+        request.extend_from_slice(b"\r\n");
+        request
+    };
+    let refusal =
+        "SERVER_ERROR tenant t: a value of 101 bytes is over its max_value_bytes (100)\r\n";
+
+    let before = server_counts(&mut direct, &["cmd_set"]);
+    assert_eq!(
+        text(t.request(&with_value("set over 0 0 101\r\n".into(), 101))),
+        refusal
+    );
+    assert_eq!(
+        text(t.request(&with_value("ms over2 101\r\n".into(), 101))),
+        refusal
+    );
+    assert_eq!(
+        moved(&before, &server_counts(&mut direct, &["cmd_set"])),
+        BTreeMap::new(),
+        "a refused value reached memcached"
+    );
+    assert_eq!(direct.get("t:over"), None);
+    assert_eq!(direct.get("t:over2"), None);
+    // Still in step: the refused values were read whole.
+    assert_eq!(text(t.request(b"mn\r\n")), "MN\r\n");
+
+    assert_eq!(
+        text(t.request(&with_value("set at 0 0 100\r\n".into(), 100))),
+        "STORED\r\n"
+    );
+    assert_eq!(
+        text(t.request(&with_value("ms at2 100\r\n".into(), 100))),
+        "HD\r\n"
+    );
+    assert_eq!(direct.get("t:at"), Some(value(100)));
+    assert_eq!(direct.get("t:at2"), Some(value(100)));
+    assert_eq!(t.get("at"), Some(value(100)));
+    assert_eq!(tenant_stat(&mut ops, "t:limited_values"), "2");
+}
+
+/// A read-only tenant's `incr`, `decr`, `ma`, `delete` and `md` on a key that exists on the
+/// server under its namespace (unlike the misses the test above watches, which a leaked
+/// request on a missing key would not move either): each is refused with `CLIENT_ERROR
+/// tenant reader may not use CMD (CLASS commands)`, the key keeps its value (a leaked incr or
+/// decr would change it, a leaked delete remove it), and memcached's `incr_hits`,
+/// `decr_hits` and `delete_hits` (and misses) stay put.
+#[test]
+fn a_read_only_tenants_refused_delete_and_incr_leave_an_existing_key_as_it_was() {
+    let server = Memcached::start();
+    let dir = TestDir::new("tenants-acl-existing");
+    let certs = Certs::generate(&dir.path().join("tls"));
+    let router = gateway(&dir, &certs, &server, 100_000);
+    let mut direct = server.client();
+    direct.set("reader:n", b"41");
+    let mut reader = connect(&router, 2);
+    assert_eq!(reader.get("n").as_deref(), Some(&b"41"[..]));
+    let names = [
+        "incr_hits",
+        "incr_misses",
+        "decr_hits",
+        "decr_misses",
+        "delete_hits",
+        "delete_misses",
+    ];
+
+    let before = server_counts(&mut direct, &names);
+    // The arithmetic first: a leaked delete would leave them no key to change.
+    for (request, what) in [
+        ("incr n 1\r\n", "incr (arithmetic commands)"),
+        ("decr n 1\r\n", "decr (arithmetic commands)"),
+        ("ma n\r\n", "ma (arithmetic commands)"),
+        ("delete n\r\n", "delete (delete commands)"),
+        ("md n\r\n", "md (delete commands)"),
+    ] {
+        assert_eq!(
+            text(reader.request(request.as_bytes())),
+            format!("CLIENT_ERROR tenant reader may not use {what}\r\n"),
+            "{request:?}"
+        );
+    }
+    assert_eq!(
+        moved(&before, &server_counts(&mut direct, &names)),
+        BTreeMap::new(),
+        "a refused request reached memcached"
+    );
+    assert_eq!(direct.get("reader:n").as_deref(), Some(&b"41"[..]));
+    assert_eq!(reader.get("n").as_deref(), Some(&b"41"[..]));
+
+    // The same requests where they are allowed change it: the key was one they would reach.
+    let mut ops = connect(&router, 3);
+    assert_eq!(text(ops.request(b"incr reader:n 1\r\n")), "42\r\n");
+    assert_eq!(text(ops.request(b"delete reader:n\r\n")), "DELETED\r\n");
+    assert_eq!(reader.get("n"), None);
+}
+
+/// A namespaced tenant's long value (over `server.stream_from_bytes`, 256 KiB, so still
+/// arriving when its command line is read, and buffered whole as its key is rewritten) is one
+/// request of its bytes: with `bytes_per_second = 10` and `bytes_burst = 500000`, a set of
+/// 300,000 bytes on a bound connection is stored, `t:requests` counts it once and
+/// `t:limited_bytes` not at all.
+#[test]
+fn a_namespaced_tenants_long_value_is_admitted_once() {
+    let server = Memcached::start();
+    let router = listener_tenants(
+        &server,
+        &[("t", "bytes_per_second = 10\nbytes_burst = 500000")],
+    );
+    let mut t = connect(&router, 0);
+    let mut ops = connect(&router, 1);
+    // The connection is the tenant's from its first request; the long value comes second.
+    assert_eq!(text(t.request(b"get big\r\n")), "END\r\n");
+    let len = 300_000;
+    let mut request = format!("set big 0 0 {len}\r\n").into_bytes();
+    request.extend(std::iter::repeat_n(b'v', len));
+    request.extend_from_slice(b"\r\n");
+    let reply = text(t.request(&request));
+    let tenants = group(&mut ops, "tenants");
+    let stat = |name: &str| tenants.get(name).map(String::as_str).unwrap_or("-");
+    assert_eq!(
+        (reply.as_str(), stat("t:requests"), stat("t:limited_bytes")),
+        ("STORED\r\n", "2", "0"),
+        "(reply, t:requests, t:limited_bytes)"
+    );
+    assert_eq!(server.client().get("t:big").map(|v| v.len()), Some(len));
 }
 
 /// Standard base64, padded: how a client writes a meta key with the `b` flag.
