@@ -675,6 +675,11 @@ pub fn stream_route(
         // Bound (or refused) once the request is whole, by `dispatch`.
         Err(Gate::Unbound) => return StreamRoute::Whole(None),
     };
+    if !via.namespace().is_empty() {
+        // A namespaced key is sent rewritten, which needs the value whole; `dispatch` admits
+        // and counts it then, once.
+        return StreamRoute::Whole(None);
+    }
     if let Some(tenant) = via.tenant
         && let Err(refusal) = admit(tenant, request, line, caller)
     {
@@ -683,10 +688,6 @@ pub fn stream_route(
             return StreamRoute::Close;
         };
         return StreamRoute::Answer(outcome, Tally::local(request.command));
-    }
-    if !via.namespace().is_empty() {
-        // A namespaced key is sent rewritten, which needs the value whole.
-        return StreamRoute::Whole(None);
     }
     let mut decoded = [0u8; DECODED_KEY_BUF];
     let input = keyed_input(request, line, &mut decoded, via);

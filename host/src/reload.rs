@@ -380,12 +380,12 @@ impl Control {
         if state.building || current.number != bad.number {
             return false;
         }
-        // Only some tenants' files to put back: the watcher builds that.
-        if state
-            .previous
-            .as_ref()
-            .is_some_and(|(config, _)| partial::tenants(bad, config).is_some())
-        {
+        // Only some tenants' files to put back: the watcher builds that. And when the watcher
+        // has taken the previous configuration, it is rolling back already.
+        let Some((previous, _)) = state.previous.as_ref() else {
+            return false;
+        };
+        if partial::tenants(bad, previous).is_some() {
             return false;
         }
         let Some(mut standby) = state.standby.take() else {
