@@ -58,7 +58,9 @@ impl Node {
     /// generation's node of its label when that is the same node: the same module, config,
     /// children (the same servers, for a pool), budget, log level, fault policy and tenant.
     /// So a reload that leaves a node as it was (another tenant's file changing, say)
-    /// leaves its numbers as they were; its instances are made afresh all the same.
+    /// leaves its numbers as they were, and each worker keeps its instance of it (the slot
+    /// is shared: `worker::LocalGeneration::new`); instances are made for it all the same,
+    /// for a worker that had none and for a rollback kept ready.
     fn carry(mut self, previous: Option<&Generation>) -> Node {
         let Some(old) = previous.and_then(|p| {
             p.nodes

@@ -177,11 +177,13 @@ impl Worker {
             .iter()
             .map(|spec| self.destination(spec))
             .collect();
+        let previous = self.local.borrow().clone();
         let local = Rc::new(LocalGeneration::new(
             Arc::clone(&published),
             destinations,
             self.id,
             self.stats.clone(),
+            previous.as_deref(),
         ));
         *self.local.borrow_mut() = Some(local.clone());
         local
@@ -211,8 +213,10 @@ pub struct LocalGeneration {
     /// The shared, immutable generation.
     pub shared: Arc<Generation>,
     /// One plugin slot per node, holding the instance made for this worker when the generation
-    /// was built (`route` replaces it after a fault).
-    pub(crate) slots: Vec<RefCell<Slot>>,
+    /// was built (`route` replaces it after a fault). A node the reload left as it was
+    /// (`Node::carry`) shares the slot it had in the generation before: its instance, with
+    /// whatever the plugin keeps in its memory, and its breaker carry on.
+    pub(crate) slots: Vec<Rc<RefCell<Slot>>>,
     /// One connection driver per destination.
     pub destinations: Vec<Rc<Destination>>,
     pub(crate) stats: Arc<WorkerStats>,
@@ -230,7 +234,7 @@ impl LocalGeneration {
     /// own: for dry runs outside a running router (`switchyard route`), which call the plugins
     /// and send nothing.
     pub(crate) fn offline(shared: Arc<Generation>) -> LocalGeneration {
-        LocalGeneration::new(shared, Vec::new(), 0, Arc::default())
+        LocalGeneration::new(shared, Vec::new(), 0, Arc::default(), None)
     }
 
     /// A running router's `shared` for a dry run off the workers (the admin listener's
@@ -240,7 +244,7 @@ impl LocalGeneration {
         let slots = shared
             .nodes
             .iter()
-            .map(|_| RefCell::new(Slot::new(None)))
+            .map(|_| Rc::new(RefCell::new(Slot::new(None))))
             .collect();
         LocalGeneration {
             shared,
@@ -254,17 +258,32 @@ impl LocalGeneration {
         }
     }
 
+    /// `shared` on `worker`, after `previous` (the generation the worker served before, if
+    /// any), whose slots it shares for the nodes it carried over.
     fn new(
         shared: Arc<Generation>,
         destinations: Vec<Rc<Destination>>,
         worker: usize,
         stats: Arc<WorkerStats>,
+        previous: Option<&LocalGeneration>,
     ) -> LocalGeneration {
         let mut prepared = shared.take_instances(worker).into_iter();
         let slots = shared
             .nodes
             .iter()
-            .map(|_| RefCell::new(Slot::new(prepared.next())))
+            .map(|node| {
+                let made = prepared.next();
+                let kept = previous.and_then(|old| {
+                    let j = old
+                        .shared
+                        .nodes
+                        .iter()
+                        .position(|o| Arc::ptr_eq(&o.context, &node.context))?;
+                    old.slots.get(j).cloned()
+                });
+                // The carried slot's instance serves; the one made for it is dropped.
+                kept.unwrap_or_else(|| Rc::new(RefCell::new(Slot::new(made))))
+            })
             .collect();
         LocalGeneration {
             shared,

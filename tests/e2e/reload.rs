@@ -723,3 +723,54 @@ fn a_reload_keeps_the_counts_of_the_nodes_it_leaves_as_they_were() {
     assert_eq!(served_by(&mut root, "k1"), "a");
     assert_eq!(calls(&mut root), (6, 1));
 }
+
+/// A reload keeps the plugin instances of a node it leaves as it was, on every worker, with
+/// whatever the plugin keeps in its memory; a node it changes gets fresh ones. The plugin
+/// counts its calls in its memory and alternates its children by that count.
+#[test]
+fn a_reload_keeps_the_instances_of_the_nodes_it_leaves_as_they_were() {
+    let (a, b, _) = two_pools();
+    let dir = TestDir::new("reload-instances");
+    dir.write("guard.wasm", wasm::forwarding_plugin());
+    dir.write("alternate.wasm", wasm::alternating_plugin());
+    let text = |other_to: &str, root_config: &str| {
+        format!(
+            "[server]\nworkers = 1\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"root\"\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"other\"\n\n\
+             [pools.a]\nservers = [\"{}\"]\n\n[pools.b]\nservers = [\"{}\"]\n\n\
+             [routes.root]\nplugin = \"alternate.wasm\"\nchildren = [\"a\", \"b\"]\n\
+             config = {{ {root_config} }}\n\n\
+             [routes.other]\nplugin = \"guard.wasm\"\nchildren = [\"{other_to}\"]\n",
+            a.spec(),
+            b.spec()
+        )
+    };
+    let router = start_from(&dir, &text("b", ""));
+    let mut root = connect(&router, 0);
+    let served: Vec<String> = (0..3).map(|_| served_by(&mut root, "k1")).collect();
+    assert_eq!(served, ["b", "a", "b"]);
+
+    // Another node changes: `root`'s instance carries on, its fourth call goes to child 0.
+    dir.write("switchyard.toml", text("a", ""));
+    router.reload().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        served_by(&mut connect(&router, 1), "k1"),
+        "a",
+        "the edit is served"
+    );
+    assert_eq!(
+        served_by(&mut root, "k1"),
+        "a",
+        "the same instance's fourth call"
+    );
+
+    // `root` itself changes (its config): a fresh instance, whose first call goes to child 1.
+    dir.write("switchyard.toml", text("a", "edition = 2"));
+    router.reload().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        served_by(&mut root, "k1"),
+        "b",
+        "a fresh instance's first call"
+    );
+}

@@ -128,6 +128,22 @@ pub fn fanning_out_once_plugin() -> Vec<u8> {
     ))
 }
 
+/// Keeps a count of its `route` calls in its memory and forwards call `n` (from 1) to child
+/// `n % 2`: children 1, 0, 1, 0, ... for as long as its instance lives. Which child a call
+/// reaches tells whether the instance is the one that made the calls before.
+pub fn alternating_plugin() -> Vec<u8> {
+    compile(&module(
+        "",
+        INIT_OK,
+        None,
+        "(i32.store (i32.const 7000) (i32.add (i32.load (i32.const 7000)) (i32.const 1)))
+         (return (i64.or (i64.const 1)
+           (i64.shl (i64.extend_i32_u (i32.rem_u (i32.load (i32.const 7000)) (i32.const 2)))
+                    (i64.const 32))))",
+        "",
+    ))
+}
+
 /// A forwarding guest like [`forwarding_plugin`] whose bytes differ by `variant`: the same
 /// policy as a new build, for tests that replace a plugin file.
 pub fn forwarding_plugin_variant(variant: u8) -> Vec<u8> {
