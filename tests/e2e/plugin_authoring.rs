@@ -22,11 +22,20 @@ fn run(dir: &Path, command: &mut Command) -> Output {
     run_in(dir, &dir.join("target"), command)
 }
 
+/// Runs `command` in `dir` with its target directory `target`, cargo online.
+fn run_online(dir: &Path, target: &Path, command: &mut Command) -> Output {
+    run_cargo(dir, target, command, false)
+}
+
 /// Runs `command` in `dir` with cargo offline and its target directory `target`.
 fn run_in(dir: &Path, target: &Path, command: &mut Command) -> Output {
+    run_cargo(dir, target, command, true)
+}
+
+fn run_cargo(dir: &Path, target: &Path, command: &mut Command, offline: bool) -> Output {
     let output = command
         .current_dir(dir)
-        .env("CARGO_NET_OFFLINE", "true")
+        .env("CARGO_NET_OFFLINE", if offline { "true" } else { "false" })
         .env("CARGO_TARGET_DIR", target)
         .env_remove("RUSTFLAGS")
         .output()
@@ -208,30 +217,48 @@ fn a_plugin_made_with_plugin_new_tests_builds_and_routes_real_traffic() {
 }
 
 /// The `hash` and `call` templates are crates whose own tests pass (the `prefix` one is run
-/// above): one target directory for both, so their dependencies build once.
+/// above): one target directory for both, so their dependencies build once. The `call` one
+/// takes the SDK from git (`--sdk-git`, this repository at its commit), as an author outside
+/// it would.
 #[test]
 fn every_template_passes_its_own_tests() {
     let _heavy = switchyard_tests::heavy();
     let dir = TestDir::new("plugin-templates");
     let target = dir.path().join("target");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository")
+        .to_path_buf();
+    let head = run(&repo, Command::new("git").args(["rev-parse", "HEAD"]));
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let git_sdk = format!("file://{}#{head}", repo.display());
     for template in ["hash", "call"] {
         let name = format!("t-{template}");
-        run(
-            dir.path(),
-            Command::new(switchyard_binary()).args([
-                "plugin",
-                "new",
-                &name,
-                "--template",
-                template,
-            ]),
-        );
-        let tested = run_in(
-            &dir.path().join(&name),
-            &target,
-            Command::new(&cargo).arg("test"),
-        );
+        let mut new = Command::new(switchyard_binary());
+        new.args(["plugin", "new", &name, "--template", template]);
+        if template == "call" {
+            new.args(["--sdk-git", &git_sdk]);
+        }
+        run(dir.path(), &mut new);
+        if template == "call" {
+            let manifest = std::fs::read_to_string(dir.path().join(&name).join("Cargo.toml"))
+                .expect("the crate's Cargo.toml");
+            assert!(
+                manifest.contains(&format!("git = \"file://{}\"", repo.display()))
+                    && manifest.contains(&format!("rev = \"{head}\"")),
+                "{manifest}"
+            );
+        }
+        let mut test = Command::new(&cargo);
+        test.arg("test");
+        let tested = if template == "call" {
+            // Cargo fetches a git dependency only online, a `file://` one included; the rest
+            // of the crate's dependencies come from the registry's cache.
+            run_online(&dir.path().join(&name), &target, &mut test)
+        } else {
+            run_in(&dir.path().join(&name), &target, &mut test)
+        };
         let tested = String::from_utf8_lossy(&tested.stdout).into_owned();
         // The crate's own tests (doctests follow, none).
         let first = tested.lines().find(|l| l.starts_with("test result:"));
