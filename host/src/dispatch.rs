@@ -64,6 +64,9 @@ struct Binding {
     /// Until when the connection waits before its next request: its tenant was over a rate
     /// and waits rather than refuses (`over_limit = "wait"`).
     wait_until: std::cell::Cell<Option<std::time::Instant>>,
+    /// The next request was admitted when its line came (a long value, buffered whole for
+    /// its namespace: `stream_route`), so `dispatch` does not admit it again.
+    admitted_early: std::cell::Cell<bool>,
 }
 
 impl Caller {
@@ -99,7 +102,23 @@ impl Caller {
             connection,
             at: std::cell::Cell::new((u64::MAX, 0)),
             wait_until: std::cell::Cell::new(None),
+            admitted_early: std::cell::Cell::new(false),
         }));
+    }
+
+    /// Notes that the next request was admitted already (see `Binding::admitted_early`).
+    fn admit_early(&self) {
+        if let Some(bound) = self.tenant.borrow().as_ref() {
+            bound.admitted_early.set(true);
+        }
+    }
+
+    /// Whether this request was admitted already; either way, the next one is not.
+    fn take_admitted_early(&self) -> bool {
+        self.tenant
+            .borrow()
+            .as_ref()
+            .is_some_and(|bound| bound.admitted_early.take())
     }
 
     /// Makes the connection wait `wait` (from now, or from the end of a wait already set)
@@ -238,7 +257,9 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
     }
     if let Some(tenant) = via.tenant {
         tenant.state.traffic(worker.id).command(command);
-        if let Err(refusal) = admit(tenant, request, &frame, caller) {
+        if !caller.take_admitted_early()
+            && let Err(refusal) = admit(tenant, request, &frame, caller)
+        {
             return answer(request, refused(refusal), Tally::local(command));
         }
     }
@@ -577,6 +598,7 @@ fn keyed(
         wire: &wire,
         kind,
         origin: Origin::Client { request, frame },
+        namespace: b"",
     };
     let root = via.root;
     let namespace = via.namespace();
@@ -584,7 +606,7 @@ fn keyed(
         Some(resolved) => generation.run(resolved, &req),
         // A namespaced tenant's request is never held: `stream_route` buffers it whole.
         None if !namespace.is_empty() => match via.tenant {
-            Some(tenant) => generation.execute_in(root, &req, &tenant.rewrite),
+            Some(tenant) => generation.execute_in(root, &req, &tenant.rewrite, &tenant.namespace),
             None => generation.execute(root, &req),
         },
         // A meta get's long value may stream to the client.
@@ -675,11 +697,8 @@ pub fn stream_route(
         // Bound (or refused) once the request is whole, by `dispatch`.
         Err(Gate::Unbound) => return StreamRoute::Whole(None),
     };
-    if !via.namespace().is_empty() {
-        // A namespaced key is sent rewritten, which needs the value whole; `dispatch` admits
-        // and counts it then, once.
-        return StreamRoute::Whole(None);
-    }
+    // Admitted on its line, so that a value the tenant may not send (its ACL, its
+    // max_value_bytes, its rates) is refused and dropped as it arrives, never gathered.
     if let Some(tenant) = via.tenant
         && let Err(refusal) = admit(tenant, request, line, caller)
     {
@@ -688,6 +707,12 @@ pub fn stream_route(
             return StreamRoute::Close;
         };
         return StreamRoute::Answer(outcome, Tally::local(request.command));
+    }
+    if !via.namespace().is_empty() {
+        // A namespaced key is sent rewritten, which needs the value whole; `dispatch` counts
+        // it then, but admits it no second time.
+        caller.admit_early();
+        return StreamRoute::Whole(None);
     }
     let mut decoded = [0u8; DECODED_KEY_BUF];
     let input = keyed_input(request, line, &mut decoded, via);
@@ -847,6 +872,7 @@ fn delete_key(generation: &Rc<LocalGeneration>, via: Via<'_>, key: Bytes, base64
             wire: &wire,
             kind,
             origin,
+            namespace: via.namespace(),
         },
     ));
 }
@@ -878,11 +904,15 @@ fn retrieval(
             wire: &wire,
             kind: ReplyKind::Retrieval,
             origin: Origin::Client { request, frame },
+            namespace: b"",
         };
         if let Some(tenant) = via.tenant
             && !tenant.namespace.is_empty()
         {
-            return (generation.execute_in(root, &req, &tenant.rewrite), 1);
+            return (
+                generation.execute_in(root, &req, &tenant.rewrite, &tenant.namespace),
+                1,
+            );
         }
         return (generation.execute_for_client(root, &req), 1);
     };
@@ -945,6 +975,7 @@ fn retrieval(
                     wire: &wire,
                     kind: ReplyKind::Retrieval,
                     origin: Origin::Client { request, frame },
+                    namespace,
                 };
                 parts.push(Part::Own(generation.run(other, &req)));
                 order.push((key, parts.len() - 1));

@@ -168,6 +168,8 @@ pub enum PlanProblem {
     BuiltMeta,
     /// A fan-out to no children (the plan decoder refuses these).
     NoChildren,
+    /// A rewrite of a tenant's request whose key would not begin with the tenant's namespace.
+    LeavesNamespace,
 }
 
 impl PlanProblem {
@@ -178,7 +180,8 @@ impl PlanProblem {
         match self {
             PlanProblem::MisplacedPass
             | PlanProblem::TooManyCalls
-            | PlanProblem::ReplyNotValid { .. } => Side::Plugin,
+            | PlanProblem::ReplyNotValid { .. }
+            | PlanProblem::LeavesNamespace => Side::Plugin,
             PlanProblem::StripsPastKey | PlanProblem::KeyLength(_) => Side::Client,
             PlanProblem::NotRewritable(_) | PlanProblem::BuiltMeta | PlanProblem::NoChildren => {
                 Side::Internal
@@ -419,6 +422,9 @@ impl fmt::Display for RequestError {
                 PlanProblem::NotRewritable(command) => write!(f, "{command} cannot be rewritten"),
                 PlanProblem::BuiltMeta => f.write_str("meta request without a client line"),
                 PlanProblem::NoChildren => f.write_str("fan-out to no children"),
+                PlanProblem::LeavesNamespace => {
+                    f.write_str("rewritten key leaves the tenant's namespace")
+                }
             },
             RequestError::Internal(what) => f.write_str(what),
         }

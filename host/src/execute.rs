@@ -56,6 +56,11 @@ pub struct Req<'a> {
     pub kind: ReplyKind,
     /// Where the request came from.
     pub origin: Origin<'a>,
+    /// What every key the request is sent with must begin with: its tenant's namespace once
+    /// the key carries it (empty otherwise). A plan's rewrite whose key does not is refused
+    /// (`rewrite::new_key`), so a tenant's own plugin cannot send its requests into another
+    /// tenant's keys.
+    pub namespace: &'a [u8],
 }
 
 impl Origin<'_> {
@@ -94,6 +99,7 @@ impl LocalGeneration {
         target: Target,
         req: &Req<'_>,
         namespace: &crate::plugin::OwnedRewrite,
+        prefix: &[u8],
     ) -> Pending {
         let rewritten = match rewrite::rewrite(req, namespace) {
             Ok(rewritten) => rewritten,
@@ -110,7 +116,13 @@ impl LocalGeneration {
                 );
             }
         };
-        let reply = self.execute(target, &rewritten.req(req));
+        let reply = self.execute(
+            target,
+            &Req {
+                namespace: prefix,
+                ..rewritten.req(req)
+            },
+        );
         let restore = rewrite::KeyRestore::new(req, &rewritten);
         reply.map(move |outcome| restore.apply(outcome))
     }
@@ -341,6 +353,7 @@ struct OwnedReq {
     wire: Wire,
     kind: ReplyKind,
     origin: OwnedOrigin,
+    namespace: Bytes,
 }
 
 enum OwnedOrigin {
@@ -356,6 +369,7 @@ impl OwnedReq {
             identity: req.input.identity.cloned(),
             wire: req.wire.clone(),
             kind: req.kind,
+            namespace: Bytes::copy_from_slice(req.namespace),
             origin: match req.origin {
                 Origin::Client { request, frame } => OwnedOrigin::Client {
                     request: Box::new(request.clone()),
@@ -374,6 +388,7 @@ impl OwnedReq {
             },
             wire: &self.wire,
             kind: self.kind,
+            namespace: &self.namespace,
             origin: match &self.origin {
                 OwnedOrigin::Client { request, frame } => Origin::Client { request, frame },
                 OwnedOrigin::Built(command) => Origin::Built(*command),

@@ -172,6 +172,7 @@ pub fn retrieval(
                     wire: &wire,
                     kind: ReplyKind::Retrieval,
                     origin: Origin::Client { request, frame },
+                    namespace: b"",
                 };
                 generation.execute(root, &req)
             }

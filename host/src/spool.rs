@@ -472,6 +472,7 @@ mod tests {
                 request: &request,
                 frame: &frame,
             },
+            namespace: b"",
         };
         f(&req)
     }

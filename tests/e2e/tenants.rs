@@ -1040,3 +1040,58 @@ fn base64(bytes: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A tenant's own plugin cannot send its requests out of its namespace: a rewrite whose key
+/// no longer begins with it (beta's route strips `beta:` and puts `alpha:` in front) is refused,
+/// and nothing reaches alpha's keys; a rewrite that stays inside (gamma's) goes through.
+#[test]
+fn a_tenants_plugin_cannot_rewrite_its_keys_out_of_its_namespace() {
+    let server = Memcached::start();
+    let config = format!(
+        "[server]\nworkers = 2\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"gamma\"\n\n\
+         [tenants.alpha]\nroute = \"shared\"\n\n\
+         [tenants.beta]\nroute = \"escape\"\n\n\
+         [tenants.gamma]\nroute = \"inside\"\n\n\
+         [routes.escape]\nplugin = \"modify\"\nchildren = [\"shared\"]\n\
+         config = {{ strip_prefix = \"beta:\", add_prefix = \"alpha:\" }}\n\n\
+         [routes.inside]\nplugin = \"modify\"\nchildren = [\"shared\"]\n\
+         config = {{ strip_prefix = \"gamma:\", add_prefix = \"gamma:moved:\" }}\n\n\
+         [pools.shared]\nservers = [\"{}\"]\n",
+        server.spec()
+    );
+    let router = switchyard_tests::router(&config);
+    let (mut alpha, mut beta, mut gamma) = (
+        connect(&router, 0),
+        connect(&router, 1),
+        connect(&router, 2),
+    );
+    alpha.set("k", b"alpha's");
+    let mut direct = server.client();
+    assert_eq!(direct.get("alpha:k").as_deref(), Some(&b"alpha's"[..]));
+
+    for request in [
+        &b"get k\r\n"[..],
+        b"set k 0 0 4\r\nmine\r\n",
+        b"delete k\r\n",
+        b"mg k v\r\n",
+    ] {
+        let reply = text(beta.request(request));
+        assert!(
+            reply.starts_with("SERVER_ERROR") && reply.contains("namespace"),
+            "{}: {reply}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    assert_eq!(direct.get("alpha:k").as_deref(), Some(&b"alpha's"[..]));
+    assert_eq!(direct.get("k"), None);
+
+    gamma.set("k", b"gamma's");
+    assert_eq!(gamma.get("k").as_deref(), Some(&b"gamma's"[..]));
+    assert_eq!(
+        direct.get("gamma:moved:k").as_deref(),
+        Some(&b"gamma's"[..])
+    );
+}

@@ -52,6 +52,7 @@ impl Rewritten {
             wire: &self.wire,
             kind: self.kind,
             origin: self.built.map_or(base.origin, Origin::Built),
+            namespace: base.namespace,
         }
     }
 }
@@ -230,6 +231,9 @@ impl KeyRestore {
 /// refuses the line without reading an `ms` value, and would take the value for a command.
 fn new_key(req: &Req<'_>, rewrite: &OwnedRewrite) -> Result<Vec<u8>, PlanProblem> {
     let key = rewritten_key(req.input.key, rewrite)?;
+    if rewrite.changes_key() && !key.starts_with(req.namespace) {
+        return Err(PlanProblem::LeavesNamespace);
+    }
     if let Origin::Client { request, .. } = req.origin
         && request.base64
         && rewrite.changes_key()
