@@ -48,25 +48,33 @@ pub struct Node {
     /// Calls, faults, call time and memory of the node's plugin (`stats plugins`), carried
     /// across a reload that leaves the node as it was ([`Node::carry`]).
     pub(crate) stats: Arc<crate::stats::NodeStats>,
-    /// The node's faults in `stats` when this generation was built: its faults since are
-    /// this generation's (what a partial rollback goes by).
+    /// The node's faults in `stats` when this generation was published (`Control::store`):
+    /// its faults since are this generation's (what a partial rollback goes by).
     pub(crate) faults_before: u64,
 }
 
 impl Node {
     /// This node with the context (plugin metrics, log budget) and stats of the previous
     /// generation's node of its label when that is the same node: the same module, config,
-    /// children (the same servers, for a pool), budget, log level, fault policy and tenant.
+    /// children (the same servers, for a pool), budget, log level, fault policy and tenant,
+    /// under the same `[plugins]` call timeout and memory cap (`settings`: an instance keeps
+    /// those it was made with).
     /// So a reload that leaves a node as it was (another tenant's file changing, say)
     /// leaves its numbers as they were, and each worker keeps its instance of it (the slot
     /// is shared: `worker::LocalGeneration::new`); instances are made for it all the same,
     /// for a worker that had none and for a rollback kept ready.
-    fn carry(mut self, previous: Option<&Generation>) -> Node {
-        let Some(old) = previous.and_then(|p| {
-            p.nodes
-                .iter()
-                .find(|o| o.context.label == self.context.label)
-        }) else {
+    fn carry(mut self, previous: Option<&Generation>, settings: &PluginSettings) -> Node {
+        let Some(old) = previous
+            .filter(|p| {
+                p.config.plugins.call_timeout == settings.call_timeout
+                    && p.config.plugins.memory_limit_bytes == settings.memory_limit_bytes
+            })
+            .and_then(|p| {
+                p.nodes
+                    .iter()
+                    .find(|o| o.context.label == self.context.label)
+            })
+        else {
             return self;
         };
         let (a, b) = (&*old.context, &*self.context);
@@ -104,7 +112,6 @@ impl Node {
         if same {
             self.context = old.context.clone();
             self.stats = old.stats.clone();
-            self.faults_before = old.stats.faults();
         }
         self
     }
@@ -435,7 +442,7 @@ impl Generation {
                     stats: Arc::new(crate::stats::NodeStats::new(workers)),
                     faults_before: 0,
                 }
-                .carry(previous),
+                .carry(previous, &config.plugins),
             );
         }
         for route in &config.routes {
@@ -482,7 +489,7 @@ impl Generation {
                     stats: Arc::new(crate::stats::NodeStats::new(workers)),
                     faults_before: 0,
                 }
-                .carry(previous),
+                .carry(previous, &config.plugins),
             );
         }
         let acceptors = config
@@ -647,8 +654,8 @@ impl Generation {
             return;
         }
         // The first faults from the threshold on try: the one that reached it may find a
-        // reload finishing (its lock taken) or, for a tenant's file, leave it to the watcher,
-        // which looks again every interval.
+        // reload building or, for a tenant's file, leave it to the watcher, which looks again
+        // every interval.
         let swapped = self
             .control
             .get()

@@ -275,8 +275,13 @@ impl Control {
     }
 
     fn publish(&self, config: Config, pinned: Option<Modules>) -> Result<u64, ReloadError> {
-        let rollback = pinned.is_some();
         let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        self.publish_locked(config, pinned)
+    }
+
+    /// [`publish`](Self::publish), for a caller that holds `reloading`.
+    fn publish_locked(&self, config: Config, pinned: Option<Modules>) -> Result<u64, ReloadError> {
+        let rollback = pinned.is_some();
         let (running, number) = {
             let mut state = self.state();
             state.building = true;
@@ -324,7 +329,8 @@ impl Control {
         };
         let mut state = self.state();
         state.next_number += 1;
-        state.standby = standby;
+        // The standby it replaces (an instance per node per worker) is freed after the lock.
+        let replaced = std::mem::replace(&mut state.standby, standby);
         if !rollback {
             state.previous = Some((running.config.clone(), running.modules.clone()));
             self.stats.reloads.inc();
@@ -337,6 +343,7 @@ impl Control {
         state.building = false;
         drop(state);
         drop(building);
+        drop(replaced);
         Ok(number)
     }
 
@@ -346,7 +353,11 @@ impl Control {
     }
 
     /// Publishes `built`: workers take it at their next request.
-    fn store(&self, built: Generation) {
+    fn store(&self, mut built: Generation) {
+        // A node's faults from now on are this generation's (its stats may be carried over).
+        for node in &mut built.nodes {
+            node.faults_before = node.stats.faults();
+        }
         crate::spool::Spools::publish(&built);
         log_serving(&built);
         let number = built.number;
@@ -449,6 +460,10 @@ impl Control {
     /// threshold, replaces it with a fresh build of the configuration before it. Says whether
     /// it did.
     pub fn roll_back_if_crash_looping(&self) -> bool {
+        // Held from the look at the current generation to the publish: a reload that lands in
+        // between (an operator's fix) is then never replaced by the configuration before the
+        // one it replaced.
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.current.load_full();
         let threshold = current.config.plugins.rollback_faults;
         if threshold == 0 || current.faults.get() < threshold {
@@ -464,14 +479,14 @@ impl Control {
         let started = std::time::Instant::now();
         let (published, tenants) = match partial::plan(&current, &previous) {
             Some(plan) => {
-                let published = self.publish(plan.config, Some(plan.modules));
+                let published = self.publish_locked(plan.config, Some(plan.modules));
                 // If the faults go on, the whole configuration before can still come back.
                 self.state().previous = Some(previous);
                 (published, plan.tenants)
             }
             None => {
                 let (config, modules) = previous;
-                (self.publish(config, Some(modules)), Vec::new())
+                (self.publish_locked(config, Some(modules)), Vec::new())
             }
         };
         match published {
