@@ -706,6 +706,20 @@ mod tests {
             "{message}"
         );
 
+        // A shadow on the shared pool whose candidate (a pool of its own) has gamma's
+        // server: alpha's copies land there. A dry run, which sends nothing, is allowed.
+        let shadow = format!(
+            "{own}\n[pools.spy]\nservers = [\"127.0.0.1:21212\"]\n\n\
+             [experiments.copy]\nkind = \"shadow\"\nnode = \"shared\"\ncandidate = \"spy\"\n"
+        );
+        let (_, key, message) = error(listener, &shadow);
+        assert_eq!(key, "tenants.gamma.namespace");
+        assert!(
+            message.contains("127.0.0.1:21212 is also reached by tenant alpha"),
+            "{message}"
+        );
+        check(listener, &shadow.replace("\"shadow\"", "\"dry-run\"")).expect("a dry run");
+
         // A listener without tenants reaching its pool.
         let listeners =
             format!("{listener}\n[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"own\"\n");

@@ -497,16 +497,24 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
         });
     }
 
-    super::tenants::unprefixed_tenants_own_their_servers(
-        &cx,
-        &raw,
-        &tenants,
-        &listeners,
-        &pools,
-        |root| reachable(std::iter::once(root.to_string()), &routes),
-    )?;
     let (admin, admin_http) = admin(&cx, raw.admin.as_ref(), &listeners)?;
     let experiments = super::experiments::experiments(&cx, &raw, &names)?;
+    // What a root's requests reach: its tree, and the candidate of an experiment on a node of
+    // it (a dry run sends nothing, but a shadow's copies and a canary's keys go there).
+    let reach = |root: &str| {
+        let mut names = reachable(std::iter::once(root.to_string()), &routes);
+        while let Some(e) = experiments.iter().find(|e| {
+            e.kind != super::ExperimentKind::DryRun
+                && names.contains(&e.node)
+                && !names.contains(&e.candidate)
+        }) {
+            names.extend(reachable(std::iter::once(e.candidate.clone()), &routes));
+        }
+        names
+    };
+    super::tenants::unprefixed_tenants_own_their_servers(
+        &cx, &raw, &tenants, &listeners, &pools, reach,
+    )?;
     if !experiments.is_empty() {
         let roots = listeners
             .iter()
