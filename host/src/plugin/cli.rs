@@ -477,8 +477,14 @@ fn build(dir: &std::path::Path) -> anyhow::Result<()> {
     if !status.success() {
         bail!("plugin build: cargo build failed ({status})");
     }
+    // Cargo ran in `dir`: a relative target directory is relative to it.
     let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| dir.join("target"), PathBuf::from);
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let target = if target.is_relative() {
+        dir.join(target)
+    } else {
+        target
+    };
     let wasm = target
         .join("wasm32-unknown-unknown/release")
         .join(format!("{}.wasm", name.replace('-', "_")));
