@@ -54,6 +54,25 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node of a generation being built, its numbers at zero for `workers` workers.
+    fn new(
+        context: NodeContext,
+        module: Arc<PluginModule>,
+        children: Vec<Target>,
+        on_fault: OnFault,
+        workers: usize,
+    ) -> Node {
+        Node {
+            context: Arc::new(context),
+            module,
+            children,
+            on_fault,
+            fault_log: Default::default(),
+            stats: Arc::new(crate::stats::NodeStats::new(workers)),
+            faults_before: 0,
+        }
+    }
+
     /// This node with the context (plugin metrics, log budget) and stats of the previous
     /// generation's node of its label when that is the same node: the same module, config,
     /// children (the same servers, for a pool), budget, log level, fault policy and tenant,
@@ -419,8 +438,8 @@ impl Generation {
                 health.push(Some(destinations[dest].health.clone()));
             }
             nodes.push(
-                Node {
-                    context: Arc::new(NodeContext {
+                Node::new(
+                    NodeContext {
                         label,
                         children: infos,
                         config_toml: table_text(&pool.hash_config),
@@ -434,14 +453,12 @@ impl Generation {
                         budget: Default::default(),
                         tenant: owners.get(pool.name.as_str()).map(|t| t.to_string()),
                         file_tenant: None,
-                    }),
+                    },
                     module,
                     children,
-                    on_fault: pool.on_fault,
-                    fault_log: Default::default(),
-                    stats: Arc::new(crate::stats::NodeStats::new(workers)),
-                    faults_before: 0,
-                }
+                    pool.on_fault,
+                    workers,
+                )
                 .carry(previous, &config.plugins),
             );
         }
@@ -461,9 +478,10 @@ impl Generation {
                     weight: 1,
                 })
                 .collect();
+            let file_tenant = config.locate(route.line).2;
             nodes.push(
-                Node {
-                    context: Arc::new(NodeContext {
+                Node::new(
+                    NodeContext {
                         label,
                         children: infos,
                         config_toml: table_text(&route.config),
@@ -475,20 +493,16 @@ impl Generation {
                         module: format!("{} {}", module.name(), module.hash()),
                         metrics: crate::plugin::PluginMetrics::new(workers),
                         budget: route.budget,
-                        tenant: config
-                            .locate(route.line)
-                            .2
+                        tenant: file_tenant
                             .or_else(|| owners.get(route.name.as_str()).copied())
                             .map(str::to_string),
-                        file_tenant: config.locate(route.line).2.map(str::to_string),
-                    }),
+                        file_tenant: file_tenant.map(str::to_string),
+                    },
                     module,
                     children,
-                    on_fault: route.on_fault,
-                    fault_log: Default::default(),
-                    stats: Arc::new(crate::stats::NodeStats::new(workers)),
-                    faults_before: 0,
-                }
+                    route.on_fault,
+                    workers,
+                )
                 .carry(previous, &config.plugins),
             );
         }

@@ -163,9 +163,9 @@ impl KeyRestore {
 
     /// What replaces `key`, a key a reply shows: the client's key if `key` is the one sent,
     /// plain or in base64.
-    fn restored(&self, key: &[u8]) -> Option<Vec<u8>> {
+    fn restored(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
         if key == &self.sent[..] {
-            return Some(self.client.clone());
+            return Some(std::borrow::Cow::Borrowed(&self.client));
         }
         let mut decoded = [0u8; DECODED_KEY_BUF];
         if decode_key(key, &mut decoded)? != &self.sent[..] {
@@ -173,7 +173,7 @@ impl KeyRestore {
         }
         let mut encoded = Vec::with_capacity(self.client.len().div_ceil(3) * 4);
         encode_key(&self.client, &mut encoded);
-        Some(encoded)
+        Some(std::borrow::Cow::Owned(encoded))
     }
 
     /// The reply with the client's key.
@@ -205,13 +205,14 @@ impl KeyRestore {
                 if range.start == 0 {
                     continue;
                 }
-                let (flag, key) = match token.first() {
-                    Some(b'k') => (&b"k"[..], &token[1..]),
-                    _ if is_debug && range.start == 3 => (&b""[..], token),
+                // The key: a `k` flag's after its `k`; an `me` reply's first token.
+                let key = match token.first() {
+                    Some(b'k') => range.start + 1..range.end,
+                    _ if is_debug && range.start == 3 => range,
                     _ => continue,
                 };
-                if let Some(with) = self.restored(key) {
-                    replace(range, &[flag, &with[..]].concat(), &mut out);
+                if let Some(with) = self.restored(&frame[key.clone()]) {
+                    replace(key, &with, &mut out);
                 }
             }
         }
