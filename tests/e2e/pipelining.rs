@@ -66,17 +66,25 @@ fn a_twenty_key_get_across_three_servers_comes_back_in_key_order() {
     let router = router(&single_pool_config(&specs(&servers), ""));
     let mut client = connect(&router, 0);
 
-    let keys: Vec<String> = (0..20).map(|i| format!("multi-{i}")).collect();
-    // Keys 5 and 13 are never stored: misses leave a gap, not a reordering.
-    let stored: Vec<String> = keys
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 5 && *i != 13)
-        .map(|(_, key)| key.clone())
-        .collect();
-    for key in &stored {
+    // Where a key lands depends on the servers' ports, which are free ones: of 60 stored
+    // candidates, the 18 keys the get asks for are the first on each server and the first
+    // others, so that they always span all three.
+    let candidates: Vec<String> = (0..60).map(|i| format!("multi-{i}")).collect();
+    for key in &candidates {
         client.set(key, format!("value of {key}").as_bytes());
     }
+    let on = locate(&servers, &candidates);
+    let first_on = |s: usize| on.iter().position(|&o| o == s);
+    let firsts: Vec<usize> = (0..3).filter_map(first_on).collect();
+    let rest = (0..candidates.len()).filter(|i| !firsts.contains(i));
+    let mut chosen: Vec<usize> = rest.take(18 - firsts.len()).collect();
+    chosen.extend(&firsts);
+    chosen.sort_unstable();
+    let stored: Vec<String> = chosen.iter().map(|&i| candidates[i].clone()).collect();
+    // Keys 5 and 13 of the 20 are never stored: misses leave a gap, not a reordering.
+    let mut keys = stored.clone();
+    keys.insert(5, "multi-never-a".to_string());
+    keys.insert(13, "multi-never-b".to_string());
     let placement = locate(&servers, &stored);
     assert!(
         (0..3).all(|s| placement.contains(&s)),
