@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use jobs::JobQueue;
 
 use crate::stats::WorkerStats;
+use crate::tenant::servers::Tap;
 use crate::wire::Wire;
 
 /// One reply from a backend.
@@ -330,16 +331,21 @@ impl Destination {
     /// `max_outstanding_bytes` queued or in flight there. A reply to a one-key retrieval or
     /// `mg` whose value is at least `stream_from` bytes long comes with a [`Body`]
     /// (`usize::MAX`: never); only a caller that passes the reply straight to its client should
-    /// ask for that.
+    /// ask for that. A tenant's request carries the tenant's `tap` on this server, which counts
+    /// it as the server's own counters do.
     pub fn send(
         &self,
         wire: Wire,
         kind: ReplyKind,
         timeout: Duration,
         stream_from: usize,
+        tenant: Option<&Rc<Tap>>,
     ) -> Result<ReplyReceiver, BackendError> {
         if !self.spec.health.is_up() {
             self.refused_down();
+            if let Some(tap) = tenant {
+                tap.fast_failed();
+            }
             return Err(BackendError::Down);
         }
         if self.jobs.stopped() {
@@ -351,12 +357,23 @@ impl Destination {
         let outstanding = self.jobs.outstanding();
         if outstanding > 0 && outstanding + cost > limit {
             self.spec.health.counters.fast_failed.inc();
+            if let Some(tap) = tenant {
+                tap.fast_failed();
+            }
             return Err(BackendError::Overloaded(limit));
         }
         let (tx, rx) = self.slots.take();
         let now = tokio::time::Instant::now();
-        self.jobs
-            .push(wire, cost, kind, stream_from, now, now + timeout, tx);
+        self.jobs.push(
+            wire,
+            cost,
+            kind,
+            stream_from,
+            now,
+            now + timeout,
+            tx,
+            tenant.cloned(),
+        );
         Ok(rx)
     }
 }

@@ -234,6 +234,11 @@ impl Via<'_> {
     fn namespace(&self) -> &[u8] {
         self.tenant.map_or(&[], |t| t.config.namespace.as_bytes())
     }
+
+    /// Its tenant's index in the generation, if it has one ([`Req::tenant`]).
+    fn tenant_index(&self) -> Option<usize> {
+        self.tenant.map(|t| t.index)
+    }
 }
 
 /// Handles one request. `frame` holds exactly the request's bytes (line and data block), and
@@ -276,7 +281,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
         Command::Stats => {
             let text = match &frame[request.args.clone()] {
                 b"" => worker.router_stats.render(),
-                b"backends" => crate::stats::render_backends(&generation.shared.destinations),
+                b"backends" => crate::stats::render_backends(&generation.shared),
                 b"tls" => worker.router_stats.identities.render(),
                 b"plugins" => crate::stats::render_plugins(&generation.shared),
                 b"config" => worker.router_stats.render_config(),
@@ -599,6 +604,7 @@ fn keyed(
         kind,
         origin: Origin::Client { request, frame },
         namespace: b"",
+        tenant: via.tenant_index(),
     };
     let root = via.root;
     let namespace = via.namespace();
@@ -716,7 +722,7 @@ pub fn stream_route(
     }
     let mut decoded = [0u8; DECODED_KEY_BUF];
     let input = keyed_input(request, line, &mut decoded, via);
-    let root = via.root;
+    let (root, tenant) = (via.root, via.tenant_index());
     let started = begin(worker, &generation);
     let resolved = generation.resolve(root, &input);
     let tally = finish(worker, &generation, request.command, 0, started);
@@ -728,6 +734,7 @@ pub fn stream_route(
                 dest,
                 timeout,
                 tally,
+                tenant,
             })
         }
         Resolved::Reply(outcome) => {
@@ -784,6 +791,8 @@ pub struct StreamTarget {
     pub timeout: std::time::Duration,
     /// How its reply is counted.
     pub tally: Tally,
+    /// Its tenant's index in the generation ([`Req::tenant`]).
+    pub tenant: Option<usize>,
 }
 
 /// The command line a backend is sent, without `noreply` or `q`: all of a streamed store but
@@ -873,6 +882,7 @@ fn delete_key(generation: &Rc<LocalGeneration>, via: Via<'_>, key: Bytes, base64
             kind,
             origin,
             namespace: via.namespace(),
+            tenant: via.tenant_index(),
         },
     ));
 }
@@ -905,6 +915,7 @@ fn retrieval(
             kind: ReplyKind::Retrieval,
             origin: Origin::Client { request, frame },
             namespace: b"",
+            tenant: via.tenant_index(),
         };
         if let Some(tenant) = via.tenant
             && !tenant.namespace.is_empty()
@@ -976,6 +987,7 @@ fn retrieval(
                     kind: ReplyKind::Retrieval,
                     origin: Origin::Client { request, frame },
                     namespace,
+                    tenant: via.tenant_index(),
                 };
                 parts.push(Part::Own(generation.run(other, &req)));
                 order.push((key, parts.len() - 1));
@@ -994,6 +1006,7 @@ fn retrieval(
             *timeout,
             &forwarded(request, frame),
             ReplyKind::Retrieval,
+            via.tenant_index(),
         );
         return (pending, looked_up);
     }
@@ -1025,7 +1038,13 @@ fn retrieval(
                 }
                 lines.extend_from_slice(b"\r\n");
                 let line = lines.split().freeze();
-                generation.send(dest, timeout, &Wire::one(line), ReplyKind::Retrieval)
+                generation.send(
+                    dest,
+                    timeout,
+                    &Wire::one(line),
+                    ReplyKind::Retrieval,
+                    via.tenant_index(),
+                )
             }
         })
         .collect();
@@ -1053,7 +1072,9 @@ fn flush_all(
         .shared
         .reachable_servers(root)
         .into_iter()
-        .map(|(dest, timeout)| generation.send(dest, timeout, &wire, ReplyKind::Line))
+        .map(|(dest, timeout)| {
+            generation.send(dest, timeout, &wire, ReplyKind::Line, via.tenant_index())
+        })
         .collect();
     // No server to flush: nothing failed.
     worst_of(parts).unwrap_or_else(|| Pending::Ready(Outcome::fixed(b"OK\r\n", ReplyStatus::Ok)))

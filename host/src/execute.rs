@@ -61,6 +61,9 @@ pub struct Req<'a> {
     /// (`rewrite::new_key`), so a tenant's own plugin cannot send its requests into another
     /// tenant's keys.
     pub namespace: &'a [u8],
+    /// Its tenant, by index into the generation's tenants ([`crate::tenant::Tenant::index`]):
+    /// its sends are counted in the tenant's traffic to each server.
+    pub tenant: Option<usize>,
 }
 
 impl Origin<'_> {
@@ -133,7 +136,7 @@ impl LocalGeneration {
             Resolved::Server { dest, timeout } => match self.delete_spool(dest, req) {
                 // A delete its server fails is kept on disk and replayed (`spool.rs`).
                 Some(spool) => crate::spool::send(self, spool, dest, timeout, req),
-                None => self.send(dest, timeout, req.wire, req.kind),
+                None => self.send(dest, timeout, req.wire, req.kind, req.tenant),
             },
             Resolved::Reply(outcome) => Pending::Ready(outcome),
             Resolved::Plan { node, plan } => self.carry_out(node, plan, req, None, 0),
@@ -283,15 +286,33 @@ impl LocalGeneration {
         match resolved {
             Resolved::Server { dest, timeout } => {
                 let stream_from = self.shared.config.server.stream_from_bytes;
-                self.send_streaming(dest, timeout, req.wire, req.kind, stream_from)
+                self.send_streaming(dest, timeout, req.wire, req.kind, stream_from, req.tenant)
             }
             other => self.run(other, req),
         }
     }
 
-    /// Sends `wire` to destination `dest`.
-    pub fn send(&self, dest: usize, timeout: Duration, wire: &Wire, kind: ReplyKind) -> Pending {
-        self.send_streaming(dest, timeout, wire, kind, usize::MAX)
+    /// Sends `wire` to destination `dest`, for tenant `tenant` (its index,
+    /// [`Req::tenant`]) if any.
+    pub fn send(
+        &self,
+        dest: usize,
+        timeout: Duration,
+        wire: &Wire,
+        kind: ReplyKind,
+        tenant: Option<usize>,
+    ) -> Pending {
+        self.send_streaming(dest, timeout, wire, kind, usize::MAX, tenant)
+    }
+
+    /// This worker's tap on tenant `tenant`'s traffic to destination `dest` (none for a
+    /// request of no tenant).
+    pub(crate) fn tap(
+        &self,
+        tenant: Option<usize>,
+        dest: usize,
+    ) -> Option<&Rc<crate::tenant::servers::Tap>> {
+        self.tenant_taps.get(tenant?)?.get(dest)
     }
 
     /// Sends `wire` to destination `dest`; a value reply of at least `stream_from` bytes may
@@ -303,12 +324,19 @@ impl LocalGeneration {
         wire: &Wire,
         kind: ReplyKind,
         stream_from: usize,
+        tenant: Option<usize>,
     ) -> Pending {
         let Some(d) = self.destinations.get(dest) else {
             let error = RequestError::Internal("no such destination");
             return Pending::Ready(error.answer(&self.stats));
         };
-        match d.send(wire.clone(), kind, timeout, stream_from) {
+        match d.send(
+            wire.clone(),
+            kind,
+            timeout,
+            stream_from,
+            self.tap(tenant, dest),
+        ) {
             Ok(rx) => Pending::Backend {
                 rx,
                 dest: d.clone(),
@@ -354,6 +382,7 @@ struct OwnedReq {
     kind: ReplyKind,
     origin: OwnedOrigin,
     namespace: Bytes,
+    tenant: Option<usize>,
 }
 
 enum OwnedOrigin {
@@ -370,6 +399,7 @@ impl OwnedReq {
             wire: req.wire.clone(),
             kind: req.kind,
             namespace: Bytes::copy_from_slice(req.namespace),
+            tenant: req.tenant,
             origin: match req.origin {
                 Origin::Client { request, frame } => OwnedOrigin::Client {
                     request: Box::new(request.clone()),
@@ -389,6 +419,7 @@ impl OwnedReq {
             wire: &self.wire,
             kind: self.kind,
             namespace: &self.namespace,
+            tenant: self.tenant,
             origin: match &self.origin {
                 OwnedOrigin::Client { request, frame } => Origin::Client { request, frame },
                 OwnedOrigin::Built(command) => Origin::Built(*command),

@@ -540,15 +540,30 @@ impl Generation {
         let tenants = config
             .tenants
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(position, t)| {
+                let old = previous.and_then(|p| p.tenants.iter().find(|old| *old.name == *t.name));
                 Ok(Arc::new(crate::tenant::Tenant {
                     name: t.name.as_str().into(),
+                    index: position,
                     root: lookup(&index, &t.route, &format!("tenants.{}", t.name), t.line)?,
-                    // A tenant keeps its buckets, connections and counters across reloads.
-                    state: previous
-                        .and_then(|p| p.tenants.iter().find(|old| *old.name == *t.name))
+                    // A tenant keeps its buckets, connections and counters across reloads,
+                    // and its counts at each server that stays.
+                    state: old
                         .map(|old| old.state.clone())
                         .unwrap_or_else(|| Arc::new(crate::tenant::TenantState::new(workers))),
+                    servers: destinations
+                        .iter()
+                        .map(|d| {
+                            old.and_then(|old| old.servers.iter().find(|s| s.address == d.address))
+                                .cloned()
+                                .unwrap_or_else(|| {
+                                    Arc::new(crate::tenant::servers::ServerTraffic::new(
+                                        d.address, workers,
+                                    ))
+                                })
+                        })
+                        .collect(),
                     rewrite: crate::plugin::OwnedRewrite {
                         prefix: t.namespace.as_bytes().to_vec(),
                         ..Default::default()

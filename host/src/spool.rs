@@ -366,11 +366,12 @@ pub(crate) fn send(
     req: &Req<'_>,
 ) -> Pending {
     let Some(d) = generation.destinations.get(dest).cloned() else {
-        return generation.send(dest, timeout, req.wire, req.kind);
+        return generation.send(dest, timeout, req.wire, req.kind, req.tenant);
     };
     let spooled = spooled_reply(req);
     let key = req.input.key.to_vec();
-    let sent = d.send(req.wire.clone(), req.kind, timeout, usize::MAX);
+    let tap = generation.tap(req.tenant, dest);
+    let sent = d.send(req.wire.clone(), req.kind, timeout, usize::MAX, tap);
     let (spool, stats) = (spool.clone(), generation.stats.clone());
     // A task, not the client's pending reply: it runs to the end even if nobody waits for it.
     let task = tokio::task::spawn_local(async move {
@@ -473,6 +474,7 @@ mod tests {
                 frame: &frame,
             },
             namespace: b"",
+            tenant: None,
         };
         f(&req)
     }

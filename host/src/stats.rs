@@ -446,9 +446,10 @@ pub fn render_tenants(generation: &crate::generation::Generation) -> String {
 
 /// `stats backends`: state, counters and latency of every server, as
 /// `STAT <address>:<name> <value>`.
-pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> String {
+pub fn render_backends(generation: &crate::generation::Generation) -> String {
+    let destinations = &generation.destinations;
     let mut out = String::with_capacity(1024 * destinations.len() + 8);
-    for d in destinations {
+    for (i, d) in destinations.iter().enumerate() {
         let h = &d.health;
         let latency = h.latency();
         let state = if h.is_up() { "up" } else { "down" };
@@ -474,6 +475,43 @@ pub fn render_backends(destinations: &[crate::backend::DestinationSpec]) -> Stri
             .zip(h.counters.counters())
         {
             let _ = write!(out, "STAT {address}:{} {}\r\n", def.name, counter.get());
+        }
+        for tenant in &generation.tenants {
+            let Some(traffic) = tenant.servers.get(i) else {
+                continue;
+            };
+            let t = traffic.totals();
+            if !t.any() {
+                continue;
+            }
+            let lines: [(&StatDef, u64); 9] = [
+                (&registry::BACKEND_TENANT_REPLIES, t.replies),
+                (&registry::BACKEND_TENANT_FAILED, t.failed),
+                (&registry::BACKEND_TENANT_TIMEOUTS, t.timeouts),
+                (&registry::BACKEND_TENANT_FAST_FAILED, t.fast_failed),
+                (&registry::BACKEND_TENANT_LATENCY_MEAN, t.latency.mean_us()),
+                (
+                    &registry::BACKEND_TENANT_LATENCY_P50,
+                    t.latency.quantile_us(0.5),
+                ),
+                (
+                    &registry::BACKEND_TENANT_LATENCY_P99,
+                    t.latency.quantile_us(0.99),
+                ),
+                (&registry::BACKEND_TENANT_OUTSTANDING, t.outstanding),
+                (
+                    &registry::BACKEND_TENANT_OUTSTANDING_BYTES,
+                    t.outstanding_bytes,
+                ),
+            ];
+            for (def, value) in lines {
+                let name = def.name.replacen("<server>", &address, 1).replacen(
+                    "<tenant>",
+                    &tenant.name,
+                    1,
+                );
+                let _ = write!(out, "STAT {name} {value}\r\n");
+            }
         }
     }
     out.push_str("END\r\n");

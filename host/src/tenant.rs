@@ -6,9 +6,12 @@
 //! - [`Tenant`]: one tenant as a generation sees it (its root, ACL, limits), with the
 //!   [`TenantState`] it keeps across reloads (rate buckets, connection count, counters), handed
 //!   from each generation to the next by name.
+//! - [`servers`]: a tenant's requests to each server (`stats backends`, by tenant).
 //! - [`Credentials`]: the `[auth]` file, and the check of an authentication request.
 //! - [`Gcra`]: the token bucket behind `requests_per_second` and `bytes_per_second`, one atomic
 //!   word shared by every worker.
+
+pub mod servers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -342,12 +345,20 @@ crate::stats::registry::declare_counters! {
 pub struct Tenant {
     /// Its name, shared with the connections bound to it.
     pub name: Arc<str>,
+    /// Its place in [`Generation::tenants`](crate::generation::Generation::tenants): what its
+    /// requests carry ([`Req::tenant`](crate::execute::Req::tenant)) to be counted in its
+    /// traffic to each server.
+    pub index: usize,
     /// Its configuration.
     pub config: TenantConfig,
     /// Where its requests go.
     pub root: Target,
     /// What it keeps across reloads.
     pub state: Arc<TenantState>,
+    /// Its requests to each server, by destination index
+    /// ([`Generation::destinations`](crate::generation::Generation::destinations)): each kept
+    /// across reloads for as long as its server stays.
+    pub servers: Box<[Arc<servers::ServerTraffic>]>,
     /// Its namespace as the rewrite that puts it in front of a key, made once: what
     /// `LocalGeneration::execute_in` sends its requests with.
     pub rewrite: crate::plugin::OwnedRewrite,

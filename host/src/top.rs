@@ -2,7 +2,10 @@
 //! the admin HTTP listener's `/stats/<group>` pages (memcached's `STAT name value` lines) once
 //! per interval and shows rates over the last interval: requests, the hit ratio, errors, each
 //! server's state, load and latency, the route nodes by requests with their latency, errors
-//! and plugin calls, and the hot keys.
+//! and plugin calls, and the hot keys. With `--tenant NAME`, the view is of one tenant's
+//! share: its requests in the header, its traffic to each server (`stats backends`' tenant
+//! lines; `failures` is then its requests that got no reply), the plugin nodes that are its
+//! own, and its row of the tenants table.
 //!
 //! Plain HTTP/1.1 GETs over a blocking socket: the view needs nothing of the router's runtime.
 
@@ -30,10 +33,13 @@ pub struct TopOptions {
     pub interval: Duration,
     /// Print one view as text after the first interval, then exit (for scripts).
     pub once: bool,
+    /// Show one tenant's share: its requests in the header, its traffic to each server, its
+    /// own plugin nodes, its row of the tenants table.
+    pub tenant: Option<String>,
 }
 
 /// Usage of `switchyard top`.
-pub const USAGE: &str = "switchyard top --admin HOST:PORT [--interval MS] [--once]";
+pub const USAGE: &str = "switchyard top --admin HOST:PORT [--interval MS] [--tenant NAME] [--once]";
 
 /// Parses `top`'s arguments.
 pub fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<TopOptions> {
@@ -41,6 +47,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<TopOptions> {
         admin: String::new(),
         interval: Duration::from_secs(1),
         once: false,
+        tenant: None,
     };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -56,6 +63,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<TopOptions> {
                 options.interval = Duration::from_millis(ms);
             }
             "--once" => options.once = true,
+            "--tenant" => options.tenant = Some(args.next().context("--tenant needs a NAME")?),
             other => bail!("top: unknown argument `{other}` (usage: {USAGE})"),
         }
     }
@@ -169,7 +177,8 @@ const TENANT_COLUMNS: [&str; 9] = [
     "p99 µs",
 ];
 
-fn view(before: &Poll, now: &Poll) -> View {
+/// The view of the whole router, or of `tenant`'s share of it.
+fn view(before: &Poll, now: &Poll, tenant: Option<&str>) -> View {
     let seconds = match (before.at, now.at) {
         (Some(a), Some(b)) => b.duration_since(a).as_secs_f64().max(0.001),
         _ => 1.0,
@@ -179,38 +188,54 @@ fn view(before: &Poll, now: &Poll) -> View {
                 name: &str| {
         Poll::number(map_now, name).saturating_sub(Poll::number(map_before, name)) as f64 / seconds
     };
+    // The header's numbers: the router's (plain `stats`), or the tenant's (`stats tenants`,
+    // its names under `<tenant>:`).
+    let (general_now, general_before, own) = match tenant {
+        None => (&now.stats, &before.stats, String::new()),
+        Some(t) => (&now.tenants, &before.tenants, format!("{t}:")),
+    };
     let sum_rates = |wanted: &dyn Fn(&str) -> bool| -> f64 {
-        now.stats
+        general_now
             .keys()
-            .filter(|k| wanted(k))
-            .map(|k| rate(&now.stats, &before.stats, k))
+            .filter_map(|k| {
+                k.strip_prefix(own.as_str())
+                    .filter(|k| wanted(k))
+                    .map(|_| k)
+            })
+            .map(|k| rate(general_now, general_before, k))
             .sum()
     };
+    let stat = |name: &str| format!("{own}{name}");
     let requests = sum_rates(&|k| k.starts_with("cmd_") && !k.ends_with("_errors"));
     // Error replies clients got, and malformed requests (which have no command).
     let errors = sum_rates(&|k| k.starts_with("cmd_") && k.ends_with("_errors"));
-    let keys = rate(&now.stats, &before.stats, "get_keys");
-    let hits = rate(&now.stats, &before.stats, "get_hits");
-    let misses = rate(&now.stats, &before.stats, "get_misses");
+    let hits = rate(general_now, general_before, &stat("get_hits"));
+    let misses = rate(general_now, general_before, &stat("get_misses"));
+    // A tenant's keys read are its hits and misses (the router counts keys looked up apart).
+    let keys = match tenant {
+        None => rate(&now.stats, &before.stats, "get_keys"),
+        Some(_) => hits + misses,
+    };
     let hit_ratio = if hits + misses > 0.0 {
         format!("{:.1}%", 100.0 * hits / (hits + misses))
     } else {
         "-".to_string()
     };
+    let whose = tenant.map_or_else(String::new, |t| format!("tenant {t}  "));
     let header = vec![
         format!(
-            "generation {}  uptime {} s  connections {}  (q quits)",
+            "{whose}generation {}  uptime {} s  connections {}  (q quits)",
             Poll::number(&now.stats, "generation"),
             Poll::number(&now.stats, "uptime"),
-            Poll::number(&now.stats, "curr_connections"),
+            Poll::number(general_now, &stat("curr_connections")),
         ),
         format!(
             "requests/s {requests:.0}   keys read/s {keys:.0}   hit ratio {hit_ratio}   errors/s {errors:.0}",
         ),
         format!(
             "bytes read/s {:.0}   bytes written/s {:.0}",
-            rate(&now.stats, &before.stats, "bytes_read"),
-            rate(&now.stats, &before.stats, "bytes_written"),
+            rate(general_now, general_before, &stat("bytes_read")),
+            rate(general_now, general_before, &stat("bytes_written")),
         ),
     ];
 
@@ -222,11 +247,19 @@ fn view(before: &Poll, now: &Poll) -> View {
     let backend_rows = servers
         .iter()
         .map(|s| {
-            let field = |f: &str| format!("{s}:{f}");
+            // The tenant's lines at the server (`<server>:tenant:<tenant>:...`), its state
+            // aside; a failure is then one of the tenant's requests that got no reply.
+            let field = |f: &str| match tenant {
+                None => format!("{s}:{f}"),
+                Some(t) => format!(
+                    "{s}:tenant:{t}:{}",
+                    if f == "failures" { "failed" } else { f }
+                ),
+            };
             vec![
                 s.clone(),
                 now.backends
-                    .get(&field("state"))
+                    .get(&format!("{s}:state"))
                     .cloned()
                     .unwrap_or_default(),
                 format!(
@@ -247,10 +280,16 @@ fn view(before: &Poll, now: &Poll) -> View {
         })
         .collect();
 
+    // A tenant's nodes are those `stats plugins` names it for (`<node>:tenant`).
     let nodes: Vec<String> = now
         .plugins
         .keys()
         .filter_map(|k| k.strip_suffix(":calls").map(str::to_string))
+        .filter(|n| {
+            tenant.is_none_or(|t| {
+                now.plugins.get(&format!("{n}:tenant")).map(String::as_str) == Some(t)
+            })
+        })
         .collect();
     let mut plugin_rows: Vec<(f64, Vec<String>)> = nodes
         .iter()
@@ -301,6 +340,7 @@ fn view(before: &Poll, now: &Poll) -> View {
         .tenants
         .keys()
         .filter_map(|k| k.strip_suffix(":requests"))
+        .filter(|t| tenant.is_none_or(|only| only == *t))
         .map(|t| {
             let per_second = |f: &str| {
                 let name = format!("{t}:{f}");
@@ -474,10 +514,28 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
         .next()
         .with_context(|| format!("--admin: `{}` resolves to nothing", options.admin))?;
     let mut before = Poll::take(address)?;
+    let tenant = options.tenant.as_deref();
+    if let Some(t) = tenant
+        && !before.tenants.contains_key(&format!("{t}:requests"))
+    {
+        let known: Vec<&str> = before
+            .tenants
+            .keys()
+            .filter_map(|k| k.strip_suffix(":requests"))
+            .collect();
+        bail!(
+            "--tenant: the router has no tenant `{t}` (its tenants: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
     if options.once {
         std::thread::sleep(options.interval);
         let now = Poll::take(address)?;
-        print(view(&before, &now));
+        print(view(&before, &now, tenant));
         return Ok(());
     }
     terminal::enable_raw_mode()?;
@@ -494,7 +552,7 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                 hot,
                 tenants,
                 experiments,
-            } = view(&before, &now);
+            } = view(&before, &now, tenant);
             let experiment_lines = experiments.len() as u16;
             let header: Vec<Line<'static>> = header.into_iter().map(Line::from).collect();
             let has_tenants = !tenants.is_empty();
@@ -712,10 +770,98 @@ mod tests {
             ],
         );
         assert_eq!(
-            view(&before, &now).tenants,
+            view(&before, &now, None).tenants,
             [["beta", "3", "7", "100", "2", "25", "0", "75%", "900"]]
         );
-        assert!(view(&before, &poll(start, &[])).tenants.is_empty());
+        assert!(view(&before, &poll(start, &[]), None).tenants.is_empty());
+    }
+
+    #[test]
+    fn a_tenants_view_shows_its_own_requests_servers_and_nodes() {
+        let start = Instant::now();
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let mut before = poll(
+            start,
+            &[
+                ("alpha:requests", "0"),
+                ("alpha:cmd_get", "0"),
+                ("beta:requests", "0"),
+                ("beta:cmd_get", "0"),
+            ],
+        );
+        before.stats = map(&[("cmd_get", "0")]);
+        before.backends = map(&[("s1:replies", "0"), ("s1:tenant:beta:replies", "0")]);
+        let mut now = poll(
+            start + Duration::from_secs(2),
+            &[
+                ("alpha:requests", "100"),
+                ("alpha:cmd_get", "100"),
+                ("alpha:curr_connections", "1"),
+                ("beta:requests", "400"),
+                ("beta:cmd_get", "400"),
+                ("beta:cmd_get_errors", "20"),
+                ("beta:curr_connections", "5"),
+            ],
+        );
+        now.stats = map(&[("cmd_get", "500"), ("curr_connections", "6")]);
+        now.backends = map(&[
+            ("s1:state", "up"),
+            ("s1:replies", "500"),
+            ("s1:failures", "3"),
+            ("s1:latency_p99_us", "300"),
+            ("s1:tenant:beta:replies", "380"),
+            ("s1:tenant:beta:failed", "1"),
+            ("s1:tenant:beta:latency_p50_us", "90"),
+            ("s1:tenant:beta:latency_p99_us", "900"),
+            ("s1:tenant:beta:outstanding", "2"),
+        ]);
+        now.plugins = map(&[
+            ("shared:calls", "10"),
+            ("beta-route:calls", "10"),
+            ("beta-route:tenant", "beta"),
+            ("alpha-route:calls", "10"),
+            ("alpha-route:tenant", "alpha"),
+        ]);
+        let all = view(&before, &now, None);
+        assert!(
+            all.header[1].starts_with("requests/s 250 "),
+            "{:?}",
+            all.header
+        );
+        assert_eq!(all.backends[0][2], "250");
+        assert_eq!(all.plugins.len(), 3);
+        assert_eq!(all.tenants.len(), 2);
+
+        let beta = view(&before, &now, Some("beta"));
+        assert!(
+            beta.header[0].starts_with("tenant beta "),
+            "{:?}",
+            beta.header
+        );
+        assert!(
+            beta.header[0].contains("connections 5 "),
+            "{:?}",
+            beta.header
+        );
+        assert!(
+            beta.header[1].starts_with("requests/s 200 ")
+                && beta.header[1].ends_with("errors/s 10"),
+            "{:?}",
+            beta.header
+        );
+        assert_eq!(
+            beta.backends,
+            [["s1", "up", "190", "90 us", "900 us", "2", "1"]]
+        );
+        let nodes: Vec<&str> = beta.plugins.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(nodes, ["beta-route"]);
+        assert_eq!(beta.tenants.len(), 1);
+        assert_eq!(beta.tenants[0][0], "beta");
     }
 
     #[test]
@@ -749,7 +895,7 @@ mod tests {
             ("r:candidate_reply_p99_us", "510"),
         ]);
         assert_eq!(
-            view(&before, &now).experiments,
+            view(&before, &now, None).experiments,
             [
                 [
                     "m", "shadow", "running", "100", "2.50%", "640 µs", "900 µs", "none"

@@ -219,6 +219,9 @@ pub struct LocalGeneration {
     pub(crate) slots: Vec<Rc<RefCell<Slot>>>,
     /// One connection driver per destination.
     pub destinations: Vec<Rc<Destination>>,
+    /// This worker's taps on each tenant's traffic to each server, by tenant index and
+    /// destination index: what a tenant's request sent there counts in.
+    pub(crate) tenant_taps: Vec<Box<[Rc<crate::tenant::servers::Tap>]>>,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) worker: usize,
     /// The route nodes the request being dispatched reaches (`stats routes`).
@@ -250,6 +253,7 @@ impl LocalGeneration {
             shared,
             slots,
             destinations: Vec::new(),
+            tenant_taps: Vec::new(),
             stats: Arc::default(),
             worker: 0,
             trail: Default::default(),
@@ -285,10 +289,16 @@ impl LocalGeneration {
                 kept.unwrap_or_else(|| Rc::new(RefCell::new(Slot::new(made))))
             })
             .collect();
+        let tenant_taps = shared
+            .tenants
+            .iter()
+            .map(|t| t.servers.iter().map(|s| Rc::new(s.tap(worker))).collect())
+            .collect();
         LocalGeneration {
             shared,
             slots,
             destinations,
+            tenant_taps,
             stats,
             worker,
             trail: Default::default(),

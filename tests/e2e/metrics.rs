@@ -1074,3 +1074,194 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
         2.0
     );
 }
+
+/// Two tenants on a pool of two servers: `stats backends` counts each tenant's requests at
+/// each server apart (`<server>:tenant:<tenant>:replies`, latency, outstanding), and each
+/// server's replies are exactly its tenants' (no other client sends it anything). With one
+/// server killed, beta's requests that went to it are beta's `failed` and `fast_failed` there,
+/// one for each `SERVER_ERROR` beta got, and alpha's counts there stay as they were. `/metrics`
+/// has the same numbers labelled `server` and `tenant` (promtool accepts the scrape), and
+/// `switchyard top --tenant beta` shows beta's share.
+#[test]
+fn a_tenants_requests_to_each_server_are_counted_apart() {
+    let (a, mut b) = (Memcached::start(), Memcached::start());
+    let text = format!(
+        "[server]\nworkers = 2\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\", \"{}\"]\n\n\
+         [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        a.spec(),
+        b.spec()
+    );
+    let router = switchyard_tests::router(&text);
+    let admin = router.admin_http_addr().expect("the admin HTTP listener");
+    let (mut alpha, mut beta) = (connect(&router, 0), connect(&router, 1));
+    for i in 0..20 {
+        alpha.set(&format!("a{i}"), b"x");
+        assert_eq!(alpha.get(&format!("a{i}")).as_deref(), Some(&b"x"[..]));
+    }
+    for i in 0..10 {
+        beta.set(&format!("b{i}"), b"y");
+    }
+    let servers = [a.address(), b.address()];
+    let backends = group(&mut connect(&router, 2), "backends");
+    let stat = |stats: &BTreeMap<String, String>, name: String| -> f64 {
+        stats.get(&name).map_or(0.0, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("STAT {name} {v} is no number"))
+        })
+    };
+    let of = |stats: &BTreeMap<String, String>, tenant: &str, f: &str| -> Vec<f64> {
+        servers
+            .iter()
+            .map(|s| stat(stats, format!("{s}:tenant:{tenant}:{f}")))
+            .collect()
+    };
+    let total = |v: Vec<f64>| v.iter().sum::<f64>();
+    assert_eq!(
+        total(of(&backends, "alpha", "replies")),
+        40.0,
+        "{backends:?}"
+    );
+    assert_eq!(
+        total(of(&backends, "beta", "replies")),
+        10.0,
+        "{backends:?}"
+    );
+    for s in &servers {
+        assert_eq!(
+            stat(&backends, format!("{s}:replies")),
+            stat(&backends, format!("{s}:tenant:alpha:replies"))
+                + stat(&backends, format!("{s}:tenant:beta:replies")),
+            "{s}: {backends:?}"
+        );
+    }
+    // Both servers got some of alpha's twenty keys, and timed them.
+    for (s, n) in servers.iter().zip(of(&backends, "alpha", "replies")) {
+        assert!(n > 0.0, "alpha sent {s} nothing: {backends:?}");
+        assert!(
+            stat(&backends, format!("{s}:tenant:alpha:latency_p99_us")) > 0.0,
+            "{backends:?}"
+        );
+    }
+    assert_eq!(total(of(&backends, "alpha", "outstanding")), 0.0);
+    assert_eq!(total(of(&backends, "alpha", "failed")), 0.0);
+
+    // One server gone: beta's requests for it fail, counted as beta's there.
+    b.kill();
+    let mut server_errors = 0;
+    for i in 0..10 {
+        let reply = beta.request(format!("get b{i}\r\n").as_bytes());
+        if reply.starts_with(b"SERVER_ERROR") {
+            server_errors += 1;
+        } else {
+            assert_eq!(
+                String::from_utf8_lossy(&reply),
+                format!("VALUE b{i} 0 1\r\ny\r\nEND\r\n")
+            );
+        }
+    }
+    assert!(
+        server_errors > 0,
+        "none of beta's keys was on {}",
+        servers[1]
+    );
+    let after = group(&mut connect(&router, 2), "backends");
+    let gone = &servers[1];
+    let failed_at = |stats: &BTreeMap<String, String>, tenant: &str| {
+        stat(stats, format!("{gone}:tenant:{tenant}:failed"))
+            + stat(stats, format!("{gone}:tenant:{tenant}:fast_failed"))
+    };
+    assert_eq!(
+        failed_at(&after, "beta"),
+        f64::from(server_errors),
+        "{after:?}"
+    );
+    assert_eq!(failed_at(&after, "alpha"), 0.0, "{after:?}");
+    assert_eq!(
+        stat(&after, format!("{gone}:tenant:alpha:replies")),
+        stat(&backends, format!("{gone}:tenant:alpha:replies")),
+    );
+    assert_eq!(
+        stat(&after, format!("{gone}:tenant:beta:replies")),
+        stat(&backends, format!("{gone}:tenant:beta:replies")),
+    );
+
+    let body = get(admin, "/metrics").body;
+    promtool_accepts(&body);
+    let scrape = parse(&body);
+    for tenant in ["alpha", "beta"] {
+        for s in &servers {
+            let name = format!("{s}:tenant:{tenant}:replies");
+            if !after.contains_key(&name) {
+                continue;
+            }
+            assert_eq!(
+                value(
+                    &scrape,
+                    "switchyard_backend_tenant_replies_total",
+                    &[("server", s.as_str()), ("tenant", tenant)]
+                ),
+                stat(&after, name),
+            );
+        }
+    }
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_backend_tenant_failed_total",
+            &[("server", gone.as_str()), ("tenant", "beta")]
+        ) + value(
+            &scrape,
+            "switchyard_backend_tenant_fast_failed_total",
+            &[("server", gone.as_str()), ("tenant", "beta")]
+        ),
+        f64::from(server_errors)
+    );
+    assert!(
+        scrape
+            .docs
+            .contains_key("switchyard_backend_tenant_latency_seconds"),
+        "{:?}",
+        scrape.docs.keys()
+    );
+
+    // `top --tenant`: beta's share of the router; a tenant it does not have is refused.
+    let top = |tenant: &str| {
+        Command::new(switchyard_tests::switchyard_binary())
+            .args([
+                "top",
+                "--admin",
+                &admin.to_string(),
+                "--interval",
+                "100",
+                "--once",
+            ])
+            .args(["--tenant", tenant])
+            .output()
+            .expect("run switchyard top")
+    };
+    let shown = top("beta");
+    let view = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success(),
+        "{view}{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(view.starts_with("tenant beta "), "{view}");
+    assert!(
+        view.contains(gone.as_str()) && view.contains("down"),
+        "{view}"
+    );
+    let refused = top("gamma");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && why.contains("no tenant `gamma`")
+            && why.contains("alpha, beta"),
+        "{why}"
+    );
+}

@@ -360,7 +360,7 @@ fn stats_text(shared: &Shared, group: &str) -> Response<Full<Bytes>> {
     let generation = shared.control.current().load_full();
     let body = match group {
         "general" => stats.render(),
-        "backends" => crate::stats::render_backends(&generation.destinations),
+        "backends" => crate::stats::render_backends(&generation),
         "plugins" => crate::stats::render_plugins(&generation),
         "routes" => crate::stats::render_routes(&generation),
         "tenants" => crate::stats::render_tenants(&generation),

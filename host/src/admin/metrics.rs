@@ -233,7 +233,8 @@ struct Family {
 /// One series: the placeholder's value, if the stat has one, and what it measures.
 struct Series {
     label: Option<String>,
-    /// The tenant a node's series is for (`NodeContext::tenant`): a `tenant` label.
+    /// The tenant a node's series is for (`NodeContext::tenant`), or a tenant's series at a
+    /// server is of: a `tenant` label.
     tenant: Option<String>,
     value: Value,
 }
@@ -590,6 +591,60 @@ fn backends_group(generation: &Generation, out: &mut Vec<Family>) {
                 Value::Int(counters.get(k).map_or(0, |c| c.get()))
             }),
         ));
+    }
+    tenant_backends(generation, out);
+}
+
+/// `stats backends`' lines of each tenant at each server: a series per server and tenant
+/// that has sent it anything, labelled `server` and `tenant`.
+fn tenant_backends(generation: &Generation, out: &mut Vec<Family>) {
+    let pairs: Vec<(String, String, crate::tenant::servers::ServerTotals)> = generation
+        .tenants
+        .iter()
+        .flat_map(|t| {
+            t.servers.iter().filter_map(|s| {
+                let totals = s.totals();
+                totals
+                    .any()
+                    .then(|| (s.address.to_string(), t.name.to_string(), totals))
+            })
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    type Of = fn(&crate::tenant::servers::ServerTotals) -> Value;
+    let families: [(&'static StatDef, Of); 7] = [
+        (&registry::BACKEND_TENANT_REPLIES, |t| Value::Int(t.replies)),
+        (&registry::BACKEND_TENANT_FAILED, |t| Value::Int(t.failed)),
+        (&registry::BACKEND_TENANT_TIMEOUTS, |t| {
+            Value::Int(t.timeouts)
+        }),
+        (&registry::BACKEND_TENANT_FAST_FAILED, |t| {
+            Value::Int(t.fast_failed)
+        }),
+        (&registry::BACKEND_TENANT_OUTSTANDING, |t| {
+            Value::Int(t.outstanding)
+        }),
+        (&registry::BACKEND_TENANT_OUTSTANDING_BYTES, |t| {
+            Value::Int(t.outstanding_bytes)
+        }),
+        (&registry::BACKEND_TENANT_LATENCY_MEAN, |t| {
+            Value::Histogram(t.latency.clone())
+        }),
+    ];
+    for (def, of) in families {
+        out.push(Family {
+            def,
+            series: pairs
+                .iter()
+                .map(|(server, tenant, totals)| Series {
+                    label: Some(server.clone()),
+                    tenant: Some(tenant.clone()),
+                    value: of(totals),
+                })
+                .collect(),
+        });
     }
 }
 

@@ -351,7 +351,8 @@ async fn read_replies(
                         break;
                     };
                     let stall = f.deadline.saturating_duration_since(f.queued);
-                    health.record_reply(
+                    f.reply.record(
+                        health,
                         worker,
                         spec.timings
                             .then(|| now.saturating_duration_since(f.queued)),
@@ -388,7 +389,8 @@ async fn read_replies(
                     let frame = buf.split_to(consumed).freeze();
                     let done = inflight.borrow_mut().pop_front();
                     if let Some(f) = done {
-                        health.record_reply(
+                        f.reply.record(
+                            health,
                             worker,
                             spec.timings
                                 .then(|| now.saturating_duration_since(f.queued)),

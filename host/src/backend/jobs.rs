@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchyard_protocol::ReplyKind;
 
@@ -20,6 +21,7 @@ use super::health::Health;
 use super::slots::ReplySender;
 use super::{BackendError, BackendResult};
 use crate::signal::Signal;
+use crate::tenant::servers::Tap;
 use crate::wire::Wire;
 
 /// What a request costs on top of its bytes: the job itself and its reply slot.
@@ -55,27 +57,45 @@ pub(crate) struct Job {
 #[derive(Debug)]
 pub(crate) struct Reply {
     sender: ReplySender,
-    _charge: Charge,
+    charge: Charge,
 }
 
 impl Reply {
+    /// The server replied after `latency` (`None`: not timed): counted in the server's
+    /// replies by worker `worker`, and in its tenant's if the request has one.
+    pub(super) fn record(&self, health: &Health, worker: usize, latency: Option<Duration>) {
+        health.record_reply(worker, latency);
+        if let Some(tap) = &self.charge.tenant {
+            tap.replied(latency);
+        }
+    }
+
     /// Sends the reply (or why there is none). The client may have gone; its reply is then
     /// simply dropped.
     pub(super) fn send(self, result: BackendResult) {
+        if let (Err(error), Some(tap)) = (&result, &self.charge.tenant) {
+            tap.failed(error);
+        }
         self.sender.send(result);
     }
 }
 
-/// A job's share of its queue's outstanding bytes; given back when dropped.
+/// A job's share of its queue's outstanding bytes (and of its tenant's there); given back
+/// when dropped.
 #[derive(Debug)]
 struct Charge {
     cost: usize,
     outstanding: Rc<Outstanding>,
+    /// The tenant whose request it is, counting it at the server (`tenant/servers.rs`).
+    tenant: Option<Rc<Tap>>,
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
         self.outstanding.sub(self.cost);
+        if let Some(tap) = &self.tenant {
+            tap.done(self.cost);
+        }
     }
 }
 
@@ -157,8 +177,12 @@ impl JobQueue {
         queued: tokio::time::Instant,
         deadline: tokio::time::Instant,
         reply: ReplySender,
+        tenant: Option<Rc<Tap>>,
     ) {
         self.outstanding.add(cost);
+        if let Some(tap) = &tenant {
+            tap.queued(cost);
+        }
         self.jobs.borrow_mut().push_back(Job {
             wire,
             kind,
@@ -168,9 +192,10 @@ impl JobQueue {
             resent: false,
             reply: Reply {
                 sender: reply,
-                _charge: Charge {
+                charge: Charge {
                     cost,
                     outstanding: self.outstanding.clone(),
+                    tenant,
                 },
             },
         });
@@ -250,7 +275,7 @@ mod tests {
         let now = tokio::time::Instant::now();
         let wire = Wire::one(Bytes::from_static(line));
         let bytes = cost(&wire);
-        queue.push(wire, bytes, ReplyKind::Line, usize::MAX, now, now, tx);
+        queue.push(wire, bytes, ReplyKind::Line, usize::MAX, now, now, tx, None);
         rx
     }
 

@@ -66,6 +66,7 @@ pub(super) async fn upload<R: super::transport::Input>(
             target.timeout,
             &Wire::one(Bytes::from_static(b"version\r\n")),
             ReplyKind::Line,
+            target.tenant,
         )
         .outcome()
         .await;

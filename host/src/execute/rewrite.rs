@@ -53,6 +53,7 @@ impl Rewritten {
             kind: self.kind,
             origin: self.built.map_or(base.origin, Origin::Built),
             namespace: base.namespace,
+            tenant: base.tenant,
         }
     }
 }

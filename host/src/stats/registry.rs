@@ -231,6 +231,29 @@ defs! {
     /// `max_outstanding_bytes` bounds per worker.
     BACKEND_OUTSTANDING_BYTES = "backends", "<server>:outstanding_bytes", Gauge, Bytes;
 
+    /// The server's replies to the tenant's requests: `<server>:replies` for one tenant.
+    /// A tenant's lines are printed for each server it has sent anything; `/metrics` labels
+    /// them `server` and `tenant`.
+    BACKEND_TENANT_REPLIES = "backends", "<server>:tenant:<tenant>:replies", Counter, Count;
+    /// The tenant's requests sent to the server that got no reply: they timed out, their
+    /// connection failed, or a reply (theirs or one ahead of them) was cut off.
+    BACKEND_TENANT_FAILED = "backends", "<server>:tenant:<tenant>:failed", Counter, Count;
+    /// Of those, the ones that timed out with the server silent.
+    BACKEND_TENANT_TIMEOUTS = "backends", "<server>:tenant:<tenant>:timeouts", Counter, Count;
+    /// The tenant's requests refused at once because the server was down or over its
+    /// outstanding limit.
+    BACKEND_TENANT_FAST_FAILED = "backends", "<server>:tenant:<tenant>:fast_failed", Counter, Count;
+    /// Mean time from the tenant's request's queueing to its reply's arrival.
+    BACKEND_TENANT_LATENCY_MEAN = "backends", "<server>:tenant:<tenant>:latency_mean_us", Quantile, Microseconds;
+    /// Median of that time.
+    BACKEND_TENANT_LATENCY_P50 = "backends", "<server>:tenant:<tenant>:latency_p50_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    BACKEND_TENANT_LATENCY_P99 = "backends", "<server>:tenant:<tenant>:latency_p99_us", Quantile, Microseconds;
+    /// The tenant's requests queued or in flight at the server now (every worker's).
+    BACKEND_TENANT_OUTSTANDING = "backends", "<server>:tenant:<tenant>:outstanding", Gauge, Count;
+    /// Their bytes, as `max_outstanding_bytes` counts them.
+    BACKEND_TENANT_OUTSTANDING_BYTES = "backends", "<server>:tenant:<tenant>:outstanding_bytes", Gauge, Bytes;
+
     /// Calls into the node's plugin (`route` and `on_reply`), every worker.
     PLUGIN_CALLS = "plugins", "<node>:calls", Counter, Count;
     /// Calls that trapped (a panic, an out-of-bounds access, ...).
