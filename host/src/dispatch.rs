@@ -523,6 +523,14 @@ fn check(
         Command::Get | Command::Gets | Command::Gat | Command::Gats
     ) {
         if crate::introspect::asked(request, buf) {
+            // Keys beside the questions would be routed as sent: outside the namespace, past
+            // the key prefixes.
+            if !crate::introspect::asked_only(request, buf) {
+                return tenant.deny(format!(
+                    "tenant {} may not ask about the router and read keys in one retrieval",
+                    tenant.name
+                ));
+            }
             // `__switchyard__.…` tells of the whole router: other tenants' config included.
             let stats = request.keys(buf).next().map(|k| &buf[k]).into_iter();
             return tenant.admit(Command::Stats, stats, false, bytes, None);

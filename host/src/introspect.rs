@@ -124,6 +124,14 @@ pub fn asked(request: &Request, frame: &[u8]) -> bool {
         .any(|key| frame.get(key).is_some_and(|k| k.starts_with(PREFIX)))
 }
 
+/// Whether every key a retrieval names is a reserved one: what a tenant's must be, since the
+/// keys routed beside the questions go as the client sent them, outside its namespace.
+pub fn asked_only(request: &Request, frame: &[u8]) -> bool {
+    request
+        .keys(frame)
+        .all(|key| frame.get(key).is_some_and(|k| k.starts_with(PREFIX)))
+}
+
 /// The reply to a retrieval that names a reserved key ([`asked`]), on the listener `listener`
 /// for a client of `identity` whose requests start at `root` (the listener's, or its
 /// tenant's): the reserved keys answered here, the others routed each alone from the root,
@@ -173,6 +181,7 @@ pub fn retrieval(
                     kind: ReplyKind::Retrieval,
                     origin: Origin::Client { request, frame },
                     namespace: b"",
+                    tenant: None,
                 };
                 generation.execute(root, &req)
             }

@@ -399,6 +399,15 @@ impl Tenant {
         self.limit(bytes, value_len)
     }
 
+    /// Refuses a request its ACL cannot allow for `reason`, counted as [`Tenant::admit`]
+    /// counts a denial.
+    pub fn deny(&self, reason: String) -> (std::time::Duration, Result<(), Refusal>) {
+        let counters = &self.state.counters;
+        counters.requests.inc();
+        counters.denied.inc();
+        (std::time::Duration::ZERO, Err(Refusal::Denied(reason)))
+    }
+
     /// The ACL's verdict on `command` with `keys` (decoded; `base64`: the request sends its
     /// key in base64, the `b` flag).
     fn acl<'k>(

@@ -5,7 +5,7 @@
 //! them, as are keys outside a tenant's `read_prefixes`/`write_prefixes`; a tenant over
 //! its request rate, its byte rate, its `max_value_bytes` or its `max_connections` refused
 //! while another carries on; unauthenticated clients, wrong passwords and unknown identities
-//! refused cleanly; `stats tenants`.
+//! refused cleanly; a question about the router beside keys refused; `stats tenants`.
 
 use std::collections::BTreeMap;
 
@@ -1094,4 +1094,56 @@ fn a_tenants_plugin_cannot_rewrite_its_keys_out_of_its_namespace() {
         direct.get("gamma:moved:k").as_deref(),
         Some(&b"gamma's"[..])
     );
+}
+
+/// A tenant that may ask about the router (`stats` in its `commands`) gets its answers to
+/// `__switchyard__.` keys, but a retrieval that names them beside other keys is refused whole:
+/// the other keys would go out as sent, outside its namespace. So `get
+/// __switchyard__.version beta:k` reads nothing of beta's, memcached sees no get, and the
+/// refusal is counted in `denied`.
+#[test]
+fn a_tenant_cannot_read_past_its_namespace_beside_a_question_about_the_router() {
+    let server = Memcached::start();
+    let router = listener_tenants(
+        &server,
+        &[
+            ("alpha", "commands = [\"read\", \"write\", \"stats\"]"),
+            ("beta", ""),
+        ],
+    );
+    let (mut alpha, mut beta, mut ops) = (
+        connect(&router, 0),
+        connect(&router, 1),
+        connect(&router, 2),
+    );
+    beta.set("k", b"beta's");
+    assert_eq!(
+        server.client().get("beta:k").as_deref(),
+        Some(&b"beta's"[..])
+    );
+    let version = text(alpha.request(b"get __switchyard__.version\r\n"));
+    assert!(
+        version.starts_with("VALUE __switchyard__.version 0 ") && version.ends_with("END\r\n"),
+        "{version}"
+    );
+    let mut direct = server.client();
+    let before = server_counts(&mut direct, &["cmd_get", "get_hits"]);
+    for request in [
+        &b"get __switchyard__.version beta:k\r\n"[..],
+        b"gets beta:k __switchyard__.version\r\n",
+        b"get __switchyard__.version k\r\n",
+    ] {
+        assert_eq!(
+            text(alpha.request(request)),
+            "CLIENT_ERROR tenant alpha may not ask about the router and read keys in one retrieval\r\n",
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    let after = server_counts(&mut direct, &["cmd_get", "get_hits"]);
+    assert_eq!(moved(&before, &after), BTreeMap::new());
+    assert_eq!(tenant_stat(&mut ops, "alpha:denied"), "3");
+    // The connection carries on.
+    alpha.set("k", b"alpha's");
+    assert_eq!(alpha.get("k").as_deref(), Some(&b"alpha's"[..]));
 }
