@@ -313,6 +313,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
                 identity,
                 request,
                 &frame,
+                via.namespace(),
             )
         }
         Command::Get | Command::Gets | Command::Gat | Command::Gats => {

@@ -135,13 +135,15 @@ pub fn asked_only(request: &Request, frame: &[u8]) -> bool {
 /// The reply to a retrieval that names a reserved key ([`asked`]), on the listener `listener`
 /// for a client of `identity` whose requests start at `root` (the listener's, or its
 /// tenant's): the reserved keys answered here, the others routed each alone from the root,
-/// merged in the client's key order.
+/// merged in the client's key order. A route question about a key asks about it under
+/// `namespace`, the tenant's (a tenant's retrieval names no other key: `dispatch::check`).
 pub fn retrieval(
     generation: &Rc<LocalGeneration>,
     (listener, root): (u32, crate::generation::Target),
     identity: Option<&Identity>,
     request: &Request,
     frame: &Bytes,
+    namespace: &[u8],
 ) -> Pending {
     let asking = Asking {
         generation,
@@ -149,6 +151,7 @@ pub fn retrieval(
         root,
         identity,
         command: request.command,
+        namespace,
     };
     let keys: Vec<Range<usize>> = request.keys(frame).collect();
     if let [key] = &keys[..]
@@ -205,6 +208,9 @@ struct Asking<'a> {
     root: crate::generation::Target,
     identity: Option<&'a Identity>,
     command: Command,
+    /// The client's tenant's namespace (empty for none): a route question asks about the key
+    /// as its servers have it.
+    namespace: &'a [u8],
 }
 
 impl Asking<'_> {
@@ -233,9 +239,10 @@ impl Asking<'_> {
             Question::Version => Bytes::from_static(crate::VERSION_STRING.as_bytes()),
             Question::Generation => Bytes::from(shared.number.to_string()),
             Question::Route { op, key } => {
+                let namespaced = [self.namespace, key].concat();
                 let input = RouteInput {
                     op: op.code(),
-                    ..self.input(key, 0)
+                    ..self.input(&namespaced, 0)
                 };
                 Bytes::from(self.generation.dry_run(self.root, &input))
             }

@@ -1100,7 +1100,7 @@ fn a_tenants_plugin_cannot_rewrite_its_keys_out_of_its_namespace() {
 /// `__switchyard__.` keys, but a retrieval that names them beside other keys is refused whole:
 /// the other keys would go out as sent, outside its namespace. So `get
 /// __switchyard__.version beta:k` reads nothing of beta's, memcached sees no get, and the
-/// refusal is counted in `denied`.
+/// refusal is counted in `denied`. A route question asks about the key in its namespace.
 #[test]
 fn a_tenant_cannot_read_past_its_namespace_beside_a_question_about_the_router() {
     let server = Memcached::start();
@@ -1146,4 +1146,7 @@ fn a_tenant_cannot_read_past_its_namespace_beside_a_question_about_the_router() 
     // The connection carries on.
     alpha.set("k", b"alpha's");
     assert_eq!(alpha.get("k").as_deref(), Some(&b"alpha's"[..]));
+    // A route question asks about the key as the servers have it: in alpha's namespace.
+    let route = text(alpha.request(b"get __switchyard__.route(get,k)\r\n"));
+    assert!(route.contains("\nroute get alpha:k\n"), "{route}");
 }
