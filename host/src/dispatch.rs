@@ -131,6 +131,14 @@ impl Caller {
         }
     }
 
+    /// Its tenant's index in generation `number`, if it has a tenant and the last request
+    /// found it there (what [`Via`] looked up).
+    pub fn tenant_in(&self, number: u64) -> Option<usize> {
+        let bound = self.tenant.try_borrow().ok()?;
+        let (at, index) = bound.as_ref()?.at.get();
+        (at == number).then_some(index)
+    }
+
     /// The reply to a request tallied as `tally` goes out: `count` it in the connection's
     /// tenant's traffic, if it has a tenant, and take it from the tenant's requests in flight
     /// if it was counted there.
@@ -339,7 +347,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
             keyed(&generation, request, &frame, via, None)
         }
     };
-    let tally = finish(worker, &generation, command, keys, started);
+    let tally = finish(worker, &generation, via.tenant, command, keys, started);
     let next = answer(request, pending, tally);
     match via.tenant {
         Some(_) => caller.in_flight(next),
@@ -575,10 +583,11 @@ fn begin(worker: &Worker, generation: &LocalGeneration) -> u32 {
 }
 
 /// The tally of a request of `command` dispatched at `started`, with the route nodes it
-/// reached, each of which counts it.
+/// reached, each of which counts it (and counts it as `tenant`'s, if it has one).
 fn finish(
     worker: &Worker,
     generation: &LocalGeneration,
+    tenant: Option<&Arc<Tenant>>,
     command: Command,
     keys: u32,
     started: u32,
@@ -587,8 +596,12 @@ fn finish(
         .trail
         .take(command, keys, started, generation.shared.number);
     for &n in tally.nodes() {
-        if let Some(node) = generation.shared.nodes.get(usize::from(n)) {
+        let n = usize::from(n);
+        if let Some(node) = generation.shared.nodes.get(n) {
             node.stats.request(worker.id);
+        }
+        if let Some(route) = tenant.and_then(|t| t.routes.get(n)) {
+            route.request(worker.id);
         }
     }
     tally
@@ -734,7 +747,7 @@ pub fn stream_route(
     let (root, tenant) = (via.root, via.tenant_index());
     let started = begin(worker, &generation);
     let resolved = generation.resolve(root, &input);
-    let tally = finish(worker, &generation, request.command, 0, started);
+    let tally = finish(worker, &generation, via.tenant, request.command, 0, started);
     match resolved {
         Resolved::Server { dest, timeout } => {
             worker.stats.command(request.command);

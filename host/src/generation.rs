@@ -564,6 +564,21 @@ impl Generation {
                                 })
                         })
                         .collect(),
+                    routes: nodes
+                        .iter()
+                        .map(|node| {
+                            old.and_then(|old| {
+                                let was = previous?
+                                    .nodes
+                                    .iter()
+                                    .position(|o| Arc::ptr_eq(&o.context, &node.context))?;
+                                old.routes.get(was).cloned()
+                            })
+                            .unwrap_or_else(|| {
+                                Arc::new(crate::tenant::routes::RouteTraffic::new(workers))
+                            })
+                        })
+                        .collect(),
                     rewrite: crate::plugin::OwnedRewrite {
                         prefix: t.namespace.as_bytes().to_vec(),
                         ..Default::default()

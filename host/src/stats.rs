@@ -228,25 +228,7 @@ impl NodeStats {
 
     /// `stats routes` lines of the node labelled `label`.
     fn render_routes(&self, label: &str, out: &mut String) {
-        let RouteTotals {
-            requests,
-            replies,
-            latency,
-        } = self.route_totals();
-        let mut line = |def: &StatDef, status: &str, value: &dyn std::fmt::Display| {
-            let name = def
-                .name
-                .replacen("<node>", label, 1)
-                .replacen("<status>", status, 1);
-            let _ = write!(out, "STAT {name} {value}\r\n");
-        };
-        line(&registry::ROUTE_REQUESTS, "", &requests);
-        for (status, n) in ReplyStatus::NAMES.iter().zip(replies) {
-            line(&registry::ROUTE_REPLIES, status, &n);
-        }
-        line(&registry::ROUTE_LATENCY_MEAN, "", &latency.mean_us());
-        line(&registry::ROUTE_LATENCY_P50, "", &latency.quantile_us(0.5));
-        line(&registry::ROUTE_LATENCY_P99, "", &latency.quantile_us(0.99));
+        route_lines(&self.route_totals(), ROUTE_DEFS, &[("<node>", label)], out);
     }
 
     /// Requests that failed on the node's plugin, of every kind, on every worker.
@@ -337,13 +319,69 @@ pub struct RouteTotals {
 
 /// `stats routes`: every node of `generation`, as a route: the client requests that reached
 /// it, their replies by status and their latency.
+/// Each tenant's share of a node follows the node's lines, for the tenants whose requests
+/// reached it.
 pub fn render_routes(generation: &crate::generation::Generation) -> String {
     let mut out = String::with_capacity(1024 * generation.nodes.len() + 8);
-    for node in &generation.nodes {
-        node.stats.render_routes(&node.context.label, &mut out);
+    for (i, node) in generation.nodes.iter().enumerate() {
+        let label = &node.context.label;
+        node.stats.render_routes(label, &mut out);
+        for tenant in &generation.tenants {
+            let Some(totals) = tenant.routes.get(i).map(|r| r.totals()) else {
+                continue;
+            };
+            if totals.requests != 0 {
+                let subject = [("<node>", label.as_str()), ("<tenant>", &tenant.name)];
+                route_lines(&totals, ROUTE_TENANT_DEFS, &subject, &mut out);
+            }
+        }
     }
     out.push_str("END\r\n");
     out
+}
+
+/// A node's `stats routes` stats: requests, replies by status, latency mean, p50 and p99.
+const ROUTE_DEFS: [&StatDef; 5] = [
+    &registry::ROUTE_REQUESTS,
+    &registry::ROUTE_REPLIES,
+    &registry::ROUTE_LATENCY_MEAN,
+    &registry::ROUTE_LATENCY_P50,
+    &registry::ROUTE_LATENCY_P99,
+];
+
+/// The same for one tenant's requests at a node.
+const ROUTE_TENANT_DEFS: [&StatDef; 5] = [
+    &registry::ROUTE_TENANT_REQUESTS,
+    &registry::ROUTE_TENANT_REPLIES,
+    &registry::ROUTE_TENANT_LATENCY_MEAN,
+    &registry::ROUTE_TENANT_LATENCY_P50,
+    &registry::ROUTE_TENANT_LATENCY_P99,
+];
+
+/// The `stats routes` lines of `totals`, named by `defs` ([`ROUTE_DEFS`]' order) with each
+/// placeholder of `subject` filled in.
+fn route_lines(
+    totals: &RouteTotals,
+    defs: [&StatDef; 5],
+    subject: &[(&str, &str)],
+    out: &mut String,
+) {
+    let [requests, replies, mean, p50, p99] = defs;
+    let mut line = |def: &StatDef, status: &str, value: &dyn std::fmt::Display| {
+        let mut name = def.name.replacen("<status>", status, 1);
+        for (placeholder, with) in subject {
+            name = name.replacen(placeholder, with, 1);
+        }
+        let _ = write!(out, "STAT {name} {value}\r\n");
+    };
+    line(requests, "", &totals.requests);
+    for (status, n) in ReplyStatus::NAMES.iter().zip(totals.replies) {
+        line(replies, status, &n);
+    }
+    let latency = &totals.latency;
+    line(mean, "", &latency.mean_us());
+    line(p50, "", &latency.quantile_us(0.5));
+    line(p99, "", &latency.quantile_us(0.99));
 }
 
 /// `stats plugins`: every node of `generation`.

@@ -4,8 +4,9 @@
 //! server's state, load and latency, the route nodes by requests with their latency, errors
 //! and plugin calls, and the hot keys. With `--tenant NAME`, the view is of one tenant's
 //! share: its requests in the header, its traffic to each server (`stats backends`' tenant
-//! lines; `failures` is then its requests that got no reply), the plugin nodes that are its
-//! own, and its row of the tenants table.
+//! lines; `failures` is then its requests that got no reply), the route nodes its requests
+//! reached with its requests, latency and errors there (`stats routes`' tenant lines; the
+//! plugin's calls and faults are the node's), and its row of the tenants table.
 //!
 //! Plain HTTP/1.1 GETs over a blocking socket: the view needs nothing of the router's runtime.
 
@@ -280,25 +281,28 @@ fn view(before: &Poll, now: &Poll, tenant: Option<&str>) -> View {
         })
         .collect();
 
-    // A tenant's nodes are those `stats plugins` names it for (`<node>:tenant`).
+    // A tenant's nodes are those its requests reached (`stats routes`' tenant lines), with
+    // its requests, latency and errors there; the plugin's calls and faults are the node's.
     let nodes: Vec<String> = now
         .plugins
         .keys()
         .filter_map(|k| k.strip_suffix(":calls").map(str::to_string))
         .filter(|n| {
-            tenant.is_none_or(|t| {
-                now.plugins.get(&format!("{n}:tenant")).map(String::as_str) == Some(t)
-            })
+            tenant.is_none_or(|t| now.routes.contains_key(&format!("{n}:tenant:{t}:requests")))
         })
         .collect();
     let mut plugin_rows: Vec<(f64, Vec<String>)> = nodes
         .iter()
         .map(|n| {
             let field = |f: &str| format!("{n}:{f}");
-            let requests = rate(&now.routes, &before.routes, &field("requests"));
+            let route = |f: &str| match tenant {
+                None => format!("{n}:{f}"),
+                Some(t) => format!("{n}:tenant:{t}:{f}"),
+            };
+            let requests = rate(&now.routes, &before.routes, &route("requests"));
             let errors: f64 = ["error", "client_error", "server_error"]
                 .iter()
-                .map(|k| rate(&now.routes, &before.routes, &field(&format!("replies_{k}"))))
+                .map(|k| rate(&now.routes, &before.routes, &route(&format!("replies_{k}"))))
                 .sum();
             let calls = rate(&now.plugins, &before.plugins, &field("calls"));
             let faults: u64 = [
@@ -316,7 +320,7 @@ fn view(before: &Poll, now: &Poll, tenant: Option<&str>) -> View {
                 vec![
                     n.clone(),
                     format!("{requests:.0}"),
-                    format!("{} us", Poll::number(&now.routes, &field("latency_p99_us"))),
+                    format!("{} us", Poll::number(&now.routes, &route("latency_p99_us"))),
                     format!("{errors:.0}"),
                     format!("{calls:.0}"),
                     format!("{} us", Poll::number(&now.plugins, &field("call_p99_us"))),
@@ -826,6 +830,18 @@ mod tests {
             ("beta-route:tenant", "beta"),
             ("alpha-route:calls", "10"),
             ("alpha-route:tenant", "alpha"),
+            ("unused:calls", "0"),
+        ]);
+        now.routes = map(&[
+            ("shared:requests", "500"),
+            ("shared:tenant:alpha:requests", "100"),
+            ("shared:tenant:beta:requests", "400"),
+            ("shared:tenant:beta:replies_server_error", "20"),
+            ("shared:tenant:beta:latency_p99_us", "700"),
+            ("beta-route:requests", "400"),
+            ("beta-route:tenant:beta:requests", "400"),
+            ("alpha-route:requests", "100"),
+            ("alpha-route:tenant:alpha:requests", "100"),
         ]);
         let all = view(&before, &now, None);
         assert!(
@@ -834,7 +850,7 @@ mod tests {
             all.header
         );
         assert_eq!(all.backends[0][2], "250");
-        assert_eq!(all.plugins.len(), 3);
+        assert_eq!(all.plugins.len(), 4);
         assert_eq!(all.tenants.len(), 2);
 
         let beta = view(&before, &now, Some("beta"));
@@ -858,8 +874,10 @@ mod tests {
             beta.backends,
             [["s1", "up", "190", "90 us", "900 us", "2", "1"]]
         );
+        // The nodes beta's requests reached, with its requests, p99 and errors there.
         let nodes: Vec<&str> = beta.plugins.iter().map(|r| r[0].as_str()).collect();
-        assert_eq!(nodes, ["beta-route"]);
+        assert_eq!(nodes, ["beta-route", "shared"]);
+        assert_eq!(beta.plugins[1][1..4], ["200", "700 us", "10"]);
         assert_eq!(beta.tenants.len(), 1);
         assert_eq!(beta.tenants[0][0], "beta");
     }

@@ -135,9 +135,16 @@ impl Worker {
             return;
         }
         let (status, latency) = (settled.status(), latency());
+        let tenant = caller
+            .tenant_in(published.number)
+            .and_then(|t| published.tenants.get(t));
         for &n in nodes {
-            if let Some(node) = published.nodes.get(usize::from(n)) {
+            let n = usize::from(n);
+            if let Some(node) = published.nodes.get(n) {
                 node.stats.replied(self.id, status, latency);
+            }
+            if let Some(route) = tenant.and_then(|t| t.routes.get(n)) {
+                route.replied(self.id, status, latency);
             }
         }
     }

@@ -1007,7 +1007,8 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
                 .join("\n")
         );
     }
-    // A tenant's own node's series carry its `tenant` label; a shared node's none.
+    // A tenant's own node's series carry its `tenant` label; a shared node's none (each
+    // tenant's share of it is in the `switchyard_route_tenant_*` families).
     assert_eq!(
         tenant_value(
             "switchyard_route_requests_total",
@@ -1019,8 +1020,16 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
         scrape
             .samples
             .iter()
+            .filter(|s| !s.metric.starts_with("switchyard_route_tenant_"))
             .all(|s| s.labels.get("node") != Some("pools.main") || s.labels.get("tenant").is_none()),
         "the shared pool labelled with a tenant"
+    );
+    assert_eq!(
+        tenant_value(
+            "switchyard_route_tenant_requests_total",
+            &[("node", "pools.main"), ("tenant", "alpha")]
+        ),
+        5.0
     );
     for (tenant, command, n) in [
         ("alpha", "get", 3.0),
@@ -1079,11 +1088,12 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
 /// each server apart (`<server>:tenant:<tenant>:replies`, latency, outstanding), and each
 /// server's replies are exactly its tenants' (no other client sends it anything). With one
 /// server killed, beta's requests that went to it are beta's `failed` and `fast_failed` there,
-/// one for each `SERVER_ERROR` beta got, and alpha's counts there stay as they were. `/metrics`
-/// has the same numbers labelled `server` and `tenant` (promtool accepts the scrape), and
-/// `switchyard top --tenant beta` shows beta's share.
+/// one for each `SERVER_ERROR` beta got, and alpha's counts there stay as they were. `stats
+/// routes` counts each tenant's requests at the pool they share, with their replies by status.
+/// `/metrics` has the same numbers labelled `server` (or `node`) and `tenant` (promtool accepts
+/// the scrape), and `switchyard top --tenant beta` shows beta's share.
 #[test]
-fn a_tenants_requests_to_each_server_are_counted_apart() {
+fn a_tenants_requests_to_each_server_and_node_are_counted_apart() {
     let (a, mut b) = (Memcached::start(), Memcached::start());
     let text = format!(
         "[server]\nworkers = 2\n\n\
@@ -1190,9 +1200,47 @@ fn a_tenants_requests_to_each_server_are_counted_apart() {
         stat(&backends, format!("{gone}:tenant:beta:replies")),
     );
 
+    // The shared pool's requests, by tenant: alpha's forty (twenty stored, twenty hits),
+    // beta's ten sets and ten gets; the node's are theirs together.
+    let routes = group(&mut connect(&router, 2), "routes");
+    let route = |name: &str| stat(&routes, format!("pools.main:{name}"));
+    for (name, n) in [
+        ("tenant:alpha:requests", 40.0),
+        ("tenant:alpha:replies_stored", 20.0),
+        ("tenant:alpha:replies_hit", 20.0),
+        ("tenant:beta:requests", 20.0),
+        ("tenant:beta:replies_stored", 10.0),
+        ("tenant:beta:replies_hit", f64::from(10 - server_errors)),
+        ("tenant:beta:replies_server_error", f64::from(server_errors)),
+        ("requests", 60.0),
+    ] {
+        assert_eq!(route(name), n, "pools.main:{name}: {routes:?}");
+    }
+    assert!(route("tenant:alpha:latency_p99_us") > 0.0, "{routes:?}");
+
     let body = get(admin, "/metrics").body;
     promtool_accepts(&body);
     let scrape = parse(&body);
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_route_tenant_requests_total",
+            &[("node", "pools.main"), ("tenant", "alpha")]
+        ),
+        40.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_route_tenant_replies_total",
+            &[
+                ("node", "pools.main"),
+                ("tenant", "beta"),
+                ("status", "server_error")
+            ]
+        ),
+        f64::from(server_errors)
+    );
     for tenant in ["alpha", "beta"] {
         for s in &servers {
             let name = format!("{s}:tenant:{tenant}:replies");
@@ -1256,6 +1304,7 @@ fn a_tenants_requests_to_each_server_are_counted_apart() {
         view.contains(gone.as_str()) && view.contains("down"),
         "{view}"
     );
+    assert!(view.contains("pools.main"), "{view}");
     let refused = top("gamma");
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(

@@ -479,6 +479,7 @@ fn collect(stats: &RouterStats) -> Vec<Family> {
     routes_group(&generation, &mut out);
     plugins_group(&generation, &mut out);
     label_tenants(&generation, &mut out[nodes_from..]);
+    tenant_routes(&generation, &mut out);
     tenants_group(&generation, &mut out);
     experiments_group(&generation, &mut out);
 
@@ -696,6 +697,52 @@ fn routes_group(generation: &Generation, out: &mut Vec<Family>) {
             .into_iter()
             .map(|(label, t)| (label, Value::Histogram(t.latency))),
     ));
+}
+
+/// `stats routes`' lines of each tenant at each node: a series per node and tenant whose
+/// requests reached it, labelled `node` and `tenant`.
+fn tenant_routes(generation: &Generation, out: &mut Vec<Family>) {
+    let pairs: Vec<(String, String, crate::stats::RouteTotals)> = generation
+        .tenants
+        .iter()
+        .flat_map(|t| {
+            generation
+                .nodes
+                .iter()
+                .zip(&t.routes)
+                .filter_map(|(node, route)| {
+                    let totals = route.totals();
+                    (totals.requests != 0)
+                        .then(|| (node.context.label.clone(), t.name.to_string(), totals))
+                })
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    type Of = fn(&crate::stats::RouteTotals) -> Value;
+    let families: [(&'static StatDef, Of); 3] = [
+        (&registry::ROUTE_TENANT_REQUESTS, |t| Value::Int(t.requests)),
+        (&registry::ROUTE_TENANT_REPLIES, |t| {
+            Value::Statuses(t.replies.to_vec())
+        }),
+        (&registry::ROUTE_TENANT_LATENCY_MEAN, |t| {
+            Value::Histogram(t.latency.clone())
+        }),
+    ];
+    for (def, of) in families {
+        out.push(Family {
+            def,
+            series: pairs
+                .iter()
+                .map(|(node, tenant, totals)| Series {
+                    label: Some(node.clone()),
+                    tenant: Some(tenant.clone()),
+                    value: of(totals),
+                })
+                .collect(),
+        });
+    }
 }
 
 /// `stats tenants`: a series per tenant of every stat.

@@ -307,6 +307,18 @@ defs! {
     ROUTE_LATENCY_P50 = "routes", "<node>:latency_p50_us", Quantile, Microseconds;
     /// 99th percentile of that time.
     ROUTE_LATENCY_P99 = "routes", "<node>:latency_p99_us", Quantile, Microseconds;
+    /// The tenant's client requests whose route reached the node: `<node>:requests` for one
+    /// tenant. A tenant's lines are printed for each node its requests reached; `/metrics`
+    /// labels them `node` and `tenant`.
+    ROUTE_TENANT_REQUESTS = "routes", "<node>:tenant:<tenant>:requests", Counter, Count;
+    /// Their replies as they went out to the client, by status, as `<node>:replies_<status>`.
+    ROUTE_TENANT_REPLIES = "routes", "<node>:tenant:<tenant>:replies_<status>", Counter, Count;
+    /// Mean time from the tenant's request's dispatch to its reply going out.
+    ROUTE_TENANT_LATENCY_MEAN = "routes", "<node>:tenant:<tenant>:latency_mean_us", Quantile, Microseconds;
+    /// Median of that time.
+    ROUTE_TENANT_LATENCY_P50 = "routes", "<node>:tenant:<tenant>:latency_p50_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    ROUTE_TENANT_LATENCY_P99 = "routes", "<node>:tenant:<tenant>:latency_p99_us", Quantile, Microseconds;
 
     /// One keyed request in this many is sampled for the hot keys.
     HOTKEYS_SAMPLE_EVERY = "hotkeys", "hotkeys_sample_every", Info, Count;
