@@ -259,6 +259,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
         Err(Gate::Gone) => return Next::Close,
         Err(Gate::Unbound) => return bind(worker, request, frame, caller, &generation),
     };
+    let _serving = generation.serving(via.tenant_index());
     let stats = &worker.stats;
     let command = request.command;
     stats.command(command);
@@ -600,7 +601,7 @@ fn finish(
         if let Some(node) = generation.shared.nodes.get(n) {
             node.stats.request(worker.id);
         }
-        if let Some(route) = tenant.and_then(|t| t.routes.get(n)) {
+        if let Some(route) = tenant.and_then(|t| t.nodes.get(n)) {
             route.request(worker.id);
         }
     }
@@ -746,7 +747,10 @@ pub fn stream_route(
     let input = keyed_input(request, line, &mut decoded, via);
     let (root, tenant) = (via.root, via.tenant_index());
     let started = begin(worker, &generation);
-    let resolved = generation.resolve(root, &input);
+    let resolved = {
+        let _serving = generation.serving(tenant);
+        generation.resolve(root, &input)
+    };
     let tally = finish(worker, &generation, via.tenant, request.command, 0, started);
     match resolved {
         Resolved::Server { dest, timeout } => {
@@ -797,6 +801,7 @@ pub fn dispatch_held(
     let Ok(via) = caller.via(&generation.shared) else {
         return Next::Close;
     };
+    let _serving = generation.serving(via.tenant_index());
     worker.stats.command(request.command);
     let pending = keyed(&generation, request, &frame, via, Some(resolved));
     answer(request, pending, tally)

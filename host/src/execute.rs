@@ -443,18 +443,18 @@ impl Continuation {
         let g = &self.generation;
         let req = self.request.req();
         let outcome = pending.outcome().await;
-        match g.on_reply(self.node, cookie, outcome.status, &req.input) {
-            Ok(Decision::Pass) => outcome,
-            Ok(plan) => {
-                g.carry_out(self.node, plan, &req, Some(&outcome), self.calls)
-                    .outcome()
-                    .await
+        // Routed on from here at once; what it sends is awaited with no tenant served.
+        let next = {
+            let _serving = g.serving(req.tenant);
+            match g.on_reply(self.node, cookie, outcome.status, &req.input) {
+                Ok(Decision::Pass) => None,
+                Ok(plan) => Some(g.carry_out(self.node, plan, &req, Some(&outcome), self.calls)),
+                Err(error) => Some(g.recover(g.plugin_failed(self.node, error), &req)),
             }
-            Err(error) => {
-                g.recover(g.plugin_failed(self.node, error), &req)
-                    .outcome()
-                    .await
-            }
+        };
+        match next {
+            None => outcome,
+            Some(next) => next.outcome().await,
         }
     }
 }

@@ -564,7 +564,7 @@ impl Generation {
                                 })
                         })
                         .collect(),
-                    routes: nodes
+                    nodes: nodes
                         .iter()
                         .map(|node| {
                             old.and_then(|old| {
@@ -572,10 +572,10 @@ impl Generation {
                                     .nodes
                                     .iter()
                                     .position(|o| Arc::ptr_eq(&o.context, &node.context))?;
-                                old.routes.get(was).cloned()
+                                old.nodes.get(was).cloned()
                             })
                             .unwrap_or_else(|| {
-                                Arc::new(crate::tenant::routes::RouteTraffic::new(workers))
+                                Arc::new(crate::tenant::nodes::NodeTraffic::new(workers))
                             })
                         })
                         .collect(),

@@ -153,6 +153,22 @@ impl LocalGeneration {
             .find_map(|(i, e)| Some((i, e.rollout()?.side_of(key)?)))
     }
 
+    /// Calls into the plugins until the returned guard is dropped are for a request of tenant
+    /// `tenant` (its index; `None`: of no tenant), and count in its share of each node. Held
+    /// only while the request is routed on this thread, never across an await.
+    pub(crate) fn serving(&self, tenant: Option<usize>) -> Serving<'_> {
+        Serving {
+            cell: &self.serving,
+            was: self.serving.replace(tenant),
+        }
+    }
+
+    /// The share of node `n` of the tenant being served, if any.
+    fn served(&self, n: usize) -> Option<&crate::tenant::nodes::NodeTraffic> {
+        let tenant = self.shared.tenants.get(self.serving.get()?)?;
+        tenant.nodes.get(n).map(|t| &**t)
+    }
+
     /// Runs node `n`'s `on_reply` for a `call` it planned.
     pub fn on_reply(
         &self,
@@ -200,11 +216,11 @@ impl LocalGeneration {
         };
         let started = self.shared.config.stats.timings.then(Instant::now);
         let result = call(instance);
-        node.stats.call(
-            self.worker,
-            started.map(|at| at.elapsed()),
-            instance.memory_size(),
-        );
+        let took = started.map(|at| at.elapsed());
+        node.stats.call(self.worker, took, instance.memory_size());
+        if let Some(share) = self.served(n) {
+            share.call(self.worker, took);
+        }
         match result {
             Ok(plan) => {
                 slot.breaker.success();
@@ -344,6 +360,9 @@ impl LocalGeneration {
         // (`reload/partial.rs`).
         if let Some(kind) = error.fault_kind() {
             node.stats.fault(self.worker, kind);
+            if let Some(share) = self.served(n) {
+                share.fault(self.worker, kind);
+            }
         }
         // A dry walk's faults (an experiment's, `__switchyard__.route`'s) and an experiment's
         // candidate's count for them only, never towards the rollback.
@@ -353,9 +372,14 @@ impl LocalGeneration {
         if let Some(kind) = error.fault_kind()
             && let Some(suppressed) = node.fault_log.admit(kind, fault_log::now_ms())
         {
+            // The node's tenant, or on a node tenants share, the one whose request faulted.
+            let tenant = node.context.tenant.as_deref().or_else(|| {
+                let t = self.shared.tenants.get(self.serving.get()?)?;
+                Some(&*t.name)
+            });
             tracing::warn!(
                 node = %node.context.label,
-                tenant = node.context.tenant.as_deref().unwrap_or("-"),
+                tenant = tenant.unwrap_or("-"),
                 plugin = %node.module.name(),
                 kind = kind.name(),
                 not_logged = suppressed,
@@ -398,5 +422,19 @@ impl LocalGeneration {
             problem,
         };
         self.plugin_failed(n, error)
+    }
+}
+
+/// The tenant a worker's plugin calls are for, put back as it was when dropped
+/// ([`LocalGeneration::serving`]).
+#[derive(Debug)]
+pub(crate) struct Serving<'a> {
+    cell: &'a std::cell::Cell<Option<usize>>,
+    was: Option<usize>,
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.cell.set(self.was);
     }
 }

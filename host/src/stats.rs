@@ -327,7 +327,7 @@ pub fn render_routes(generation: &crate::generation::Generation) -> String {
         let label = &node.context.label;
         node.stats.render_routes(label, &mut out);
         for tenant in &generation.tenants {
-            let Some(totals) = tenant.routes.get(i).map(|r| r.totals()) else {
+            let Some(totals) = tenant.nodes.get(i).map(|r| r.totals()) else {
                 continue;
             };
             if totals.requests != 0 {
@@ -398,9 +398,44 @@ pub fn render_plugins(generation: &crate::generation::Generation) -> String {
         }
         render_plugin_metrics(&node.context.label, &node.context.metrics, &mut out);
     }
+    for (i, node) in generation.nodes.iter().enumerate() {
+        for tenant in &generation.tenants {
+            let Some(totals) = tenant.nodes.get(i).map(|t| t.plugin_totals()) else {
+                continue;
+            };
+            if totals.calls == 0 && totals.faults.iter().all(|n| *n == 0) {
+                continue;
+            }
+            let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
+                let name = def
+                    .name
+                    .replacen("<node>", &node.context.label, 1)
+                    .replacen("<tenant>", &tenant.name, 1);
+                let _ = write!(out, "STAT {name} {value}\r\n");
+            };
+            line(&registry::PLUGIN_TENANT_CALLS, &totals.calls);
+            for (def, n) in PLUGIN_TENANT_FAULTS.iter().zip(totals.faults) {
+                line(def, &n);
+            }
+            line(&registry::PLUGIN_TENANT_CALL_MEAN, &totals.time.mean_us());
+            line(
+                &registry::PLUGIN_TENANT_CALL_P99,
+                &totals.time.quantile_us(0.99),
+            );
+        }
+    }
     out.push_str("END\r\n");
     out
 }
+
+/// A tenant's faults at a node, in [`crate::tenant::nodes::PluginTotals::faults`]' order.
+pub const PLUGIN_TENANT_FAULTS: [&StatDef; 5] = [
+    &registry::PLUGIN_TENANT_TRAPS,
+    &registry::PLUGIN_TENANT_TIMEOUTS,
+    &registry::PLUGIN_TENANT_BAD_PLANS,
+    &registry::PLUGIN_TENANT_OUT_OF_MEMORY,
+    &registry::PLUGIN_TENANT_UNAVAILABLE,
+];
 
 /// The `stats plugins` lines of the metrics the plugin of the node labelled `label` defined.
 fn render_plugin_metrics(label: &str, metrics: &crate::plugin::PluginMetrics, out: &mut String) {

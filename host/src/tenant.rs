@@ -7,12 +7,12 @@
 //!   [`TenantState`] it keeps across reloads (rate buckets, connection count, counters), handed
 //!   from each generation to the next by name.
 //! - [`servers`]: a tenant's requests to each server (`stats backends`, by tenant).
-//! - [`routes`]: a tenant's requests at each route node (`stats routes`, by tenant).
+//! - [`nodes`]: a tenant's requests at each route node (`stats routes` and `stats plugins`, by tenant).
 //! - [`Credentials`]: the `[auth]` file, and the check of an authentication request.
 //! - [`Gcra`]: the token bucket behind `requests_per_second` and `bytes_per_second`, one atomic
 //!   word shared by every worker.
 
-pub mod routes;
+pub mod nodes;
 pub mod servers;
 
 use std::sync::Arc;
@@ -364,7 +364,7 @@ pub struct Tenant {
     /// Its requests at each route node, by node index
     /// ([`Generation::nodes`](crate::generation::Generation::nodes)): each kept across a
     /// reload that keeps its node as it was.
-    pub routes: Box<[Arc<routes::RouteTraffic>]>,
+    pub nodes: Box<[Arc<nodes::NodeTraffic>]>,
     /// Its namespace as the rewrite that puts it in front of a key, made once: what
     /// `LocalGeneration::execute_in` sends its requests with.
     pub rewrite: crate::plugin::OwnedRewrite,

@@ -143,7 +143,7 @@ impl Worker {
             if let Some(node) = published.nodes.get(n) {
                 node.stats.replied(self.id, status, latency);
             }
-            if let Some(route) = tenant.and_then(|t| t.routes.get(n)) {
+            if let Some(route) = tenant.and_then(|t| t.nodes.get(n)) {
                 route.replied(self.id, status, latency);
             }
         }
@@ -237,6 +237,9 @@ pub struct LocalGeneration {
     pub(crate) dry: std::cell::Cell<bool>,
     /// The experiments the request being routed met (`execute/experiments.rs`).
     pub(crate) marks: std::cell::Cell<crate::execute::Marks>,
+    /// The tenant (its index) whose request the plugins are being called for, while one is
+    /// (`LocalGeneration::serving`): its share of each node's calls and faults.
+    pub(crate) serving: std::cell::Cell<Option<usize>>,
 }
 
 impl LocalGeneration {
@@ -266,6 +269,7 @@ impl LocalGeneration {
             trail: Default::default(),
             dry: std::cell::Cell::new(false),
             marks: Default::default(),
+            serving: Default::default(),
         }
     }
 
@@ -311,6 +315,7 @@ impl LocalGeneration {
             trail: Default::default(),
             dry: std::cell::Cell::new(false),
             marks: Default::default(),
+            serving: Default::default(),
         }
     }
 }

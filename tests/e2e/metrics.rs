@@ -1008,7 +1008,7 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
         );
     }
     // A tenant's own node's series carry its `tenant` label; a shared node's none (each
-    // tenant's share of it is in the `switchyard_route_tenant_*` families).
+    // tenant's share of it is in the `switchyard_*_tenant_*` families).
     assert_eq!(
         tenant_value(
             "switchyard_route_requests_total",
@@ -1020,7 +1020,7 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
         scrape
             .samples
             .iter()
-            .filter(|s| !s.metric.starts_with("switchyard_route_tenant_"))
+            .filter(|s| !s.metric.contains("_tenant_"))
             .all(|s| s.labels.get("node") != Some("pools.main") || s.labels.get("tenant").is_none()),
         "the shared pool labelled with a tenant"
     );
@@ -1312,5 +1312,85 @@ fn a_tenants_requests_to_each_server_and_node_are_counted_apart() {
             && why.contains("no tenant `gamma`")
             && why.contains("alpha, beta"),
         "{why}"
+    );
+}
+
+/// A route two tenants share, whose plugin traps on keys starting with `trap`: beta's keys do
+/// (its namespace is `trap:`), alpha's never. `stats plugins` counts each tenant's calls and
+/// faults at the node apart, and together they are the node's; so are `/metrics`' plugin
+/// families labelled `node` and `tenant`.
+#[test]
+fn a_shared_plugins_calls_and_faults_are_counted_by_tenant() {
+    let server = Memcached::start();
+    let dir = TestDir::new("tenant-faults");
+    dir.write("trap.wasm", switchyard_tests::wasm::trapping_plugin());
+    let text = format!(
+        "[server]\nworkers = 1\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [tenants.alpha]\nroute = \"front\"\n\n\
+         [tenants.beta]\nroute = \"front\"\nnamespace = \"trap:\"\n\n\
+         [routes.front]\nplugin = \"trap.wasm\"\nchildren = [\"main\"]\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n\
+         [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        server.spec()
+    );
+    let router = switchyard_tests::router_in(&dir, &text);
+    let admin = router.admin_http_addr().expect("the admin HTTP listener");
+    let (mut alpha, mut beta) = (connect(&router, 0), connect(&router, 1));
+    for i in 0..5 {
+        assert_eq!(alpha.get(&format!("k{i}")), None);
+    }
+    for i in 0..3 {
+        let reply =
+            String::from_utf8_lossy(&beta.request(format!("get k{i}\r\n").as_bytes())).into_owned();
+        assert!(reply.starts_with("SERVER_ERROR"), "{reply}");
+    }
+    let plugins = group(&mut connect(&router, 2), "plugins");
+    let n = |name: &str| number(&plugins, &format!("routes.front:{name}"));
+    assert_eq!(n("tenant:alpha:calls"), 5.0, "{plugins:?}");
+    let faults = |who: &str| -> f64 {
+        [
+            "trap",
+            "timeout",
+            "bad_plan",
+            "out_of_memory",
+            "unavailable",
+        ]
+        .iter()
+        .map(|k| n(&format!("{who}faults_{k}")))
+        .sum()
+    };
+    assert_eq!(faults("tenant:alpha:"), 0.0, "{plugins:?}");
+    assert_eq!(faults("tenant:beta:"), 3.0, "{plugins:?}");
+    assert!(n("tenant:beta:faults_trap") >= 1.0, "{plugins:?}");
+    assert_eq!(faults(""), 3.0, "{plugins:?}");
+    assert_eq!(
+        n("calls"),
+        n("tenant:alpha:calls") + n("tenant:beta:calls"),
+        "{plugins:?}"
+    );
+    assert!(n("tenant:alpha:call_p99_us") > 0.0, "{plugins:?}");
+
+    let body = get(admin, "/metrics").body;
+    promtool_accepts(&body);
+    let scrape = parse(&body);
+    let labels = |tenant| [("node", "routes.front"), ("tenant", tenant)];
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_plugin_tenant_calls_total",
+            &labels("alpha")
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_plugin_tenant_faults_trap_total",
+            &labels("beta")
+        ),
+        n("tenant:beta:faults_trap")
     );
 }

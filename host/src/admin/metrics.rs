@@ -479,7 +479,7 @@ fn collect(stats: &RouterStats) -> Vec<Family> {
     routes_group(&generation, &mut out);
     plugins_group(&generation, &mut out);
     label_tenants(&generation, &mut out[nodes_from..]);
-    tenant_routes(&generation, &mut out);
+    tenant_nodes(&generation, &mut out);
     tenants_group(&generation, &mut out);
     experiments_group(&generation, &mut out);
 
@@ -699,9 +699,50 @@ fn routes_group(generation: &Generation, out: &mut Vec<Family>) {
     ));
 }
 
-/// `stats routes`' lines of each tenant at each node: a series per node and tenant whose
-/// requests reached it, labelled `node` and `tenant`.
-fn tenant_routes(generation: &Generation, out: &mut Vec<Family>) {
+/// `stats routes`' and `stats plugins`' lines of each tenant at each node: a series per node
+/// and tenant whose requests reached it (or called its plugin), labelled `node` and `tenant`.
+fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
+    let calls: Vec<(String, String, crate::tenant::nodes::PluginTotals)> = generation
+        .tenants
+        .iter()
+        .flat_map(|t| {
+            generation
+                .nodes
+                .iter()
+                .zip(&t.nodes)
+                .filter_map(|(node, share)| {
+                    let totals = share.plugin_totals();
+                    (totals.calls != 0 || totals.faults.iter().any(|n| *n != 0))
+                        .then(|| (node.context.label.clone(), t.name.to_string(), totals))
+                })
+        })
+        .collect();
+    let series = |value: &dyn Fn(&crate::tenant::nodes::PluginTotals) -> Value| {
+        calls
+            .iter()
+            .map(|(node, tenant, totals)| Series {
+                label: Some(node.clone()),
+                tenant: Some(tenant.clone()),
+                value: value(totals),
+            })
+            .collect::<Vec<_>>()
+    };
+    if !calls.is_empty() {
+        out.push(Family {
+            def: &registry::PLUGIN_TENANT_CALLS,
+            series: series(&|t| Value::Int(t.calls)),
+        });
+        for (k, def) in crate::stats::PLUGIN_TENANT_FAULTS.iter().enumerate() {
+            out.push(Family {
+                def,
+                series: series(&|t| Value::Int(t.faults[k])),
+            });
+        }
+        out.push(Family {
+            def: &registry::PLUGIN_TENANT_CALL_MEAN,
+            series: series(&|t| Value::Histogram(t.time.clone())),
+        });
+    }
     let pairs: Vec<(String, String, crate::stats::RouteTotals)> = generation
         .tenants
         .iter()
@@ -709,7 +750,7 @@ fn tenant_routes(generation: &Generation, out: &mut Vec<Family>) {
             generation
                 .nodes
                 .iter()
-                .zip(&t.routes)
+                .zip(&t.nodes)
                 .filter_map(|(node, route)| {
                     let totals = route.totals();
                     (totals.requests != 0)

@@ -280,6 +280,24 @@ defs! {
     /// reaches it when no other and no listener without tenants does. Not printed for a
     /// shared node; `/metrics` also labels the node's series with it (`tenant`).
     PLUGIN_TENANT = "plugins", "<node>:tenant", Info, Text;
+    /// Calls into the node's plugin for the tenant's requests: `<node>:calls` for one tenant.
+    /// A tenant's lines are printed for each node whose plugin its requests called; `/metrics`
+    /// labels them `node` and `tenant`.
+    PLUGIN_TENANT_CALLS = "plugins", "<node>:tenant:<tenant>:calls", Counter, Count;
+    /// Of those, the ones that trapped.
+    PLUGIN_TENANT_TRAPS = "plugins", "<node>:tenant:<tenant>:faults_trap", Counter, Count;
+    /// The ones that ran past `call_timeout_ms`.
+    PLUGIN_TENANT_TIMEOUTS = "plugins", "<node>:tenant:<tenant>:faults_timeout", Counter, Count;
+    /// The ones that returned a plan the host refused.
+    PLUGIN_TENANT_BAD_PLANS = "plugins", "<node>:tenant:<tenant>:faults_bad_plan", Counter, Count;
+    /// The ones that trapped for want of memory.
+    PLUGIN_TENANT_OUT_OF_MEMORY = "plugins", "<node>:tenant:<tenant>:faults_out_of_memory", Counter, Count;
+    /// The tenant's requests that found no instance to call.
+    PLUGIN_TENANT_UNAVAILABLE = "plugins", "<node>:tenant:<tenant>:faults_unavailable", Counter, Count;
+    /// Mean time of a call for the tenant's requests.
+    PLUGIN_TENANT_CALL_MEAN = "plugins", "<node>:tenant:<tenant>:call_mean_us", Quantile, Microseconds;
+    /// 99th percentile of that time.
+    PLUGIN_TENANT_CALL_P99 = "plugins", "<node>:tenant:<tenant>:call_p99_us", Quantile, Microseconds;
     /// A counter the node's plugin defined (ABI.md, "Plugin metrics"), every worker.
     PLUGIN_COUNTER = "plugins", "<node>:counter:<counter>", Counter, Count;
     /// Values recorded in a histogram the node's plugin defined.
