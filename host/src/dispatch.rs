@@ -635,7 +635,11 @@ fn keyed(
         Some(resolved) => generation.run(resolved, &req),
         // A namespaced tenant's request is never held: `stream_route` buffers it whole.
         None if !namespace.is_empty() => match via.tenant {
-            Some(tenant) => generation.execute_in(root, &req, &tenant.rewrite, &tenant.namespace),
+            Some(tenant) => {
+                // A meta get's long value may stream to the client, as without a namespace.
+                let for_client = request.command == Command::MetaGet;
+                generation.execute_in(root, &req, &tenant.rewrite, &tenant.namespace, for_client)
+            }
             None => generation.execute(root, &req),
         },
         // A meta get's long value may stream to the client.
@@ -948,7 +952,7 @@ fn retrieval(
             && !tenant.namespace.is_empty()
         {
             return (
-                generation.execute_in(root, &req, &tenant.rewrite, &tenant.namespace),
+                generation.execute_in(root, &req, &tenant.rewrite, &tenant.namespace, true),
                 1,
             );
         }

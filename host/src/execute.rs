@@ -19,7 +19,7 @@ mod rewrite;
 
 pub(crate) use experiments::Marks;
 
-pub(crate) use rewrite::{now_for, rewritten_key};
+pub(crate) use rewrite::{KeyRestore, now_for, rewritten_key};
 
 use crate::error::{PlanProblem, PluginCall, RequestError};
 use crate::generation::Target;
@@ -96,13 +96,15 @@ impl LocalGeneration {
     /// (`namespace`, the rewrite that puts it in front of a key): the request goes on
     /// rewritten (as a plan's rewrite sends it: the plugins from `target` down see that key,
     /// and so does every server), and the reply comes back with the client's key (`VALUE`
-    /// lines, a meta `k` flag, `me`).
+    /// lines, a meta `k` flag, `me`). `for_client`: the reply goes straight to the client's
+    /// writer, so a long value may stream (`execute_for_client`).
     pub fn execute_in(
         self: &Rc<Self>,
         target: Target,
         req: &Req<'_>,
         namespace: &crate::plugin::OwnedRewrite,
         prefix: &[u8],
+        for_client: bool,
     ) -> Pending {
         let rewritten = match rewrite::rewrite(req, namespace) {
             Ok(rewritten) => rewritten,
@@ -119,15 +121,16 @@ impl LocalGeneration {
                 );
             }
         };
-        let reply = self.execute(
-            target,
-            &Req {
-                namespace: prefix,
-                ..rewritten.req(req)
-            },
-        );
-        let restore = rewrite::KeyRestore::new(req, &rewritten);
-        reply.map(move |outcome| restore.apply(outcome))
+        let sent = Req {
+            namespace: prefix,
+            ..rewritten.req(req)
+        };
+        let reply = if for_client {
+            self.execute_for_client(target, &sent)
+        } else {
+            self.execute(target, &sent)
+        };
+        reply.restored(rewrite::KeyRestore::new(req, &rewritten))
     }
 
     /// Carries out a resolved route.
@@ -244,8 +247,7 @@ impl LocalGeneration {
                 if let Some(rewritten) = &rewritten
                     && rewrite.changes_key()
                 {
-                    let restore = rewrite::KeyRestore::new(req, rewritten);
-                    reply = reply.map(move |outcome| restore.apply(outcome));
+                    reply = reply.restored(rewrite::KeyRestore::new(req, rewritten));
                 }
                 self.background(node, &background, req, at_hand, &mut reply);
                 reply
@@ -312,7 +314,7 @@ impl LocalGeneration {
         tenant: Option<usize>,
         dest: usize,
     ) -> Option<&Rc<crate::tenant::servers::Tap>> {
-        self.tenant_taps.get(tenant?)?.get(dest)
+        self.tenant_taps.get(tenant?)?.get(dest)?.as_ref()
     }
 
     /// Sends `wire` to destination `dest`; a value reply of at least `stream_from` bytes may

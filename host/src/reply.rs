@@ -77,6 +77,16 @@ pub enum Pending {
     /// A reply whose long value is still arriving: its header line, and the rest to come
     /// (boxed: rare, and inline it would grow every queued reply).
     Streaming(Outcome, Box<Body>),
+    /// A reply whose keys are put back as the client sent them once it is in (a tenant's
+    /// namespace, a plan's rewrite).
+    Restored(Box<Restoring>),
+}
+
+/// A reply on its way and how to put its keys back ([`Pending::Restored`]).
+#[derive(Debug)]
+pub struct Restoring {
+    inner: Pending,
+    restore: crate::execute::KeyRestore,
 }
 
 /// A reply that has arrived: whole, as chunks, or as the start of a stream.
@@ -140,6 +150,7 @@ impl std::fmt::Debug for Pending {
             Pending::Chunks(c) => f.debug_tuple("Chunks").field(&c.len()).finish(),
             Pending::Quiet(inner, _) => f.debug_tuple("Quiet").field(inner).finish(),
             Pending::Streaming(head, _) => f.debug_tuple("Streaming").field(head).finish(),
+            Pending::Restored(r) => f.debug_tuple("Restored").field(&r.inner).finish(),
         }
     }
 }
@@ -183,7 +194,10 @@ impl Pending {
                 }
             },
             // `poll_ready` leaves none of these behind; should one be, it is not in yet.
-            other @ (Pending::Backend { .. } | Pending::Combined(_) | Pending::Merged(_)) => {
+            other @ (Pending::Backend { .. }
+            | Pending::Combined(_)
+            | Pending::Merged(_)
+            | Pending::Restored(_)) => {
                 *self = other;
                 return Poll::Pending;
             }
@@ -214,9 +228,34 @@ impl Pending {
                 Poll::Ready(Err(failed)) => Pending::Ready(failed),
                 Poll::Pending => return false,
             },
+            Pending::Restored(r) => {
+                if !r.inner.poll_ready(cx) {
+                    return false;
+                }
+                match std::mem::replace(&mut r.inner, Pending::Chunks(Vec::new())) {
+                    Pending::Ready(outcome) => r.restore.settle(outcome),
+                    // A long value passes on as it arrives: only its header has the key.
+                    Pending::Streaming(head, body) => {
+                        Pending::Streaming(r.restore.settle_head(head), body)
+                    }
+                    // Nothing else is left in once in (a quiet reply is wrapped outside).
+                    other => other,
+                }
+            }
         };
         *self = done;
         true
+    }
+
+    /// This reply with its keys put back by `restore` once it is in.
+    pub(crate) fn restored(self, restore: crate::execute::KeyRestore) -> Pending {
+        match self {
+            Pending::Ready(outcome) => restore.settle(outcome),
+            other => Pending::Restored(Box::new(Restoring {
+                inner: other,
+                restore,
+            })),
+        }
     }
 
     /// This reply, once it is in, passed through `f` first.

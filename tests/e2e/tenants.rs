@@ -1150,3 +1150,54 @@ fn a_tenant_cannot_read_past_its_namespace_beside_a_question_about_the_router() 
     let route = text(alpha.request(b"get __switchyard__.route(get,k)\r\n"));
     assert!(route.contains("\nroute get alpha:k\n"), "{route}");
 }
+
+/// A namespaced tenant's long value streams to it as anyone's does (past `stream_from_bytes`,
+/// counted in `streamed_values`), with its own key on the `VALUE` line and the `mg` reply's
+/// `k` flag: the namespace is put back into the header alone.
+#[test]
+fn a_namespaced_tenants_long_value_streams_back_with_its_own_key() {
+    let server = Memcached::start();
+    let router = listener_tenants(&server, &[("t", "")]);
+    let len = 512 << 10;
+    let value: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+    server.client().set("t:big", &value);
+    let mut t = connect(&router, 0);
+    let mut ops = connect(&router, 1);
+    let streamed = |ops: &mut Client| -> u64 {
+        group(ops, "")
+            .get("streamed_values")
+            .and_then(|v| v.parse().ok())
+            .expect("streamed_values")
+    };
+    let before = streamed(&mut ops);
+    let mut expected = format!("VALUE big 0 {len}\r\n").into_bytes();
+    expected.extend_from_slice(&value);
+    expected.extend_from_slice(b"\r\nEND\r\n");
+    let got = t.request(b"get big\r\n");
+    assert!(
+        got == expected,
+        "the get's reply differs: {} bytes, starting {:?}, ending {:?}",
+        got.len(),
+        String::from_utf8_lossy(&got[..got.len().min(40)]),
+        String::from_utf8_lossy(&got[got.len().saturating_sub(20)..])
+    );
+    let mut expected = format!("VA {len} kbig\r\n").into_bytes();
+    expected.extend_from_slice(&value);
+    expected.extend_from_slice(b"\r\n");
+    // The test client reads a meta reply's line; the value (no CR LF in it) follows.
+    let mut got = t.request(b"mg big v k\r\n");
+    got.extend(t.read_until(b"\r\n"));
+    assert!(
+        got == expected,
+        "the mg's reply differs: {} bytes, starting {:?}",
+        got.len(),
+        String::from_utf8_lossy(&got[..got.len().min(40)]),
+    );
+    assert_eq!(streamed(&mut ops), before + 2);
+    // A short one still comes whole, with the client's key.
+    t.set("small", b"xyz");
+    assert_eq!(
+        text(t.request(b"get small\r\n")),
+        "VALUE small 0 3\r\nxyz\r\nEND\r\n"
+    );
+}

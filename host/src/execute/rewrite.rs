@@ -3,8 +3,10 @@
 //! put back into the reply to a request whose key was rewritten.
 //!
 //! Only rewritten requests pay for this: a new line is composed (the value is never copied; it
-//! travels as a slice of the client's or the backend's buffer), and a reply whose key must be
-//! put back is copied once.
+//! travels as a slice of the client's or the backend's buffer). A reply whose key must be put
+//! back keeps its bytes where it can: a `VALUE` hit goes out as three slices (its line up to
+//! the key, the client's key, the rest), a streamed value's header alone is rewritten; any
+//! other reply (a meta reply, whose `k` flag may sit anywhere on its line) is copied once.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,7 +21,7 @@ use switchyard_sdk::Exptime;
 use super::{Origin, Req};
 use crate::error::PlanProblem;
 use crate::plugin::{OwnedBackground, OwnedRewrite, RouteInput};
-use crate::reply::Outcome;
+use crate::reply::{Outcome, Pending};
 use crate::wire::Wire;
 
 /// A request a plan made: its fields (what the child's plugins see) and its bytes.
@@ -144,9 +146,9 @@ pub(super) fn background(
 /// Puts the client's key back into the reply to a request whose key was rewritten: the key of
 /// each `VALUE` line, a meta reply's `k` flag and the key of an `me` reply.
 #[derive(Debug)]
-pub(super) struct KeyRestore {
+pub(crate) struct KeyRestore {
     /// The key as the client's reply must show it.
-    client: Vec<u8>,
+    client: Bytes,
     /// The key as the backend saw it.
     sent: Vec<u8>,
 }
@@ -157,9 +159,58 @@ impl KeyRestore {
     /// whatever flags the request had) is decoded to compare and put back encoded.
     pub(super) fn new(req: &Req<'_>, rewritten: &Rewritten) -> KeyRestore {
         KeyRestore {
-            client: req.input.key.to_vec(),
+            client: Bytes::copy_from_slice(req.input.key),
             sent: rewritten.key.clone(),
         }
+    }
+
+    /// The reply, in, with the client's key: a `VALUE` hit for the key sent as chunks of its
+    /// own bytes around the client's key (its value not copied), any other reply copied.
+    pub(crate) fn settle(&self, outcome: Outcome) -> Pending {
+        match self.spliced(&outcome.frame) {
+            Some(chunks) => Pending::Chunks(chunks),
+            None => Pending::Ready(self.apply(outcome)),
+        }
+    }
+
+    /// The header line of a long value that streams (`VALUE <key> ...` or a meta `VA` line)
+    /// with the client's key.
+    pub(crate) fn settle_head(&self, head: Outcome) -> Outcome {
+        let frame = &head.frame;
+        let Some(line) = frame.strip_prefix(b"VALUE ") else {
+            return self.apply(head);
+        };
+        let key_len = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        if line[..key_len] != self.sent[..] {
+            return head;
+        }
+        let start = b"VALUE ".len();
+        let mut out = BytesMut::with_capacity(frame.len() + self.client.len());
+        out.extend_from_slice(&frame[..start]);
+        out.extend_from_slice(&self.client);
+        out.extend_from_slice(&frame[start + key_len..]);
+        Outcome {
+            frame: out.freeze(),
+            status: head.status,
+        }
+    }
+
+    /// `frame`, one `VALUE` for the key sent (and `END`), as its line up to the key, the
+    /// client's key and the rest; `None` for any other reply.
+    fn spliced(&self, frame: &Bytes) -> Option<Vec<Bytes>> {
+        if !frame.starts_with(b"VALUE ") {
+            return None;
+        }
+        let mut entries = values(frame);
+        let entry = entries.next()?;
+        if entries.next().is_some() || frame.get(entry.key.clone())? != &self.sent[..] {
+            return None;
+        }
+        Some(vec![
+            frame.slice(..entry.key.start),
+            self.client.clone(),
+            frame.slice(entry.key.end..),
+        ])
     }
 
     /// What replaces `key`, a key a reply shows: the client's key if `key` is the one sent,
@@ -177,8 +228,8 @@ impl KeyRestore {
         Some(std::borrow::Cow::Owned(encoded))
     }
 
-    /// The reply with the client's key.
-    pub(super) fn apply(&self, outcome: Outcome) -> Outcome {
+    /// The reply with the client's key, copied.
+    pub(crate) fn apply(&self, outcome: Outcome) -> Outcome {
         let frame = &outcome.frame;
         let mut out = BytesMut::with_capacity(frame.len() + self.client.len());
         let mut copied = 0;
@@ -397,7 +448,7 @@ mod tests {
 
     fn restore(client: &str, sent: &str, frame: &'static str) -> String {
         let r = KeyRestore {
-            client: client.as_bytes().to_vec(),
+            client: Bytes::copy_from_slice(client.as_bytes()),
             sent: sent.as_bytes().to_vec(),
         };
         let out = r.apply(Outcome {
@@ -431,6 +482,51 @@ mod tests {
         // Another key, or a flag that only looks like one, is left alone.
         assert_eq!(restore("a", "p:a", "HD kp:b Op:a\r\n"), "HD kp:b Op:a\r\n");
         assert_eq!(restore("a", "p:a", "ME p:b p:a\r\n"), "ME p:b p:a\r\n");
+    }
+
+    /// A `VALUE` hit settles as three slices: its own bytes around the client's key, the
+    /// value never copied; every other reply as one copied frame.
+    #[test]
+    fn a_value_hit_is_spliced_and_the_rest_copied() {
+        let r = KeyRestore {
+            client: Bytes::from_static(b"a"),
+            sent: b"p:a".to_vec(),
+        };
+        let frame = Bytes::from_static(b"VALUE p:a 5 5\r\nhello\r\nEND\r\n");
+        let hit = Outcome {
+            frame: frame.clone(),
+            status: ReplyStatus::Hit,
+        };
+        let Pending::Chunks(chunks) = r.settle(hit) else {
+            panic!("a hit is not spliced");
+        };
+        assert_eq!(chunks.concat(), b"VALUE a 5 5\r\nhello\r\nEND\r\n");
+        // The value is the frame's own bytes.
+        let rest = &chunks[2];
+        assert_eq!(rest.as_ptr(), frame[b"VALUE p:a".len()..].as_ptr());
+        // A streamed value's header.
+        let head = |frame: &'static str| {
+            let out = r.settle_head(Outcome {
+                frame: Bytes::from_static(frame.as_bytes()),
+                status: ReplyStatus::Hit,
+            });
+            String::from_utf8(out.frame.to_vec()).expect("ascii")
+        };
+        assert_eq!(head("VALUE p:a 0 300000\r\n"), "VALUE a 0 300000\r\n");
+        assert_eq!(head("VALUE p:a 0 300000 9\r\n"), "VALUE a 0 300000 9\r\n");
+        assert_eq!(head("VA 300000 kp:a f0\r\n"), "VA 300000 ka f0\r\n");
+        assert_eq!(head("VALUE p:b 0 1\r\n"), "VALUE p:b 0 1\r\n");
+        for (frame, status) in [
+            ("END\r\n", ReplyStatus::Miss),
+            ("VA 2 kp:a\r\nhi\r\n", ReplyStatus::Hit),
+            ("VALUE p:b 0 1\r\nx\r\nEND\r\n", ReplyStatus::Hit),
+        ] {
+            let outcome = Outcome {
+                frame: Bytes::from_static(frame.as_bytes()),
+                status,
+            };
+            assert!(matches!(r.settle(outcome), Pending::Ready(_)), "{frame}");
+        }
     }
 
     /// memcached 1.6 echoes the key of an item stored with the `b` flag in base64.
