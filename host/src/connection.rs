@@ -405,8 +405,12 @@ fn next_step(
         }
         Framed::Parsed(parsed) => parsed,
     };
-    // A route decided for a long value held whole belongs to the request completed now.
+    // A route decided for a long value held whole belongs to the request completed now, and
+    // so does its admission: anything else the framer finds ends that request.
     let held = hold.take();
+    if !matches!(parsed, Parsed::Request { .. }) {
+        caller.forget_early_admission();
+    }
     let ready = |reply| Step::Reply(Pending::Ready(error_reply(reply)), Tally::UNPARSED);
     match parsed {
         // The framer never returns this; reading more is the answer anyway.

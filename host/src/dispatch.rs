@@ -113,6 +113,12 @@ impl Caller {
         }
     }
 
+    /// The request admitted on its line did not come whole (its data block was refused, the
+    /// connection closes): the next request is admitted as any other.
+    pub fn forget_early_admission(&self) {
+        self.take_admitted_early();
+    }
+
     /// Whether this request was admitted already; either way, the next one is not.
     fn take_admitted_early(&self) -> bool {
         self.tenant

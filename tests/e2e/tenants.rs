@@ -1140,9 +1140,21 @@ fn a_tenant_cannot_read_past_its_namespace_beside_a_question_about_the_router() 
             String::from_utf8_lossy(request)
         );
     }
+    // A long value admitted on its line whose data block ends badly leaves no admission
+    // behind for the request after it.
+    let len = 300_000;
+    let mut bad = format!("set big 0 0 {len}\r\n").into_bytes();
+    bad.extend(std::iter::repeat_n(b'v', len));
+    bad.extend_from_slice(b"XX");
+    let refused = text(alpha.request(&bad));
+    assert!(refused.starts_with("CLIENT_ERROR"), "{refused}");
+    assert_eq!(
+        text(alpha.request(b"get __switchyard__.version beta:k\r\n")),
+        "CLIENT_ERROR tenant alpha may not ask about the router and read keys in one retrieval\r\n",
+    );
     let after = server_counts(&mut direct, &["cmd_get", "get_hits"]);
     assert_eq!(moved(&before, &after), BTreeMap::new());
-    assert_eq!(tenant_stat(&mut ops, "alpha:denied"), "3");
+    assert_eq!(tenant_stat(&mut ops, "alpha:denied"), "4");
     // The connection carries on.
     alpha.set("k", b"alpha's");
     assert_eq!(alpha.get("k").as_deref(), Some(&b"alpha's"[..]));
