@@ -607,7 +607,7 @@ fn finish(
         if let Some(node) = generation.shared.nodes.get(n) {
             node.stats.request(worker.id);
         }
-        if let Some(route) = tenant.and_then(|t| t.nodes.get(n)) {
+        if let Some(route) = tenant.and_then(|t| t.node(n)) {
             route.request(worker.id);
         }
     }
@@ -853,6 +853,7 @@ pub fn delete_quietly(worker: &Worker, key: Bytes, base64: bool, caller: &Caller
     let Ok(via) = caller.via(&generation.shared) else {
         return;
     };
+    let _serving = generation.serving(via.tenant_index());
     let namespace = via.namespace();
     if namespace.is_empty() {
         return delete_key(&generation, via, key, base64);

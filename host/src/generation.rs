@@ -537,45 +537,80 @@ impl Generation {
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Each node's place in the generation before, if a reload carried it (its counts, and
+        // each tenant's share of them, carry on with it).
+        let carried: Vec<Option<usize>> = nodes
+            .iter()
+            .map(|node| {
+                previous?
+                    .nodes
+                    .iter()
+                    .position(|o| Arc::ptr_eq(&o.context, &node.context))
+            })
+            .collect();
+        // Experiments send or walk a request of their node to their candidate too.
+        let candidates: Vec<(usize, usize)> = config
+            .experiments
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    *index.get(e.node.as_str())?,
+                    *index.get(e.candidate.as_str())?,
+                ))
+            })
+            .collect();
         let tenants = config
             .tenants
             .iter()
             .enumerate()
             .map(|(position, t)| {
                 let old = previous.and_then(|p| p.tenants.iter().find(|old| *old.name == *t.name));
+                let root = lookup(&index, &t.route, &format!("tenants.{}", t.name), t.line)?;
+                // Counts are kept for what the tenant's requests can reach, no more.
+                let (reached_nodes, reached_servers) =
+                    reach(&nodes, destinations.len(), root, &candidates);
+                let old_servers: HashMap<SocketAddr, &Arc<crate::tenant::servers::ServerTraffic>> =
+                    old.map_or_else(HashMap::new, |old| {
+                        old.servers
+                            .iter()
+                            .flatten()
+                            .map(|s| (s.address, s))
+                            .collect()
+                    });
                 Ok(Arc::new(crate::tenant::Tenant {
                     name: t.name.as_str().into(),
                     index: position,
-                    root: lookup(&index, &t.route, &format!("tenants.{}", t.name), t.line)?,
+                    root,
                     // A tenant keeps its buckets, connections and counters across reloads,
-                    // and its counts at each server that stays.
+                    // and its counts at each server that stays and each node carried.
                     state: old
                         .map(|old| old.state.clone())
                         .unwrap_or_else(|| Arc::new(crate::tenant::TenantState::new(workers))),
                     servers: destinations
                         .iter()
-                        .map(|d| {
-                            old.and_then(|old| old.servers.iter().find(|s| s.address == d.address))
-                                .cloned()
-                                .unwrap_or_else(|| {
-                                    Arc::new(crate::tenant::servers::ServerTraffic::new(
-                                        d.address, workers,
-                                    ))
-                                })
+                        .zip(reached_servers)
+                        .map(|(d, reached)| {
+                            reached.then(|| {
+                                old_servers.get(&d.address).map_or_else(
+                                    || {
+                                        Arc::new(crate::tenant::servers::ServerTraffic::new(
+                                            d.address, workers,
+                                        ))
+                                    },
+                                    |s| Arc::clone(s),
+                                )
+                            })
                         })
                         .collect(),
-                    nodes: nodes
+                    nodes: carried
                         .iter()
-                        .map(|node| {
-                            old.and_then(|old| {
-                                let was = previous?
-                                    .nodes
-                                    .iter()
-                                    .position(|o| Arc::ptr_eq(&o.context, &node.context))?;
-                                old.nodes.get(was).cloned()
-                            })
-                            .unwrap_or_else(|| {
-                                Arc::new(crate::tenant::nodes::NodeTraffic::new(workers))
+                        .zip(reached_nodes)
+                        .map(|(was, reached)| {
+                            reached.then(|| {
+                                was.and_then(|was| old?.nodes.get(was)?.clone())
+                                    .unwrap_or_else(|| {
+                                        Arc::new(crate::tenant::nodes::NodeTraffic::new(workers))
+                                    })
                             })
                         })
                         .collect(),
@@ -748,6 +783,44 @@ impl Generation {
         }
         out
     }
+}
+
+/// The nodes and servers (by destination index, of `servers`) a request from `root` can
+/// reach: down every node's children, and from an experiment's node (`candidates`: node and
+/// candidate) to its candidate.
+fn reach(
+    nodes: &[Node],
+    servers: usize,
+    root: Target,
+    candidates: &[(usize, usize)],
+) -> (Vec<bool>, Vec<bool>) {
+    let (mut reached_nodes, mut reached_servers) = (vec![false; nodes.len()], vec![false; servers]);
+    let mut stack = vec![root];
+    while let Some(target) = stack.pop() {
+        match target {
+            Target::Server { dest, .. } => {
+                if let Some(reached) = reached_servers.get_mut(dest) {
+                    *reached = true;
+                }
+            }
+            Target::Node(n) => {
+                let Some(reached) = reached_nodes.get_mut(n) else {
+                    continue;
+                };
+                if std::mem::replace(reached, true) {
+                    continue;
+                }
+                stack.extend(nodes[n].children.iter().copied());
+                stack.extend(
+                    candidates
+                        .iter()
+                        .filter(|(node, _)| *node == n)
+                        .map(|(_, candidate)| Target::Node(*candidate)),
+                );
+            }
+        }
+    }
+    (reached_nodes, reached_servers)
 }
 
 /// A reference by name; `Config` validation guarantees it exists, but a `Config` built by hand

@@ -165,8 +165,7 @@ impl LocalGeneration {
 
     /// The share of node `n` of the tenant being served, if any.
     fn served(&self, n: usize) -> Option<&crate::tenant::nodes::NodeTraffic> {
-        let tenant = self.shared.tenants.get(self.serving.get()?)?;
-        tenant.nodes.get(n).map(|t| &**t)
+        self.shared.tenants.get(self.serving.get()?)?.node(n)
     }
 
     /// Runs node `n`'s `on_reply` for a `call` it planned.

@@ -327,12 +327,9 @@ pub fn render_routes(generation: &crate::generation::Generation) -> String {
         let label = &node.context.label;
         node.stats.render_routes(label, &mut out);
         for tenant in &generation.tenants {
-            let Some(totals) = tenant.nodes.get(i).map(|r| r.totals()) else {
-                continue;
-            };
-            if totals.requests != 0 {
+            if let Some(share) = tenant.node(i).filter(|s| s.reached()) {
                 let subject = [("<node>", label.as_str()), ("<tenant>", &tenant.name)];
-                route_lines(&totals, ROUTE_TENANT_DEFS, &subject, &mut out);
+                route_lines(&share.totals(), ROUTE_TENANT_DEFS, &subject, &mut out);
             }
         }
     }
@@ -400,12 +397,13 @@ pub fn render_plugins(generation: &crate::generation::Generation) -> String {
     }
     for (i, node) in generation.nodes.iter().enumerate() {
         for tenant in &generation.tenants {
-            let Some(totals) = tenant.nodes.get(i).map(|t| t.plugin_totals()) else {
+            let Some(totals) = tenant
+                .node(i)
+                .filter(|s| s.called())
+                .map(|s| s.plugin_totals())
+            else {
                 continue;
             };
-            if totals.calls == 0 && totals.faults.iter().all(|n| *n == 0) {
-                continue;
-            }
             let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
                 let name = def
                     .name
@@ -550,13 +548,9 @@ pub fn render_backends(generation: &crate::generation::Generation) -> String {
             let _ = write!(out, "STAT {address}:{} {}\r\n", def.name, counter.get());
         }
         for tenant in &generation.tenants {
-            let Some(traffic) = tenant.servers.get(i) else {
+            let Some(t) = tenant.server(i).filter(|s| s.active()).map(|s| s.totals()) else {
                 continue;
             };
-            let t = traffic.totals();
-            if !t.any() {
-                continue;
-            }
             let lines: [(&StatDef, u64); 9] = [
                 (&registry::BACKEND_TENANT_REPLIES, t.replies),
                 (&registry::BACKEND_TENANT_FAILED, t.failed),

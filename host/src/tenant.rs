@@ -357,14 +357,14 @@ pub struct Tenant {
     pub root: Target,
     /// What it keeps across reloads.
     pub state: Arc<TenantState>,
-    /// Its requests to each server, by destination index
+    /// Its requests to each server its route can reach, by destination index
     /// ([`Generation::destinations`](crate::generation::Generation::destinations)): each kept
     /// across reloads for as long as its server stays.
-    pub servers: Box<[Arc<servers::ServerTraffic>]>,
-    /// Its requests at each route node, by node index
+    pub servers: Box<[Option<Arc<servers::ServerTraffic>>]>,
+    /// Its requests at each node its route can reach, by node index
     /// ([`Generation::nodes`](crate::generation::Generation::nodes)): each kept across a
     /// reload that keeps its node as it was.
-    pub nodes: Box<[Arc<nodes::NodeTraffic>]>,
+    pub nodes: Box<[Option<Arc<nodes::NodeTraffic>>]>,
     /// Its namespace as the rewrite that puts it in front of a key, made once: what
     /// `LocalGeneration::execute_in` sends its requests with.
     pub rewrite: crate::plugin::OwnedRewrite,
@@ -382,6 +382,16 @@ pub enum Refusal {
 }
 
 impl Tenant {
+    /// Its requests to destination `dest`, if its route can reach it.
+    pub fn server(&self, dest: usize) -> Option<&Arc<servers::ServerTraffic>> {
+        self.servers.get(dest)?.as_ref()
+    }
+
+    /// Its requests at node `n`, if its route can reach it.
+    pub fn node(&self, n: usize) -> Option<&nodes::NodeTraffic> {
+        self.nodes.get(n)?.as_deref()
+    }
+
     /// Checks one request against the tenant's ACL and limits: its command, its keys (`keys`,
     /// as the client sent them), the bytes it carries (line and value) and its value's length.
     /// Counts it, and the refusal if any. With `over_limit = "wait"`, a request over a rate is

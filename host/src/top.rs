@@ -5,8 +5,8 @@
 //! and plugin calls, and the hot keys. With `--tenant NAME`, the view is of one tenant's
 //! share: its requests in the header, its traffic to each server (`stats backends`' tenant
 //! lines; `failures` is then its requests that got no reply), the route nodes its requests
-//! reached with its requests, latency and errors there (`stats routes`' tenant lines; the
-//! plugin's calls and faults are the node's), and its row of the tenants table.
+//! reached with its requests, latency, errors, plugin calls and faults there (`stats routes`'
+//! and `stats plugins`' tenant lines), and its row of the tenants table.
 //!
 //! Plain HTTP/1.1 GETs over a blocking socket: the view needs nothing of the router's runtime.
 
@@ -282,10 +282,11 @@ fn view(before: &Poll, now: &Poll, tenant: Option<&str>) -> View {
         .collect();
 
     // A tenant's nodes are those its requests reached (`stats routes`' tenant lines), with
-    // its requests, latency and errors there; the plugin's calls and faults are the node's.
+    // its requests, latency, errors, calls and faults there.
     let nodes: Vec<String> = now
         .plugins
         .keys()
+        .filter(|k| !k.contains(":tenant:"))
         .filter_map(|k| k.strip_suffix(":calls").map(str::to_string))
         .filter(|n| {
             tenant.is_none_or(|t| now.routes.contains_key(&format!("{n}:tenant:{t}:requests")))
@@ -294,11 +295,13 @@ fn view(before: &Poll, now: &Poll, tenant: Option<&str>) -> View {
     let mut plugin_rows: Vec<(f64, Vec<String>)> = nodes
         .iter()
         .map(|n| {
-            let field = |f: &str| format!("{n}:{f}");
-            let route = |f: &str| match tenant {
-                None => format!("{n}:{f}"),
-                Some(t) => format!("{n}:tenant:{t}:{f}"),
+            // The node's lines, or the tenant's share of them.
+            let prefix = match tenant {
+                None => n.clone(),
+                Some(t) => format!("{n}:tenant:{t}"),
             };
+            let field = |f: &str| format!("{prefix}:{f}");
+            let route = field;
             let requests = rate(&now.routes, &before.routes, &route("requests"));
             let errors: f64 = ["error", "client_error", "server_error"]
                 .iter()
@@ -826,6 +829,9 @@ mod tests {
         ]);
         now.plugins = map(&[
             ("shared:calls", "10"),
+            ("shared:tenant:beta:calls", "6"),
+            ("shared:tenant:beta:faults_trap", "2"),
+            ("shared:tenant:alpha:calls", "4"),
             ("beta-route:calls", "10"),
             ("beta-route:tenant", "beta"),
             ("alpha-route:calls", "10"),
@@ -878,6 +884,7 @@ mod tests {
         let nodes: Vec<&str> = beta.plugins.iter().map(|r| r[0].as_str()).collect();
         assert_eq!(nodes, ["beta-route", "shared"]);
         assert_eq!(beta.plugins[1][1..4], ["200", "700 us", "10"]);
+        assert_eq!(beta.plugins[1][6], "2");
         assert_eq!(beta.tenants.len(), 1);
         assert_eq!(beta.tenants[0][0], "beta");
     }

@@ -143,7 +143,7 @@ impl Worker {
             if let Some(node) = published.nodes.get(n) {
                 node.stats.replied(self.id, status, latency);
             }
-            if let Some(route) = tenant.and_then(|t| t.nodes.get(n)) {
+            if let Some(route) = tenant.and_then(|t| t.node(n)) {
                 route.replied(self.id, status, latency);
             }
         }
@@ -228,7 +228,7 @@ pub struct LocalGeneration {
     pub destinations: Vec<Rc<Destination>>,
     /// This worker's taps on each tenant's traffic to each server, by tenant index and
     /// destination index: what a tenant's request sent there counts in.
-    pub(crate) tenant_taps: Vec<Box<[Rc<crate::tenant::servers::Tap>]>>,
+    pub(crate) tenant_taps: Vec<Box<[Option<Rc<crate::tenant::servers::Tap>>]>>,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) worker: usize,
     /// The route nodes the request being dispatched reaches (`stats routes`).
@@ -303,7 +303,10 @@ impl LocalGeneration {
         let tenant_taps = shared
             .tenants
             .iter()
-            .map(|t| t.servers.iter().map(|s| Rc::new(s.tap(worker))).collect())
+            .map(|t| {
+                let tap = |s: &Arc<crate::tenant::servers::ServerTraffic>| Rc::new(s.tap(worker));
+                t.servers.iter().map(|s| s.as_ref().map(tap)).collect()
+            })
             .collect();
         LocalGeneration {
             shared,

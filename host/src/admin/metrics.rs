@@ -603,12 +603,11 @@ fn tenant_backends(generation: &Generation, out: &mut Vec<Family>) {
         .tenants
         .iter()
         .flat_map(|t| {
-            t.servers.iter().filter_map(|s| {
-                let totals = s.totals();
-                totals
-                    .any()
-                    .then(|| (s.address.to_string(), t.name.to_string(), totals))
-            })
+            t.servers
+                .iter()
+                .flatten()
+                .filter(|s| s.active())
+                .map(|s| (s.address.to_string(), t.name.to_string(), s.totals()))
         })
         .collect();
     if pairs.is_empty() {
@@ -711,9 +710,9 @@ fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
                 .iter()
                 .zip(&t.nodes)
                 .filter_map(|(node, share)| {
-                    let totals = share.plugin_totals();
-                    (totals.calls != 0 || totals.faults.iter().any(|n| *n != 0))
-                        .then(|| (node.context.label.clone(), t.name.to_string(), totals))
+                    let share = share.as_ref().filter(|s| s.called())?;
+                    let label = node.context.label.clone();
+                    Some((label, t.name.to_string(), share.plugin_totals()))
                 })
         })
         .collect();
@@ -751,10 +750,10 @@ fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
                 .nodes
                 .iter()
                 .zip(&t.nodes)
-                .filter_map(|(node, route)| {
-                    let totals = route.totals();
-                    (totals.requests != 0)
-                        .then(|| (node.context.label.clone(), t.name.to_string(), totals))
+                .filter_map(|(node, share)| {
+                    let share = share.as_ref().filter(|s| s.reached())?;
+                    let label = node.context.label.clone();
+                    Some((label, t.name.to_string(), share.totals()))
                 })
         })
         .collect();

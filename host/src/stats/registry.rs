@@ -235,10 +235,13 @@ defs! {
     /// A tenant's lines are printed for each server it has sent anything; `/metrics` labels
     /// them `server` and `tenant`.
     BACKEND_TENANT_REPLIES = "backends", "<server>:tenant:<tenant>:replies", Counter, Count;
-    /// The tenant's requests sent to the server that got no reply: they timed out, their
-    /// connection failed, or a reply (theirs or one ahead of them) was cut off.
+    /// The tenant's requests queued for the server that got no reply, one each: they timed
+    /// out (in flight or still queued), their connection failed or could not be made (the
+    /// router's own shortages included), or a reply (theirs or one ahead of them) was cut off.
+    /// Not `<server>:failures`, which counts connections.
     BACKEND_TENANT_FAILED = "backends", "<server>:tenant:<tenant>:failed", Counter, Count;
-    /// Of those, the ones that timed out with the server silent.
+    /// Of those, the ones that timed out: each request in flight on a connection that timed
+    /// out, and each that waited its whole timeout in the queue.
     BACKEND_TENANT_TIMEOUTS = "backends", "<server>:tenant:<tenant>:timeouts", Counter, Count;
     /// The tenant's requests refused at once because the server was down or over its
     /// outstanding limit.

@@ -94,6 +94,19 @@ impl NodeTraffic {
         self.slot(worker).faults[kind.index()].inc();
     }
 
+    /// Whether the tenant's requests reached the node: read before [`NodeTraffic::totals`],
+    /// which merges histograms, so that idle pairs cost a report nothing.
+    pub fn reached(&self) -> bool {
+        self.slots.iter().any(|s| s.requests.get() != 0)
+    }
+
+    /// Whether its requests called the node's plugin (or found it unavailable).
+    pub fn called(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.calls.get() != 0 || s.faults.iter().any(|f| f.get() != 0))
+    }
+
     /// The tenant's calls into the node's plugin, every worker's.
     pub fn plugin_totals(&self) -> PluginTotals {
         let sum = |f: &dyn Fn(&Slot) -> u64| self.slots.iter().map(f).sum::<u64>();

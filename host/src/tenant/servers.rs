@@ -59,14 +59,6 @@ pub struct ServerTotals {
     pub latency: Snapshot,
 }
 
-impl ServerTotals {
-    /// Whether the tenant has sent the server anything (a table of the idle pairs would be
-    /// tenants times servers of zeros).
-    pub fn any(&self) -> bool {
-        self.replies + self.failed + self.fast_failed + self.outstanding != 0
-    }
-}
-
 impl ServerTraffic {
     /// A tenant's traffic to the server at `address`, on a router of `workers` workers.
     pub fn new(address: SocketAddr, workers: usize) -> ServerTraffic {
@@ -74,6 +66,14 @@ impl ServerTraffic {
             address,
             slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
         }
+    }
+
+    /// Whether the tenant has sent the server anything: read before [`ServerTraffic::totals`],
+    /// which merges histograms, so that idle pairs cost a report nothing.
+    pub fn active(&self) -> bool {
+        self.slots.iter().any(|s| {
+            s.replies.get() + s.failed.get() + s.fast_failed.get() + s.outstanding.get() != 0
+        })
     }
 
     /// Every worker's share, summed.
@@ -162,13 +162,13 @@ mod tests {
     #[test]
     fn a_tap_counts_in_its_workers_slot_and_the_totals_add_every_worker() {
         let traffic = Arc::new(ServerTraffic::new(([127, 0, 0, 1], 11211).into(), 2));
-        assert!(!traffic.totals().any());
+        assert!(!traffic.active());
         let (a, b) = (traffic.tap(0), traffic.tap(3));
         a.queued(200);
         b.queued(300);
         let t = traffic.totals();
         assert_eq!((t.outstanding, t.outstanding_bytes), (2, 500));
-        assert!(t.any());
+        assert!(traffic.active());
         a.replied(Some(Duration::from_micros(100)));
         a.done(200);
         b.failed(&BackendError::Timeout);
