@@ -300,7 +300,7 @@ fn read_requests<'a, R: Input + 'a>(
             if framer.overflows(buf.len()) {
                 // The parser refuses a line over the cap itself (with memcached's error); this
                 // only bounds what it might wait on by mistake.
-                caller.admitted().worker().stats.client_errors.inc();
+                caller.client_error(caller.admitted().worker());
                 return;
             }
             if buf.is_empty() {
@@ -429,7 +429,7 @@ fn next_step(
             }
         }
         Parsed::Invalid { reply, consumed } => {
-            worker.stats.client_errors.inc();
+            caller.client_error(worker);
             buf.advance(consumed.min(buf.len()));
             reply.map_or(Step::Next, ready)
         }
@@ -442,7 +442,7 @@ fn next_step(
         } => {
             // memcached reads and drops the refused data block (the framer drops it as it
             // arrives); a refused `set` also deletes the old value, as memcached does.
-            worker.stats.client_errors.inc();
+            caller.client_error(worker);
             let line = buf.split_to(consumed.min(buf.len())).freeze();
             if let Some(key) = delete {
                 let key = line.slice(key);
@@ -451,7 +451,7 @@ fn next_step(
             reply.map_or(Step::Next, ready)
         }
         Parsed::Close { reply } => {
-            worker.stats.client_errors.inc();
+            caller.client_error(worker);
             match reply {
                 Some(reply) => Step::Last(Pending::Ready(error_reply(reply)), Tally::UNPARSED),
                 None => Step::Close,

@@ -160,6 +160,15 @@ impl Caller {
         }
     }
 
+    /// The client sent what the router could not take as a request: counted in `worker`'s
+    /// `client_errors`, and its tenant's, if it has one.
+    pub fn client_error(&self, worker: &crate::worker::Worker) {
+        worker.stats.client_errors.inc();
+        if let Ok(Some(bound)) = self.tenant.try_borrow().as_deref() {
+            bound.connection.state().traffic(worker.id).client_error();
+        }
+    }
+
     /// `n` bytes came from the client: counted in its tenant's traffic on `worker`, if it has
     /// a tenant.
     pub fn read(&self, worker: usize, n: u64) {

@@ -498,6 +498,11 @@ pub fn render_tenants(generation: &crate::generation::Generation) -> String {
             "",
             &traffic.bytes_written,
         );
+        line(
+            registry::TENANT_CLIENT_ERRORS.name,
+            "",
+            &traffic.client_errors,
+        );
         let latency = &traffic.latency;
         line(registry::TENANT_LATENCY_MEAN.name, "", &latency.mean_us());
         line(

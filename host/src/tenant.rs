@@ -240,6 +240,7 @@ impl TenantState {
             get_misses: sum(&|t| t.get_misses.get()),
             bytes_read: sum(&|t| t.bytes_read.get()),
             bytes_written: sum(&|t| t.bytes_written.get()),
+            client_errors: sum(&|t| t.client_errors.get()),
             latency: Snapshot::of(self.traffic.iter().map(|t| &t.latency)),
         }
     }
@@ -262,12 +263,19 @@ pub struct TenantTraffic {
     latency: Histogram,
     /// Its requests on this worker whose reply is to go out (a gauge).
     in_flight: Counter,
+    /// Malformed requests from its clients.
+    client_errors: Counter,
 }
 
 impl TenantTraffic {
     /// A request of `command` came.
     pub fn command(&self, command: Command) {
         self.commands[command.index()].inc();
+    }
+
+    /// One of its clients sent what the router could not take as a request.
+    pub fn client_error(&self) {
+        self.client_errors.inc();
     }
 
     /// `n` bytes came from one of its clients.
@@ -311,6 +319,8 @@ pub struct TrafficTotals {
     pub bytes_read: u64,
     /// Bytes written to its clients.
     pub bytes_written: u64,
+    /// Malformed requests from its clients.
+    pub client_errors: u64,
     /// Its requests' latency, dispatch to reply.
     pub latency: Snapshot,
 }

@@ -1155,6 +1155,9 @@ fn a_tenant_cannot_read_past_its_namespace_beside_a_question_about_the_router() 
     let after = server_counts(&mut direct, &["cmd_get", "get_hits"]);
     assert_eq!(moved(&before, &after), BTreeMap::new());
     assert_eq!(tenant_stat(&mut ops, "alpha:denied"), "4");
+    // The refused data block is alpha's client error, not beta's.
+    assert_eq!(tenant_stat(&mut ops, "alpha:client_errors"), "1");
+    assert_eq!(tenant_stat(&mut ops, "beta:client_errors"), "0");
     // The connection carries on.
     alpha.set("k", b"alpha's");
     assert_eq!(alpha.get("k").as_deref(), Some(&b"alpha's"[..]));

@@ -859,6 +859,10 @@ fn tenants_group(generation: &Generation, out: &mut Vec<Family>) {
         each(&|t| Value::Int(t.bytes_written)),
     ));
     out.push(Family::each(
+        &registry::TENANT_CLIENT_ERRORS,
+        each(&|t| Value::Int(t.client_errors)),
+    ));
+    out.push(Family::each(
         &registry::TENANT_LATENCY_MEAN,
         each(&|t| Value::Histogram(t.latency.clone())),
     ));

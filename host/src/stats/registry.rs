@@ -371,6 +371,9 @@ defs! {
     TENANT_BYTES_READ = "tenants", "<tenant>:bytes_read", Counter, Bytes;
     /// Bytes written to the tenant's clients (before TLS).
     TENANT_BYTES_WRITTEN = "tenants", "<tenant>:bytes_written", Counter, Bytes;
+    /// Requests from the tenant's clients the router could not take (`client_errors` for its
+    /// connections alone: a malformed line, a refused data block).
+    TENANT_CLIENT_ERRORS = "tenants", "<tenant>:client_errors", Counter, Count;
     /// Mean time from the tenant's request being dispatched to its reply going out (with
     /// `[stats] timings`).
     TENANT_LATENCY_MEAN = "tenants", "<tenant>:latency_mean_us", Quantile, Microseconds;
