@@ -610,11 +610,7 @@ fn tenant_backends(generation: &Generation, out: &mut Vec<Family>) {
                 .map(|s| (s.address.to_string(), t.name.to_string(), s.totals()))
         })
         .collect();
-    if pairs.is_empty() {
-        return;
-    }
-    type Of = fn(&crate::tenant::servers::ServerTotals) -> Value;
-    let families: [(&'static StatDef, Of); 7] = [
+    let families: [TenantStat<crate::tenant::servers::ServerTotals>; 7] = [
         (&registry::BACKEND_TENANT_REPLIES, |t| Value::Int(t.replies)),
         (&registry::BACKEND_TENANT_FAILED, |t| Value::Int(t.failed)),
         (&registry::BACKEND_TENANT_TIMEOUTS, |t| {
@@ -633,13 +629,29 @@ fn tenant_backends(generation: &Generation, out: &mut Vec<Family>) {
             Value::Histogram(t.latency.clone())
         }),
     ];
+    tenant_families(out, &pairs, &families);
+}
+
+/// A stat and how its value is read from a tenant's share of a server or node.
+type TenantStat<T> = (&'static StatDef, fn(&T) -> Value);
+
+/// A family for each of `families`, with a series for each of `pairs` (its placeholder's
+/// label, its tenant, what the stat is read from), labelled `tenant`; none for no pairs.
+fn tenant_families<T>(
+    out: &mut Vec<Family>,
+    pairs: &[(String, String, T)],
+    families: &[TenantStat<T>],
+) {
+    if pairs.is_empty() {
+        return;
+    }
     for (def, of) in families {
         out.push(Family {
             def,
             series: pairs
                 .iter()
-                .map(|(server, tenant, totals)| Series {
-                    label: Some(server.clone()),
+                .map(|(label, tenant, totals)| Series {
+                    label: Some(label.clone()),
                     tenant: Some(tenant.clone()),
                     value: of(totals),
                 })
@@ -716,32 +728,19 @@ fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
                 })
         })
         .collect();
-    let series = |value: &dyn Fn(&crate::tenant::nodes::PluginTotals) -> Value| {
-        calls
-            .iter()
-            .map(|(node, tenant, totals)| Series {
-                label: Some(node.clone()),
-                tenant: Some(tenant.clone()),
-                value: value(totals),
-            })
-            .collect::<Vec<_>>()
-    };
-    if !calls.is_empty() {
-        out.push(Family {
-            def: &registry::PLUGIN_TENANT_CALLS,
-            series: series(&|t| Value::Int(t.calls)),
-        });
-        for (k, def) in crate::stats::PLUGIN_TENANT_FAULTS.iter().enumerate() {
-            out.push(Family {
-                def,
-                series: series(&|t| Value::Int(t.faults[k])),
-            });
-        }
-        out.push(Family {
-            def: &registry::PLUGIN_TENANT_CALL_MEAN,
-            series: series(&|t| Value::Histogram(t.time.clone())),
-        });
-    }
+    let [trap, timeout, bad_plan, out_of_memory, unavailable] = crate::stats::PLUGIN_TENANT_FAULTS;
+    let families: [TenantStat<crate::tenant::nodes::PluginTotals>; 7] = [
+        (&registry::PLUGIN_TENANT_CALLS, |t| Value::Int(t.calls)),
+        (trap, |t| Value::Int(t.faults[0])),
+        (timeout, |t| Value::Int(t.faults[1])),
+        (bad_plan, |t| Value::Int(t.faults[2])),
+        (out_of_memory, |t| Value::Int(t.faults[3])),
+        (unavailable, |t| Value::Int(t.faults[4])),
+        (&registry::PLUGIN_TENANT_CALL_MEAN, |t| {
+            Value::Histogram(t.time.clone())
+        }),
+    ];
+    tenant_families(out, &calls, &families);
     let pairs: Vec<(String, String, crate::stats::RouteTotals)> = generation
         .tenants
         .iter()
@@ -757,11 +756,7 @@ fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
                 })
         })
         .collect();
-    if pairs.is_empty() {
-        return;
-    }
-    type Of = fn(&crate::stats::RouteTotals) -> Value;
-    let families: [(&'static StatDef, Of); 3] = [
+    let families: [TenantStat<crate::stats::RouteTotals>; 3] = [
         (&registry::ROUTE_TENANT_REQUESTS, |t| Value::Int(t.requests)),
         (&registry::ROUTE_TENANT_REPLIES, |t| {
             Value::Statuses(t.replies.to_vec())
@@ -770,19 +765,7 @@ fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
             Value::Histogram(t.latency.clone())
         }),
     ];
-    for (def, of) in families {
-        out.push(Family {
-            def,
-            series: pairs
-                .iter()
-                .map(|(node, tenant, totals)| Series {
-                    label: Some(node.clone()),
-                    tenant: Some(tenant.clone()),
-                    value: of(totals),
-                })
-                .collect(),
-        });
-    }
+    tenant_families(out, &pairs, &families);
 }
 
 /// `stats tenants`: a series per tenant of every stat.
