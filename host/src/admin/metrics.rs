@@ -710,24 +710,27 @@ fn routes_group(generation: &Generation, out: &mut Vec<Family>) {
     ));
 }
 
+/// What `read` finds in each tenant's share of each node it reaches: `(node, tenant, what)`,
+/// for the shares it finds something in.
+fn node_shares<T>(
+    generation: &Generation,
+    read: impl Fn(&crate::tenant::nodes::NodeTraffic) -> Option<T>,
+) -> Vec<(String, String, T)> {
+    let mut out = Vec::new();
+    for tenant in &generation.tenants {
+        for (node, share) in generation.nodes.iter().zip(&tenant.nodes) {
+            if let Some(found) = share.as_deref().and_then(&read) {
+                out.push((node.context.label.clone(), tenant.name.to_string(), found));
+            }
+        }
+    }
+    out
+}
+
 /// `stats routes`' and `stats plugins`' lines of each tenant at each node: a series per node
 /// and tenant whose requests reached it (or called its plugin), labelled `node` and `tenant`.
 fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
-    let calls: Vec<(String, String, crate::tenant::nodes::PluginTotals)> = generation
-        .tenants
-        .iter()
-        .flat_map(|t| {
-            generation
-                .nodes
-                .iter()
-                .zip(&t.nodes)
-                .filter_map(|(node, share)| {
-                    let share = share.as_ref().filter(|s| s.called())?;
-                    let label = node.context.label.clone();
-                    Some((label, t.name.to_string(), share.plugin_totals()))
-                })
-        })
-        .collect();
+    let calls = node_shares(generation, |s| s.called().then(|| s.plugin_totals()));
     let [trap, timeout, bad_plan, out_of_memory, unavailable] = crate::stats::PLUGIN_TENANT_FAULTS;
     let families: [TenantStat<crate::tenant::nodes::PluginTotals>; 7] = [
         (&registry::PLUGIN_TENANT_CALLS, |t| Value::Int(t.calls)),
@@ -741,21 +744,7 @@ fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
         }),
     ];
     tenant_families(out, &calls, &families);
-    let pairs: Vec<(String, String, crate::stats::RouteTotals)> = generation
-        .tenants
-        .iter()
-        .flat_map(|t| {
-            generation
-                .nodes
-                .iter()
-                .zip(&t.nodes)
-                .filter_map(|(node, share)| {
-                    let share = share.as_ref().filter(|s| s.reached())?;
-                    let label = node.context.label.clone();
-                    Some((label, t.name.to_string(), share.totals()))
-                })
-        })
-        .collect();
+    let pairs = node_shares(generation, |s| s.reached().then(|| s.totals()));
     let families: [TenantStat<crate::stats::RouteTotals>; 3] = [
         (&registry::ROUTE_TENANT_REQUESTS, |t| Value::Int(t.requests)),
         (&registry::ROUTE_TENANT_REPLIES, |t| {
