@@ -7,7 +7,8 @@
 //!   [`TenantState`] it keeps across reloads (rate buckets, connection count, counters), handed
 //!   from each generation to the next by name.
 //! - [`servers`]: a tenant's requests to each server (`stats backends`, by tenant).
-//! - [`nodes`]: a tenant's requests at each route node (`stats routes` and `stats plugins`, by tenant).
+//! - [`nodes`]: a tenant's requests at each route node (`stats routes` and `stats plugins`,
+//!   by tenant).
 //! - [`Credentials`]: the `[auth]` file, and the check of an authentication request.
 //! - [`Gcra`]: the token bucket behind `requests_per_second` and `bytes_per_second`, one atomic
 //!   word shared by every worker.
@@ -359,7 +360,7 @@ pub struct Tenant {
     pub name: Arc<str>,
     /// Its place in [`Generation::tenants`](crate::generation::Generation::tenants): what its
     /// requests carry ([`Req::tenant`](crate::execute::Req::tenant)) to be counted in its
-    /// traffic to each server.
+    /// share of each server and node.
     pub index: usize,
     /// Its configuration.
     pub config: TenantConfig,
