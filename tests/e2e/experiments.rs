@@ -5,7 +5,6 @@
 //! live traffic nothing and the generation no rollback.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::process::Command;
 
 use switchyard_tests::{Memcached, TestDir, connect, switchyard_binary};
@@ -38,15 +37,6 @@ fn number(stats: &BTreeMap<String, String>, name: &str) -> u64 {
         .get(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no number {name} in {stats:?}"))
-}
-
-/// The body of `GET path` on the admin HTTP listener.
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin listener");
-    write!(stream, "GET {path} HTTP/1.0\r\nhost: switchyard\r\n\r\n").expect("send");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("read");
-    reply
 }
 
 #[test]
@@ -123,11 +113,7 @@ fn a_dry_run_of_ketama_with_a_fourth_server_moves_a_quarter_and_sends_it_nothing
 
     // The same numbers as JSON.
     let admin = router.admin_http_addr().expect("the admin HTTP listener");
-    let json = http_get(admin, "/experiments");
-    assert!(
-        json.starts_with("HTTP/1.0 200") || json.starts_with("HTTP/1.1 200"),
-        "{json}"
-    );
+    let json = switchyard_tests::admin_get(admin, "/experiments");
     assert!(
         json.contains("\"name\":\"grow\",\"kind\":\"dry-run\""),
         "{json}"

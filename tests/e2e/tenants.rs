@@ -372,7 +372,8 @@ fn a_tenant_over_its_rate_is_refused_and_counted_while_another_carries_on() {
 
 /// `configs/tenants.toml` as written (addresses replaced), its credentials file beside it and
 /// its certificates under `tls/`: alpha over mutual TLS and beta authenticated share the pool,
-/// each in its own namespace; an unauthenticated client gets nothing.
+/// each in its own namespace; an unauthenticated client gets nothing; the admin listener's
+/// `stats backends` shows each tenant's requests at the servers.
 #[test]
 fn the_tenants_example_config_does_what_its_header_says() {
     let example = switchyard_tests::example::example_text("tenants");
@@ -388,6 +389,7 @@ fn the_tenants_example_config_does_what_its_header_says() {
     for (from, to) in [
         ("127.0.0.1:11411", "127.0.0.1:0".to_owned()),
         ("127.0.0.1:11311", "127.0.0.1:0".to_owned()),
+        ("127.0.0.1:11412", "127.0.0.1:0".to_owned()),
         ("127.0.0.1:21211", one.address()),
         ("127.0.0.1:21212", two.address()),
     ] {
@@ -419,6 +421,22 @@ fn the_tenants_example_config_does_what_its_header_says() {
         text(anonymous.request(b"get k\r\n")),
         "CLIENT_ERROR unauthenticated\r\n"
     );
+    // The operators' view: each tenant's replies at the servers, two of alpha's (a get and a
+    // set) and three of beta's (a set and two gets; its authentication is no server's).
+    let admin = router
+        .admin_http_addr()
+        .expect("the example's admin listener");
+    let backends = switchyard_tests::admin_get(admin, "/stats/backends");
+    let replies = |tenant: &str| -> u64 {
+        backends
+            .lines()
+            .filter_map(|l| l.strip_prefix("STAT "))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(name, _)| name.ends_with(&format!(":tenant:{tenant}:replies")))
+            .map(|(_, v)| v.trim().parse::<u64>().expect("a count"))
+            .sum()
+    };
+    assert_eq!((replies("alpha"), replies("beta")), (2, 3), "{backends}");
 }
 
 /// The gateway of [`a_tenants_broken_file_keeps_its_running_routes_while_the_others_change`]:

@@ -246,6 +246,26 @@ pub fn switchyard_binary() -> PathBuf {
     binary
 }
 
+/// The body of `GET path` on the admin HTTP listener at `admin`, which must answer 200.
+pub fn admin_get(admin: SocketAddr, path: &str) -> String {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(ports::STARTUP_DEADLINE))
+        .build()
+        .new_agent();
+    let mut response = agent
+        .get(format!("http://{admin}{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = response.status();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("GET {path}: reading the body: {e}"));
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
 /// Held by the tests that load the machine hard or measure time or throughput (the isolation,
 /// memory and burst tests, the reload deadlines): they take turns, so that on a two-core
 /// machine one of them is not what another measures. Other tests still run beside them.
