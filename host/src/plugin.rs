@@ -30,7 +30,7 @@ use std::time::Duration;
 pub use cache::ModuleCache;
 pub use host_fns::LogBudget;
 pub use instance::{ChildInfo, NodeBudget, NodeContext, PluginFault, PluginInstance, RouteInput};
-pub use metrics::{MetricsSnapshot, PluginMetrics};
+pub use metrics::{MetricsSnapshot, PluginMetrics, Values as MetricValues};
 pub use module::PluginModule;
 pub use plan::{Decision, OwnedBackground, OwnedReply, OwnedRewrite};
 pub use switchyard_sdk::Wait;

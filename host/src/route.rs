@@ -164,8 +164,13 @@ impl LocalGeneration {
     }
 
     /// The share of node `n` of the tenant being served, if any.
-    fn served(&self, n: usize) -> Option<&crate::tenant::nodes::NodeTraffic> {
-        self.shared.tenants.get(self.serving.get()?)?.node(n)
+    fn served(&self, n: usize) -> Option<&std::sync::Arc<crate::tenant::nodes::NodeTraffic>> {
+        self.shared
+            .tenants
+            .get(self.serving.get()?)?
+            .nodes
+            .get(n)?
+            .as_ref()
     }
 
     /// Runs node `n`'s `on_reply` for a `call` it planned.
@@ -213,6 +218,7 @@ impl LocalGeneration {
                 "its instance is being re-created",
             ))));
         };
+        instance.serve(self.served(n));
         let started = self.shared.config.stats.timings.then(Instant::now);
         let result = call(instance);
         let took = started.map(|at| at.elapsed());

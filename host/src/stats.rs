@@ -393,33 +393,38 @@ pub fn render_plugins(generation: &crate::generation::Generation) -> String {
                 .replacen("<node>", &node.context.label, 1);
             let _ = write!(out, "STAT {name} {tenant}\r\n");
         }
-        render_plugin_metrics(&node.context.label, &node.context.metrics, &mut out);
+        let metrics = node.context.metrics.snapshot();
+        render_plugin_metrics(&node.context.label, &metrics, &PLUGIN_METRICS, &mut out);
     }
     for (i, node) in generation.nodes.iter().enumerate() {
         for tenant in &generation.tenants {
-            let Some(totals) = tenant
-                .node(i)
-                .filter(|s| s.called())
-                .map(|s| s.plugin_totals())
-            else {
+            let Some(share) = tenant.node(i) else {
                 continue;
             };
-            let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
-                let name = def
-                    .name
-                    .replacen("<node>", &node.context.label, 1)
-                    .replacen("<tenant>", &tenant.name, 1);
-                let _ = write!(out, "STAT {name} {value}\r\n");
-            };
-            line(&registry::PLUGIN_TENANT_CALLS, &totals.calls);
-            for (def, n) in PLUGIN_TENANT_FAULTS.iter().zip(totals.faults) {
-                line(def, &n);
+            if share.called() {
+                let totals = share.plugin_totals();
+                let mut line = |def: &StatDef, value: &dyn std::fmt::Display| {
+                    let name = def
+                        .name
+                        .replacen("<node>", &node.context.label, 1)
+                        .replacen("<tenant>", &tenant.name, 1);
+                    let _ = write!(out, "STAT {name} {value}\r\n");
+                };
+                line(&registry::PLUGIN_TENANT_CALLS, &totals.calls);
+                for (def, n) in PLUGIN_TENANT_FAULTS.iter().zip(totals.faults) {
+                    line(def, &n);
+                }
+                line(&registry::PLUGIN_TENANT_CALL_MEAN, &totals.time.mean_us());
+                line(
+                    &registry::PLUGIN_TENANT_CALL_P99,
+                    &totals.time.quantile_us(0.99),
+                );
             }
-            line(&registry::PLUGIN_TENANT_CALL_MEAN, &totals.time.mean_us());
-            line(
-                &registry::PLUGIN_TENANT_CALL_P99,
-                &totals.time.quantile_us(0.99),
-            );
+            if share.measured() {
+                let label = format!("{}:tenant:{}", node.context.label, tenant.name);
+                let metrics = share.metrics(&node.context.metrics);
+                render_plugin_metrics(&label, &metrics, &PLUGIN_TENANT_METRICS, &mut out);
+            }
         }
     }
     out.push_str("END\r\n");
@@ -435,26 +440,58 @@ pub const PLUGIN_TENANT_FAULTS: [&StatDef; 5] = [
     &registry::PLUGIN_TENANT_UNAVAILABLE,
 ];
 
-/// The `stats plugins` lines of the metrics the plugin of the node labelled `label` defined.
-fn render_plugin_metrics(label: &str, metrics: &crate::plugin::PluginMetrics, out: &mut String) {
-    let snapshot = metrics.snapshot();
+/// The stats of a plugin's own metrics: a counter, then a histogram's count, sum, mean, p50
+/// and p99.
+type PluginMetricDefs = [&'static StatDef; 6];
+
+/// A node's own.
+const PLUGIN_METRICS: PluginMetricDefs = [
+    &registry::PLUGIN_COUNTER,
+    &registry::PLUGIN_HISTOGRAM_COUNT,
+    &registry::PLUGIN_HISTOGRAM_SUM,
+    &registry::PLUGIN_HISTOGRAM_MEAN,
+    &registry::PLUGIN_HISTOGRAM_P50,
+    &registry::PLUGIN_HISTOGRAM_P99,
+];
+
+/// A tenant's share of a node's.
+const PLUGIN_TENANT_METRICS: PluginMetricDefs = [
+    &registry::PLUGIN_TENANT_COUNTER,
+    &registry::PLUGIN_TENANT_HISTOGRAM_COUNT,
+    &registry::PLUGIN_TENANT_HISTOGRAM_SUM,
+    &registry::PLUGIN_TENANT_HISTOGRAM_MEAN,
+    &registry::PLUGIN_TENANT_HISTOGRAM_P50,
+    &registry::PLUGIN_TENANT_HISTOGRAM_P99,
+];
+
+/// The `stats plugins` lines of `metrics`, a plugin's own metrics, as `defs` name them: the
+/// node's (`label` is the node's) or a tenant's share of them (`label` is
+/// `<node>:tenant:<tenant>`, what stands for `<node>:tenant:<tenant>` in `defs`).
+fn render_plugin_metrics(
+    label: &str,
+    metrics: &crate::plugin::MetricsSnapshot,
+    defs: &PluginMetricDefs,
+    out: &mut String,
+) {
+    let [counter, count, sum, mean, p50, p99] = defs;
     let mut line = |def: &StatDef, name: &str, value: &dyn std::fmt::Display| {
         let stat = def
             .name
+            .replacen("<node>:tenant:<tenant>", label, 1)
             .replacen("<node>", label, 1)
             .replacen("<counter>", name, 1)
             .replacen("<histogram>", name, 1);
         let _ = write!(out, "STAT {stat} {value}\r\n");
     };
-    for (name, value) in &snapshot.counters {
-        line(&registry::PLUGIN_COUNTER, name, value);
+    for (name, value) in &metrics.counters {
+        line(counter, name, value);
     }
-    for (name, h) in &snapshot.histograms {
-        line(&registry::PLUGIN_HISTOGRAM_COUNT, name, &h.count());
-        line(&registry::PLUGIN_HISTOGRAM_SUM, name, &h.sum);
-        line(&registry::PLUGIN_HISTOGRAM_MEAN, name, &h.mean_us());
-        line(&registry::PLUGIN_HISTOGRAM_P50, name, &h.quantile_us(0.5));
-        line(&registry::PLUGIN_HISTOGRAM_P99, name, &h.quantile_us(0.99));
+    for (name, h) in &metrics.histograms {
+        line(count, name, &h.count());
+        line(sum, name, &h.sum);
+        line(mean, name, &h.mean_us());
+        line(p50, name, &h.quantile_us(0.5));
+        line(p99, name, &h.quantile_us(0.99));
     }
 }
 

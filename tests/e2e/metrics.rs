@@ -1394,3 +1394,72 @@ fn a_shared_plugins_calls_and_faults_are_counted_by_tenant() {
         n("tenant:beta:faults_trap")
     );
 }
+
+/// The bundled `prefix` plugin on a route two tenants and a plain listener share counts the
+/// keys it sends to its default child (`defaulted`): alpha's four keys outside `x:` (the plugin
+/// sees them in alpha's namespace, `alpha:`) and beta's three (its namespace is `y:`), not
+/// alpha's two `x:` keys, and one key of the plain listener's. `stats plugins` and `/metrics` give each tenant its share of that counter, and
+/// the shares and the plain listener's key add up to the node's.
+#[test]
+fn a_shared_plugins_own_metrics_are_counted_by_tenant() {
+    let server = Memcached::start();
+    let text = format!(
+        "[server]\nworkers = 2\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"front\"\n\n\
+         [tenants.alpha]\nroute = \"front\"\n\n\
+         [tenants.beta]\nroute = \"front\"\nnamespace = \"y:\"\n\n\
+         [routes.front]\nplugin = \"prefix\"\n\
+         config = {{ prefixes = {{ \"alpha:x:\" = \"main\" }}, default = \"main\" }}\n\
+         children = [\"main\"]\n\n\
+         [pools.main]\nservers = [\"{}\"]\n\n\
+         [admin.http]\naddress = \"127.0.0.1:0\"\n",
+        server.spec()
+    );
+    let router = switchyard_tests::router(&text);
+    let admin = router.admin_http_addr().expect("the admin HTTP listener");
+    let (mut alpha, mut beta, mut plain) = (
+        connect(&router, 0),
+        connect(&router, 1),
+        connect(&router, 2),
+    );
+    for key in ["k0", "k1", "k2", "k3", "x:k0", "x:k1"] {
+        assert_eq!(alpha.get(key), None);
+    }
+    for key in ["k0", "k1", "k2"] {
+        assert_eq!(beta.get(key), None);
+    }
+    assert_eq!(plain.get("k0"), None);
+
+    let plugins = group(&mut plain, "plugins");
+    let n = |name: &str| number(&plugins, &format!("routes.front:{name}"));
+    assert_eq!(n("counter:defaulted"), 8.0, "{plugins:?}");
+    assert_eq!(n("tenant:alpha:counter:defaulted"), 4.0, "{plugins:?}");
+    assert_eq!(n("tenant:beta:counter:defaulted"), 3.0, "{plugins:?}");
+    assert_eq!(n("tenant:alpha:counter:unrouted"), 0.0, "{plugins:?}");
+
+    let body = get(admin, "/metrics").body;
+    promtool_accepts(&body);
+    let scrape = parse(&body);
+    let share = |tenant| {
+        value(
+            &scrape,
+            "switchyard_plugin_tenant_events_total",
+            &[
+                ("node", "routes.front"),
+                ("tenant", tenant),
+                ("counter", "defaulted"),
+            ],
+        )
+    };
+    assert_eq!((share("alpha"), share("beta")), (4.0, 3.0));
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_plugin_events_total",
+            &[("node", "routes.front"), ("counter", "defaulted")],
+        ),
+        8.0
+    );
+}

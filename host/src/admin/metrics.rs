@@ -192,6 +192,10 @@ pub fn metric(def: &StatDef) -> Metric {
         name = "plugin_events".into();
     } else if def.name == registry::PLUGIN_HISTOGRAM_MEAN.name {
         name = "plugin_values".into();
+    } else if def.name == registry::PLUGIN_TENANT_COUNTER.name {
+        name = "plugin_tenant_events".into();
+    } else if def.name == registry::PLUGIN_TENANT_HISTOGRAM_MEAN.name {
+        name = "plugin_tenant_values".into();
     }
     Metric {
         name,
@@ -714,12 +718,12 @@ fn routes_group(generation: &Generation, out: &mut Vec<Family>) {
 /// for the shares it finds something in.
 fn node_shares<T>(
     generation: &Generation,
-    read: impl Fn(&crate::tenant::nodes::NodeTraffic) -> Option<T>,
+    read: impl Fn(&crate::generation::Node, &crate::tenant::nodes::NodeTraffic) -> Option<T>,
 ) -> Vec<(String, String, T)> {
     let mut out = Vec::new();
     for tenant in &generation.tenants {
         for (node, share) in generation.nodes.iter().zip(&tenant.nodes) {
-            if let Some(found) = share.as_deref().and_then(&read) {
+            if let Some(found) = share.as_deref().and_then(|s| read(node, s)) {
                 out.push((node.context.label.clone(), tenant.name.to_string(), found));
             }
         }
@@ -730,7 +734,7 @@ fn node_shares<T>(
 /// `stats routes`' and `stats plugins`' lines of each tenant at each node: a series per node
 /// and tenant whose requests reached it (or called its plugin), labelled `node` and `tenant`.
 fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
-    let calls = node_shares(generation, |s| s.called().then(|| s.plugin_totals()));
+    let calls = node_shares(generation, |_, s| s.called().then(|| s.plugin_totals()));
     let [trap, timeout, bad_plan, out_of_memory, unavailable] = crate::stats::PLUGIN_TENANT_FAULTS;
     let families: [TenantStat<crate::tenant::nodes::PluginTotals>; 7] = [
         (&registry::PLUGIN_TENANT_CALLS, |t| Value::Int(t.calls)),
@@ -744,7 +748,19 @@ fn tenant_nodes(generation: &Generation, out: &mut Vec<Family>) {
         }),
     ];
     tenant_families(out, &calls, &families);
-    let pairs = node_shares(generation, |s| s.reached().then(|| s.totals()));
+    let defined = node_shares(generation, |node, s| {
+        s.measured().then(|| s.metrics(&node.context.metrics))
+    });
+    let families: [TenantStat<crate::plugin::MetricsSnapshot>; 2] = [
+        (&registry::PLUGIN_TENANT_COUNTER, |m| {
+            Value::Named("counter", m.counters.clone())
+        }),
+        (&registry::PLUGIN_TENANT_HISTOGRAM_MEAN, |m| {
+            Value::NamedHistograms("histogram", m.histograms.clone())
+        }),
+    ];
+    tenant_families(out, &defined, &families);
+    let pairs = node_shares(generation, |_, s| s.reached().then(|| s.totals()));
     let families: [TenantStat<crate::stats::RouteTotals>; 3] = [
         (&registry::ROUTE_TENANT_REQUESTS, |t| Value::Int(t.requests)),
         (&registry::ROUTE_TENANT_REPLIES, |t| {

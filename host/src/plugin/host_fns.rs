@@ -240,10 +240,14 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
         abi::import::COUNTER_ADD,
         |caller: Caller<'_, HostState>, id: i32, delta: i64| {
             let state = caller.data();
+            let share = state
+                .share
+                .as_deref()
+                .map(|s| s.metric_values(state.worker));
             state
                 .node
                 .metrics
-                .add(state.worker, id as u32, delta as u64)
+                .add(state.worker, share, id as u32, delta as u64)
                 .map_err(|_| format_err!("counter_add({id}): the plugin defined no such counter"))
         },
     )?;
@@ -252,10 +256,14 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
         abi::import::HISTOGRAM_RECORD,
         |caller: Caller<'_, HostState>, id: i32, value: i64| {
             let state = caller.data();
+            let share = state
+                .share
+                .as_deref()
+                .map(|s| s.metric_values(state.worker));
             state
                 .node
                 .metrics
-                .record(state.worker, id as u32, value as u64)
+                .record(state.worker, share, id as u32, value as u64)
                 .map_err(|_| {
                     format_err!("histogram_record({id}): the plugin defined no such histogram")
                 })

@@ -12,6 +12,7 @@ use super::epoch::CallGauge;
 use super::plan::{self, Decision};
 use super::{PluginError, PluginModule};
 use crate::config::PluginSettings;
+use crate::tenant::nodes::NodeTraffic;
 use crate::tls::Identity;
 
 /// What a plugin is told about one of its children.
@@ -133,6 +134,10 @@ pub struct HostState {
     call_cpu_from: Option<Duration>,
     /// The worker the instance serves: whose slot its metrics move.
     pub(super) worker: usize,
+    /// The share of the node of the tenant whose request is being routed, on a node tenants
+    /// share: its metrics move there too. Kept from one call to the next while it is the same
+    /// tenant's ([`PluginInstance::serve`]).
+    pub(super) share: Option<Arc<NodeTraffic>>,
 }
 
 /// The calling thread's CPU time.
@@ -339,6 +344,7 @@ impl PluginInstance {
             call_budget: None,
             call_cpu_from: None,
             worker: (seed >> 32) as usize,
+            share: None,
         };
         let mut store = Store::new(module.pre().module().engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -469,6 +475,20 @@ impl PluginInstance {
         };
         if !same {
             state.identity = identity.cloned();
+        }
+    }
+
+    /// The calls from now on are for a request of the tenant whose share of the node is
+    /// `share` (`None`: of no tenant): a pointer comparison while it is the same tenant's.
+    pub fn serve(&mut self, share: Option<&Arc<NodeTraffic>>) {
+        let state = self.store.data_mut();
+        let same = match (&state.share, share) {
+            (None, None) => true,
+            (Some(was), Some(now)) => Arc::ptr_eq(was, now),
+            _ => false,
+        };
+        if !same {
+            state.share = share.cloned();
         }
     }
 

@@ -4,7 +4,10 @@
 //! Names are kept once per node, under a lock taken only by `metric_define`, which runs only
 //! during `init`. Values are kept per worker, in memory allocated when a worker's instance
 //! first touches a metric: a bump is a bounds check and one relaxed add on a line no other
-//! worker writes, and `stats plugins` sums the workers when it is read.
+//! worker writes, and `stats plugins` sums the workers when it is read. On a node tenants
+//! share, a bump for a tenant's request also moves the tenant's share of the node's metrics
+//! ([`Values`], kept in its `NodeTraffic`), read with the node's names
+//! ([`PluginMetrics::snapshot_of`]).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -24,18 +27,42 @@ pub struct PluginMetrics {
     slots: Box<[Slot]>,
 }
 
+/// One worker's slot of a node's values, on a line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Slot(Values);
+
 #[derive(Debug, Default)]
 struct Names {
     counters: Vec<String>,
     histograms: Vec<String>,
 }
 
-/// One worker's values.
+/// One worker's values of a node's metrics, or of a tenant's share of them: the counters
+/// made at the first bump, each histogram at its first value.
 #[derive(Debug, Default)]
-#[repr(align(128))]
-struct Slot {
+pub struct Values {
     counters: OnceLock<Box<[AtomicU64; result::MAX_COUNTERS]>>,
     histograms: [OnceLock<Histogram>; result::MAX_HISTOGRAMS],
+}
+
+impl Values {
+    /// Adds `delta` to counter `id`, below [`result::MAX_COUNTERS`].
+    fn add(&self, id: usize, delta: u64) {
+        let values = self
+            .counters
+            .get_or_init(|| Box::new([const { AtomicU64::new(0) }; result::MAX_COUNTERS]));
+        if let Some(counter) = values.get(id) {
+            counter.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    /// Records `value` in histogram `id`, below [`result::MAX_HISTOGRAMS`].
+    fn record(&self, id: usize, value: u64) {
+        if let Some(histogram) = self.histograms.get(id) {
+            histogram.get_or_init(Histogram::default).record_us(value);
+        }
+    }
 }
 
 /// The metrics summed over workers, in definition order.
@@ -107,29 +134,42 @@ impl PluginMetrics {
         mine.len() as i32 - 1
     }
 
-    /// `counter_add` on `worker`.
-    pub fn add(&self, worker: usize, id: u32, delta: u64) -> Result<(), NoSuchMetric> {
+    /// `counter_add` on `worker`, for a request whose tenant's share of the node's values on
+    /// that worker is `share`, if it has one.
+    pub fn add(
+        &self,
+        worker: usize,
+        share: Option<&Values>,
+        id: u32,
+        delta: u64,
+    ) -> Result<(), NoSuchMetric> {
         let id = id as usize;
         if id >= self.counters.load(Ordering::Acquire) {
             return Err(NoSuchMetric);
         }
-        let values = self
-            .slot(worker)
-            .counters
-            .get_or_init(|| Box::new([const { AtomicU64::new(0) }; result::MAX_COUNTERS]));
-        values[id].fetch_add(delta, Ordering::Relaxed);
+        self.slot(worker).0.add(id, delta);
+        if let Some(share) = share {
+            share.add(id, delta);
+        }
         Ok(())
     }
 
-    /// `histogram_record` on `worker`.
-    pub fn record(&self, worker: usize, id: u32, value: u64) -> Result<(), NoSuchMetric> {
+    /// `histogram_record` on `worker`, and in the tenant's `share` as for [`Self::add`].
+    pub fn record(
+        &self,
+        worker: usize,
+        share: Option<&Values>,
+        id: u32,
+        value: u64,
+    ) -> Result<(), NoSuchMetric> {
         let id = id as usize;
         if id >= self.histograms.load(Ordering::Acquire) {
             return Err(NoSuchMetric);
         }
-        self.slot(worker).histograms[id]
-            .get_or_init(Histogram::default)
-            .record_us(value);
+        self.slot(worker).0.record(id, value);
+        if let Some(share) = share {
+            share.record(id, value);
+        }
         Ok(())
     }
 
@@ -140,6 +180,15 @@ impl PluginMetrics {
 
     /// Every metric summed over workers.
     pub fn snapshot(&self) -> MetricsSnapshot {
+        self.snapshot_of(self.slots.iter().map(|s| &s.0))
+    }
+
+    /// Every metric, by the node's names, summed over `values`: the node's own workers', or a
+    /// tenant's share of them.
+    pub fn snapshot_of<'a, I>(&self, values: I) -> MetricsSnapshot
+    where
+        I: Iterator<Item = &'a Values> + Clone,
+    {
         if self.is_empty() {
             return MetricsSnapshot::default();
         }
@@ -149,11 +198,10 @@ impl PluginMetrics {
             .iter()
             .enumerate()
             .map(|(id, name)| {
-                let value = self
-                    .slots
-                    .iter()
-                    .filter_map(|s| s.counters.get())
-                    .map(|values| values[id].load(Ordering::Relaxed))
+                let value = values
+                    .clone()
+                    .filter_map(|v| v.counters.get()?.get(id))
+                    .map(|counter| counter.load(Ordering::Relaxed))
                     .fold(0u64, u64::wrapping_add);
                 (name.clone(), value)
             })
@@ -163,7 +211,8 @@ impl PluginMetrics {
             .iter()
             .enumerate()
             .map(|(id, name)| {
-                let merged = Snapshot::of(self.slots.iter().filter_map(|s| s.histograms[id].get()));
+                let merged =
+                    Snapshot::of(values.clone().filter_map(|v| v.histograms.get(id)?.get()));
                 (name.clone(), merged)
             })
             .collect();
@@ -193,14 +242,14 @@ mod tests {
         assert_eq!(m.define(metric_kind::COUNTER, b"Bad"), result::BAD_NAME);
         assert_eq!(m.define(metric_kind::COUNTER, b"\xff"), result::BAD_NAME);
 
-        m.add(0, 0, 3).expect("defined");
-        m.add(1, 0, 4).expect("defined");
-        m.add(5, 1, 1).expect("defined");
-        assert_eq!(m.add(0, 2, 1), Err(NoSuchMetric));
+        m.add(0, None, 0, 3).expect("defined");
+        m.add(1, None, 0, 4).expect("defined");
+        m.add(5, None, 1, 1).expect("defined");
+        assert_eq!(m.add(0, None, 2, 1), Err(NoSuchMetric));
         for v in [1, 2, 3, 100] {
-            m.record(v as usize, 0, v).expect("defined");
+            m.record(v as usize, None, 0, v).expect("defined");
         }
-        assert_eq!(m.record(0, 1, 1), Err(NoSuchMetric));
+        assert_eq!(m.record(0, None, 1, 1), Err(NoSuchMetric));
 
         let s = m.snapshot();
         assert_eq!(
@@ -211,6 +260,25 @@ mod tests {
         assert_eq!(name, "sizes");
         assert_eq!((sizes.count(), sizes.sum), (4, 106));
         assert_eq!(sizes.quantile_us(0.5), 2);
+    }
+
+    #[test]
+    fn a_tenants_share_moves_with_the_node_and_reads_by_its_names() {
+        let m = PluginMetrics::new(2);
+        assert_eq!(m.define(metric_kind::COUNTER, b"hits"), 0);
+        assert_eq!(m.define(metric_kind::HISTOGRAM, b"sizes"), 0);
+        let share = [Values::default(), Values::default()];
+        m.add(0, Some(&share[0]), 0, 2).expect("defined");
+        m.add(1, Some(&share[1]), 0, 3).expect("defined");
+        m.add(1, None, 0, 10).expect("defined");
+        m.record(1, Some(&share[1]), 0, 7).expect("defined");
+        // An id the plugin did not define moves neither.
+        assert_eq!(m.add(0, Some(&share[0]), 1, 1), Err(NoSuchMetric));
+        assert_eq!(m.snapshot().counters, [("hits".to_string(), 15)]);
+        let mine = m.snapshot_of(share.iter());
+        assert_eq!(mine.counters, [("hits".to_string(), 5)]);
+        let (name, sizes) = &mine.histograms[0];
+        assert_eq!((name.as_str(), sizes.count(), sizes.sum), ("sizes", 1, 7));
     }
 
     #[test]
@@ -236,9 +304,9 @@ mod tests {
             m.define(metric_kind::HISTOGRAM, b"one_more"),
             result::TOO_MANY
         );
-        m.add(0, result::MAX_COUNTERS as u32 - 1, 1)
+        m.add(0, None, result::MAX_COUNTERS as u32 - 1, 1)
             .expect("defined");
-        m.record(0, result::MAX_HISTOGRAMS as u32 - 1, 1)
+        m.record(0, None, result::MAX_HISTOGRAMS as u32 - 1, 1)
             .expect("defined");
     }
 }

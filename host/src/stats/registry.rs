@@ -301,6 +301,20 @@ defs! {
     PLUGIN_TENANT_CALL_MEAN = "plugins", "<node>:tenant:<tenant>:call_mean_us", Quantile, Microseconds;
     /// 99th percentile of that time.
     PLUGIN_TENANT_CALL_P99 = "plugins", "<node>:tenant:<tenant>:call_p99_us", Quantile, Microseconds;
+    /// The tenant's share of a counter the node's plugin defined: what its calls for the
+    /// tenant's requests added. Printed for each node whose plugin moved one of its metrics
+    /// for the tenant.
+    PLUGIN_TENANT_COUNTER = "plugins", "<node>:tenant:<tenant>:counter:<counter>", Counter, Count;
+    /// Values its calls for the tenant's requests recorded in a histogram the plugin defined.
+    PLUGIN_TENANT_HISTOGRAM_COUNT = "plugins", "<node>:tenant:<tenant>:histogram:<histogram>:count", Counter, Count;
+    /// Their sum.
+    PLUGIN_TENANT_HISTOGRAM_SUM = "plugins", "<node>:tenant:<tenant>:histogram:<histogram>:sum", Counter, Count;
+    /// Mean value its calls for the tenant's requests recorded in a histogram the plugin defined.
+    PLUGIN_TENANT_HISTOGRAM_MEAN = "plugins", "<node>:tenant:<tenant>:histogram:<histogram>:mean", Quantile, Count;
+    /// Their median.
+    PLUGIN_TENANT_HISTOGRAM_P50 = "plugins", "<node>:tenant:<tenant>:histogram:<histogram>:p50", Quantile, Count;
+    /// Their 99th percentile.
+    PLUGIN_TENANT_HISTOGRAM_P99 = "plugins", "<node>:tenant:<tenant>:histogram:<histogram>:p99", Quantile, Count;
     /// A counter the node's plugin defined (ABI.md, "Plugin metrics"), every worker.
     PLUGIN_COUNTER = "plugins", "<node>:counter:<counter>", Counter, Count;
     /// Values recorded in a histogram the node's plugin defined.

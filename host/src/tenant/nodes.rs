@@ -5,7 +5,10 @@
 //! `tenant`), so that a node several tenants share can be told apart by team. Counted where
 //! the node's own are: its requests when the request is dispatched (`dispatch::finish`), its
 //! replies as they go out (`Worker::count_reply`), its plugin calls and faults as they happen
-//! (`route.rs`, for the tenant the worker is serving then: `LocalGeneration::serving`).
+//! (`route.rs`, for the tenant the worker is serving then: `LocalGeneration::serving`), and
+//! the metrics the node's plugin defined as its calls for the tenant's requests move them
+//! (`<node>:tenant:<tenant>:counter:<counter>`; the instance is handed the share for the call,
+//! `PluginInstance::serve`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use std::time::Duration;
 use switchyard_protocol::ReplyStatus;
 
 use crate::error::FaultKind;
+use crate::plugin::{MetricValues, MetricsSnapshot, PluginMetrics};
 use crate::stats::{Counter, Histogram, RouteTotals, Snapshot};
 
 /// One tenant's requests at one node, a slot per worker; kept across a reload that keeps the
@@ -37,6 +41,9 @@ struct Slot {
     faults: [Counter; FaultKind::ALL.len()],
     /// Their times, made at the first timed call.
     time: OnceLock<Histogram>,
+    /// The tenant's share of the metrics the node's plugin defined, made at the first bump
+    /// in a call for one of its requests.
+    metrics: OnceLock<Box<MetricValues>>,
 }
 
 /// A tenant's calls into a node's plugin, summed over workers ([`NodeTraffic::plugin_totals`]).
@@ -105,6 +112,29 @@ impl NodeTraffic {
         self.slots
             .iter()
             .any(|s| s.calls.get() != 0 || s.faults.iter().any(|f| f.get() != 0))
+    }
+
+    /// The tenant's share on `worker` of the metrics the node's plugin defined: what its
+    /// instance there moves, besides the node's own, in a call for one of the tenant's
+    /// requests.
+    pub fn metric_values(&self, worker: usize) -> &MetricValues {
+        self.slot(worker).metrics.get_or_init(Box::default)
+    }
+
+    /// Whether the node's plugin moved one of its metrics for the tenant: read before
+    /// [`NodeTraffic::metrics`].
+    pub fn measured(&self) -> bool {
+        self.slots.iter().any(|s| s.metrics.get().is_some())
+    }
+
+    /// The tenant's share of the node's plugin metrics, named as the node's `metrics` names
+    /// them, summed over workers.
+    pub fn metrics(&self, of: &PluginMetrics) -> MetricsSnapshot {
+        of.snapshot_of(
+            self.slots
+                .iter()
+                .filter_map(|s| s.metrics.get().map(|v| &**v)),
+        )
     }
 
     /// The tenant's calls into the node's plugin, every worker's.
