@@ -258,6 +258,11 @@ impl Via<'_> {
         self.tenant.map_or(&[], |t| t.config.namespace.as_bytes())
     }
 
+    /// Its tenant's name, or `""`: what its hot keys are counted under.
+    fn tenant_name(&self) -> &str {
+        self.tenant.map_or("", |t| &t.name)
+    }
+
     /// Its tenant's index in the generation, if it has one ([`Req::tenant`]).
     fn tenant_index(&self) -> Option<usize> {
         self.tenant.map(|t| t.index)
@@ -344,7 +349,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
             if generation.shared.config.stats.hotkeys {
                 for key in request.keys(&frame) {
                     if worker.hot_key_due() {
-                        worker.sample_hot_key(&frame[key], 0);
+                        worker.sample_hot_key(via.tenant_name(), &frame[key], 0);
                     }
                 }
             }
@@ -358,7 +363,7 @@ pub fn dispatch(worker: &Worker, request: &Request, frame: Bytes, caller: &Calle
             if generation.shared.config.stats.hotkeys && worker.hot_key_due() {
                 let mut decoded = [0u8; DECODED_KEY_BUF];
                 let key = request.routing_key(&frame, &mut decoded);
-                worker.sample_hot_key(key, request.value.len());
+                worker.sample_hot_key(via.tenant_name(), key, request.value.len());
             }
             keyed(&generation, request, &frame, via, None)
         }

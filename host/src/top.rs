@@ -2,11 +2,12 @@
 //! the admin HTTP listener's `/stats/<group>` pages (memcached's `STAT name value` lines) once
 //! per interval and shows rates over the last interval: requests, the hit ratio, errors, each
 //! server's state, load and latency, the route nodes by requests with their latency, errors
-//! and plugin calls, and the hot keys. With `--tenant NAME`, the view is of one tenant's
-//! share: its requests in the header, its traffic to each server (`stats backends`' tenant
-//! lines; `failures` is then its requests that got no reply), the route nodes its requests
-//! reached with its requests, latency, errors, plugin calls and faults there (`stats routes`'
-//! and `stats plugins`' tenant lines), and its row of the tenants table.
+//! and plugin calls, and the hot keys (with tenants, each with its tenant). With `--tenant
+//! NAME`, the view is of one tenant's share: its requests in the header, its traffic to each
+//! server (`stats backends`' tenant lines; `failures` is then its requests that got no reply),
+//! the route nodes its requests reached with its requests, latency, errors, plugin calls and
+//! faults there (`stats routes`' and `stats plugins`' tenant lines), its hot keys among the
+//! router's, and its row of the tenants table.
 //!
 //! Plain HTTP/1.1 GETs over a blocking socket: the view needs nothing of the router's runtime.
 
@@ -334,15 +335,7 @@ fn view(before: &Poll, now: &Poll, tenant: Option<&str>) -> View {
         .collect();
     plugin_rows.sort_by(|a, b| b.0.total_cmp(&a.0));
 
-    let hot_rows = now
-        .hotkeys
-        .iter()
-        .filter_map(|(name, value)| {
-            name.strip_prefix("requests:")
-                .map(|key| vec![key.to_string(), value.clone()])
-        })
-        .take(10)
-        .collect();
+    let hot_rows = hot_keys(&now.hotkeys, !now.tenants.is_empty(), tenant);
     let tenant_rows = now
         .tenants
         .keys()
@@ -476,6 +469,33 @@ fn rows(cells: Vec<Vec<String>>) -> Vec<Row<'static>> {
     cells.into_iter().map(Row::new).collect()
 }
 
+/// The hot keys table's rows, hottest first, from `stats hotkeys`: each key and its requests,
+/// and on a router with tenants (`tenants`) whose key it is between them (`-`: no tenant's);
+/// with `only`, that tenant's keys alone.
+fn hot_keys(hotkeys: &[(String, String)], tenants: bool, only: Option<&str>) -> Vec<Vec<String>> {
+    hotkeys
+        .iter()
+        .filter_map(|(name, value)| {
+            let (owner, key) = match name.strip_prefix("tenant:") {
+                Some(rest) => {
+                    let (owner, rest) = rest.split_once(':')?;
+                    (owner, rest.strip_prefix("requests:")?)
+                }
+                None => ("-", name.strip_prefix("requests:")?),
+            };
+            if only.is_some_and(|t| t != owner) {
+                return None;
+            }
+            Some(if tenants {
+                vec![key.to_string(), owner.to_string(), value.clone()]
+            } else {
+                vec![key.to_string(), value.clone()]
+            })
+        })
+        .take(10)
+        .collect()
+}
+
 /// The view as plain text: `--once`.
 fn print(view: View) {
     for line in view.header {
@@ -490,7 +510,14 @@ fn print(view: View) {
             "node requests/s p99 errors/s calls/s call_p99 faults",
             view.plugins,
         ),
-        ("hot_key requests", view.hot),
+        (
+            if view.tenants.is_empty() {
+                "hot_key requests"
+            } else {
+                "hot_key tenant requests"
+            },
+            view.hot,
+        ),
         (
             &TENANT_COLUMNS.join(" ").replace("connections", "curr"),
             view.tenants,
@@ -699,10 +726,25 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                         area,
                     );
                 }
+                let (widths, columns) = if has_tenants {
+                    (
+                        &[
+                            Constraint::Min(20),
+                            Constraint::Length(12),
+                            Constraint::Length(14),
+                        ][..],
+                        &["key", "tenant", "requests"][..],
+                    )
+                } else {
+                    (
+                        &[Constraint::Min(20), Constraint::Length(14)][..],
+                        &["key", "requests"][..],
+                    )
+                };
                 frame.render_widget(
-                    Table::new(hot, [Constraint::Min(20), Constraint::Length(14)])
+                    Table::new(hot, widths)
                         .header(
-                            Row::new(["key", "requests"])
+                            Row::new(columns.iter().copied())
                                 .style(Style::default().add_modifier(Modifier::BOLD)),
                         )
                         .block(Block::bordered().title(" hot keys (sampled) ")),
@@ -937,5 +979,32 @@ mod tests {
                 ],
             ]
         );
+    }
+
+    #[test]
+    fn hot_keys_are_each_their_tenants_and_a_tenants_view_shows_its_own() {
+        let hotkeys: Vec<(String, String)> = [
+            ("tenant:alpha:requests:user:1", "80"),
+            ("requests:user:1", "40"),
+            ("tenant:beta:requests:user:1", "16"),
+            ("tenant:alpha:bytes:user:1", "800"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            hot_keys(&hotkeys, true, None),
+            [
+                ["user:1", "alpha", "80"],
+                ["user:1", "-", "40"],
+                ["user:1", "beta", "16"]
+            ]
+        );
+        assert_eq!(
+            hot_keys(&hotkeys, true, Some("beta")),
+            [["user:1", "beta", "16"]]
+        );
+        let plain = [("requests:k".to_string(), "8".to_string())];
+        assert_eq!(hot_keys(&plain, false, None), [["k", "8"]]);
     }
 }

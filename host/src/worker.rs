@@ -68,11 +68,12 @@ impl Worker {
         due
     }
 
-    /// Counts a sampled request for `key`, which stores `value_bytes`.
-    pub fn sample_hot_key(&self, key: &[u8], value_bytes: usize) {
+    /// Counts a sampled request for `key` of the tenant named `tenant` (empty: of none), which
+    /// stores `value_bytes`.
+    pub fn sample_hot_key(&self, tenant: &str, key: &[u8], value_bytes: usize) {
         self.router_stats
             .hotkeys
-            .sample(self.id, key, value_bytes as u64);
+            .sample(self.id, tenant, key, value_bytes as u64);
     }
 
     /// A worker reading generations from `current`.

@@ -1234,3 +1234,42 @@ fn a_namespaced_tenants_long_value_streams_back_with_its_own_key() {
         "VALUE small 0 3\r\nxyz\r\nEND\r\n"
     );
 }
+
+/// Two tenants' `user:1` are two hot keys, each named with its tenant and counted apart; a
+/// plain listener's `user:1` is a third. One worker, so that one request in eight of each run
+/// is sampled exactly.
+#[test]
+fn two_tenants_hot_keys_of_one_name_are_counted_apart() {
+    let server = Memcached::start();
+    let router = switchyard_tests::router(&format!(
+        "[server]\nworkers = 1\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
+         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
+         [tenants.alpha]\nroute = \"main\"\n\n\
+         [tenants.beta]\nroute = \"main\"\n\n\
+         [pools.main]\nservers = [\"{}\"]\n",
+        server.spec()
+    ));
+    let (mut alpha, mut beta, mut plain) = (
+        connect(&router, 0),
+        connect(&router, 1),
+        connect(&router, 2),
+    );
+    for (client, times) in [(&mut alpha, 80), (&mut beta, 16), (&mut plain, 8)] {
+        for _ in 0..times {
+            assert_eq!(client.get("user:1"), None);
+        }
+    }
+    let (hot, _) = plain.stats_group("hotkeys");
+    let requests = |name: &str| hot.get(name).map(String::as_str);
+    assert_eq!(
+        (
+            requests("tenant:alpha:requests:user:1"),
+            requests("tenant:beta:requests:user:1"),
+            requests("requests:user:1"),
+        ),
+        (Some("80"), Some("16"), Some("8")),
+        "{hot:?}"
+    );
+}

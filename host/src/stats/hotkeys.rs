@@ -8,12 +8,16 @@
 //! (so a count may be high by at most the smallest count in the table). Any key more frequent than 1/`CAPACITY` of the sampled
 //! requests is guaranteed a place, which is what a hot key is.
 //!
+//! With tenants, a key is counted as its tenant's: two tenants' `user:1` are two keys, each
+//! listed with its tenant's name (`tenant:<tenant>:requests:<key>`), and the ranking is of
+//! every tenant's keys together.
+//!
 //! Cost on the request path: a counter and a branch per keyed request; per sampled one an
 //! uncontended lock of the worker's own table (only `stats hotkeys` takes it from another
 //! thread), one hash lookup, and when a new key displaces the smallest, a scan of the table's
-//! counts. Memory: two tables of `CAPACITY` keys (at most 250 bytes each) per worker. The key's
-//! buffer is reused when a key is displaced, so sampling allocates nothing once the tables are
-//! full.
+//! counts. Memory: two tables of `CAPACITY` keys (at most 250 bytes each, and the tenant's
+//! name) per worker. The key's buffer is reused when a key is displaced, so sampling allocates
+//! nothing once the tables are full.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -28,12 +32,12 @@ const CAPACITY: usize = 64;
 /// Keys `stats hotkeys` lists per table.
 const LISTED: usize = 20;
 
-/// A Space-Saving summary: `CAPACITY` keys and counts, found by a hash of the key. The entries
-/// and the index are allocated once; a key that displaces another takes over its buffer, so
-/// nothing is allocated once the table is full.
+/// A Space-Saving summary: `CAPACITY` keys and counts, found by a hash of the tenant's name
+/// and the key. The entries and the index are allocated once; a key that displaces another
+/// takes over its buffer, so nothing is allocated once the table is full.
 #[derive(Debug)]
 struct Summary {
-    entries: Vec<(Vec<u8>, u64)>,
+    entries: Vec<Entry>,
     /// Hash of an entry's key → its place in `entries`.
     index: HashMap<u64, usize>,
     hasher: std::collections::hash_map::RandomState,
@@ -49,20 +53,53 @@ impl Default for Summary {
     }
 }
 
+/// One counted key: its tenant's name (empty for no tenant's) then the key, in one buffer.
+#[derive(Debug)]
+struct Entry {
+    held: Vec<u8>,
+    /// Where the key starts in `held`.
+    tenant_len: usize,
+    count: u64,
+}
+
+impl Entry {
+    fn tenant(&self) -> &[u8] {
+        &self.held[..self.tenant_len]
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.held[self.tenant_len..]
+    }
+
+    fn hold(&mut self, tenant: &[u8], key: &[u8]) {
+        self.held.clear();
+        self.held.extend_from_slice(tenant);
+        self.held.extend_from_slice(key);
+        self.tenant_len = tenant.len();
+    }
+}
+
 impl Summary {
-    fn add(&mut self, key: &[u8], weight: u64) {
+    fn add(&mut self, tenant: &[u8], key: &[u8], weight: u64) {
         use std::hash::BuildHasher as _;
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash_one((tenant, key));
         if let Some(&i) = self.index.get(&hash)
-            && let Some((held, count)) = self.entries.get_mut(i)
-            && held.as_slice() == key
+            && let Some(entry) = self.entries.get_mut(i)
+            && entry.tenant() == tenant
+            && entry.key() == key
         {
-            *count += weight;
+            entry.count += weight;
             return;
         }
         if self.entries.len() < CAPACITY {
             self.index.insert(hash, self.entries.len());
-            self.entries.push((key.to_vec(), weight));
+            let mut entry = Entry {
+                held: Vec::with_capacity(tenant.len() + key.len()),
+                tenant_len: 0,
+                count: weight,
+            };
+            entry.hold(tenant, key);
+            self.entries.push(entry);
             return;
         }
         // The smallest count gives up its place, and its count, to the new key.
@@ -70,24 +107,24 @@ impl Summary {
             .entries
             .iter()
             .enumerate()
-            .min_by_key(|(_, (_, count))| *count)
-            .map(|(i, (_, count))| (i, *count))
+            .min_by_key(|(_, e)| e.count)
+            .map(|(i, e)| (i, e.count))
         else {
             return;
         };
-        let old = self.hasher.hash_one(self.entries[i].0.as_slice());
+        let entry = &mut self.entries[i];
+        let old = self.hasher.hash_one((entry.tenant(), entry.key()));
         if self.index.get(&old) == Some(&i) {
             self.index.remove(&old);
         }
-        let (held, count) = &mut self.entries[i];
-        held.clear();
-        held.extend_from_slice(key);
-        *count = smallest + weight;
+        entry.hold(tenant, key);
+        entry.count = smallest + weight;
         self.index.insert(hash, i);
     }
 
-    fn each(&self) -> impl Iterator<Item = (&[u8], u64)> {
-        self.entries.iter().map(|(k, c)| (k.as_slice(), *c))
+    /// Each key's tenant (empty: none), key and count.
+    fn each(&self) -> impl Iterator<Item = (&[u8], &[u8], u64)> {
+        self.entries.iter().map(|e| (e.tenant(), e.key(), e.count))
     }
 }
 
@@ -98,6 +135,10 @@ struct Tables {
     bytes: Summary,
     sampled: u64,
 }
+
+/// A key as `stats hotkeys` merges the workers' tables: its tenant's name (empty: none's) and
+/// the key.
+type Owned = (Vec<u8>, Vec<u8>);
 
 /// Every worker's hot-key tables.
 #[derive(Debug)]
@@ -115,26 +156,29 @@ impl HotKeys {
         }
     }
 
-    /// Counts a sampled request for `key` on `worker`, which stores `value_bytes` (0 for
-    /// anything but a store).
-    pub fn sample(&self, worker: usize, key: &[u8], value_bytes: u64) {
+    /// Counts a sampled request for `key` (as its client sent it) of the tenant named `tenant`
+    /// (empty: of no tenant) on `worker`, which stores `value_bytes` (0 for anything but a
+    /// store).
+    pub fn sample(&self, worker: usize, tenant: &str, key: &[u8], value_bytes: u64) {
         let Some(tables) = self.workers.get(worker) else {
             return;
         };
         let mut tables = tables.lock().unwrap_or_else(|e| e.into_inner());
         tables.sampled += 1;
-        tables.requests.add(key, 1);
+        tables.requests.add(tenant.as_bytes(), key, 1);
         if value_bytes > 0 {
-            tables.bytes.add(key, value_bytes);
+            tables.bytes.add(tenant.as_bytes(), key, value_bytes);
         }
     }
 
     /// `stats hotkeys`: the sampling rate, the requests sampled, and the hottest keys by
-    /// requests (`requests:<key> <estimated requests>`) and by bytes stored (`bytes:<key>
-    /// <estimated bytes>`), hottest first, counts scaled back up by the sampling rate.
+    /// requests (`requests:<key> <estimated requests>`, a tenant's
+    /// `tenant:<tenant>:requests:<key>`) and by bytes stored (`bytes:<key> <estimated
+    /// bytes>`, `tenant:<tenant>:bytes:<key>`), hottest first, counts scaled back up by the
+    /// sampling rate.
     pub fn render(&self) -> String {
-        let mut requests: HashMap<Vec<u8>, u64> = HashMap::new();
-        let mut bytes: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut requests: HashMap<Owned, u64> = HashMap::new();
+        let mut bytes: HashMap<Owned, u64> = HashMap::new();
         let mut sampled = 0;
         for tables in self.workers.iter() {
             let tables = tables.lock().unwrap_or_else(|e| e.into_inner());
@@ -143,8 +187,8 @@ impl HotKeys {
                 (&mut requests, &tables.requests),
                 (&mut bytes, &tables.bytes),
             ] {
-                for (key, count) in summary.each() {
-                    *into.entry(key.to_vec()).or_default() += count;
+                for (tenant, key, count) in summary.each() {
+                    *into.entry((tenant.to_vec(), key.to_vec())).or_default() += count;
                 }
             }
         }
@@ -155,14 +199,29 @@ impl HotKeys {
             registry::HOTKEYS_SAMPLE_EVERY.name,
             registry::HOTKEYS_SAMPLED.name
         );
-        for (def, counts) in [
-            (&registry::HOTKEY_REQUESTS, requests),
-            (&registry::HOTKEY_BYTES, bytes),
+        for (def, tenant_def, counts) in [
+            (
+                &registry::HOTKEY_REQUESTS,
+                &registry::HOTKEY_TENANT_REQUESTS,
+                requests,
+            ),
+            (
+                &registry::HOTKEY_BYTES,
+                &registry::HOTKEY_TENANT_BYTES,
+                bytes,
+            ),
         ] {
-            let mut ranked: Vec<(Vec<u8>, u64)> = counts.into_iter().collect();
+            let mut ranked: Vec<(Owned, u64)> = counts.into_iter().collect();
             ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            for (key, count) in ranked.into_iter().take(LISTED) {
-                let name = def.name.replacen("<key>", &printable(&key), 1);
+            for ((tenant, key), count) in ranked.into_iter().take(LISTED) {
+                let name = if tenant.is_empty() {
+                    def.name.replacen("<key>", &printable(&key), 1)
+                } else {
+                    tenant_def
+                        .name
+                        .replacen("<tenant>", &printable(&tenant), 1)
+                        .replacen("<key>", &printable(&key), 1)
+                };
                 let _ = write!(out, "STAT {name} {}\r\n", count * u64::from(SAMPLE_EVERY));
             }
         }
@@ -201,7 +260,7 @@ mod tests {
             } else {
                 format!("cold:{}", rng % 10_000).into_bytes()
             };
-            hot.sample((i % 2) as usize, &key, if i % 3 == 0 { 100 } else { 0 });
+            hot.sample((i % 2) as usize, "", &key, if i % 3 == 0 { 100 } else { 0 });
         }
         let text = hot.render();
         let first = text
@@ -226,6 +285,41 @@ mod tests {
                 .filter(|l| l.starts_with("STAT requests:"))
                 .count(),
             LISTED
+        );
+    }
+
+    #[test]
+    fn two_tenants_same_key_are_two_keys_each_named_with_its_tenant() {
+        let hot = HotKeys::new(1);
+        for _ in 0..3 {
+            hot.sample(0, "alpha", b"user:1", 10);
+        }
+        hot.sample(0, "beta", b"user:1", 0);
+        hot.sample(0, "", b"user:1", 0);
+        hot.sample(0, "", b"user:1", 0);
+        let text = hot.render();
+        let every = u64::from(SAMPLE_EVERY);
+        for line in [
+            format!("STAT tenant:alpha:requests:user:1 {}\r\n", 3 * every),
+            format!("STAT requests:user:1 {}\r\n", 2 * every),
+            format!("STAT tenant:beta:requests:user:1 {every}\r\n"),
+            format!("STAT tenant:alpha:bytes:user:1 {}\r\n", 30 * every),
+        ] {
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        // Hottest first, whoever's.
+        let order: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("requests:"))
+            .map(|l| l.split(' ').nth(1).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "tenant:alpha:requests:user:1",
+                "requests:user:1",
+                "tenant:beta:requests:user:1"
+            ]
         );
     }
 

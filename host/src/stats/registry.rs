@@ -366,6 +366,11 @@ defs! {
     /// The hottest keys by bytes stored (the values of sets and other stores), estimated the
     /// same way.
     HOTKEY_BYTES = "hotkeys", "bytes:<key>", Counter, Bytes;
+    /// A tenant's hot key, ranked with every other (its key as its client sent it, without
+    /// its namespace): the estimated requests for it.
+    HOTKEY_TENANT_REQUESTS = "hotkeys", "tenant:<tenant>:requests:<key>", Counter, Count;
+    /// A tenant's hot key by bytes stored.
+    HOTKEY_TENANT_BYTES = "hotkeys", "tenant:<tenant>:bytes:<key>", Counter, Bytes;
 
     /// Connections bound to the tenant open now (`stats tenants`).
     TENANT_CURR_CONNECTIONS = "tenants", "<tenant>:curr_connections", Gauge, Count;
