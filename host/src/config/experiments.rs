@@ -46,6 +46,7 @@ pub(super) fn experiments(
         ));
     }
     for (name, e) in &raw.experiments {
+        cx.name("experiments", name)?;
         let key = format!("experiments.{}", name.get_ref());
         let kind = match e.kind.get_ref().as_str() {
             "dry-run" => ExperimentKind::DryRun,

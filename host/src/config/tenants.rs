@@ -156,6 +156,7 @@ pub(super) fn tenants(
     let mut users: HashMap<&str, &str> = HashMap::new();
     let mut namespaces: HashMap<String, &str> = HashMap::new();
     for (name, t) in &raw.tenants {
+        cx.name("tenants", name)?;
         let key = format!("tenants.{}", name.get_ref());
         let tenant = tenant(cx, name, t, &key, names)?;
         for (list, seen, what) in [

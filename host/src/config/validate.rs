@@ -14,6 +14,9 @@ use super::{
     OnFault, PluginSettings, PluginSource, PoolConfig, PoolTls, RouteConfig, ServerSettings,
 };
 
+/// The longest name of a pool, route, tenant or experiment.
+pub const MAX_NAME_BYTES: usize = 64;
+
 /// Builds errors that point into one file.
 pub(super) struct Ctx<'a> {
     text: &'a str,
@@ -42,6 +45,29 @@ impl Ctx<'_> {
             key: key.into(),
             message: message.into(),
         }
+    }
+
+    /// A pool's, route's, tenant's or experiment's name (`table` is its table, `pools`, ...):
+    /// what stats lines, `/metrics` labels and log lines carry as one token, so 1 to
+    /// [`MAX_NAME_BYTES`] ASCII letters, digits, `_` and `-`.
+    pub(super) fn name(&self, table: &str, name: &Spanned<String>) -> Result<(), ConfigError> {
+        let text = name.get_ref();
+        let fits = !text.is_empty()
+            && text.len() <= MAX_NAME_BYTES
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if fits {
+            return Ok(());
+        }
+        Err(self.at(
+            name,
+            format!("{table}.{text}"),
+            format!(
+                "`{text}` is not a name: 1 to {MAX_NAME_BYTES} ASCII letters, digits, `_` and `-` \
+                 (stats lines and `/metrics` carry it as one token)"
+            ),
+        ))
     }
 
     pub(super) fn at<T>(
@@ -264,10 +290,10 @@ pub(super) fn validate(text: &str, origin: &Path) -> Result<Config, ConfigError>
 
     // Pools and routes share one namespace: a reference is a bare name.
     let mut names: HashMap<&str, Range<usize>> = HashMap::new();
-    for name in raw.pools.keys().chain(raw.routes.keys()) {
-        if name.get_ref().is_empty() {
-            return Err(cx.at(name, "", "empty pool or route name"));
-        }
+    let tables =
+        (raw.pools.keys().map(|n| ("pools", n))).chain(raw.routes.keys().map(|n| ("routes", n)));
+    for (table, name) in tables {
+        cx.name(table, name)?;
         if let Some(first) = names.insert(name.get_ref(), name.span()) {
             return Err(cx.at(
                 name,
@@ -1033,6 +1059,27 @@ mod tests {
         let e = check(&text).expect_err("bad ref");
         assert_eq!((e.line, e.key.as_str()), (Some(3), "listeners[0].route"));
         assert!(e.message.contains("`nope`"), "{e}");
+    }
+
+    #[test]
+    fn a_name_stats_could_not_carry_as_one_token_is_refused_with_its_line() {
+        for bad in ["a b", "a:b", "a\\r\\nEND", ""] {
+            let text =
+                format!("{POOL}[routes.\"{bad}\"]\nplugin = \"prefix\"\nchildren = [\"main\"]\n");
+            let e = check(&text).expect_err(bad);
+            assert_eq!(e.line, Some(7), "{bad:?}: {e}");
+            assert!(e.message.contains("is not a name"), "{bad:?}: {e}");
+        }
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        let e = check(&format!(
+            "{POOL}[pools.{long}]\nservers = [\"127.0.0.1:1\"]\n"
+        ))
+        .expect_err("too long");
+        assert_eq!(e.key, format!("pools.{long}"));
+        check(&format!(
+            "{POOL}[routes.Front-2_b]\nplugin = \"prefix\"\nchildren = [\"main\"]\n"
+        ))
+        .expect("letters, digits, _ and -");
     }
 
     #[test]
