@@ -10,6 +10,8 @@ mod server_spec;
 mod tenants;
 mod validate;
 
+pub use validate::MAX_NAME_BYTES;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -218,7 +218,10 @@ impl LocalGeneration {
                 "its instance is being re-created",
             ))));
         };
-        instance.serve(self.served(n));
+        // A plugin that defines metrics moves the tenant's share of them too.
+        if !node.context.metrics.is_empty() {
+            instance.serve(self.served(n).map(|s| s.metric_values(self.worker)));
+        }
         let started = self.shared.config.stats.timings.then(Instant::now);
         let result = call(instance);
         let took = started.map(|at| at.elapsed());

@@ -147,6 +147,8 @@ struct View {
     backends: Vec<Vec<String>>,
     plugins: Vec<Vec<String>>,
     hot: Vec<Vec<String>>,
+    /// Whether the hot keys' rows have a tenant column: the router has tenants.
+    hot_tenants: bool,
     /// One row per tenant (none without tenants).
     tenants: Vec<Vec<String>>,
     /// One row per experiment (none without experiments).
@@ -335,7 +337,8 @@ fn view(before: &Poll, now: &Poll, tenant: Option<&str>) -> View {
         .collect();
     plugin_rows.sort_by(|a, b| b.0.total_cmp(&a.0));
 
-    let hot_rows = hot_keys(&now.hotkeys, !now.tenants.is_empty(), tenant);
+    let hot_tenants = !now.tenants.is_empty();
+    let hot_rows = hot_keys(&now.hotkeys, hot_tenants, tenant);
     let tenant_rows = now
         .tenants
         .keys()
@@ -460,6 +463,7 @@ fn view(before: &Poll, now: &Poll, tenant: Option<&str>) -> View {
         backends: backend_rows,
         plugins: plugin_rows.into_iter().map(|(_, r)| r).collect(),
         hot: hot_rows,
+        hot_tenants,
         tenants: tenant_rows,
         experiments: experiment_rows,
     }
@@ -470,8 +474,8 @@ fn rows(cells: Vec<Vec<String>>) -> Vec<Row<'static>> {
 }
 
 /// The hot keys table's rows, hottest first, from `stats hotkeys`: each key and its requests,
-/// and on a router with tenants (`tenants`) whose key it is between them (`-`: no tenant's);
-/// with `only`, that tenant's keys alone.
+/// and on a router with tenants (`tenants`) whose key it is between them (`(none)`: no
+/// tenant's, which no tenant's name can be); with `only`, that tenant's keys alone.
 fn hot_keys(hotkeys: &[(String, String)], tenants: bool, only: Option<&str>) -> Vec<Vec<String>> {
     hotkeys
         .iter()
@@ -479,14 +483,15 @@ fn hot_keys(hotkeys: &[(String, String)], tenants: bool, only: Option<&str>) -> 
             let (owner, key) = match name.strip_prefix("tenant:") {
                 Some(rest) => {
                     let (owner, rest) = rest.split_once(':')?;
-                    (owner, rest.strip_prefix("requests:")?)
+                    (Some(owner), rest.strip_prefix("requests:")?)
                 }
-                None => ("-", name.strip_prefix("requests:")?),
+                None => (None, name.strip_prefix("requests:")?),
             };
-            if only.is_some_and(|t| t != owner) {
+            if only.is_some_and(|t| Some(t) != owner) {
                 return None;
             }
             Some(if tenants {
+                let owner = owner.unwrap_or("(none)");
                 vec![key.to_string(), owner.to_string(), value.clone()]
             } else {
                 vec![key.to_string(), value.clone()]
@@ -511,7 +516,7 @@ fn print(view: View) {
             view.plugins,
         ),
         (
-            if view.tenants.is_empty() {
+            if !view.hot_tenants {
                 "hot_key requests"
             } else {
                 "hot_key tenant requests"
@@ -584,6 +589,7 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                 backends,
                 plugins,
                 hot,
+                hot_tenants,
                 tenants,
                 experiments,
             } = view(&before, &now, tenant);
@@ -726,7 +732,7 @@ pub fn run(options: &TopOptions) -> anyhow::Result<()> {
                         area,
                     );
                 }
-                let (widths, columns) = if has_tenants {
+                let (widths, columns) = if hot_tenants {
                     (
                         &[
                             Constraint::Min(20),
@@ -996,7 +1002,7 @@ mod tests {
             hot_keys(&hotkeys, true, None),
             [
                 ["user:1", "alpha", "80"],
-                ["user:1", "-", "40"],
+                ["user:1", "(none)", "40"],
                 ["user:1", "beta", "16"]
             ]
         );

@@ -1398,13 +1398,15 @@ fn a_shared_plugins_calls_and_faults_are_counted_by_tenant() {
 /// The bundled `prefix` plugin on a route two tenants and a plain listener share counts the
 /// keys it sends to its default child (`defaulted`): alpha's four keys outside `x:` (the plugin
 /// sees them in alpha's namespace, `alpha:`) and beta's three (its namespace is `y:`), not
-/// alpha's two `x:` keys, and one key of the plain listener's. `stats plugins` and `/metrics` give each tenant its share of that counter, and
-/// the shares and the plain listener's key add up to the node's.
+/// alpha's two `x:` keys, and one key of the plain listener's. `stats plugins` and `/metrics`
+/// give each tenant its share of that counter, and the shares and the plain listener's key
+/// add up to the node's. One worker: one instance serves alpha, then beta, then the plain
+/// listener, whose key must count as no tenant's.
 #[test]
 fn a_shared_plugins_own_metrics_are_counted_by_tenant() {
     let server = Memcached::start();
     let text = format!(
-        "[server]\nworkers = 2\n\n\
+        "[server]\nworkers = 1\n\n\
          [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
          [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
          [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"front\"\n\n\

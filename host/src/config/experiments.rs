@@ -425,6 +425,13 @@ mod tests {
             assert!(e.message.contains(message), "{table}: {}", e.message);
             assert!(e.line.is_some(), "{table}");
         }
+        let e = check(
+            "[experiments.\"a:b\"]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"grown\"\n",
+        )
+        .expect_err("a name with a colon");
+        assert_eq!(e.key, "experiments.a:b");
+        assert!(e.line.is_some());
+        assert!(e.message.contains("is not a name"), "{}", e.message);
         let config = check(
             "[experiments.roll]\nkind = \"canary\"\nnode = \"main\"\ncandidate = \"grown\"\n\
              steps = [0.1, 1.0]\nstep_seconds = 0.5\n",

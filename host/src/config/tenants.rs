@@ -792,6 +792,11 @@ mod tests {
             "{message}"
         );
 
+        let (line, key, message) = error(&route, "\n[tenants.\"a b\"]\nroute = \"shared\"\n");
+        assert_eq!(key, "tenants.a b");
+        assert!(line > 0);
+        assert!(message.contains("`a b` is not a name"), "{message}");
+
         let (_, key, _) = error(
             &route,
             "\n[tenants.gamma]\nroute = \"shared\"\nrequests_burst = 5\n",

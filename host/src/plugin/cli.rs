@@ -236,13 +236,16 @@ fn parse_new(mut args: impl Iterator<Item = String>) -> anyhow::Result<NewComman
     }
     let name = name.with_context(|| format!("plugin new needs a NAME; {}", usage()))?;
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.len() <= crate::config::MAX_NAME_BYTES
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid {
         bail!(
-            "plugin new: `{name}` is not a crate name this command makes: lowercase letters, \
-             digits, `-` and `_`, starting with a letter"
+            "plugin new: `{name}` is not a crate name this command makes: up to {} lowercase \
+             letters, digits, `-` and `_`, starting with a letter (its starter config names a \
+             route after it)",
+            crate::config::MAX_NAME_BYTES
         );
     }
     Ok(NewCommand {

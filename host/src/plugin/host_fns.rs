@@ -240,10 +240,7 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
         abi::import::COUNTER_ADD,
         |caller: Caller<'_, HostState>, id: i32, delta: i64| {
             let state = caller.data();
-            let share = state
-                .share
-                .as_deref()
-                .map(|s| s.metric_values(state.worker));
+            let share = state.share.as_deref();
             state
                 .node
                 .metrics
@@ -256,10 +253,7 @@ pub fn define(linker: &mut Linker<HostState>) -> HostResult<()> {
         abi::import::HISTOGRAM_RECORD,
         |caller: Caller<'_, HostState>, id: i32, value: i64| {
             let state = caller.data();
-            let share = state
-                .share
-                .as_deref()
-                .map(|s| s.metric_values(state.worker));
+            let share = state.share.as_deref();
             state
                 .node
                 .metrics

@@ -8,11 +8,11 @@ use switchyard_sdk::ReplyStatus;
 use switchyard_sdk::abi::{self, export};
 use wasmtime::{Memory, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline};
 
+use super::MetricValues;
 use super::epoch::CallGauge;
 use super::plan::{self, Decision};
 use super::{PluginError, PluginModule};
 use crate::config::PluginSettings;
-use crate::tenant::nodes::NodeTraffic;
 use crate::tls::Identity;
 
 /// What a plugin is told about one of its children.
@@ -134,10 +134,10 @@ pub struct HostState {
     call_cpu_from: Option<Duration>,
     /// The worker the instance serves: whose slot its metrics move.
     pub(super) worker: usize,
-    /// The share of the node of the tenant whose request is being routed, on a node tenants
-    /// share: its metrics move there too. Kept from one call to the next while it is the same
-    /// tenant's ([`PluginInstance::serve`]).
-    pub(super) share: Option<Arc<NodeTraffic>>,
+    /// This worker's slot of the share of the node's metrics of the tenant whose request is
+    /// being routed: its metrics move there too. Kept from one call to the next while it is
+    /// the same tenant's ([`PluginInstance::serve`]).
+    pub(super) share: Option<Arc<MetricValues>>,
 }
 
 /// The calling thread's CPU time.
@@ -478,9 +478,11 @@ impl PluginInstance {
         }
     }
 
-    /// The calls from now on are for a request of the tenant whose share of the node is
-    /// `share` (`None`: of no tenant): a pointer comparison while it is the same tenant's.
-    pub fn serve(&mut self, share: Option<&Arc<NodeTraffic>>) {
+    /// The calls from now on are for a request of the tenant whose slot on this worker of its
+    /// share of the node's metrics is `share` (`None`: of no tenant): a pointer comparison
+    /// while it is the same tenant's, else a count moved on the slot, which only this worker
+    /// touches.
+    pub fn serve(&mut self, share: Option<&Arc<MetricValues>>) {
         let state = self.store.data_mut();
         let same = match (&state.share, share) {
             (None, None) => true,

@@ -6,8 +6,8 @@
 //! first touches a metric: a bump is a bounds check and one relaxed add on a line no other
 //! worker writes, and `stats plugins` sums the workers when it is read. On a node tenants
 //! share, a bump for a tenant's request also moves the tenant's share of the node's metrics
-//! ([`Values`], kept in its `NodeTraffic`), read with the node's names
-//! ([`PluginMetrics::snapshot_of`]).
+//! (a second add, in the tenant's [`Values`] for that worker, kept in its `NodeTraffic`), read
+//! with the node's names ([`PluginMetrics::snapshot_of`]).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};

@@ -302,8 +302,8 @@ defs! {
     /// 99th percentile of that time.
     PLUGIN_TENANT_CALL_P99 = "plugins", "<node>:tenant:<tenant>:call_p99_us", Quantile, Microseconds;
     /// The tenant's share of a counter the node's plugin defined: what its calls for the
-    /// tenant's requests added. Printed for each node whose plugin moved one of its metrics
-    /// for the tenant.
+    /// tenant's requests added. Printed for each node whose plugin, defining metrics, the
+    /// tenant's requests called.
     PLUGIN_TENANT_COUNTER = "plugins", "<node>:tenant:<tenant>:counter:<counter>", Counter, Count;
     /// Values its calls for the tenant's requests recorded in a histogram the plugin defined.
     PLUGIN_TENANT_HISTOGRAM_COUNT = "plugins", "<node>:tenant:<tenant>:histogram:<histogram>:count", Counter, Count;

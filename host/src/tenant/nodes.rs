@@ -7,10 +7,10 @@
 //! replies as they go out (`Worker::count_reply`), its plugin calls and faults as they happen
 //! (`route.rs`, for the tenant the worker is serving then: `LocalGeneration::serving`), and
 //! the metrics the node's plugin defined as its calls for the tenant's requests move them
-//! (`<node>:tenant:<tenant>:counter:<counter>`; the instance is handed the share for the call,
-//! `PluginInstance::serve`).
+//! (`<node>:tenant:<tenant>:counter:<counter>`; the instance is handed the worker's slot of
+//! the share for the call, `PluginInstance::serve`).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use switchyard_protocol::ReplyStatus;
@@ -41,9 +41,10 @@ struct Slot {
     faults: [Counter; FaultKind::ALL.len()],
     /// Their times, made at the first timed call.
     time: OnceLock<Histogram>,
-    /// The tenant's share of the metrics the node's plugin defined, made at the first bump
-    /// in a call for one of its requests.
-    metrics: OnceLock<Box<MetricValues>>,
+    /// The tenant's share of the metrics the node's plugin defined, made at its first call
+    /// of a plugin that defines any. Shared with the worker's instance of the node during a
+    /// call for one of its requests: only this worker moves its count.
+    metrics: OnceLock<Arc<MetricValues>>,
 }
 
 /// A tenant's calls into a node's plugin, summed over workers ([`NodeTraffic::plugin_totals`]).
@@ -116,13 +117,13 @@ impl NodeTraffic {
 
     /// The tenant's share on `worker` of the metrics the node's plugin defined: what its
     /// instance there moves, besides the node's own, in a call for one of the tenant's
-    /// requests.
-    pub fn metric_values(&self, worker: usize) -> &MetricValues {
-        self.slot(worker).metrics.get_or_init(Box::default)
+    /// requests (`PluginInstance::serve`).
+    pub fn metric_values(&self, worker: usize) -> &Arc<MetricValues> {
+        self.slot(worker).metrics.get_or_init(Arc::default)
     }
 
-    /// Whether the node's plugin moved one of its metrics for the tenant: read before
-    /// [`NodeTraffic::metrics`].
+    /// Whether the tenant's requests called the node's plugin, which defines metrics: read
+    /// before [`NodeTraffic::metrics`].
     pub fn measured(&self) -> bool {
         self.slots.iter().any(|s| s.metrics.get().is_some())
     }
