@@ -140,6 +140,19 @@ pub struct HostState {
     pub(super) share: Option<Arc<MetricValues>>,
 }
 
+/// Makes `held` hold `now`: nothing to do when it is the same allocation (or both are none),
+/// a reference count moved otherwise.
+fn hold<T: ?Sized>(held: &mut Option<Arc<T>>, now: Option<&Arc<T>>) {
+    let same = match (&*held, now) {
+        (None, None) => true,
+        (Some(was), Some(now)) => Arc::ptr_eq(was, now),
+        _ => false,
+    };
+    if !same {
+        *held = now.cloned();
+    }
+}
+
 /// The calling thread's CPU time.
 fn thread_cpu_time() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
@@ -467,15 +480,7 @@ impl PluginInstance {
     /// Makes `identity` what `client_identity` answers: a pointer comparison while one
     /// client's requests follow each other, a reference count otherwise.
     fn set_identity(&mut self, identity: Option<&Identity>) {
-        let state = self.store.data_mut();
-        let same = match (&state.identity, identity) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        };
-        if !same {
-            state.identity = identity.cloned();
-        }
+        hold(&mut self.store.data_mut().identity, identity);
     }
 
     /// The calls from now on are for a request of the tenant whose slot on this worker of its
@@ -483,15 +488,7 @@ impl PluginInstance {
     /// while it is the same tenant's, else a count moved on the slot, which only this worker
     /// touches.
     pub fn serve(&mut self, share: Option<&Arc<MetricValues>>) {
-        let state = self.store.data_mut();
-        let same = match (&state.share, share) {
-            (None, None) => true,
-            (Some(was), Some(now)) => Arc::ptr_eq(was, now),
-            _ => false,
-        };
-        if !same {
-            state.share = share.cloned();
-        }
+        hold(&mut self.store.data_mut().share, share);
     }
 
     /// Asks the plugin what to do with one request.
