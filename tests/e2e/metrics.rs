@@ -911,11 +911,7 @@ fn a_plugins_own_metrics_show_in_stats_plugins_and_metrics() {
 fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
     let server = Memcached::start();
     let text = format!(
-        "[server]\nworkers = 2\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
-         [tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"front\"\n\n\
+        "{listeners}[tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"front\"\n\n\
          [routes.front]\nplugin = \"ketama\"\nchildren = [\"main\"]\n\n\
          [pools.main]\nservers = [\"{}\"]\n\n[pools.twin]\nservers = [\"{}\"]\n\n\
          [experiments.twin]\nkind = \"dry-run\"\nnode = \"main\"\ncandidate = \"twin\"\n\n\
@@ -926,7 +922,8 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
          [admin.http]\naddress = \"127.0.0.1:0\"\n",
         server.spec(),
         server.spec(),
-        server.spec()
+        server.spec(),
+        listeners = switchyard_tests::tenant_listeners(2, &["alpha", "beta"], "main"),
     );
     let router = switchyard_tests::router(&text);
     let admin = router.admin_http_addr().expect("the admin HTTP listener");
@@ -1096,15 +1093,12 @@ fn a_tenants_traffic_is_counted_apart_in_stats_and_metrics() {
 fn a_tenants_requests_to_each_server_and_node_are_counted_apart() {
     let (a, mut b) = (Memcached::start(), Memcached::start());
     let text = format!(
-        "[server]\nworkers = 2\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
-         [tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"main\"\n\n\
+        "{listeners}[tenants.alpha]\nroute = \"main\"\n\n[tenants.beta]\nroute = \"main\"\n\n\
          [pools.main]\nservers = [\"{}\", \"{}\"]\n\n\
          [admin.http]\naddress = \"127.0.0.1:0\"\n",
         a.spec(),
-        b.spec()
+        b.spec(),
+        listeners = switchyard_tests::tenant_listeners(2, &["alpha", "beta"], "main"),
     );
     let router = switchyard_tests::router(&text);
     let admin = router.admin_http_addr().expect("the admin HTTP listener");
@@ -1325,16 +1319,13 @@ fn a_shared_plugins_calls_and_faults_are_counted_by_tenant() {
     let dir = TestDir::new("tenant-faults");
     dir.write("trap.wasm", switchyard_tests::wasm::trapping_plugin());
     let text = format!(
-        "[server]\nworkers = 1\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
-         [tenants.alpha]\nroute = \"front\"\n\n\
+        "{listeners}[tenants.alpha]\nroute = \"front\"\n\n\
          [tenants.beta]\nroute = \"front\"\nnamespace = \"trap:\"\n\n\
          [routes.front]\nplugin = \"trap.wasm\"\nchildren = [\"main\"]\n\n\
          [pools.main]\nservers = [\"{}\"]\n\n\
          [admin.http]\naddress = \"127.0.0.1:0\"\n",
-        server.spec()
+        server.spec(),
+        listeners = switchyard_tests::tenant_listeners(1, &["alpha", "beta"], "main"),
     );
     let router = switchyard_tests::router_in(&dir, &text);
     let admin = router.admin_http_addr().expect("the admin HTTP listener");
@@ -1406,18 +1397,15 @@ fn a_shared_plugins_calls_and_faults_are_counted_by_tenant() {
 fn a_shared_plugins_own_metrics_are_counted_by_tenant() {
     let server = Memcached::start();
     let text = format!(
-        "[server]\nworkers = 1\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"front\"\n\n\
-         [tenants.alpha]\nroute = \"front\"\n\n\
+        "{listeners}[tenants.alpha]\nroute = \"front\"\n\n\
          [tenants.beta]\nroute = \"front\"\nnamespace = \"y:\"\n\n\
          [routes.front]\nplugin = \"prefix\"\n\
          config = {{ prefixes = {{ \"alpha:x:\" = \"main\" }}, default = \"main\" }}\n\
          children = [\"main\"]\n\n\
          [pools.main]\nservers = [\"{}\"]\n\n\
          [admin.http]\naddress = \"127.0.0.1:0\"\n",
-        server.spec()
+        server.spec(),
+        listeners = switchyard_tests::tenant_listeners(1, &["alpha", "beta"], "front"),
     );
     let router = switchyard_tests::router(&text);
     let admin = router.admin_http_addr().expect("the admin HTTP listener");

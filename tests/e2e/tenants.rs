@@ -1242,14 +1242,11 @@ fn a_namespaced_tenants_long_value_streams_back_with_its_own_key() {
 fn two_tenants_hot_keys_of_one_name_are_counted_apart() {
     let server = Memcached::start();
     let router = switchyard_tests::router(&format!(
-        "[server]\nworkers = 1\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"alpha\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"beta\"\n\n\
-         [[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"main\"\n\n\
-         [tenants.alpha]\nroute = \"main\"\n\n\
+        "{listeners}[tenants.alpha]\nroute = \"main\"\n\n\
          [tenants.beta]\nroute = \"main\"\n\n\
          [pools.main]\nservers = [\"{}\"]\n",
-        server.spec()
+        server.spec(),
+        listeners = switchyard_tests::tenant_listeners(1, &["alpha", "beta"], "main"),
     ));
     let (mut alpha, mut beta, mut plain) = (
         connect(&router, 0),

@@ -116,6 +116,22 @@ servers = {}
     )
 }
 
+/// The start of a config for tenants: `[server] workers`, then a listener on a free port for
+/// each of `tenants` in order (`connect(router, i)` is `tenants[i]`'s) and one for the route
+/// or pool `plain`, which serves no tenant (the next index).
+pub fn tenant_listeners(workers: usize, tenants: &[&str], plain: &str) -> String {
+    let mut text = format!("[server]\nworkers = {workers}\n\n");
+    for tenant in tenants {
+        text.push_str(&format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\ntenant = \"{tenant}\"\n\n"
+        ));
+    }
+    text.push_str(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nroute = \"{plain}\"\n\n"
+    ));
+    text
+}
+
 /// Three memcached, each the one server of its own pool (`p0`, `p1`, `p2`; request timeout
 /// `timeout_ms`, connect timeout 200 ms), as the children of one route `r` of bundled plugin
 /// `plugin`, which the router's listener serves.
